@@ -1,0 +1,73 @@
+"""Seawall: make LLM agents fail safely.
+
+Wrap your agents and tools; Seawall journals every tool call, retries what can be retried,
+never repeats a completed side effect, records every run in a ledger, and resumes runs whose
+process died.
+"""
+
+from seawall._app import Seawall, Step
+from seawall._context import AsyncContext, Context
+from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall._result import RunResult
+from seawall.errors import (
+    AttemptAbandoned,
+    ConfigurationError,
+    InDoubtError,
+    JournalDivergenceError,
+    LedgerCorruptedError,
+    LedgerError,
+    LedgerLockedError,
+    LedgerReadOnlyError,
+    LedgerUnavailableError,
+    LedgerURLError,
+    PayloadTooLargeError,
+    PermanentError,
+    RegistrationError,
+    RetryableError,
+    RunFailedError,
+    RunNotFoundError,
+    SchemaVersionError,
+    SeawallError,
+    SerializationError,
+    UsageError,
+)
+from seawall.ledger import AttemptRecord, RunRecord, StepRecord
+from seawall.policies import Retry
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AsyncContext",
+    "AttemptAbandoned",
+    "AttemptRecord",
+    "ConfigurationError",
+    "Context",
+    "ErrorClass",
+    "FailureCause",
+    "InDoubtError",
+    "JournalDivergenceError",
+    "LedgerCorruptedError",
+    "LedgerError",
+    "LedgerLockedError",
+    "LedgerReadOnlyError",
+    "LedgerURLError",
+    "LedgerUnavailableError",
+    "PayloadTooLargeError",
+    "PermanentError",
+    "RegistrationError",
+    "Retry",
+    "RetryableError",
+    "RunFailedError",
+    "RunNotFoundError",
+    "RunRecord",
+    "RunResult",
+    "RunStatus",
+    "SchemaVersionError",
+    "Seawall",
+    "SeawallError",
+    "SerializationError",
+    "Step",
+    "StepRecord",
+    "UsageError",
+    "__version__",
+]

@@ -1,0 +1,625 @@
+"""The Seawall app: configuration, the ledger, registered agents and tools, run entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final, Self, TypeVar, overload
+
+from seawall import _payload
+from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
+from seawall._lease import Leases
+from seawall._payload import DEFAULT_MAX_PAYLOAD, Encoder, PayloadCodec
+from seawall._registry import AgentSpec, ToolSpec
+from seawall._result import RunResult
+from seawall._runner import execute_run, finish_crashed
+from seawall.errors import (
+    ConfigurationError,
+    RegistrationError,
+    RunNotFoundError,
+    UsageError,
+)
+from seawall.ledger import (
+    AttemptOutcome,
+    AttemptRecord,
+    Durability,
+    NewRun,
+    RunQuery,
+    RunRecord,
+    StepRecord,
+    Store,
+    open_store,
+)
+from seawall.policies.retry import Retry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_TOOL_RETRY: Final = Retry(attempts=3, initial=0.1, max_delay=2.0)
+_MISSING: Final[Any] = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One journaled step with its payloads decoded (see :class:`~seawall.ledger.StepRecord`).
+
+    Attributes:
+        record: The step's ledger row.
+        request: The decoded request: ``[tool, args, kwargs]`` for a tool step.
+        response: The decoded result, when it has one.
+    """
+
+    record: StepRecord
+    request: Any
+    response: Any
+
+
+def _new_run_id() -> str:
+    """Return a time-ordered, unique run id (48-bit milliseconds + 80 random bits, hex)."""
+    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+class Seawall:
+    """One Seawall app: the ledger, the registry of agents and tools, and the executor.
+
+    Args:
+        ledger: A ledger URL (``sqlite:///path/ledger.db``; default
+            ``sqlite:///.seawall/ledger.db``) or an open store.
+        durability: ``"crash"`` (default): every journal write survives the death of the
+            process. ``"power"``: writes guarding a side effect are fsynced, so they survive
+            power loss too, at the cost of one fsync per mutating step.
+        lease: Seconds a running run's lease lasts without a heartbeat; after that another
+            process may resume it.
+        busy_timeout: Seconds to wait for another process's write lock on the ledger.
+        max_payload_bytes: Largest payload (inputs, output, tool arguments or result) stored.
+        encoders: ``{type: fn}`` turning values of your types into JSON-serialisable ones.
+        retry: Default retry policy of agents.
+        tool_retry: Default retry policy of tools.
+        max_threads: Worker threads for sync agents.
+
+    Raises:
+        ConfigurationError: An argument is invalid.
+        LedgerError: The ledger cannot be opened (see its subclasses).
+    """
+
+    def __init__(
+        self,
+        ledger: str | Store | None = None,
+        *,
+        durability: Durability = "crash",
+        lease: float = 30.0,
+        busy_timeout: float = 5.0,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        encoders: Mapping[type, Encoder] | None = None,
+        retry: Retry | None = None,
+        tool_retry: Retry | None = None,
+        max_threads: int = 64,
+    ) -> None:
+        _positive("lease", lease)
+        _positive("busy_timeout", busy_timeout)
+        if not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
+            raise ConfigurationError(
+                f"Seawall(max_payload_bytes={max_payload_bytes!r}) must be a positive integer"
+            )
+        if not isinstance(max_threads, int) or max_threads < 1:
+            raise ConfigurationError(
+                f"Seawall(max_threads={max_threads!r}) must be a positive integer"
+            )
+        for label, policy in (("retry", retry), ("tool_retry", tool_retry)):
+            if policy is not None and not isinstance(policy, Retry):
+                raise ConfigurationError(f"Seawall({label}={policy!r}) must be a seawall.Retry")
+        if encoders is not None and not all(
+            isinstance(t, type) and callable(fn) for t, fn in dict(encoders).items()
+        ):
+            raise ConfigurationError(
+                "Seawall(encoders=...) must map types to functions, e.g. "
+                "{datetime: datetime.isoformat}"
+            )
+        if isinstance(ledger, str | None):
+            self.store: Store = open_store(ledger, durability=durability, busy_timeout=busy_timeout)
+        else:
+            self.store = ledger
+        self.codec = PayloadCodec(encoders, max_payload_bytes)
+        self.leases = Leases(self.store, lease)
+        self.retry = retry or Retry()
+        self.tool_retry = tool_retry or DEFAULT_TOOL_RETRY
+        self.flush_every = 64
+        self.flush_interval = 0.2
+        self._max_threads = max_threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._agents: dict[str, AgentSpec] = {}
+        self._agent_fns: dict[Any, AgentSpec] = {}
+        self._tools: dict[str, ToolSpec] = {}
+        self._tool_fns: dict[Any, ToolSpec] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Seawall ledger={self.store.url!r} agents={len(self._agents)}>"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The worker threads sync agents run in."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self._max_threads, thread_name_prefix="seawall-agent"
+                )
+            return self._executor
+
+    def close(self) -> None:
+        """Stop the heartbeat and the worker threads, and close the ledger."""
+        if self._closed:
+            return
+        self._closed = True
+        self.leases.close()
+        runner: asyncio.Runner | None = getattr(self._local, "runner", None)
+        if runner is not None:
+            runner.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- registration -----------------------------------------------------------------------
+
+    @overload
+    def agent(self, fn: F, /) -> F: ...
+    @overload
+    def agent(
+        self,
+        /,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> Callable[[F], F]: ...
+    def agent(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> Any:
+        """Register an agent: a sync or async callable ``fn(ctx, **inputs)``.
+
+        The function is returned unchanged, so calling it outside a run behaves like the
+        plain function.
+
+        Args:
+            fn: The agent (when used as a bare ``@app.agent``).
+            name: Name in the ledger (default: the function's qualified name).
+            retry: Retry policy for failed attempts (default: the app's).
+            timeout: Seconds one attempt may take.
+            version: Your label for the agent's code version, recorded on every run.
+
+        Returns:
+            The function itself, or a decorator.
+        """
+
+        def register(target: F) -> F:
+            spec = AgentSpec.build(
+                target, name=name, retry=retry or self.retry, timeout=timeout, version=version
+            )
+            existing = self._agents.get(spec.name)
+            if existing is not None and existing.fn is not target:
+                raise ConfigurationError(
+                    f"an agent named {spec.name!r} is already registered with this app; pass "
+                    "@app.agent(name=...) to register another under a different name"
+                )
+            self._agents[spec.name] = spec
+            self._agent_fns[target] = spec
+            return target
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def tool(self, fn: F, /) -> F: ...
+    @overload
+    def tool(
+        self,
+        /,
+        *,
+        name: str | None = None,
+        mutating: bool = False,
+        idempotent: bool = False,
+        retry: Retry | None = None,
+    ) -> Callable[[F], F]: ...
+    def tool(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        mutating: bool = False,
+        idempotent: bool = False,
+        retry: Retry | None = None,
+    ) -> Any:
+        """Register a tool agents call through ``ctx.call``.
+
+        Args:
+            fn: The tool (when used as a bare ``@app.tool``).
+            name: Name in the journal (default: the function's qualified name).
+            mutating: It has side effects: its intent is made durable before it runs and it
+                is never executed twice for the same step of a run.
+            idempotent: Re-issuing it with the same ``idempotency_key`` is safe; an in-doubt
+                call (in flight during a crash) is then re-issued instead of handed to a person.
+            retry: Its retry policy for failed calls (default: the app's ``tool_retry``).
+
+        Returns:
+            The function itself, or a decorator.
+        """
+
+        def register(target: F) -> F:
+            spec = ToolSpec.build(
+                target,
+                name=name,
+                mutating=mutating,
+                idempotent=idempotent,
+                retry=retry or self.tool_retry,
+            )
+            existing = self._tools.get(spec.name)
+            if existing is not None and existing.fn is not target:
+                raise ConfigurationError(
+                    f"a tool named {spec.name!r} is already registered with this app; pass "
+                    "@app.tool(name=...) to register another under a different name"
+                )
+            self._tools[spec.name] = spec
+            self._tool_fns[target] = spec
+            return target
+
+        return register(fn) if fn is not None else register
+
+    def resolve_tool(self, tool: Callable[..., Any] | str) -> ToolSpec:
+        """Return the registration of a tool given as the function or its name.
+
+        Raises:
+            RegistrationError: It is not registered with this app.
+        """
+        try:
+            spec = self._tool_fns.get(tool) if not isinstance(tool, str) else self._tools.get(tool)
+        except TypeError:
+            spec = None
+        if spec is None:
+            label = tool if isinstance(tool, str) else getattr(tool, "__qualname__", repr(tool))
+            raise RegistrationError(
+                f"tool {label!r} is not registered with this app; decorate it with @app.tool "
+                f"(registered tools: {sorted(self._tools) or 'none'})",
+                tool=str(label),
+            )
+        return spec
+
+    def resolve_agent(self, agent: Callable[..., Any] | str) -> AgentSpec:
+        """Return the registration of an agent given as the function or its name.
+
+        Raises:
+            RegistrationError: It is not registered with this app.
+        """
+        try:
+            spec = (
+                self._agent_fns.get(agent)
+                if not isinstance(agent, str)
+                else self._agents.get(agent)
+            )
+        except TypeError:
+            spec = None
+        if spec is None:
+            label = agent if isinstance(agent, str) else getattr(agent, "__qualname__", repr(agent))
+            raise RegistrationError(
+                f"agent {label!r} is not registered with this app; decorate it with @app.agent "
+                f"(registered agents: {sorted(self._agents) or 'none'})",
+                agent=str(label),
+            )
+        return spec
+
+    @property
+    def agents(self) -> Mapping[str, AgentSpec]:
+        """Registered agents by name."""
+        return dict(self._agents)
+
+    @property
+    def tools(self) -> Mapping[str, ToolSpec]:
+        """Registered tools by name."""
+        return dict(self._tools)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, agent: Callable[..., Any] | str, /, **inputs: Any) -> RunResult:
+        """Run an agent to completion (with its retries) and return the result.
+
+        Args:
+            agent: The registered agent (the decorated function) or its name.
+            **inputs: The agent's keyword inputs; they are snapshotted in the ledger.
+
+        Returns:
+            The recorded result. A failure is returned, not raised; call
+            :meth:`RunResult.raise_for_status` to raise it.
+
+        Raises:
+            UsageError: Called from inside a running event loop (use ``await app.arun``).
+            RegistrationError: The agent is not registered.
+            SerializationError: An input is not JSON-serialisable (nothing is recorded).
+        """
+        result: RunResult = self._sync(self.arun(agent, **inputs), "run", "arun")
+        return result
+
+    async def arun(self, agent: Callable[..., Any] | str, /, **inputs: Any) -> RunResult:
+        """Async twin of :meth:`run`."""
+        self._check_open()
+        spec = self.resolve_agent(agent)
+        data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
+        input_hash = _payload.digest(data)
+        column, blobs = _payload.pack(data, inputs, input_hash)
+        run_id = _new_run_id()
+        now = time.time()
+        self.store.create_run(
+            NewRun(
+                run_id=run_id,
+                agent=spec.name,
+                start_time=now,
+                input_hash=input_hash,
+                input_column=column,
+                code_version=spec.code_version,
+                owner=self.leases.owner,
+                lease_expires_at=now + self.leases.duration,
+            ),
+            blobs,
+        )
+        return await execute_run(self, spec, run_id, inputs, started=now)
+
+    def resume(self, run_id: str | None = None) -> list[RunResult]:
+        """Resume runs whose owner died (their lease lapsed), serving their journals.
+
+        Args:
+            run_id: Resume only this run (it must be unfinished with a lapsed lease).
+
+        Returns:
+            The results of the runs resumed by this call.
+        """
+        results: list[RunResult] = self._sync(self.aresume(run_id), "resume", "aresume")
+        return results
+
+    async def aresume(self, run_id: str | None = None) -> list[RunResult]:
+        """Async twin of :meth:`resume`."""
+        self._check_open()
+        now = time.time()
+        if run_id is not None:
+            run = self.get_run(run_id)
+            if run.status.final:
+                raise UsageError(
+                    f"run {run_id} already ended {run.status.value}; nothing to resume "
+                    "(replay it instead)",
+                    run_id=run_id,
+                )
+            if run.lease_expires_at is not None and run.lease_expires_at >= now:
+                raise UsageError(
+                    f"run {run_id} is still leased by {run.lease_owner} until "
+                    f"{time.ctime(run.lease_expires_at)}; it is alive or its lease has not lapsed",
+                    run_id=run_id,
+                )
+            self.resolve_agent(run.agent)
+            candidates = [run]
+        else:
+            candidates = [
+                r for r in self.store.expired_runs(now, 10_000) if r.agent in self._agents
+            ]
+        jobs = [self._resume_one(run, now) for run in candidates]
+        results = await asyncio.gather(*jobs)
+        return [result for result in results if result is not None]
+
+    async def _resume_one(self, run: RunRecord, now: float) -> RunResult | None:
+        spec = self._agents[run.agent]
+        if not self.store.claim_run(run.run_id, self.leases.owner, self.leases.expiry(), now):
+            return None
+        columns = self.store.get_run_io(run.run_id)
+        if columns is None:
+            raise RunNotFoundError(f"run {run.run_id} vanished from the ledger", run_id=run.run_id)
+        inputs = _payload.unpack(columns[0], self.store.get_blobs)
+        attempts = self.store.list_attempts(run.run_id)
+        if attempts and attempts[-1].status == "running":
+            steps = self.store.load_steps(run.run_id)
+            mutations = sum(1 for s in steps if s.mutating and s.status in ("completed", "started"))
+            self.store.finish_attempt(
+                run.run_id,
+                attempts[-1].attempt,
+                AttemptOutcome(
+                    "failed",
+                    now,
+                    classify(mutations),
+                    FailureCause.CRASHED,
+                    "Crashed",
+                    f"the owner {attempts[-1].owner} stopped renewing its lease",
+                    None,
+                ),
+            )
+        prior = max(run.attempts, len(attempts))
+        if prior >= spec.retry.attempts:
+            self.leases.hold(run.run_id)
+            try:
+                return await finish_crashed(self, spec, run.run_id, prior)
+            finally:
+                self.leases.release(run.run_id)
+        return await execute_run(self, spec, run.run_id, inputs, prior_attempts=prior)
+
+    def _sync(self, coro: Any, name: str, twin: str) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise UsageError(
+                f"app.{name}() was called inside a running event loop, where it would block "
+                f"it; use `await app.{twin}(...)` instead"
+            )
+        self._check_open()
+        runner: asyncio.Runner | None = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = asyncio.Runner()
+            self._local.runner = runner
+        return runner.run(coro)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("this Seawall app was closed; create a new one")
+
+    # -- reading the ledger -----------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return a run's ledger row.
+
+        Raises:
+            RunNotFoundError: No run has this id.
+        """
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(
+                f"no run {run_id!r} in the ledger {self.store.url}; list runs with "
+                "`seawall runs` (check --ledger)",
+                run_id=run_id,
+            )
+        return run
+
+    def runs(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        agent: str | None = None,
+        error_class: ErrorClass | str | None = None,
+        since: float | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """List runs, newest first.
+
+        Args:
+            status: Only runs with this status.
+            agent: Only runs of this agent.
+            error_class: Only runs of this error class.
+            since: Only runs submitted at or after this Unix time.
+            parent_run_id: Only children of this run.
+            limit: At most this many.
+            offset: Skip this many first.
+
+        Returns:
+            The matching runs.
+
+        Raises:
+            ConfigurationError: A filter value is not valid.
+        """
+        try:
+            query = RunQuery(
+                status=None if status is None else RunStatus(status),
+                agent=agent,
+                error_class=None if error_class is None else ErrorClass(error_class),
+                since=since,
+                parent_run_id=parent_run_id,
+                limit=limit,
+                offset=offset,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{exc}; statuses: {[s.value for s in RunStatus]}, error classes: "
+                f"{[c.value for c in ErrorClass]}"
+            ) from exc
+        if limit < 0 or offset < 0:
+            raise ConfigurationError("limit and offset must be >= 0")
+        return self.store.list_runs(query)
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Return a run's attempts in order (raises RunNotFoundError for an unknown id)."""
+        self.get_run(run_id)
+        return self.store.list_attempts(run_id)
+
+    def steps(self, run_id: str) -> list[Step]:
+        """Return a run's journal with decoded payloads (raises RunNotFoundError)."""
+        self.get_run(run_id)
+        records = self.store.load_steps(run_id)
+        refs = [
+            ref
+            for record in records
+            for column in (record.request, record.response)
+            if column is not None and (ref := _payload.column_ref(column)) is not None
+        ]
+        cache = dict(self.store.get_blobs(refs)) if refs else {}
+
+        def fetch(hashes: list[str]) -> Mapping[str, _payload.Blob]:
+            missing = [h for h in hashes if h not in cache]
+            if missing:
+                cache.update(self.store.get_blobs(missing))
+            return cache
+
+        return [
+            Step(
+                record=record,
+                request=_payload.unpack(record.request, fetch),
+                response=None
+                if record.response is None
+                else _payload.unpack(record.response, fetch),
+            )
+            for record in records
+        ]
+
+    def inputs_of(self, run_id: str) -> dict[str, Any]:
+        """Return a run's input snapshot (raises RunNotFoundError)."""
+        columns = self.store.get_run_io(run_id)
+        if columns is None:
+            self.get_run(run_id)
+            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+        value: dict[str, Any] = _payload.unpack(columns[0], self.store.get_blobs)
+        return value
+
+    def output_of(self, run_id: str) -> Any:
+        """Return a run's recorded output (``None`` when it has none)."""
+        columns = self.store.get_run_io(run_id)
+        if columns is None:
+            self.get_run(run_id)
+            return None
+        return None if columns[1] is None else _payload.unpack(columns[1], self.store.get_blobs)
+
+    def result_of(
+        self, run_id: str, *, output: Any = _MISSING, agent: str | None = None
+    ) -> RunResult:
+        """Build the :class:`RunResult` of a run from the ledger."""
+        run = self.get_run(run_id)
+        if output is _MISSING:
+            output = self.output_of(run_id) if run.status is RunStatus.SUCCEEDED else None
+        return RunResult(
+            run_id=run.run_id,
+            agent=agent or run.agent,
+            status=run.status,
+            output=output if run.status is RunStatus.SUCCEEDED else None,
+            error_class=run.error_class,
+            failure_cause=run.failure_cause,
+            error=run.error,
+            attempts=tuple(self.store.list_attempts(run_id)),
+            tokens_used=run.tokens_used,
+            cost_usd=run.cost_usd,
+            input_hash=run.input_hash,
+            output_hash=run.output_hash,
+        )
+
+
+def _positive(label: str, value: Any) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ConfigurationError(f"Seawall({label}={value!r}) must be a positive number of seconds")
+
+
+__all__: Sequence[str] = ["Seawall", "Step"]

@@ -1,0 +1,88 @@
+"""Run statuses, the four error classes, failure causes, and the classification rule.
+
+Classification is done by the runtime from what it observed, never by the user.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from seawall.errors import AttemptAbandoned, InDoubtError, JournalDivergenceError
+
+
+class RunStatus(StrEnum):
+    """Where a run stands. Only ``succeeded`` means a verified, committed result."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    QUARANTINED = "quarantined"
+    AWAITING_HUMAN = "awaiting_human"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """Whether the run will not change status again on its own."""
+        return self in _FINAL
+
+
+_FINAL = frozenset(
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.SKIPPED,
+        RunStatus.QUARANTINED,
+        RunStatus.CANCELLED,
+    }
+)
+
+
+class ErrorClass(StrEnum):
+    """The one class every run that does not end in a verified success gets."""
+
+    CLEAN_ABORT = "clean_abort"
+    PARTIAL_WRITE = "partial_write"
+    SILENT_DRIFT = "silent_drift"
+    CASCADE = "cascade"
+
+
+class FailureCause(StrEnum):
+    """Why a run or attempt failed, in finer words than its error class."""
+
+    EXCEPTION = "exception"
+    TIMEOUT = "timeout"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    GUARD_TRIPPED = "guard_tripped"
+    VERIFICATION_FAILED = "verification_failed"
+    UPSTREAM_FAILED = "upstream_failed"
+    BREAKER_OPEN = "breaker_open"
+    CRASHED = "crashed"
+    IN_DOUBT = "in_doubt"
+    DIVERGENCE = "divergence"
+    CANCELLED = "cancelled"
+
+
+def cause_of(error: BaseException) -> FailureCause:
+    """Name the failure cause of an exception raised by (or around) an attempt."""
+    if isinstance(error, InDoubtError):
+        return FailureCause.IN_DOUBT
+    if isinstance(error, JournalDivergenceError):
+        return FailureCause.DIVERGENCE
+    if isinstance(error, TimeoutError | AttemptAbandoned):
+        return FailureCause.TIMEOUT
+    return FailureCause.EXCEPTION
+
+
+def classify(completed_mutations: int) -> ErrorClass:
+    """Return the error class of a failed run or attempt.
+
+    Args:
+        completed_mutations: Mutating tool calls of the run that completed (or may have, when
+            in doubt) before it failed.
+
+    Returns:
+        ``partial_write`` after a side effect, else ``clean_abort``.
+    """
+    return ErrorClass.PARTIAL_WRITE if completed_mutations else ErrorClass.CLEAN_ABORT

@@ -1,0 +1,293 @@
+"""The journal of one run as one attempt sees it: sequence numbers, recorded steps, buffering.
+
+Rules the journal enforces:
+
+- Steps are keyed ``(run_id, seq)``; ``seq`` restarts at 1 on every attempt, and a step the
+  journal already holds as completed is served from it instead of being executed again.
+- A mutating step writes its intent (in the same transaction as any buffered steps) before
+  its side effect, and its result before the agent continues.
+- A read-only step is buffered and written in batches: losing it to a crash only means
+  running a call without side effects again.
+- A mutating step found ``started`` (intent without result) is *in doubt*: it is re-issued
+  with the same idempotency key only when the tool is idempotent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from seawall import _payload
+from seawall.errors import (
+    AttemptAbandoned,
+    InDoubtError,
+    JournalDivergenceError,
+    SerializationError,
+)
+
+if TYPE_CHECKING:
+    from seawall._payload import Blob, PayloadCodec
+    from seawall._registry import ToolSpec
+    from seawall.ledger import StepRecord, StepRow, Store
+
+STARTED: Final = "started"
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+SLOW_STEP: Final = 0.05
+"""A read-only step that took longer than this (seconds) is written through at once."""
+
+MISSING: Final[Any] = object()
+"""Returned by :meth:`Journal.replay` when the step must be executed live."""
+
+
+class Journal:
+    """The journal of one run for one attempt.
+
+    Args:
+        store: The ledger.
+        codec: Encoder for payloads.
+        run_id: The run.
+        attempt: The attempt writing new steps.
+        recorded: Steps the ledger already holds for this run (empty on a first attempt).
+        flush_every: Buffered read-only steps written together.
+        flush_interval: Oldest age (seconds) of a buffered step before the buffer is written.
+    """
+
+    __slots__ = (
+        "abandoned",
+        "attempt",
+        "codec",
+        "flush_every",
+        "flush_interval",
+        "mutations",
+        "oldest_pending",
+        "pending",
+        "pending_blobs",
+        "recorded",
+        "run_id",
+        "seq",
+        "store",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        store: Store,
+        codec: PayloadCodec,
+        run_id: str,
+        attempt: int,
+        recorded: list[StepRecord],
+        *,
+        flush_every: int = 64,
+        flush_interval: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.run_id = run_id
+        self.attempt = attempt
+        self.recorded: dict[int, StepRecord] = {step.seq: step for step in recorded}
+        self.flush_every = flush_every
+        self.flush_interval = flush_interval
+        self.seq = 0
+        self.pending: list[StepRow] = []
+        self.pending_blobs: list[Blob] = []
+        self.oldest_pending = 0.0
+        self.abandoned = False
+        self.mutations = sum(
+            1 for step in recorded if step.mutating and step.status in (COMPLETED, STARTED)
+        )
+        self.usage: dict[int, tuple[int, int, float | None]] = {}
+        for step in recorded:
+            if step.kind == "usage" and step.status == COMPLETED:
+                self.usage[step.seq] = _usage_of(_payload.unpack(step.request, store.get_blobs))
+
+    # -- encoding ---------------------------------------------------------------------------
+
+    def encode(self, value: Any, where: str) -> tuple[bytes, str, bytes, list[Blob]]:
+        """Encode a payload: canonical bytes, hash, row column and blobs."""
+        data = self.codec.dumps(value, where)
+        data_hash = _payload.digest(data)
+        column, blobs = _payload.pack(data, value, data_hash)
+        return data, data_hash, column, blobs
+
+    def decode(self, column: bytes) -> Any:
+        """Decode a stored column."""
+        return _payload.unpack(column, self.store.get_blobs)
+
+    # -- replay -----------------------------------------------------------------------------
+
+    def replay(self, seq: int, spec: ToolSpec | None, name: str, request_hash: str) -> Any:
+        """Serve step ``seq`` from the journal, or return :data:`MISSING` to run it live.
+
+        Raises:
+            JournalDivergenceError: The code asked for another step than the journal holds
+                where a completed side effect forbids dropping the rest of the journal.
+            InDoubtError: The step is in doubt and its tool is not idempotent.
+            SerializationError: The step completed but its result could not be recorded.
+        """
+        step = self.recorded.get(seq)
+        if step is None:
+            return MISSING
+        if step.name != name or step.request_hash != request_hash:
+            self._diverge(seq, step, name)
+            return MISSING
+        if step.status == COMPLETED:
+            if step.response is None:
+                raise SerializationError(
+                    f"step {seq} ({name}) completed but its result could not be stored: "
+                    f"{step.error_message}",
+                    run_id=self.run_id,
+                    step=seq,
+                )
+            return self.decode(step.response)
+        if step.status == STARTED and step.mutating:
+            if spec is not None and spec.idempotent:
+                return MISSING
+            raise InDoubtError(
+                f"step {seq} ({name}) was in flight when its process died, so its side effect "
+                f"may or may not have happened; the tool is not declared idempotent, so Seawall "
+                f"will not re-issue it. Check the target system, then redrive or close the run. "
+                f"Declare @app.tool(idempotent=True) if it dedupes on its idempotency_key",
+                run_id=self.run_id,
+                step=seq,
+                tool=name,
+                idempotency_key=step.idempotency_key,
+            )
+        return MISSING
+
+    def _diverge(self, seq: int, step: StepRecord, name: str) -> None:
+        tail = [s for s in self.recorded.values() if s.seq >= seq]
+        if any(s.mutating and s.status in (COMPLETED, STARTED) for s in tail):
+            raise JournalDivergenceError(
+                f"step {seq}: the journal holds a call to {step.name!r} (request "
+                f"{step.request_hash[:12]}) but the code now asks for {name!r} with other "
+                "arguments; a completed side effect follows in the journal, so Seawall will not "
+                "drop it. Make the agent deterministic given the journal (use ctx.now/uuid/"
+                "random), or replay the run live",
+                run_id=self.run_id,
+                step=seq,
+                expected=step.name,
+                got=name,
+            )
+        # Only read-only (or failed) steps follow: they are superseded, drop them.
+        self.store.delete_steps_from(self.run_id, seq)
+        for s in tail:
+            del self.recorded[s.seq]
+            self.usage.pop(s.seq, None)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def row(
+        self,
+        seq: int,
+        kind: str,
+        name: str,
+        mutating: bool,
+        key: str | None,
+        request_hash: str,
+        request: bytes,
+        response: bytes | None,
+        status: str,
+        start: float,
+        end: float | None,
+        error: BaseException | None = None,
+        tries: int = 1,
+    ) -> StepRow:
+        """Build a step row for this attempt."""
+        return (
+            self.run_id,
+            seq,
+            self.attempt,
+            kind,
+            name,
+            1 if mutating else 0,
+            key,
+            request_hash,
+            request,
+            response,
+            status,
+            start,
+            end,
+            None if error is None else type(error).__name__,
+            None if error is None else str(error)[:2000],
+            tries,
+        )
+
+    def buffer(self, row: StepRow, blobs: list[Blob], duration: float) -> None:
+        """Queue a read-only step; write the buffer when it is full, old or the step slow."""
+        self._fence()
+        pending = self.pending
+        if not pending:
+            self.oldest_pending = row[11]
+        pending.append(row)
+        if blobs:
+            self.pending_blobs.extend(blobs)
+        if (
+            len(pending) >= self.flush_every
+            or duration >= SLOW_STEP
+            or row[11] - self.oldest_pending >= self.flush_interval
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered step now."""
+        if self.pending and not self.abandoned:
+            rows, blobs = self.pending, self.pending_blobs
+            self.pending, self.pending_blobs = [], []
+            self.store.write_steps(rows, blobs)
+
+    def write_intent(self, row: StepRow, blobs: list[Blob]) -> None:
+        """Make a mutating step's intent (and everything buffered) durable."""
+        self._fence()
+        rows, pending_blobs = self.pending, self.pending_blobs
+        self.pending, self.pending_blobs = [], []
+        self.store.write_intent(row, rows, pending_blobs + blobs if pending_blobs else blobs)
+
+    def complete(
+        self,
+        seq: int,
+        *,
+        status: str,
+        response: bytes | None,
+        error: BaseException | None,
+        tries: int,
+        blobs: list[Blob],
+    ) -> None:
+        """Record the result of a mutating step whose intent is written."""
+        self._fence()
+        self.store.complete_step(
+            self.run_id,
+            seq,
+            status=status,
+            response=response,
+            end_time=time.time(),
+            error_type=None if error is None else type(error).__name__,
+            error_message=None if error is None else str(error)[:2000],
+            tries=tries,
+            blobs=blobs,
+        )
+
+    def _fence(self) -> None:
+        if self.abandoned:
+            raise AttemptAbandoned
+
+    # -- usage ------------------------------------------------------------------------------
+
+    def totals(self) -> tuple[int, int, float | None]:
+        """Return input tokens, output tokens and cost over the run's usage steps."""
+        input_tokens = output_tokens = 0
+        cost = 0.0
+        for used_in, used_out, used_cost in self.usage.values():
+            input_tokens += used_in
+            output_tokens += used_out
+            if used_cost is not None:
+                cost += used_cost
+        return input_tokens, output_tokens, cost
+
+
+def _usage_of(request: Any) -> tuple[int, int, float | None]:
+    return (
+        int(request.get("input_tokens") or 0),
+        int(request.get("output_tokens") or 0),
+        request.get("cost_usd"),
+    )

@@ -1,0 +1,184 @@
+"""Registered agents and tools: what the runtime knows about each callable."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from seawall.errors import ConfigurationError
+from seawall.policies.retry import Retry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` returns a coroutine (``functools.partial`` unwrapped)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 - objects with an async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def code_version(fn: Callable[..., Any], version: str | None) -> str:
+    """Return a short fingerprint of ``fn``'s code, prefixed by the user's version if given."""
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    try:
+        source = inspect.getsource(target).encode()
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        source = code.co_code if code is not None else repr(target).encode()
+    fingerprint = hashlib.sha256(source).hexdigest()[:12]
+    return f"{version}+{fingerprint}" if version else fingerprint
+
+
+def _accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    param = parameters.get(name)
+    return param is not None and param.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A registered tool.
+
+    Attributes:
+        name: Name in the journal.
+        fn: The callable.
+        mutating: Whether it has side effects (its intent is written before it runs).
+        idempotent: Whether re-issuing it with the same idempotency key is safe.
+        retry: Its own retry policy for failed calls.
+        is_async: Whether it is a coroutine function.
+        accepts_key: Whether it takes an ``idempotency_key`` keyword.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    mutating: bool
+    idempotent: bool
+    retry: Retry
+    is_async: bool
+    accepts_key: bool
+
+    @classmethod
+    def build(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str | None,
+        mutating: bool,
+        idempotent: bool,
+        retry: Retry,
+    ) -> ToolSpec:
+        """Validate the decorator arguments and describe ``fn``."""
+        if not callable(fn):
+            raise ConfigurationError(f"@app.tool needs a callable, got {fn!r}")
+        for label, flag in (("mutating", mutating), ("idempotent", idempotent)):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"@app.tool({label}={flag!r}) must be True or False")
+        if not isinstance(retry, Retry):
+            raise ConfigurationError(f"@app.tool(retry={retry!r}) must be a seawall.Retry")
+        return cls(
+            name=_name_of(fn, name, "tool"),
+            fn=fn,
+            mutating=mutating,
+            idempotent=idempotent,
+            retry=retry,
+            is_async=is_async_callable(fn),
+            accepts_key=_accepts_keyword(fn, "idempotency_key"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """A registered agent.
+
+    Attributes:
+        name: Name in the ledger.
+        fn: The callable ``fn(ctx, **inputs)``.
+        retry: Retry policy for failed attempts.
+        timeout: Seconds an attempt may take (``None``: no limit).
+        is_async: Whether it is a coroutine function.
+        code_version: Fingerprint of its code (and the user's version label).
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    retry: Retry
+    timeout: float | None
+    is_async: bool
+    code_version: str
+
+    @classmethod
+    def build(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str | None,
+        retry: Retry,
+        timeout: float | None,
+        version: str | None,
+    ) -> AgentSpec:
+        """Validate the decorator arguments and describe ``fn``."""
+        if not callable(fn):
+            raise ConfigurationError(f"@app.agent needs a callable, got {fn!r}")
+        if not isinstance(retry, Retry):
+            raise ConfigurationError(f"@app.agent(retry={retry!r}) must be a seawall.Retry")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ConfigurationError(
+                f"@app.agent(timeout={timeout!r}) must be a positive number of seconds or None"
+            )
+        try:
+            parameters = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            parameters = []
+        positional = [
+            p
+            for p in parameters
+            if p.kind
+            in (
+                inspect.Parameter.POSITIONAL_ONLY,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.VAR_POSITIONAL,
+            )
+        ]
+        if parameters and not positional:
+            raise ConfigurationError(
+                f"agent {_name_of(fn, name, 'agent')!r} must take the run context as its first "
+                "positional parameter: def my_agent(ctx, **inputs)"
+            )
+        return cls(
+            name=_name_of(fn, name, "agent"),
+            fn=fn,
+            retry=retry,
+            timeout=None if timeout is None else float(timeout),
+            is_async=is_async_callable(fn),
+            code_version=code_version(fn, version),
+        )
+
+
+def _name_of(fn: Callable[..., Any], name: str | None, kind: str) -> str:
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"@app.{kind}(name={name!r}) must be a non-empty string")
+        return name
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    found = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if not found:
+        raise ConfigurationError(f"cannot name the {kind} {fn!r}; pass @app.{kind}(name=...)")
+    return str(found)

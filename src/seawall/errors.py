@@ -1,0 +1,260 @@
+"""The Seawall exception tree.
+
+Every error Seawall raises derives from :class:`SeawallError`, carries a stable ``code``,
+structured fields (run id, step, agent, ...) and a message that says what went wrong and
+what to do about it. Errors serialise to JSON with :meth:`SeawallError.to_dict`; the ledger
+stores that form.
+
+::
+
+    SeawallError
+    ├── ConfigurationError          bad arguments to Seawall(), a policy or a decorator
+    │   └── LedgerURLError          a ledger URL with an unknown scheme or a bad path
+    ├── RegistrationError           an agent or tool not registered with this app
+    ├── SerializationError          a value that is not JSON-serialisable (names the path)
+    ├── PayloadTooLargeError        a payload over the app's size limit
+    ├── RunNotFoundError            an unknown run id
+    ├── UsageError                  an API used in the wrong place (sync API inside a loop)
+    ├── RunFailedError              RunResult.raise_for_status() on a run that did not succeed
+    ├── JournalDivergenceError      re-executed code asked for a different step than recorded
+    ├── InDoubtError                a mutating step whose outcome is unknown after a crash
+    ├── RetryableError              raise it to mark a failure transient (optional Retry-After)
+    ├── PermanentError              raise it to mark a failure permanent (no retry)
+    └── LedgerError                 the ledger cannot be used
+        ├── LedgerCorruptedError    the file is not a readable ledger; it is never overwritten
+        ├── LedgerLockedError       another process held the write lock past the busy timeout
+        ├── LedgerReadOnlyError     the ledger location cannot be written
+        ├── LedgerUnavailableError  the database went away
+        └── SchemaVersionError      the ledger was written by a newer Seawall
+
+Control signals that user code must not swallow by accident derive from ``BaseException``:
+
+::
+
+    BaseException
+    └── AttemptAbandoned            the runtime gave up on an attempt (timeout); raised at the
+                                    agent's next ctx call so it stops doing work
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AttemptAbandoned",
+    "ConfigurationError",
+    "InDoubtError",
+    "JournalDivergenceError",
+    "LedgerCorruptedError",
+    "LedgerError",
+    "LedgerLockedError",
+    "LedgerReadOnlyError",
+    "LedgerURLError",
+    "LedgerUnavailableError",
+    "PayloadTooLargeError",
+    "PermanentError",
+    "RegistrationError",
+    "RetryableError",
+    "RunFailedError",
+    "RunNotFoundError",
+    "SchemaVersionError",
+    "SeawallError",
+    "SerializationError",
+    "UsageError",
+]
+
+
+class SeawallError(Exception):
+    """Base class of every error Seawall raises.
+
+    Args:
+        message: What went wrong and what to do about it.
+        **fields: Structured context (``run_id``, ``step``, ``agent``, ``attempt``, ...).
+            ``None`` values are dropped.
+
+    Attributes:
+        code: A stable, machine-readable identifier of the error kind.
+        fields: The structured context given at construction.
+    """
+
+    code: ClassVar[str] = "seawall_error"
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form stored in the ledger.
+
+        Returns:
+            A dict with ``code``, ``type``, ``message`` and the structured fields.
+        """
+        return {
+            "code": self.code,
+            "type": type(self).__name__,
+            "message": self.message,
+            **{k: _jsonable(v) for k, v in self.fields.items()},
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        fields = self.__dict__.get("fields", {})
+        if name in fields:
+            return fields[name]
+        raise AttributeError(name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.fields))
+
+
+def _rebuild(cls: type[SeawallError], message: str, fields: dict[str, Any]) -> SeawallError:
+    return cls(message, **fields)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+class ConfigurationError(SeawallError, ValueError):
+    """A bad argument to ``Seawall()``, a policy object or a decorator."""
+
+    code = "configuration"
+
+
+class LedgerURLError(ConfigurationError):
+    """A ledger URL with an unknown scheme or an unusable path."""
+
+    code = "ledger_url"
+
+
+class RegistrationError(SeawallError, LookupError):
+    """An agent or tool that is not registered with this app."""
+
+    code = "not_registered"
+
+
+class SerializationError(SeawallError, TypeError):
+    """A value that cannot be stored as canonical JSON.
+
+    The ``path`` field names where inside the value the problem sits, e.g.
+    ``inputs.order.items[3]``.
+    """
+
+    code = "not_serialisable"
+
+
+class PayloadTooLargeError(SeawallError, ValueError):
+    """A payload larger than the app's ``max_payload_bytes``."""
+
+    code = "payload_too_large"
+
+
+class RunNotFoundError(SeawallError, LookupError):
+    """No run with this id exists in the ledger."""
+
+    code = "run_not_found"
+
+
+class UsageError(SeawallError, RuntimeError):
+    """An API used where it cannot work (for example the sync API inside an event loop)."""
+
+    code = "usage"
+
+
+class RunFailedError(SeawallError):
+    """Raised by :meth:`seawall.RunResult.raise_for_status` when a run did not succeed."""
+
+    code = "run_failed"
+
+
+class JournalDivergenceError(SeawallError):
+    """Re-executed agent code asked for a different step than the journal recorded.
+
+    Fields: ``run_id``, ``step`` (sequence number), ``expected`` (what the journal holds) and
+    ``got`` (what the code asked for).
+    """
+
+    code = "journal_divergence"
+
+
+class InDoubtError(SeawallError):
+    """A mutating step was in flight when its process died and cannot be safely re-issued.
+
+    The tool is not declared idempotent, so re-issuing it might repeat its side effect. Check
+    the tool's target system, then decide by hand (see ``seawall show RUN_ID``).
+    """
+
+    code = "in_doubt"
+
+
+class RetryableError(SeawallError):
+    """Raise from an agent or tool to mark a failure as transient.
+
+    Args:
+        message: What failed.
+        retry_after: Seconds the caller asked us to wait before the next attempt; honoured
+            within the retry policy's ``max_delay``.
+        **fields: Structured context.
+    """
+
+    code = "retryable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **fields)
+        self.retry_after = retry_after
+
+
+class PermanentError(SeawallError):
+    """Raise from an agent or tool to mark a failure as permanent: it is not retried."""
+
+    code = "permanent"
+
+
+class LedgerError(SeawallError):
+    """The ledger cannot be used."""
+
+    code = "ledger"
+
+
+class LedgerCorruptedError(LedgerError):
+    """The ledger file is not a readable Seawall ledger. Seawall never overwrites it."""
+
+    code = "ledger_corrupted"
+
+
+class LedgerLockedError(LedgerError):
+    """Another process held the ledger's write lock for longer than the busy timeout."""
+
+    code = "ledger_locked"
+
+
+class LedgerReadOnlyError(LedgerError):
+    """The ledger location cannot be written (permissions or a read-only filesystem)."""
+
+    code = "ledger_read_only"
+
+
+class LedgerUnavailableError(LedgerError):
+    """The ledger's database went away (disk error, file removed, server down)."""
+
+    code = "ledger_unavailable"
+
+
+class SchemaVersionError(LedgerError):
+    """The ledger was written by a newer Seawall than this one; upgrade Seawall to use it."""
+
+    code = "schema_version"
+
+
+class AttemptAbandoned(BaseException):
+    """The runtime abandoned this attempt (it timed out); raised at the agent's next ctx call.
+
+    It derives from ``BaseException`` so that ``except Exception`` in agent code does not
+    swallow it and keep the abandoned attempt doing work.
+    """

@@ -1,0 +1,173 @@
+"""The storage contract every ledger implements (SQLite now, PostgreSQL later).
+
+The methods are synchronous on purpose: a journaled step has a budget of tens of
+microseconds, which leaves no room for an event-loop hop per write. Async drivers call them
+inline; they are short. Every write that must survive a crash is one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from seawall._failures import ErrorClass, FailureCause, RunStatus
+    from seawall._payload import Blob
+    from seawall.ledger._records import AttemptRecord, RunQuery, RunRecord, StepRecord
+
+StepRow = tuple[
+    str,  # run_id
+    int,  # seq
+    int,  # attempt
+    str,  # kind
+    str,  # name
+    int,  # mutating
+    str | None,  # idempotency_key
+    str,  # request_hash
+    bytes,  # request column
+    bytes | None,  # response column
+    str,  # status
+    float,  # start_time
+    float | None,  # end_time
+    str | None,  # error_type
+    str | None,  # error_message
+    int,  # tries
+]
+"""A step as written: the columns of :class:`StepRecord` in declaration order."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run about to be recorded (status ``running``, leased to ``owner``)."""
+
+    run_id: str
+    agent: str
+    start_time: float
+    input_hash: str
+    input_column: bytes
+    code_version: str | None
+    owner: str
+    lease_expires_at: float
+    workflow: str | None = None
+    parent_run_id: str | None = None
+    replay_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """The final fields written when a run ends."""
+
+    status: RunStatus
+    end_time: float
+    output_hash: str | None
+    output_column: bytes | None
+    error_class: ErrorClass | None
+    failure_cause: FailureCause | None
+    error_type: str | None
+    error_message: str | None
+    error_json: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """The fields written when an attempt ends."""
+
+    status: str
+    end_time: float
+    error_class: ErrorClass | None
+    failure_cause: FailureCause | None
+    error_type: str | None
+    error_message: str | None
+    retry_delay: float | None
+
+
+class Store(Protocol):
+    """A ledger backend. See ``tests/ledger/test_contract.py`` for the behaviour it owes."""
+
+    url: str
+
+    def close(self) -> None:
+        """Release connections and background threads."""
+
+    def schema_version(self) -> int:
+        """Return the schema version recorded in the ledger."""
+
+    # runs ---------------------------------------------------------------------------------
+    def create_run(self, run: NewRun, blobs: Sequence[Blob]) -> None:
+        """Record a new run (and its input snapshot blobs) durably."""
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return one run, or ``None`` when the id is unknown."""
+
+    def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
+        """Return the stored input and output columns of a run."""
+
+    def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        """Return runs matching ``query``, newest first."""
+
+    def set_attempts(self, run_id: str, attempts: int) -> None:
+        """Record how many attempts the run has started."""
+
+    def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+        """Record a run's final fields durably and release its lease."""
+
+    # attempts -----------------------------------------------------------------------------
+    def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
+        """Record the start of an attempt."""
+
+    def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> None:
+        """Record the end of an attempt."""
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Return a run's attempts in order."""
+
+    # journal ------------------------------------------------------------------------------
+    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
+        """Write (insert or replace) a batch of steps in one transaction, without fsync."""
+
+    def write_intent(self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
+        """Write buffered steps and a mutating step's intent in one durable transaction."""
+
+    def complete_step(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        response: bytes | None,
+        end_time: float,
+        error_type: str | None,
+        error_message: str | None,
+        tries: int,
+        blobs: Sequence[Blob],
+    ) -> None:
+        """Record the outcome of a step whose intent was written."""
+
+    def load_steps(self, run_id: str) -> list[StepRecord]:
+        """Return a run's journal in sequence order."""
+
+    def delete_steps_from(self, run_id: str, seq: int) -> None:
+        """Drop the journal tail from ``seq`` on (superseded read-only steps)."""
+
+    # blobs --------------------------------------------------------------------------------
+    def get_blobs(self, hashes: Sequence[str]) -> Mapping[str, Blob]:
+        """Return the stored blobs among ``hashes``."""
+
+    # leases -------------------------------------------------------------------------------
+    def renew_leases(self, owner: str, run_ids: Sequence[str], expires_at: float) -> None:
+        """Extend the leases ``owner`` holds on ``run_ids``."""
+
+    def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
+        """Return unfinished runs whose lease lapsed before ``now``."""
+
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
+        """Take over a run whose lease lapsed; false when another owner holds it."""
+
+    def ledger_bytes(self) -> int:
+        """Return the storage the ledger uses, in bytes."""

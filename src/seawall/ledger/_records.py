@@ -1,0 +1,171 @@
+"""What the ledger holds, as frozen value objects shared by the runtime, the CLI and stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from seawall._failures import ErrorClass, FailureCause, RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run's ledger row: the fields an on-call engineer needs a week later.
+
+    Attributes:
+        run_id: Unique id of the run.
+        agent: Registered name of the agent.
+        status: Where the run stands.
+        start_time: Unix time the run was submitted.
+        end_time: Unix time it reached a final status, if it has.
+        input_hash: sha256 of the canonical JSON of its inputs (the input snapshot).
+        output_hash: sha256 of the canonical JSON of its output, once it has one.
+        tokens_used: Input plus output tokens recorded by the run.
+        input_tokens: Input (prompt) tokens recorded by the run.
+        output_tokens: Output (completion) tokens recorded by the run.
+        cost_usd: Cost recorded by the run (``None`` when a usage record had no known price).
+        error_class: One of the four classes, for a run that did not succeed.
+        failure_cause: Why, in finer words.
+        error_type: Type name of the final error.
+        error_message: Message of the final error.
+        error: The structured JSON form of the final error.
+        attempts: Attempts started so far.
+        workflow: Graph name, when the run is a graph node.
+        parent_run_id: Run that spawned this one.
+        replay_of: Run this one replays.
+        code_version: Version of the agent's code that ran it.
+        lease_owner: Process holding the run's lease while it runs.
+        lease_expires_at: When that lease lapses unless renewed.
+        updated_at: Last time the row changed.
+    """
+
+    run_id: str
+    agent: str
+    status: RunStatus
+    start_time: float
+    end_time: float | None
+    input_hash: str
+    output_hash: str | None
+    tokens_used: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    error_class: ErrorClass | None
+    failure_cause: FailureCause | None
+    error_type: str | None
+    error_message: str | None
+    error: dict[str, Any] | None
+    attempts: int
+    workflow: str | None
+    parent_run_id: str | None
+    replay_of: str | None
+    code_version: str | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    updated_at: float
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from submission to the final status, when the run has one."""
+        return None if self.end_time is None else self.end_time - self.start_time
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of a run.
+
+    Attributes:
+        run_id: The run.
+        attempt: 1-based attempt number.
+        start_time: Unix time it started.
+        end_time: Unix time it ended, if it has.
+        status: ``running``, ``succeeded`` or ``failed``.
+        error_class: Class of its failure.
+        failure_cause: Cause of its failure.
+        error_type: Type name of its error.
+        error_message: Message of its error.
+        retry_delay: Backoff waited after it before the next attempt.
+        owner: Process that ran it.
+    """
+
+    run_id: str
+    attempt: int
+    start_time: float
+    end_time: float | None
+    status: str
+    error_class: ErrorClass | None
+    failure_cause: FailureCause | None
+    error_type: str | None
+    error_message: str | None
+    retry_delay: float | None
+    owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One journaled step of a run.
+
+    Attributes:
+        run_id: The run.
+        seq: 1-based position in the run's journal.
+        attempt: Attempt that wrote it.
+        kind: ``tool``, ``now``, ``uuid``, ``random`` or ``usage``.
+        name: Tool name (or the kind for clock/random/usage steps).
+        mutating: Whether the step has a side effect.
+        idempotency_key: Key passed to the tool for this step.
+        request_hash: sha256 of the canonical request (tool, args, kwargs).
+        status: ``started`` (intent only), ``completed`` or ``failed``.
+        start_time: Unix time it started.
+        end_time: Unix time it ended, if it has.
+        error_type: Type of the error it raised, if it failed.
+        error_message: Message of that error.
+        tries: Calls made for it (more than 1 when the tool's retry policy retried).
+        request: Stored request column (see ``seawall._payload``).
+        response: Stored response column, once completed.
+    """
+
+    run_id: str
+    seq: int
+    attempt: int
+    kind: str
+    name: str
+    mutating: bool
+    idempotency_key: str | None
+    request_hash: str
+    status: str
+    start_time: float
+    end_time: float | None
+    error_type: str | None
+    error_message: str | None
+    tries: int
+    request: bytes = field(repr=False)
+    response: bytes | None = field(repr=False)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the step took, once it ended."""
+        return None if self.end_time is None else self.end_time - self.start_time
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Filters for listing runs (newest first).
+
+    Attributes:
+        status: Only runs with this status.
+        agent: Only runs of this agent.
+        error_class: Only runs with this error class.
+        since: Only runs submitted at or after this Unix time.
+        parent_run_id: Only children of this run.
+        limit: At most this many runs.
+        offset: Skip this many runs first (paging).
+    """
+
+    status: RunStatus | None = None
+    agent: str | None = None
+    error_class: ErrorClass | None = None
+    since: float | None = None
+    parent_run_id: str | None = None
+    limit: int = 100
+    offset: int = 0

@@ -1,0 +1,1 @@
+"""Forward-only schema migrations, one SQL file per version and database."""

@@ -1,0 +1,732 @@
+"""The embedded ledger: one SQLite file in WAL mode, safe for several processes on a machine.
+
+Durability levels:
+
+- ``crash`` (default): ``synchronous=NORMAL``. A committed write is in the OS page cache the
+  moment the commit returns, so it survives the death of the process; it is not fsynced.
+- ``power``: every write that guards a side effect (a run's creation, a mutating step's
+  intent, a run's end) commits with ``synchronous=FULL``, which fsyncs the WAL. A mutating
+  step's result commits without an fsync; the next fsync'd commit (the next intent or the
+  run's end) carries it to disk. If power fails inside that window the step is found in
+  doubt, exactly as if power had failed during the side effect itself.
+
+WAL checkpoints run on a background thread (``wal_autocheckpoint`` is off on the writing
+connection) so no journaled step pays for one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+
+from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall._payload import Blob
+from seawall.errors import (
+    LedgerCorruptedError,
+    LedgerError,
+    LedgerLockedError,
+    LedgerReadOnlyError,
+    LedgerUnavailableError,
+    SchemaVersionError,
+)
+from seawall.ledger._records import AttemptRecord, RunQuery, RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
+
+Durability = Literal["crash", "power"]
+T = TypeVar("T")
+
+_META_TABLE: Final = "seawall_meta"
+_CHECKPOINT_INTERVAL: Final = 1.0
+_RUN_COLUMNS: Final = (
+    "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
+    "output_tokens, cost_usd, error_class, failure_cause, error_type, error_message, "
+    "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
+    "lease_expires_at, updated_at"
+)
+_STEP_COLUMNS: Final = (
+    "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
+    "response, status, start_time, end_time, error_type, error_message, tries"
+)
+_INSERT_STEP: Final = (
+    f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+)
+_INSERT_BLOB: Final = "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?, ?, ?, ?)"
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """Return ``(version, name, sql)`` for every bundled SQLite migration, in order."""
+    folder = resources.files("seawall.ledger.migrations.sqlite")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _translate(exc: sqlite3.Error, path: str, busy_timeout: float) -> LedgerError:
+    """Turn a sqlite3 error into the most specific ledger error."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return LedgerLockedError(
+            f"the ledger {path} stayed locked by another process for more than "
+            f"{busy_timeout}s; retry, or raise Seawall(busy_timeout=...) if writers are slow",
+            path=path,
+        )
+    if "readonly" in text or "read-only" in text:
+        return LedgerReadOnlyError(
+            f"the ledger {path} cannot be written ({exc}); point --ledger / SEAWALL_LEDGER at a "
+            "writable location or fix its permissions",
+            path=path,
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return LedgerCorruptedError(
+            f"{path} is not a readable Seawall ledger ({exc}); it was left untouched. Move it "
+            "aside (keep it for inspection) and Seawall will start a new ledger",
+            path=path,
+        )
+    return LedgerUnavailableError(
+        f"the ledger {path} cannot be used ({exc}); check the disk and that the file still exists",
+        path=path,
+    )
+
+
+class SQLiteStore:
+    """A :class:`~seawall.ledger.Store` on one SQLite file.
+
+    Args:
+        path: Database file (created with its folder when missing), or ``:memory:``.
+        durability: ``crash`` (default) or ``power``; see the module docstring.
+        busy_timeout: Seconds to wait for another process's write lock before failing with
+            :class:`~seawall.LedgerLockedError`.
+        read_only: Open for reading only (the CLI's list and show commands).
+
+    Raises:
+        LedgerCorruptedError: The file is not a SQLite database, or not a Seawall ledger.
+        LedgerReadOnlyError: The location cannot be written.
+        SchemaVersionError: The ledger was written by a newer Seawall.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        durability: Durability = "crash",
+        busy_timeout: float = 5.0,
+        read_only: bool = False,
+    ) -> None:
+        self.path = path
+        self.url = "sqlite:///" + path
+        self.durability: Durability = durability
+        self.busy_timeout = busy_timeout
+        self._power = durability == "power"
+        self._lock = threading.RLock()
+        self._closed = False
+        self._memory = path == ":memory:"
+        if not self._memory and not read_only:
+            _prepare_location(path)
+        if read_only and not self._memory and not Path(path).exists():
+            raise LedgerUnavailableError(
+                f"no ledger at {path}; run an agent first, or pass --ledger with the right URL",
+                path=path,
+            )
+        self._db = self._connect(read_only=read_only)
+        try:
+            self._setup(read_only=read_only)
+        except BaseException:
+            self._db.close()
+            raise
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if not self._memory and not read_only:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="seawall-wal-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self, *, read_only: bool) -> sqlite3.Connection:
+        target = self.path
+        uri = False
+        if read_only and not self._memory:
+            target = Path(self.path).absolute().as_uri() + "?mode=ro"
+            uri = True
+        try:
+            db = sqlite3.connect(
+                target,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=uri,
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.busy_timeout) from exc
+        return db
+
+    def _setup(self, *, read_only: bool) -> None:
+        try:
+            if not read_only:
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal" and not self._memory:
+                    raise LedgerUnavailableError(
+                        f"could not switch {self.path} to WAL mode (got {mode}); the "
+                        "filesystem may not support shared memory (network filesystems do not)",
+                        path=self.path,
+                    )
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.busy_timeout) from exc
+        if tables and _META_TABLE not in tables:
+            raise LedgerCorruptedError(
+                f"{self.path} is a SQLite database but not a Seawall ledger (it has tables "
+                f"{sorted(tables)[:5]} and no {_META_TABLE}); it was left untouched. Use another "
+                "path for the ledger",
+                path=self.path,
+            )
+        if not read_only:
+            self._migrate()
+        else:
+            self._check_version()
+
+    def _check_version(self) -> None:
+        known = max(v for v, _, _ in _migrations())
+        version = self.schema_version()
+        if version > known:
+            raise SchemaVersionError(
+                f"the ledger {self.path} has schema version {version}, newer than this "
+                f"Seawall understands ({known}); upgrade Seawall to use it",
+                path=self.path,
+                version=version,
+                supported=known,
+            )
+
+    def _migrate(self) -> None:
+        migrations = _migrations()
+        with self._write(durable=True) as db:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            row = db.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
+            current = row[0] or 0
+            known = migrations[-1][0]
+            if current > known:
+                raise SchemaVersionError(
+                    f"the ledger {self.path} has schema version {current}, newer than this "
+                    f"Seawall understands ({known}); upgrade Seawall to use it",
+                    path=self.path,
+                    version=current,
+                    supported=known,
+                )
+            for version, name, sql in migrations:
+                if version > current:
+                    for statement in _statements(sql):
+                        db.execute(statement)
+                    db.execute(
+                        f"INSERT INTO {_META_TABLE} (version, name, applied_at) "
+                        "VALUES (?, ?, julianday('now'))",
+                        (version, name),
+                    )
+
+    @contextlib.contextmanager
+    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE write transaction; fsynced when ``durable`` at the power level."""
+        full = durable and self._power
+        with self._lock:
+            self._ensure_open()
+            db = self._db
+            try:
+                if full:
+                    db.execute("PRAGMA synchronous=FULL")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise _translate(exc, self.path, self.busy_timeout) from exc
+            finally:
+                if full:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("PRAGMA synchronous=NORMAL")
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            self._ensure_open()
+            try:
+                return fn(self._db)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path, self.busy_timeout) from exc
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise LedgerUnavailableError(
+                f"the ledger {self.path} was closed; create a new Seawall to use it again",
+                path=self.path,
+            )
+
+    def _checkpoint_loop(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, timeout=0.1, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            while not self._stop.wait(_CHECKPOINT_INTERVAL):
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Stop the checkpointer and close the connection (idempotent)."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=5)
+        with self._lock:
+            self._closed = True
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._db.close()
+
+    def schema_version(self) -> int:
+        """Return the highest migration applied to this ledger (0 for an empty file)."""
+
+        def read(db: sqlite3.Connection) -> int:
+            exists = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_META_TABLE,)
+            ).fetchone()
+            if not exists:
+                return 0
+            return int(db.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()[0] or 0)
+
+        return self._read(read)
+
+    def ledger_bytes(self) -> int:
+        """Return the size of the database file plus its WAL, in bytes."""
+        if self._memory:
+            return self._read(
+                lambda db: (
+                    int(db.execute("PRAGMA page_count").fetchone()[0])
+                    * int(db.execute("PRAGMA page_size").fetchone()[0])
+                )
+            )
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += Path(self.path + suffix).stat().st_size
+        return total
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, run: NewRun, blobs: Sequence[Blob]) -> None:
+        """Record a new run, leased to its owner, with its input snapshot."""
+        with self._write(durable=True) as db:
+            _put_blobs(db, blobs)
+            db.execute(
+                "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, "
+                "attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
+                "lease_expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.agent,
+                    RunStatus.RUNNING.value,
+                    run.start_time,
+                    run.input_hash,
+                    run.input_column,
+                    run.workflow,
+                    run.parent_run_id,
+                    run.replay_of,
+                    run.code_version,
+                    run.owner,
+                    run.lease_expires_at,
+                    run.start_time,
+                ),
+            )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return one run, or ``None``."""
+        row = self._read(
+            lambda db: db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        )
+        return None if row is None else _run_record(row)
+
+    def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
+        """Return the stored input and output columns of a run."""
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT input, output FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        )
+        return None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
+
+    def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        """Return runs matching ``query``, newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("status", query.status),
+            ("agent", query.agent),
+            ("error_class", query.error_class),
+            ("parent_run_id", query.parent_run_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value))
+        if query.since is not None:
+            where.append("start_time >= ?")
+            params.append(query.since)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_time DESC, run_id DESC LIMIT ? OFFSET ?"
+        params += [query.limit, query.offset]
+        rows = self._read(lambda db: db.execute(sql, params).fetchall())
+        return [_run_record(row) for row in rows]
+
+    def set_attempts(self, run_id: str, attempts: int) -> None:
+        """Record how many attempts the run has started."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET attempts = ?, updated_at = ? WHERE run_id = ?",
+                (attempts, time.time(), run_id),
+            )
+
+    def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+        """Record the run's final fields and release its lease."""
+        with self._write(durable=True) as db:
+            _put_blobs(db, blobs)
+            db.execute(
+                "UPDATE runs SET status = ?, end_time = ?, output_hash = ?, output = ?, "
+                "error_class = ?, failure_cause = ?, error_type = ?, error_message = ?, "
+                "error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, "
+                "attempts = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+                "WHERE run_id = ?",
+                (
+                    outcome.status.value,
+                    outcome.end_time,
+                    outcome.output_hash,
+                    outcome.output_column,
+                    _opt(outcome.error_class),
+                    _opt(outcome.failure_cause),
+                    outcome.error_type,
+                    outcome.error_message,
+                    outcome.error_json,
+                    outcome.input_tokens,
+                    outcome.output_tokens,
+                    outcome.cost_usd,
+                    outcome.attempts,
+                    outcome.end_time,
+                    run_id,
+                ),
+            )
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
+        """Record the start of an attempt and bump the run's attempt count."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, attempt, start_time, status, owner) "
+                "VALUES (?, ?, ?, 'running', ?)",
+                (run_id, attempt, start_time, owner),
+            )
+            db.execute(
+                "UPDATE runs SET attempts = ?, updated_at = ? WHERE run_id = ?",
+                (attempt, start_time, run_id),
+            )
+
+    def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> None:
+        """Record the end of an attempt."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE attempts SET end_time = ?, status = ?, error_class = ?, "
+                "failure_cause = ?, error_type = ?, error_message = ?, retry_delay = ? "
+                "WHERE run_id = ? AND attempt = ?",
+                (
+                    outcome.end_time,
+                    outcome.status,
+                    _opt(outcome.error_class),
+                    _opt(outcome.failure_cause),
+                    outcome.error_type,
+                    outcome.error_message,
+                    outcome.retry_delay,
+                    run_id,
+                    attempt,
+                ),
+            )
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Return a run's attempts in order."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT run_id, attempt, start_time, end_time, status, error_class, "
+                "failure_cause, error_type, error_message, retry_delay, owner FROM attempts "
+                "WHERE run_id = ? ORDER BY attempt",
+                (run_id,),
+            ).fetchall()
+        )
+        return [
+            AttemptRecord(
+                run_id=r[0],
+                attempt=r[1],
+                start_time=r[2],
+                end_time=r[3],
+                status=r[4],
+                error_class=None if r[5] is None else ErrorClass(r[5]),
+                failure_cause=None if r[6] is None else FailureCause(r[6]),
+                error_type=r[7],
+                error_message=r[8],
+                retry_delay=r[9],
+                owner=r[10],
+            )
+            for r in rows
+        ]
+
+    # -- journal ----------------------------------------------------------------------------
+
+    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
+        """Write a batch of steps in one transaction (never fsynced on its own)."""
+        if not rows and not blobs:
+            return
+        with self._write() as db:
+            _put_blobs(db, blobs)
+            db.executemany(_INSERT_STEP, rows)
+
+    def write_intent(self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
+        """Write buffered steps and a mutating step's intent in one durable transaction."""
+        if not pending and not blobs and not self._power:
+            # Hot path: a single autocommit INSERT is its own transaction.
+            with self._lock:
+                self._ensure_open()
+                try:
+                    self._db.execute(_INSERT_STEP, row)
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path, self.busy_timeout) from exc
+            return
+        with self._write(durable=True) as db:
+            _put_blobs(db, blobs)
+            if pending:
+                db.executemany(_INSERT_STEP, pending)
+            db.execute(_INSERT_STEP, row)
+
+    def complete_step(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        response: bytes | None,
+        end_time: float,
+        error_type: str | None,
+        error_message: str | None,
+        tries: int,
+        blobs: Sequence[Blob],
+    ) -> None:
+        """Record the outcome of a step whose intent was written (not fsynced on its own)."""
+        sql = (
+            "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
+            "error_message = ?, tries = ? WHERE run_id = ? AND seq = ?"
+        )
+        params = (status, response, end_time, error_type, error_message, tries, run_id, seq)
+        if not blobs:
+            with self._lock:
+                self._ensure_open()
+                try:
+                    self._db.execute(sql, params)
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path, self.busy_timeout) from exc
+            return
+        with self._write() as db:
+            _put_blobs(db, blobs)
+            db.execute(sql, params)
+
+    def load_steps(self, run_id: str) -> list[StepRecord]:
+        """Return a run's journal in sequence order."""
+        rows = self._read(
+            lambda db: db.execute(
+                f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        )
+        return [
+            StepRecord(
+                run_id=r[0],
+                seq=r[1],
+                attempt=r[2],
+                kind=r[3],
+                name=r[4],
+                mutating=bool(r[5]),
+                idempotency_key=r[6],
+                request_hash=r[7],
+                request=bytes(r[8]),
+                response=None if r[9] is None else bytes(r[9]),
+                status=r[10],
+                start_time=r[11],
+                end_time=r[12],
+                error_type=r[13],
+                error_message=r[14],
+                tries=r[15],
+            )
+            for r in rows
+        ]
+
+    def delete_steps_from(self, run_id: str, seq: int) -> None:
+        """Drop the journal tail from ``seq`` on."""
+        with self._write() as db:
+            db.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run_id, seq))
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def get_blobs(self, hashes: Sequence[str]) -> Mapping[str, Blob]:
+        """Return the stored blobs among ``hashes``."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, Blob] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                lambda db, chunk=chunk, marks=marks: db.execute(  # type: ignore[misc]
+                    f"SELECT hash, codec, size, data FROM blobs WHERE hash IN ({marks})", chunk
+                ).fetchall()
+            )
+            for h, codec, size, data in rows:
+                found[h] = Blob(h, codec, size, bytes(data))
+        return found
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def renew_leases(self, owner: str, run_ids: Sequence[str], expires_at: float) -> None:
+        """Extend the leases ``owner`` holds on ``run_ids``."""
+        if not run_ids:
+            return
+        with self._write() as db:
+            for start in range(0, len(run_ids), 500):
+                chunk = list(run_ids[start : start + 500])
+                marks = ", ".join("?" * len(chunk))
+                db.execute(
+                    f"UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? "
+                    f"AND run_id IN ({marks})",
+                    [expires_at, owner, *chunk],
+                )
+
+    def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
+        """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
+        rows = self._read(
+            lambda db: db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
+                "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        )
+        return [_run_record(row) for row in rows]
+
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
+        """Take over a run whose lease lapsed; false when another owner holds it."""
+        with self._write(durable=True) as db:
+            cursor = db.execute(
+                "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
+                "updated_at = ? WHERE run_id = ? AND status IN ('running', 'pending') "
+                "AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+                (owner, expires_at, now, run_id, now),
+            )
+            return cursor.rowcount == 1
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+def _put_blobs(db: sqlite3.Connection, blobs: Sequence[Blob]) -> None:
+    if blobs:
+        db.executemany(_INSERT_BLOB, [(b.hash, b.codec, b.size, b.data) for b in blobs])
+
+
+def _opt(value: ErrorClass | FailureCause | None) -> str | None:
+    return None if value is None else value.value
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    input_tokens = int(row[7])
+    output_tokens = int(row[8])
+    return RunRecord(
+        run_id=row[0],
+        agent=row[1],
+        status=RunStatus(row[2]),
+        start_time=row[3],
+        end_time=row[4],
+        input_hash=row[5],
+        output_hash=row[6],
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tokens_used=input_tokens + output_tokens,
+        cost_usd=row[9],
+        error_class=None if row[10] is None else ErrorClass(row[10]),
+        failure_cause=None if row[11] is None else FailureCause(row[11]),
+        error_type=row[12],
+        error_message=row[13],
+        error=None if row[14] is None else json.loads(row[14]),
+        attempts=row[15],
+        workflow=row[16],
+        parent_run_id=row[17],
+        replay_of=row[18],
+        code_version=row[19],
+        lease_owner=row[20],
+        lease_expires_at=row[21],
+        updated_at=row[22],
+    )
+
+
+def _prepare_location(path: str) -> None:
+    """Create the ledger's folder, and fail clearly when it cannot be written."""
+    folder = Path(path).absolute().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerReadOnlyError(
+            f"cannot create the ledger folder {folder} ({exc.strerror}); point --ledger / "
+            "SEAWALL_LEDGER at a writable location",
+            path=path,
+        ) from exc
+    target = Path(path)
+    probe = target if target.exists() else folder / f".seawall-probe-{os.getpid()}"
+    try:
+        if probe is target:
+            with target.open("ab"):
+                pass
+        else:
+            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+            probe.unlink()
+    except OSError as exc:
+        raise LedgerReadOnlyError(
+            f"the ledger {path} is not writable ({exc.strerror}); SQLite also needs to write "
+            f"beside it, in {folder}. Point --ledger / SEAWALL_LEDGER at a writable location",
+            path=path,
+        ) from exc
