@@ -181,4 +181,4 @@ def _name_of(fn: Callable[..., Any], name: str | None, kind: str) -> str:
     found = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
     if not found:
         raise ConfigurationError(f"cannot name the {kind} {fn!r}; pass @app.{kind}(name=...)")
-    return str(found)
+    return str(found).rsplit("<locals>.", 1)[-1]

@@ -1,0 +1,24 @@
+"""The ``seawall`` command group."""
+
+from __future__ import annotations
+
+import typer
+
+from seawall.cli import demo, resume, runs
+
+cli = typer.Typer(
+    name="seawall",
+    help="Seawall: make LLM agents fail safely. Inspect the run ledger and recover runs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+cli.command("runs")(runs.runs)
+cli.command("show")(runs.show)
+cli.command("resume")(resume.resume)
+cli.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Run the ``seawall`` command line."""
+    cli()

@@ -1,0 +1,50 @@
+"""``seawall resume``: take over runs whose process died."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from seawall import SeawallError
+from seawall.cli._common import AppOption, JsonOption, console, fail, load_app, print_json
+
+
+def resume(
+    app_spec: AppOption,
+    run_id: Annotated[
+        str | None, typer.Argument(help="Resume only this run (default: every expired run).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resume runs whose lease lapsed (their process died), serving their journals.
+
+    The ledger is the one your app was created with.
+    """
+    app = load_app(app_spec)
+    try:
+        results = app.resume(run_id)
+    except SeawallError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        print_json(
+            [
+                {
+                    "run_id": r.run_id,
+                    "agent": r.agent,
+                    "status": r.status.value,
+                    "error_class": None if r.error_class is None else r.error_class.value,
+                    "failure_cause": None if r.failure_cause is None else r.failure_cause.value,
+                    "attempts": len(r.attempts),
+                }
+                for r in results
+            ]
+        )
+    elif not results:
+        console.print("No run needed resuming.")
+    else:
+        for r in results:
+            extra = f" ({r.error_class}, {r.failure_cause})" if not r.ok else ""
+            console.print(f"{r.run_id}  {r.agent}  {r.status.value}{extra}")
+    if any(not r.ok for r in results):
+        raise typer.Exit(code=1)

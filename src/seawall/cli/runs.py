@@ -1,0 +1,262 @@
+"""``seawall runs`` and ``seawall show``: read the ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from seawall import RunRecord, SeawallError, Step
+from seawall.cli._common import (
+    JsonOption,
+    LedgerOption,
+    console,
+    fail,
+    iso,
+    open_app,
+    parse_since,
+    print_json,
+    seconds,
+    when,
+)
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "running": "yellow",
+    "pending": "yellow",
+    "awaiting_human": "magenta",
+    "cancelled": "dim",
+    "skipped": "dim",
+    "quarantined": "magenta",
+}
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    """The stable JSON form of a run row."""
+    return {
+        "run_id": run.run_id,
+        "agent": run.agent,
+        "status": run.status.value,
+        "start_time": iso(run.start_time),
+        "end_time": iso(run.end_time),
+        "duration_s": run.duration,
+        "input_hash": run.input_hash,
+        "output_hash": run.output_hash,
+        "tokens_used": run.tokens_used,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        "cost_usd": run.cost_usd,
+        "error_class": None if run.error_class is None else run.error_class.value,
+        "failure_cause": None if run.failure_cause is None else run.failure_cause.value,
+        "error_type": run.error_type,
+        "error_message": run.error_message,
+        "error": run.error,
+        "attempts": run.attempts,
+        "workflow": run.workflow,
+        "parent_run_id": run.parent_run_id,
+        "replay_of": run.replay_of,
+        "code_version": run.code_version,
+        "lease_owner": run.lease_owner,
+        "lease_expires_at": iso(run.lease_expires_at),
+    }
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    """The stable JSON form of a journal step."""
+    record = step.record
+    return {
+        "seq": record.seq,
+        "attempt": record.attempt,
+        "kind": record.kind,
+        "name": record.name,
+        "mutating": record.mutating,
+        "status": record.status,
+        "idempotency_key": record.idempotency_key,
+        "request_hash": record.request_hash,
+        "start_time": iso(record.start_time),
+        "end_time": iso(record.end_time),
+        "duration_ms": None if record.duration is None else round(record.duration * 1000, 3),
+        "tries": record.tries,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+        "request": step.request,
+        "response": step.response,
+    }
+
+
+def runs(
+    ledger: LedgerOption = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only runs of this agent.")] = None,
+    error_class: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs of this class: clean_abort, partial_write, ...", show_default=False
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only runs since an ISO time or an age (30m, 2h, 7d).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List runs, newest first."""
+    app = open_app(ledger)
+    try:
+        found = app.runs(
+            status=status,
+            agent=agent,
+            error_class=error_class,
+            since=parse_since(since),
+            limit=limit,
+        )
+    except SeawallError as exc:
+        raise fail(exc) from exc
+    finally:
+        app.close()
+    if as_json:
+        print_json([run_json(run) for run in found])
+        return
+    if not found:
+        console.print("No runs match.")
+        return
+    table = Table(title=f"{len(found)} run(s)", title_justify="left")
+    for column in (
+        "run id",
+        "agent",
+        "status",
+        "class",
+        "cause",
+        "tries",
+        "started",
+        "took",
+        "tokens",
+        "cost $",
+    ):
+        table.add_column(column)
+    for run in found:
+        style = _STATUS_STYLE.get(run.status.value, "")
+        table.add_row(
+            run.run_id,
+            run.agent,
+            f"[{style}]{run.status.value}[/]" if style else run.status.value,
+            run.error_class.value if run.error_class else "",
+            run.failure_cause.value if run.failure_cause else "",
+            str(run.attempts),
+            when(run.start_time),
+            seconds(run.duration),
+            str(run.tokens_used),
+            f"{run.cost_usd:.4f}" if run.cost_usd else "",
+        )
+    console.print(table)
+
+
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    ledger: LedgerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one run: its fields, attempts and step timeline."""
+    app = open_app(ledger)
+    try:
+        run = app.get_run(run_id)
+        attempts = app.attempts(run_id)
+        steps = app.steps(run_id)
+        inputs = app.inputs_of(run_id)
+        output = app.output_of(run_id)
+    except SeawallError as exc:
+        raise fail(exc) from exc
+    finally:
+        app.close()
+    if as_json:
+        print_json(
+            {
+                "run": run_json(run),
+                "inputs": inputs,
+                "output": output,
+                "attempts": [
+                    {
+                        "attempt": a.attempt,
+                        "status": a.status,
+                        "start_time": iso(a.start_time),
+                        "end_time": iso(a.end_time),
+                        "error_class": None if a.error_class is None else a.error_class.value,
+                        "failure_cause": None if a.failure_cause is None else a.failure_cause.value,
+                        "error_type": a.error_type,
+                        "error_message": a.error_message,
+                        "retry_delay_s": a.retry_delay,
+                        "owner": a.owner,
+                    }
+                    for a in attempts
+                ],
+                "steps": [step_json(step) for step in steps],
+            }
+        )
+        return
+    style = _STATUS_STYLE.get(run.status.value, "")
+    console.print(
+        f"[bold]Run {run.run_id}[/]  agent [bold]{run.agent}[/]  [{style}]{run.status.value}[/]"
+    )
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="dim")
+    fields.add_column()
+    for label, value in (
+        ("started", when(run.start_time)),
+        ("ended", when(run.end_time)),
+        ("took", seconds(run.duration)),
+        ("error class", run.error_class.value if run.error_class else "-"),
+        ("failure cause", run.failure_cause.value if run.failure_cause else "-"),
+        ("error", f"{run.error_type}: {run.error_message}" if run.error_type else "-"),
+        ("attempts", str(run.attempts)),
+        ("tokens", f"{run.tokens_used} ({run.input_tokens} in, {run.output_tokens} out)"),
+        ("cost", f"${run.cost_usd:.6f}" if run.cost_usd is not None else "unknown"),
+        ("input hash", run.input_hash),
+        ("output hash", run.output_hash or "-"),
+        ("code version", run.code_version or "-"),
+        ("parent run", run.parent_run_id or "-"),
+        ("replay of", run.replay_of or "-"),
+    ):
+        fields.add_row(label, value)
+    console.print(fields)
+    if attempts:
+        table = Table(title="Attempts", title_justify="left")
+        for column in ("#", "status", "started", "took", "class", "cause", "error", "then waited"):
+            table.add_column(column)
+        for a in attempts:
+            took = None if a.end_time is None else a.end_time - a.start_time
+            table.add_row(
+                str(a.attempt),
+                a.status,
+                when(a.start_time),
+                seconds(took),
+                a.error_class.value if a.error_class else "",
+                a.failure_cause.value if a.failure_cause else "",
+                f"{a.error_type}: {a.error_message}" if a.error_type else "",
+                seconds(a.retry_delay) if a.retry_delay is not None else "",
+            )
+        console.print(table)
+    if steps:
+        table = Table(title=f"Steps ({len(steps)})", title_justify="left")
+        for column in ("seq", "att", "kind", "name", "status", "took", "tries", "key / error"):
+            table.add_column(column)
+        for step in steps:
+            record = step.record
+            note = (
+                f"[red]{record.error_type}: {record.error_message}[/]"
+                if record.error_type
+                else (record.idempotency_key or "")
+            )
+            name = f"[bold]{record.name}[/] (mutating)" if record.mutating else record.name
+            table.add_row(
+                str(record.seq),
+                str(record.attempt),
+                record.kind,
+                name,
+                record.status,
+                seconds(record.duration),
+                str(record.tries),
+                note,
+            )
+        console.print(table)
