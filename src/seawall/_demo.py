@@ -26,18 +26,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seawall import AsyncContext, Context, PermanentError, Retry, RunResult, Seawall
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 MODEL = "offline-demo-model (deterministic stand-in, not an LLM)"
 DEMO_LEASE = 1.0
+CRASH_AT_SECTION = 2
 
 
-def build_app(ledger: str, workdir: Path) -> Demo:
+def build_app(ledger: str, workdir: Path) -> Demo:  # noqa: C901 - the demo's tools live here
     """Build the demo app: tools write into ``workdir``; the ledger is ``ledger``."""
     workdir.mkdir(parents=True, exist_ok=True)
     published = workdir / "published.jsonl"
@@ -72,12 +75,13 @@ def build_app(ledger: str, workdir: Path) -> Demo:
     @app.tool(mutating=True, idempotent=True)
     def publish(title: str, body: str, idempotency_key: str) -> dict[str, str]:
         """Append the article to the published log, once per idempotency key."""
+        record = {"key": idempotency_key, "title": title, "words": len(body.split())}
         seen = set()
         if published.exists():
             seen = {json.loads(line)["key"] for line in published.read_text().splitlines()}
         if idempotency_key not in seen:
             with published.open("a") as handle:
-                handle.write(json.dumps({"key": idempotency_key, "title": title}) + "\n")
+                handle.write(json.dumps(record) + "\n")
         return {"url": f"file://published/{idempotency_key}"}
 
     failures = {"after_publish": 0}
@@ -89,8 +93,8 @@ def build_app(ledger: str, workdir: Path) -> Demo:
             raise PermanentError("topic is empty: nothing to research")
         hits = ctx.call(search, topic)
         sections = []
-        for index, hit in enumerate(hits + [{"title": "Summary", "snippet": topic}]):
-            if index == 2 and crash_marker.exists():  # scenario 4: die once, mid-run
+        for index, hit in enumerate([*hits, {"title": "Summary", "snippet": topic}]):
+            if index == CRASH_AT_SECTION and crash_marker.exists():  # scenario 4: die once, mid-run
                 crash_marker.unlink()
                 os.kill(os.getpid(), signal.SIGKILL)
             reply = ctx.call(model, f"Write about {hit['title']}: {hit['snippet']}")

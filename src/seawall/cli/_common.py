@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -39,8 +40,15 @@ def ledger_url(value: str | None) -> str:
 
 
 def open_app(ledger: str | None) -> Seawall:
-    """Open an app with no registered agents, for reading the ledger."""
-    return Seawall(ledger_url(ledger))
+    """Open an app with no registered agents, for reading the ledger.
+
+    Raises:
+        typer.Exit: The ledger cannot be opened (the reason is printed on stderr).
+    """
+    try:
+        return Seawall(ledger_url(ledger))
+    except SeawallError as exc:
+        raise fail(exc) from exc
 
 
 def load_app(spec: str) -> Seawall:
@@ -52,8 +60,9 @@ def load_app(spec: str) -> Seawall:
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise typer.BadParameter(f"{spec!r} is not module:attribute (e.g. myproject.agents:app)")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    here = str(Path.cwd())
+    if here not in sys.path:
+        sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

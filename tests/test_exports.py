@@ -1,0 +1,72 @@
+"""The public API is exactly what we mean to export."""
+
+from __future__ import annotations
+
+import seawall
+
+EXPECTED = [
+    "AsyncContext",
+    "AttemptAbandoned",
+    "AttemptRecord",
+    "ConfigurationError",
+    "Context",
+    "ErrorClass",
+    "FailureCause",
+    "InDoubtError",
+    "JournalDivergenceError",
+    "LedgerCorruptedError",
+    "LedgerError",
+    "LedgerLockedError",
+    "LedgerReadOnlyError",
+    "LedgerURLError",
+    "LedgerUnavailableError",
+    "PayloadTooLargeError",
+    "PermanentError",
+    "RegistrationError",
+    "Retry",
+    "RetryableError",
+    "RunFailedError",
+    "RunNotFoundError",
+    "RunRecord",
+    "RunResult",
+    "RunStatus",
+    "SchemaVersionError",
+    "Seawall",
+    "SeawallError",
+    "SerializationError",
+    "Step",
+    "StepRecord",
+    "UsageError",
+    "__version__",
+]
+
+
+def test_public_names_are_pinned() -> None:
+    """__all__ is sorted and matches the pinned list."""
+    assert EXPECTED == seawall.__all__
+    assert sorted(seawall.__all__) == seawall.__all__
+
+
+def test_every_public_name_resolves() -> None:
+    """Each exported name exists."""
+    for name in seawall.__all__:
+        assert getattr(seawall, name) is not None
+
+
+def test_every_error_derives_from_seawall_error() -> None:
+    """All exported exception classes but the control signal derive from SeawallError."""
+    errors = [getattr(seawall, n) for n in seawall.__all__ if n.endswith("Error")]
+    assert all(issubclass(e, seawall.SeawallError) for e in errors)
+    assert not issubclass(seawall.AttemptAbandoned, Exception)
+
+
+def test_errors_serialise_with_code_and_fields() -> None:
+    """A SeawallError's JSON form carries its code, type, message and fields."""
+    error = seawall.RunNotFoundError("no run x", run_id="x")
+    assert {
+        "code": "run_not_found",
+        "type": "RunNotFoundError",
+        "message": "no run x",
+        "run_id": "x",
+    } == error.to_dict()
+    assert "x" == error.run_id
