@@ -1,7 +1,7 @@
 """Bad input through the public API: clear errors, nothing half-recorded, no repeated effects."""
 
 # The house style writes asserts as `expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
+# (SIM300 is ignored for tests in pyproject.toml)
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Canonical JSON payloads: encoding, errors, and the content-addressed storage form."""
 
 # The house style writes asserts as `expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
+# (SIM300 is ignored for tests in pyproject.toml)
 
 from __future__ import annotations
 
@@ -269,7 +269,22 @@ def test_tuple_dict_key_names_its_path() -> None:
     """A dict with a tuple key is named by the dict's path and the key's type."""
     error = _error_of({"k": {(1, 2): "v"}})
     assert "inputs.k" == error.path
-    assert "dict key (1, 2) of type tuple is not a string" in str(error)
+    assert "dict key (1, 2) is a tuple, not a string" in str(error)
+
+
+def test_int_dict_key_is_refused_so_hashes_stay_canonical() -> None:
+    """Non-string keys are refused: JSON would order them by number, which no reader can redo."""
+    error = _error_of({"counts": {10: "a", 9: "b"}})
+    assert "inputs.counts" == error.path
+    assert "is a int, not a string" in str(error)
+
+
+def test_shared_reference_is_not_circular() -> None:
+    """A list referenced twice encodes, and a problem beside it is still named."""
+    shared = [1]
+    assert b'{"a":[1],"b":[1]}' == PayloadCodec().dumps({"a": shared, "b": shared}, "inputs")
+    error = _error_of({"a": shared, "b": shared, "c": {1}})
+    assert "inputs.c" == error.path
 
 
 def test_lone_surrogate_names_its_path() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -137,7 +139,11 @@ class Seawall:
         self._tool_fns: dict[Any, ToolSpec] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._runners: list[asyncio.Runner] = []
         self._closed = False
+        # Loops of the sync API are closed with the app, or when it is garbage-collected
+        # without close(), so no event loop outlives its app.
+        self._finalizer = weakref.finalize(self, _close_runners, self._runners)
 
     def __repr__(self) -> str:
         return f"<Seawall ledger={self.store.url!r} agents={len(self._agents)}>"
@@ -160,9 +166,7 @@ class Seawall:
             return
         self._closed = True
         self.leases.close()
-        runner: asyncio.Runner | None = getattr(self._local, "runner", None)
-        if runner is not None:
-            runner.close()
+        self._finalizer()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.store.close()
@@ -468,11 +472,15 @@ class Seawall:
                 f"app.{name}() was called inside a running event loop, where it would block "
                 f"it; use `await app.{twin}(...)` instead"
             )
-        self._check_open()
+        if self._closed:
+            coro.close()
+            self._check_open()
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)
         if runner is None:
             runner = asyncio.Runner()
             self._local.runner = runner
+            with self._lock:
+                self._runners.append(runner)
         return runner.run(coro)
 
     def _check_open(self) -> None:
@@ -615,6 +623,13 @@ class Seawall:
             input_hash=run.input_hash,
             output_hash=run.output_hash,
         )
+
+
+def _close_runners(runners: list[asyncio.Runner]) -> None:
+    for runner in runners:
+        with contextlib.suppress(RuntimeError):
+            runner.close()
+    runners.clear()
 
 
 def _positive(label: str, value: Any) -> None:

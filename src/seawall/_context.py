@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import random as _random
 import time
 import uuid as _uuid
@@ -140,7 +141,9 @@ class BaseContext:
                 raise ConfigurationError(
                     f"ctx.record_usage({label}={count!r}) must be a non-negative integer"
                 )
-        if cost_usd is not None and (not isinstance(cost_usd, int | float) or cost_usd < 0):
+        if cost_usd is not None and (
+            not isinstance(cost_usd, int | float) or not math.isfinite(cost_usd) or cost_usd < 0
+        ):
             raise ConfigurationError(
                 f"ctx.record_usage(cost_usd={cost_usd!r}) must be a non-negative number or None"
             )

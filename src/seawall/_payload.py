@@ -113,9 +113,11 @@ class PayloadCodec:
             PayloadTooLargeError: The encoding is larger than ``max_bytes``.
         """
         try:
-            data = self._json.encode(value).encode("utf-8")
+            data = self._json.encode(value).encode("utf-8") if _string_keys(value) else None
         except (TypeError, ValueError, RecursionError) as exc:
             raise self._explain(value, where) from exc
+        if data is None:
+            raise self._explain(value, where)
         if len(data) > self.max_bytes:
             raise PayloadTooLargeError(
                 f"{where} is {len(data):,} bytes of JSON, over the limit of "
@@ -135,6 +137,26 @@ class PayloadCodec:
             path=path,
             where=where,
         )
+
+
+def _string_keys(value: Any) -> bool:
+    """Whether every dict inside ``value`` has only string keys.
+
+    JSON would silently turn ``{10: "a", 9: "b"}`` into string keys sorted by their numeric
+    value, which another process decoding the ledger could never reproduce: the canonical form
+    (and so every hash) would depend on the Python types. We refuse non-string keys instead.
+    """
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _string_keys(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if not _string_keys(item):
+                return False
+    return True
 
 
 def _first_problem(  # noqa: C901, PLR0911, PLR0912 - one case per JSON type, read top-down
@@ -157,19 +179,28 @@ def _first_problem(  # noqa: C901, PLR0911, PLR0912 - one case per JSON type, re
         if id(value) in seen:
             return path, "circular reference (the value contains itself)"
         seen.add(id(value))
-        items: Iterable[tuple[str, Any]]
-        if isinstance(value, dict):
-            for key in value:
-                if not isinstance(key, str | int | float | bool) and key is not None:
-                    return path, f"dict key {key!r} of type {type(key).__name__} is not a string"
-            items = ((f"{path}.{key}", item) for key, item in value.items())
-        else:
-            items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
-        for sub_path, item in items:
-            found = _first_problem(item, sub_path, find_encoder, seen)
-            if found[1] != "unknown problem":
-                return found
-        return path, "unknown problem"
+        try:
+            items: Iterable[tuple[str, Any]]
+            if isinstance(value, dict):
+                for key in value:
+                    if not isinstance(key, str):
+                        return path, (
+                            f"dict key {key!r} is a {type(key).__name__}, not a string "
+                            "(convert keys with str() so the stored form is unambiguous)"
+                        )
+                    problem = _first_problem(key, f"{path} key {key[:40]!r}", find_encoder, seen)
+                    if problem[1] != "unknown problem":
+                        return problem
+                items = ((f"{path}.{key}", item) for key, item in value.items())
+            else:
+                items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+            for sub_path, item in items:
+                found = _first_problem(item, sub_path, find_encoder, seen)
+                if found[1] != "unknown problem":
+                    return found
+            return path, "unknown problem"
+        finally:
+            seen.discard(id(value))
     encoder = find_encoder(value)
     if encoder is None:
         return path, f"object of type {type(value).__name__} is not JSON-serialisable"

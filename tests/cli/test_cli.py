@@ -188,7 +188,7 @@ def test_resume_loads_app_and_reports_nothing_to_do(
     result = runner.invoke(cli, ["resume", "--app", "userapp:app", "--json"])
     assert 0 == result.exit_code, result.output
     assert [] == json.loads(result.output)
-    sys.modules.pop("userapp", None)
+    sys.modules.pop("userapp").app.close()
 
 
 @pytest.mark.parametrize("spec", ["nomodule", "no_such_module_xyz:app", "json:dumps"])

@@ -177,17 +177,8 @@ class SQLiteStore:
 
     def _setup(self, *, read_only: bool) -> None:
         try:
-            if not read_only:
-                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if mode.lower() != "wal" and not self._memory:
-                    raise LedgerUnavailableError(
-                        f"could not switch {self.path} to WAL mode (got {mode}); the "
-                        "filesystem may not support shared memory (network filesystems do not)",
-                        path=self.path,
-                    )
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.execute("PRAGMA wal_autocheckpoint=0")
-            self._db.execute("PRAGMA foreign_keys=OFF")
+            # Look before touching anything: a file that is not ours must stay byte-for-byte
+            # as it was (switching it to WAL mode would rewrite its header).
             tables = {
                 row[0]
                 for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -201,6 +192,19 @@ class SQLiteStore:
                 "path for the ledger",
                 path=self.path,
             )
+        try:
+            if not read_only:
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal" and not self._memory:
+                    raise LedgerUnavailableError(
+                        f"could not switch {self.path} to WAL mode (got {mode}); the "
+                        "filesystem may not support shared memory (network filesystems do not)",
+                        path=self.path,
+                    )
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.busy_timeout) from exc
         if not read_only:
             self._migrate()
         else:

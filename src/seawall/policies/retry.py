@@ -78,7 +78,11 @@ class Retry:
     give_up_on: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
+        if (
+            not isinstance(self.attempts, int)
+            or isinstance(self.attempts, bool)
+            or self.attempts < 1
+        ):
             raise ConfigurationError(
                 f"Retry(attempts={self.attempts!r}): attempts counts the first try too and must "
                 "be an integer >= 1 (use 1 for no retry)"
@@ -90,7 +94,9 @@ class Retry:
                     f"Retry({name}={value!r}) must be a finite number of seconds >= 0"
                 )
         if self.deadline is not None and (
-            not isinstance(self.deadline, int | float) or self.deadline <= 0
+            not isinstance(self.deadline, int | float)
+            or not math.isfinite(self.deadline)
+            or self.deadline <= 0
         ):
             raise ConfigurationError(
                 f"Retry(deadline={self.deadline!r}) must be a positive number of seconds or None"
