@@ -72,7 +72,7 @@ def _seawall_worker(mutating: bool, durability: str) -> WorkerFn:
         setup_s = time.perf_counter() - t0
         app.run(workflow, steps=WARMUP_STEPS)
         start = time.perf_counter()
-        result = app.run(workflow, steps=n)
+        result = app.run(workflow, steps=n).raise_for_status()
         us = (time.perf_counter() - start) * 1e6 / n
         rows = len(app.steps(result.run_id))
         app.close()
@@ -84,8 +84,7 @@ def _seawall_worker(mutating: bool, durability: str) -> WorkerFn:
 def per_call(n: int, workdir: Path) -> Result:
     """Median cost of one ctx.call over one plain call, timed call by call."""
     app = _app(workdir)
-    read = app.tool(name="read")(step_body)
-    write = app.tool(name="write", mutating=True)(step_body)
+    read, write = _read_write_tools(app)
     clock = time.perf_counter
 
     @app.agent(name="timer")
@@ -108,7 +107,7 @@ def per_call(n: int, workdir: Path) -> Result:
         }
 
     app.run(timer, steps=WARMUP_STEPS)
-    medians = app.run(timer, steps=n).output
+    medians = app.run(timer, steps=n).raise_for_status().output
     app.close()
     return {
         "us_per_step": medians["read"] - medians["plain"],
@@ -119,6 +118,18 @@ def per_call(n: int, workdir: Path) -> Result:
     }
 
 
+def _read_write_tools(app: Any) -> tuple[Any, Any]:
+    """A read-only and a mutating tool with the peers' step body (two distinct functions)."""
+
+    def read(i: int) -> dict[str, Any]:
+        return step_body(i)
+
+    def write(i: int) -> dict[str, Any]:
+        return step_body(i)
+
+    return app.tool(name="read")(read), app.tool(name="write", mutating=True)(write)
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as handle:  # noqa: PTH123 - a procfs read
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -127,23 +138,22 @@ def _rss_mb() -> float:
 def long_run(n: int, workdir: Path) -> Result:
     """Per-step cost and memory across one long run (read-only and mutating steps mixed)."""
     app = _app(workdir)
-    read = app.tool(name="read")(step_body)
-    write = app.tool(name="write", mutating=True)(step_body)
+    read, write = _read_write_tools(app)
     clock = time.perf_counter
 
     @app.agent(name="long")
     def long(ctx: Any, steps: int) -> dict[str, Any]:
         times: list[float] = []
-        rss: dict[int, float] = {}
+        rss: dict[str, float] = {}
         for i in range(steps):
             t = clock()
             ctx.call(write if i % 4 == 0 else read, i)
             times.append(clock() - t)
             if i + 1 in (1000, steps // 2, steps):
-                rss[i + 1] = _rss_mb()
+                rss[str(i + 1)] = _rss_mb()
         return {"times": times, "rss": rss}
 
-    out = app.run(long, steps=n).output
+    out = app.run(long, steps=n).raise_for_status().output
     app.close()
     times = out["times"]
     early = statistics.median(times[100:200]) * 1e6
@@ -164,8 +174,7 @@ def show_readback(n: int, workdir: Path) -> Result:
     from seawall.cli import runs as cli_runs
 
     app = _app(workdir)
-    read = app.tool(name="read")(step_body)
-    write = app.tool(name="write", mutating=True)(step_body)
+    read, write = _read_write_tools(app)
 
     @app.agent(name="big")
     def big(ctx: Any, steps: int) -> int:
@@ -173,7 +182,7 @@ def show_readback(n: int, workdir: Path) -> Result:
             ctx.call(write if i % 4 == 0 else read, i)
         return steps
 
-    run_id = app.run(big, steps=n).run_id
+    run_id = app.run(big, steps=n).raise_for_status().run_id
     url = app.store.url
     app.close()
     timings = []
@@ -191,6 +200,39 @@ def show_readback(n: int, workdir: Path) -> Result:
         "us_per_step": statistics.median(timings) * 1e6 / n,
         "ms": statistics.median(timings) * 1e3,
         "json_bytes": size,
+        "setup_s": 0.0,
+    }
+
+
+def concurrent_power(n: int, workdir: Path) -> Result:
+    """Power level, 8 sync runs at once, n mutating steps each: group commit at work."""
+    import asyncio
+
+    app = _app(workdir, "power")
+    _, write = _read_write_tools(app)
+
+    @app.agent(name="writer")
+    def writer(ctx: Any, steps: int) -> int:
+        for i in range(steps):
+            ctx.call(write, i)
+        return steps
+
+    async def all_runs(steps: int) -> list[Any]:
+        return await asyncio.gather(*(app.arun(writer, steps=steps) for _ in range(8)))
+
+    asyncio.run(all_runs(WARMUP_STEPS))
+    commits = app.store.group_commits
+    start = time.perf_counter()
+    results = asyncio.run(all_runs(n))
+    wall = time.perf_counter() - start
+    for result in results:
+        result.raise_for_status()
+    steps = 8 * n
+    fsynced = app.store.group_commits - commits
+    app.close()
+    return {
+        "us_per_step": wall * 1e6 / steps,
+        "fsynced_commits_per_step": fsynced / steps,
         "setup_s": 0.0,
     }
 
@@ -266,7 +308,7 @@ def storage(n: int, workdir: Path) -> Result:
     blank = _app(empty)
     blank.close()
     base = _file_bytes(empty / "ledger.db")
-    app.run(chat, steps=n)
+    app.run(chat, steps=n).raise_for_status()
     app.close()
     used = _file_bytes(workdir / "ledger.db") - base
     return {
@@ -294,6 +336,7 @@ WORKERS: dict[str, WorkerFn] = {
     "long_run": long_run,
     "show_readback": show_readback,
     "storage": storage,
+    "concurrent_power": concurrent_power,
 }
 
 STEP_SYSTEMS = (
@@ -377,12 +420,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("long_run", 10_000),
             ("show_readback", 1000),
             ("storage", 200),
+            ("concurrent_power", 250),
         ):
             folder = root / name
             folder.mkdir()
             extras[name] = lambda fn=WORKERS[name], n=n, folder=folder: fn(n, folder)
         results = {name: fn() for name, fn in extras.items()}
-    pc, lr, sr, st = (results[k] for k in ("per_call", "long_run", "show_readback", "storage"))
+    pc, lr, sr, st, cp = (
+        results[k] for k in ("per_call", "long_run", "show_readback", "storage", "concurrent_power")
+    )
     print("\nPer call, timed one by one inside a run (median of 5,000):")
     hit &= _check(
         "read-only ctx.call over a plain call <= 25 us",
@@ -416,6 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ledger bytes <= 1/5 of the raw JSON given",
         st["ratio"] <= 0.2,
         f"{st['ledger_bytes_per_step']:,.0f} bytes/step for {st['raw_json_bytes_per_step']:,.0f} raw = {st['ratio']:.3f}",
+    )
+    print("\nPower level, 8 concurrent runs x 250 mutating steps (group commit):")
+    print(
+        f"  {cp['us_per_step']:.0f} us per mutating step (wall / steps), {cp['fsynced_commits_per_step']:.2f} fsynced intent commits per step"
     )
     print("\nall targets met" if hit else "\nsome targets MISSED")
     return 0

@@ -450,3 +450,16 @@ def test_runs_filters(app: Seawall) -> None:
     assert 1 == len(app.runs(agent="bad"))
     assert 1 == len(app.runs(limit=1))
     assert 2 == len(app.runs(offset=1))
+
+
+def test_one_function_cannot_be_two_tools(app: Seawall) -> None:
+    """Registering one function under a second tool name is refused (calls would be ambiguous)."""
+    from seawall import ConfigurationError
+
+    def body(x: int) -> int:
+        return x
+
+    app.tool(name="read")(body)
+    with pytest.raises(ConfigurationError, match="ambiguous"):
+        app.tool(name="write", mutating=True)(body)
+    assert app.tool(name="read")(body) is body

@@ -227,6 +227,7 @@ class Seawall:
                     f"an agent named {spec.name!r} is already registered with this app; pass "
                     "@app.agent(name=...) to register another under a different name"
                 )
+            _refuse_second_name(self._agent_fns.get(target), spec.name, "agent")
             self._agents[spec.name] = spec
             self._agent_fns[target] = spec
             return target
@@ -284,6 +285,7 @@ class Seawall:
                     f"a tool named {spec.name!r} is already registered with this app; pass "
                     "@app.tool(name=...) to register another under a different name"
                 )
+            _refuse_second_name(self._tool_fns.get(target), spec.name, "tool")
             self._tools[spec.name] = spec
             self._tool_fns[target] = spec
             return target
@@ -622,6 +624,16 @@ class Seawall:
             cost_usd=run.cost_usd,
             input_hash=run.input_hash,
             output_hash=run.output_hash,
+        )
+
+
+def _refuse_second_name(existing: AgentSpec | ToolSpec | None, name: str, kind: str) -> None:
+    """One function object, one registration: ``ctx.call(fn)`` must not be ambiguous."""
+    if existing is not None and existing.name != name:
+        raise ConfigurationError(
+            f"this function is already registered as the {kind} {existing.name!r}; registering "
+            f"it again as {name!r} would make calls by function ambiguous. Register a wrapper "
+            "(a def or functools.partial) under the second name"
         )
 
 

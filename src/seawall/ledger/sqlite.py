@@ -10,8 +10,11 @@ Durability levels:
   run's end) carries it to disk. If power fails inside that window the step is found in
   doubt, exactly as if power had failed during the side effect itself.
 
-WAL checkpoints run on a background thread (``wal_autocheckpoint`` is off on the writing
-connection) so no journaled step pays for one.
+Checkpoints: at the ``crash`` level they run on a background thread (``wal_autocheckpoint`` is
+off on the writing connection), so no journaled step pays for one's fsync. At the ``power`` level
+SQLite's own autocheckpoint stays on: it keeps the WAL small and reused, and an fsync that does
+not extend the file is much cheaper (measured: 190 µs per mutating step against 280 µs with a
+growing WAL and background checkpoints).
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ _STEP_COLUMNS: Final = (
 )
 _INSERT_STEP: Final = (
     f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+)
+_COMPLETE_STEP: Final = (
+    "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
+    "error_message = ?, tries = ? WHERE run_id = ? AND seq = ?"
 )
 _INSERT_BLOB: Final = "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?, ?, ?, ?)"
 
@@ -132,6 +139,11 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._power = durability == "power"
         self._lock = threading.RLock()
+        self._queue_ready = threading.Condition(threading.Lock())
+        self._queue: list[_Ticket] = []
+        self._leading = False
+        self.group_commits = 0
+        """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
         self._memory = path == ":memory:"
         if not self._memory and not read_only:
@@ -149,7 +161,7 @@ class SQLiteStore:
             raise
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        if not self._memory and not read_only:
+        if not self._memory and not read_only and not self._power:
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="seawall-wal-checkpoint", daemon=True
             )
@@ -202,7 +214,8 @@ class SQLiteStore:
                         path=self.path,
                     )
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.execute("PRAGMA wal_autocheckpoint=0")
+                if not self._power:
+                    self._db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path, self.busy_timeout) from exc
         if not read_only:
@@ -534,11 +547,58 @@ class SQLiteStore:
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path, self.busy_timeout) from exc
             return
-        with self._write(durable=True) as db:
-            _put_blobs(db, blobs)
-            if pending:
-                db.executemany(_INSERT_STEP, pending)
-            db.execute(_INSERT_STEP, row)
+        if not self._power:
+            with self._write(durable=True) as db:
+                _put_blobs(db, blobs)
+                if pending:
+                    db.executemany(_INSERT_STEP, pending)
+                db.execute(_INSERT_STEP, row)
+            return
+        self._group(_Ticket([*pending, row], [], list(blobs), durable=True))
+
+    def _group(self, ticket: _Ticket) -> None:
+        """Group commit (power level): write ``ticket`` together with whatever else is queued.
+
+        Threads that queue while another thread's fsync is in progress are written by the
+        next lock holder in one transaction: fsynced if any of them guards a side effect.
+        Each caller returns only once its own rows are committed.
+        """
+        with self._queue_ready:
+            self._queue.append(ticket)
+            # A plain lock would let the thread that just committed take it again at once and
+            # commit alone; electing one leader at a time lets the queue fill behind its fsync.
+            while not ticket.done and self._leading:
+                self._queue_ready.wait()
+            if ticket.done:
+                if ticket.error is not None:
+                    raise ticket.error
+                return
+            self._leading = True
+            batch, self._queue = self._queue, []
+        durable = any(t.durable for t in batch)
+        error: LedgerError | None = None
+        try:
+            with self._write(durable=durable) as db:
+                _put_blobs(db, [b for t in batch for b in t.blobs])
+                inserts = [r for t in batch for r in t.rows]
+                if inserts:
+                    db.executemany(_INSERT_STEP, inserts)
+                updates = [u for t in batch for u in t.updates]
+                if updates:
+                    db.executemany(_COMPLETE_STEP, updates)
+        except LedgerError as exc:
+            error = exc
+        finally:
+            with self._queue_ready:
+                if durable:
+                    self.group_commits += 1
+                for waiting in batch:
+                    waiting.error = error
+                    waiting.done = True
+                self._leading = False
+                self._queue_ready.notify_all()
+        if error is not None:
+            raise error
 
     def complete_step(
         self,
@@ -554,11 +614,11 @@ class SQLiteStore:
         blobs: Sequence[Blob],
     ) -> None:
         """Record the outcome of a step whose intent was written (not fsynced on its own)."""
-        sql = (
-            "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
-            "error_message = ?, tries = ? WHERE run_id = ? AND seq = ?"
-        )
+        sql = _COMPLETE_STEP
         params = (status, response, end_time, error_type, error_message, tries, run_id, seq)
+        if self._power:
+            self._group(_Ticket([], [params], list(blobs), durable=False))
+            return
         if not blobs:
             with self._lock:
                 self._ensure_open()
@@ -660,6 +720,27 @@ class SQLiteStore:
                 (owner, expires_at, now, run_id, now),
             )
             return cursor.rowcount == 1
+
+
+class _Ticket:
+    """Writes waiting for a group commit, and what became of them."""
+
+    __slots__ = ("blobs", "done", "durable", "error", "rows", "updates")
+
+    def __init__(
+        self,
+        rows: list[StepRow],
+        updates: list[tuple[Any, ...]],
+        blobs: list[Blob],
+        *,
+        durable: bool,
+    ) -> None:
+        self.rows = rows
+        self.updates = updates
+        self.blobs = blobs
+        self.durable = durable
+        self.done = False
+        self.error: LedgerError | None = None
 
 
 def _statements(sql: str) -> list[str]:
