@@ -405,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{pw:.0f} / {raw_full:.0f} us = {pw / raw_full:.2f}x",
             )
         for peer, value in (("DBOS", dbos), ("LangGraph-sync", lg)):
+            if write is not None and value is not None:
+                print(
+                    f"  [info] N={n} crash-level mutating step vs {peer} (which fsyncs every step): {value / write:.0f}x cheaper"
+                )
+        for peer, value in (("DBOS", dbos), ("LangGraph-sync", lg)):
             if pw is not None and value is not None:
                 hit &= _check(
                     f"N={n} power-level mutating step >= 5x cheaper than {peer}",

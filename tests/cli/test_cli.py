@@ -191,6 +191,20 @@ def test_resume_loads_app_and_reports_nothing_to_do(
     sys.modules.pop("userapp").app.close()
 
 
+def test_resume_refuses_a_different_ledger(
+    tmp_path: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--ledger that is not the app's ledger is refused before anything runs."""
+    module = tmp_path / "otherapp.py"
+    module.write_text(f"from seawall import Seawall\napp = Seawall({ledger_url!r})\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    result = runner.invoke(cli, ["resume", "--app", "otherapp:app", "--ledger", other])
+    assert 2 == result.exit_code
+    sys.modules.pop("otherapp").app.close()
+
+
 @pytest.mark.parametrize("spec", ["nomodule", "no_such_module_xyz:app", "json:dumps"])
 def test_resume_with_bad_app_spec_is_a_usage_error(spec: str) -> None:
     """A malformed or wrong --app is rejected with a message."""

@@ -173,3 +173,33 @@ def test_live_run_is_not_resumed_by_another_process(tmp_path: Path, ledger_url: 
             app.close()
         assert "succeeded" == child.stdout.readline().strip()
         child.wait(timeout=10)
+
+
+def test_cli_resume_finishes_a_killed_run(
+    tmp_path: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`seawall resume --app module:attr --json` takes over a killed run and reports it."""
+    from typer.testing import CliRunner
+
+    from seawall.cli import cli
+
+    log = tmp_path / "effects.log"
+    assert -signal.SIGKILL == run_child(ledger_url, log, "before-step", 10)
+    (tmp_path / "crashapp.py").write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        f"sys.path.insert(0, {str(WORKLOAD.parent)!r})\n"
+        "from workload import build_app\n"
+        f"app = build_app({ledger_url!r}, Path({str(log)!r}))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    time.sleep(0.8)
+    result = CliRunner().invoke(cli, ["resume", "--app", "crashapp:app", "--json"])
+    assert 0 == result.exit_code, result.output
+    [resumed] = json.loads(result.output)
+    assert "succeeded" == resumed["status"]
+    assert 2 == resumed["attempts"]
+    assert list(range(1, STEPS + 1)) == logged_steps(log)
+    sys.modules.pop("crashapp").app.close()
+    sys.modules.pop("workload", None)

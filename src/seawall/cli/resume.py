@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from seawall import SeawallError
-from seawall.cli._common import AppOption, JsonOption, console, fail, load_app, print_json
+from seawall.cli._common import (
+    AppOption,
+    JsonOption,
+    LedgerOption,
+    console,
+    errors,
+    fail,
+    load_app,
+    print_json,
+)
 
 
 def resume(
@@ -15,13 +24,21 @@ def resume(
     run_id: Annotated[
         str | None, typer.Argument(help="Resume only this run (default: every expired run).")
     ] = None,
+    ledger: LedgerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Resume runs whose lease lapsed (their process died), serving their journals.
 
-    The ledger is the one your app was created with.
+    The runs are resumed in the ledger your app was created with; --ledger, when given, must
+    name that same ledger (a guard against resuming against the wrong one).
     """
     app = load_app(app_spec)
+    if ledger is not None and ledger != app.store.url:
+        errors.print(
+            f"[bold red]error[/]: --ledger {ledger} differs from the ledger of {app_spec} "
+            f"({app.store.url}); drop --ledger, or create the app with the ledger you mean"
+        )
+        raise typer.Exit(code=2)
     try:
         results = app.resume(run_id)
     except SeawallError as exc:
