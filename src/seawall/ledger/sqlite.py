@@ -578,14 +578,14 @@ class SQLiteStore:
         durable = any(t.durable for t in batch)
         error: LedgerError | None = None
         try:
-            with self._write(durable=durable) as db:
-                _put_blobs(db, [b for t in batch for b in t.blobs])
-                inserts = [r for t in batch for r in t.rows]
-                if inserts:
-                    db.executemany(_INSERT_STEP, inserts)
-                updates = [u for t in batch for u in t.updates]
-                if updates:
-                    db.executemany(_COMPLETE_STEP, updates)
+            if (
+                len(batch) == 1
+                and not batch[0].blobs
+                and len(batch[0].rows) + len(batch[0].updates) == 1
+            ):
+                self._autocommit(batch[0], durable=durable)
+            else:
+                self._write_batch(batch, durable=durable)
         except LedgerError as exc:
             error = exc
         finally:
@@ -599,6 +599,36 @@ class SQLiteStore:
                 self._queue_ready.notify_all()
         if error is not None:
             raise error
+
+    def _autocommit(self, ticket: _Ticket, *, durable: bool) -> None:
+        """Write one statement as its own transaction (the uncontended case)."""
+        sql, params = (
+            (_INSERT_STEP, ticket.rows[0]) if ticket.rows else (_COMPLETE_STEP, ticket.updates[0])
+        )
+        with self._lock:
+            self._ensure_open()
+            db = self._db
+            try:
+                if durable:
+                    db.execute("PRAGMA synchronous=FULL")
+                try:
+                    db.execute(sql, params)
+                finally:
+                    if durable:
+                        db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path, self.busy_timeout) from exc
+
+    def _write_batch(self, batch: list[_Ticket], *, durable: bool) -> None:
+        """Write several tickets' rows in one transaction."""
+        with self._write(durable=durable) as db:
+            _put_blobs(db, [b for t in batch for b in t.blobs])
+            inserts = [r for t in batch for r in t.rows]
+            if inserts:
+                db.executemany(_INSERT_STEP, inserts)
+            updates = [u for t in batch for u in t.updates]
+            if updates:
+                db.executemany(_COMPLETE_STEP, updates)
 
     def complete_step(
         self,
