@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -11,6 +12,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Self, TypeVar, overload
 
 from seawall import _payload
@@ -19,17 +21,30 @@ from seawall._lease import Leases
 from seawall._payload import DEFAULT_MAX_PAYLOAD, Encoder, PayloadCodec
 from seawall._registry import AgentSpec, ToolSpec
 from seawall._result import RunResult
-from seawall._runner import execute_run, finish_crashed
+from seawall._runner import execute_run, finish_crashed, resume_settling
+from seawall.artifacts import (
+    Destination,
+    FsspecDestination,
+    GcEntry,
+    LocalDestination,
+    StagingArea,
+    destination_for,
+)
+from seawall.artifacts._gc import collect
 from seawall.errors import (
     ConfigurationError,
     RegistrationError,
     RunNotFoundError,
+    SeawallError,
     UsageError,
 )
 from seawall.ledger import (
+    ArtifactRecord,
     AttemptOutcome,
     AttemptRecord,
+    CompensationRecord,
     Durability,
+    HandOffRecord,
     NewRun,
     RunQuery,
     RunRecord,
@@ -42,6 +57,9 @@ from seawall.policies.retry import Retry
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TOOL_RETRY: Final = Retry(attempts=3, initial=0.1, max_delay=2.0)
+DEFAULT_STAGING: Final = ".seawall/staging"
+DEFAULT_MAX_ARTIFACT: Final = 1 << 30
+logger = logging.getLogger("seawall")
 _MISSING: Final[Any] = object()
 
 
@@ -82,6 +100,10 @@ class Seawall:
         retry: Default retry policy of agents.
         tool_retry: Default retry policy of tools.
         max_threads: Worker threads for sync agents.
+        artifacts: Where committed artifacts go: a folder (published by an atomic rename) or
+            an fsspec URL (published manifest last). ``None``: agents cannot stage artifacts.
+        staging: The folder where attempts stage artifacts (local, private to the app).
+        max_artifact_bytes: Largest single artifact accepted.
 
     Raises:
         ConfigurationError: An argument is invalid.
@@ -100,12 +122,19 @@ class Seawall:
         retry: Retry | None = None,
         tool_retry: Retry | None = None,
         max_threads: int = 64,
+        artifacts: str | os.PathLike[str] | Destination | None = None,
+        staging: str | os.PathLike[str] = DEFAULT_STAGING,
+        max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT,
     ) -> None:
         _positive("lease", lease)
         _positive("busy_timeout", busy_timeout)
         if not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
             raise ConfigurationError(
                 f"Seawall(max_payload_bytes={max_payload_bytes!r}) must be a positive integer"
+            )
+        if not isinstance(max_artifact_bytes, int) or max_artifact_bytes < 1:
+            raise ConfigurationError(
+                f"Seawall(max_artifact_bytes={max_artifact_bytes!r}) must be a positive integer"
             )
         if not isinstance(max_threads, int) or max_threads < 1:
             raise ConfigurationError(
@@ -126,6 +155,16 @@ class Seawall:
         else:
             self.store = ledger
         self.codec = PayloadCodec(encoders, max_payload_bytes)
+        self.power = durability == "power"
+        self.destination: Destination | None = (
+            None
+            if artifacts is None
+            else artifacts
+            if isinstance(artifacts, LocalDestination | FsspecDestination)
+            else destination_for(os.fspath(artifacts), sync=self.power)  # type: ignore[arg-type]
+        )
+        self.staging_root = Path(staging)
+        self.max_artifact_bytes = max_artifact_bytes
         self.leases = Leases(self.store, lease)
         self.retry = retry or Retry()
         self.tool_retry = tool_retry or DEFAULT_TOOL_RETRY
@@ -144,6 +183,11 @@ class Seawall:
         # Loops of the sync API are closed with the app, or when it is garbage-collected
         # without close(), so no event loop outlives its app.
         self._finalizer = weakref.finalize(self, _close_runners, self._runners)
+        if self.staging_root.is_dir():
+            try:
+                self.gc()
+            except SeawallError:
+                logger.warning("garbage collection of %s failed", self.staging_root, exc_info=True)
 
     def __repr__(self) -> str:
         return f"<Seawall ledger={self.store.url!r} agents={len(self._agents)}>"
@@ -245,6 +289,7 @@ class Seawall:
         mutating: bool = False,
         idempotent: bool = False,
         retry: Retry | None = None,
+        compensate: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -255,6 +300,7 @@ class Seawall:
         mutating: bool = False,
         idempotent: bool = False,
         retry: Retry | None = None,
+        compensate: Callable[..., Any] | None = None,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -266,6 +312,9 @@ class Seawall:
             idempotent: Re-issuing it with the same ``idempotency_key`` is safe; an in-doubt
                 call (in flight during a crash) is then re-issued instead of handed to a person.
             retry: Its retry policy for failed calls (default: the app's ``tool_retry``).
+            compensate: Undoes a completed call, ``compensate(result, *args, **kwargs)``
+                (plus ``idempotency_key=`` if it takes one). When a run ends ``partial_write``
+                for good, the compensations of its completed calls run newest first.
 
         Returns:
             The function itself, or a decorator.
@@ -278,6 +327,7 @@ class Seawall:
                 mutating=mutating,
                 idempotent=idempotent,
                 retry=retry or self.tool_retry,
+                compensate=compensate,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -291,6 +341,23 @@ class Seawall:
             return target
 
         return register(fn) if fn is not None else register
+
+    def staging_for(self, run_id: str, attempt: int) -> StagingArea | None:
+        """The staging area of one attempt (``None`` when the app has no destination)."""
+        if self.destination is None:
+            return None
+        return StagingArea(self.staging_root, run_id, attempt, self.max_artifact_bytes)
+
+    def gc(self, *, dry_run: bool = False) -> list[GcEntry]:
+        """Remove staging left by dead processes and finished runs; live runs are never touched.
+
+        Args:
+            dry_run: Only report what would be removed.
+
+        Returns:
+            One entry per staging folder examined.
+        """
+        return collect(self.store, self.staging_root, time.time(), dry_run=dry_run)
 
     def resolve_tool(self, tool: Callable[..., Any] | str) -> ToolSpec:
         """Return the registration of a tool given as the function or its name.
@@ -437,6 +504,15 @@ class Seawall:
         if columns is None:
             raise RunNotFoundError(f"run {run.run_id} vanished from the ledger", run_id=run.run_id)
         inputs = _payload.unpack(columns[0], self.store.get_blobs)
+        if run.phase is not None:
+            self.leases.hold(run.run_id)
+            try:
+                settled = await resume_settling(self, spec, run)
+            finally:
+                self.leases.release(run.run_id)
+            if settled is not None:
+                return settled
+            run = self.get_run(run.run_id)
         attempts = self.store.list_attempts(run.run_id)
         if attempts and attempts[-1].status == "running":
             steps = self.store.load_steps(run.run_id)
@@ -586,6 +662,22 @@ class Seawall:
             )
             for record in records
         ]
+
+    def artifacts_of(self, run_id: str) -> list[ArtifactRecord]:
+        """Return a run's artifacts as the ledger records them (raises RunNotFoundError)."""
+        self.get_run(run_id)
+        return self.store.list_artifacts(run_id)
+
+    def compensations(self, run_id: str) -> list[CompensationRecord]:
+        """Return the compensations a run ran, newest step first (raises RunNotFoundError)."""
+        self.get_run(run_id)
+        return self.store.list_compensations(run_id)
+
+    def handoffs(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[HandOffRecord]:
+        """Return hand-offs to a person, newest first."""
+        return self.store.list_handoffs(run_id=run_id, status=status, limit=limit)
 
     def inputs_of(self, run_id: str) -> dict[str, Any]:
         """Return a run's input snapshot (raises RunNotFoundError)."""

@@ -23,6 +23,7 @@ from seawall.errors import AttemptAbandoned, ConfigurationError, SerializationEr
 if TYPE_CHECKING:
     from seawall._payload import Blob
     from seawall._registry import ToolSpec
+    from seawall.artifacts import StagingArea
 
 ToolRef = Callable[..., Any] | str
 
@@ -63,7 +64,16 @@ class BaseContext:
             (``f"{run_id}:{seq}"``) automatically.
     """
 
-    __slots__ = ("_journal", "_loop", "_resolve", "agent", "attempt", "idempotency_key", "run_id")
+    __slots__ = (
+        "_journal",
+        "_loop",
+        "_resolve",
+        "_staging",
+        "agent",
+        "attempt",
+        "idempotency_key",
+        "run_id",
+    )
 
     def __init__(
         self,
@@ -71,8 +81,10 @@ class BaseContext:
         agent: str,
         resolve: Callable[[ToolRef], ToolSpec],
         loop: asyncio.AbstractEventLoop,
+        staging: StagingArea | None = None,
     ) -> None:
         self._journal = journal
+        self._staging = staging
         self._resolve = resolve
         self._loop = loop
         self.run_id = journal.run_id
@@ -82,6 +94,20 @@ class BaseContext:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} run_id={self.run_id} attempt={self.attempt}>"
+
+    @property
+    def artifacts(self) -> StagingArea:
+        """This attempt's staging area: files written here are published only on success.
+
+        Raises:
+            ConfigurationError: The app has no artifact destination.
+        """
+        if self._staging is None:
+            raise ConfigurationError(
+                "this app has no artifact destination; create it with "
+                "Seawall(..., artifacts='./artifacts') or an fsspec URL"
+            )
+        return self._staging
 
     # -- deterministic values ---------------------------------------------------------------
 

@@ -75,14 +75,17 @@ def cause_of(error: BaseException) -> FailureCause:
     return FailureCause.EXCEPTION
 
 
-def classify(completed_mutations: int) -> ErrorClass:
+def classify(completed_mutations: int, *, staged: bool = False) -> ErrorClass:
     """Return the error class of a failed run or attempt.
 
     Args:
         completed_mutations: Mutating tool calls of the run that completed (or may have, when
             in doubt) before it failed.
+        staged: Whether the attempt had staged artifacts.
 
     Returns:
-        ``partial_write`` after a side effect, else ``clean_abort``.
+        ``partial_write`` after a side effect or with staged artifacts, else ``clean_abort``.
     """
-    return ErrorClass.PARTIAL_WRITE if completed_mutations else ErrorClass.CLEAN_ABORT
+    if completed_mutations or staged:
+        return ErrorClass.PARTIAL_WRITE
+    return ErrorClass.CLEAN_ABORT

@@ -63,6 +63,7 @@ class ToolSpec:
         retry: Its own retry policy for failed calls.
         is_async: Whether it is a coroutine function.
         accepts_key: Whether it takes an ``idempotency_key`` keyword.
+        compensate: Undoes a completed call: ``compensate(result, *args, **kwargs)``.
     """
 
     name: str
@@ -72,6 +73,7 @@ class ToolSpec:
     retry: Retry
     is_async: bool
     accepts_key: bool
+    compensate: Callable[..., Any] | None = None
 
     @classmethod
     def build(
@@ -82,6 +84,7 @@ class ToolSpec:
         mutating: bool,
         idempotent: bool,
         retry: Retry,
+        compensate: Callable[..., Any] | None = None,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -91,6 +94,13 @@ class ToolSpec:
                 raise ConfigurationError(f"@app.tool({label}={flag!r}) must be True or False")
         if not isinstance(retry, Retry):
             raise ConfigurationError(f"@app.tool(retry={retry!r}) must be a seawall.Retry")
+        if compensate is not None and not callable(compensate):
+            raise ConfigurationError(f"@app.tool(compensate={compensate!r}) must be a callable")
+        if compensate is not None and not mutating:
+            raise ConfigurationError(
+                "@app.tool(compensate=...) only makes sense with mutating=True: a read-only "
+                "call has nothing to undo"
+            )
         return cls(
             name=_name_of(fn, name, "tool"),
             fn=fn,
@@ -99,6 +109,7 @@ class ToolSpec:
             retry=retry,
             is_async=is_async_callable(fn),
             accepts_key=_accepts_keyword(fn, "idempotency_key"),
+            compensate=compensate,
         )
 
 

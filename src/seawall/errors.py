@@ -18,6 +18,11 @@ stores that form.
     ├── RunFailedError              RunResult.raise_for_status() on a run that did not succeed
     ├── JournalDivergenceError      re-executed code asked for a different step than recorded
     ├── InDoubtError                a mutating step whose outcome is unknown after a crash
+    ├── ArtifactError               an artifact that cannot be staged or committed (names it)
+    │   ├── ArtifactNameError       a name with .., an absolute path, NUL, a case collision...
+    │   ├── ArtifactTooLargeError   a file over the app's artifact size limit
+    │   ├── ArtifactIntegrityError  a committed file whose bytes no longer match the manifest
+    │   └── DestinationError        the destination cannot be written or read
     ├── RetryableError              raise it to mark a failure transient (optional Retry-After)
     ├── PermanentError              raise it to mark a failure permanent (no retry)
     └── LedgerError                 the ledger cannot be used
@@ -41,8 +46,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNameError",
+    "ArtifactTooLargeError",
     "AttemptAbandoned",
     "ConfigurationError",
+    "DestinationError",
     "InDoubtError",
     "JournalDivergenceError",
     "LedgerCorruptedError",
@@ -191,6 +201,39 @@ class InDoubtError(SeawallError):
     """
 
     code = "in_doubt"
+
+
+class ArtifactError(SeawallError):
+    """An artifact that cannot be staged or committed; the ``artifact`` field names it.
+
+    Nothing of the run becomes visible at the destination when this is raised.
+    """
+
+    code = "artifact"
+
+
+class ArtifactNameError(ArtifactError, ValueError):
+    """An artifact name that is not a safe relative path (or collides with another by case)."""
+
+    code = "artifact_name"
+
+
+class ArtifactTooLargeError(ArtifactError, ValueError):
+    """An artifact larger than the app's ``max_artifact_bytes``."""
+
+    code = "artifact_too_large"
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """A committed artifact whose bytes do not match the sha256 its manifest records."""
+
+    code = "artifact_integrity"
+
+
+class DestinationError(ArtifactError):
+    """The artifact destination cannot be written (or read)."""
+
+    code = "artifact_destination"
 
 
 class RetryableError(SeawallError):

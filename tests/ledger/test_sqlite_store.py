@@ -27,6 +27,9 @@ from seawall.ledger import (
     Store,
     open_store,
 )
+from seawall.ledger.sqlite import _migrations
+
+LATEST = _migrations()[-1][0]
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -168,10 +171,35 @@ def test_open_store_returns_a_sqlite_store(store: Store) -> None:
     assert isinstance(store, SQLiteStore)
 
 
-def test_migration_records_schema_version_1(store: Store, db_path: Path) -> None:
-    """A new ledger is migrated to schema version 1 and records it in seawall_meta."""
-    assert 1 == store.schema_version()
-    assert 1 == _raw_count(db_path, "SELECT max(version) FROM seawall_meta")
+def test_migration_records_every_schema_version(store: Store, db_path: Path) -> None:
+    """A new ledger is migrated to the newest schema and records each migration."""
+    assert LATEST == store.schema_version()
+    assert LATEST == _raw_count(db_path, "SELECT max(version) FROM seawall_meta")
+    assert LATEST == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
+
+
+def test_ledger_at_version_1_is_migrated_forward(ledger_url: str, db_path: Path) -> None:
+    """A ledger written at schema 1 gains the later tables and keeps its runs."""
+    import sqlite3
+
+    first = open_store(ledger_url)
+    _create(first, "old")
+    first.close()
+    with sqlite3.connect(db_path) as db:
+        db.execute("DROP TABLE artifacts")
+        db.execute("DROP TABLE compensations")
+        db.execute("DROP TABLE handoffs")
+        db.execute("DROP INDEX runs_by_phase")
+        db.execute("ALTER TABLE runs DROP COLUMN commit_json")
+        db.execute("ALTER TABLE runs DROP COLUMN phase")
+        db.execute("DELETE FROM seawall_meta WHERE version > 1")
+    again = open_store(ledger_url)
+    try:
+        assert LATEST == again.schema_version()
+        assert again.get_run("old") is not None
+        assert [] == again.list_artifacts("old")
+    finally:
+        again.close()
 
 
 def test_reopening_is_idempotent(ledger_url: str, db_path: Path) -> None:
@@ -181,11 +209,11 @@ def test_reopening_is_idempotent(ledger_url: str, db_path: Path) -> None:
     first.close()
     second = open_store(ledger_url)
     try:
-        assert 1 == second.schema_version()
+        assert LATEST == second.schema_version()
         assert "r1" == (second.get_run("r1") or pytest.fail("run lost")).run_id
     finally:
         second.close()
-    assert 1 == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
+    assert LATEST == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
 
 
 def test_ledger_uses_wal_mode(store: Store, db_path: Path) -> None:
@@ -255,7 +283,7 @@ def test_newer_schema_version_is_refused(ledger_url: str, db_path: Path) -> None
     connection.close()
     with pytest.raises(seawall.SchemaVersionError, match="upgrade Seawall") as info:
         open_store(ledger_url)
-    assert (999, 1) == (info.value.version, info.value.supported)
+    assert (999, LATEST) == (info.value.version, info.value.supported)
 
 
 def test_newer_schema_version_is_refused_read_only(ledger_url: str, db_path: Path) -> None:

@@ -6,16 +6,27 @@ from typing import Final
 
 from seawall.errors import LedgerURLError
 from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow, Store
-from seawall.ledger._records import AttemptRecord, RunQuery, RunRecord, StepRecord
+from seawall.ledger._records import (
+    ArtifactRecord,
+    AttemptRecord,
+    CompensationRecord,
+    HandOffRecord,
+    RunQuery,
+    RunRecord,
+    StepRecord,
+)
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
 
 __all__ = [
     "DEFAULT_LEDGER_URL",
+    "ArtifactRecord",
     "AttemptOutcome",
     "AttemptRecord",
+    "CompensationRecord",
     "Durability",
+    "HandOffRecord",
     "NewRun",
     "RunOutcome",
     "RunQuery",

@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 
     from seawall._failures import ErrorClass, FailureCause, RunStatus
     from seawall._payload import Blob
-    from seawall.ledger._records import AttemptRecord, RunQuery, RunRecord, StepRecord
+    from seawall.ledger._records import (
+        ArtifactRecord,
+        AttemptRecord,
+        CompensationRecord,
+        HandOffRecord,
+        RunQuery,
+        RunRecord,
+        StepRecord,
+    )
 
 StepRow = tuple[
     str,  # run_id
@@ -116,6 +124,60 @@ class Store(Protocol):
 
     def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
         """Record a run's final fields durably and release its lease."""
+
+    # settling -----------------------------------------------------------------------------
+    def begin_commit(
+        self,
+        run_id: str,
+        *,
+        output_hash: str,
+        output_column: bytes,
+        blobs: Sequence[Blob],
+        commit_json: str,
+        artifacts: Sequence[tuple[str, int, str]],
+    ) -> None:
+        """Record output and manifest durably before publishing (phase ``committing``)."""
+
+    def abort_commit(self, run_id: str) -> None:
+        """Forget an unfinished commit whose artifacts were not published."""
+
+    def get_commit(self, run_id: str) -> str | None:
+        """Return the commit record (JSON) of a run in phase ``committing``."""
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        """Return a run's artifacts by name."""
+
+    def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
+        """Record a run's final failure and enter phase ``compensating``."""
+
+    def start_compensation(
+        self, run_id: str, seq: int, tool: str, idempotency_key: str | None, start_time: float
+    ) -> None:
+        """Record the intent to run a compensation, durably, before it runs."""
+
+    def finish_compensation(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        end_time: float,
+        tries: int,
+        error_type: str | None,
+        error_message: str | None,
+    ) -> None:
+        """Record how a compensation ended."""
+
+    def list_compensations(self, run_id: str) -> list[CompensationRecord]:
+        """Return a run's compensations in the order they ran."""
+
+    def open_handoff(self, handoff: HandOffRecord) -> None:
+        """Record a new hand-off to a person, durably."""
+
+    def list_handoffs(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[HandOffRecord]:
+        """Return hand-offs, newest first."""
 
     # attempts -----------------------------------------------------------------------------
     def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:

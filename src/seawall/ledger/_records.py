@@ -38,6 +38,8 @@ class RunRecord:
         lease_owner: Process holding the run's lease while it runs.
         lease_expires_at: When that lease lapses unless renewed.
         updated_at: Last time the row changed.
+        phase: While an unfinished run settles: ``committing`` (publishing its artifacts) or
+            ``compensating`` (undoing its side effects); ``None`` otherwise.
     """
 
     run_id: str
@@ -64,6 +66,7 @@ class RunRecord:
     lease_owner: str | None
     lease_expires_at: float | None
     updated_at: float
+    phase: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -169,3 +172,82 @@ class RunQuery:
     parent_run_id: str | None = None
     limit: int = 100
     offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """One artifact of a run, as the ledger records it.
+
+    Attributes:
+        run_id: The run.
+        name: Relative path.
+        size: Bytes.
+        sha256: Hex digest of its bytes.
+        committed_at: When it became visible (``None`` while its commit is in progress).
+    """
+
+    run_id: str
+    name: str
+    size: int
+    sha256: str
+    committed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationRecord:
+    """The compensation (undo) of one completed mutating step.
+
+    Attributes:
+        run_id: The run.
+        seq: The step it undoes.
+        tool: The step's tool.
+        idempotency_key: Key passed to the compensation.
+        status: ``started``, ``completed`` or ``failed``.
+        start_time: When it started.
+        end_time: When it ended.
+        tries: Calls made.
+        error_type: Type of its error, if it failed.
+        error_message: Message of that error.
+    """
+
+    run_id: str
+    seq: int
+    tool: str
+    idempotency_key: str | None
+    status: str
+    start_time: float
+    end_time: float | None
+    tries: int
+    error_type: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HandOffRecord:
+    """A decision handed to a person.
+
+    Attributes:
+        handoff_id: Unique id.
+        run_id: The run concerned.
+        kind: What needs a person (``compensation_failed``, ...).
+        reason: Why, in words.
+        subject: The step, output or error in question (JSON).
+        status: ``open`` until decided.
+        created_at: When it was opened.
+        decision: ``approved`` or ``rejected`` once decided.
+        decided_by: Who decided.
+        decided_at: When.
+        note: Their note.
+    """
+
+    handoff_id: str
+    run_id: str
+    kind: str
+    reason: str
+    subject: Any
+    status: str
+    created_at: float
+    decision: str | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    note: str | None = None

@@ -39,7 +39,15 @@ from seawall.errors import (
     LedgerUnavailableError,
     SchemaVersionError,
 )
-from seawall.ledger._records import AttemptRecord, RunQuery, RunRecord, StepRecord
+from seawall.ledger._records import (
+    ArtifactRecord,
+    AttemptRecord,
+    CompensationRecord,
+    HandOffRecord,
+    RunQuery,
+    RunRecord,
+    StepRecord,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,7 +63,7 @@ _RUN_COLUMNS: Final = (
     "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
     "output_tokens, cost_usd, error_class, failure_cause, error_type, error_message, "
     "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-    "lease_expires_at, updated_at"
+    "lease_expires_at, updated_at, phase"
 )
 _STEP_COLUMNS: Final = (
     "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
@@ -443,8 +451,8 @@ class SQLiteStore:
                 "UPDATE runs SET status = ?, end_time = ?, output_hash = ?, output = ?, "
                 "error_class = ?, failure_cause = ?, error_type = ?, error_message = ?, "
                 "error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, "
-                "attempts = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
-                "WHERE run_id = ?",
+                "attempts = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?, "
+                "phase = NULL, commit_json = NULL WHERE run_id = ?",
                 (
                     outcome.status.value,
                     outcome.end_time,
@@ -463,6 +471,186 @@ class SQLiteStore:
                     run_id,
                 ),
             )
+            if outcome.status is RunStatus.SUCCEEDED:
+                db.execute(
+                    "UPDATE artifacts SET committed_at = ? "
+                    "WHERE run_id = ? AND committed_at IS NULL",
+                    (outcome.end_time, run_id),
+                )
+            else:
+                db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+
+    # -- settling: commits and compensations --------------------------------------------------
+
+    def begin_commit(
+        self,
+        run_id: str,
+        *,
+        output_hash: str,
+        output_column: bytes,
+        blobs: Sequence[Blob],
+        commit_json: str,
+        artifacts: Sequence[tuple[str, int, str]],
+    ) -> None:
+        """Record output and manifest before publishing them (phase ``committing``), durably."""
+        with self._write(durable=True) as db:
+            _put_blobs(db, blobs)
+            db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+            db.executemany(
+                "INSERT INTO artifacts (run_id, name, size, sha256) VALUES (?, ?, ?, ?)",
+                [(run_id, name, size, sha) for name, size, sha in artifacts],
+            )
+            db.execute(
+                "UPDATE runs SET phase = 'committing', commit_json = ?, output_hash = ?, "
+                "output = ?, updated_at = ? WHERE run_id = ?",
+                (commit_json, output_hash, output_column, time.time(), run_id),
+            )
+
+    def abort_commit(self, run_id: str) -> None:
+        """Forget an unfinished commit (its artifacts were not published)."""
+        with self._write(durable=True) as db:
+            db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+            db.execute(
+                "UPDATE runs SET phase = NULL, commit_json = NULL, output_hash = NULL, "
+                "output = NULL, updated_at = ? WHERE run_id = ?",
+                (time.time(), run_id),
+            )
+
+    def get_commit(self, run_id: str) -> str | None:
+        """Return the commit record (JSON) of a run in phase ``committing``."""
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT commit_json FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        )
+        return None if row is None else row[0]
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        """Return a run's artifacts by name."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT run_id, name, size, sha256, committed_at FROM artifacts "
+                "WHERE run_id = ? ORDER BY name",
+                (run_id,),
+            ).fetchall()
+        )
+        return [ArtifactRecord(*row) for row in rows]
+
+    def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
+        """Record a run's final failure and enter phase ``compensating``."""
+        with self._write(durable=True) as db:
+            db.execute(
+                "UPDATE runs SET phase = 'compensating', error_class = ?, failure_cause = ?, "
+                "error_type = ?, error_message = ?, error_json = ?, attempts = ?, "
+                "updated_at = ? WHERE run_id = ?",
+                (
+                    _opt(outcome.error_class),
+                    _opt(outcome.failure_cause),
+                    outcome.error_type,
+                    outcome.error_message,
+                    outcome.error_json,
+                    outcome.attempts,
+                    outcome.end_time,
+                    run_id,
+                ),
+            )
+
+    def start_compensation(
+        self, run_id: str, seq: int, tool: str, idempotency_key: str | None, start_time: float
+    ) -> None:
+        """Record the intent to run a compensation (durable before it runs)."""
+        with self._write(durable=True) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO compensations (run_id, seq, tool, idempotency_key, "
+                "status, start_time) VALUES (?, ?, ?, ?, 'started', ?)",
+                (run_id, seq, tool, idempotency_key, start_time),
+            )
+
+    def finish_compensation(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        end_time: float,
+        tries: int,
+        error_type: str | None,
+        error_message: str | None,
+    ) -> None:
+        """Record how a compensation ended."""
+        with self._write(durable=True) as db:
+            db.execute(
+                "UPDATE compensations SET status = ?, end_time = ?, tries = ?, error_type = ?, "
+                "error_message = ? WHERE run_id = ? AND seq = ?",
+                (status, end_time, tries, error_type, error_message, run_id, seq),
+            )
+
+    def list_compensations(self, run_id: str) -> list[CompensationRecord]:
+        """Return a run's compensations, in the order they ran."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT run_id, seq, tool, idempotency_key, status, start_time, end_time, tries, "
+                "error_type, error_message FROM compensations WHERE run_id = ? "
+                "ORDER BY seq DESC",
+                (run_id,),
+            ).fetchall()
+        )
+        return [CompensationRecord(*row) for row in rows]
+
+    # -- hand-offs --------------------------------------------------------------------------
+
+    def open_handoff(self, handoff: HandOffRecord) -> None:
+        """Record a new hand-off to a person (durably)."""
+        with self._write(durable=True) as db:
+            db.execute(
+                "INSERT INTO handoffs (handoff_id, run_id, kind, reason, subject, status, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    handoff.handoff_id,
+                    handoff.run_id,
+                    handoff.kind,
+                    handoff.reason,
+                    json.dumps(handoff.subject, sort_keys=True, default=str),
+                    handoff.status,
+                    handoff.created_at,
+                ),
+            )
+
+    def list_handoffs(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[HandOffRecord]:
+        """Return hand-offs, newest first."""
+        where, params = [], []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = (
+            "SELECT handoff_id, run_id, kind, reason, subject, status, created_at, decision, "
+            "decided_by, decided_at, note FROM handoffs"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        rows = self._read(lambda db: db.execute(sql, [*params, limit]).fetchall())
+        return [
+            HandOffRecord(
+                handoff_id=r[0],
+                run_id=r[1],
+                kind=r[2],
+                reason=r[3],
+                subject=None if r[4] is None else json.loads(r[4]),
+                status=r[5],
+                created_at=r[6],
+                decision=r[7],
+                decided_by=r[8],
+                decided_at=r[9],
+                note=r[10],
+            )
+            for r in rows
+        ]
 
     # -- attempts ---------------------------------------------------------------------------
 
@@ -815,6 +1003,7 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         lease_owner=row[20],
         lease_expires_at=row[21],
         updated_at=row[22],
+        phase=row[23],
     )
 
 
