@@ -183,7 +183,7 @@ class Seawall:
         # Loops of the sync API are closed with the app, or when it is garbage-collected
         # without close(), so no event loop outlives its app.
         self._finalizer = weakref.finalize(self, _close_runners, self._runners)
-        if self.staging_root.is_dir():
+        if self.destination is not None and self.staging_root.is_dir():
             try:
                 self.gc()
             except SeawallError:

@@ -122,7 +122,7 @@ async def execute_run(
                     journal.flush()
                 raise
             end = time.time()
-            if staging is not None and (failure is not None or staging.dir.exists()):
+            if staging is not None:
                 staging.discard()
             if failure is None:
                 store.finish_attempt(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seawall.cli import demo, resume, runs
+from seawall.cli import demo, gc, resume, runs
 
 cli = typer.Typer(
     name="seawall",
@@ -16,6 +16,7 @@ cli = typer.Typer(
 cli.command("runs")(runs.runs)
 cli.command("show")(runs.show)
 cli.command("resume")(resume.resume)
+cli.command("gc")(gc.gc)
 cli.command("demo")(demo.demo)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from seawall import RunRecord, SeawallError, Step
+from seawall import AttemptRecord, RunRecord, SeawallError, Step
 from seawall.cli._common import (
     JsonOption,
     LedgerOption,
@@ -20,6 +21,9 @@ from seawall.cli._common import (
     seconds,
     when,
 )
+
+if TYPE_CHECKING:
+    from seawall.ledger import ArtifactRecord, CompensationRecord, HandOffRecord
 
 _STATUS_STYLE = {
     "succeeded": "green",
@@ -153,48 +157,109 @@ def runs(
     console.print(table)
 
 
+@dataclass(frozen=True)
+class _RunView:
+    """Everything `seawall show` prints about one run."""
+
+    run: RunRecord
+    attempts: list[AttemptRecord]
+    steps: list[Step]
+    inputs: Any
+    output: Any
+    artifacts: list[ArtifactRecord]
+    compensations: list[CompensationRecord]
+    handoffs: list[HandOffRecord]
+
+
 def show(
     run_id: Annotated[str, typer.Argument(help="The run to show.")],
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one run: its fields, attempts and step timeline."""
+    """Show one run: its fields, attempts, step timeline, artifacts, compensations, hand-offs."""
     app = open_app(ledger)
     try:
-        run = app.get_run(run_id)
-        attempts = app.attempts(run_id)
-        steps = app.steps(run_id)
-        inputs = app.inputs_of(run_id)
-        output = app.output_of(run_id)
+        view = _RunView(
+            run=app.get_run(run_id),
+            attempts=app.attempts(run_id),
+            steps=app.steps(run_id),
+            inputs=app.inputs_of(run_id),
+            output=app.output_of(run_id),
+            artifacts=app.artifacts_of(run_id),
+            compensations=app.compensations(run_id),
+            handoffs=app.handoffs(run_id=run_id),
+        )
     except SeawallError as exc:
         raise fail(exc) from exc
     finally:
         app.close()
     if as_json:
-        print_json(
+        print_json(_view_json(view))
+    else:
+        _print_view(view)
+
+
+def _view_json(view: _RunView) -> dict[str, Any]:
+    return {
+        "run": run_json(view.run),
+        "inputs": view.inputs,
+        "output": view.output,
+        "attempts": [
             {
-                "run": run_json(run),
-                "inputs": inputs,
-                "output": output,
-                "attempts": [
-                    {
-                        "attempt": a.attempt,
-                        "status": a.status,
-                        "start_time": iso(a.start_time),
-                        "end_time": iso(a.end_time),
-                        "error_class": None if a.error_class is None else a.error_class.value,
-                        "failure_cause": None if a.failure_cause is None else a.failure_cause.value,
-                        "error_type": a.error_type,
-                        "error_message": a.error_message,
-                        "retry_delay_s": a.retry_delay,
-                        "owner": a.owner,
-                    }
-                    for a in attempts
-                ],
-                "steps": [step_json(step) for step in steps],
+                "attempt": a.attempt,
+                "status": a.status,
+                "start_time": iso(a.start_time),
+                "end_time": iso(a.end_time),
+                "error_class": None if a.error_class is None else a.error_class.value,
+                "failure_cause": None if a.failure_cause is None else a.failure_cause.value,
+                "error_type": a.error_type,
+                "error_message": a.error_message,
+                "retry_delay_s": a.retry_delay,
+                "owner": a.owner,
             }
-        )
-        return
+            for a in view.attempts
+        ],
+        "steps": [step_json(step) for step in view.steps],
+        "artifacts": [
+            {
+                "name": a.name,
+                "size": a.size,
+                "sha256": a.sha256,
+                "committed_at": iso(a.committed_at),
+            }
+            for a in view.artifacts
+        ],
+        "compensations": [
+            {
+                "seq": c.seq,
+                "tool": c.tool,
+                "status": c.status,
+                "idempotency_key": c.idempotency_key,
+                "start_time": iso(c.start_time),
+                "end_time": iso(c.end_time),
+                "tries": c.tries,
+                "error_type": c.error_type,
+                "error_message": c.error_message,
+            }
+            for c in view.compensations
+        ],
+        "handoffs": [
+            {
+                "handoff_id": h.handoff_id,
+                "kind": h.kind,
+                "status": h.status,
+                "reason": h.reason,
+                "subject": h.subject,
+                "created_at": iso(h.created_at),
+                "decision": h.decision,
+            }
+            for h in view.handoffs
+        ],
+    }
+
+
+def _print_view(view: _RunView) -> None:
+    run = view.run
     style = _STATUS_STYLE.get(run.status.value, "")
     console.print(
         f"[bold]Run {run.run_id}[/]  agent [bold]{run.agent}[/]  [{style}]{run.status.value}[/]"
@@ -217,46 +282,85 @@ def show(
         ("code version", run.code_version or "-"),
         ("parent run", run.parent_run_id or "-"),
         ("replay of", run.replay_of or "-"),
+        ("phase", run.phase or "-"),
     ):
         fields.add_row(label, value)
     console.print(fields)
-    if attempts:
-        table = Table(title="Attempts", title_justify="left")
-        for column in ("#", "status", "started", "took", "class", "cause", "error", "then waited"):
+    _print_attempts(view.attempts)
+    _print_steps(view.steps)
+    _print_settling(view)
+
+
+def _print_attempts(attempts: list[AttemptRecord]) -> None:
+    if not attempts:
+        return
+    table = Table(title="Attempts", title_justify="left")
+    for column in ("#", "status", "started", "took", "class", "cause", "error", "then waited"):
+        table.add_column(column)
+    for a in attempts:
+        took = None if a.end_time is None else a.end_time - a.start_time
+        table.add_row(
+            str(a.attempt),
+            a.status,
+            when(a.start_time),
+            seconds(took),
+            a.error_class.value if a.error_class else "",
+            a.failure_cause.value if a.failure_cause else "",
+            f"{a.error_type}: {a.error_message}" if a.error_type else "",
+            seconds(a.retry_delay) if a.retry_delay is not None else "",
+        )
+    console.print(table)
+
+
+def _print_steps(steps: list[Step]) -> None:
+    if not steps:
+        return
+    table = Table(title=f"Steps ({len(steps)})", title_justify="left")
+    for column in ("seq", "att", "kind", "name", "status", "took", "tries", "key / error"):
+        table.add_column(column)
+    for step in steps:
+        record = step.record
+        note = (
+            f"[red]{record.error_type}: {record.error_message}[/]"
+            if record.error_type
+            else (record.idempotency_key or "")
+        )
+        name = f"[bold]{record.name}[/] (mutating)" if record.mutating else record.name
+        table.add_row(
+            str(record.seq),
+            str(record.attempt),
+            record.kind,
+            name,
+            record.status,
+            seconds(record.duration),
+            str(record.tries),
+            note,
+        )
+    console.print(table)
+
+
+def _print_settling(view: _RunView) -> None:
+    if view.artifacts:
+        table = Table(title=f"Artifacts ({len(view.artifacts)})", title_justify="left")
+        for column in ("name", "bytes", "sha256", "committed"):
             table.add_column(column)
-        for a in attempts:
-            took = None if a.end_time is None else a.end_time - a.start_time
+        for artifact in view.artifacts:
             table.add_row(
-                str(a.attempt),
-                a.status,
-                when(a.start_time),
-                seconds(took),
-                a.error_class.value if a.error_class else "",
-                a.failure_cause.value if a.failure_cause else "",
-                f"{a.error_type}: {a.error_message}" if a.error_type else "",
-                seconds(a.retry_delay) if a.retry_delay is not None else "",
+                artifact.name,
+                f"{artifact.size:,}",
+                artifact.sha256[:16],
+                when(artifact.committed_at),
             )
         console.print(table)
-    if steps:
-        table = Table(title=f"Steps ({len(steps)})", title_justify="left")
-        for column in ("seq", "att", "kind", "name", "status", "took", "tries", "key / error"):
+    if view.compensations:
+        table = Table(title="Compensations (newest step first)", title_justify="left")
+        for column in ("step", "tool", "status", "tries", "error"):
             table.add_column(column)
-        for step in steps:
-            record = step.record
-            note = (
-                f"[red]{record.error_type}: {record.error_message}[/]"
-                if record.error_type
-                else (record.idempotency_key or "")
-            )
-            name = f"[bold]{record.name}[/] (mutating)" if record.mutating else record.name
-            table.add_row(
-                str(record.seq),
-                str(record.attempt),
-                record.kind,
-                name,
-                record.status,
-                seconds(record.duration),
-                str(record.tries),
-                note,
-            )
+        for c in view.compensations:
+            error = f"{c.error_type}: {c.error_message}" if c.error_type else ""
+            table.add_row(str(c.seq), c.tool, c.status, str(c.tries), error)
         console.print(table)
+    for h in view.handoffs:
+        console.print(
+            f"[bold magenta]hand-off {h.status}[/] ({h.kind}, {h.handoff_id}): {h.reason}"
+        )
