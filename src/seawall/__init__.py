@@ -5,13 +5,19 @@ never repeats a completed side effect, records every run in a ledger, and resume
 process died.
 """
 
+from seawall import artifacts
 from seawall._app import Seawall, Step
 from seawall._context import AsyncContext, Context
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._result import RunResult
 from seawall.errors import (
+    ArtifactError,
+    ArtifactIntegrityError,
+    ArtifactNameError,
+    ArtifactTooLargeError,
     AttemptAbandoned,
     ConfigurationError,
+    DestinationError,
     InDoubtError,
     JournalDivergenceError,
     LedgerCorruptedError,
@@ -31,19 +37,34 @@ from seawall.errors import (
     SerializationError,
     UsageError,
 )
-from seawall.ledger import AttemptRecord, RunRecord, StepRecord
+from seawall.ledger import (
+    ArtifactRecord,
+    AttemptRecord,
+    CompensationRecord,
+    HandOffRecord,
+    RunRecord,
+    StepRecord,
+)
 from seawall.policies import Retry
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNameError",
+    "ArtifactRecord",
+    "ArtifactTooLargeError",
     "AsyncContext",
     "AttemptAbandoned",
     "AttemptRecord",
+    "CompensationRecord",
     "ConfigurationError",
     "Context",
+    "DestinationError",
     "ErrorClass",
     "FailureCause",
+    "HandOffRecord",
     "InDoubtError",
     "JournalDivergenceError",
     "LedgerCorruptedError",
@@ -70,4 +91,5 @@ __all__ = [
     "StepRecord",
     "UsageError",
     "__version__",
+    "artifacts",
 ]

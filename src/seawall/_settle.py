@@ -21,6 +21,7 @@ person is opened instead of retrying forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -107,21 +108,30 @@ def roll_forward(app: Seawall, run: RunRecord) -> bool:
     manifest = Manifest.from_json(
         json.dumps({"run_id": run.run_id, "artifacts": record["manifest"]}).encode()
     )
-    if destination.manifest(run.run_id) == manifest:
-        return True
     staging = Path(record["staging"])
+    if destination.manifest(run.run_id) == manifest:
+        _drop_staging(staging)
+        return True
     sealed = staging / ".seawall-manifest.json"
     if sealed.exists() and Manifest.from_json(sealed.read_bytes()) == manifest:
         destination.publish(run.run_id, staging, manifest)
-        remove_tree(staging)
+        _drop_staging(staging)
         return True
     destination.remove_partial(run.run_id)
     app.store.abort_commit(run.run_id)
+    _drop_staging(staging)
     logger.warning(
         "run %s: its interrupted commit could not be finished (staging gone); rerunning the agent",
         run.run_id,
     )
     return False
+
+
+def _drop_staging(staging: Path) -> None:
+    """Remove an attempt's staging folder, and its run's folder once empty."""
+    remove_tree(staging)
+    with contextlib.suppress(OSError):
+        staging.parent.rmdir()
 
 
 async def compensate(app: Seawall, run_id: str) -> None:
