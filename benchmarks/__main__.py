@@ -2,6 +2,8 @@
 
 import sys
 
-from benchmarks.bench_core import main
+from benchmarks import bench_artifacts, bench_core
 
-sys.exit(main())
+status = bench_core.main()
+bench_artifacts.main()
+sys.exit(status)
