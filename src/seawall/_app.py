@@ -24,9 +24,7 @@ from seawall._result import RunResult
 from seawall._runner import execute_run, finish_crashed, resume_settling
 from seawall.artifacts import (
     Destination,
-    FsspecDestination,
     GcEntry,
-    LocalDestination,
     StagingArea,
     destination_for,
 )
@@ -156,13 +154,7 @@ class Seawall:
             self.store = ledger
         self.codec = PayloadCodec(encoders, max_payload_bytes)
         self.power = durability == "power"
-        self.destination: Destination | None = (
-            None
-            if artifacts is None
-            else artifacts
-            if isinstance(artifacts, LocalDestination | FsspecDestination)
-            else destination_for(os.fspath(artifacts), sync=self.power)  # type: ignore[arg-type]
-        )
+        self.destination: Destination | None = _destination_of(artifacts, sync=self.power)
         self.staging_root = Path(staging)
         self.max_artifact_bytes = max_artifact_bytes
         self.leases = Leases(self.store, lease)
@@ -727,6 +719,16 @@ def _refuse_second_name(existing: AgentSpec | ToolSpec | None, name: str, kind: 
             f"it again as {name!r} would make calls by function ambiguous. Register a wrapper "
             "(a def or functools.partial) under the second name"
         )
+
+
+def _destination_of(
+    artifacts: str | os.PathLike[str] | Destination | None, *, sync: bool
+) -> Destination | None:
+    if artifacts is None:
+        return None
+    if isinstance(artifacts, str | os.PathLike):
+        return destination_for(os.fspath(artifacts), sync=sync)
+    return artifacts
 
 
 def _close_runners(runners: list[asyncio.Runner]) -> None:

@@ -23,6 +23,15 @@ stores that form.
     │   ├── ArtifactTooLargeError   a file over the app's artifact size limit
     │   ├── ArtifactIntegrityError  a committed file whose bytes no longer match the manifest
     │   └── DestinationError        the destination cannot be written or read
+    ├── VerificationError           an output (or a mid-run value) failed its verifiers
+    │   ├── ConsistencyError        two sources gave different values for the same key
+    │   └── ReadBackError           a mutating call's effect is not there when read back
+    ├── ToolResponseError           a tool's response failed its declared schema (returns=)
+    ├── BudgetExceededError         a run went over its deadline, tool calls, tokens or cost
+    ├── GuardTrippedError           a safety guard refused a call (e.g. mutations without a gate)
+    ├── HandOffError                a hand-off that cannot be decided
+    │   ├── HandOffNotFoundError    no hand-off with this id
+    │   └── HandOffDecidedError     it was already approved or rejected
     ├── RetryableError              raise it to mark a failure transient (optional Retry-After)
     ├── PermanentError              raise it to mark a failure permanent (no retry)
     └── LedgerError                 the ledger cannot be used
@@ -37,8 +46,9 @@ Control signals that user code must not swallow by accident derive from ``BaseEx
 ::
 
     BaseException
-    └── AttemptAbandoned            the runtime gave up on an attempt (timeout); raised at the
-                                    agent's next ctx call so it stops doing work
+    ├── AttemptAbandoned            the runtime gave up on an attempt (timeout); raised at the
+    │                               agent's next ctx call so it stops doing work
+    └── RunCancelled                an operator cancelled the run; raised at the next ctx call
 """
 
 from __future__ import annotations
@@ -51,8 +61,14 @@ __all__ = [
     "ArtifactNameError",
     "ArtifactTooLargeError",
     "AttemptAbandoned",
+    "BudgetExceededError",
     "ConfigurationError",
+    "ConsistencyError",
     "DestinationError",
+    "GuardTrippedError",
+    "HandOffDecidedError",
+    "HandOffError",
+    "HandOffNotFoundError",
     "InDoubtError",
     "JournalDivergenceError",
     "LedgerCorruptedError",
@@ -63,14 +79,18 @@ __all__ = [
     "LedgerUnavailableError",
     "PayloadTooLargeError",
     "PermanentError",
+    "ReadBackError",
     "RegistrationError",
     "RetryableError",
+    "RunCancelled",
     "RunFailedError",
     "RunNotFoundError",
     "SchemaVersionError",
     "SeawallError",
     "SerializationError",
+    "ToolResponseError",
     "UsageError",
+    "VerificationError",
 ]
 
 
@@ -236,6 +256,68 @@ class DestinationError(ArtifactError):
     code = "artifact_destination"
 
 
+class VerificationError(SeawallError):
+    """An output (or a value at a mid-run gate) failed its verifiers; it is not trusted.
+
+    Fields: ``verdicts`` (name, passed, message of each verifier) and ``feedback`` (the failing
+    verifiers' messages, which the next attempt sees in ``ctx.feedback``).
+    """
+
+    code = "verification_failed"
+
+
+class ConsistencyError(VerificationError):
+    """Two sources gave different values for the same key during one run."""
+
+    code = "inconsistent_sources"
+
+
+class ReadBackError(VerificationError):
+    """A mutating call completed but reading the state back does not show its effect."""
+
+    code = "read_back_failed"
+
+
+class ToolResponseError(SeawallError):
+    """A tool's response does not match the schema it declares (``@app.tool(returns=...)``).
+
+    It is stopped at the boundary, before the agent sees it. The call is retried by the tool's
+    retry policy (a malformed response is often transient).
+    """
+
+    code = "tool_response_invalid"
+
+
+class BudgetExceededError(SeawallError):
+    """A run went over one of its budgets (``limit`` names it); the run stops."""
+
+    code = "budget_exceeded"
+
+
+class GuardTrippedError(SeawallError):
+    """A guard refused a call before it ran (``limit`` names it); the run stops."""
+
+    code = "guard_tripped"
+
+
+class HandOffError(SeawallError):
+    """A hand-off that cannot be decided as asked."""
+
+    code = "handoff"
+
+
+class HandOffNotFoundError(HandOffError, LookupError):
+    """No hand-off has this id."""
+
+    code = "handoff_not_found"
+
+
+class HandOffDecidedError(HandOffError):
+    """The hand-off was already approved or rejected."""
+
+    code = "handoff_decided"
+
+
 class RetryableError(SeawallError):
     """Raise from an agent or tool to mark a failure as transient.
 
@@ -301,3 +383,15 @@ class AttemptAbandoned(BaseException):
     It derives from ``BaseException`` so that ``except Exception`` in agent code does not
     swallow it and keep the abandoned attempt doing work.
     """
+
+
+class RunCancelled(BaseException):
+    """An operator cancelled the run; raised at the agent's next ctx call.
+
+    It derives from ``BaseException`` so that ``except Exception`` in agent code cannot swallow
+    it and keep going.
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
