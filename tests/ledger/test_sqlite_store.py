@@ -179,25 +179,29 @@ def test_migration_records_every_schema_version(store: Store, db_path: Path) -> 
 
 
 def test_ledger_at_version_1_is_migrated_forward(ledger_url: str, db_path: Path) -> None:
-    """A ledger written at schema 1 gains the later tables and keeps its runs."""
+    """A ledger written at schema 1 gains every later migration and keeps its runs."""
     import sqlite3
 
-    first = open_store(ledger_url)
-    _create(first, "old")
-    first.close()
+    from seawall.ledger.sqlite import _statements
+
+    version, name, sql = _migrations()[0]
     with sqlite3.connect(db_path) as db:
-        db.execute("DROP TABLE artifacts")
-        db.execute("DROP TABLE compensations")
-        db.execute("DROP TABLE handoffs")
-        db.execute("DROP INDEX runs_by_phase")
-        db.execute("ALTER TABLE runs DROP COLUMN commit_json")
-        db.execute("ALTER TABLE runs DROP COLUMN phase")
-        db.execute("DELETE FROM seawall_meta WHERE version > 1")
+        db.execute(
+            "CREATE TABLE seawall_meta (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for statement in _statements(sql):
+            db.execute(statement)
+        db.execute("INSERT INTO seawall_meta VALUES (?, ?, 0)", (version, name))
+        db.execute(
+            "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, updated_at) "
+            "VALUES ('old', 'a', 'succeeded', 1.0, 'h', X'4A7B7D', 1.0)"
+        )
     again = open_store(ledger_url)
     try:
         assert LATEST == again.schema_version()
         assert again.get_run("old") is not None
         assert [] == again.list_artifacts("old")
+        assert [] == again.list_verdicts("old")
     finally:
         again.close()
 

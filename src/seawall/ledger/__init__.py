@@ -14,6 +14,7 @@ from seawall.ledger._records import (
     RunQuery,
     RunRecord,
     StepRecord,
+    VerdictRecord,
 )
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
@@ -35,6 +36,7 @@ __all__ = [
     "StepRecord",
     "StepRow",
     "Store",
+    "VerdictRecord",
     "open_store",
 ]
 

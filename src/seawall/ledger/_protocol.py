@@ -8,7 +8,7 @@ inline; they are short. Every write that must survive a crash is one transaction
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         RunQuery,
         RunRecord,
         StepRecord,
+        VerdictRecord,
     )
 
 StepRow = tuple[
@@ -178,6 +179,34 @@ class Store(Protocol):
         self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[HandOffRecord]:
         """Return hand-offs, newest first."""
+
+    def record_verdicts(
+        self, run_id: str, attempt: int, kind: str, verdicts: Sequence[dict[str, Any]]
+    ) -> None:
+        """Append verdicts of one attempt."""
+
+    def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
+        """Return a run's verdicts in order."""
+
+    def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
+        """Record an operator's cancellation; false when the run had already ended."""
+
+    def cancellations(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Return the cancellation reasons recorded for any of ``run_ids``."""
+
+    def park_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+        """Record a run waiting for a person (``awaiting_human``), its output kept."""
+
+    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
+        """Take a run waiting for a person back into ``running``; one decider wins."""
+
+    def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
+        """Return one hand-off, or ``None``."""
+
+    def decide_handoff(
+        self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
+    ) -> bool:
+        """Record a decision on an open hand-off; false when it was already decided."""
 
     # attempts -----------------------------------------------------------------------------
     def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:

@@ -251,3 +251,35 @@ class HandOffRecord:
     decided_by: str | None = None
     decided_at: float | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRecord:
+    """One verifier verdict as the ledger records it.
+
+    Attributes:
+        run_id: The run.
+        attempt: The attempt whose output (or gate) it judged.
+        ordinal: Its order among the attempt's verdicts.
+        kind: ``output`` (the final gate), ``gate`` (``ctx.verify``), ``read_back``,
+            ``consistency``, ``confidence`` or ``handoff`` (an edited output re-verified).
+        name: The verifier.
+        passed: Whether the value passed.
+        error: Whether the verifier itself raised.
+        score: A judge's score.
+        message: The feedback or note.
+        duration: Seconds it took.
+        created_at: When.
+    """
+
+    run_id: str
+    attempt: int
+    ordinal: int
+    kind: str
+    name: str
+    passed: bool
+    error: bool
+    score: float | None
+    message: str | None
+    duration: float
+    created_at: float

@@ -37,6 +37,7 @@ from seawall.errors import (
     LedgerLockedError,
     LedgerReadOnlyError,
     LedgerUnavailableError,
+    RunCancelled,
     SchemaVersionError,
 )
 from seawall.ledger._records import (
@@ -47,6 +48,7 @@ from seawall.ledger._records import (
     RunQuery,
     RunRecord,
     StepRecord,
+    VerdictRecord,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +73,10 @@ _STEP_COLUMNS: Final = (
 )
 _INSERT_STEP: Final = (
     f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+)
+_INSERT_INTENT: Final = (
+    f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) SELECT {', '.join('?' * 16)} "
+    "WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND cancel_requested_at IS NOT NULL)"
 )
 _COMPLETE_STEP: Final = (
     "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
@@ -597,6 +603,153 @@ class SQLiteStore:
         )
         return [CompensationRecord(*row) for row in rows]
 
+    # -- verification, cancellation, parking ---------------------------------------------------
+
+    def record_verdicts(
+        self, run_id: str, attempt: int, kind: str, verdicts: Sequence[dict[str, Any]]
+    ) -> None:
+        """Append verdicts of one attempt (each a dict: name, passed, message, duration...)."""
+        if not verdicts:
+            return
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT coalesce(max(ordinal), 0) FROM verifications "
+                "WHERE run_id = ? AND attempt = ?",
+                (run_id, attempt),
+            ).fetchone()
+            start = int(row[0])
+            db.executemany(
+                "INSERT INTO verifications (run_id, attempt, ordinal, kind, name, passed, error, "
+                "score, message, duration, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        attempt,
+                        start + index + 1,
+                        kind,
+                        v["name"],
+                        1 if v["passed"] else 0,
+                        1 if v.get("error") else 0,
+                        v.get("score"),
+                        v.get("message"),
+                        float(v.get("duration") or 0.0),
+                        now,
+                    )
+                    for index, v in enumerate(verdicts)
+                ],
+            )
+
+    def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
+        """Return a run's verdicts in order."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT run_id, attempt, ordinal, kind, name, passed, error, score, message, "
+                "duration, created_at FROM verifications WHERE run_id = ? "
+                "ORDER BY attempt, ordinal",
+                (run_id,),
+            ).fetchall()
+        )
+        return [
+            VerdictRecord(
+                r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10]
+            )
+            for r in rows
+        ]
+
+    def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
+        """Record an operator's cancellation of an unfinished run; false if it had ended."""
+        with self._write(durable=True) as db:
+            cursor = db.execute(
+                "UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, ?), "
+                "cancel_reason = coalesce(cancel_reason, ?), updated_at = ? WHERE run_id = ? "
+                "AND status IN ('pending', 'running', 'awaiting_human')",
+                (at, reason, at, run_id),
+            )
+            return cursor.rowcount == 1
+
+    def cancellations(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Return the cancellation reasons recorded for any of ``run_ids``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                lambda db, chunk=chunk, marks=marks: db.execute(  # type: ignore[misc]
+                    f"SELECT run_id, cancel_reason FROM runs WHERE run_id IN ({marks}) "
+                    "AND cancel_requested_at IS NOT NULL",
+                    chunk,
+                ).fetchall()
+            )
+            found.update({r[0]: r[1] or "" for r in rows})
+        return found
+
+    def park_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+        """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
+        with self._write(durable=True) as db:
+            _put_blobs(db, blobs)
+            db.execute(
+                "UPDATE runs SET status = 'awaiting_human', output_hash = ?, output = ?, "
+                "error_class = ?, failure_cause = ?, error_type = ?, error_message = ?, "
+                "error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, attempts = ?, "
+                "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
+                (
+                    outcome.output_hash,
+                    outcome.output_column,
+                    _opt(outcome.error_class),
+                    _opt(outcome.failure_cause),
+                    outcome.error_type,
+                    outcome.error_message,
+                    outcome.error_json,
+                    outcome.input_tokens,
+                    outcome.output_tokens,
+                    outcome.cost_usd,
+                    outcome.attempts,
+                    outcome.end_time,
+                    run_id,
+                ),
+            )
+
+    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
+        """Take a run waiting for a person back into ``running`` (one decider wins)."""
+        with self._write(durable=True) as db:
+            cursor = db.execute(
+                "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
+                "updated_at = ? WHERE run_id = ? AND status = 'awaiting_human'",
+                (owner, expires_at, time.time(), run_id),
+            )
+            return cursor.rowcount == 1
+
+    def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
+        """Return one hand-off, or ``None``."""
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT run_id FROM handoffs WHERE handoff_id = ?", (handoff_id,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return next(
+            (
+                h
+                for h in self.list_handoffs(run_id=row[0], limit=1000)
+                if h.handoff_id == handoff_id
+            ),
+            None,
+        )
+
+    def decide_handoff(
+        self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
+    ) -> bool:
+        """Record a decision on an open hand-off; false when it was already decided."""
+        with self._write(durable=True) as db:
+            cursor = db.execute(
+                "UPDATE handoffs SET status = 'decided', decision = ?, decided_by = ?, note = ?, "
+                "decided_at = ? WHERE handoff_id = ? AND status = 'open'",
+                (decision, decided_by, note, at, handoff_id),
+            )
+            return cursor.rowcount == 1
+
     # -- hand-offs --------------------------------------------------------------------------
 
     def open_handoff(self, handoff: HandOffRecord) -> None:
@@ -727,24 +880,31 @@ class SQLiteStore:
     def write_intent(self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
         """Write buffered steps and a mutating step's intent in one durable transaction."""
         if not pending and not blobs and not self._power:
-            # Hot path: a single autocommit INSERT is its own transaction.
+            # Hot path: one autocommit statement, which also refuses the intent when the run was
+            # cancelled (the check and the insert are one atomic step).
             with self._lock:
                 self._ensure_open()
                 try:
-                    self._db.execute(_INSERT_STEP, row)
+                    inserted = self._db.execute(_INSERT_INTENT, (*row, row[0])).rowcount
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path, self.busy_timeout) from exc
+            if inserted != 1:
+                raise RunCancelled(self.cancellations([row[0]]).get(row[0], ""))
             return
         if not self._power:
             with self._write(durable=True) as db:
                 _put_blobs(db, blobs)
                 if pending:
                     db.executemany(_INSERT_STEP, pending)
-                db.execute(_INSERT_STEP, row)
+                if db.execute(_INSERT_INTENT, (*row, row[0])).rowcount != 1:
+                    reason = db.execute(
+                        "SELECT cancel_reason FROM runs WHERE run_id = ?", (row[0],)
+                    ).fetchone()
+                    raise RunCancelled(reason[0] if reason else "")
             return
         self._group(_Ticket([*pending, row], [], list(blobs), durable=True))
 
-    def _group(self, ticket: _Ticket) -> None:
+    def _group(self, ticket: _Ticket) -> None:  # noqa: C901 - leader election, read top-down
         """Group commit (power level): write ``ticket`` together with whatever else is queued.
 
         Threads that queue while another thread's fsync is in progress are written by the
@@ -760,6 +920,8 @@ class SQLiteStore:
             if ticket.done:
                 if ticket.error is not None:
                     raise ticket.error
+                if ticket.cancelled is not None:
+                    raise RunCancelled(ticket.cancelled)
                 return
             self._leading = True
             batch, self._queue = self._queue, []
@@ -787,12 +949,15 @@ class SQLiteStore:
                 self._queue_ready.notify_all()
         if error is not None:
             raise error
+        if ticket.cancelled is not None:
+            raise RunCancelled(ticket.cancelled)
 
     def _autocommit(self, ticket: _Ticket, *, durable: bool) -> None:
         """Write one statement as its own transaction (the uncontended case)."""
-        sql, params = (
-            (_INSERT_STEP, ticket.rows[0]) if ticket.rows else (_COMPLETE_STEP, ticket.updates[0])
-        )
+        if ticket.rows:
+            sql, params = _INSERT_INTENT, (*ticket.rows[0], ticket.rows[0][0])
+        else:
+            sql, params = _COMPLETE_STEP, ticket.updates[0]
         with self._lock:
             self._ensure_open()
             db = self._db
@@ -800,16 +965,34 @@ class SQLiteStore:
                 if durable:
                     db.execute("PRAGMA synchronous=FULL")
                 try:
-                    db.execute(sql, params)
+                    written = db.execute(sql, params).rowcount
                 finally:
                     if durable:
                         db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path, self.busy_timeout) from exc
+        if ticket.rows and written != 1:
+            ticket.cancelled = self.cancellations([ticket.rows[0][0]]).get(ticket.rows[0][0], "")
 
     def _write_batch(self, batch: list[_Ticket], *, durable: bool) -> None:
-        """Write several tickets' rows in one transaction."""
+        """Write several tickets' rows in one transaction (cancelled runs' intents refused)."""
         with self._write(durable=durable) as db:
+            intents = [t for t in batch if t.durable and t.rows]
+            if intents:
+                ids = sorted({t.rows[-1][0] for t in intents})
+                marks = ", ".join("?" * len(ids))
+                cancelled = dict(
+                    db.execute(
+                        f"SELECT run_id, coalesce(cancel_reason, '') FROM runs WHERE run_id IN "
+                        f"({marks}) AND cancel_requested_at IS NOT NULL",
+                        ids,
+                    ).fetchall()
+                )
+                for ticket in intents:
+                    reason = cancelled.get(ticket.rows[-1][0])
+                    if reason is not None:
+                        ticket.cancelled = reason
+                        ticket.rows = ticket.rows[:-1]
             _put_blobs(db, [b for t in batch for b in t.blobs])
             inserts = [r for t in batch for r in t.rows]
             if inserts:
@@ -943,7 +1126,7 @@ class SQLiteStore:
 class _Ticket:
     """Writes waiting for a group commit, and what became of them."""
 
-    __slots__ = ("blobs", "done", "durable", "error", "rows", "updates")
+    __slots__ = ("blobs", "cancelled", "done", "durable", "error", "rows", "updates")
 
     def __init__(
         self,
@@ -959,6 +1142,7 @@ class _Ticket:
         self.durable = durable
         self.done = False
         self.error: LedgerError | None = None
+        self.cancelled: str | None = None
 
 
 def _statements(sql: str) -> list[str]:

@@ -1,5 +1,15 @@
 """Pure policy logic: decisions without I/O, reused by every driver."""
 
+from seawall.policies.drift import OnDrift
+from seawall.policies.guards import NO_GUARDS, Guards
 from seawall.policies.retry import Retry, RetryDecision, is_transient, retry_after_of
 
-__all__ = ["Retry", "RetryDecision", "is_transient", "retry_after_of"]
+__all__ = [
+    "NO_GUARDS",
+    "Guards",
+    "OnDrift",
+    "Retry",
+    "RetryDecision",
+    "is_transient",
+    "retry_after_of",
+]
