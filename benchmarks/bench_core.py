@@ -50,6 +50,16 @@ MODULE = "benchmarks.bench_core"
 WARMUP_STEPS = 20
 
 
+def _bulk_guards() -> Any:
+    """Guards that allow long runs of writes (the workloads write without gates on purpose)."""
+    from seawall import Guards
+
+    return Guards(max_mutations_without_gate=None)
+
+
+_BULK = _bulk_guards()
+
+
 def _app(workdir: Path, durability: str = "crash") -> Any:
     from seawall import Seawall
 
@@ -62,7 +72,7 @@ def _seawall_worker(mutating: bool, durability: str) -> WorkerFn:
         app = _app(workdir, durability)
         tool = app.tool(name="step", mutating=mutating)(step_body)
 
-        @app.agent(name="workflow")
+        @app.agent(name="workflow", guards=_BULK)
         def workflow(ctx: Any, steps: int) -> object:
             out: object = None
             for i in range(steps):
@@ -87,7 +97,7 @@ def per_call(n: int, workdir: Path) -> Result:
     read, write = _read_write_tools(app)
     clock = time.perf_counter
 
-    @app.agent(name="timer")
+    @app.agent(name="timer", guards=_BULK)
     def timer(ctx: Any, steps: int) -> dict[str, float]:
         plain, reads, writes = [], [], []
         for i in range(steps):
@@ -141,7 +151,7 @@ def long_run(n: int, workdir: Path) -> Result:
     read, write = _read_write_tools(app)
     clock = time.perf_counter
 
-    @app.agent(name="long")
+    @app.agent(name="long", guards=_BULK)
     def long(ctx: Any, steps: int) -> dict[str, Any]:
         times: list[float] = []
         rss: dict[str, float] = {}
@@ -176,7 +186,7 @@ def show_readback(n: int, workdir: Path) -> Result:
     app = _app(workdir)
     read, write = _read_write_tools(app)
 
-    @app.agent(name="big")
+    @app.agent(name="big", guards=_BULK)
     def big(ctx: Any, steps: int) -> int:
         for i in range(steps):
             ctx.call(write if i % 4 == 0 else read, i)
@@ -211,7 +221,7 @@ def concurrent_power(n: int, workdir: Path) -> Result:
     app = _app(workdir, "power")
     _, write = _read_write_tools(app)
 
-    @app.agent(name="writer")
+    @app.agent(name="writer", guards=_BULK)
     def writer(ctx: Any, steps: int) -> int:
         for i in range(steps):
             ctx.call(write, i)

@@ -5,7 +5,7 @@ never repeats a completed side effect, records every run in a ledger, and resume
 process died.
 """
 
-from seawall import artifacts
+from seawall import artifacts, verify
 from seawall._app import Seawall, Step
 from seawall._context import AsyncContext, Context
 from seawall._failures import ErrorClass, FailureCause, RunStatus
@@ -16,8 +16,14 @@ from seawall.errors import (
     ArtifactNameError,
     ArtifactTooLargeError,
     AttemptAbandoned,
+    BudgetExceededError,
     ConfigurationError,
+    ConsistencyError,
     DestinationError,
+    GuardTrippedError,
+    HandOffDecidedError,
+    HandOffError,
+    HandOffNotFoundError,
     InDoubtError,
     JournalDivergenceError,
     LedgerCorruptedError,
@@ -28,14 +34,18 @@ from seawall.errors import (
     LedgerURLError,
     PayloadTooLargeError,
     PermanentError,
+    ReadBackError,
     RegistrationError,
     RetryableError,
+    RunCancelled,
     RunFailedError,
     RunNotFoundError,
     SchemaVersionError,
     SeawallError,
     SerializationError,
+    ToolResponseError,
     UsageError,
+    VerificationError,
 )
 from seawall.ledger import (
     ArtifactRecord,
@@ -44,8 +54,9 @@ from seawall.ledger import (
     HandOffRecord,
     RunRecord,
     StepRecord,
+    VerdictRecord,
 )
-from seawall.policies import Retry
+from seawall.policies import Guards, OnDrift, Retry
 
 __version__ = "0.1.0.dev0"
 
@@ -58,12 +69,19 @@ __all__ = [
     "AsyncContext",
     "AttemptAbandoned",
     "AttemptRecord",
+    "BudgetExceededError",
     "CompensationRecord",
     "ConfigurationError",
+    "ConsistencyError",
     "Context",
     "DestinationError",
     "ErrorClass",
     "FailureCause",
+    "GuardTrippedError",
+    "Guards",
+    "HandOffDecidedError",
+    "HandOffError",
+    "HandOffNotFoundError",
     "HandOffRecord",
     "InDoubtError",
     "JournalDivergenceError",
@@ -73,11 +91,14 @@ __all__ = [
     "LedgerReadOnlyError",
     "LedgerURLError",
     "LedgerUnavailableError",
+    "OnDrift",
     "PayloadTooLargeError",
     "PermanentError",
+    "ReadBackError",
     "RegistrationError",
     "Retry",
     "RetryableError",
+    "RunCancelled",
     "RunFailedError",
     "RunNotFoundError",
     "RunRecord",
@@ -89,7 +110,11 @@ __all__ = [
     "SerializationError",
     "Step",
     "StepRecord",
+    "ToolResponseError",
     "UsageError",
+    "VerdictRecord",
+    "VerificationError",
     "__version__",
     "artifacts",
+    "verify",
 ]

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, overload
 
 from seawall import _payload
+from seawall._drift import decide
 from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
 from seawall._lease import Leases
 from seawall._payload import DEFAULT_MAX_PAYLOAD, Encoder, PayloadCodec
@@ -31,6 +32,7 @@ from seawall.artifacts import (
 from seawall.artifacts._gc import collect
 from seawall.errors import (
     ConfigurationError,
+    HandOffNotFoundError,
     RegistrationError,
     RunNotFoundError,
     SeawallError,
@@ -48,9 +50,15 @@ from seawall.ledger import (
     RunRecord,
     StepRecord,
     Store,
+    VerdictRecord,
     open_store,
 )
 from seawall.policies.retry import Retry
+
+if TYPE_CHECKING:
+    from seawall._journal import Journal
+    from seawall.policies.drift import OnDrift
+    from seawall.policies.guards import Guards
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,6 +82,49 @@ class Step:
     record: StepRecord
     request: Any
     response: Any
+
+
+@dataclass(slots=True)
+class LiveRun:
+    """A run executing in this process: its journal, and its task for an async agent."""
+
+    journal: Journal
+    task: asyncio.Future[Any] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def cancel(self, reason: str) -> None:
+        """Make the agent stop at its next ctx call (and cancel an async agent's task)."""
+        self.journal.cancelled = reason
+        if self.task is not None and self.loop is not None and not self.task.done():
+            self.loop.call_soon_threadsafe(self.task.cancel)
+
+
+class LiveRuns:
+    """The runs executing in this process, for cancellation."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, LiveRun] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, run_id: str, journal: Journal) -> LiveRun:
+        """Register a starting attempt."""
+        live = LiveRun(journal)
+        with self._lock:
+            self._runs[run_id] = live
+        return live
+
+    def leave(self, run_id: str) -> None:
+        """Forget an ended attempt."""
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+    def cancel(self, reasons: Mapping[str, str]) -> None:
+        """Cancel the live runs among ``reasons``."""
+        with self._lock:
+            found = [(self._runs.get(run_id), reason) for run_id, reason in reasons.items()]
+        for live, reason in found:
+            if live is not None and live.journal.cancelled is None:
+                live.cancel(reason)
 
 
 def _new_run_id() -> str:
@@ -157,7 +208,8 @@ class Seawall:
         self.destination: Destination | None = _destination_of(artifacts, sync=self.power)
         self.staging_root = Path(staging)
         self.max_artifact_bytes = max_artifact_bytes
-        self.leases = Leases(self.store, lease)
+        self.live = LiveRuns()
+        self.leases = Leases(self.store, lease, self.live.cancel)
         self.retry = retry or Retry()
         self.tool_retry = tool_retry or DEFAULT_TOOL_RETRY
         self.flush_every = 64
@@ -226,6 +278,10 @@ class Seawall:
         retry: Retry | None = None,
         timeout: float | None = None,
         version: str | None = None,
+        verify: Any = (),
+        on_drift: OnDrift | str = "fail",
+        min_confidence: float | None = None,
+        guards: Guards | None = None,
     ) -> Callable[[F], F]: ...
     def agent(
         self,
@@ -236,6 +292,10 @@ class Seawall:
         retry: Retry | None = None,
         timeout: float | None = None,
         version: str | None = None,
+        verify: Any = (),
+        on_drift: OnDrift | str = "fail",
+        min_confidence: float | None = None,
+        guards: Guards | None = None,
     ) -> Any:
         """Register an agent: a sync or async callable ``fn(ctx, **inputs)``.
 
@@ -248,6 +308,13 @@ class Seawall:
             retry: Retry policy for failed attempts (default: the app's).
             timeout: Seconds one attempt may take.
             version: Your label for the agent's code version, recorded on every run.
+            verify: Verifiers (``seawall.verify``) the output must pass before it is trusted.
+            on_drift: When it is not: ``"fail"`` (default), ``"retry"``, ``"quarantine"``,
+                ``"handoff"`` or ``seawall.OnDrift(retries=..., fallback=..., then=...)``.
+            min_confidence: Lowest reported confidence that is trusted (``ctx.confidence(x)``
+                or a ``confidence`` field of the output).
+            guards: Budgets and guards of each run (default ``Guards()``: at most 3 mutating
+                calls in a row without a verification gate).
 
         Returns:
             The function itself, or a decorator.
@@ -255,7 +322,15 @@ class Seawall:
 
         def register(target: F) -> F:
             spec = AgentSpec.build(
-                target, name=name, retry=retry or self.retry, timeout=timeout, version=version
+                target,
+                name=name,
+                retry=retry or self.retry,
+                timeout=timeout,
+                version=version,
+                verify=verify,
+                on_drift=on_drift,
+                min_confidence=min_confidence,
+                guards=guards,
             )
             existing = self._agents.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -282,6 +357,9 @@ class Seawall:
         idempotent: bool = False,
         retry: Retry | None = None,
         compensate: Callable[..., Any] | None = None,
+        returns: Any = None,
+        read_back: Callable[..., Any] | None = None,
+        observes: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -293,6 +371,9 @@ class Seawall:
         idempotent: bool = False,
         retry: Retry | None = None,
         compensate: Callable[..., Any] | None = None,
+        returns: Any = None,
+        read_back: Callable[..., Any] | None = None,
+        observes: Callable[..., Any] | None = None,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -307,6 +388,13 @@ class Seawall:
             compensate: Undoes a completed call, ``compensate(result, *args, **kwargs)``
                 (plus ``idempotency_key=`` if it takes one). When a run ends ``partial_write``
                 for good, the compensations of its completed calls run newest first.
+            returns: What every response must be (a Pydantic model, a JSON Schema dict, a
+                type or a validating function), checked before the agent sees it.
+            read_back: ``read_back(result, *args, **kwargs)`` reads the state back after a
+                mutating call; a falsy answer fails the step (read-your-writes). After a crash
+                it also tells whether an in-doubt call took effect.
+            observes: ``observes(result, *args, **kwargs)`` returns the facts the response
+                asserts (``{key: value}``); two sources disagreeing on a key stop the run.
 
         Returns:
             The function itself, or a decorator.
@@ -320,6 +408,9 @@ class Seawall:
                 idempotent=idempotent,
                 retry=retry or self.tool_retry,
                 compensate=compensate,
+                returns=returns,
+                read_back=read_back,
+                observes=observes,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -427,7 +518,12 @@ class Seawall:
     async def arun(self, agent: Callable[..., Any] | str, /, **inputs: Any) -> RunResult:
         """Async twin of :meth:`run`."""
         self._check_open()
-        spec = self.resolve_agent(agent)
+        return await self.start_child(self.resolve_agent(agent), inputs, parent_run_id=None)
+
+    async def start_child(
+        self, spec: AgentSpec, inputs: dict[str, Any], *, parent_run_id: str | None
+    ) -> RunResult:
+        """Record and execute a run of ``spec`` (a child of ``parent_run_id`` when given)."""
         data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
         input_hash = _payload.digest(data)
         column, blobs = _payload.pack(data, inputs, input_hash)
@@ -443,10 +539,130 @@ class Seawall:
                 code_version=spec.code_version,
                 owner=self.leases.owner,
                 lease_expires_at=now + self.leases.duration,
+                parent_run_id=parent_run_id,
             ),
             blobs,
         )
         return await execute_run(self, spec, run_id, inputs, started=now)
+
+    def agent_runner(self, parent_run_id: str) -> Callable[[Any, dict[str, Any]], Any]:
+        """A function verifiers use to run registered agents as children of a run."""
+
+        async def run_agent(agent: Any, inputs: dict[str, Any]) -> Any:
+            result = await self.start_child(
+                self.resolve_agent(agent), inputs, parent_run_id=parent_run_id
+            )
+            return result.raise_for_status().output
+
+        def is_agent(candidate: Any) -> bool:
+            try:
+                self.resolve_agent(candidate)
+            except RegistrationError:
+                return False
+            return True
+
+        run_agent.is_agent = is_agent  # type: ignore[attr-defined]
+        return run_agent
+
+    # -- operators: cancel, hand-offs --------------------------------------------------------
+
+    def cancel(self, run_id: str, *, reason: str = "") -> bool:
+        """Cancel a run: it stops at its next ctx call and no mutating call starts afterwards.
+
+        The run ends ``cancelled`` after the compensations of its completed side effects run.
+        Works from any process sharing the ledger (the owner notices within a second).
+
+        Returns:
+            Whether the cancellation was recorded (false when the run had already ended).
+
+        Raises:
+            RunNotFoundError: No run has this id.
+        """
+        run = self.get_run(run_id)
+        recorded = self.store.request_cancel(run_id, reason, time.time())
+        if recorded:
+            self.live.cancel({run_id: reason})
+            if run.status is RunStatus.AWAITING_HUMAN:
+                for handoff in self.store.list_handoffs(run_id=run_id, status="open"):
+                    with contextlib.suppress(SeawallError):
+                        self._sync(
+                            decide(
+                                self,
+                                handoff.handoff_id,
+                                approve=False,
+                                output=None,
+                                edited=False,
+                                by="cancel",
+                                note=reason or "cancelled",
+                            ),
+                            "cancel",
+                            "cancel",
+                        )
+        return recorded
+
+    def handoff(self, handoff_id: str) -> HandOffRecord:
+        """Return one hand-off.
+
+        Raises:
+            HandOffNotFoundError: No hand-off has this id.
+        """
+        found = self.store.get_handoff(handoff_id)
+        if found is None:
+            raise HandOffNotFoundError(
+                f"no hand-off {handoff_id!r}; list them with `seawall handoffs list`",
+                handoff_id=handoff_id,
+            )
+        return found
+
+    def approve(
+        self,
+        handoff_id: str,
+        *,
+        output: Any = _MISSING,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> RunResult:
+        """Approve a hand-off: the run's output (or ``output``, verified again) is committed.
+
+        Raises:
+            HandOffNotFoundError: No hand-off has this id.
+            HandOffDecidedError: It was already decided.
+            VerificationError: The edited output failed the agent's verifiers (still open).
+        """
+        edited = output is not _MISSING
+        result: RunResult = self._sync(
+            decide(
+                self,
+                handoff_id,
+                approve=True,
+                output=None if not edited else output,
+                edited=edited,
+                by=by,
+                note=note,
+            ),
+            "approve",
+            "approve",
+        )
+        return result
+
+    def reject(self, handoff_id: str, *, reason: str, by: str | None = None) -> RunResult:
+        """Reject a hand-off: the run fails ``silent_drift`` with the reason.
+
+        Raises:
+            HandOffNotFoundError: No hand-off has this id.
+            HandOffDecidedError: It was already decided.
+        """
+        result: RunResult = self._sync(
+            decide(self, handoff_id, approve=False, output=None, edited=False, by=by, note=reason),
+            "reject",
+            "reject",
+        )
+        return result
+
+    def verdicts(self, run_id: str) -> list[VerdictRecord]:
+        """Return every verifier verdict of a run, in order (raises RunNotFoundError)."""
+        self.get_run(run_id)
+        return self.store.list_verdicts(run_id)
 
     def resume(self, run_id: str | None = None) -> list[RunResult]:
         """Resume runs whose owner died (their lease lapsed), serving their journals.

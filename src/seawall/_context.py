@@ -1,8 +1,9 @@
 """``ctx``: what an agent sees of its run. Every call through it is journaled.
 
 :class:`Context` is given to sync agents (which run in a worker thread and call sync tools
-inline); :class:`AsyncContext` to async agents, whose ``call`` is awaited. The bookkeeping
-is shared; only the tool invocation and the backoff wait differ.
+inline); :class:`AsyncContext` to async agents, whose ``call`` and ``verify`` are awaited. The
+bookkeeping (journal, guards, boundary validation, facts) is shared; only invoking the tool and
+waiting differ.
 """
 
 from __future__ import annotations
@@ -13,19 +14,31 @@ import math
 import random as _random
 import time
 import uuid as _uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from seawall import _timing
-from seawall._journal import COMPLETED, FAILED, MISSING, STARTED, Journal
-from seawall.errors import AttemptAbandoned, ConfigurationError, SerializationError
+from seawall._journal import CHECK_READ_BACK, COMPLETED, FAILED, MISSING, STARTED, Journal
+from seawall.errors import (
+    AttemptAbandoned,
+    ConfigurationError,
+    ReadBackError,
+    RunCancelled,
+    SerializationError,
+    ToolResponseError,
+    VerificationError,
+)
+from seawall.policies.guards import NO_GUARDS
+from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
     from seawall._payload import Blob
     from seawall._registry import ToolSpec
     from seawall.artifacts import StagingArea
+    from seawall.verify import Verifier
 
 ToolRef = Callable[..., Any] | str
+AgentRunner = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 
 
 class _Prepared:
@@ -52,6 +65,40 @@ class _Prepared:
         self.call_kwargs = call_kwargs
 
 
+def validate_response(spec: ToolSpec, value: Any) -> Any:
+    """Check a tool response against the tool's ``returns=``; return the value the agent sees.
+
+    Raises:
+        ToolResponseError: It does not match (the tool's retry policy may call it again).
+    """
+    returns = spec.returns
+    if returns is None:
+        return value
+    try:
+        if hasattr(returns, "model_validate"):
+            return value if isinstance(value, returns) else returns.model_validate(value)
+        if isinstance(returns, dict):
+            import jsonschema  # noqa: PLC0415 - optional dependency, checked at registration
+
+            jsonschema.validate(value, returns)
+            return value
+        if isinstance(returns, type):
+            return _instance_of(returns, value)
+        return returns(value)
+    except Exception as exc:
+        raise ToolResponseError(
+            f"tool {spec.name!r} returned a response that does not match its declared "
+            f"returns= ({type(exc).__name__}: {str(exc)[:500]}); it was stopped at the boundary",
+            tool=spec.name,
+        ) from exc
+
+
+def _instance_of(kind: type, value: Any) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 class BaseContext:
     """State and journaled helpers shared by the sync and async contexts.
 
@@ -65,9 +112,11 @@ class BaseContext:
     """
 
     __slots__ = (
+        "_inputs",
         "_journal",
         "_loop",
         "_resolve",
+        "_run_agent",
         "_staging",
         "agent",
         "attempt",
@@ -82,11 +131,15 @@ class BaseContext:
         resolve: Callable[[ToolRef], ToolSpec],
         loop: asyncio.AbstractEventLoop,
         staging: StagingArea | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        run_agent: AgentRunner | None = None,
     ) -> None:
         self._journal = journal
         self._staging = staging
         self._resolve = resolve
         self._loop = loop
+        self._inputs = inputs or {}
+        self._run_agent = run_agent
         self.run_id = journal.run_id
         self.agent = agent
         self.attempt = journal.attempt
@@ -109,6 +162,37 @@ class BaseContext:
             )
         return self._staging
 
+    @property
+    def feedback(self) -> tuple[str, ...]:
+        """The messages of the verifiers that rejected the previous attempt (empty at first)."""
+        return self._journal.feedback
+
+    def confidence(self, value: float) -> None:
+        """Report how sure the agent is of its output, from 0 to 1.
+
+        Under the agent's ``min_confidence`` the output is treated as drift.
+
+        Raises:
+            ConfigurationError: The value is not a number in [0, 1].
+        """
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or not 0 <= value <= 1
+        ):
+            raise ConfigurationError(f"ctx.confidence({value!r}) must be a number in [0, 1]")
+        self._journal.confidence = float(value)
+
+    def observe(self, key: str, value: Any, *, source: str) -> None:
+        """Record that ``source`` says ``key`` is ``value``.
+
+        Raises:
+            ConsistencyError: Another source said something else for ``key`` in this run.
+        """
+        self._live()
+        self._journal.observe(key, value, source)
+
     # -- deterministic values ---------------------------------------------------------------
 
     def now(self) -> float:
@@ -123,10 +207,16 @@ class BaseContext:
         """Return a float in [0, 1), journaled so a replay sees the same value."""
         return float(self._value("random", _random.random))
 
-    def _value(self, kind: str, make: Callable[[], Any]) -> Any:
+    def _live(self) -> Journal:
         journal = self._journal
         if journal.abandoned:
             raise AttemptAbandoned
+        if journal.cancelled is not None:
+            raise RunCancelled(journal.cancelled)
+        return journal
+
+    def _value(self, kind: str, make: Callable[[], Any]) -> Any:
+        journal = self._live()
         request = b"J[]"
         seq = journal.seq + 1
         served = journal.replay(seq, None, kind, kind) if journal.recorded else MISSING
@@ -161,6 +251,7 @@ class BaseContext:
 
         Raises:
             ConfigurationError: A count is negative or not an integer.
+            BudgetExceededError: The run's token or cost budget is now exceeded.
         """
         for label, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -173,41 +264,111 @@ class BaseContext:
             raise ConfigurationError(
                 f"ctx.record_usage(cost_usd={cost_usd!r}) must be a non-negative number or None"
             )
-        journal = self._journal
-        if journal.abandoned:
-            raise AttemptAbandoned
+        journal = self._live()
         usage = {
             "model": str(model),
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "cost_usd": cost_usd,
         }
-        data, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
+        _, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
         seq = journal.seq + 1
         served = journal.replay(seq, None, "usage", request_hash) if journal.recorded else MISSING
         journal.seq = seq
-        if served is not MISSING:
-            return
-        now = time.time()
-        journal.usage[seq] = (input_tokens, output_tokens, cost_usd)
+        if served is MISSING:
+            now = time.time()
+            journal.usage[seq] = (input_tokens, output_tokens, cost_usd)
+            journal.buffer(
+                journal.row(
+                    seq,
+                    "usage",
+                    "usage",
+                    False,
+                    None,
+                    request_hash,
+                    column,
+                    b"Jnull",
+                    COMPLETED,
+                    now,
+                    now,
+                ),
+                blobs,
+                0.0,
+            )
+        if journal.guards is not NO_GUARDS:
+            tokens_in, tokens_out, cost = journal.totals()
+            journal.guards.check_usage(tokens_in + tokens_out, cost or 0.0)
+
+    # -- verification gates -----------------------------------------------------------------
+
+    def _gate_start(self, value: Any, verifiers: tuple[Verifier, ...]) -> tuple[int, str, Any]:
+        journal = self._live()
+        if not verifiers:
+            raise ConfigurationError("ctx.verify(value, *verifiers) needs at least one verifier")
+        names = [v.name for v in verifiers]
+        _, request_hash, column, _ = journal.encode(
+            {"value": value, "verifiers": names}, "ctx.verify() value"
+        )
+        seq = journal.seq + 1
+        served = journal.replay(seq, None, "verify", request_hash) if journal.recorded else MISSING
+        journal.seq = seq
+        return seq, request_hash, (column, served)
+
+    def _gate_context(self) -> VerifyContext:
+        return VerifyContext(
+            inputs=self._inputs,
+            run_id=self.run_id,
+            facts=self._journal.facts,
+            run_agent=self._run_agent,
+        )
+
+    def _gate_end(
+        self,
+        value: Any,
+        seq: int,
+        request_hash: str,
+        column: bytes,
+        verdicts: list[Verdict],
+        start: float,
+    ) -> Any:
+        journal = self._journal
+        listed = [v.to_dict() for v in verdicts]
+        outcome: dict[str, Any] = {"passed": all(v.passed for v in verdicts), "verdicts": listed}
+        _, _, response, blobs = journal.encode(outcome, "ctx.verify() verdicts")
         journal.buffer(
             journal.row(
                 seq,
-                "usage",
-                "usage",
+                "verify",
+                "verify",
                 False,
                 None,
                 request_hash,
                 column,
-                b"Jnull",
+                response,
                 COMPLETED,
-                now,
-                now,
+                start,
+                time.time(),
             ),
             blobs,
             0.0,
         )
-        del data
+        journal.store.record_verdicts(self.run_id, self.attempt, "gate", listed)
+        return self._gate_result(value, outcome)
+
+    def _gate_result(self, value: Any, outcome: dict[str, Any]) -> Any:
+        if not outcome["passed"]:
+            failed = [v for v in outcome["verdicts"] if not v["passed"]]
+            raise VerificationError(
+                "a verification gate rejected the value: "
+                + "; ".join(f"{v['name']}: {v['message']}" for v in failed),
+                run_id=self.run_id,
+                verdicts=outcome["verdicts"],
+                feedback=[f"{v['name']}: {v['message']}" for v in failed],
+            )
+        journal = self._journal
+        journal.mutations_since_gate = 0
+        journal.calls_since_gate = 0
+        return value
 
     # -- tool steps -------------------------------------------------------------------------
 
@@ -215,24 +376,39 @@ class BaseContext:
         self, tool: ToolRef, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[_Prepared | None, Any]:
         """Journal bookkeeping before a tool call: returns the plan, or the served result."""
-        journal = self._journal
-        if journal.abandoned:
-            raise AttemptAbandoned
+        journal = self._live()
         spec = self._resolve(tool)
+        guards = journal.guards
+        if guards is not NO_GUARDS:
+            guards.check_deadline(journal.started, time.time())
+            guards.check_call(
+                calls=journal.calls,
+                mutating=spec.mutating,
+                mutations_since_gate=journal.mutations_since_gate,
+                calls_since_gate=journal.calls_since_gate,
+            )
         _, request_hash, column, blobs = journal.encode(
             (spec.name, args, kwargs), f"arguments of tool {spec.name!r}"
         )
         seq = journal.seq + 1
         served = journal.replay(seq, spec, spec.name, request_hash) if journal.recorded else MISSING
         journal.seq = seq
-        if served is not MISSING:
-            return None, served
+        journal.calls += 1
+        journal.calls_since_gate += 1
+        if spec.mutating:
+            journal.mutations_since_gate += 1
+        if served is not MISSING and served is not CHECK_READ_BACK:
+            value = validate_response(spec, served)
+            self._observe(spec, seq, value, args, kwargs)
+            return None, value
         explicit = kwargs.get("idempotency_key")
         key = explicit if isinstance(explicit, str) else f"{journal.run_id}:{seq}"
         call_kwargs = kwargs
         if spec.accepts_key and "idempotency_key" not in kwargs:
             call_kwargs = {**kwargs, "idempotency_key": key}
         plan = _Prepared(spec, seq, request_hash, column, blobs, key, call_kwargs)
+        if served is CHECK_READ_BACK:
+            return plan, CHECK_READ_BACK
         if spec.mutating:
             now = time.time()
             journal.write_intent(
@@ -254,6 +430,43 @@ class BaseContext:
             journal.mutations += 1
         return plan, None
 
+    def _prepare_again(self, plan: _Prepared) -> _Prepared:
+        """The in-doubt call did not take effect: write its intent again and run it."""
+        journal = self._journal
+        now = time.time()
+        journal.write_intent(
+            journal.row(
+                plan.seq,
+                "tool",
+                plan.spec.name,
+                True,
+                plan.key,
+                plan.request_hash,
+                plan.column,
+                None,
+                STARTED,
+                now,
+                None,
+            ),
+            plan.blobs,
+        )
+        return plan
+
+    def _observe(
+        self, spec: ToolSpec, seq: int, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        if spec.observes is None:
+            return
+        facts = spec.observes(value, *args, **kwargs) or {}
+        for key, fact in facts.items():
+            self._journal.observe(str(key), fact, f"{spec.name} (step {seq})")
+
+    def _recovered(self, plan: _Prepared) -> None:
+        """An in-doubt call whose effect read back as present: record it as completed."""
+        self._journal.complete(
+            plan.seq, status=COMPLETED, response=b"Jnull", error=None, tries=1, blobs=[]
+        )
+
     def _succeeded(self, plan: _Prepared, result: Any, start: float, tries: int) -> None:
         journal = self._journal
         spec = plan.spec
@@ -264,6 +477,35 @@ class BaseContext:
             self._record_end(plan, start, None, [], exc, tries, COMPLETED)
             raise
         self._record_end(plan, start, response, blobs, None, tries, COMPLETED)
+
+    def _read_back_verdict(self, plan: _Prepared, ok: Any, duration: float) -> None:
+        spec = plan.spec
+        passed = bool(ok)
+        message = "" if passed else f"the effect of step {plan.seq} ({spec.name}) is not there"
+        self._journal.store.record_verdicts(
+            self.run_id,
+            self.attempt,
+            "read_back",
+            [
+                {
+                    "name": f"read_back({spec.name})",
+                    "passed": passed,
+                    "message": message,
+                    "duration": duration,
+                }
+            ],
+        )
+        if not passed:
+            raise ReadBackError(
+                f"step {plan.seq}: {spec.name} completed but reading the state back shows no "
+                "effect (a write that silently did nothing)",
+                run_id=self.run_id,
+                step=plan.seq,
+                tool=spec.name,
+                verdicts=[{"name": f"read_back({spec.name})", "passed": False, "message": message}],
+                feedback=[message],
+            )
+        self._journal.mutations_since_gate = 0
 
     def _record_end(
         self,
@@ -327,29 +569,35 @@ class Context(BaseContext):
             **kwargs: Keyword arguments for the tool.
 
         Returns:
-            The tool's result (or, when served from the journal, its JSON form).
+            The tool's result (or, when served from the journal, its JSON form, validated
+            again by the tool's ``returns=``).
 
         Raises:
             RegistrationError: The tool is not registered with this app.
             SerializationError: The arguments or the result are not JSON-serialisable.
             InDoubtError: The step was in flight during a crash and cannot be re-issued.
             JournalDivergenceError: The journal holds a different call at this step.
+            ToolResponseError: The response does not match the tool's ``returns=``.
+            ReadBackError: A mutating call's effect is not there when read back.
+            ConsistencyError: The response contradicts another source read in this run.
+            BudgetExceededError: A budget of the run would be exceeded.
+            GuardTrippedError: A guard refused the call.
         """
         plan, served = self._prepare(tool, args, kwargs)
         if plan is None:
             return served
         spec = plan.spec
+        if served is CHECK_READ_BACK:
+            if self._run(spec.read_back, None, *args, **kwargs):
+                self._recovered(plan)
+                return None
+            plan = self._prepare_again(plan)
         fn = spec.fn
         start = time.time()
         tries = 1
         while True:
             try:
-                if spec.is_async:
-                    result = asyncio.run_coroutine_threadsafe(
-                        fn(*args, **plan.call_kwargs), self._loop
-                    ).result()
-                else:
-                    result = fn(*args, **plan.call_kwargs)
+                result = validate_response(spec, self._run(fn, *args, **plan.call_kwargs))
                 break
             except Exception as exc:
                 decision = spec.retry.decide(tries, exc, time.time() - start)
@@ -361,7 +609,40 @@ class Context(BaseContext):
                     raise AttemptAbandoned from exc
                 tries += 1
         self._succeeded(plan, result, start, tries)
+        if spec.read_back is not None:
+            began = time.perf_counter()
+            ok = self._run(spec.read_back, result, *args, **kwargs)
+            self._read_back_verdict(plan, ok, time.perf_counter() - began)
+        self._observe(spec, plan.seq, result, args, kwargs)
         return result
+
+    def _run(self, fn: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
+        if fn is None:
+            return None
+        result = fn(*args, **kwargs)
+        if asyncio.iscoroutine(result):
+            return asyncio.run_coroutine_threadsafe(result, self._loop).result()
+        return result
+
+    def verify(self, value: Any, *verifiers: Verifier) -> Any:
+        """A mid-run verification gate: ``value`` must pass every verifier to go on.
+
+        A passing gate resets the guards that count calls made without a gate.
+
+        Returns:
+            ``value``, when it passed.
+
+        Raises:
+            VerificationError: It failed; the agent's ``on_drift`` policy then applies.
+        """
+        seq, request_hash, (column, served) = self._gate_start(value, verifiers)
+        if served is not MISSING:
+            return self._gate_result(value, served)
+        start = time.time()
+        verdicts = asyncio.run_coroutine_threadsafe(
+            run_verifiers(value, verifiers, self._gate_context()), self._loop
+        ).result()
+        return self._gate_end(value, seq, request_hash, column, verdicts, start)
 
 
 class AsyncContext(BaseContext):
@@ -386,17 +667,17 @@ class AsyncContext(BaseContext):
         if plan is None:
             return served
         spec = plan.spec
+        if served is CHECK_READ_BACK:
+            if await self._run(spec.read_back, None, *args, **kwargs):
+                self._recovered(plan)
+                return None
+            plan = self._prepare_again(plan)
         fn = spec.fn
         start = time.time()
         tries = 1
         while True:
             try:
-                if spec.is_async:
-                    result = await fn(*args, **plan.call_kwargs)
-                else:
-                    result = await asyncio.to_thread(
-                        functools.partial(fn, *args, **plan.call_kwargs)
-                    )
+                result = validate_response(spec, await self._run(fn, *args, **plan.call_kwargs))
                 break
             except Exception as exc:
                 decision = spec.retry.decide(tries, exc, time.time() - start)
@@ -408,4 +689,25 @@ class AsyncContext(BaseContext):
                     raise AttemptAbandoned from exc
                 tries += 1
         self._succeeded(plan, result, start, tries)
+        if spec.read_back is not None:
+            began = time.perf_counter()
+            ok = await self._run(spec.read_back, result, *args, **kwargs)
+            self._read_back_verdict(plan, ok, time.perf_counter() - began)
+        self._observe(spec, plan.seq, result, args, kwargs)
         return result
+
+    async def _run(self, fn: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
+        if fn is None:
+            return None
+        if asyncio.iscoroutinefunction(fn):
+            return await fn(*args, **kwargs)
+        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    async def verify(self, value: Any, *verifiers: Verifier) -> Any:
+        """A mid-run verification gate; see :meth:`Context.verify`."""
+        seq, request_hash, (column, served) = self._gate_start(value, verifiers)
+        if served is not MISSING:
+            return self._gate_result(value, served)
+        start = time.time()
+        verdicts = await run_verifiers(value, verifiers, self._gate_context())
+        return self._gate_end(value, seq, request_hash, column, verdicts, start)

@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any, Final
 from seawall import _payload
 from seawall.errors import (
     AttemptAbandoned,
+    ConsistencyError,
     InDoubtError,
     JournalDivergenceError,
+    RunCancelled,
     SerializationError,
 )
+from seawall.policies.guards import NO_GUARDS, Guards
 
 if TYPE_CHECKING:
     from seawall._payload import Blob, PayloadCodec
@@ -38,6 +41,9 @@ SLOW_STEP: Final = 0.05
 
 MISSING: Final[Any] = object()
 """Returned by :meth:`Journal.replay` when the step must be executed live."""
+
+CHECK_READ_BACK: Final[Any] = object()
+"""Returned by :meth:`Journal.replay` for an in-doubt step whose tool can read its effect back."""
 
 
 class Journal:
@@ -56,16 +62,25 @@ class Journal:
     __slots__ = (
         "abandoned",
         "attempt",
+        "calls",
+        "calls_since_gate",
+        "cancelled",
         "codec",
+        "confidence",
+        "facts",
+        "feedback",
         "flush_every",
         "flush_interval",
+        "guards",
         "mutations",
+        "mutations_since_gate",
         "oldest_pending",
         "pending",
         "pending_blobs",
         "recorded",
         "run_id",
         "seq",
+        "started",
         "store",
         "usage",
     )
@@ -80,6 +95,9 @@ class Journal:
         *,
         flush_every: int = 64,
         flush_interval: float = 0.2,
+        guards: Guards = NO_GUARDS,
+        started: float = 0.0,
+        feedback: tuple[str, ...] = (),
     ) -> None:
         self.store = store
         self.codec = codec
@@ -93,6 +111,15 @@ class Journal:
         self.pending_blobs: list[Blob] = []
         self.oldest_pending = 0.0
         self.abandoned = False
+        self.cancelled: str | None = None
+        self.guards = guards
+        self.started = started
+        self.feedback = feedback
+        self.calls = 0
+        self.calls_since_gate = 0
+        self.mutations_since_gate = 0
+        self.facts: dict[str, tuple[Any, str]] = {}
+        self.confidence: float | None = None
         self.mutations = sum(
             1 for step in recorded if step.mutating and step.status in (COMPLETED, STARTED)
         )
@@ -141,6 +168,8 @@ class Journal:
                 )
             return self.decode(step.response)
         if step.status == STARTED and step.mutating:
+            if spec is not None and spec.read_back is not None:
+                return CHECK_READ_BACK
             if spec is not None and spec.idempotent:
                 return MISSING
             raise InDoubtError(
@@ -270,6 +299,34 @@ class Journal:
     def _fence(self) -> None:
         if self.abandoned:
             raise AttemptAbandoned
+        if self.cancelled is not None:
+            raise RunCancelled(self.cancelled)
+
+    def observe(self, key: str, value: Any, source: str) -> None:
+        """Record a fact read from ``source``; a different value for a known key is a conflict.
+
+        Raises:
+            ConsistencyError: Another source gave ``key`` a different value in this run.
+        """
+        known = self.facts.get(key)
+        if known is None:
+            self.facts[key] = (value, source)
+            return
+        if known[0] != value:
+            raise ConsistencyError(
+                f"{source} says {key!r} = {value!r} but {known[1]} said {known[0]!r}; the run "
+                "stops before building on either (check which source is current)",
+                run_id=self.run_id,
+                key=key,
+                verdicts=[
+                    {
+                        "name": f"consistency({key})",
+                        "passed": False,
+                        "message": f"{known[1]}: {known[0]!r} vs {source}: {value!r}",
+                    }
+                ],
+                feedback=[f"{key!r} differs between {known[1]} and {source}"],
+            )
 
     # -- usage ------------------------------------------------------------------------------
 

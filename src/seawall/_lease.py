@@ -17,9 +17,13 @@ from typing import TYPE_CHECKING
 from seawall.errors import LedgerError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from seawall.ledger import Store
 
 logger = logging.getLogger("seawall.lease")
+POLL_INTERVAL = 1.0
+"""Seconds between heartbeats at most: leases are renewed and cancellations noticed."""
 
 
 class Leases:
@@ -30,8 +34,14 @@ class Leases:
         duration: Seconds a lease lasts without renewal; renewed every third of that.
     """
 
-    def __init__(self, store: Store, duration: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        duration: float,
+        on_cancelled: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
         self.store = store
+        self.on_cancelled = on_cancelled
         self.duration = duration
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: set[str] = set()
@@ -64,12 +74,16 @@ class Leases:
             return list(self._held)
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.duration / 3):
+        while not self._stop.wait(min(self.duration / 3, POLL_INTERVAL)):
             run_ids = self.held()
             if not run_ids:
                 continue
             try:
                 self.store.renew_leases(self.owner, run_ids, self.expiry())
+                if self.on_cancelled is not None:
+                    cancelled = self.store.cancellations(run_ids)
+                    if cancelled:
+                        self.on_cancelled(cancelled)
             except LedgerError:
                 logger.warning(
                     "could not renew %d lease(s); retrying at the next heartbeat",

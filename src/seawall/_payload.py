@@ -94,9 +94,12 @@ class PayloadCodec:
 
     def _default(self, value: Any) -> Any:
         encoder = self._find_encoder(value)
-        if encoder is None:
-            raise TypeError(type(value).__name__)
-        return encoder(value)
+        if encoder is not None:
+            return encoder(value)
+        dump = getattr(value, "model_dump", None)  # Pydantic models: their JSON form
+        if dump is not None and callable(dump):
+            return dump(mode="json")
+        raise TypeError(type(value).__name__)
 
     def dumps(self, value: Any, where: str) -> bytes:
         """Encode ``value`` as canonical JSON bytes.

@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seawall.errors import ConfigurationError
+from seawall.policies.drift import OnDrift
+from seawall.policies.guards import Guards
 from seawall.policies.retry import Retry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+_FAIL = OnDrift()
+_DEFAULT_GUARDS = Guards()
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -64,6 +70,12 @@ class ToolSpec:
         is_async: Whether it is a coroutine function.
         accepts_key: Whether it takes an ``idempotency_key`` keyword.
         compensate: Undoes a completed call: ``compensate(result, *args, **kwargs)``.
+        returns: What every response must be (a Pydantic model, a JSON Schema dict, a type, or
+            a validating function); checked at the boundary, before the agent sees it.
+        read_back: ``read_back(result, *args, **kwargs)`` reads the state back after a
+            mutating call and returns whether its effect is there (read-your-writes).
+        observes: ``observes(result, *args, **kwargs)`` returns the facts a response asserts
+            (``{key: value}``), checked for consistency with other sources during the run.
     """
 
     name: str
@@ -74,9 +86,12 @@ class ToolSpec:
     is_async: bool
     accepts_key: bool
     compensate: Callable[..., Any] | None = None
+    returns: Any = None
+    read_back: Callable[..., Any] | None = None
+    observes: Callable[..., Any] | None = None
 
     @classmethod
-    def build(
+    def build(  # noqa: C901 - one check per decorator argument
         cls,
         fn: Callable[..., Any],
         *,
@@ -85,6 +100,9 @@ class ToolSpec:
         idempotent: bool,
         retry: Retry,
         compensate: Callable[..., Any] | None = None,
+        returns: Any = None,
+        read_back: Callable[..., Any] | None = None,
+        observes: Callable[..., Any] | None = None,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -96,6 +114,16 @@ class ToolSpec:
             raise ConfigurationError(f"@app.tool(retry={retry!r}) must be a seawall.Retry")
         if compensate is not None and not callable(compensate):
             raise ConfigurationError(f"@app.tool(compensate={compensate!r}) must be a callable")
+        for label, hook in (("read_back", read_back), ("observes", observes)):
+            if hook is not None and not callable(hook):
+                raise ConfigurationError(f"@app.tool({label}={hook!r}) must be a callable")
+        if read_back is not None and not mutating:
+            raise ConfigurationError(
+                "@app.tool(read_back=...) only makes sense with mutating=True: it checks that a "
+                "write took effect"
+            )
+        if returns is not None:
+            check_returns(returns)
         if compensate is not None and not mutating:
             raise ConfigurationError(
                 "@app.tool(compensate=...) only makes sense with mutating=True: a read-only "
@@ -110,7 +138,20 @@ class ToolSpec:
             is_async=is_async_callable(fn),
             accepts_key=_accepts_keyword(fn, "idempotency_key"),
             compensate=compensate,
+            returns=returns,
+            read_back=read_back,
+            observes=observes,
         )
+
+
+def check_returns(returns: Any) -> None:
+    """Refuse a ``returns=`` that cannot validate anything."""
+    if isinstance(returns, dict) or hasattr(returns, "model_validate") or callable(returns):
+        return
+    raise ConfigurationError(
+        f"@app.tool(returns={returns!r}) must be a Pydantic model, a JSON Schema dict, a type "
+        "or a validating function"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +165,11 @@ class AgentSpec:
         timeout: Seconds an attempt may take (``None``: no limit).
         is_async: Whether it is a coroutine function.
         code_version: Fingerprint of its code (and the user's version label).
+        verify: Verifiers its output must pass before it is trusted.
+        on_drift: What happens when it is not.
+        min_confidence: Lowest confidence (``ctx.confidence`` or the output's ``confidence``
+            field) that is trusted.
+        guards: Limits on each run.
     """
 
     name: str
@@ -132,6 +178,10 @@ class AgentSpec:
     timeout: float | None
     is_async: bool
     code_version: str
+    verify: tuple[Any, ...] = ()
+    on_drift: OnDrift = _FAIL
+    min_confidence: float | None = None
+    guards: Guards = _DEFAULT_GUARDS
 
     @classmethod
     def build(
@@ -142,6 +192,10 @@ class AgentSpec:
         retry: Retry,
         timeout: float | None,
         version: str | None,
+        verify: Any = (),
+        on_drift: OnDrift | str = "fail",
+        min_confidence: float | None = None,
+        guards: Guards | None = None,
     ) -> AgentSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -171,6 +225,20 @@ class AgentSpec:
                 f"agent {_name_of(fn, name, 'agent')!r} must take the run context as its first "
                 "positional parameter: def my_agent(ctx, **inputs)"
             )
+        verifiers = tuple(verify) if isinstance(verify, list | tuple) else (verify,)
+        for verifier in verifiers:
+            if not (hasattr(verifier, "check") and hasattr(verifier, "name")):
+                raise ConfigurationError(
+                    f"@app.agent(verify=...) takes verifiers from seawall.verify, got {verifier!r}"
+                )
+        if min_confidence is not None and (
+            not isinstance(min_confidence, int | float) or not 0 <= min_confidence <= 1
+        ):
+            raise ConfigurationError(
+                f"@app.agent(min_confidence={min_confidence!r}) must be a number in [0, 1]"
+            )
+        if guards is not None and not isinstance(guards, Guards):
+            raise ConfigurationError(f"@app.agent(guards={guards!r}) must be a seawall.Guards")
         return cls(
             name=_name_of(fn, name, "agent"),
             fn=fn,
@@ -178,6 +246,10 @@ class AgentSpec:
             timeout=None if timeout is None else float(timeout),
             is_async=is_async_callable(fn),
             code_version=code_version(fn, version),
+            verify=verifiers,
+            on_drift=OnDrift.of(on_drift),
+            min_confidence=min_confidence,
+            guards=guards if guards is not None else Guards(),
         )
 
 

@@ -8,20 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from seawall import _settle, _timing
+from seawall import _drift, _settle, _timing
 from seawall._context import AsyncContext, Context
 from seawall._failures import ErrorClass, FailureCause, RunStatus, cause_of, classify
 from seawall._journal import Journal
-from seawall.errors import AttemptAbandoned, InDoubtError, JournalDivergenceError, SeawallError
-from seawall.ledger import AttemptOutcome, RunOutcome
+from seawall._outcome import (
+    MISSING_OUTPUT,
+    Failure,
+    RecordedError,
+    error_message,
+    error_type,
+    finish,
+    settle_failure,
+)
+from seawall.errors import (
+    AttemptAbandoned,
+    InDoubtError,
+    JournalDivergenceError,
+    RunCancelled,
+    SeawallError,
+    VerificationError,
+)
+from seawall.ledger import AttemptOutcome
 
 if TYPE_CHECKING:
-    from seawall._app import Seawall
+    from seawall._app import LiveRun, Seawall
     from seawall._payload import Blob
     from seawall._registry import AgentSpec
     from seawall._result import RunResult
@@ -29,28 +43,9 @@ if TYPE_CHECKING:
     from seawall.ledger import RunRecord
 
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
-_MISSING_OUTPUT: Any = object()
 
 
-@dataclass(slots=True)
-class _Failure:
-    error: BaseException
-    error_class: ErrorClass
-    cause: FailureCause
-
-
-def error_json(error: BaseException) -> dict[str, Any]:
-    """Return the structured JSON form of an error for the ledger."""
-    if isinstance(error, _RecordedError):
-        return error.error
-    if isinstance(error, SeawallError):
-        return error.to_dict()
-    if isinstance(error, AttemptAbandoned | TimeoutError) and not str(error):
-        return {"code": "timeout", "type": "TimeoutError", "message": "the attempt timed out"}
-    return {"code": "exception", "type": type(error).__name__, "message": str(error)[:4000]}
-
-
-async def execute_run(
+async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads top-down
     app: Seawall,
     spec: AgentSpec,
     run_id: str,
@@ -59,7 +54,7 @@ async def execute_run(
     prior_attempts: int = 0,
     started: float | None = None,
 ) -> RunResult:
-    """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policy gives up.
+    """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
     The run row must already exist and be leased to this process.
 
@@ -69,7 +64,7 @@ async def execute_run(
         run_id: The run.
         inputs: The agent's keyword inputs.
         prior_attempts: Attempts already recorded (a resumed run's).
-        started: When the first attempt started, for the retry deadline.
+        started: When the run was submitted, for the retry deadline and the guards.
 
     Returns:
         The run's result, as recorded.
@@ -77,6 +72,9 @@ async def execute_run(
     store = app.store
     attempt = prior_attempts
     first_start = started if started is not None else time.time()
+    feedback: tuple[str, ...] = ()
+    drift_retries = 0
+    fresh_reads = False
     app.leases.hold(run_id)
     try:
         while True:
@@ -85,6 +83,9 @@ async def execute_run(
             store.start_attempt(run_id, attempt, attempt_start, app.leases.owner)
             staging = app.staging_for(run_id, attempt)
             recorded = store.load_steps(run_id) if attempt > 1 or prior_attempts else []
+            if fresh_reads:
+                # A drift retry asks the model again: only side effects are served.
+                recorded = [step for step in recorded if step.mutating]
             journal = Journal(
                 store,
                 app.codec,
@@ -93,14 +94,19 @@ async def execute_run(
                 recorded,
                 flush_every=app.flush_every,
                 flush_interval=app.flush_interval,
+                guards=spec.guards,
+                started=first_start,
+                feedback=feedback,
             )
+            live = app.live.enter(run_id, journal)
             output: Any = None
-            failure: _Failure | None = None
+            failure: Failure | None = None
             output_blobs: list[Blob] = []
             output_hash = output_column = None
             try:
-                output = await _attempt(app, spec, journal, inputs, staging)
+                output = await _attempt(app, spec, journal, inputs, staging, live)
                 journal.flush()
+                await _drift.verify_output(app, spec, run_id, attempt, output, inputs, journal)
                 _, output_hash, output_column, output_blobs = journal.encode(
                     output, f"output of agent {spec.name!r}"
                 )
@@ -112,25 +118,39 @@ async def execute_run(
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     journal.flush()
-                failure = _Failure(exc, _classify(journal, staging), cause_of(exc))
+                failure = Failure(exc, _classify(journal, staging), cause_of(exc))
             except AttemptAbandoned as exc:
-                failure = _Failure(exc, _classify(journal, staging), FailureCause.TIMEOUT)
-            except BaseException:
-                # Cancellation or interpreter shutdown: keep what is journaled and leave the
-                # run leased; once the lease lapses, `seawall resume` picks it up.
+                failure = Failure(exc, _classify(journal, staging), FailureCause.TIMEOUT)
+            except RunCancelled as exc:
                 with contextlib.suppress(Exception):
                     journal.flush()
-                raise
+                failure = Failure(exc, _classify(journal, staging), FailureCause.CANCELLED)
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    journal.flush()
+                if journal.cancelled is None:
+                    # Interpreter shutdown or the caller's cancellation: keep what is journaled
+                    # and leave the run leased; once the lease lapses, `seawall resume` picks
+                    # it up.
+                    raise
+                failure = Failure(
+                    RunCancelled(journal.cancelled),
+                    _classify(journal, staging),
+                    FailureCause.CANCELLED,
+                )
+                del exc
+            finally:
+                app.live.leave(run_id)
             end = time.time()
-            if staging is not None:
-                staging.discard()
             if failure is None:
+                if staging is not None:
+                    staging.discard()
                 store.finish_attempt(
                     run_id,
                     attempt,
                     AttemptOutcome("succeeded", end, None, None, None, None, None),
                 )
-                return _finish(
+                return finish(
                     app,
                     spec,
                     run_id,
@@ -143,10 +163,24 @@ async def execute_run(
                     output_blobs,
                     None,
                 )
-            decision = None
-            if not isinstance(failure.error, _NEVER_RETRY):
-                decision = spec.retry.decide(attempt, failure.error, end - first_start)
             error = failure.error
+            drift = isinstance(error, VerificationError)
+            if drift:
+                failure.error_class = ErrorClass.SILENT_DRIFT
+                failure.cause = FailureCause.VERIFICATION_FAILED
+            retry_delay: float | None = None
+            if drift and drift_retries < spec.on_drift.retries:
+                drift_retries += 1
+                retry_delay = 0.0
+                feedback = tuple(getattr(error, "feedback", None) or ())
+                fresh_reads = True
+            elif (
+                not drift
+                and failure.cause is not FailureCause.CANCELLED
+                and not isinstance(error, _NEVER_RETRY)
+            ):
+                decision = spec.retry.decide(attempt, error, end - first_start)
+                retry_delay = decision.delay if decision.retry else None
             store.finish_attempt(
                 run_id,
                 attempt,
@@ -155,14 +189,23 @@ async def execute_run(
                     end,
                     failure.error_class,
                     failure.cause,
-                    _error_type(error),
-                    _error_message(error),
-                    decision.delay if decision is not None and decision.retry else None,
+                    error_type(error),
+                    error_message(error),
+                    retry_delay,
                 ),
             )
-            if decision is None or not decision.retry:
-                return await settle_failure(app, spec, run_id, journal, attempt, failure)
-            await _timing.asleep(decision.delay)
+            if retry_delay is not None:
+                if staging is not None:
+                    staging.discard()
+                await _timing.asleep(retry_delay)
+                continue
+            if drift:
+                return await _drift.settle_drift(
+                    app, spec, run_id, journal, attempt, failure, output, staging, inputs
+                )
+            if staging is not None:
+                staging.discard()
+            return await settle_failure(app, spec, run_id, journal, attempt, failure)
     finally:
         app.leases.release(run_id)
 
@@ -177,19 +220,23 @@ async def _attempt(
     journal: Journal,
     inputs: dict[str, Any],
     staging: StagingArea | None,
+    live: LiveRun,
 ) -> Any:
     loop = asyncio.get_running_loop()
+    runner = app.agent_runner(journal.run_id)
     if spec.is_async:
-        actx = AsyncContext(journal, spec.name, app.resolve_tool, loop, staging)
-        coro = spec.fn(actx, **inputs)
+        actx = AsyncContext(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
+        task = asyncio.ensure_future(spec.fn(actx, **inputs))
+        live.task = task
+        live.loop = loop
         if spec.timeout is None:
-            return await coro
+            return await task
         try:
-            return await asyncio.wait_for(coro, spec.timeout)
+            return await asyncio.wait_for(task, spec.timeout)
         except TimeoutError:
             journal.abandoned = True
             raise
-    ctx = Context(journal, spec.name, app.resolve_tool, loop, staging)
+    ctx = Context(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
     future = loop.run_in_executor(app.executor, _call_sync, spec, ctx, inputs)
     if spec.timeout is None:
         return await future
@@ -212,75 +259,10 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _error_type(error: BaseException) -> str:
-    if isinstance(error, _RecordedError):
-        return str(error.error.get("type") or "Exception")
-    if isinstance(error, AttemptAbandoned):
-        return "TimeoutError"
-    return type(error).__name__
-
-
-def _error_message(error: BaseException) -> str:
-    text = str(error)
-    if not text and isinstance(error, TimeoutError | AttemptAbandoned):
-        return "the attempt timed out"
-    return text[:4000]
-
-
-def _finish(
-    app: Seawall,
-    spec: AgentSpec,
-    run_id: str,
-    journal: Journal,
-    attempts: int,
-    status: RunStatus,
-    output: Any,
-    output_hash: str | None,
-    output_column: bytes | None,
-    output_blobs: list[Blob],
-    failure: _Failure | None,
-) -> RunResult:
-    app.store.finish_run(
-        run_id,
-        _outcome(journal, attempts, status, output_hash, output_column, failure),
-        output_blobs,
-    )
-    if output is _MISSING_OUTPUT:
-        return app.result_of(run_id, agent=spec.name)
-    return app.result_of(run_id, output=output, agent=spec.name)
-
-
-def _outcome(
-    journal: Journal,
-    attempts: int,
-    status: RunStatus,
-    output_hash: str | None,
-    output_column: bytes | None,
-    failure: _Failure | None,
-) -> RunOutcome:
-    input_tokens, output_tokens, cost = journal.totals()
-    error = None if failure is None else error_json(failure.error)
-    return RunOutcome(
-        status=status,
-        end_time=time.time(),
-        output_hash=output_hash,
-        output_column=output_column,
-        error_class=None if failure is None else failure.error_class,
-        failure_cause=None if failure is None else failure.cause,
-        error_type=None if failure is None else _error_type(failure.error),
-        error_message=None if failure is None else _error_message(failure.error),
-        error_json=None if error is None else json.dumps(error, sort_keys=True),
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost,
-        attempts=attempts,
-    )
-
-
 async def finish_crashed(app: Seawall, spec: AgentSpec, run_id: str, attempts: int) -> RunResult:
     """Close a crashed run whose retry budget is spent (it died in its last attempt)."""
     journal = Journal(app.store, app.codec, run_id, attempts, app.store.load_steps(run_id))
-    failure = _Failure(
+    failure = Failure(
         SeawallError(
             f"the process running attempt {attempts} died and the agent's retry policy allows "
             f"no more attempts ({spec.retry.attempts})",
@@ -290,20 +272,6 @@ async def finish_crashed(app: Seawall, spec: AgentSpec, run_id: str, attempts: i
         FailureCause.CRASHED,
     )
     return await settle_failure(app, spec, run_id, journal, attempts, failure)
-
-
-async def settle_failure(
-    app: Seawall, spec: AgentSpec, run_id: str, journal: Journal, attempts: int, failure: _Failure
-) -> RunResult:
-    """End a run that failed for good: compensate its side effects first, if it has any."""
-    if _settle.needs_compensation(app, failure.error_class, run_id):
-        app.store.begin_compensation(
-            run_id, _outcome(journal, attempts, RunStatus.FAILED, None, None, failure)
-        )
-        await _settle.compensate(app, run_id)
-    return _finish(
-        app, spec, run_id, journal, attempts, RunStatus.FAILED, None, None, None, [], failure
-    )
 
 
 async def resume_settling(app: Seawall, spec: AgentSpec, run: RunRecord) -> RunResult | None:
@@ -326,14 +294,14 @@ async def resume_settling(app: Seawall, spec: AgentSpec, run: RunRecord) -> RunR
             run.attempts,
             AttemptOutcome("succeeded", time.time(), None, None, None, None, None),
         )
-        return _finish(
+        return finish(
             app,
             spec,
             run.run_id,
             journal,
             run.attempts,
             RunStatus.SUCCEEDED,
-            _MISSING_OUTPUT,
+            MISSING_OUTPUT,
             run.output_hash,
             output_column,
             [],
@@ -346,12 +314,12 @@ async def resume_settling(app: Seawall, spec: AgentSpec, run: RunRecord) -> RunR
             "type": run.error_type,
             "message": run.error_message,
         }
-        failure = _Failure(
-            _RecordedError(error),
+        failure = Failure(
+            RecordedError(error),
             run.error_class or ErrorClass.PARTIAL_WRITE,
             run.failure_cause or FailureCause.EXCEPTION,
         )
-        return _finish(
+        return finish(
             app,
             spec,
             run.run_id,
@@ -365,11 +333,3 @@ async def resume_settling(app: Seawall, spec: AgentSpec, run: RunRecord) -> RunR
             failure,
         )
     return None
-
-
-class _RecordedError(Exception):
-    """A failure already recorded in the ledger, re-stated when a resumer ends the run."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message", ""))
-        self.error = error

@@ -26,13 +26,13 @@ stores that form.
     ├── VerificationError           an output (or a mid-run value) failed its verifiers
     │   ├── ConsistencyError        two sources gave different values for the same key
     │   └── ReadBackError           a mutating call's effect is not there when read back
-    ├── ToolResponseError           a tool's response failed its declared schema (returns=)
     ├── BudgetExceededError         a run went over its deadline, tool calls, tokens or cost
     ├── GuardTrippedError           a safety guard refused a call (e.g. mutations without a gate)
     ├── HandOffError                a hand-off that cannot be decided
     │   ├── HandOffNotFoundError    no hand-off with this id
     │   └── HandOffDecidedError     it was already approved or rejected
     ├── RetryableError              raise it to mark a failure transient (optional Retry-After)
+    │   └── ToolResponseError       a tool's response failed its declared schema (returns=)
     ├── PermanentError              raise it to mark a failure permanent (no retry)
     └── LedgerError                 the ledger cannot be used
         ├── LedgerCorruptedError    the file is not a readable ledger; it is never overwritten
@@ -278,16 +278,6 @@ class ReadBackError(VerificationError):
     code = "read_back_failed"
 
 
-class ToolResponseError(SeawallError):
-    """A tool's response does not match the schema it declares (``@app.tool(returns=...)``).
-
-    It is stopped at the boundary, before the agent sees it. The call is retried by the tool's
-    retry policy (a malformed response is often transient).
-    """
-
-    code = "tool_response_invalid"
-
-
 class BudgetExceededError(SeawallError):
     """A run went over one of its budgets (``limit`` names it); the run stops."""
 
@@ -333,6 +323,16 @@ class RetryableError(SeawallError):
     def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
         super().__init__(message, retry_after=retry_after, **fields)
         self.retry_after = retry_after
+
+
+class ToolResponseError(RetryableError):
+    """A tool's response does not match the schema it declares (``@app.tool(returns=...)``).
+
+    It is stopped at the boundary, before the agent sees it. The call is retried by the tool's
+    retry policy (a malformed response is often transient).
+    """
+
+    code = "tool_response_invalid"
 
 
 class PermanentError(SeawallError):

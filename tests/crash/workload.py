@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from seawall import Context, Seawall
+from seawall import Context, Guards, Seawall
 
 STEPS = 50
 LEASE = 0.5
@@ -71,7 +71,8 @@ def build_app(
 
     tool = append_plain if mode == "after-effect-plain" else append_idempotent
 
-    @app.agent(name="fifty")
+    # Fifty writes in a row without a verification gate: the default guard would stop the 4th.
+    @app.agent(name="fifty", guards=Guards(max_mutations_without_gate=None))
     def fifty(ctx: Context, steps: int) -> dict[str, Any]:
         total = 0
         for step in range(1, steps + 1):

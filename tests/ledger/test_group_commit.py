@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from seawall import Context, RunStatus, Seawall
+from seawall import Context, Guards, RunStatus, Seawall
 from seawall.ledger import NewRun, SQLiteStore
 
 
@@ -75,7 +75,7 @@ def test_concurrent_runs_at_power_level_record_every_step_once(ledger_url: str) 
             effects.append((idempotency_key, i))
         return i
 
-    @app.agent
+    @app.agent(guards=Guards(max_mutations_without_gate=None))
     def agent(ctx: Context, n: int) -> int:
         return sum(ctx.call(write, i) for i in range(n))
 

@@ -10,7 +10,7 @@ from seawall import RunStatus, Seawall
 
 WRITER = """
 import sys
-from seawall import Seawall
+from seawall import Guards, Seawall
 app = Seawall(sys.argv[1], busy_timeout=10)
 
 @app.tool(mutating=True)
@@ -21,7 +21,7 @@ def write(i):
 def read(i):
     return i
 
-@app.agent(name="worker")
+@app.agent(name="worker", guards=Guards(max_mutations_without_gate=None))
 def worker(ctx, n):
     for i in range(n):
         ctx.call(read, i)

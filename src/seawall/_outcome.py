@@ -1,0 +1,140 @@
+"""How a run's end is recorded: the failure, its JSON form, the final ledger fields."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from seawall import _settle
+from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall.errors import AttemptAbandoned, RunCancelled, SeawallError
+from seawall.ledger import RunOutcome
+
+if TYPE_CHECKING:
+    from seawall._app import Seawall
+    from seawall._journal import Journal
+    from seawall._payload import Blob
+    from seawall._registry import AgentSpec
+    from seawall._result import RunResult
+
+MISSING_OUTPUT: Any = object()
+"""Passed as ``output`` to :func:`finish` to read the output back from the ledger."""
+
+
+@dataclass(slots=True)
+class Failure:
+    """Why an attempt or a run failed, as the runtime classified it."""
+
+    error: BaseException
+    error_class: ErrorClass
+    cause: FailureCause
+
+
+def error_json(error: BaseException) -> dict[str, Any]:
+    """Return the structured JSON form of an error for the ledger."""
+    if isinstance(error, RecordedError):
+        return error.error
+    if isinstance(error, RunCancelled):
+        return {"code": "cancelled", "type": "RunCancelled", "message": error.reason or "cancelled"}
+    if isinstance(error, SeawallError):
+        return error.to_dict()
+    if isinstance(error, AttemptAbandoned | TimeoutError) and not str(error):
+        return {"code": "timeout", "type": "TimeoutError", "message": "the attempt timed out"}
+    return {"code": "exception", "type": type(error).__name__, "message": str(error)[:4000]}
+
+
+def error_type(error: BaseException) -> str:
+    if isinstance(error, RunCancelled):
+        return "RunCancelled"
+    if isinstance(error, RecordedError):
+        return str(error.error.get("type") or "Exception")
+    if isinstance(error, AttemptAbandoned):
+        return "TimeoutError"
+    return type(error).__name__
+
+
+def error_message(error: BaseException) -> str:
+    if isinstance(error, RunCancelled):
+        return f"cancelled by an operator: {error.reason}" if error.reason else "cancelled"
+    text = str(error)
+    if not text and isinstance(error, TimeoutError | AttemptAbandoned):
+        return "the attempt timed out"
+    return text[:4000]
+
+
+def finish(
+    app: Seawall,
+    spec: AgentSpec,
+    run_id: str,
+    journal: Journal,
+    attempts: int,
+    status: RunStatus,
+    output: Any,
+    output_hash: str | None,
+    output_column: bytes | None,
+    output_blobs: list[Blob],
+    failure: Failure | None,
+) -> RunResult:
+    app.store.finish_run(
+        run_id,
+        outcome(journal, attempts, status, output_hash, output_column, failure),
+        output_blobs,
+    )
+    if output is MISSING_OUTPUT:
+        return app.result_of(run_id, agent=spec.name)
+    return app.result_of(run_id, output=output, agent=spec.name)
+
+
+def outcome(
+    journal: Journal,
+    attempts: int,
+    status: RunStatus,
+    output_hash: str | None,
+    output_column: bytes | None,
+    failure: Failure | None,
+) -> RunOutcome:
+    input_tokens, output_tokens, cost = journal.totals()
+    error = None if failure is None else error_json(failure.error)
+    return RunOutcome(
+        status=status,
+        end_time=time.time(),
+        output_hash=output_hash,
+        output_column=output_column,
+        error_class=None if failure is None else failure.error_class,
+        failure_cause=None if failure is None else failure.cause,
+        error_type=None if failure is None else error_type(failure.error),
+        error_message=None if failure is None else error_message(failure.error),
+        error_json=None if error is None else json.dumps(error, sort_keys=True),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost,
+        attempts=attempts,
+    )
+
+
+async def settle_failure(
+    app: Seawall, spec: AgentSpec, run_id: str, journal: Journal, attempts: int, failure: Failure
+) -> RunResult:
+    """End a run that failed (or was cancelled) for good: compensate its side effects first.
+
+    A failed ``partial_write`` and a cancelled run with completed side effects are compensated.
+    """
+    cancelled = failure.cause is FailureCause.CANCELLED
+    status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
+    undo_class = ErrorClass.PARTIAL_WRITE if cancelled else failure.error_class
+    if _settle.needs_compensation(app, undo_class, run_id):
+        app.store.begin_compensation(
+            run_id, outcome(journal, attempts, status, None, None, failure)
+        )
+        await _settle.compensate(app, run_id)
+    return finish(app, spec, run_id, journal, attempts, status, None, None, None, [], failure)
+
+
+class RecordedError(Exception):
+    """A failure already recorded in the ledger, re-stated when a resumer ends the run."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", ""))
+        self.error = error
