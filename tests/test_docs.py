@@ -50,3 +50,5 @@ def test_every_cli_command_is_documented() -> None:
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     for command in cli.registered_commands:
         assert f"## `seawall {command.name}" in text, command.name
+    for group in cli.registered_groups:
+        assert f"## `seawall {group.name}" in text, group.name

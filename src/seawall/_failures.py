@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from seawall.errors import AttemptAbandoned, InDoubtError, JournalDivergenceError
+from seawall.errors import (
+    AttemptAbandoned,
+    BudgetExceededError,
+    GuardTrippedError,
+    InDoubtError,
+    JournalDivergenceError,
+    RunCancelled,
+    VerificationError,
+)
 
 
 class RunStatus(StrEnum):
@@ -64,10 +72,18 @@ class FailureCause(StrEnum):
     CANCELLED = "cancelled"
 
 
-def cause_of(error: BaseException) -> FailureCause:
+def cause_of(error: BaseException) -> FailureCause:  # noqa: PLR0911 - one cause per error kind
     """Name the failure cause of an exception raised by (or around) an attempt."""
     if isinstance(error, InDoubtError):
         return FailureCause.IN_DOUBT
+    if isinstance(error, BudgetExceededError):
+        return FailureCause.BUDGET_EXCEEDED
+    if isinstance(error, GuardTrippedError):
+        return FailureCause.GUARD_TRIPPED
+    if isinstance(error, VerificationError):
+        return FailureCause.VERIFICATION_FAILED
+    if isinstance(error, RunCancelled):
+        return FailureCause.CANCELLED
     if isinstance(error, JournalDivergenceError):
         return FailureCause.DIVERGENCE
     if isinstance(error, TimeoutError | AttemptAbandoned):

@@ -43,7 +43,14 @@ def seed(ledger_url: str) -> tuple[str, str]:
 def test_every_command_has_help() -> None:
     """Each command prints help with a description."""
     names = [c.name for c in cli.registered_commands]
-    assert {"runs", "show", "resume", "demo"} <= set(names)
+    assert {"runs", "show", "resume", "demo", "gc", "cancel"} <= set(names)
+    for group in cli.registered_groups:
+        result = runner.invoke(cli, [group.name, "--help"])
+        assert 0 == result.exit_code, result.output
+        for sub in group.typer_instance.registered_commands:
+            result = runner.invoke(cli, [group.name, sub.name, "--help"])
+            assert 0 == result.exit_code, result.output
+            assert sub.callback.__doc__
     for name in names:
         result = runner.invoke(cli, [name, "--help"])
         assert 0 == result.exit_code, result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seawall.cli import demo, gc, resume, runs
+from seawall.cli import demo, gc, operators, resume, runs
 
 cli = typer.Typer(
     name="seawall",
@@ -17,6 +17,8 @@ cli.command("runs")(runs.runs)
 cli.command("show")(runs.show)
 cli.command("resume")(resume.resume)
 cli.command("gc")(gc.gc)
+cli.command("cancel")(operators.cancel)
+cli.add_typer(operators.handoffs, name="handoffs")
 cli.command("demo")(demo.demo)
 
 
