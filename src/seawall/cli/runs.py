@@ -23,7 +23,7 @@ from seawall.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from seawall.ledger import ArtifactRecord, CompensationRecord, HandOffRecord
+    from seawall.ledger import ArtifactRecord, CompensationRecord, HandOffRecord, VerdictRecord
 
 _STATUS_STYLE = {
     "succeeded": "green",
@@ -169,6 +169,7 @@ class _RunView:
     artifacts: list[ArtifactRecord]
     compensations: list[CompensationRecord]
     handoffs: list[HandOffRecord]
+    verdicts: list[VerdictRecord]
 
 
 def show(
@@ -188,6 +189,7 @@ def show(
             artifacts=app.artifacts_of(run_id),
             compensations=app.compensations(run_id),
             handoffs=app.handoffs(run_id=run_id),
+            verdicts=app.verdicts(run_id),
         )
     except SeawallError as exc:
         raise fail(exc) from exc
@@ -243,6 +245,19 @@ def _view_json(view: _RunView) -> dict[str, Any]:
             }
             for c in view.compensations
         ],
+        "verdicts": [
+            {
+                "attempt": v.attempt,
+                "kind": v.kind,
+                "name": v.name,
+                "passed": v.passed,
+                "error": v.error,
+                "score": v.score,
+                "message": v.message,
+                "duration_ms": round(v.duration * 1000, 3),
+            }
+            for v in view.verdicts
+        ],
         "handoffs": [
             {
                 "handoff_id": h.handoff_id,
@@ -288,6 +303,7 @@ def _print_view(view: _RunView) -> None:
     console.print(fields)
     _print_attempts(view.attempts)
     _print_steps(view.steps)
+    _print_verdicts(view.verdicts)
     _print_settling(view)
 
 
@@ -336,6 +352,24 @@ def _print_steps(steps: list[Step]) -> None:
             str(record.tries),
             note,
         )
+    console.print(table)
+
+
+def _print_verdicts(verdicts: list[VerdictRecord]) -> None:
+    if not verdicts:
+        return
+    table = Table(title="Verification", title_justify="left")
+    for column in ("att", "kind", "verifier", "verdict", "took", "message"):
+        table.add_column(column)
+    for v in verdicts:
+        verdict = (
+            "[green]passed[/]"
+            if v.passed
+            else "[red]verifier error[/]"
+            if v.error
+            else "[red]failed[/]"
+        )
+        table.add_row(str(v.attempt), v.kind, v.name, verdict, seconds(v.duration), v.message or "")
     console.print(table)
 
 
