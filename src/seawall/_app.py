@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, overload
 
 from seawall import _payload
+from seawall._dlq import DeadLetterQueue
 from seawall._drift import decide
 from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
 from seawall._lease import Leases
 from seawall._payload import DEFAULT_MAX_PAYLOAD, Encoder, PayloadCodec
 from seawall._registry import AgentSpec, ToolSpec
+from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
 from seawall._runner import execute_run, finish_crashed, resume_settling
 from seawall.artifacts import (
@@ -127,7 +129,7 @@ class LiveRuns:
                 live.cancel(reason)
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
     """Return a time-ordered, unique run id (48-bit milliseconds + 80 random bits, hex)."""
     return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
 
@@ -209,6 +211,7 @@ class Seawall:
         self.staging_root = Path(staging)
         self.max_artifact_bytes = max_artifact_bytes
         self.live = LiveRuns()
+        self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
         self.retry = retry or Retry()
         self.tool_retry = tool_retry or DEFAULT_TOOL_RETRY
@@ -527,7 +530,7 @@ class Seawall:
         data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
         input_hash = _payload.digest(data)
         column, blobs = _payload.pack(data, inputs, input_hash)
-        run_id = _new_run_id()
+        run_id = new_run_id()
         now = time.time()
         self.store.create_run(
             NewRun(
@@ -659,6 +662,34 @@ class Seawall:
         )
         return result
 
+    # -- replay ---------------------------------------------------------------------------------
+
+    def replay(self, run_id: str, *, mode: Mode = "recorded") -> ReplayResult:
+        """Run the current code on a run's input snapshot, as a new run marked ``replay_of``.
+
+        Args:
+            run_id: The run to replay (it must have ended).
+            mode: ``"recorded"``: every journaled call is served from the original's journal,
+                nothing is executed, and asking for anything else stops with a divergence
+                report. ``"live"``: calls run live (the path after a fix).
+
+        Returns:
+            The new run, with the differences of its output and verdicts from the original's.
+
+        Raises:
+            RunNotFoundError: No such run.
+            UsageError: The run is still running.
+            RegistrationError: Its agent is not registered here (names its code version).
+            SnapshotError: Its input snapshot is missing or does not match its hash.
+        """
+        result: ReplayResult = self._sync(self.areplay(run_id, mode=mode), "replay", "areplay")
+        return result
+
+    async def areplay(self, run_id: str, *, mode: Mode = "recorded") -> ReplayResult:
+        """Async twin of :meth:`replay`."""
+        self._check_open()
+        return await replay(self, run_id, mode)
+
     def verdicts(self, run_id: str) -> list[VerdictRecord]:
         """Return every verifier verdict of a run, in order (raises RunNotFoundError)."""
         self.get_run(run_id)
@@ -708,6 +739,15 @@ class Seawall:
         spec = self._agents[run.agent]
         if not self.store.claim_run(run.run_id, self.leases.owner, self.leases.expiry(), now):
             return None
+        if run.replay_mode == "recorded":
+            # A recorded replay serves a journal; resumed live it could make real calls.
+            self.leases.hold(run.run_id)
+            try:
+                return await finish_crashed(
+                    self, spec, run.run_id, max(run.attempts, 1), compensate=False
+                )
+            finally:
+                self.leases.release(run.run_id)
         columns = self.store.get_run_io(run.run_id)
         if columns is None:
             raise RunNotFoundError(f"run {run.run_id} vanished from the ledger", run_id=run.run_id)

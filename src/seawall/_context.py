@@ -22,6 +22,7 @@ from seawall._journal import CHECK_READ_BACK, COMPLETED, FAILED, MISSING, STARTE
 from seawall.errors import (
     AttemptAbandoned,
     ConfigurationError,
+    InDoubtError,
     ReadBackError,
     RunCancelled,
     SerializationError,
@@ -63,6 +64,30 @@ class _Prepared:
         self.blobs = blobs
         self.key = key
         self.call_kwargs = call_kwargs
+
+
+class _Final(Exception):  # noqa: N818 - internal marker, never escapes this module
+    """Marks a response error that must not be retried (its context is the real error)."""
+
+
+class _ServedWrite:
+    """A completed mutating step served from the journal whose tool reads its writes back."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def rebuild_response(spec: ToolSpec, value: Any) -> Any:
+    """A response served from the journal, as the agent saw it live.
+
+    The journal holds the value after ``returns=``, so only a model class is applied again (to
+    turn the stored JSON back into an instance); a converting function must not run twice.
+    """
+    if spec.returns is not None and hasattr(spec.returns, "model_validate"):
+        return validate_response(spec, value)
+    return value
 
 
 def validate_response(spec: ToolSpec, value: Any) -> Any:
@@ -219,7 +244,7 @@ class BaseContext:
         journal = self._live()
         request = b"J[]"
         seq = journal.seq + 1
-        served = journal.replay(seq, None, kind, kind) if journal.recorded else MISSING
+        served = journal.replay(seq, None, kind, kind) if journal.replaying else MISSING
         journal.seq = seq
         if served is not MISSING:
             return served
@@ -273,7 +298,7 @@ class BaseContext:
         }
         _, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
         seq = journal.seq + 1
-        served = journal.replay(seq, None, "usage", request_hash) if journal.recorded else MISSING
+        served = journal.replay(seq, None, "usage", request_hash) if journal.replaying else MISSING
         journal.seq = seq
         if served is MISSING:
             now = time.time()
@@ -310,7 +335,7 @@ class BaseContext:
             {"value": value, "verifiers": names}, "ctx.verify() value"
         )
         seq = journal.seq + 1
-        served = journal.replay(seq, None, "verify", request_hash) if journal.recorded else MISSING
+        served = journal.replay(seq, None, "verify", request_hash) if journal.replaying else MISSING
         journal.seq = seq
         return seq, request_hash, (column, served)
 
@@ -391,15 +416,22 @@ class BaseContext:
             (spec.name, args, kwargs), f"arguments of tool {spec.name!r}"
         )
         seq = journal.seq + 1
-        served = journal.replay(seq, spec, spec.name, request_hash) if journal.recorded else MISSING
+        served = (
+            journal.replay(seq, spec, spec.name, request_hash) if journal.replaying else MISSING
+        )
         journal.seq = seq
         journal.calls += 1
         journal.calls_since_gate += 1
         if spec.mutating:
             journal.mutations_since_gate += 1
         if served is not MISSING and served is not CHECK_READ_BACK:
-            value = validate_response(spec, served)
+            value = rebuild_response(spec, served)
             self._observe(spec, seq, value, args, kwargs)
+            if spec.read_back is not None:
+                # The write is served, not redone: still check it is there (read-your-writes).
+                return _Prepared(spec, seq, request_hash, column, blobs, "", kwargs), _ServedWrite(
+                    value
+                )
             return None, value
         explicit = kwargs.get("idempotency_key")
         key = explicit if isinstance(explicit, str) else f"{journal.run_id}:{seq}"
@@ -461,11 +493,32 @@ class BaseContext:
         for key, fact in facts.items():
             self._journal.observe(str(key), fact, f"{spec.name} (step {seq})")
 
-    def _recovered(self, plan: _Prepared) -> None:
-        """An in-doubt call whose effect read back as present: record it as completed."""
+    def _recovered(self, plan: _Prepared, found: Any) -> Any:
+        """An in-doubt call whose effect reads back as present: record it as completed.
+
+        ``read_back`` may return the current state instead of ``True``; it then becomes the
+        step's result. A tool that declares ``returns=`` needs that: without a result, the step
+        cannot be recovered and goes to a person.
+        """
+        spec = plan.spec
+        if found is True:
+            if spec.returns is not None:
+                raise InDoubtError(
+                    f"step {plan.seq} ({spec.name}) took effect before its process died, but "
+                    "its result is unknown and the tool declares returns=; make read_back return "
+                    "the current state (not True) to recover such calls",
+                    run_id=self.run_id,
+                    step=plan.seq,
+                    tool=spec.name,
+                )
+            value = None
+        else:
+            value = validate_response(spec, found)
+        _, _, response, blobs = self._journal.encode(value, f"result of tool {spec.name!r}")
         self._journal.complete(
-            plan.seq, status=COMPLETED, response=b"Jnull", error=None, tries=1, blobs=[]
+            plan.seq, status=COMPLETED, response=response, error=None, tries=1, blobs=blobs
         )
+        return value
 
     def _succeeded(self, plan: _Prepared, result: Any, start: float, tries: int) -> None:
         journal = self._journal
@@ -545,6 +598,31 @@ class BaseContext:
             end - start,
         )
 
+    def _checked(self, plan: _Prepared, raw: Any, start: float, tries: int) -> Any:
+        """Validate a live response; a mutating call whose response is invalid is not redone."""
+        spec = plan.spec
+        if spec.returns is None:
+            return raw
+        try:
+            return validate_response(spec, raw)
+        except ToolResponseError:
+            if spec.mutating and not spec.idempotent:
+                # Its effect happened: record the call as done (never to be repeated) and stop.
+                self._succeeded(plan, raw, start, tries)
+                raise _Final from None
+            raise
+
+    def _retry_delay(self, plan: _Prepared, error: Exception, start: float, tries: int) -> float:
+        """Return the backoff before the next try, or re-raise when the policy gives up."""
+        if isinstance(error, _Final):
+            cause = error.__context__
+            raise cause if cause is not None else error
+        decision = plan.spec.retry.decide(tries, error, time.time() - start)
+        if not decision.retry:
+            self._failed(plan, error, start, tries)
+            raise error
+        return decision.delay
+
     def _failed(self, plan: _Prepared, error: BaseException, start: float, tries: int) -> None:
         if plan.spec.mutating:
             self._journal.mutations -= 1
@@ -587,24 +665,26 @@ class Context(BaseContext):
         if plan is None:
             return served
         spec = plan.spec
+        if isinstance(served, _ServedWrite):
+            began = time.perf_counter()
+            ok = self._run(spec.read_back, served.value, *args, **kwargs)
+            self._read_back_verdict(plan, ok, time.perf_counter() - began)
+            return served.value
         if served is CHECK_READ_BACK:
-            if self._run(spec.read_back, None, *args, **kwargs):
-                self._recovered(plan)
-                return None
+            found = self._run(spec.read_back, None, *args, **kwargs)
+            if found:
+                return self._recovered(plan, found)
             plan = self._prepare_again(plan)
         fn = spec.fn
         start = time.time()
         tries = 1
         while True:
             try:
-                result = validate_response(spec, self._run(fn, *args, **plan.call_kwargs))
+                raw = self._run(fn, *args, **plan.call_kwargs)
+                result = self._checked(plan, raw, start, tries)
                 break
             except Exception as exc:
-                decision = spec.retry.decide(tries, exc, time.time() - start)
-                if not decision.retry:
-                    self._failed(plan, exc, start, tries)
-                    raise
-                _timing.sleep(decision.delay)
+                _timing.sleep(self._retry_delay(plan, exc, start, tries))
                 if self._journal.abandoned:
                     raise AttemptAbandoned from exc
                 tries += 1
@@ -667,24 +747,26 @@ class AsyncContext(BaseContext):
         if plan is None:
             return served
         spec = plan.spec
+        if isinstance(served, _ServedWrite):
+            began = time.perf_counter()
+            ok = await self._run(spec.read_back, served.value, *args, **kwargs)
+            self._read_back_verdict(plan, ok, time.perf_counter() - began)
+            return served.value
         if served is CHECK_READ_BACK:
-            if await self._run(spec.read_back, None, *args, **kwargs):
-                self._recovered(plan)
-                return None
+            found = await self._run(spec.read_back, None, *args, **kwargs)
+            if found:
+                return self._recovered(plan, found)
             plan = self._prepare_again(plan)
         fn = spec.fn
         start = time.time()
         tries = 1
         while True:
             try:
-                result = validate_response(spec, await self._run(fn, *args, **plan.call_kwargs))
+                raw = await self._run(fn, *args, **plan.call_kwargs)
+                result = self._checked(plan, raw, start, tries)
                 break
             except Exception as exc:
-                decision = spec.retry.decide(tries, exc, time.time() - start)
-                if not decision.retry:
-                    self._failed(plan, exc, start, tries)
-                    raise
-                await _timing.asleep(decision.delay)
+                await _timing.asleep(self._retry_delay(plan, exc, start, tries))
                 if self._journal.abandoned:
                     raise AttemptAbandoned from exc
                 tries += 1

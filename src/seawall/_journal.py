@@ -23,6 +23,8 @@ from seawall.errors import (
     ConsistencyError,
     InDoubtError,
     JournalDivergenceError,
+    ReplayDivergenceError,
+    ReplayedToolError,
     RunCancelled,
     SerializationError,
 )
@@ -78,10 +80,12 @@ class Journal:
         "pending",
         "pending_blobs",
         "recorded",
+        "replaying",
         "run_id",
         "seq",
         "started",
         "store",
+        "strict",
         "usage",
     )
 
@@ -98,6 +102,7 @@ class Journal:
         guards: Guards = NO_GUARDS,
         started: float = 0.0,
         feedback: tuple[str, ...] = (),
+        strict: bool = False,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -123,7 +128,13 @@ class Journal:
         self.mutations = sum(
             1 for step in recorded if step.mutating and step.status in (COMPLETED, STARTED)
         )
+        self.strict = strict
+        self.replaying = bool(self.recorded) or strict
         self.usage: dict[int, tuple[int, int, float | None]] = {}
+        if strict:
+            # A recorded replay executes nothing: it has no side effects of its own.
+            self.mutations = 0
+            return
         for step in recorded:
             if step.kind == "usage" and step.status == COMPLETED:
                 self.usage[step.seq] = _usage_of(_payload.unpack(step.request, store.get_blobs))
@@ -143,7 +154,9 @@ class Journal:
 
     # -- replay -----------------------------------------------------------------------------
 
-    def replay(self, seq: int, spec: ToolSpec | None, name: str, request_hash: str) -> Any:
+    def replay(  # noqa: PLR0911 - one outcome per journal state
+        self, seq: int, spec: ToolSpec | None, name: str, request_hash: str
+    ) -> Any:
         """Serve step ``seq`` from the journal, or return :data:`MISSING` to run it live.
 
         Raises:
@@ -152,6 +165,8 @@ class Journal:
             InDoubtError: The step is in doubt and its tool is not idempotent.
             SerializationError: The step completed but its result could not be recorded.
         """
+        if self.strict:
+            return self._serve_strictly(seq, name, request_hash)
         step = self.recorded.get(seq)
         if step is None:
             return MISSING
@@ -183,6 +198,86 @@ class Journal:
                 idempotency_key=step.idempotency_key,
             )
         return MISSING
+
+    def _serve_strictly(self, seq: int, name: str, request_hash: str) -> Any:
+        """Recorded replay: serve step ``seq`` from the original journal, or stop.
+
+        Raises:
+            ReplayDivergenceError: The journal holds another step (or none) at ``seq``, or the
+                step's outcome was never recorded.
+            ReplayedToolError: The step failed in the original run.
+        """
+        step = self.recorded.get(seq)
+        if step is None:
+            last = max(self.recorded, default=0)
+            raise ReplayDivergenceError(
+                f"step {seq}: the code asks for {name!r} but the original journal ends at step "
+                f"{last}; the current code makes more calls than the recorded run",
+                run_id=self.run_id,
+                step=seq,
+                expected="end of journal",
+                got=name,
+            )
+        if step.name != name or step.request_hash != request_hash:
+            same = "other arguments" if step.name == name else "another call"
+            raise ReplayDivergenceError(
+                f"step {seq}: the journal holds {step.name!r} (request {step.request_hash[:12]}) "
+                f"but the code asks for {name!r} with {same} (request {request_hash[:12]})",
+                run_id=self.run_id,
+                step=seq,
+                expected=f"{step.name} {step.request_hash[:12]}",
+                got=f"{name} {request_hash[:12]}",
+            )
+        if step.status == STARTED:
+            raise ReplayDivergenceError(
+                f"step {seq} ({name}) was in doubt in the original run: its result was never "
+                "recorded, so a recorded replay cannot serve it",
+                run_id=self.run_id,
+                step=seq,
+                expected="a recorded result",
+                got=name,
+            )
+        self.pending.append(
+            (
+                self.run_id,
+                seq,
+                self.attempt,
+                step.kind,
+                step.name,
+                1 if step.mutating else 0,
+                step.idempotency_key,
+                step.request_hash,
+                step.request,
+                step.response,
+                step.status,
+                step.start_time,
+                step.end_time,
+                step.error_type,
+                step.error_message,
+                step.tries,
+            )
+        )
+        if len(self.pending) >= self.flush_every:
+            self.flush()
+        if step.status == FAILED:
+            raise ReplayedToolError(
+                f"step {seq} ({name}) failed in the original run with {step.error_type}: "
+                f"{step.error_message}",
+                run_id=self.run_id,
+                step=seq,
+                error_type=step.error_type,
+                error_message=step.error_message,
+            )
+        if step.kind == "usage":
+            self.usage[seq] = _usage_of(_payload.unpack(step.request, self.store.get_blobs))
+        if step.response is None:
+            raise SerializationError(
+                f"step {seq} ({name}) completed but its result could not be stored: "
+                f"{step.error_message}",
+                run_id=self.run_id,
+                step=seq,
+            )
+        return self.decode(step.response)
 
     def _diverge(self, seq: int, step: StepRecord, name: str) -> None:
         tail = [s for s in self.recorded.values() if s.seq >= seq]

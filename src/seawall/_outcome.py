@@ -115,7 +115,14 @@ def outcome(
 
 
 async def settle_failure(
-    app: Seawall, spec: AgentSpec, run_id: str, journal: Journal, attempts: int, failure: Failure
+    app: Seawall,
+    spec: AgentSpec,
+    run_id: str,
+    journal: Journal,
+    attempts: int,
+    failure: Failure,
+    *,
+    compensate: bool = True,
 ) -> RunResult:
     """End a run that failed (or was cancelled) for good: compensate its side effects first.
 
@@ -124,7 +131,7 @@ async def settle_failure(
     cancelled = failure.cause is FailureCause.CANCELLED
     status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
     undo_class = ErrorClass.PARTIAL_WRITE if cancelled else failure.error_class
-    if _settle.needs_compensation(app, undo_class, run_id):
+    if compensate and _settle.needs_compensation(app, undo_class, run_id):
         app.store.begin_compensation(
             run_id, outcome(journal, attempts, status, None, None, failure)
         )

@@ -146,7 +146,22 @@ class ToolSpec:
 
 def check_returns(returns: Any) -> None:
     """Refuse a ``returns=`` that cannot validate anything."""
-    if isinstance(returns, dict) or hasattr(returns, "model_validate") or callable(returns):
+    if isinstance(returns, dict):
+        try:
+            import jsonschema  # noqa: PLC0415 - optional dependency
+        except ImportError as exc:
+            raise ConfigurationError(
+                "@app.tool(returns=<JSON Schema dict>) needs jsonschema: pip install "
+                "'seawall[verify]'"
+            ) from exc
+        try:
+            jsonschema.validators.validator_for(returns).check_schema(returns)
+        except jsonschema.SchemaError as exc:
+            raise ConfigurationError(
+                f"@app.tool(returns=...) is not a valid JSON Schema: {exc.message}"
+            ) from exc
+        return
+    if hasattr(returns, "model_validate") or callable(returns):
         return
     raise ConfigurationError(
         f"@app.tool(returns={returns!r}) must be a Pydantic model, a JSON Schema dict, a type "

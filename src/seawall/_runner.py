@@ -53,6 +53,7 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
     *,
     prior_attempts: int = 0,
     started: float | None = None,
+    replay_source: str | None = None,
 ) -> RunResult:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
@@ -65,6 +66,8 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
         inputs: The agent's keyword inputs.
         prior_attempts: Attempts already recorded (a resumed run's).
         started: When the run was submitted, for the retry deadline and the guards.
+        replay_source: For a recorded replay, the original run whose journal serves every
+            step: nothing is executed live, one attempt is made, nothing is compensated.
 
     Returns:
         The run's result, as recorded.
@@ -82,7 +85,12 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
             attempt_start = time.time()
             store.start_attempt(run_id, attempt, attempt_start, app.leases.owner)
             staging = app.staging_for(run_id, attempt)
-            recorded = store.load_steps(run_id) if attempt > 1 or prior_attempts else []
+            if replay_source is not None:
+                recorded = store.load_steps(replay_source)
+            elif attempt > 1 or prior_attempts:
+                recorded = store.load_steps(run_id)
+            else:
+                recorded = []
             if fresh_reads:
                 # A drift retry asks the model again: only side effects are served.
                 recorded = [step for step in recorded if step.mutating]
@@ -97,6 +105,7 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 guards=spec.guards,
                 started=first_start,
                 feedback=feedback,
+                strict=replay_source is not None,
             )
             live = app.live.enter(run_id, journal)
             output: Any = None
@@ -169,7 +178,9 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 failure.error_class = ErrorClass.SILENT_DRIFT
                 failure.cause = FailureCause.VERIFICATION_FAILED
             retry_delay: float | None = None
-            if drift and drift_retries < spec.on_drift.retries:
+            if replay_source is not None:
+                pass  # a recorded replay shows what the code does with the journal, once
+            elif drift and drift_retries < spec.on_drift.retries:
                 drift_retries += 1
                 retry_delay = 0.0
                 feedback = tuple(getattr(error, "feedback", None) or ())
@@ -199,6 +210,12 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                     staging.discard()
                 await _timing.asleep(retry_delay)
                 continue
+            if staging is not None and replay_source is not None:
+                staging.discard()
+            if replay_source is not None:
+                return await settle_failure(
+                    app, spec, run_id, journal, attempt, failure, compensate=False
+                )
             if drift:
                 return await _drift.settle_drift(
                     app, spec, run_id, journal, attempt, failure, output, staging, inputs
@@ -259,7 +276,9 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def finish_crashed(app: Seawall, spec: AgentSpec, run_id: str, attempts: int) -> RunResult:
+async def finish_crashed(
+    app: Seawall, spec: AgentSpec, run_id: str, attempts: int, *, compensate: bool = True
+) -> RunResult:
     """Close a crashed run whose retry budget is spent (it died in its last attempt)."""
     journal = Journal(app.store, app.codec, run_id, attempts, app.store.load_steps(run_id))
     failure = Failure(
@@ -271,7 +290,9 @@ async def finish_crashed(app: Seawall, spec: AgentSpec, run_id: str, attempts: i
         classify(journal.mutations),
         FailureCause.CRASHED,
     )
-    return await settle_failure(app, spec, run_id, journal, attempts, failure)
+    return await settle_failure(
+        app, spec, run_id, journal, attempts, failure, compensate=compensate
+    )
 
 
 async def resume_settling(app: Seawall, spec: AgentSpec, run: RunRecord) -> RunResult | None:

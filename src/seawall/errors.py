@@ -17,6 +17,9 @@ stores that form.
     ├── UsageError                  an API used in the wrong place (sync API inside a loop)
     ├── RunFailedError              RunResult.raise_for_status() on a run that did not succeed
     ├── JournalDivergenceError      re-executed code asked for a different step than recorded
+    │   └── ReplayDivergenceError   a recorded replay asked for what the journal does not hold
+    ├── ReplayedToolError           a recorded replay re-raises a tool failure it recorded
+    ├── SnapshotError               a run's input snapshot is missing or does not match its hash
     ├── InDoubtError                a mutating step whose outcome is unknown after a crash
     ├── ArtifactError               an artifact that cannot be staged or committed (names it)
     │   ├── ArtifactNameError       a name with .., an absolute path, NUL, a case collision...
@@ -81,6 +84,8 @@ __all__ = [
     "PermanentError",
     "ReadBackError",
     "RegistrationError",
+    "ReplayDivergenceError",
+    "ReplayedToolError",
     "RetryableError",
     "RunCancelled",
     "RunFailedError",
@@ -88,6 +93,7 @@ __all__ = [
     "SchemaVersionError",
     "SeawallError",
     "SerializationError",
+    "SnapshotError",
     "ToolResponseError",
     "UsageError",
     "VerificationError",
@@ -211,6 +217,33 @@ class JournalDivergenceError(SeawallError):
     """
 
     code = "journal_divergence"
+
+
+class ReplayDivergenceError(JournalDivergenceError):
+    """A recorded replay asked for a step the original journal does not hold at that point.
+
+    Fields: ``step``, ``expected`` (what the journal holds) and ``got`` (what the code asked for).
+    """
+
+    code = "replay_divergence"
+
+
+class ReplayedToolError(SeawallError):
+    """In a recorded replay, a tool call that failed in the original run fails the same way.
+
+    Fields: ``error_type`` and ``error_message`` of the original failure.
+    """
+
+    code = "replayed_tool_error"
+
+
+class SnapshotError(SeawallError):
+    """A run's input snapshot is missing or its bytes do not match the recorded hash.
+
+    Seawall never runs an agent on inputs it cannot prove are the original ones.
+    """
+
+    code = "snapshot"
 
 
 class InDoubtError(SeawallError):

@@ -30,7 +30,9 @@ def art_app(tmp_path: Path, ledger_url: str) -> Iterator[Seawall]:
     """An app with a local artifact destination; retries do not sleep."""
     with (
         no_waits(),
-        Seawall(ledger_url, lease=2.0, artifacts=tmp_path / "out", staging=tmp_path / "staging") as instance,
+        Seawall(
+            ledger_url, lease=2.0, artifacts=tmp_path / "out", staging=tmp_path / "staging"
+        ) as instance,
     ):
         yield instance
 
@@ -207,7 +209,7 @@ def test_drift_retry_reruns_reads_and_serves_completed_writes(app: Seawall) -> N
 
 
 def test_drift_retries_exhausted_fail_the_run(app: Seawall) -> None:
-    """"retry" means 2 retries: 3 attempts in all, then the run fails silent_drift."""
+    """ "retry" means 2 retries: 3 attempts in all, then the run fails silent_drift."""
     attempts: list[int] = []
 
     @app.agent(verify=[TOTAL_IS_4], on_drift="retry")
@@ -312,7 +314,10 @@ def test_fallback_failing_then_fail_fails_the_run(app: Seawall) -> None:
     assert (RunStatus.FAILED, ErrorClass.SILENT_DRIFT) == (result.status, result.error_class)
     [child] = app.runs(parent_run_id=result.run_id)
     assert RunStatus.FAILED == child.status
-    assert ("fallback", False) == (app.verdicts(result.run_id)[-1].kind, app.verdicts(result.run_id)[-1].passed)
+    assert ("fallback", False) == (
+        app.verdicts(result.run_id)[-1].kind,
+        app.verdicts(result.run_id)[-1].passed,
+    )
 
 
 def test_fallback_failing_then_quarantine_quarantines_the_run(app: Seawall) -> None:

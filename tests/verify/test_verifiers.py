@@ -61,7 +61,9 @@ def check(
     return asyncio.run(verifier.check(value, context))
 
 
-def verdicts_of(value: Any, *verifiers: Verifier, inputs: Mapping[str, Any] | None = None) -> list[Verdict]:
+def verdicts_of(
+    value: Any, *verifiers: Verifier, inputs: Mapping[str, Any] | None = None
+) -> list[Verdict]:
     """Run verifiers through run_verifiers outside any run."""
     return asyncio.run(run_verifiers(value, verifiers, VerifyContext(inputs=inputs or {})))
 
@@ -124,7 +126,9 @@ def test_schema_of_something_else_is_a_configuration_error() -> None:
 
 def test_rule_passes_when_the_predicate_is_truthy() -> None:
     """A truthy predicate passes with no message."""
-    assert Check(passed=True, message="") == check(verify.rule(lambda v: v > 0, "must be positive"), 3)
+    assert Check(passed=True, message="") == check(
+        verify.rule(lambda v: v > 0, "must be positive"), 3
+    )
 
 
 def test_rule_fails_with_its_message() -> None:
@@ -391,7 +395,9 @@ def test_consistency_reads_attributes_of_objects() -> None:
 def test_consistency_fails_when_no_source_was_read() -> None:
     """No fact for the key: fails, saying no source was read for it."""
     outcome = check(verify.consistency(refund_days="policy.bereavement.days"), {"refund_days": 30})
-    assert Check(passed=False, message="no source was read for 'policy.bereavement.days'") == outcome
+    assert (
+        Check(passed=False, message="no source was read for 'policy.bereavement.days'") == outcome
+    )
 
 
 def test_consistency_needs_at_least_one_field() -> None:

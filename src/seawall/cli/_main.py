@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seawall.cli import demo, gc, operators, resume, runs
+from seawall.cli import demo, gc, operators, replays, resume, runs
 
 cli = typer.Typer(
     name="seawall",
@@ -18,6 +18,8 @@ cli.command("show")(runs.show)
 cli.command("resume")(resume.resume)
 cli.command("gc")(gc.gc)
 cli.command("cancel")(operators.cancel)
+cli.command("replay")(replays.replay)
+cli.add_typer(replays.dlq, name="dlq")
 cli.add_typer(operators.handoffs, name="handoffs")
 cli.command("demo")(demo.demo)
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
         ArtifactRecord,
         AttemptRecord,
         CompensationRecord,
+        DeadLetter,
+        DeadLetterQuery,
         HandOffRecord,
         RunQuery,
         RunRecord,
@@ -62,6 +64,7 @@ class NewRun:
     workflow: str | None = None
     parent_run_id: str | None = None
     replay_of: str | None = None
+    replay_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,20 @@ class Store(Protocol):
         self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
     ) -> bool:
         """Record a decision on an open hand-off; false when it was already decided."""
+
+    def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Return DLQ entries matching ``query``, oldest first."""
+
+    def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
+        """Take the oldest pending entry matching ``query`` for redriving; one claimer wins."""
+
+    def finish_dead_letter(
+        self, entry_id: str, *, redrive_run_id: str, result: str, at: float
+    ) -> None:
+        """Record how a redrive ended."""
+
+    def purge_dead_letters(self, query: DeadLetterQuery) -> int:
+        """Mark matching pending entries purged; return how many."""
 
     # attempts -----------------------------------------------------------------------------
     def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:

@@ -40,6 +40,7 @@ class RunRecord:
         updated_at: Last time the row changed.
         phase: While an unfinished run settles: ``committing`` (publishing its artifacts) or
             ``compensating`` (undoing its side effects); ``None`` otherwise.
+        replay_mode: For a replay, ``recorded`` or ``live``.
     """
 
     run_id: str
@@ -67,6 +68,7 @@ class RunRecord:
     lease_expires_at: float | None
     updated_at: float
     phase: str | None = None
+    replay_mode: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -261,8 +263,9 @@ class VerdictRecord:
         run_id: The run.
         attempt: The attempt whose output (or gate) it judged.
         ordinal: Its order among the attempt's verdicts.
-        kind: ``output`` (the final gate), ``gate`` (``ctx.verify``), ``read_back``,
-            ``consistency``, ``confidence`` or ``handoff`` (an edited output re-verified).
+        kind: ``output`` (the final check, the confidence threshold included), ``gate``
+            (``ctx.verify``), ``read_back``, ``fallback`` or ``handoff`` (an edited output
+            verified again).
         name: The verifier.
         passed: Whether the value passed.
         error: Whether the verifier itself raised.
@@ -283,3 +286,59 @@ class VerdictRecord:
     message: str | None
     duration: float
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One entry of the dead-letter queue: a run that ended failed.
+
+    Attributes:
+        entry_id: Unique id.
+        run_id: The failed run (its input snapshot is what a redrive runs on).
+        agent: Its agent.
+        error_class: Its error class.
+        failure_cause: Its failure cause.
+        error_message: Its final error.
+        failed_at: When it failed.
+        attempts: Attempts it made.
+        status: ``pending``, ``redriving``, ``redriven`` or ``purged``.
+        claimed_by: The redriver that took it.
+        redriven_at: When it was redriven.
+        redrive_run_id: The run that redrove it.
+        result: How that run ended.
+        previous_entry_id: The entry this one's run redrove, when it failed again.
+    """
+
+    entry_id: str
+    run_id: str
+    agent: str
+    error_class: ErrorClass | None
+    failure_cause: FailureCause | None
+    error_message: str | None
+    failed_at: float
+    attempts: int
+    status: str
+    claimed_by: str | None
+    redriven_at: float | None
+    redrive_run_id: str | None
+    result: str | None
+    previous_entry_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterQuery:
+    """Filters over the dead-letter queue (oldest first).
+
+    Attributes:
+        agent: Only entries of this agent.
+        error_class: Only entries of this class.
+        since: Only entries that failed at or after this Unix time.
+        status: Only entries with this status (``None``: any).
+        limit: At most this many.
+    """
+
+    agent: str | None = None
+    error_class: ErrorClass | None = None
+    since: float | None = None
+    status: str | None = "pending"
+    limit: int = 1000

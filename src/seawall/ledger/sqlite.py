@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -44,6 +45,8 @@ from seawall.ledger._records import (
     ArtifactRecord,
     AttemptRecord,
     CompensationRecord,
+    DeadLetter,
+    DeadLetterQuery,
     HandOffRecord,
     RunQuery,
     RunRecord,
@@ -65,7 +68,7 @@ _RUN_COLUMNS: Final = (
     "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
     "output_tokens, cost_usd, error_class, failure_cause, error_type, error_message, "
     "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-    "lease_expires_at, updated_at, phase"
+    "lease_expires_at, updated_at, phase, replay_mode"
 )
 _STEP_COLUMNS: Final = (
     "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
@@ -381,7 +384,8 @@ class SQLiteStore:
             db.execute(
                 "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, "
                 "attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-                "lease_expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                "lease_expires_at, updated_at, replay_mode) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.agent,
@@ -396,6 +400,7 @@ class SQLiteStore:
                     run.owner,
                     run.lease_expires_at,
                     run.start_time,
+                    run.replay_mode,
                 ),
             )
 
@@ -477,6 +482,8 @@ class SQLiteStore:
                     run_id,
                 ),
             )
+            if outcome.status is RunStatus.FAILED:
+                _enqueue_dead_letter(db, run_id, outcome)
             if outcome.status is RunStatus.SUCCEEDED:
                 db.execute(
                     "UPDATE artifacts SET committed_at = ? "
@@ -749,6 +756,61 @@ class SQLiteStore:
                 (decision, decided_by, note, at, handoff_id),
             )
             return cursor.rowcount == 1
+
+    # -- dead-letter queue ------------------------------------------------------------------
+
+    def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Return DLQ entries matching ``query``, oldest first."""
+        where, params = _dlq_where(query)
+        rows = self._read(
+            lambda db: db.execute(
+                f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT ?",
+                [*params, query.limit],
+            ).fetchall()
+        )
+        return [_dead_letter(row) for row in rows]
+
+    def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
+        """Take the oldest pending entry matching ``query`` for redriving (one claimer wins)."""
+        pending = DeadLetterQuery(query.agent, query.error_class, query.since, "pending", 1)
+        where, params = _dlq_where(pending)
+        with self._write(durable=True) as db:
+            row = db.execute(
+                f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT 1",
+                params,
+            ).fetchone()
+            if row is None:
+                return None
+            claimed = db.execute(
+                "UPDATE dlq SET status = 'redriving', claimed_by = ?, claimed_at = ? "
+                "WHERE entry_id = ? AND status = 'pending'",
+                (owner, at, row[0]),
+            ).rowcount
+            return _dead_letter(row) if claimed == 1 else None
+
+    def finish_dead_letter(
+        self, entry_id: str, *, redrive_run_id: str, result: str, at: float
+    ) -> None:
+        """Record how a redrive ended."""
+        with self._write(durable=True) as db:
+            db.execute(
+                "UPDATE dlq SET status = 'redriven', redriven_at = ?, redrive_run_id = ?, "
+                "result = ? WHERE entry_id = ?",
+                (at, redrive_run_id, result, entry_id),
+            )
+
+    def purge_dead_letters(self, query: DeadLetterQuery) -> int:
+        """Mark matching pending entries purged; return how many."""
+        pending = DeadLetterQuery(
+            query.agent, query.error_class, query.since, "pending", query.limit
+        )
+        where, params = _dlq_where(pending)
+        with self._write(durable=True) as db:
+            return db.execute(
+                f"UPDATE dlq SET status = 'purged' WHERE entry_id IN "
+                f"(SELECT entry_id FROM dlq{where} ORDER BY failed_at LIMIT ?)",
+                [*params, query.limit],
+            ).rowcount
 
     # -- hand-offs --------------------------------------------------------------------------
 
@@ -1145,6 +1207,77 @@ class _Ticket:
         self.cancelled: str | None = None
 
 
+def _enqueue_dead_letter(db: sqlite3.Connection, run_id: str, outcome: RunOutcome) -> None:
+    """Put a failed run in the DLQ, in the transaction that records its failure."""
+    row = db.execute("SELECT agent, replay_of FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return
+    agent, replay_of = row
+    previous = None
+    if replay_of is not None:
+        found = db.execute("SELECT entry_id FROM dlq WHERE run_id = ?", (replay_of,)).fetchone()
+        previous = None if found is None else found[0]
+    db.execute(
+        "INSERT OR IGNORE INTO dlq (entry_id, run_id, agent, error_class, failure_cause, "
+        "error_message, failed_at, attempts, status, previous_entry_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+        (
+            uuid.uuid4().hex,
+            run_id,
+            agent,
+            _opt(outcome.error_class),
+            _opt(outcome.failure_cause),
+            outcome.error_message,
+            outcome.end_time,
+            outcome.attempts,
+            previous,
+        ),
+    )
+
+
+def _dlq_where(query: DeadLetterQuery) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if query.status is not None:
+        where.append("status = ?")
+        params.append(query.status)
+    if query.agent is not None:
+        where.append("agent = ?")
+        params.append(query.agent)
+    if query.error_class is not None:
+        where.append("error_class = ?")
+        params.append(str(query.error_class))
+    if query.since is not None:
+        where.append("failed_at >= ?")
+        params.append(query.since)
+    return (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+_DLQ_COLUMNS: Final = (
+    "entry_id, run_id, agent, error_class, failure_cause, error_message, failed_at, attempts, "
+    "status, claimed_by, redriven_at, redrive_run_id, result, previous_entry_id"
+)
+
+
+def _dead_letter(row: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(
+        entry_id=row[0],
+        run_id=row[1],
+        agent=row[2],
+        error_class=None if row[3] is None else ErrorClass(row[3]),
+        failure_cause=None if row[4] is None else FailureCause(row[4]),
+        error_message=row[5],
+        failed_at=row[6],
+        attempts=row[7],
+        status=row[8],
+        claimed_by=row[9],
+        redriven_at=row[10],
+        redrive_run_id=row[11],
+        result=row[12],
+        previous_entry_id=row[13],
+    )
+
+
 def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
@@ -1188,6 +1321,7 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         lease_expires_at=row[21],
         updated_at=row[22],
         phase=row[23],
+        replay_mode=row[24],
     )
 
 

@@ -23,7 +23,7 @@ class Guards:
     """Limits on one run; a breach stops it before the offending call runs.
 
     Args:
-        deadline: Seconds from the run's submission after which no ctx call is allowed (the
+        deadline: Seconds from the run's submission after which no tool call is allowed (the
             reasoning-chain timeout, across attempts). ``budget_exceeded``.
         max_tool_calls: Tool calls the run may make. ``budget_exceeded``.
         max_tokens: Tokens the run may record. ``budget_exceeded``.
@@ -124,4 +124,4 @@ def _budget(limit: str, value: Any, what: str) -> BudgetExceededError:
 
 
 NO_GUARDS = Guards(max_mutations_without_gate=None)
-"""Guards that limit nothing (agents registered with ``guards=None``)."""
+"""Guards that limit nothing (the journals of replays and of tooling outside agents)."""

@@ -1,0 +1,181 @@
+"""Replay: run the current code on a failed run's input snapshot, served or live.
+
+- ``recorded``: every journaled tool call, LLM call and ``ctx.now/uuid/random`` is served from
+  the original run's journal, by sequence; nothing is executed. Code that asks for anything else
+  stops with :class:`~seawall.ReplayDivergenceError` naming the step.
+- ``live``: a new run on the same snapshot with live calls: the path after a fix.
+
+Both write a new run marked ``replay_of`` and never touch the original.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from seawall import _payload
+from seawall._diff import diff
+from seawall._failures import FailureCause
+from seawall.errors import RegistrationError, SnapshotError, UsageError
+from seawall.ledger import NewRun
+
+if TYPE_CHECKING:
+    from seawall._app import Seawall
+    from seawall._result import RunResult
+    from seawall.ledger import RunRecord
+
+Mode = Literal["recorded", "live"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay produced, next to the original.
+
+    Attributes:
+        mode: ``recorded`` or ``live``.
+        original: The replayed run's ledger row.
+        run: The new run (``replay_of`` the original).
+        output_changes: How the new output differs from the original's (path, before, after).
+        verdict_changes: Verifiers whose verdict differs (name, before, after).
+        divergence: For a recorded replay that diverged: the step, what the journal holds and
+            what the code asked for.
+    """
+
+    mode: Mode
+    original: RunRecord
+    run: RunResult
+    output_changes: list[dict[str, Any]] = field(default_factory=list)
+    verdict_changes: list[dict[str, Any]] = field(default_factory=list)
+    divergence: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the replay succeeded (without diverging)."""
+        return self.run.ok and self.divergence is None
+
+
+def snapshot(app: Seawall, run: RunRecord) -> dict[str, Any]:
+    """Load a run's input snapshot and prove it is the original (its sha256 matches).
+
+    Raises:
+        SnapshotError: The snapshot is missing, unreadable or does not match its hash.
+    """
+    columns = app.store.get_run_io(run.run_id)
+    if columns is None:
+        raise SnapshotError(f"run {run.run_id} has no input snapshot", run_id=run.run_id)
+    try:
+        inputs = _payload.unpack(columns[0], app.store.get_blobs)
+    except LookupError as exc:
+        raise SnapshotError(
+            f"the input snapshot of run {run.run_id} is missing from the ledger (blob {exc}); "
+            "it cannot be replayed",
+            run_id=run.run_id,
+        ) from exc
+    except ValueError as exc:
+        raise SnapshotError(
+            f"the input snapshot of run {run.run_id} is unreadable ({exc}); it cannot be replayed",
+            run_id=run.run_id,
+        ) from exc
+    actual = _payload.digest(app.codec.dumps(inputs, "replayed inputs"))
+    if actual != run.input_hash or not isinstance(inputs, dict):
+        raise SnapshotError(
+            f"the input snapshot of run {run.run_id} does not match its recorded hash "
+            f"({actual[:12]} != {run.input_hash[:12]}); Seawall will not replay on wrong input",
+            run_id=run.run_id,
+            expected=run.input_hash,
+            got=actual,
+        )
+    return inputs
+
+
+async def replay(app: Seawall, run_id: str, mode: Mode) -> ReplayResult:
+    """Replay ``run_id`` (see the module docstring).
+
+    Raises:
+        RunNotFoundError: No such run.
+        UsageError: The run is still running, or the mode is unknown.
+        RegistrationError: Its agent is no longer registered (names the code version).
+        SnapshotError: Its input snapshot is missing or corrupted.
+    """
+    from seawall._runner import execute_run  # noqa: PLC0415 - the runner imports this module's users
+
+    if mode not in ("recorded", "live"):
+        raise UsageError(f"replay mode {mode!r}: use 'recorded' or 'live'")
+    original = app.get_run(run_id)
+    if original.status.value in ("running", "pending"):
+        raise UsageError(
+            f"run {run_id} is still {original.status.value}; replay it once it has ended "
+            "(or resume it if its process died)",
+            run_id=run_id,
+        )
+    try:
+        spec = app.resolve_agent(original.agent)
+    except RegistrationError as exc:
+        raise RegistrationError(
+            f"run {run_id} was made by agent {original.agent!r} (code version "
+            f"{original.code_version}), which is not registered with this app; register it "
+            "(under that name) to replay the run",
+            agent=original.agent,
+            code_version=original.code_version,
+        ) from exc
+    inputs = snapshot(app, original)
+    columns = app.store.get_run_io(run_id)
+    assert columns is not None  # noqa: S101 - snapshot() checked it
+    new_id = _payload_run_id()
+    now = time.time()
+    app.store.create_run(
+        NewRun(
+            run_id=new_id,
+            agent=spec.name,
+            start_time=now,
+            input_hash=original.input_hash,
+            input_column=columns[0],
+            code_version=spec.code_version,
+            owner=app.leases.owner,
+            lease_expires_at=now + app.leases.duration,
+            parent_run_id=original.parent_run_id,
+            replay_of=run_id,
+            replay_mode=mode,
+        ),
+        [],
+    )
+    result = await execute_run(
+        app,
+        spec,
+        new_id,
+        inputs,
+        started=now,
+        replay_source=run_id if mode == "recorded" else None,
+    )
+    return compare(app, original, result, mode)
+
+
+def compare(app: Seawall, original: RunRecord, result: RunResult, mode: Mode) -> ReplayResult:
+    """Diff a replay's output and verdicts against the original's."""
+    before = app.output_of(original.run_id)
+    after = app.output_of(result.run_id)
+    old = {v.name: v.passed for v in app.store.list_verdicts(original.run_id) if v.kind == "output"}
+    new = {v.name: v.passed for v in app.store.list_verdicts(result.run_id) if v.kind == "output"}
+    verdicts = [
+        {"name": name, "before": old.get(name), "after": new.get(name)}
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]
+    divergence = None
+    if result.failure_cause is FailureCause.DIVERGENCE and result.error is not None:
+        divergence = {k: result.error.get(k) for k in ("step", "expected", "got", "message")}
+    return ReplayResult(
+        mode=mode,
+        original=original,
+        run=result,
+        output_changes=[c.to_dict() for c in diff(before, after)],
+        verdict_changes=verdicts,
+        divergence=divergence,
+    )
+
+
+def _payload_run_id() -> str:
+    from seawall._app import new_run_id  # noqa: PLC0415 - shared with the app, avoids a cycle
+
+    return new_run_id()
