@@ -214,6 +214,29 @@ def show_readback(n: int, workdir: Path) -> Result:
     }
 
 
+def replay_recorded(n: int, workdir: Path) -> Result:
+    """Recorded replay of an n-step run (1 in 4 steps mutating), end to end, in-process."""
+    app = _app(workdir)
+    read, write = _read_write_tools(app)
+
+    @app.agent(name="replayed", guards=_BULK)
+    def replayed(ctx: Any, steps: int) -> int:
+        for i in range(steps):
+            ctx.call(write if i % 4 == 0 else read, i)
+        return steps
+
+    run_id = app.run(replayed, steps=n).raise_for_status().run_id
+    timings = []
+    for _ in range(7):
+        start = time.perf_counter()
+        result = app.replay(run_id, mode="recorded")
+        timings.append(time.perf_counter() - start)
+        assert result.ok, result.run.error
+    app.close()
+    ms = statistics.median(timings) * 1e3
+    return {"us_per_step": ms * 1e3 / n, "ms": ms, "setup_s": 0.0}
+
+
 def concurrent_power(n: int, workdir: Path) -> Result:
     """Power level, 8 sync runs at once, n mutating steps each: group commit at work."""
     import asyncio
@@ -347,6 +370,7 @@ WORKERS: dict[str, WorkerFn] = {
     "show_readback": show_readback,
     "storage": storage,
     "concurrent_power": concurrent_power,
+    "replay_recorded": replay_recorded,
 }
 
 STEP_SYSTEMS = (
@@ -436,13 +460,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("show_readback", 1000),
             ("storage", 200),
             ("concurrent_power", 250),
+            ("replay_recorded", 1000),
         ):
             folder = root / name
             folder.mkdir()
             extras[name] = lambda fn=WORKERS[name], n=n, folder=folder: fn(n, folder)
         results = {name: fn() for name, fn in extras.items()}
-    pc, lr, sr, st, cp = (
-        results[k] for k in ("per_call", "long_run", "show_readback", "storage", "concurrent_power")
+    pc, lr, sr, st, cp, rr = (
+        results[k]
+        for k in (
+            "per_call",
+            "long_run",
+            "show_readback",
+            "storage",
+            "concurrent_power",
+            "replay_recorded",
+        )
     )
     print("\nPer call, timed one by one inside a run (median of 5,000):")
     hit &= _check(
@@ -477,6 +510,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ledger bytes <= 1/5 of the raw JSON given",
         st["ratio"] <= 0.2,
         f"{st['ledger_bytes_per_step']:,.0f} bytes/step for {st['raw_json_bytes_per_step']:,.0f} raw = {st['ratio']:.3f}",
+    )
+    print("\nRecorded replay of a 1,000-step run (in-process, end to end):")
+    hit &= _check(
+        "<= 100 ms",
+        rr["ms"] <= 100,
+        f"{rr['ms']:.1f} ms ({rr['us_per_step']:.1f} us per replayed step)",
     )
     print("\nPower level, 8 concurrent runs x 250 mutating steps (group commit):")
     print(
