@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -16,9 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, overload
 
 from seawall import _payload
+from seawall._breakers import Breakers
+from seawall._coordinator import run_graph
 from seawall._dlq import DeadLetterQueue
 from seawall._drift import decide
 from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
+from seawall._graph import Graph
 from seawall._lease import Leases
 from seawall._payload import DEFAULT_MAX_PAYLOAD, Encoder, PayloadCodec
 from seawall._registry import AgentSpec, ToolSpec
@@ -33,6 +37,7 @@ from seawall.artifacts import (
 )
 from seawall.artifacts._gc import collect
 from seawall.errors import (
+    BreakerOpenError,
     ConfigurationError,
     HandOffNotFoundError,
     RegistrationError,
@@ -44,10 +49,12 @@ from seawall.ledger import (
     ArtifactRecord,
     AttemptOutcome,
     AttemptRecord,
+    BreakerEvent,
     CompensationRecord,
     Durability,
     HandOffRecord,
     NewRun,
+    RunOutcome,
     RunQuery,
     RunRecord,
     StepRecord,
@@ -59,6 +66,7 @@ from seawall.policies.retry import Retry
 
 if TYPE_CHECKING:
     from seawall._journal import Journal
+    from seawall.policies.breaker import Breaker, BreakerState
     from seawall.policies.drift import OnDrift
     from seawall.policies.guards import Guards
 
@@ -213,6 +221,7 @@ class Seawall:
         self.live = LiveRuns()
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
+        self.breakers = Breakers(self.store, self.leases.owner)
         self.retry = retry or Retry()
         self.tool_retry = tool_retry or DEFAULT_TOOL_RETRY
         self.flush_every = 64
@@ -220,6 +229,7 @@ class Seawall:
         self._max_threads = max_threads
         self._executor: ThreadPoolExecutor | None = None
         self._agents: dict[str, AgentSpec] = {}
+        self._graphs: dict[str, Graph] = {}
         self._agent_fns: dict[Any, AgentSpec] = {}
         self._tools: dict[str, ToolSpec] = {}
         self._tool_fns: dict[Any, ToolSpec] = {}
@@ -285,6 +295,7 @@ class Seawall:
         on_drift: OnDrift | str = "fail",
         min_confidence: float | None = None,
         guards: Guards | None = None,
+        breaker: Breaker | bool = True,
     ) -> Callable[[F], F]: ...
     def agent(
         self,
@@ -299,6 +310,7 @@ class Seawall:
         on_drift: OnDrift | str = "fail",
         min_confidence: float | None = None,
         guards: Guards | None = None,
+        breaker: Breaker | bool = True,
     ) -> Any:
         """Register an agent: a sync or async callable ``fn(ctx, **inputs)``.
 
@@ -318,6 +330,8 @@ class Seawall:
                 or a ``confidence`` field of the output).
             guards: Budgets and guards of each run (default ``Guards()``: at most 3 mutating
                 calls in a row without a verification gate).
+            breaker: The agent's circuit breaker (default: opens after 3 consecutive failed
+                runs, half-opens after 30 s); ``False`` for none.
 
         Returns:
             The function itself, or a decorator.
@@ -334,6 +348,7 @@ class Seawall:
                 on_drift=on_drift,
                 min_confidence=min_confidence,
                 guards=guards,
+                breaker=breaker,
             )
             existing = self._agents.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -363,6 +378,7 @@ class Seawall:
         returns: Any = None,
         read_back: Callable[..., Any] | None = None,
         observes: Callable[..., Any] | None = None,
+        breaker: Breaker | bool = True,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -377,6 +393,7 @@ class Seawall:
         returns: Any = None,
         read_back: Callable[..., Any] | None = None,
         observes: Callable[..., Any] | None = None,
+        breaker: Breaker | bool = True,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -398,6 +415,9 @@ class Seawall:
                 it also tells whether an in-doubt call took effect.
             observes: ``observes(result, *args, **kwargs)`` returns the facts the response
                 asserts (``{key: value}``); two sources disagreeing on a key stop the run.
+            breaker: The tool's circuit breaker (default: opens after 2 consecutive failed
+                calls, half-opens after 10 s; an open breaker fails calls fast without
+                calling the tool); ``False`` for none.
 
         Returns:
             The function itself, or a decorator.
@@ -414,6 +434,7 @@ class Seawall:
                 returns=returns,
                 read_back=read_back,
                 observes=observes,
+                breaker=breaker,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -499,11 +520,12 @@ class Seawall:
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, agent: Callable[..., Any] | str, /, **inputs: Any) -> RunResult:
+    def run(self, agent: Callable[..., Any] | str | Graph, /, **inputs: Any) -> RunResult:
         """Run an agent to completion (with its retries) and return the result.
 
         Args:
-            agent: The registered agent (the decorated function) or its name.
+            agent: The registered agent (the decorated function) or its name, or a
+                :class:`~seawall.Graph` (its result's ``nodes`` holds every node's result).
             **inputs: The agent's keyword inputs; they are snapshotted in the ledger.
 
         Returns:
@@ -518,15 +540,27 @@ class Seawall:
         result: RunResult = self._sync(self.arun(agent, **inputs), "run", "arun")
         return result
 
-    async def arun(self, agent: Callable[..., Any] | str, /, **inputs: Any) -> RunResult:
+    async def arun(self, agent: Callable[..., Any] | str | Graph, /, **inputs: Any) -> RunResult:
         """Async twin of :meth:`run`."""
         self._check_open()
+        if isinstance(agent, Graph):
+            return await self._arun_graph(agent, inputs)
         return await self.start_child(self.resolve_agent(agent), inputs, parent_run_id=None)
 
     async def start_child(
-        self, spec: AgentSpec, inputs: dict[str, Any], *, parent_run_id: str | None
+        self,
+        spec: AgentSpec,
+        inputs: dict[str, Any],
+        *,
+        parent_run_id: str | None,
+        node: str | None = None,
+        workflow: str | None = None,
     ) -> RunResult:
-        """Record and execute a run of ``spec`` (a child of ``parent_run_id`` when given)."""
+        """Record and execute a run of ``spec`` (a child of ``parent_run_id`` when given).
+
+        An agent whose breaker is open is not started: its run is recorded ``skipped``, class
+        ``cascade``, cause ``breaker_open``.
+        """
         data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
         input_hash = _payload.digest(data)
         column, blobs = _payload.pack(data, inputs, input_hash)
@@ -543,10 +577,109 @@ class Seawall:
                 owner=self.leases.owner,
                 lease_expires_at=now + self.leases.duration,
                 parent_run_id=parent_run_id,
+                workflow=workflow,
+                node=node,
             ),
             blobs,
         )
-        return await execute_run(self, spec, run_id, inputs, started=now)
+        if spec.breaker is not None:
+            try:
+                self.breakers.check(f"agent:{spec.name}", "agent", spec.breaker)
+            except BreakerOpenError as exc:
+                return self._refused(spec, run_id, exc)
+        result = await execute_run(self, spec, run_id, inputs, started=now)
+        self._count(spec, result)
+        return result
+
+    def _refused(self, spec: AgentSpec, run_id: str, error: BreakerOpenError) -> RunResult:
+        """Record a run its agent's breaker did not let start."""
+        self.store.finish_run(
+            run_id,
+            RunOutcome(
+                status=RunStatus.SKIPPED,
+                end_time=time.time(),
+                output_hash=None,
+                output_column=None,
+                error_class=ErrorClass.CASCADE,
+                failure_cause=FailureCause.BREAKER_OPEN,
+                error_type="BreakerOpenError",
+                error_message=error.message,
+                error_json=json.dumps(error.to_dict(), sort_keys=True),
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
+                attempts=0,
+            ),
+            [],
+        )
+        return self.result_of(run_id, agent=spec.name)
+
+    def _count(self, spec: AgentSpec, result: RunResult) -> None:
+        """Feed a finished run's outcome to its agent's breaker."""
+        if spec.breaker is None or result.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            return
+        self.breakers.outcome(
+            f"agent:{spec.name}",
+            "agent",
+            spec.breaker,
+            success=result.ok,
+            reason=f"{result.failure_cause}: {(result.error or {}).get('message', '')}"[:300],
+        )
+
+    # -- graphs -------------------------------------------------------------------------------
+
+    def graph(self, graph: Graph) -> Graph:
+        """Register a graph (so ``seawall resume`` can continue its runs); return it.
+
+        Raises:
+            ConfigurationError: A node's agent is not registered, or another graph has its name.
+        """
+        graph.check(self._is_agent)
+        existing = self._graphs.get(graph.name)
+        if existing is not None and existing is not graph:
+            raise ConfigurationError(f"a graph named {graph.name!r} is already registered")
+        if graph.name in self._agents:
+            raise ConfigurationError(
+                f"graph {graph.name!r} has the name of an agent; graph runs and agent runs share "
+                "names in the ledger, so give the graph another name"
+            )
+        self._graphs[graph.name] = graph
+        return graph
+
+    def _is_agent(self, candidate: Any) -> bool:
+        try:
+            self.resolve_agent(candidate)
+        except RegistrationError:
+            return False
+        return True
+
+    async def _arun_graph(self, graph: Graph, inputs: dict[str, Any]) -> RunResult:
+        self.graph(graph)
+        missing = sorted(graph.inputs - set(inputs))
+        if missing:
+            raise ConfigurationError(
+                f"graph {graph.name!r} needs the inputs {missing}; pass them to app.run"
+            )
+        data = self.codec.dumps(inputs, f"inputs of graph {graph.name!r}")
+        input_hash = _payload.digest(data)
+        column, blobs = _payload.pack(data, inputs, input_hash)
+        run_id = new_run_id()
+        now = time.time()
+        self.store.create_run(
+            NewRun(
+                run_id=run_id,
+                agent=graph.name,
+                start_time=now,
+                input_hash=input_hash,
+                input_column=column,
+                code_version=None,
+                owner=self.leases.owner,
+                lease_expires_at=now + self.leases.duration,
+                workflow=graph.name,
+            ),
+            blobs,
+        )
+        return await run_graph(self, graph, run_id, inputs)
 
     def agent_runner(self, parent_run_id: str) -> Callable[[Any, dict[str, Any]], Any]:
         """A function verifiers use to run registered agents as children of a run."""
@@ -690,6 +823,32 @@ class Seawall:
         self._check_open()
         return await replay(self, run_id, mode)
 
+    # -- breakers -------------------------------------------------------------------------------
+
+    def breaker_states(self) -> list[BreakerState]:
+        """Every breaker the ledger knows (``agent:NAME`` and ``tool:NAME``)."""
+        return self.store.list_breakers()
+
+    def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
+        """A breaker's transitions, newest first."""
+        return self.store.breaker_events(name, limit)
+
+    def open_breaker(self, name: str, *, reason: str) -> BreakerState:
+        """Open a breaker by hand: new runs (or calls) are refused with ``reason`` until reset.
+
+        Raises:
+            ConfigurationError: ``name`` is not ``agent:NAME`` or ``tool:NAME``.
+        """
+        return self.breakers.open(name, _breaker_kind(name), reason)
+
+    def reset_breaker(self, name: str) -> BreakerState:
+        """Close a breaker and forget its failures (and a manual opening).
+
+        Raises:
+            ConfigurationError: ``name`` is not ``agent:NAME`` or ``tool:NAME``.
+        """
+        return self.breakers.reset(name, _breaker_kind(name))
+
     def verdicts(self, run_id: str) -> list[VerdictRecord]:
         """Return every verifier verdict of a run, in order (raises RunNotFoundError)."""
         self.get_run(run_id)
@@ -725,17 +884,40 @@ class Seawall:
                     f"{time.ctime(run.lease_expires_at)}; it is alive or its lease has not lapsed",
                     run_id=run_id,
                 )
-            self.resolve_agent(run.agent)
+            if run.agent not in self._graphs:
+                self.resolve_agent(run.agent)
             candidates = [run]
         else:
+            expired = self.store.expired_runs(now, 10_000)
+            graphs = {r.run_id for r in expired if r.node is None and r.agent in self._graphs}
             candidates = [
-                r for r in self.store.expired_runs(now, 10_000) if r.agent in self._agents
+                r
+                for r in expired
+                if (r.agent in self._agents or r.run_id in graphs)
+                and r.parent_run_id not in graphs  # the graph's coordinator resumes its nodes
             ]
         jobs = [self._resume_one(run, now) for run in candidates]
         results = await asyncio.gather(*jobs)
         return [result for result in results if result is not None]
 
+    async def resume_run(self, run: RunRecord) -> RunResult | None:
+        """Resume one run whose lease lapsed; ``None`` when another process holds it."""
+        return await self._resume_one(run, time.time())
+
     async def _resume_one(self, run: RunRecord, now: float) -> RunResult | None:
+        if run.node is None and run.workflow is not None and run.agent in self._graphs:
+            if not self.store.claim_run(run.run_id, self.leases.owner, self.leases.expiry(), now):
+                return None
+            inputs = self.inputs_of(run.run_id)
+            return await run_graph(
+                self, self._graphs[run.agent], run.run_id, inputs, attempt=run.attempts + 1
+            )
+        result = await self._resume_agent_run(run, now)
+        if result is not None:
+            self._count(self._agents[run.agent], result)
+        return result
+
+    async def _resume_agent_run(self, run: RunRecord, now: float) -> RunResult | None:
         spec = self._agents[run.agent]
         if not self.store.claim_run(run.run_id, self.leases.owner, self.leases.expiry(), now):
             return None
@@ -975,6 +1157,15 @@ def _refuse_second_name(existing: AgentSpec | ToolSpec | None, name: str, kind: 
             f"it again as {name!r} would make calls by function ambiguous. Register a wrapper "
             "(a def or functools.partial) under the second name"
         )
+
+
+def _breaker_kind(name: str) -> str:
+    kind, sep, rest = name.partition(":")
+    if not sep or kind not in ("agent", "tool") or not rest:
+        raise ConfigurationError(
+            f"breaker name {name!r} must be agent:NAME or tool:NAME (see `seawall breakers list`)"
+        )
+    return kind
 
 
 def _destination_of(

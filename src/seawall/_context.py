@@ -441,6 +441,8 @@ class BaseContext:
         plan = _Prepared(spec, seq, request_hash, column, blobs, key, call_kwargs)
         if served is CHECK_READ_BACK:
             return plan, CHECK_READ_BACK
+        if spec.breaker is not None and journal.breakers is not None:
+            journal.breakers.check(f"tool:{spec.name}", "tool", spec.breaker)
         if spec.mutating:
             now = time.time()
             journal.write_intent(
@@ -523,6 +525,8 @@ class BaseContext:
     def _succeeded(self, plan: _Prepared, result: Any, start: float, tries: int) -> None:
         journal = self._journal
         spec = plan.spec
+        if spec.breaker is not None and journal.breakers is not None:
+            journal.breakers.outcome(f"tool:{spec.name}", "tool", spec.breaker, success=True)
         try:
             _, _, response, blobs = journal.encode(result, f"result of tool {spec.name!r}")
         except SerializationError as exc:
@@ -624,6 +628,16 @@ class BaseContext:
         return decision.delay
 
     def _failed(self, plan: _Prepared, error: BaseException, start: float, tries: int) -> None:
+        spec = plan.spec
+        breakers = self._journal.breakers
+        if spec.breaker is not None and breakers is not None:
+            breakers.outcome(
+                f"tool:{spec.name}",
+                "tool",
+                spec.breaker,
+                success=False,
+                reason=f"{type(error).__name__}: {str(error)[:200]}",
+            )
         if plan.spec.mutating:
             self._journal.mutations -= 1
         self._record_end(plan, start, None, [], error, tries, FAILED)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from seawall._failures import ErrorClass
@@ -140,6 +140,8 @@ class DeadLetterQueue:
                 f"rate={rate!r} must be a positive number of redrives per second"
             )
         query = self.query(agent=agent, error_class=error_class, since=since, limit=limit)
+        # Entries created by this call's own failed redrives are not taken again by it.
+        query = replace(query, until=time.time())
         app = self._app
         if dry_run:
             return [Redrive(e, None, "would redrive") for e in app.store.list_dead_letters(query)]

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from seawall.errors import (
     AttemptAbandoned,
+    BreakerOpenError,
     BudgetExceededError,
     GuardTrippedError,
     InDoubtError,
@@ -76,6 +77,8 @@ def cause_of(error: BaseException) -> FailureCause:  # noqa: PLR0911 - one cause
     """Name the failure cause of an exception raised by (or around) an attempt."""
     if isinstance(error, InDoubtError):
         return FailureCause.IN_DOUBT
+    if isinstance(error, BreakerOpenError):
+        return FailureCause.BREAKER_OPEN
     if isinstance(error, BudgetExceededError):
         return FailureCause.BUDGET_EXCEEDED
     if isinstance(error, GuardTrippedError):

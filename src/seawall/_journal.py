@@ -31,6 +31,7 @@ from seawall.errors import (
 from seawall.policies.guards import NO_GUARDS, Guards
 
 if TYPE_CHECKING:
+    from seawall._breakers import Breakers
     from seawall._payload import Blob, PayloadCodec
     from seawall._registry import ToolSpec
     from seawall.ledger import StepRecord, StepRow, Store
@@ -64,6 +65,7 @@ class Journal:
     __slots__ = (
         "abandoned",
         "attempt",
+        "breakers",
         "calls",
         "calls_since_gate",
         "cancelled",
@@ -103,6 +105,7 @@ class Journal:
         started: float = 0.0,
         feedback: tuple[str, ...] = (),
         strict: bool = False,
+        breakers: Breakers | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -129,6 +132,7 @@ class Journal:
             1 for step in recorded if step.mutating and step.status in (COMPLETED, STARTED)
         )
         self.strict = strict
+        self.breakers = breakers
         self.replaying = bool(self.recorded) or strict
         self.usage: dict[int, tuple[int, int, float | None]] = {}
         if strict:

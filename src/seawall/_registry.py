@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seawall.errors import ConfigurationError
+from seawall.policies.breaker import Breaker
 from seawall.policies.drift import OnDrift
 from seawall.policies.guards import Guards
 from seawall.policies.retry import Retry
@@ -89,6 +90,7 @@ class ToolSpec:
     returns: Any = None
     read_back: Callable[..., Any] | None = None
     observes: Callable[..., Any] | None = None
+    breaker: Breaker | None = None
 
     @classmethod
     def build(  # noqa: C901 - one check per decorator argument
@@ -103,6 +105,7 @@ class ToolSpec:
         returns: Any = None,
         read_back: Callable[..., Any] | None = None,
         observes: Callable[..., Any] | None = None,
+        breaker: Breaker | bool = True,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -141,7 +144,26 @@ class ToolSpec:
             returns=returns,
             read_back=read_back,
             observes=observes,
+            breaker=_breaker_of(breaker, TOOL_BREAKER, "tool"),
         )
+
+
+AGENT_BREAKER = Breaker(failures=3, cooldown=30.0)
+"""Default agent breaker: opens after 3 consecutive failed runs, half-opens after 30 s."""
+TOOL_BREAKER = Breaker(failures=2, cooldown=10.0)
+"""Default tool breaker: opens after 2 consecutive failed calls, half-opens after 10 s."""
+
+
+def _breaker_of(value: Breaker | bool, default: Breaker, kind: str) -> Breaker | None:
+    if value is True:
+        return default
+    if value is False:
+        return None
+    if isinstance(value, Breaker):
+        return value
+    raise ConfigurationError(
+        f"@app.{kind}(breaker={value!r}) must be a seawall.Breaker, True (the default) or False"
+    )
 
 
 def check_returns(returns: Any) -> None:
@@ -197,6 +219,7 @@ class AgentSpec:
     on_drift: OnDrift = _FAIL
     min_confidence: float | None = None
     guards: Guards = _DEFAULT_GUARDS
+    breaker: Breaker | None = None
 
     @classmethod
     def build(
@@ -211,6 +234,7 @@ class AgentSpec:
         on_drift: OnDrift | str = "fail",
         min_confidence: float | None = None,
         guards: Guards | None = None,
+        breaker: Breaker | bool = True,
     ) -> AgentSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -265,6 +289,7 @@ class AgentSpec:
             on_drift=OnDrift.of(on_drift),
             min_confidence=min_confidence,
             guards=guards if guards is not None else Guards(),
+            breaker=_breaker_of(breaker, AGENT_BREAKER, "agent"),
         )
 
 

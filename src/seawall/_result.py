@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall.errors import RunFailedError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from seawall.ledger import AttemptRecord
 
 
@@ -29,6 +31,7 @@ class RunResult:
         cost_usd: Cost recorded by the run.
         input_hash: sha256 of the input snapshot.
         output_hash: sha256 of the output, when there is one.
+        nodes: For a graph run, each node's result by node name.
     """
 
     run_id: str
@@ -43,6 +46,11 @@ class RunResult:
     cost_usd: float | None
     input_hash: str
     output_hash: str | None
+    nodes: Mapping[str, RunResult] = field(default_factory=dict)
+
+    def with_nodes(self, nodes: Mapping[str, RunResult]) -> RunResult:
+        """This result with its graph nodes' results."""
+        return replace(self, nodes=dict(nodes))
 
     @property
     def ok(self) -> bool:

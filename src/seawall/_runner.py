@@ -26,6 +26,7 @@ from seawall._outcome import (
 )
 from seawall.errors import (
     AttemptAbandoned,
+    BreakerOpenError,
     InDoubtError,
     JournalDivergenceError,
     RunCancelled,
@@ -106,6 +107,7 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 started=first_start,
                 feedback=feedback,
                 strict=replay_source is not None,
+                breakers=None if replay_source is not None else app.breakers,
             )
             live = app.live.enter(run_id, journal)
             output: Any = None
@@ -173,6 +175,8 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                     None,
                 )
             error = failure.error
+            if isinstance(error, BreakerOpenError):
+                failure.error_class = ErrorClass.CASCADE
             drift = isinstance(error, VerificationError)
             if drift:
                 failure.error_class = ErrorClass.SILENT_DRIFT

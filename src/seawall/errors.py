@@ -29,6 +29,7 @@ stores that form.
     ├── VerificationError           an output (or a mid-run value) failed its verifiers
     │   ├── ConsistencyError        two sources gave different values for the same key
     │   └── ReadBackError           a mutating call's effect is not there when read back
+    ├── BreakerOpenError            a breaker refused the run or call (it was not started)
     ├── BudgetExceededError         a run went over its deadline, tool calls, tokens or cost
     ├── GuardTrippedError           a safety guard refused a call (e.g. mutations without a gate)
     ├── HandOffError                a hand-off that cannot be decided
@@ -64,6 +65,7 @@ __all__ = [
     "ArtifactNameError",
     "ArtifactTooLargeError",
     "AttemptAbandoned",
+    "BreakerOpenError",
     "BudgetExceededError",
     "ConfigurationError",
     "ConsistencyError",
@@ -309,6 +311,15 @@ class ReadBackError(VerificationError):
     """A mutating call completed but reading the state back does not show its effect."""
 
     code = "read_back_failed"
+
+
+class BreakerOpenError(SeawallError):
+    """A circuit breaker refused a run or a tool call; it was not started.
+
+    Fields: ``breaker`` (``agent:<name>`` or ``tool:<name>``), ``state`` and ``reason``.
+    """
+
+    code = "breaker_open"
 
 
 class BudgetExceededError(SeawallError):

@@ -25,7 +25,7 @@ def record(item):
         handle.write(json.dumps({"item": item, "pid": os.getpid()}) + "\\n")
     return item
 
-@app.agent(name="flaky")
+@app.agent(name="flaky", breaker=False)
 def flaky(ctx, item):
     if not fixed:
         raise ValueError("the bug")

@@ -21,6 +21,7 @@ cli.command("cancel")(operators.cancel)
 cli.command("replay")(replays.replay)
 cli.add_typer(replays.dlq, name="dlq")
 cli.add_typer(operators.handoffs, name="handoffs")
+cli.add_typer(operators.breakers, name="breakers")
 cli.command("demo")(demo.demo)
 
 

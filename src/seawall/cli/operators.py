@@ -181,3 +181,99 @@ def _report(run_id: str, status: str, as_json: bool) -> None:
         print_json({"run_id": run_id, "status": status})
     else:
         console.print(f"Run {run_id} is now {status}.")
+
+
+breakers = typer.Typer(
+    name="breakers",
+    help="Circuit breakers of agents (agent:NAME) and tools (tool:NAME): list, open, reset.",
+    no_args_is_help=True,
+)
+
+
+@breakers.command("list")
+def list_breakers(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
+    """List breakers the ledger knows, with their state and recent transitions."""
+    app = open_app(ledger)
+    try:
+        states = app.breaker_states()
+        events = {s.name: app.breaker_events(s.name, limit=5) for s in states}
+    finally:
+        app.close()
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "state": s.state,
+                    "failures": s.failures,
+                    "opened_at": iso(s.opened_at),
+                    "reason": s.reason,
+                    "manual": s.manual,
+                    "events": [
+                        {
+                            "at": iso(e.at),
+                            "from": e.from_state,
+                            "to": e.to_state,
+                            "reason": e.reason,
+                        }
+                        for e in events[s.name]
+                    ],
+                }
+                for s in states
+            ]
+        )
+        return
+    if not states:
+        console.print("No breaker has recorded anything yet.")
+        return
+    table = Table(title=f"{len(states)} breaker(s)", title_justify="left")
+    for column in ("name", "state", "failures", "opened", "reason"):
+        table.add_column(column)
+    for s in states:
+        colour = {"closed": "green", "open": "red", "half_open": "yellow"}[s.state]
+        state = f"[{colour}]{s.state}[/]" + (" (by hand)" if s.manual else "")
+        table.add_row(s.name, state, str(s.failures), when(s.opened_at), s.reason or "")
+    console.print(table)
+
+
+@breakers.command("open")
+def open_breaker(
+    name: Annotated[str, typer.Argument(help="agent:NAME or tool:NAME.")],
+    reason: Annotated[str, typer.Option(help="Why; shown to every refused run and call.")],
+    ledger: LedgerOption = None,
+) -> None:
+    """Open a breaker by hand (freeze an agent or tool); it stays open until reset."""
+    app = open_app(ledger)
+    try:
+        state = app.open_breaker(name, reason=reason)
+    except SeawallError as exc:
+        raise fail(exc) from exc
+    finally:
+        app.close()
+    console.print(f"{state.name} is open until `seawall breakers reset {state.name}`: {reason}")
+
+
+@breakers.command("reset")
+def reset_breaker(
+    name: Annotated[str, typer.Argument(help="agent:NAME or tool:NAME.")],
+    ledger: LedgerOption = None,
+) -> None:
+    """Close a breaker and forget its failures."""
+    app = open_app(ledger)
+    try:
+        state = app.reset_breaker(name)
+    except SeawallError as exc:
+        raise fail(exc) from exc
+    finally:
+        app.close()
+    console.print(f"{state.name} is closed.")
+
+
+def _event_json(event: Any) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "from": event.from_state,
+        "to": event.to_state,
+        "reason": event.reason,
+    }

@@ -9,6 +9,7 @@ from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
 from seawall.ledger._records import (
     ArtifactRecord,
     AttemptRecord,
+    BreakerEvent,
     CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
@@ -27,6 +28,7 @@ __all__ = [
     "ArtifactRecord",
     "AttemptOutcome",
     "AttemptRecord",
+    "BreakerEvent",
     "CompensationRecord",
     "DeadLetter",
     "DeadLetterQuery",

@@ -8,16 +8,17 @@ inline; they are short. Every write that must survive a crash is one transaction
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from seawall._failures import ErrorClass, FailureCause, RunStatus
     from seawall._payload import Blob
     from seawall.ledger._records import (
         ArtifactRecord,
         AttemptRecord,
+        BreakerEvent,
         CompensationRecord,
         DeadLetter,
         DeadLetterQuery,
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
         StepRecord,
         VerdictRecord,
     )
+    from seawall.policies.breaker import BreakerState
+
+T = TypeVar("T")
 
 StepRow = tuple[
     str,  # run_id
@@ -65,6 +69,7 @@ class NewRun:
     parent_run_id: str | None = None
     replay_of: str | None = None
     replay_mode: str | None = None
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,20 @@ class Store(Protocol):
 
     def purge_dead_letters(self, query: DeadLetterQuery) -> int:
         """Mark matching pending entries purged; return how many."""
+
+    def breaker(self, name: str, kind: str) -> BreakerState:
+        """Return a breaker's state (closed when never used)."""
+
+    def update_breaker(
+        self, name: str, kind: str, change: Callable[[BreakerState], tuple[BreakerState, T]]
+    ) -> T:
+        """Apply ``change`` to a breaker in one transaction; record the transition, if any."""
+
+    def list_breakers(self) -> list[BreakerState]:
+        """Return every breaker the ledger knows."""
+
+    def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
+        """Return a breaker's transitions, newest first."""
 
     # attempts -----------------------------------------------------------------------------
     def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:

@@ -41,6 +41,7 @@ class RunRecord:
         phase: While an unfinished run settles: ``committing`` (publishing its artifacts) or
             ``compensating`` (undoing its side effects); ``None`` otherwise.
         replay_mode: For a replay, ``recorded`` or ``live``.
+        node: For a run of a graph node, the node's name.
     """
 
     run_id: str
@@ -69,6 +70,7 @@ class RunRecord:
     updated_at: float
     phase: str | None = None
     replay_mode: str | None = None
+    node: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -335,6 +337,7 @@ class DeadLetterQuery:
         since: Only entries that failed at or after this Unix time.
         status: Only entries with this status (``None``: any).
         limit: At most this many.
+        until: Only entries that failed before this Unix time.
     """
 
     agent: str | None = None
@@ -342,3 +345,23 @@ class DeadLetterQuery:
     since: float | None = None
     status: str | None = "pending"
     limit: int = 1000
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerEvent:
+    """One transition of a breaker.
+
+    Attributes:
+        name: The breaker (``agent:<name>`` or ``tool:<name>``).
+        at: When.
+        from_state: Its state before.
+        to_state: Its state after.
+        reason: Why.
+    """
+
+    name: str
+    at: float
+    from_state: str
+    to_state: str
+    reason: str | None

@@ -44,6 +44,7 @@ from seawall.errors import (
 from seawall.ledger._records import (
     ArtifactRecord,
     AttemptRecord,
+    BreakerEvent,
     CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
+from seawall.policies.breaker import BreakerState
 
 Durability = Literal["crash", "power"]
 T = TypeVar("T")
@@ -68,7 +70,7 @@ _RUN_COLUMNS: Final = (
     "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
     "output_tokens, cost_usd, error_class, failure_cause, error_type, error_message, "
     "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-    "lease_expires_at, updated_at, phase, replay_mode"
+    "lease_expires_at, updated_at, phase, replay_mode, node"
 )
 _STEP_COLUMNS: Final = (
     "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
@@ -384,8 +386,8 @@ class SQLiteStore:
             db.execute(
                 "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, "
                 "attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-                "lease_expires_at, updated_at, replay_mode) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "lease_expires_at, updated_at, replay_mode, node) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.agent,
@@ -401,6 +403,7 @@ class SQLiteStore:
                     run.lease_expires_at,
                     run.start_time,
                     run.replay_mode,
+                    run.node,
                 ),
             )
 
@@ -772,7 +775,9 @@ class SQLiteStore:
 
     def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
         """Take the oldest pending entry matching ``query`` for redriving (one claimer wins)."""
-        pending = DeadLetterQuery(query.agent, query.error_class, query.since, "pending", 1)
+        pending = DeadLetterQuery(
+            query.agent, query.error_class, query.since, "pending", 1, query.until
+        )
         where, params = _dlq_where(pending)
         with self._write(durable=True) as db:
             row = db.execute(
@@ -811,6 +816,73 @@ class SQLiteStore:
                 f"(SELECT entry_id FROM dlq{where} ORDER BY failed_at LIMIT ?)",
                 [*params, query.limit],
             ).rowcount
+
+    # -- breakers -----------------------------------------------------------------------------
+
+    def breaker(self, name: str, kind: str) -> BreakerState:
+        """Return a breaker's state (closed when never used)."""
+        row = self._read(
+            lambda db: db.execute(
+                f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = ?", (name,)
+            ).fetchone()
+        )
+        return BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+
+    def update_breaker(
+        self, name: str, kind: str, change: Callable[[BreakerState], tuple[BreakerState, T]]
+    ) -> T:
+        """Apply ``change`` to a breaker in one IMMEDIATE transaction; record a transition."""
+        with self._write(durable=True) as db:
+            row = db.execute(
+                f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = ?", (name,)
+            ).fetchone()
+            before = BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+            after, answer = change(before)
+            if after != before:
+                now = time.time()
+                db.execute(
+                    f"INSERT OR REPLACE INTO breakers ({_BREAKER_COLUMNS}, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        kind,
+                        after.state,
+                        after.failures,
+                        after.opened_at,
+                        after.reason,
+                        1 if after.manual else 0,
+                        after.probe_owner,
+                        after.probe_at,
+                        now,
+                    ),
+                )
+                if after.state != before.state:
+                    db.execute(
+                        "INSERT INTO breaker_events (name, at, from_state, to_state, reason) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (name, now, before.state, after.state, after.reason),
+                    )
+            return answer
+
+    def list_breakers(self) -> list[BreakerState]:
+        """Return every breaker the ledger knows, by name."""
+        rows = self._read(
+            lambda db: db.execute(
+                f"SELECT {_BREAKER_COLUMNS} FROM breakers ORDER BY name"
+            ).fetchall()
+        )
+        return [_breaker(row) for row in rows]
+
+    def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
+        """Return a breaker's transitions, newest first."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT name, at, from_state, to_state, reason FROM breaker_events "
+                "WHERE name = ? ORDER BY at DESC LIMIT ?",
+                (name, limit),
+            ).fetchall()
+        )
+        return [BreakerEvent(*row) for row in rows]
 
     # -- hand-offs --------------------------------------------------------------------------
 
@@ -1209,10 +1281,12 @@ class _Ticket:
 
 def _enqueue_dead_letter(db: sqlite3.Connection, run_id: str, outcome: RunOutcome) -> None:
     """Put a failed run in the DLQ, in the transaction that records its failure."""
-    row = db.execute("SELECT agent, replay_of FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        return
-    agent, replay_of = row
+    row = db.execute(
+        "SELECT agent, replay_of, replay_mode FROM runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    if row is None or row[2] == "recorded":
+        return  # a recorded replay is a diagnosis, not work to redo
+    agent, replay_of, _ = row
     previous = None
     if replay_of is not None:
         found = db.execute("SELECT entry_id FROM dlq WHERE run_id = ?", (replay_of,)).fetchone()
@@ -1250,6 +1324,9 @@ def _dlq_where(query: DeadLetterQuery) -> tuple[str, list[Any]]:
     if query.since is not None:
         where.append("failed_at >= ?")
         params.append(query.since)
+    if query.until is not None:
+        where.append("failed_at < ?")
+        params.append(query.until)
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
@@ -1275,6 +1352,28 @@ def _dead_letter(row: Sequence[Any]) -> DeadLetter:
         redrive_run_id=row[11],
         result=row[12],
         previous_entry_id=row[13],
+    )
+
+
+_BREAKER_COLUMNS: Final = (
+    "name, kind, state, failures, opened_at, reason, manual, probe_owner, probe_at"
+)
+
+
+_SELECT_BREAKER: Final = f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = ?"
+
+
+def _breaker(row: Sequence[Any]) -> BreakerState:
+    return BreakerState(
+        name=row[0],
+        kind=row[1],
+        state=row[2],
+        failures=row[3],
+        opened_at=row[4],
+        reason=row[5],
+        manual=bool(row[6]),
+        probe_owner=row[7],
+        probe_at=row[8],
     )
 
 
@@ -1322,6 +1421,7 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         updated_at=row[22],
         phase=row[23],
         replay_mode=row[24],
+        node=row[25],
     )
 
 

@@ -1,0 +1,120 @@
+"""Breakers at run time: admission and outcomes, shared through the ledger by every process.
+
+The ledger is the source of truth; each process caches what it read for ``ttl`` seconds so a
+closed breaker costs no database round trip per call. Every transition goes through one ledger
+transaction (the pure rules are in :mod:`seawall.policies.breaker`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from seawall.errors import BreakerOpenError
+from seawall.policies.breaker import (
+    Admission,
+    Breaker,
+    BreakerState,
+    admit,
+    force_open,
+    record,
+    reset,
+)
+
+if TYPE_CHECKING:
+    from seawall.ledger import Store
+
+
+class Breakers:
+    """The breakers of one app.
+
+    Args:
+        store: The ledger.
+        owner: This process's lease owner id (probes are claimed under it).
+        ttl: Seconds a closed breaker read from the ledger is trusted without reading again.
+    """
+
+    def __init__(self, store: Store, owner: str, ttl: float = 0.1) -> None:
+        self.store = store
+        self.owner = owner
+        self.ttl = ttl
+        self._cache: dict[str, tuple[BreakerState, float]] = {}
+        self._lock = threading.Lock()
+
+    def _fresh(self, name: str) -> BreakerState | None:
+        cached = self._cache.get(name)
+        if cached is not None and time.monotonic() - cached[1] < self.ttl:
+            return cached[0]
+        return None
+
+    def _remember(self, state: BreakerState) -> None:
+        with self._lock:
+            self._cache[state.name] = (state, time.monotonic())
+
+    def admit(self, name: str, kind: str, policy: Breaker) -> Admission:
+        """Whether one run or call may go through now (claims the probe when half-open)."""
+        cached = self._fresh(name)
+        if cached is not None and cached.state == "closed":
+            return Admission(allowed=True, probe=False, state=cached)
+
+        def change(state: BreakerState) -> tuple[BreakerState, Admission]:
+            decision = admit(policy, state, time.time(), self.owner)
+            return decision.state, decision
+
+        decision = self.store.update_breaker(name, kind, change)
+        self._remember(decision.state)
+        return decision
+
+    def check(self, name: str, kind: str, policy: Breaker) -> None:
+        """Admit or raise.
+
+        Raises:
+            BreakerOpenError: The breaker refuses it.
+        """
+        decision = self.admit(name, kind, policy)
+        if not decision.allowed:
+            raise BreakerOpenError(
+                f"breaker {name} is {decision.state.state}: {decision.reason}. It was not "
+                f"started; `seawall breakers list` shows it, `seawall breakers reset {name}` "
+                "closes it",
+                breaker=name,
+                state=decision.state.state,
+                reason=decision.state.reason,
+            )
+
+    def outcome(
+        self, name: str, kind: str, policy: Breaker, *, success: bool, reason: str = ""
+    ) -> None:
+        """Record how an admitted run or call ended."""
+        cached = self._fresh(name)
+        if success and cached is not None and cached.state == "closed" and cached.failures == 0:
+            return
+
+        def change(state: BreakerState) -> tuple[BreakerState, BreakerState]:
+            after = record(policy, state, success=success, now=time.time(), reason=reason)
+            return after, after
+
+        self._remember(self.store.update_breaker(name, kind, change))
+
+    def open(self, name: str, kind: str, reason: str) -> BreakerState:
+        """Open a breaker by hand (it stays open until reset)."""
+
+        def change(state: BreakerState) -> tuple[BreakerState, BreakerState]:
+            after = force_open(state, reason, time.time())
+            return after, after
+
+        state = self.store.update_breaker(name, kind, change)
+        self._remember(state)
+        return state
+
+    def reset(self, name: str, kind: str) -> BreakerState:
+        """Close a breaker and forget its failures."""
+
+        def change(state: BreakerState) -> tuple[BreakerState, BreakerState]:
+            after = reset(state)
+            return after, after
+
+        state = self.store.update_breaker(name, kind, change)
+        self._remember(state)
+        return state

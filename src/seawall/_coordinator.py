@@ -1,0 +1,297 @@
+"""The graph coordinator: schedules ready nodes, contains failures, survives crashes.
+
+A graph run is a run of its own (``workflow`` = the graph's name), with one child run per node
+(``parent_run_id`` = the graph run, ``node`` = the node's name). Ready nodes run concurrently up
+to the graph's bound. When a node fails for good, or its agent's breaker refuses it, nothing
+downstream of it is started: each such node is recorded ``skipped`` with ``error_class``
+``cascade`` and a ``blocked_by`` chain down to the node that failed. Independent branches run to
+completion. Resuming a graph run reuses every finished node (served from the ledger), resumes
+nodes whose process died, and starts the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from seawall import _payload
+from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall._graph import From, Graph, Input, Node
+from seawall.ledger import AttemptOutcome, NewRun, RunOutcome, RunQuery
+
+if TYPE_CHECKING:
+    from seawall._app import Seawall
+    from seawall._result import RunResult
+    from seawall.ledger import RunRecord
+
+_POLL = 0.05
+
+
+@dataclass(slots=True)
+class _Settled:
+    status: RunStatus
+    run_id: str
+    output: Any = None
+    blocked_by: list[dict[str, Any]] = field(default_factory=list)
+    cause: str | None = None
+
+
+async def run_graph(
+    app: Seawall, graph: Graph, run_id: str, inputs: dict[str, Any], *, attempt: int = 1
+) -> RunResult:
+    """Run (or resume) the graph run ``run_id`` to its end; return the graph run's result."""
+    store = app.store
+    start = time.time()
+    store.start_attempt(run_id, attempt, start, app.leases.owner)
+    app.leases.hold(run_id)
+    try:
+        existing = {
+            child.node: child
+            for child in store.list_runs(RunQuery(parent_run_id=run_id, limit=100_000))
+            if child.node is not None
+        }
+        settled: dict[str, _Settled] = {}
+        running: dict[asyncio.Task[_Settled], str] = {}
+        limit = asyncio.Semaphore(graph.max_concurrency)
+        while len(settled) < len(graph.nodes):
+            for name in graph.order():
+                if name in settled or name in running.values():
+                    continue
+                node = graph.nodes[name]
+                blockers = [
+                    settled[d]
+                    for d in node.after
+                    if d in settled and settled[d].status is not RunStatus.SUCCEEDED
+                ]
+                if blockers:
+                    settled[name] = _skip(app, graph, run_id, node, blockers[0], existing, settled)
+                elif all(d in settled for d in node.after):
+                    task = asyncio.ensure_future(
+                        _run_node(app, graph, run_id, node, inputs, settled, existing, limit)
+                    )
+                    running[task] = name
+            if not running:
+                continue
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                settled[running.pop(task)] = task.result()
+        return _finish(app, graph, run_id, attempt, settled)
+    finally:
+        app.leases.release(run_id)
+
+
+async def _run_node(
+    app: Seawall,
+    graph: Graph,
+    run_id: str,
+    node: Node,
+    inputs: dict[str, Any],
+    settled: dict[str, _Settled],
+    existing: dict[str, RunRecord],
+    limit: asyncio.Semaphore,
+) -> _Settled:
+    async with limit:
+        child = existing.get(node.name)
+        if child is not None:
+            return await _reuse(app, child)
+        spec = app.resolve_agent(node.agent)
+        node_inputs = {
+            key: _resolve(source, inputs, settled) for key, source in node.inputs.items()
+        }
+        result = await app.start_child(
+            spec, node_inputs, parent_run_id=run_id, node=node.name, workflow=graph.name
+        )
+        cause = None if result.failure_cause is None else result.failure_cause.value
+        return _Settled(result.status, result.run_id, result.output, cause=cause)
+
+
+async def _reuse(app: Seawall, child: RunRecord) -> _Settled:
+    """A node that already has a run: serve it if finished, else resume it or wait for it."""
+    if not child.status.final and child.status is not RunStatus.AWAITING_HUMAN:
+        resumed = await app.resume_run(child)
+        if resumed is None:
+            while not child.status.final:
+                await asyncio.sleep(_POLL)
+                child = app.get_run(child.run_id)
+        else:
+            child = app.get_run(resumed.run_id)
+    output = app.output_of(child.run_id) if child.status is RunStatus.SUCCEEDED else None
+    cause = None if child.failure_cause is None else child.failure_cause.value
+    blocked = (child.error or {}).get("blocked_by", []) if child.status is RunStatus.SKIPPED else []
+    return _Settled(child.status, child.run_id, output, blocked, cause)
+
+
+def _resolve(source: Input | From, inputs: dict[str, Any], settled: dict[str, _Settled]) -> Any:
+    if isinstance(source, Input):
+        return inputs[source.name]
+    output = settled[source.node].output
+    if source.field is None:
+        return output
+    if isinstance(output, dict):
+        return output[source.field]
+    return getattr(output, source.field)
+
+
+def _skip(
+    app: Seawall,
+    graph: Graph,
+    run_id: str,
+    node: Node,
+    blocker: _Settled,
+    existing: dict[str, RunRecord],
+    settled: dict[str, _Settled],
+) -> _Settled:
+    """Record that ``node`` will not run because ``blocker`` did not succeed."""
+    blocker_name = next(name for name, s in settled.items() if s is blocker)
+    chain = [
+        {"node": blocker_name, "run_id": blocker.run_id, "status": blocker.status.value},
+        *blocker.blocked_by,
+    ]
+    previous = existing.get(node.name)
+    if previous is not None and previous.status is RunStatus.SKIPPED:
+        return _Settled(RunStatus.SKIPPED, previous.run_id, blocked_by=chain)
+    spec = app.resolve_agent(node.agent)
+    breaker = blocker.cause == FailureCause.BREAKER_OPEN.value and not blocker.blocked_by
+    message = f"not started: upstream node {blocker_name!r} {blocker.status.value}" + (
+        " (its breaker is open)" if breaker else ""
+    )
+    child_id = _new_id()
+    now = time.time()
+    app.store.create_run(
+        NewRun(
+            run_id=child_id,
+            agent=spec.name,
+            start_time=now,
+            input_hash=_EMPTY_HASH,
+            input_column=_EMPTY_COLUMN,
+            code_version=spec.code_version,
+            owner=app.leases.owner,
+            lease_expires_at=now + app.leases.duration,
+            parent_run_id=run_id,
+            workflow=graph.name,
+            node=node.name,
+        ),
+        [],
+    )
+    error = {"code": "upstream_failed", "type": "Skipped", "message": message, "blocked_by": chain}
+    app.store.finish_run(
+        child_id,
+        RunOutcome(
+            status=RunStatus.SKIPPED,
+            end_time=now,
+            output_hash=None,
+            output_column=None,
+            error_class=ErrorClass.CASCADE,
+            failure_cause=FailureCause.UPSTREAM_FAILED,
+            error_type="Skipped",
+            error_message=message,
+            error_json=json.dumps(error, sort_keys=True),
+            input_tokens=0,
+            output_tokens=0,
+            cost_usd=0.0,
+            attempts=0,
+        ),
+        [],
+    )
+    return _Settled(RunStatus.SKIPPED, child_id, blocked_by=chain)
+
+
+def _finish(
+    app: Seawall, graph: Graph, run_id: str, attempt: int, settled: dict[str, _Settled]
+) -> RunResult:
+    store = app.store
+    children = store.list_runs(RunQuery(parent_run_id=run_id, limit=100_000))
+    input_tokens = sum(c.input_tokens for c in children)
+    output_tokens = sum(c.output_tokens for c in children)
+    cost = sum(c.cost_usd or 0.0 for c in children)
+    failed = sorted(
+        n for n, s in settled.items() if s.status not in (RunStatus.SUCCEEDED, RunStatus.SKIPPED)
+    )
+    skipped = sorted(n for n, s in settled.items() if s.status is RunStatus.SKIPPED)
+    now = time.time()
+    if not failed and not skipped:
+        output = {name: s.output for name, s in settled.items()}
+        data = app.codec.dumps(output, f"outputs of graph {graph.name!r}")
+        output_hash = _payload.digest(data)
+        column, blobs = _payload.pack(data, output, output_hash)
+        store.finish_attempt(
+            run_id, attempt, AttemptOutcome("succeeded", now, None, None, None, None, None)
+        )
+        store.finish_run(
+            run_id,
+            RunOutcome(
+                RunStatus.SUCCEEDED,
+                now,
+                output_hash,
+                column,
+                None,
+                None,
+                None,
+                None,
+                None,
+                input_tokens,
+                output_tokens,
+                cost,
+                attempt,
+            ),
+            blobs,
+        )
+    else:
+        message = (
+            f"nodes failed: {failed or 'none'}; not started because of them: {skipped or 'none'}"
+        )
+        error = {
+            "code": "upstream_failed",
+            "type": "GraphFailed",
+            "message": message,
+            "failed": failed,
+            "skipped": skipped,
+        }
+        store.finish_attempt(
+            run_id,
+            attempt,
+            AttemptOutcome(
+                "failed",
+                now,
+                ErrorClass.CASCADE,
+                FailureCause.UPSTREAM_FAILED,
+                "GraphFailed",
+                message,
+                None,
+            ),
+        )
+        store.finish_run(
+            run_id,
+            RunOutcome(
+                RunStatus.FAILED,
+                now,
+                None,
+                None,
+                ErrorClass.CASCADE,
+                FailureCause.UPSTREAM_FAILED,
+                "GraphFailed",
+                message,
+                json.dumps(error, sort_keys=True),
+                input_tokens,
+                output_tokens,
+                cost,
+                attempt,
+            ),
+            [],
+        )
+    result = app.result_of(run_id)
+    nodes = {name: app.result_of(s.run_id) for name, s in settled.items()}
+    return result.with_nodes(nodes)
+
+
+def _new_id() -> str:
+    from seawall._app import new_run_id  # noqa: PLC0415 - shared with the app, avoids a cycle
+
+    return new_run_id()
+
+
+_EMPTY_COLUMN = b"J{}"
+_EMPTY_HASH = _payload.digest(b"{}")
