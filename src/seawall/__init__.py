@@ -9,6 +9,7 @@ from seawall import artifacts, verify
 from seawall._app import Seawall, Step
 from seawall._context import AsyncContext, Context
 from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
 from seawall.errors import (
     ArtifactError,
@@ -16,6 +17,7 @@ from seawall.errors import (
     ArtifactNameError,
     ArtifactTooLargeError,
     AttemptAbandoned,
+    BreakerOpenError,
     BudgetExceededError,
     ConfigurationError,
     ConsistencyError,
@@ -36,6 +38,8 @@ from seawall.errors import (
     PermanentError,
     ReadBackError,
     RegistrationError,
+    ReplayDivergenceError,
+    ReplayedToolError,
     RetryableError,
     RunCancelled,
     RunFailedError,
@@ -43,6 +47,7 @@ from seawall.errors import (
     SchemaVersionError,
     SeawallError,
     SerializationError,
+    SnapshotError,
     ToolResponseError,
     UsageError,
     VerificationError,
@@ -56,7 +61,7 @@ from seawall.ledger import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.policies import Guards, OnDrift, Retry
+from seawall.policies import Breaker, Guards, OnDrift, Retry
 
 __version__ = "0.1.0.dev0"
 
@@ -69,6 +74,8 @@ __all__ = [
     "AsyncContext",
     "AttemptAbandoned",
     "AttemptRecord",
+    "Breaker",
+    "BreakerOpenError",
     "BudgetExceededError",
     "CompensationRecord",
     "ConfigurationError",
@@ -77,6 +84,8 @@ __all__ = [
     "DestinationError",
     "ErrorClass",
     "FailureCause",
+    "From",
+    "Graph",
     "GuardTrippedError",
     "Guards",
     "HandOffDecidedError",
@@ -84,6 +93,7 @@ __all__ = [
     "HandOffNotFoundError",
     "HandOffRecord",
     "InDoubtError",
+    "Input",
     "JournalDivergenceError",
     "LedgerCorruptedError",
     "LedgerError",
@@ -96,6 +106,8 @@ __all__ = [
     "PermanentError",
     "ReadBackError",
     "RegistrationError",
+    "ReplayDivergenceError",
+    "ReplayedToolError",
     "Retry",
     "RetryableError",
     "RunCancelled",
@@ -108,6 +120,7 @@ __all__ = [
     "Seawall",
     "SeawallError",
     "SerializationError",
+    "SnapshotError",
     "Step",
     "StepRecord",
     "ToolResponseError",
