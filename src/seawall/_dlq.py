@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from seawall._failures import ErrorClass
-from seawall.errors import ConfigurationError, SeawallError
+from seawall.errors import ConfigurationError, RegistrationError, SeawallError
 from seawall.ledger import DeadLetter, DeadLetterQuery
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ class DeadLetterQueue:
         if dry_run:
             return [Redrive(e, None, "would redrive") for e in app.store.list_dead_letters(query)]
         outcomes: builtins.list[Redrive] = []
+        skipped_agents: set[str] = set()
         interval = 0.0 if rate is None else 1.0 / rate
         next_start = time.monotonic()
         while len(outcomes) < limit:
@@ -158,6 +159,13 @@ class DeadLetterQueue:
             next_start = time.monotonic() + interval
             try:
                 replayed = await app.areplay(entry.run_id, mode="live")
+            except RegistrationError as exc:
+                # This app cannot run the entry's agent: leave it for a redriver that can.
+                app.store.release_dead_letter(entry.entry_id)
+                outcomes.append(Redrive(entry, None, "error", exc.message))
+                skipped_agents.add(entry.agent)
+                query = replace(query, excluded=tuple(sorted(skipped_agents)))
+                continue
             except SeawallError as exc:
                 app.store.finish_dead_letter(
                     entry.entry_id,

@@ -148,6 +148,11 @@ async def replay(app: Seawall, run_id: str, mode: Mode) -> ReplayResult:
         started=now,
         replay_source=run_id if mode == "recorded" else None,
     )
+    if mode == "live" and result.ok:
+        # The failure is dealt with: its dead-letter entry (if still pending) is settled.
+        app.store.settle_dead_letter(
+            run_id, redrive_run_id=result.run_id, result=result.status.value, at=time.time()
+        )
     return compare(app, original, result, mode)
 
 

@@ -227,6 +227,14 @@ class Store(Protocol):
     ) -> None:
         """Record how a redrive ended."""
 
+    def release_dead_letter(self, entry_id: str) -> None:
+        """Give a claimed entry back (its redrive could not start)."""
+
+    def settle_dead_letter(
+        self, run_id: str, *, redrive_run_id: str, result: str, at: float
+    ) -> bool:
+        """Mark a run's pending entry redriven by a run made outside a redrive."""
+
     def purge_dead_letters(self, query: DeadLetterQuery) -> int:
         """Mark matching pending entries purged; return how many."""
 

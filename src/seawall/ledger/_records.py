@@ -338,6 +338,7 @@ class DeadLetterQuery:
         status: Only entries with this status (``None``: any).
         limit: At most this many.
         until: Only entries that failed before this Unix time.
+        excluded: Agents whose entries are left out.
     """
 
     agent: str | None = None
@@ -346,6 +347,7 @@ class DeadLetterQuery:
     status: str | None = "pending"
     limit: int = 1000
     until: float | None = None
+    excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -776,7 +776,7 @@ class SQLiteStore:
     def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
         """Take the oldest pending entry matching ``query`` for redriving (one claimer wins)."""
         pending = DeadLetterQuery(
-            query.agent, query.error_class, query.since, "pending", 1, query.until
+            query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
         )
         where, params = _dlq_where(pending)
         with self._write(durable=True) as db:
@@ -802,6 +802,29 @@ class SQLiteStore:
                 "UPDATE dlq SET status = 'redriven', redriven_at = ?, redrive_run_id = ?, "
                 "result = ? WHERE entry_id = ?",
                 (at, redrive_run_id, result, entry_id),
+            )
+
+    def release_dead_letter(self, entry_id: str) -> None:
+        """Give a claimed entry back (its redrive could not start)."""
+        with self._write(durable=True) as db:
+            db.execute(
+                "UPDATE dlq SET status = 'pending', claimed_by = NULL, claimed_at = NULL "
+                "WHERE entry_id = ? AND status = 'redriving'",
+                (entry_id,),
+            )
+
+    def settle_dead_letter(
+        self, run_id: str, *, redrive_run_id: str, result: str, at: float
+    ) -> bool:
+        """Mark a run's pending entry redriven by a run made outside a redrive (a live replay)."""
+        with self._write(durable=True) as db:
+            return (
+                db.execute(
+                    "UPDATE dlq SET status = 'redriven', redriven_at = ?, redrive_run_id = ?, "
+                    "result = ? WHERE run_id = ? AND status = 'pending'",
+                    (at, redrive_run_id, result, run_id),
+                ).rowcount
+                == 1
             )
 
     def purge_dead_letters(self, query: DeadLetterQuery) -> int:
@@ -1327,6 +1350,9 @@ def _dlq_where(query: DeadLetterQuery) -> tuple[str, list[Any]]:
     if query.until is not None:
         where.append("failed_at < ?")
         params.append(query.until)
+    if query.excluded:
+        where.append(f"agent NOT IN ({', '.join('?' * len(query.excluded))})")
+        params.extend(query.excluded)
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
