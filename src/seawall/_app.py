@@ -797,7 +797,14 @@ class Seawall:
 
     # -- replay ---------------------------------------------------------------------------------
 
-    def replay(self, run_id: str, *, mode: Mode = "recorded") -> ReplayResult:
+    @property
+    def graphs(self) -> Mapping[str, Graph]:
+        """Registered graphs by name."""
+        return dict(self._graphs)
+
+    def replay(
+        self, run_id: str, *, mode: Mode = "recorded", from_node: str | None = None
+    ) -> ReplayResult:
         """Run the current code on a run's input snapshot, as a new run marked ``replay_of``.
 
         Args:
@@ -805,6 +812,8 @@ class Seawall:
             mode: ``"recorded"``: every journaled call is served from the original's journal,
                 nothing is executed, and asking for anything else stops with a divergence
                 report. ``"live"``: calls run live (the path after a fix).
+            from_node: For a graph run: nodes upstream of this one are served from the
+                original run's outputs; it and its dependents run again.
 
         Returns:
             The new run, with the differences of its output and verdicts from the original's.
@@ -815,13 +824,17 @@ class Seawall:
             RegistrationError: Its agent is not registered here (names its code version).
             SnapshotError: Its input snapshot is missing or does not match its hash.
         """
-        result: ReplayResult = self._sync(self.areplay(run_id, mode=mode), "replay", "areplay")
+        result: ReplayResult = self._sync(
+            self.areplay(run_id, mode=mode, from_node=from_node), "replay", "areplay"
+        )
         return result
 
-    async def areplay(self, run_id: str, *, mode: Mode = "recorded") -> ReplayResult:
+    async def areplay(
+        self, run_id: str, *, mode: Mode = "recorded", from_node: str | None = None
+    ) -> ReplayResult:
         """Async twin of :meth:`replay`."""
         self._check_open()
-        return await replay(self, run_id, mode)
+        return await replay(self, run_id, mode, from_node=from_node)
 
     # -- breakers -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,20 +40,44 @@ class _Settled:
     cause: str | None = None
 
 
+NodeRunner = Callable[[Node, dict[str, Any]], Awaitable["RunResult"]]
+"""Runs one node on its inputs (a live child run by default; replays use their own)."""
+
+
 async def run_graph(
-    app: Seawall, graph: Graph, run_id: str, inputs: dict[str, Any], *, attempt: int = 1
+    app: Seawall,
+    graph: Graph,
+    run_id: str,
+    inputs: dict[str, Any],
+    *,
+    attempt: int = 1,
+    served: dict[str, RunRecord] | None = None,
+    node_runner: NodeRunner | None = None,
 ) -> RunResult:
-    """Run (or resume) the graph run ``run_id`` to its end; return the graph run's result."""
+    """Run (or resume) the graph run ``run_id`` to its end; return the graph run's result.
+
+    Args:
+        app: The app.
+        graph: The graph.
+        run_id: The graph run.
+        inputs: The graph's inputs.
+        attempt: The coordinator's attempt number.
+        served: Nodes whose finished runs (of another graph run) are reused as they are.
+        node_runner: How a node runs (default: a live child run).
+    """
     store = app.store
     start = time.time()
     store.start_attempt(run_id, attempt, start, app.leases.owner)
     app.leases.hold(run_id)
     try:
-        existing = {
-            child.node: child
-            for child in store.list_runs(RunQuery(parent_run_id=run_id, limit=100_000))
-            if child.node is not None
-        }
+        existing = dict(served or {})
+        existing.update(
+            {
+                child.node: child
+                for child in store.list_runs(RunQuery(parent_run_id=run_id, limit=100_000))
+                if child.node is not None
+            }
+        )
         settled: dict[str, _Settled] = {}
         running: dict[asyncio.Task[_Settled], str] = {}
         limit = asyncio.Semaphore(graph.max_concurrency)
@@ -70,7 +95,9 @@ async def run_graph(
                     settled[name] = _skip(app, graph, run_id, node, blockers[0], existing, settled)
                 elif all(d in settled for d in node.after):
                     task = asyncio.ensure_future(
-                        _run_node(app, graph, run_id, node, inputs, settled, existing, limit)
+                        _run_node(
+                            app, graph, run_id, node, inputs, settled, existing, limit, node_runner
+                        )
                     )
                     running[task] = name
             if not running:
@@ -92,18 +119,25 @@ async def _run_node(
     settled: dict[str, _Settled],
     existing: dict[str, RunRecord],
     limit: asyncio.Semaphore,
+    node_runner: NodeRunner | None,
 ) -> _Settled:
     async with limit:
         child = existing.get(node.name)
         if child is not None:
             return await _reuse(app, child)
-        spec = app.resolve_agent(node.agent)
         node_inputs = {
             key: _resolve(source, inputs, settled) for key, source in node.inputs.items()
         }
-        result = await app.start_child(
-            spec, node_inputs, parent_run_id=run_id, node=node.name, workflow=graph.name
-        )
+        if node_runner is not None:
+            result = await node_runner(node, node_inputs)
+        else:
+            result = await app.start_child(
+                app.resolve_agent(node.agent),
+                node_inputs,
+                parent_run_id=run_id,
+                node=node.name,
+                workflow=graph.name,
+            )
         cause = None if result.failure_cause is None else result.failure_cause.value
         return _Settled(result.status, result.run_id, result.output, cause=cause)
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from seawall import _payload
 from seawall._diff import diff
-from seawall._failures import FailureCause
+from seawall._failures import FailureCause, RunStatus
 from seawall.errors import RegistrationError, SnapshotError, UsageError
-from seawall.ledger import NewRun
+from seawall.ledger import NewRun, RunQuery
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
+    from seawall._graph import Node
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
 
@@ -89,7 +90,14 @@ def snapshot(app: Seawall, run: RunRecord) -> dict[str, Any]:
     return inputs
 
 
-async def replay(app: Seawall, run_id: str, mode: Mode) -> ReplayResult:
+async def replay(
+    app: Seawall,
+    run_id: str,
+    mode: Mode,
+    *,
+    from_node: str | None = None,
+    parent_run_id: str | None = None,
+) -> ReplayResult:
     """Replay ``run_id`` (see the module docstring).
 
     Raises:
@@ -107,6 +115,13 @@ async def replay(app: Seawall, run_id: str, mode: Mode) -> ReplayResult:
         raise UsageError(
             f"run {run_id} is still {original.status.value}; replay it once it has ended "
             "(or resume it if its process died)",
+            run_id=run_id,
+        )
+    if original.node is None and original.workflow is not None:
+        return await _replay_graph(app, original, mode, from_node)
+    if from_node is not None:
+        raise UsageError(
+            f"run {run_id} is not a graph run; --from NODE only applies to graph runs",
             run_id=run_id,
         )
     try:
@@ -134,9 +149,11 @@ async def replay(app: Seawall, run_id: str, mode: Mode) -> ReplayResult:
             code_version=spec.code_version,
             owner=app.leases.owner,
             lease_expires_at=now + app.leases.duration,
-            parent_run_id=original.parent_run_id,
+            parent_run_id=parent_run_id or original.parent_run_id,
             replay_of=run_id,
             replay_mode=mode,
+            workflow=original.workflow,
+            node=original.node,
         ),
         [],
     )
@@ -153,6 +170,72 @@ async def replay(app: Seawall, run_id: str, mode: Mode) -> ReplayResult:
         app.store.settle_dead_letter(
             run_id, redrive_run_id=result.run_id, result=result.status.value, at=time.time()
         )
+    return compare(app, original, result, mode)
+
+
+async def _replay_graph(
+    app: Seawall, original: RunRecord, mode: Mode, from_node: str | None
+) -> ReplayResult:
+    """Replay a graph run: nodes before ``from_node`` are served from the original run."""
+    from seawall._coordinator import run_graph  # noqa: PLC0415 - avoids an import cycle
+
+    graph = app.graphs.get(original.agent)
+    if graph is None:
+        raise RegistrationError(
+            f"run {original.run_id} is a run of graph {original.agent!r}, which is not "
+            "registered with this app (app.graph(...))",
+            graph=original.agent,
+        )
+    if from_node is not None and from_node not in graph.nodes:
+        raise UsageError(
+            f"graph {graph.name!r} has no node {from_node!r} (it has {sorted(graph.nodes)})",
+            node=from_node,
+        )
+    inputs = snapshot(app, original)
+    children = {
+        c.node: c
+        for c in app.store.list_runs(RunQuery(parent_run_id=original.run_id, limit=100_000))
+        if c.node is not None
+    }
+    rerun = set(graph.nodes) if from_node is None else {from_node, *graph.downstream(from_node)}
+    served = {
+        name: child
+        for name, child in children.items()
+        if name not in rerun and child.status is RunStatus.SUCCEEDED
+    }
+    columns = app.store.get_run_io(original.run_id)
+    assert columns is not None  # noqa: S101 - snapshot() checked it
+    new_id = _payload_run_id()
+    now = time.time()
+    app.store.create_run(
+        NewRun(
+            run_id=new_id,
+            agent=graph.name,
+            start_time=now,
+            input_hash=original.input_hash,
+            input_column=columns[0],
+            code_version=None,
+            owner=app.leases.owner,
+            lease_expires_at=now + app.leases.duration,
+            workflow=graph.name,
+            replay_of=original.run_id,
+            replay_mode=mode,
+        ),
+        [],
+    )
+
+    async def recorded(node: Node, node_inputs: dict[str, Any]) -> RunResult:  # noqa: ARG001 - the node's own snapshot is replayed
+        child = children.get(node.name)
+        if child is None or child.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            raise UsageError(
+                f"node {node.name!r} did not run in the original graph run, so it has no "
+                "journal to replay; replay from an earlier node live",
+                node=node.name,
+            )
+        return (await replay(app, child.run_id, "recorded", parent_run_id=new_id)).run
+
+    runner = recorded if mode == "recorded" else None
+    result = await run_graph(app, graph, new_id, inputs, served=served, node_runner=runner)
     return compare(app, original, result, mode)
 
 

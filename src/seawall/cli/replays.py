@@ -48,6 +48,12 @@ def replay(
             "tools and models again.",
         ),
     ] = True,
+    from_node: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="For a graph run: re-run this node and its dependents, serve the rest."
+        ),
+    ] = None,
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -56,7 +62,7 @@ def replay(
     if ledger is not None and ledger != app.store.url:
         raise typer.BadParameter(f"--ledger {ledger} differs from the ledger of {app_spec}")
     try:
-        result = app.replay(run_id, mode="recorded" if recorded else "live")
+        result = app.replay(run_id, mode="recorded" if recorded else "live", from_node=from_node)
     except SeawallError as exc:
         raise fail(exc) from exc
     body: dict[str, Any] = {
