@@ -41,6 +41,7 @@ EXPECTED = [
     "LedgerURLError",
     "LedgerUnavailableError",
     "OnDrift",
+    "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
     "ReadBackError",

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar, overload
 
 from seawall import _payload
+from seawall._backpressure import Slots
 from seawall._breakers import Breakers
 from seawall._coordinator import run_graph
 from seawall._dlq import DeadLetterQueue
@@ -163,13 +164,18 @@ class Seawall:
             an fsspec URL (published manifest last). ``None``: agents cannot stage artifacts.
         staging: The folder where attempts stage artifacts (local, private to the app).
         max_artifact_bytes: Largest single artifact accepted.
+        max_concurrent_runs: Runs submitted to this app (``run``/``arun``) that execute at
+            once; the others wait in line. ``None``: no bound.
+        max_queued_runs: Submissions allowed to wait in that line. ``None``: no bound.
+        overload: When the line is full: ``"wait"`` for room, or ``"raise"``
+            :class:`~seawall.Overloaded`.
 
     Raises:
         ConfigurationError: An argument is invalid.
         LedgerError: The ledger cannot be opened (see its subclasses).
     """
 
-    def __init__(
+    def __init__(  # noqa: C901 - one validation per documented option
         self,
         ledger: str | Store | None = None,
         *,
@@ -184,6 +190,9 @@ class Seawall:
         artifacts: str | os.PathLike[str] | Destination | None = None,
         staging: str | os.PathLike[str] = DEFAULT_STAGING,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT,
+        max_concurrent_runs: int | None = None,
+        max_queued_runs: int | None = None,
+        overload: Literal["wait", "raise"] = "wait",
     ) -> None:
         _positive("lease", lease)
         _positive("busy_timeout", busy_timeout)
@@ -218,6 +227,15 @@ class Seawall:
         self.destination: Destination | None = _destination_of(artifacts, sync=self.power)
         self.staging_root = Path(staging)
         self.max_artifact_bytes = max_artifact_bytes
+        if overload not in ("wait", "raise"):
+            raise ConfigurationError(f"Seawall(overload={overload!r}) must be 'wait' or 'raise'")
+        self.slots = Slots(
+            max_concurrent_runs,
+            queue=max_queued_runs,
+            block=overload == "wait",
+            label="Seawall(max_concurrent_runs, max_queued_runs)",
+        )
+        self._agent_slots: dict[str, Slots] = {}
         self.live = LiveRuns()
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
@@ -296,6 +314,7 @@ class Seawall:
         min_confidence: float | None = None,
         guards: Guards | None = None,
         breaker: Breaker | bool = True,
+        max_concurrency: int | None = None,
     ) -> Callable[[F], F]: ...
     def agent(
         self,
@@ -311,6 +330,7 @@ class Seawall:
         min_confidence: float | None = None,
         guards: Guards | None = None,
         breaker: Breaker | bool = True,
+        max_concurrency: int | None = None,
     ) -> Any:
         """Register an agent: a sync or async callable ``fn(ctx, **inputs)``.
 
@@ -332,6 +352,7 @@ class Seawall:
                 calls in a row without a verification gate).
             breaker: The agent's circuit breaker (default: opens after 3 consecutive failed
                 runs, half-opens after 30 s); ``False`` for none.
+            max_concurrency: Runs of this agent that execute at once in this process.
 
         Returns:
             The function itself, or a decorator.
@@ -349,6 +370,7 @@ class Seawall:
                 min_confidence=min_confidence,
                 guards=guards,
                 breaker=breaker,
+                max_concurrency=max_concurrency,
             )
             existing = self._agents.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -379,6 +401,7 @@ class Seawall:
         read_back: Callable[..., Any] | None = None,
         observes: Callable[..., Any] | None = None,
         breaker: Breaker | bool = True,
+        rate_limit: str | None = None,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -394,6 +417,7 @@ class Seawall:
         read_back: Callable[..., Any] | None = None,
         observes: Callable[..., Any] | None = None,
         breaker: Breaker | bool = True,
+        rate_limit: str | None = None,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -418,6 +442,8 @@ class Seawall:
             breaker: The tool's circuit breaker (default: opens after 2 consecutive failed
                 calls, half-opens after 10 s; an open breaker fails calls fast without
                 calling the tool); ``False`` for none.
+            rate_limit: At most this many calls per period in this process (``"10/second"``,
+                ``"100/minute"``); calls wait their turn. Needs ``seawall[ratelimit]``.
 
         Returns:
             The function itself, or a decorator.
@@ -435,6 +461,7 @@ class Seawall:
                 read_back=read_back,
                 observes=observes,
                 breaker=breaker,
+                rate_limit=rate_limit,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -544,8 +571,12 @@ class Seawall:
         """Async twin of :meth:`run`."""
         self._check_open()
         if isinstance(agent, Graph):
-            return await self._arun_graph(agent, inputs)
-        return await self.start_child(self.resolve_agent(agent), inputs, parent_run_id=None)
+            self.graph(agent)
+            async with self.slots:
+                return await self._arun_graph(agent, inputs)
+        spec = self.resolve_agent(agent)
+        async with self.slots:
+            return await self.start_child(spec, inputs, parent_run_id=None)
 
     async def start_child(
         self,
@@ -587,7 +618,12 @@ class Seawall:
                 self.breakers.check(f"agent:{spec.name}", "agent", spec.breaker)
             except BreakerOpenError as exc:
                 return self._refused(spec, run_id, exc)
-        result = await execute_run(self, spec, run_id, inputs, started=now)
+        slots = self._agent_slots.get(spec.name)
+        if slots is None:
+            slots = Slots(spec.max_concurrency, label=f"agent {spec.name!r} max_concurrency")
+            self._agent_slots[spec.name] = slots
+        async with slots:
+            result = await execute_run(self, spec, run_id, inputs, started=now)
         self._count(spec, result)
         return result
 

@@ -694,6 +694,8 @@ class Context(BaseContext):
         tries = 1
         while True:
             try:
+                if spec.rate_limit is not None:
+                    spec.rate_limit.wait()
                 raw = self._run(fn, *args, **plan.call_kwargs)
                 result = self._checked(plan, raw, start, tries)
                 break
@@ -776,6 +778,8 @@ class AsyncContext(BaseContext):
         tries = 1
         while True:
             try:
+                if spec.rate_limit is not None:
+                    await spec.rate_limit.await_turn()
                 raw = await self._run(fn, *args, **plan.call_kwargs)
                 result = self._checked(plan, raw, start, tries)
                 break

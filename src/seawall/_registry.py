@@ -8,6 +8,7 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from seawall._backpressure import RateLimit
 from seawall.errors import ConfigurationError
 from seawall.policies.breaker import Breaker
 from seawall.policies.drift import OnDrift
@@ -91,6 +92,7 @@ class ToolSpec:
     read_back: Callable[..., Any] | None = None
     observes: Callable[..., Any] | None = None
     breaker: Breaker | None = None
+    rate_limit: RateLimit | None = None
 
     @classmethod
     def build(  # noqa: C901 - one check per decorator argument
@@ -106,6 +108,7 @@ class ToolSpec:
         read_back: Callable[..., Any] | None = None,
         observes: Callable[..., Any] | None = None,
         breaker: Breaker | bool = True,
+        rate_limit: str | None = None,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -145,6 +148,9 @@ class ToolSpec:
             read_back=read_back,
             observes=observes,
             breaker=_breaker_of(breaker, TOOL_BREAKER, "tool"),
+            rate_limit=None
+            if rate_limit is None
+            else RateLimit(rate_limit, _name_of(fn, name, "tool")),
         )
 
 
@@ -220,6 +226,7 @@ class AgentSpec:
     min_confidence: float | None = None
     guards: Guards = _DEFAULT_GUARDS
     breaker: Breaker | None = None
+    max_concurrency: int | None = None
 
     @classmethod
     def build(
@@ -235,6 +242,7 @@ class AgentSpec:
         min_confidence: float | None = None,
         guards: Guards | None = None,
         breaker: Breaker | bool = True,
+        max_concurrency: int | None = None,
     ) -> AgentSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -290,6 +298,7 @@ class AgentSpec:
             min_confidence=min_confidence,
             guards=guards if guards is not None else Guards(),
             breaker=_breaker_of(breaker, AGENT_BREAKER, "agent"),
+            max_concurrency=max_concurrency,
         )
 
 

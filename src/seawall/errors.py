@@ -30,6 +30,7 @@ stores that form.
     │   ├── ConsistencyError        two sources gave different values for the same key
     │   └── ReadBackError           a mutating call's effect is not there when read back
     ├── BreakerOpenError            a breaker refused the run or call (it was not started)
+    ├── Overloaded                  the submission queue is full and the app does not wait
     ├── BudgetExceededError         a run went over its deadline, tool calls, tokens or cost
     ├── GuardTrippedError           a safety guard refused a call (e.g. mutations without a gate)
     ├── HandOffError                a hand-off that cannot be decided
@@ -82,6 +83,7 @@ __all__ = [
     "LedgerReadOnlyError",
     "LedgerURLError",
     "LedgerUnavailableError",
+    "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
     "ReadBackError",
@@ -320,6 +322,15 @@ class BreakerOpenError(SeawallError):
     """
 
     code = "breaker_open"
+
+
+class Overloaded(SeawallError):  # noqa: N818 - the name the design documents
+    """The app (or agent) has as many runs running and queued as it accepts.
+
+    Raised instead of waiting when ``Seawall(overload="raise")``; nothing was recorded.
+    """
+
+    code = "overloaded"
 
 
 class BudgetExceededError(SeawallError):
