@@ -2,8 +2,9 @@
 
 import sys
 
-from benchmarks import bench_artifacts, bench_core
+from benchmarks import bench_artifacts, bench_cascade, bench_core
 
 status = bench_core.main()
 bench_artifacts.main()
+bench_cascade.main()
 sys.exit(status)

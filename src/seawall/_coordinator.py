@@ -44,7 +44,7 @@ NodeRunner = Callable[[Node, dict[str, Any]], Awaitable["RunResult"]]
 """Runs one node on its inputs (a live child run by default; replays use their own)."""
 
 
-async def run_graph(
+async def run_graph(  # noqa: C901 - the scheduling loop reads top-down
     app: Seawall,
     graph: Graph,
     run_id: str,
@@ -81,30 +81,47 @@ async def run_graph(
         settled: dict[str, _Settled] = {}
         running: dict[asyncio.Task[_Settled], str] = {}
         limit = asyncio.Semaphore(graph.max_concurrency)
+        dependents: dict[str, list[str]] = {name: [] for name in graph.nodes}
+        unmet = {name: len(node.after) for name, node in graph.nodes.items()}
+        for name, node in graph.nodes.items():
+            for dependency in node.after:
+                dependents[dependency].append(name)
+        ready = [name for name, count in unmet.items() if count == 0]
+
+        def settle(name: str, outcome: _Settled) -> None:
+            # Event-driven: only the dependents of a settled node are looked at again.
+            settled[name] = outcome
+            for dependent in dependents[name]:
+                unmet[dependent] -= 1
+                if unmet[dependent] == 0:
+                    ready.append(dependent)
+
         while len(settled) < len(graph.nodes):
-            for name in graph.order():
-                if name in settled or name in running.values():
-                    continue
+            while ready:
+                name = ready.pop(0)
                 node = graph.nodes[name]
-                blockers = [
-                    settled[d]
-                    for d in node.after
-                    if d in settled and settled[d].status is not RunStatus.SUCCEEDED
-                ]
-                if blockers:
-                    settled[name] = _skip(app, graph, run_id, node, blockers[0], existing, settled)
-                elif all(d in settled for d in node.after):
-                    task = asyncio.ensure_future(
-                        _run_node(
-                            app, graph, run_id, node, inputs, settled, existing, limit, node_runner
-                        )
+                blocker = next(
+                    (
+                        settled[d]
+                        for d in node.after
+                        if settled[d].status is not RunStatus.SUCCEEDED
+                    ),
+                    None,
+                )
+                if blocker is not None:
+                    settle(name, _skip(app, graph, run_id, node, blocker, existing, settled))
+                    continue
+                task = asyncio.ensure_future(
+                    _run_node(
+                        app, graph, run_id, node, inputs, settled, existing, limit, node_runner
                     )
-                    running[task] = name
+                )
+                running[task] = name
             if not running:
                 continue
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                settled[running.pop(task)] = task.result()
+                settle(running.pop(task), task.result())
         return _finish(app, graph, run_id, attempt, settled)
     finally:
         app.leases.release(run_id)
