@@ -49,6 +49,7 @@ EXPECTED = [
     "ReplayDivergenceError",
     "ReplayedToolError",
     "Retry",
+    "RetryBudget",
     "RetryableError",
     "RunCancelled",
     "RunFailedError",

@@ -62,7 +62,7 @@ from seawall.ledger import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.policies import Breaker, Guards, OnDrift, Retry
+from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
 __version__ = "0.1.0.dev0"
 
@@ -111,6 +111,7 @@ __all__ = [
     "ReplayDivergenceError",
     "ReplayedToolError",
     "Retry",
+    "RetryBudget",
     "RetryableError",
     "RunCancelled",
     "RunFailedError",

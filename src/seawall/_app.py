@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar, overload
 from seawall import _payload
 from seawall._backpressure import Slots
 from seawall._breakers import Breakers
+from seawall._budgets import RetryBudgets
 from seawall._coordinator import run_graph
 from seawall._dlq import DeadLetterQueue
 from seawall._drift import decide
@@ -68,6 +69,7 @@ from seawall.policies.retry import Retry
 if TYPE_CHECKING:
     from seawall._journal import Journal
     from seawall.policies.breaker import Breaker, BreakerState
+    from seawall.policies.budget import RetryBudget
     from seawall.policies.drift import OnDrift
     from seawall.policies.guards import Guards
 
@@ -175,7 +177,7 @@ class Seawall:
         LedgerError: The ledger cannot be opened (see its subclasses).
     """
 
-    def __init__(  # noqa: C901 - one validation per documented option
+    def __init__(  # noqa: C901, PLR0915 - one validation per documented option
         self,
         ledger: str | Store | None = None,
         *,
@@ -240,6 +242,8 @@ class Seawall:
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
         self.breakers = Breakers(self.store, self.leases.owner)
+        self.budgets = RetryBudgets(self.store)
+        self.leases.on_beat = self.budgets.flush
         self.retry = retry or Retry()
         self.tool_retry = tool_retry or DEFAULT_TOOL_RETRY
         self.flush_every = 64
@@ -315,6 +319,7 @@ class Seawall:
         guards: Guards | None = None,
         breaker: Breaker | bool = True,
         max_concurrency: int | None = None,
+        retry_budget: RetryBudget | bool = True,
     ) -> Callable[[F], F]: ...
     def agent(
         self,
@@ -331,6 +336,7 @@ class Seawall:
         guards: Guards | None = None,
         breaker: Breaker | bool = True,
         max_concurrency: int | None = None,
+        retry_budget: RetryBudget | bool = True,
     ) -> Any:
         """Register an agent: a sync or async callable ``fn(ctx, **inputs)``.
 
@@ -353,6 +359,9 @@ class Seawall:
             breaker: The agent's circuit breaker (default: opens after 3 consecutive failed
                 runs, half-opens after 30 s); ``False`` for none.
             max_concurrency: Runs of this agent that execute at once in this process.
+            retry_budget: Caps its retries to a share of its recent attempts, for every
+                process (default ``RetryBudget()``: 10% over 10 s, at least 10); ``False``
+                for none.
 
         Returns:
             The function itself, or a decorator.
@@ -371,6 +380,7 @@ class Seawall:
                 guards=guards,
                 breaker=breaker,
                 max_concurrency=max_concurrency,
+                retry_budget=retry_budget,
             )
             existing = self._agents.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -402,6 +412,7 @@ class Seawall:
         observes: Callable[..., Any] | None = None,
         breaker: Breaker | bool = True,
         rate_limit: str | None = None,
+        retry_budget: RetryBudget | bool = True,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -418,6 +429,7 @@ class Seawall:
         observes: Callable[..., Any] | None = None,
         breaker: Breaker | bool = True,
         rate_limit: str | None = None,
+        retry_budget: RetryBudget | bool = True,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -444,6 +456,9 @@ class Seawall:
                 calling the tool); ``False`` for none.
             rate_limit: At most this many calls per period in this process (``"10/second"``,
                 ``"100/minute"``); calls wait their turn. Needs ``seawall[ratelimit]``.
+            retry_budget: Caps its retries to a share of its recent calls, for every process
+                (default ``RetryBudget()``: 10% over 10 s, at least 10); when spent, a failing
+                call fails fast and its breaker takes over. ``False`` for none.
 
         Returns:
             The function itself, or a decorator.
@@ -462,6 +477,7 @@ class Seawall:
                 observes=observes,
                 breaker=breaker,
                 rate_limit=rate_limit,
+                retry_budget=retry_budget,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:

@@ -74,10 +74,15 @@ class Breakers:
         """
         decision = self.admit(name, kind, policy)
         if not decision.allowed:
+            state = decision.state
+            wait = policy.cooldown
+            if state.state == "open" and state.opened_at is not None and not state.manual:
+                wait = max(0.0, policy.cooldown - (time.time() - state.opened_at))
             raise BreakerOpenError(
                 f"breaker {name} is {decision.state.state}: {decision.reason}. It was not "
                 f"started; `seawall breakers list` shows it, `seawall breakers reset {name}` "
                 "closes it",
+                retry_after=wait,
                 breaker=name,
                 state=decision.state.state,
                 reason=decision.state.reason,

@@ -443,6 +443,8 @@ class BaseContext:
             return plan, CHECK_READ_BACK
         if spec.breaker is not None and journal.breakers is not None:
             journal.breakers.check(f"tool:{spec.name}", "tool", spec.breaker)
+        if spec.retry_budget is not None and journal.budgets is not None:
+            journal.budgets.count(f"tool:{spec.name}")
         if spec.mutating:
             now = time.time()
             journal.write_intent(
@@ -621,8 +623,17 @@ class BaseContext:
         if isinstance(error, _Final):
             cause = error.__context__
             raise cause if cause is not None else error
-        decision = plan.spec.retry.decide(tries, error, time.time() - start)
-        if not decision.retry:
+        spec = plan.spec
+        decision = spec.retry.decide(tries, error, time.time() - start)
+        budgets = self._journal.budgets
+        spent = (
+            decision.retry
+            and spec.retry_budget is not None
+            and budgets is not None
+            and not budgets.allow_retry(f"tool:{spec.name}", spec.retry_budget)
+        )
+        if not decision.retry or spent:
+            # A spent budget fails the call fast; its breaker takes it from there.
             self._failed(plan, error, start, tries)
             raise error
         return decision.delay

@@ -32,6 +32,7 @@ from seawall.policies.guards import NO_GUARDS, Guards
 
 if TYPE_CHECKING:
     from seawall._breakers import Breakers
+    from seawall._budgets import RetryBudgets
     from seawall._payload import Blob, PayloadCodec
     from seawall._registry import ToolSpec
     from seawall.ledger import StepRecord, StepRow, Store
@@ -66,6 +67,7 @@ class Journal:
         "abandoned",
         "attempt",
         "breakers",
+        "budgets",
         "calls",
         "calls_since_gate",
         "cancelled",
@@ -106,6 +108,7 @@ class Journal:
         feedback: tuple[str, ...] = (),
         strict: bool = False,
         breakers: Breakers | None = None,
+        budgets: RetryBudgets | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -133,6 +136,7 @@ class Journal:
         )
         self.strict = strict
         self.breakers = breakers
+        self.budgets = budgets
         self.replaying = bool(self.recorded) or strict
         self.usage: dict[int, tuple[int, int, float | None]] = {}
         if strict:

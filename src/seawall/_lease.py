@@ -42,6 +42,7 @@ class Leases:
     ) -> None:
         self.store = store
         self.on_cancelled = on_cancelled
+        self.on_beat: Callable[[], None] | None = None
         self.duration = duration
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: set[str] = set()
@@ -75,6 +76,13 @@ class Leases:
 
     def _beat(self) -> None:
         while not self._stop.wait(min(self.duration / 3, POLL_INTERVAL)):
+            if self.on_beat is not None:
+                try:
+                    self.on_beat()
+                except LedgerError:
+                    logger.warning(
+                        "heartbeat work failed; retrying at the next beat", exc_info=True
+                    )
             run_ids = self.held()
             if not run_ids:
                 continue

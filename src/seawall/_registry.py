@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from seawall._backpressure import RateLimit
 from seawall.errors import ConfigurationError
 from seawall.policies.breaker import Breaker
+from seawall.policies.budget import RetryBudget
 from seawall.policies.drift import OnDrift
 from seawall.policies.guards import Guards
 from seawall.policies.retry import Retry
@@ -93,6 +94,7 @@ class ToolSpec:
     observes: Callable[..., Any] | None = None
     breaker: Breaker | None = None
     rate_limit: RateLimit | None = None
+    retry_budget: RetryBudget | None = None
 
     @classmethod
     def build(  # noqa: C901 - one check per decorator argument
@@ -109,6 +111,7 @@ class ToolSpec:
         observes: Callable[..., Any] | None = None,
         breaker: Breaker | bool = True,
         rate_limit: str | None = None,
+        retry_budget: RetryBudget | bool = True,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -151,6 +154,7 @@ class ToolSpec:
             rate_limit=None
             if rate_limit is None
             else RateLimit(rate_limit, _name_of(fn, name, "tool")),
+            retry_budget=_budget_of(retry_budget, "tool"),
         )
 
 
@@ -170,6 +174,21 @@ def _breaker_of(value: Breaker | bool, default: Breaker, kind: str) -> Breaker |
     raise ConfigurationError(
         f"@app.{kind}(breaker={value!r}) must be a seawall.Breaker, True (the default) or False"
     )
+
+
+def _budget_of(value: RetryBudget | bool, kind: str) -> RetryBudget | None:
+    if value is True:
+        return _DEFAULT_BUDGET
+    if value is False:
+        return None
+    if isinstance(value, RetryBudget):
+        return value
+    raise ConfigurationError(
+        f"@app.{kind}(retry_budget={value!r}) must be a seawall.RetryBudget, True or False"
+    )
+
+
+_DEFAULT_BUDGET = RetryBudget()
 
 
 def check_returns(returns: Any) -> None:
@@ -227,6 +246,7 @@ class AgentSpec:
     guards: Guards = _DEFAULT_GUARDS
     breaker: Breaker | None = None
     max_concurrency: int | None = None
+    retry_budget: RetryBudget | None = None
 
     @classmethod
     def build(
@@ -243,6 +263,7 @@ class AgentSpec:
         guards: Guards | None = None,
         breaker: Breaker | bool = True,
         max_concurrency: int | None = None,
+        retry_budget: RetryBudget | bool = True,
     ) -> AgentSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -299,6 +320,7 @@ class AgentSpec:
             guards=guards if guards is not None else Guards(),
             breaker=_breaker_of(breaker, AGENT_BREAKER, "agent"),
             max_concurrency=max_concurrency,
+            retry_budget=_budget_of(retry_budget, "agent"),
         )
 
 

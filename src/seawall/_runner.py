@@ -108,7 +108,10 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 feedback=feedback,
                 strict=replay_source is not None,
                 breakers=None if replay_source is not None else app.breakers,
+                budgets=None if replay_source is not None else app.budgets,
             )
+            if spec.retry_budget is not None:
+                app.budgets.count(f"agent:{spec.name}")
             live = app.live.enter(run_id, journal)
             output: Any = None
             failure: Failure | None = None
@@ -196,6 +199,12 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
             ):
                 decision = spec.retry.decide(attempt, error, end - first_start)
                 retry_delay = decision.delay if decision.retry else None
+                if (
+                    retry_delay is not None
+                    and spec.retry_budget is not None
+                    and not app.budgets.allow_retry(f"agent:{spec.name}", spec.retry_budget)
+                ):
+                    retry_delay = None  # the agent's retry budget is spent: no retry storm
             store.finish_attempt(
                 run_id,
                 attempt,

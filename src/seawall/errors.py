@@ -29,7 +29,6 @@ stores that form.
     ├── VerificationError           an output (or a mid-run value) failed its verifiers
     │   ├── ConsistencyError        two sources gave different values for the same key
     │   └── ReadBackError           a mutating call's effect is not there when read back
-    ├── BreakerOpenError            a breaker refused the run or call (it was not started)
     ├── Overloaded                  the submission queue is full and the app does not wait
     ├── BudgetExceededError         a run went over its deadline, tool calls, tokens or cost
     ├── GuardTrippedError           a safety guard refused a call (e.g. mutations without a gate)
@@ -37,7 +36,8 @@ stores that form.
     │   ├── HandOffNotFoundError    no hand-off with this id
     │   └── HandOffDecidedError     it was already approved or rejected
     ├── RetryableError              raise it to mark a failure transient (optional Retry-After)
-    │   └── ToolResponseError       a tool's response failed its declared schema (returns=)
+    │   ├── ToolResponseError       a tool's response failed its declared schema (returns=)
+    │   └── BreakerOpenError        a breaker refused the run or call (it was not started)
     ├── PermanentError              raise it to mark a failure permanent (no retry)
     └── LedgerError                 the ledger cannot be used
         ├── LedgerCorruptedError    the file is not a readable ledger; it is never overwritten
@@ -315,15 +315,6 @@ class ReadBackError(VerificationError):
     code = "read_back_failed"
 
 
-class BreakerOpenError(SeawallError):
-    """A circuit breaker refused a run or a tool call; it was not started.
-
-    Fields: ``breaker`` (``agent:<name>`` or ``tool:<name>``), ``state`` and ``reason``.
-    """
-
-    code = "breaker_open"
-
-
 class Overloaded(SeawallError):  # noqa: N818 - the name the design documents
     """The app (or agent) has as many runs running and queued as it accepts.
 
@@ -388,6 +379,16 @@ class ToolResponseError(RetryableError):
     """
 
     code = "tool_response_invalid"
+
+
+class BreakerOpenError(RetryableError):
+    """A circuit breaker refused a run or a tool call; it was not started.
+
+    Fields: ``breaker`` (``agent:<name>`` or ``tool:<name>``), ``state`` and ``reason``. It is
+    transient: ``retry_after`` is the time left before the breaker lets a probe through.
+    """
+
+    code = "breaker_open"
 
 
 class PermanentError(SeawallError):

@@ -252,6 +252,14 @@ class Store(Protocol):
     def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
         """Return a breaker's transitions, newest first."""
 
+    def add_budget_calls(self, counts: Sequence[tuple[str, int, int]]) -> None:
+        """Add call counts ``(name, bucket, calls)`` to the shared retry-budget windows."""
+
+    def spend_retry(
+        self, name: str, *, since: int, bucket: int, allows: Callable[[int, int], bool]
+    ) -> bool:
+        """Record one retry of ``name`` if ``allows(calls, retries)`` over the window says so."""
+
     # attempts -----------------------------------------------------------------------------
     def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
         """Record the start of an attempt."""

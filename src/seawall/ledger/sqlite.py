@@ -907,6 +907,37 @@ class SQLiteStore:
         )
         return [BreakerEvent(*row) for row in rows]
 
+    # -- retry budgets -------------------------------------------------------------------------
+
+    def add_budget_calls(self, counts: Sequence[tuple[str, int, int]]) -> None:
+        """Add call counts ``(name, bucket, calls)`` to the shared retry-budget windows."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO retry_budget (name, bucket, calls) VALUES (?, ?, ?) "
+                "ON CONFLICT (name, bucket) DO UPDATE SET calls = calls + excluded.calls",
+                counts,
+            )
+            db.execute("DELETE FROM retry_budget WHERE bucket < ?", (int(time.time()) - 3600,))
+
+    def spend_retry(
+        self, name: str, *, since: int, bucket: int, allows: Callable[[int, int], bool]
+    ) -> bool:
+        """Record one retry of ``name`` if ``allows(calls, retries)`` over the window says so."""
+        with self._write() as db:
+            calls, retries = db.execute(
+                "SELECT coalesce(sum(calls), 0), coalesce(sum(retries), 0) FROM retry_budget "
+                "WHERE name = ? AND bucket >= ?",
+                (name, since),
+            ).fetchone()
+            if not allows(int(calls), int(retries)):
+                return False
+            db.execute(
+                "INSERT INTO retry_budget (name, bucket, retries) VALUES (?, ?, 1) "
+                "ON CONFLICT (name, bucket) DO UPDATE SET retries = retries + 1",
+                (name, bucket),
+            )
+            return True
+
     # -- hand-offs --------------------------------------------------------------------------
 
     def open_handoff(self, handoff: HandOffRecord) -> None:

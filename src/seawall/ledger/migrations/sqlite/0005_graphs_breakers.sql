@@ -26,3 +26,12 @@ CREATE TABLE breaker_events (
     reason     TEXT
 );
 CREATE INDEX breaker_events_by_name ON breaker_events (name, at);
+
+-- Retry budgets: calls and retries per name per one-second bucket, shared by every process.
+CREATE TABLE retry_budget (
+    name    TEXT NOT NULL,
+    bucket  INTEGER NOT NULL,
+    calls   INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, bucket)
+) WITHOUT ROWID;
