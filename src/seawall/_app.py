@@ -413,6 +413,8 @@ class Seawall:
         breaker: Breaker | bool = True,
         rate_limit: str | None = None,
         retry_budget: RetryBudget | bool = True,
+        contradicts: Callable[[Any, Any], bool] | None = None,
+        consistency_key: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -430,6 +432,8 @@ class Seawall:
         breaker: Breaker | bool = True,
         rate_limit: str | None = None,
         retry_budget: RetryBudget | bool = True,
+        contradicts: Callable[[Any, Any], bool] | None = None,
+        consistency_key: Callable[..., Any] | None = None,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -459,6 +463,11 @@ class Seawall:
             retry_budget: Caps its retries to a share of its recent calls, for every process
                 (default ``RetryBudget()``: 10% over 10 s, at least 10); when spent, a failing
                 call fails fast and its breaker takes over. ``False`` for none.
+            contradicts: ``contradicts(previous, current)`` says whether two results of this
+                tool (for the same ``consistency_key``) contradict each other; a contradiction
+                opens its breaker and stops the step (``ConsistencyError``).
+            consistency_key: ``consistency_key(*args, **kwargs)`` groups calls whose results
+                must agree (with no ``contradicts``, results of one key must be equal).
 
         Returns:
             The function itself, or a decorator.
@@ -478,6 +487,8 @@ class Seawall:
                 breaker=breaker,
                 rate_limit=rate_limit,
                 retry_budget=retry_budget,
+                contradicts=contradicts,
+                consistency_key=consistency_key,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:

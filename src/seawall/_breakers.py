@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 from seawall.errors import BreakerOpenError
 from seawall.policies.breaker import (
@@ -41,6 +42,8 @@ class Breakers:
         self.ttl = ttl
         self._cache: dict[str, tuple[BreakerState, float]] = {}
         self._lock = threading.Lock()
+        self.last_results: OrderedDict[tuple[str, Any], Any] = OrderedDict()
+        """The latest result per (tool, consistency key), for contradiction checks."""
 
     def _fresh(self, name: str) -> BreakerState | None:
         cached = self._cache.get(name)
@@ -98,6 +101,17 @@ class Breakers:
 
         def change(state: BreakerState) -> tuple[BreakerState, BreakerState]:
             after = record(policy, state, success=success, now=time.time(), reason=reason)
+            return after, after
+
+        self._remember(self.store.update_breaker(name, kind, change))
+
+    def contradiction(self, name: str, kind: str, policy: Breaker, reason: str) -> None:
+        """Results that contradict each other open the breaker at once (it half-opens later)."""
+
+        def change(state: BreakerState) -> tuple[BreakerState, BreakerState]:
+            after = state
+            for _ in range(policy.failures):
+                after = record(policy, after, success=False, now=time.time(), reason=reason)
             return after, after
 
         self._remember(self.store.update_breaker(name, kind, change))

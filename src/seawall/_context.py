@@ -22,6 +22,7 @@ from seawall._journal import CHECK_READ_BACK, COMPLETED, FAILED, MISSING, STARTE
 from seawall.errors import (
     AttemptAbandoned,
     ConfigurationError,
+    ConsistencyError,
     InDoubtError,
     ReadBackError,
     RunCancelled,
@@ -64,6 +65,10 @@ class _Prepared:
         self.blobs = blobs
         self.key = key
         self.call_kwargs = call_kwargs
+
+
+_NOTHING: Any = object()
+_REMEMBERED_RESULTS = 10_000
 
 
 class _Final(Exception):  # noqa: N818 - internal marker, never escapes this module
@@ -537,6 +542,42 @@ class BaseContext:
             raise
         self._record_end(plan, start, response, blobs, None, tries, COMPLETED)
 
+    def _check_contradiction(
+        self, plan: _Prepared, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Compare a fresh result with the last one for the same key.
+
+        A contradiction opens the tool's breaker and stops the step before the agent builds on
+        either answer.
+        """
+        spec = plan.spec
+        breakers = self._journal.breakers
+        if breakers is None or (spec.contradicts is None and spec.consistency_key is None):
+            return
+        key = (spec.name, spec.consistency_key(*args, **kwargs) if spec.consistency_key else None)
+        known = breakers.last_results
+        previous = known.get(key, _NOTHING)
+        known[key] = result
+        known.move_to_end(key)
+        while len(known) > _REMEMBERED_RESULTS:
+            known.popitem(last=False)
+        if previous is _NOTHING:
+            return
+        differ = spec.contradicts(previous, result) if spec.contradicts else previous != result
+        if not differ:
+            return
+        reason = f"contradictory results: {previous!r} then {result!r}"[:300]
+        if spec.breaker is not None:
+            breakers.contradiction(f"tool:{spec.name}", "tool", spec.breaker, reason)
+        raise ConsistencyError(
+            f"tool {spec.name!r} contradicted itself ({reason}); its breaker is open and the "
+            "step stops before the agent builds on either answer",
+            run_id=self.run_id,
+            step=plan.seq,
+            tool=spec.name,
+            feedback=[reason],
+        )
+
     def _read_back_verdict(self, plan: _Prepared, ok: Any, duration: float) -> None:
         spec = plan.spec
         passed = bool(ok)
@@ -716,6 +757,7 @@ class Context(BaseContext):
                     raise AttemptAbandoned from exc
                 tries += 1
         self._succeeded(plan, result, start, tries)
+        self._check_contradiction(plan, result, args, kwargs)
         if spec.read_back is not None:
             began = time.perf_counter()
             ok = self._run(spec.read_back, result, *args, **kwargs)
@@ -800,6 +842,7 @@ class AsyncContext(BaseContext):
                     raise AttemptAbandoned from exc
                 tries += 1
         self._succeeded(plan, result, start, tries)
+        self._check_contradiction(plan, result, args, kwargs)
         if spec.read_back is not None:
             began = time.perf_counter()
             ok = await self._run(spec.read_back, result, *args, **kwargs)

@@ -95,6 +95,8 @@ class ToolSpec:
     breaker: Breaker | None = None
     rate_limit: RateLimit | None = None
     retry_budget: RetryBudget | None = None
+    contradicts: Callable[[Any, Any], bool] | None = None
+    consistency_key: Callable[..., Any] | None = None
 
     @classmethod
     def build(  # noqa: C901 - one check per decorator argument
@@ -112,6 +114,8 @@ class ToolSpec:
         breaker: Breaker | bool = True,
         rate_limit: str | None = None,
         retry_budget: RetryBudget | bool = True,
+        contradicts: Callable[[Any, Any], bool] | None = None,
+        consistency_key: Callable[..., Any] | None = None,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -123,7 +127,12 @@ class ToolSpec:
             raise ConfigurationError(f"@app.tool(retry={retry!r}) must be a seawall.Retry")
         if compensate is not None and not callable(compensate):
             raise ConfigurationError(f"@app.tool(compensate={compensate!r}) must be a callable")
-        for label, hook in (("read_back", read_back), ("observes", observes)):
+        for label, hook in (
+            ("read_back", read_back),
+            ("observes", observes),
+            ("contradicts", contradicts),
+            ("consistency_key", consistency_key),
+        ):
             if hook is not None and not callable(hook):
                 raise ConfigurationError(f"@app.tool({label}={hook!r}) must be a callable")
         if read_back is not None and not mutating:
@@ -155,6 +164,8 @@ class ToolSpec:
             if rate_limit is None
             else RateLimit(rate_limit, _name_of(fn, name, "tool")),
             retry_budget=_budget_of(retry_budget, "tool"),
+            contradicts=contradicts,
+            consistency_key=consistency_key,
         )
 
 

@@ -138,3 +138,42 @@ def test_cli_breakers_list_open_reset(ledger_url: str) -> None:
         cli, ["breakers", "open", "writer", "--reason", "x", "--ledger", ledger_url]
     )
     assert 1 == bad.exit_code
+
+
+def test_contradictory_results_open_the_tool_breaker(app: Seawall) -> None:
+    """Two answers for one key that disagree: the step stops and the breaker opens."""
+    answers = iter([90, 90, 30])
+
+    @app.tool(consistency_key=lambda policy: policy)
+    def refund_days(policy: str) -> int:
+        return next(answers)
+
+    @app.agent(retry=Retry(attempts=1))
+    def ask(ctx: Context) -> int:
+        return ctx.call(refund_days, "bereavement")
+
+    assert RunStatus.SUCCEEDED == app.run(ask).status
+    assert RunStatus.SUCCEEDED == app.run(ask).status
+    third = app.run(ask)
+    assert "ConsistencyError" == third.error["type"]
+    assert "contradicted itself" in third.error["message"]
+    [state] = [b for b in app.breaker_states() if b.name == "tool:refund_days"]
+    assert "open" == state.state
+    assert "contradictory results: 90 then 30" == state.reason
+    fourth = app.run(ask)
+    assert FailureCause.BREAKER_OPEN == fourth.failure_cause
+
+
+def test_contradicts_decides_what_disagrees(app: Seawall) -> None:
+    """A custom contradicts= tolerates small differences."""
+    answers = iter([100.0, 100.4, 130.0])
+
+    @app.tool(contradicts=lambda before, after: abs(before - after) > 1)
+    def price() -> float:
+        return next(answers)
+
+    @app.agent(retry=Retry(attempts=1))
+    def quote(ctx: Context) -> float:
+        return ctx.call(price)
+
+    assert [True, True, False] == [app.run(quote).ok for _ in range(3)]
