@@ -52,3 +52,29 @@ def test_every_cli_command_is_documented() -> None:
         assert f"## `seawall {command.name}" in text, command.name
     for group in cli.registered_groups:
         assert f"## `seawall {group.name}" in text, group.name
+
+
+def test_cli_reference_is_generated_from_the_cli() -> None:
+    """docs/cli-reference.md is what `python -m seawall.cli._reference` prints today."""
+    from seawall.cli._reference import render
+
+    assert render() == (ROOT / "docs" / "cli-reference.md").read_text(encoding="utf-8")
+
+
+def test_shell_blocks_name_real_commands() -> None:
+    """Every `seawall ...` line of a ```sh block in the docs names a command the CLI has."""
+    import typer
+
+    root = typer.main.get_command(cli)
+    for page in PAGES:
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL):
+            for line in block.splitlines():
+                words = line.split("#")[0].split()
+                if not words or words[0] != "seawall":
+                    continue
+                command = root
+                for word in words[1:]:
+                    if word.startswith("-") or not hasattr(command, "commands"):
+                        break
+                    assert word in command.commands, f"{page.name}: {line}"
+                    command = command.commands[word]

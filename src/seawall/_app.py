@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -519,6 +520,28 @@ class Seawall:
             One entry per staging folder examined.
         """
         return collect(self.store, self.staging_root, time.time(), dry_run=dry_run)
+
+    def replace_function(
+        self, name: str, kind: str, wrap: Callable[[Callable[..., Any]], Any]
+    ) -> None:
+        """Swap a registered agent's or tool's function for ``wrap(function)``.
+
+        Chaos testing and instrumentation use it; calls by the original function or by name
+        reach the wrapper.
+
+        Raises:
+            RegistrationError: No agent or tool has this name.
+        """
+        specs: dict[str, Any] = self._agents if kind == "agent" else self._tools
+        by_fn: dict[Any, Any] = self._agent_fns if kind == "agent" else self._tool_fns
+        spec = specs.get(name)
+        if spec is None:
+            raise RegistrationError(f"no {kind} named {name!r} is registered with this app")
+        replaced = dataclasses.replace(spec, fn=wrap(spec.fn))
+        specs[name] = replaced
+        for key, value in list(by_fn.items()):
+            if value is spec:
+                by_fn[key] = replaced
 
     def resolve_tool(self, tool: Callable[..., Any] | str) -> ToolSpec:
         """Return the registration of a tool given as the function or its name.

@@ -7,12 +7,16 @@ that, for example, SIGKILLs the process at a chosen point.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 _hooks: dict[str, Callable[[str], None]] = {}
+
+current_run: ContextVar[str | None] = ContextVar("seawall_current_run", default=None)
+"""The run whose agent code is executing (set around each attempt; chaos attributes faults)."""
 
 
 def point(name: str) -> None:

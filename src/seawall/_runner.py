@@ -11,7 +11,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from seawall import _drift, _settle, _timing
+from seawall import _drift, _faults, _settle, _timing
 from seawall._context import AsyncContext, Context
 from seawall._failures import ErrorClass, FailureCause, RunStatus, cause_of, classify
 from seawall._journal import Journal
@@ -256,7 +256,11 @@ async def _attempt(
     runner = app.agent_runner(journal.run_id)
     if spec.is_async:
         actx = AsyncContext(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
-        task = asyncio.ensure_future(spec.fn(actx, **inputs))
+        token = _faults.current_run.set(journal.run_id)
+        try:
+            task = asyncio.ensure_future(spec.fn(actx, **inputs))
+        finally:
+            _faults.current_run.reset(token)
         live.task = task
         live.loop = loop
         if spec.timeout is None:
@@ -281,7 +285,11 @@ async def _attempt(
 
 
 def _call_sync(spec: AgentSpec, ctx: Context, inputs: dict[str, Any]) -> Any:
-    return spec.fn(ctx, **inputs)
+    token = _faults.current_run.set(ctx.run_id)
+    try:
+        return spec.fn(ctx, **inputs)
+    finally:
+        _faults.current_run.reset(token)
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seawall.cli import demo, gc, operators, replays, resume, runs
+from seawall.cli import chaos, demo, gc, operators, replays, resume, runs
 
 cli = typer.Typer(
     name="seawall",
@@ -20,6 +20,7 @@ cli.command("gc")(gc.gc)
 cli.command("cancel")(operators.cancel)
 cli.command("replay")(replays.replay)
 cli.add_typer(replays.dlq, name="dlq")
+cli.add_typer(chaos.chaos, name="chaos")
 cli.add_typer(operators.handoffs, name="handoffs")
 cli.add_typer(operators.breakers, name="breakers")
 cli.command("demo")(demo.demo)

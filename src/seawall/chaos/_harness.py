@@ -1,0 +1,371 @@
+"""The chaos harness: a workload under a fault plan, in child processes, checked afterwards.
+
+The workload runs in child processes that are restarted after injected crashes and resume
+what was left; then a report says what was injected and how it was recovered, and checks the
+invariants:
+
+- nothing lost: every run of the session ended (or waits for a person) and every failed run is
+  in the dead-letter queue;
+- no duplicate side effects: no mutating call ran twice with the same idempotency key (tools
+  that take one; idempotent tools may be re-issued by design);
+- no partial artifacts visible: a run's artifacts are visible at the destination exactly when it
+  succeeded, all of them, matching their manifest;
+- no unverified commits: every succeeded run of an agent with verifiers passed them (or was
+  approved by a person).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seawall._failures import RunStatus
+from seawall._payload import digest
+from seawall.chaos._plan import CLASS_OF, FaultPlan
+
+if TYPE_CHECKING:
+    from seawall._app import Seawall
+    from seawall.ledger import RunRecord
+
+
+@dataclass
+class ChaosReport:
+    """What a chaos session did and found."""
+
+    runs: int
+    restarts: int
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    invariants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every invariant holds."""
+        return all(check["ok"] for check in self.invariants.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "ok": self.ok,
+            "runs": self.runs,
+            "restarts": self.restarts,
+            "statuses": self.statuses,
+            "faults": self.faults,
+            "invariants": self.invariants,
+        }
+
+
+def load_target(spec: str) -> tuple[Seawall, Any, str]:
+    """Import ``module:attribute`` naming an agent or graph; return its app, target and name.
+
+    The module must define the app as ``app`` (or name it ``module:attr@app_attr``).
+    """
+    from seawall._app import Seawall  # noqa: PLC0415 - avoids an import cycle
+    from seawall._graph import Graph  # noqa: PLC0415
+    from seawall.errors import ConfigurationError  # noqa: PLC0415
+
+    target_spec, _, app_attr = spec.partition("@")
+    module_name, sep, attribute = target_spec.partition(":")
+    if not sep:
+        raise ConfigurationError(f"{spec!r} is not module:attribute")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    module = importlib.import_module(module_name)
+    app = getattr(module, app_attr or "app", None)
+    if not isinstance(app, Seawall):
+        raise ConfigurationError(
+            f"module {module_name!r} has no Seawall app named {app_attr or 'app'!r}"
+        )
+    target = getattr(module, attribute)
+    if isinstance(target, Graph):
+        app.graph(target)
+        return app, target, target.name
+    return app, target, app.resolve_agent(target).name
+
+
+def _session_runs(app: Seawall, name: str, since: float) -> list[RunRecord]:
+    return [
+        r
+        for r in app.runs(agent=name, since=since, limit=1_000_000)
+        if r.parent_run_id is None and r.replay_of is None
+    ]
+
+
+def child_main(argv: list[str]) -> int:
+    """Entry of one child process: install the plan, resume what a crash left, run the rest."""
+    from seawall.chaos._inject import install  # noqa: PLC0415
+
+    spec, plan_path, log, runs, since, inputs, lease = argv
+    app, target, name = load_target(spec)
+    app.leases.duration = float(lease)
+    _log_mutations(app, Path(log))
+    install(app, FaultPlan.load(plan_path) if plan_path else FaultPlan(), log)
+    app.resume()
+    remaining = int(runs) - len(_session_runs(app, name, float(since)))
+    for _ in range(max(0, remaining)):
+        app.run(target, **json.loads(inputs))
+    app.close()
+    return 0
+
+
+def _log_mutations(app: Seawall, log: Path) -> None:
+    """Record every mutating call (tool, key, run) so duplicates can be found afterwards."""
+    import functools  # noqa: PLC0415
+
+    from seawall import _faults  # noqa: PLC0415
+
+    def record(tool: str, kwargs: dict[str, Any]) -> None:
+        with log.open("a") as handle:
+            entry = {
+                "event": "mutation",
+                "tool": tool,
+                "key": kwargs.get("idempotency_key"),
+                "run_id": _faults.current_run.get(),
+            }
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    for name, spec in app.tools.items():
+        if spec.mutating:
+            app.replace_function(name, "tool", functools.partial(_logging, name, record))
+
+
+def _logging(name: str, record: Any, fn: Any) -> Any:
+    import functools  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def logged_async(*args: Any, **kwargs: Any) -> Any:
+            result = await fn(*args, **kwargs)
+            record(name, kwargs)
+            return result
+
+        return logged_async
+
+    @functools.wraps(fn)
+    def logged(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        record(name, kwargs)
+        return result
+
+    return logged
+
+
+def run_session(
+    spec: str,
+    plan_path: str | None,
+    *,
+    runs: int,
+    workdir: Path,
+    inputs: dict[str, Any] | None = None,
+    lease: float = 1.0,
+    max_restarts: int | None = None,
+    progress: Any = None,
+) -> ChaosReport:
+    """Run ``runs`` runs of the target under the plan, restarting crashed children; report."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f"chaos-{int(time.time() * 1000)}.jsonl"
+    since = time.time()
+    restarts = 0
+    limit = max_restarts if max_restarts is not None else runs + 10
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = [
+        spec,
+        plan_path or "",
+        str(log),
+        str(runs),
+        repr(since),
+        json.dumps(inputs or {}),
+        str(lease),
+    ]
+    while True:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "seawall.chaos", "--child", *args],
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode == 0:
+            break
+        if done.returncode != -signal.SIGKILL or restarts >= limit:
+            message = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+            raise RuntimeError(f"chaos child exited with {done.returncode}: {message[0]}")
+        restarts += 1
+        if progress is not None:
+            progress(f"process killed by an injected crash; restart {restarts}, resuming")
+        time.sleep(lease * 1.3)
+    return check(spec, log, since, restarts)
+
+
+def check(spec: str, log: Path, since: float, restarts: int) -> ChaosReport:
+    """Read the session's ledger and log; attribute faults and check the invariants."""
+    app, _, name = load_target(spec)
+    try:
+        entries = (
+            [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        )
+        top = _session_runs(app, name, since)
+        family = list(top)
+        for run in top:
+            family.extend(app.runs(parent_run_id=run.run_id, limit=100_000))
+        statuses: dict[str, int] = {}
+        for run in top:
+            statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
+        report = ChaosReport(runs=len(top), restarts=restarts, statuses=statuses)
+        report.faults = [
+            _attribute(app, entry) for entry in entries if entry.get("event") == "fault"
+        ]
+        report.invariants = {
+            "nothing lost": _nothing_lost(app, family),
+            "no duplicate side effects": _no_duplicates(app, entries),
+            "no partial artifacts visible": _no_partial_artifacts(app, family),
+            "no unverified commits": _no_unverified(app, family),
+        }
+        return report
+    finally:
+        app.close()
+
+
+def _attribute(app: Seawall, entry: dict[str, Any]) -> dict[str, Any]:
+    run_id = entry.get("run_id")
+    run = app.store.get_run(run_id) if run_id else None
+    recovery = "-"
+    observed = None
+    if run is not None:
+        observed = None if run.error_class is None else run.error_class.value
+        attempts = app.store.list_attempts(run.run_id)
+        if attempts and attempts[0].error_class is not None and observed is None:
+            observed = attempts[0].error_class.value
+        recovery = _recovery(app, entry["kind"], run, len(attempts))
+    return {
+        "target": entry["target"],
+        "kind": entry["kind"],
+        "call": entry["call"],
+        "run_id": run_id,
+        "class": CLASS_OF[entry["kind"]],
+        "observed_class": observed,
+        "recovery": recovery,
+        "final_status": None if run is None else run.status.value,
+    }
+
+
+def _recovery(app: Seawall, kind: str, run: RunRecord, attempts: int) -> str:  # noqa: PLR0911 - one answer per outcome
+    status = run.status
+    if status is RunStatus.QUARANTINED:
+        return "quarantined"
+    if status is RunStatus.AWAITING_HUMAN or app.store.list_handoffs(run_id=run.run_id):
+        return "handed off"
+    if app.store.list_compensations(run.run_id):
+        return "compensated"
+    if (
+        kind in ("crash", "crash_after_effect", "partial_artifacts")
+        and status is RunStatus.SUCCEEDED
+    ):
+        return (
+            "rolled back and resumed" if kind == "partial_artifacts" else "resumed from the journal"
+        )
+    if status is RunStatus.SUCCEEDED:
+        return "retried" if attempts > 1 or kind in ("exception", "timeout") else "absorbed"
+    if run.parent_run_id is not None and app.runs(
+        parent_run_id=run.parent_run_id, status="skipped"
+    ):
+        return "contained"
+    return f"ended {status.value} (not committed)"
+
+
+def _nothing_lost(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]:
+    open_runs = [
+        r.run_id for r in runs if not r.status.final and r.status is not RunStatus.AWAITING_HUMAN
+    ]
+    failed = {r.run_id for r in runs if r.status is RunStatus.FAILED}
+    queued = {e.run_id for e in app.dlq.list(status=None, limit=1_000_000)}
+    missing = sorted(failed - queued)
+    return {
+        "ok": not open_runs and not missing,
+        "unfinished": open_runs,
+        "failed_not_in_dlq": missing,
+        "checked": len(runs),
+    }
+
+
+def _no_duplicates(app: Seawall, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    seen: dict[tuple[str, str], int] = {}
+    unchecked = 0
+    for entry in entries:
+        if entry.get("event") != "mutation":
+            continue
+        if entry["key"] is None:
+            unchecked += 1
+            continue
+        spec = app.tools.get(entry["tool"])
+        if spec is not None and spec.idempotent:
+            continue
+        pair = (entry["tool"], entry["key"])
+        seen[pair] = seen.get(pair, 0) + 1
+    duplicates = [f"{tool} {key}" for (tool, key), count in seen.items() if count > 1]
+    return {
+        "ok": not duplicates,
+        "duplicates": duplicates,
+        "checked": len(seen),
+        "without_key": unchecked,
+    }
+
+
+def _no_partial_artifacts(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]:
+    destination = app.destination
+    if destination is None:
+        return {"ok": True, "checked": 0, "note": "the app has no artifact destination"}
+    problems = []
+    for run in runs:
+        manifest = destination.manifest(run.run_id)
+        if run.status is not RunStatus.SUCCEEDED:
+            if manifest is not None:
+                problems.append(f"{run.run_id}: visible but the run {run.status.value}")
+            continue
+        recorded = {a.name: a.sha256 for a in app.artifacts_of(run.run_id)}
+        if not recorded:
+            continue
+        if manifest is None or {e.name: e.sha256 for e in manifest.entries} != recorded:
+            problems.append(f"{run.run_id}: manifest missing or different from the ledger")
+            continue
+        problems.extend(
+            f"{run.run_id}: {entry.name} does not match its manifest"
+            for entry in manifest.entries
+            if digest(destination.read_bytes(run.run_id, entry.name)) != entry.sha256
+        )
+    return {"ok": not problems, "problems": problems, "checked": len(runs)}
+
+
+def _no_unverified(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]:
+    problems = []
+    checked = 0
+    for run in runs:
+        spec = app.agents.get(run.agent)
+        if run.status is not RunStatus.SUCCEEDED or spec is None or not spec.verify:
+            continue
+        checked += 1
+        verdicts = [v for v in app.verdicts(run.run_id) if v.kind in {"output", "handoff"}]
+        if not verdicts:
+            if not app.store.list_handoffs(run_id=run.run_id):
+                problems.append(f"{run.run_id}: succeeded without a verdict")
+            continue
+        last_attempt = max(v.attempt for v in verdicts)
+        final = [v for v in verdicts if v.attempt == last_attempt]
+        if not all(v.passed for v in final) and not app.store.list_handoffs(run_id=run.run_id):
+            problems.append(f"{run.run_id}: committed with a failing verdict")
+    return {"ok": not problems, "problems": problems, "checked": checked}
