@@ -1,188 +1,199 @@
-"""The embedded demo: an offline "research and publish" agent that meets real failures.
+"""The embedded demo: a "research → draft → review → publish" graph under a chaos plan.
 
-Everything runs locally on the SQLite ledger, with no network and no API key. The "model" is
-a deterministic stand-in (clearly labelled as such) that produces text from the inputs.
+Everything runs locally on the SQLite ledger with no network and no API key: the "model" is a
+deterministic stand-in, clearly labelled as such. With ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``
+set (or ``seawall demo --model NAME``), the model tool calls that OpenAI-compatible endpoint.
 
-Scenarios:
+The chaos plan exercises the four failure classes:
 
-1. A flaky search index fails twice with a connection error: the tool's retry policy absorbs
-   it inside the step and the run succeeds.
-2. The agent itself fails transiently after publishing (a mutating, idempotent call): the
-   next attempt serves every completed step from the journal, so the article is published
-   exactly once.
-3. Bad input: the agent raises a permanent error before any side effect; no retry, the run
-   ends ``clean_abort``.
-4. A child process is killed with SIGKILL in the middle of a run; ``resume`` takes the run
-   over once its lease lapses and finishes it without repeating a published article.
+- clean abort: the document store fails once (a transient error) and the call is retried;
+- partial write: the notification tool's process is killed right after it notified, before the
+  journal heard of it; the run resumes and the idempotent tool is re-issued with the same key;
+- silent drift: the drafting agent returns a draft without sources; its verifier rejects it and
+  the retry, which reads the verifier's feedback, cites them;
+- cascade: research fails for good in one run; its dependents are not started (contained).
 
-Run it with ``seawall demo``.
+The module-level ``app`` and ``publish`` graph are what ``seawall chaos run`` imports in its child
+processes; ``SEAWALL_DEMO_LEDGER`` and ``SEAWALL_DEMO_WORKDIR`` say where they live.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
+import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from seawall import AsyncContext, Context, PermanentError, Retry, RunResult, Seawall
+from seawall import Context, From, Graph, Input, OnDrift, Retry, Seawall, verify
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+OFFLINE_MODEL = "offline-stand-in (deterministic, not an LLM)"
+MIN_BODY = 20
+TOPICS = ("circuit breakers", "idempotency keys", "staging then commit", "dead-letter queues")
 
-MODEL = "offline-demo-model (deterministic stand-in, not an LLM)"
-DEMO_LEASE = 1.0
-CRASH_AT_SECTION = 2
+WORKDIR = Path(os.environ.get("SEAWALL_DEMO_WORKDIR", ".seawall/demo"))
+LEDGER = os.environ.get("SEAWALL_DEMO_LEDGER", f"sqlite:///{WORKDIR / 'ledger.db'}")
+MODEL = os.environ.get("SEAWALL_DEMO_MODEL") or os.environ.get("OPENAI_MODEL") or ""
+
+app = Seawall(
+    LEDGER,
+    artifacts=WORKDIR / "published",
+    staging=WORKDIR / "staging",
+    retry=Retry(attempts=3, initial=0.02, max_delay=0.1),
+)
+
+_DOCUMENTS = {
+    "circuit breakers": [
+        "A breaker opens after repeated failures.",
+        "It half-opens after a cooldown.",
+    ],
+    "idempotency keys": ["A key makes a retried call safe.", "Providers dedupe on it."],
+    "staging then commit": ["Write to staging first.", "Publish all files at once."],
+    "dead-letter queues": ["Failed work is parked with its input.", "Redrive it after a fix."],
+}
 
 
-def build_app(ledger: str, workdir: Path) -> Demo:  # noqa: C901 - the demo's tools live here
-    """Build the demo app: tools write into ``workdir``; the ledger is ``ledger``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    published = workdir / "published.jsonl"
-    crash_marker = workdir / "crash-once"
-    flaky = {"left": 0}
-    app = Seawall(ledger, lease=DEMO_LEASE, retry=Retry(attempts=3, initial=0.05, max_delay=0.2))
+@app.tool(retry=Retry(attempts=3, initial=0.01, max_delay=0.05))
+def documents(topic: str) -> list[str]:
+    """The local document store."""
+    return _DOCUMENTS.get(topic, [f"Nothing on {topic} yet."])
 
-    @app.tool(retry=Retry(attempts=4, initial=0.02, max_delay=0.1))
-    def search(topic: str) -> list[dict[str, str]]:
-        """A local document index; fails while ``flaky['left']`` > 0."""
-        if flaky["left"] > 0:
-            flaky["left"] -= 1
-            raise ConnectionError("search index unreachable (injected by the demo)")
-        return [
-            {
-                "title": f"{topic}: a field guide",
-                "snippet": f"What practitioners know about {topic}.",
-            },
-            {"title": f"Failures of {topic}", "snippet": f"Where {topic} breaks, and why."},
-        ]
 
-    @app.tool
-    def model(prompt: str) -> dict[str, Any]:
-        """The offline model stand-in: deterministic text and token counts."""
-        words = prompt.split()
-        text = " ".join(words[: min(len(words), 24)])
+@app.tool(retry=Retry(attempts=3, initial=0.05, max_delay=1.0))
+def model(prompt: str) -> dict[str, Any]:
+    """The model: an OpenAI-compatible endpoint when configured, else the offline stand-in."""
+    base, key = os.environ.get("OPENAI_BASE_URL"), os.environ.get("OPENAI_API_KEY")
+    if base and key and MODEL:
+        body = json.dumps(
+            {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - the user's own configured endpoint
+            base.rstrip("/") + "/chat/completions",
+            data=body,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            answer = json.loads(response.read())
+        usage = answer.get("usage") or {}
         return {
-            "text": f"[{MODEL}] {text}",
-            "usage": {"input_tokens": len(words) * 4, "output_tokens": 48},
+            "model": MODEL,
+            "text": answer["choices"][0]["message"]["content"],
+            "input_tokens": int(usage.get("prompt_tokens", 0)),
+            "output_tokens": int(usage.get("completion_tokens", 0)),
         }
-
-    @app.tool(mutating=True, idempotent=True)
-    def publish(title: str, body: str, idempotency_key: str) -> dict[str, str]:
-        """Append the article to the published log, once per idempotency key."""
-        record = {"key": idempotency_key, "title": title, "words": len(body.split())}
-        seen = set()
-        if published.exists():
-            seen = {json.loads(line)["key"] for line in published.read_text().splitlines()}
-        if idempotency_key not in seen:
-            with published.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-        return {"url": f"file://published/{idempotency_key}"}
-
-    failures = {"after_publish": 0}
-
-    @app.agent(name="research")
-    def research(ctx: Context, topic: str) -> dict[str, Any]:
-        """Search, draft three sections with the model, publish, return the article's URL."""
-        if not topic.strip():
-            raise PermanentError("topic is empty: nothing to research")
-        hits = ctx.call(search, topic)
-        sections = []
-        for index, hit in enumerate([*hits, {"title": "Summary", "snippet": topic}]):
-            if index == CRASH_AT_SECTION and crash_marker.exists():  # scenario 4: die once, mid-run
-                crash_marker.unlink()
-                os.kill(os.getpid(), signal.SIGKILL)
-            reply = ctx.call(model, f"Write about {hit['title']}: {hit['snippet']}")
-            ctx.record_usage(model=MODEL, **reply["usage"], cost_usd=0.0)
-            sections.append(reply["text"])
-        receipt = ctx.call(publish, f"On {topic}", "\n\n".join(sections))
-        if failures["after_publish"] > 0:
-            failures["after_publish"] -= 1
-            raise TimeoutError("the notification service timed out (injected by the demo)")
-        return {"url": receipt["url"], "sections": len(sections), "drafted_at": ctx.now()}
-
-    @app.agent(name="summarise")
-    async def summarise(ctx: AsyncContext, topic: str) -> str:
-        """An async agent: one model call."""
-        reply = await ctx.call(model, f"Summarise {topic}")
-        ctx.record_usage(model=MODEL, **reply["usage"], cost_usd=0.0)
-        return str(reply["text"])
-
-    return Demo(app=app, flaky=flaky, failures=failures, published=published)
+    words = prompt.split()
+    return {
+        "model": OFFLINE_MODEL,
+        "text": " ".join(words[-30:]),
+        "input_tokens": len(words) * 4 // 3,
+        "output_tokens": 40,
+    }
 
 
-@dataclass
-class Demo:
-    """The demo app and the knobs its scenarios turn."""
-
-    app: Seawall
-    flaky: dict[str, int]
-    failures: dict[str, int]
-    published: Path
-
-    def published_keys(self) -> list[str]:
-        """Idempotency keys of every article published so far (duplicates included)."""
-        if not self.published.exists():
-            return []
-        return [json.loads(line)["key"] for line in self.published.read_text().splitlines()]
+def _retract(result: Any, channel: str, message: str, idempotency_key: str) -> None:  # noqa: ARG001 - the compensation signature
+    _log("retracted.jsonl", {"channel": channel, "key": idempotency_key})
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One scenario's outcome, for the summary table."""
+@app.tool(mutating=True, idempotent=True, compensate=_retract)
+def notify(channel: str, message: str, idempotency_key: str) -> str:
+    """A notification service that dedupes on the idempotency key."""
+    sent = _read("notified.jsonl")
+    if idempotency_key not in {entry["key"] for entry in sent}:
+        _log("notified.jsonl", {"channel": channel, "key": idempotency_key, "message": message})
+    return f"notified {channel}"
 
-    title: str
-    recovery: str
-    result: RunResult
+
+def _log(name: str, entry: dict[str, Any]) -> None:
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    with (WORKDIR / name).open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
 
 
-def run_scenarios(
-    ledger: str, workdir: Path, progress: Callable[[str], None]
-) -> tuple[list[Scenario], Demo]:
-    """Run the four scenarios against ``ledger``; ``progress`` is told what starts."""
-    demo = build_app(ledger, workdir)
-    app = demo.app
-    scenarios: list[Scenario] = []
+def _read(name: str) -> list[dict[str, Any]]:
+    path = WORKDIR / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
-    progress("1/4 flaky search index (clean abort inside a step)")
-    demo.flaky["left"] = 2
-    result = app.run("research", topic="retries")
-    scenarios.append(Scenario("flaky tool", "tool retried with backoff", result))
 
-    progress("2/4 agent fails after publishing (partial write)")
-    demo.failures["after_publish"] = 1
-    result = app.run("research", topic="idempotency")
-    scenarios.append(
-        Scenario("failure after a side effect", "retry served journal; published once", result)
+def _think(ctx: Context, prompt: str) -> str:
+    reply = ctx.call(model, prompt)
+    ctx.record_usage(
+        model=reply["model"],
+        input_tokens=reply["input_tokens"],
+        output_tokens=reply["output_tokens"],
+        cost_usd=0.0 if reply["model"] == OFFLINE_MODEL else None,
     )
+    return str(reply["text"])
 
-    progress("3/4 bad input (permanent error)")
-    result = app.run("research", topic="  ")
-    scenarios.append(Scenario("bad input", "no retry: permanent", result))
 
-    progress("4/4 process killed with SIGKILL mid-run, then resumed")
-    subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
-        [sys.executable, "-m", "seawall._demo", "child", ledger, str(workdir)],
-        check=False,
-        capture_output=True,
+@app.agent
+def research(ctx: Context, topic: str) -> dict[str, Any]:
+    """Gather sources on a topic."""
+    sources = ctx.call(documents, topic)
+    return {"topic": topic, "sources": sources, "summary": _think(ctx, " ".join(sources))}
+
+
+def _cites(draft: dict[str, Any]) -> bool:
+    return bool(draft.get("sources")) and "[source]" in str(draft.get("body", ""))
+
+
+@app.agent(
+    verify=[verify.rule(_cites, "the draft must cite its sources with [source]")],
+    on_drift=OnDrift(retries=2, then="quarantine"),
+)
+def draft(ctx: Context, notes: dict[str, Any]) -> dict[str, Any]:
+    """Write a draft; a retry reads the verifier's feedback."""
+    text = _think(ctx, f"Write about {notes['topic']}: {notes['summary']}")
+    body = f"{text} [source] " + " ".join(notes["sources"])
+    return {"title": notes["topic"].title(), "body": body, "sources": notes["sources"]}
+
+
+@app.agent
+def review(ctx: Context, draft: dict[str, Any]) -> dict[str, Any]:
+    """A second look: a length check at a verification gate."""
+    ctx.verify(
+        draft["body"], verify.rule(lambda body: len(body) > MIN_BODY, "the draft is too short")
     )
-    time.sleep(DEMO_LEASE * 1.5)
-    resumed = app.resume()
-    crashed = [r for r in resumed if r.agent == "research"]
-    if crashed:
-        scenarios.append(Scenario("SIGKILL mid-run", "resumed from the journal", crashed[-1]))
-    summary = app.run("summarise", topic="failure classes")
-    scenarios.append(Scenario("async agent", "-", summary))
-    return scenarios, demo
+    return {**draft, "reviewed": True}
 
 
-if __name__ == "__main__":  # pragma: no cover - the demo runs this in a child process
-    if len(sys.argv) == 4 and sys.argv[1] == "child":  # noqa: PLR2004
-        demo = build_app(sys.argv[2], Path(sys.argv[3]))
-        (Path(sys.argv[3]) / "crash-once").touch()
-        demo.app.run("research", topic="circuit breakers")
+@app.agent
+def publish_article(ctx: Context, article: dict[str, Any]) -> str:
+    """Stage the article (published atomically on success) and notify the team."""
+    ctx.artifacts.write_text(
+        f"{article['title']}.md", f"# {article['title']}\n\n{article['body']}\n"
+    )
+    ctx.call(notify, "#articles", f"Published: {article['title']}")
+    return f"published {article['title']}"
+
+
+publish = Graph("publish", max_concurrency=2)
+publish.add(research, inputs={"topic": Input("topic")})
+publish.add(draft, inputs={"notes": From("research")})
+publish.add(review, inputs={"draft": From("draft")})
+publish.add(publish_article, name="publish", inputs={"article": From("review")})
+app.graph(publish)
+
+PLAN = """
+seed = 7
+
+[[fault]]              # clean abort: the document store fails once; the call is retried
+target = "tool:documents"
+kind = "exception"
+on_call = 1
+
+[[fault]]              # silent drift: a draft without sources; the verifier rejects it
+target = "agent:draft"
+kind = "drift"
+on_call = 2
+value = { title = "Idempotency Keys", body = "trust me", sources = [] }
+
+[[fault]]              # partial write: killed right after notifying, before the journal knew
+target = "tool:notify"
+kind = "crash_after_effect"
+on_call = 3
+
+[[fault]]              # cascade: research fails for good; its dependents are not started
+target = "agent:research"
+kind = "upstream"
+on_call = 4
+"""

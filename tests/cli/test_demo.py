@@ -1,8 +1,9 @@
-"""`seawall demo` (what `make demo` runs) works, and works twice on the same ledger."""
+"""`seawall demo` (what `make demo` runs) works, hits the four failure classes, and works twice."""
 
 from __future__ import annotations
 
-import json
+import os
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -13,25 +14,37 @@ from seawall.cli import cli
 runner = CliRunner()
 
 
-def test_demo_runs_every_scenario_twice(tmp_path: Path, ledger_url: str) -> None:
-    """The demo finishes, publishes without duplicates, and a second run adds to the ledger."""
+def test_demo_exercises_the_four_classes_and_runs_twice(
+    tmp_path: Path, ledger_url: str, monkeypatch
+) -> None:
+    """The demo injects one fault per class, recovers each, keeps the invariants, twice."""
+    monkeypatch.chdir(tmp_path)
     args = ["demo", "--ledger", ledger_url, "--workdir", str(tmp_path / "work")]
-    first = runner.invoke(cli, args)
-    assert 0 == first.exit_code, first.output
-    assert "duplicates: 0" in first.output
-    assert "SIGKILL" in first.output
-    second = runner.invoke(cli, args)
-    assert 0 == second.exit_code, second.output
-    assert "duplicates: 0" in second.output
+    for _ in range(2):
+        result = runner.invoke(cli, args)
+        assert 0 == result.exit_code, result.output
+        for text in (
+            "clean_abort",
+            "silent_drift",
+            "partial_write",
+            "cascade",
+            "contained",
+            "Invariants held",
+        ):
+            assert text in result.output
+        assert "offline-stand-in" in result.output
     app = Seawall(ledger_url)
     try:
-        runs = app.runs(limit=100)
-        assert 10 == len(runs)
-        assert 2 == len([r for r in runs if r.status.value == "failed"])
-        keys = [
-            json.loads(line)["key"]
-            for line in (tmp_path / "work" / "published.jsonl").read_text().splitlines()
-        ]
-        assert len(keys) == len(set(keys)) == 6
+        graphs = [r for r in app.runs(agent="publish", limit=100) if r.parent_run_id is None]
+        assert 8 == len(graphs)
+        assert 2 == len([g for g in graphs if g.status.value == "failed"])
+        notified = (tmp_path / "work" / "notified.jsonl").read_text().splitlines()
+        assert 6 == len(notified)
+        assert 6 == len(list((tmp_path / "work" / "published").iterdir()))
     finally:
         app.close()
+    for key in ("SEAWALL_DEMO_LEDGER", "SEAWALL_DEMO_WORKDIR"):
+        os.environ.pop(key, None)
+    demo_module = sys.modules.pop("seawall._demo", None)
+    if demo_module is not None:
+        demo_module.app.close()

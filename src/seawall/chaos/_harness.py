@@ -109,9 +109,11 @@ def child_main(argv: list[str]) -> int:
     _log_mutations(app, Path(log))
     install(app, FaultPlan.load(plan_path) if plan_path else FaultPlan(), log)
     app.resume()
-    remaining = int(runs) - len(_session_runs(app, name, float(since)))
-    for _ in range(max(0, remaining)):
-        app.run(target, **json.loads(inputs))
+    started = len(_session_runs(app, name, float(since)))
+    given = json.loads(inputs)
+    choices = given if isinstance(given, list) else [given]
+    for index in range(started, int(runs)):
+        app.run(target, **choices[index % len(choices)])
     app.close()
     return 0
 
@@ -168,12 +170,16 @@ def run_session(
     *,
     runs: int,
     workdir: Path,
-    inputs: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | list[dict[str, Any]] | None = None,
     lease: float = 1.0,
     max_restarts: int | None = None,
     progress: Any = None,
 ) -> ChaosReport:
-    """Run ``runs`` runs of the target under the plan, restarting crashed children; report."""
+    """Run ``runs`` runs of the target under the plan, restarting crashed children; report.
+
+    ``inputs`` is one dict for every run, or a list used in turn (run ``i`` gets item
+    ``i % len``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"chaos-{int(time.time() * 1000)}.jsonl"
     since = time.time()
@@ -214,31 +220,25 @@ def run_session(
 
 def check(spec: str, log: Path, since: float, restarts: int) -> ChaosReport:
     """Read the session's ledger and log; attribute faults and check the invariants."""
+    # The app belongs to the imported module (and may be in use by the caller): not closed here.
     app, _, name = load_target(spec)
-    try:
-        entries = (
-            [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-        )
-        top = _session_runs(app, name, since)
-        family = list(top)
-        for run in top:
-            family.extend(app.runs(parent_run_id=run.run_id, limit=100_000))
-        statuses: dict[str, int] = {}
-        for run in top:
-            statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
-        report = ChaosReport(runs=len(top), restarts=restarts, statuses=statuses)
-        report.faults = [
-            _attribute(app, entry) for entry in entries if entry.get("event") == "fault"
-        ]
-        report.invariants = {
-            "nothing lost": _nothing_lost(app, family),
-            "no duplicate side effects": _no_duplicates(app, entries),
-            "no partial artifacts visible": _no_partial_artifacts(app, family),
-            "no unverified commits": _no_unverified(app, family),
-        }
-        return report
-    finally:
-        app.close()
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    top = _session_runs(app, name, since)
+    family = list(top)
+    for run in top:
+        family.extend(app.runs(parent_run_id=run.run_id, limit=100_000))
+    statuses: dict[str, int] = {}
+    for run in top:
+        statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
+    report = ChaosReport(runs=len(top), restarts=restarts, statuses=statuses)
+    report.faults = [_attribute(app, entry) for entry in entries if entry.get("event") == "fault"]
+    report.invariants = {
+        "nothing lost": _nothing_lost(app, family),
+        "no duplicate side effects": _no_duplicates(app, entries),
+        "no partial artifacts visible": _no_partial_artifacts(app, family),
+        "no unverified commits": _no_unverified(app, family),
+    }
+    return report
 
 
 def _attribute(app: Seawall, entry: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,9 @@ def run(
     ],
     runs: Annotated[int, typer.Option(min=1, help="Runs of the target.")] = 10,
     seed: Annotated[int | None, typer.Option(help="Override the plan's seed.")] = None,
-    inputs: Annotated[str, typer.Option(help="The target's inputs as JSON.")] = "{}",
+    inputs: Annotated[
+        str, typer.Option(help="The target's inputs as JSON (a list: one item per run, in turn).")
+    ] = "{}",
     lease: Annotated[
         float, typer.Option(help="Lease seconds in the children (short: crashes resume fast).")
     ] = 1.0,
