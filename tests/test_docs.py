@@ -61,6 +61,17 @@ def test_cli_reference_is_generated_from_the_cli() -> None:
     assert render() == (ROOT / "docs" / "cli-reference.md").read_text(encoding="utf-8")
 
 
+def test_toml_blocks_are_valid_fault_plans() -> None:
+    """Every ```toml block in the docs parses and is a valid chaos fault plan."""
+    import tomllib
+
+    from seawall.chaos import FaultPlan
+
+    for page in PAGES:
+        for block in re.findall(r"```toml\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL):
+            assert FaultPlan.from_dict(tomllib.loads(block)).faults, page.name
+
+
 def test_shell_blocks_name_real_commands() -> None:
     """Every `seawall ...` line of a ```sh block in the docs names a command the CLI has."""
     import typer
