@@ -6,7 +6,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from seawall.errors import ConfigurationError
 
@@ -22,18 +22,7 @@ Kind = Literal[
     "contradict",
     "upstream",
 ]
-KINDS: Final = (
-    "exception",
-    "permanent",
-    "timeout",
-    "crash",
-    "crash_after_effect",
-    "partial_artifacts",
-    "drift",
-    "slow",
-    "contradict",
-    "upstream",
-)
+KINDS: Final[tuple[str, ...]] = get_args(Kind)
 _AGENT_ONLY: Final = frozenset({"drift", "partial_artifacts", "upstream"})
 _TOOL_ONLY: Final = frozenset({"crash_after_effect", "contradict"})
 CLASS_OF: Final = {
