@@ -9,13 +9,15 @@ may still publish it).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seawall.artifacts._staging import remove_tree
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from seawall.ledger import RunRecord, Store
 
 
@@ -38,7 +40,9 @@ class GcEntry:
     reason: str
 
 
-def staging_verdict(run: RunRecord | None, attempt: int | None, now: float) -> tuple[bool, str]:
+def staging_verdict(  # noqa: PLR0911 - one verdict per line, first match wins
+    run: RunRecord | None, attempt: int | None, now: float
+) -> tuple[bool, str]:
     """Decide whether a staging folder is garbage (pure: no I/O).
 
     Args:
@@ -82,8 +86,6 @@ def collect(store: Store, root: Path, now: float, *, dry_run: bool = False) -> l
                 remove_tree(attempt_dir)
             entries.append(GcEntry(run_dir.name, attempt, str(attempt_dir), remove, reason))
         if not dry_run:
-            try:
+            with contextlib.suppress(OSError):
                 run_dir.rmdir()
-            except OSError:
-                pass
     return entries

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from seawall.errors import ArtifactNameError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MANIFEST_NAME: Final = ".seawall-manifest.json"
 """The manifest's file name at the destination; no artifact may use it."""
@@ -38,7 +40,7 @@ def check_name(name: object) -> str:
     return name
 
 
-def _problem(name: str) -> str | None:  # noqa: PLR0911 - one rule per line, first match wins
+def _problem(name: str) -> str | None:  # noqa: C901, PLR0911 - one rule per line, first match wins
     if not name:
         return "is empty"
     if "\x00" in name:
@@ -47,7 +49,9 @@ def _problem(name: str) -> str | None:  # noqa: PLR0911 - one rule per line, fir
         return "contains a control character"
     if "\\" in name:
         return "contains a backslash (use '/' between folders)"
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":" and name[0].isascii() and name[0].isalpha()):
+    if name.startswith("/") or (
+        len(name) > 1 and name[1] == ":" and name[0].isascii() and name[0].isalpha()
+    ):
         return "is an absolute path"
     parts = name.split("/")
     if any(part in ("..", ".") for part in parts):

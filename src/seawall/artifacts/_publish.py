@@ -72,14 +72,14 @@ class LocalDestination:
             )
 
     def publish(self, run_id: str, staging: Path, manifest: Manifest) -> None:
-        """Rename the sealed staging folder to ``<root>/<run_id>`` (copy then rename across devices)."""
+        """Rename the sealed staging folder to ``<root>/<run_id>``."""
         target = self.root / run_id
         self._prepare()
         if self.manifest(run_id) == manifest:
             return
         _faults.point("commit.publish")
         try:
-            os.rename(staging, target)
+            staging.rename(target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise DestinationError(
@@ -98,7 +98,7 @@ class LocalDestination:
             shutil.copytree(staging, temporary)
             if self.sync:
                 fsync_tree(temporary)
-            os.rename(temporary, target)
+            temporary.rename(target)
         except OSError as exc:
             remove_tree(temporary)
             raise DestinationError(

@@ -167,11 +167,11 @@ class StagingArea:
         """Names staged so far, sorted."""
         if not self.dir.exists():
             return []
-        names = []
-        for path in self.dir.rglob("*"):
-            if path.is_symlink() or path.is_file():
-                names.append(path.relative_to(self.dir).as_posix())
-        return sorted(names)
+        return sorted(
+            path.relative_to(self.dir).as_posix()
+            for path in self.dir.rglob("*")
+            if path.is_symlink() or path.is_file()
+        )
 
     def _check_size(self, name: str, size: int) -> None:
         if size > self.max_bytes:
@@ -187,9 +187,7 @@ class StagingArea:
 
     def staged(self) -> bool:
         """Whether any file was staged (empty folders do not count)."""
-        return self.dir.exists() and any(
-            p.is_file() or p.is_symlink() for p in self.dir.rglob("*")
-        )
+        return self.dir.exists() and any(p.is_file() or p.is_symlink() for p in self.dir.rglob("*"))
 
     def seal(self, *, sync: bool = False) -> Manifest:
         """Check every staged file and write the manifest into the staging folder.
@@ -211,7 +209,7 @@ class StagingArea:
             path = self.dir / name
             if path.is_symlink():
                 raise ArtifactError(
-                    f"artifact {name!r} is a symlink (to {os.readlink(path)!r}); symlinks are "
+                    f"artifact {name!r} is a symlink (to {str(path.readlink())!r}); symlinks are "
                     "not published, since they could point outside the run. Write the file itself",
                     artifact=name,
                 )
@@ -239,7 +237,7 @@ class StagingArea:
 
 
 def fsync_tree(root: Path) -> None:
-    """fsync every file and folder under ``root`` (and ``root`` itself)."""
+    """Fsync every file and folder under ``root`` (and ``root`` itself)."""
     for folder, _, files in os.walk(root):
         for name in files:
             fd = os.open(Path(folder) / name, os.O_RDONLY)
@@ -251,7 +249,7 @@ def fsync_tree(root: Path) -> None:
 
 
 def fsync_dir(folder: Path) -> None:
-    """fsync a folder so a rename or a new entry in it is durable."""
+    """Fsync a folder so a rename or a new entry in it is durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
