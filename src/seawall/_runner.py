@@ -185,15 +185,16 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 failure.error_class = ErrorClass.SILENT_DRIFT
                 failure.cause = FailureCause.VERIFICATION_FAILED
             retry_delay: float | None = None
-            if replay_source is not None:
-                pass  # a recorded replay shows what the code does with the journal, once
-            elif drift and drift_retries < spec.on_drift.retries:
+            # A recorded replay shows what the code does with the journal, once: never retried.
+            may_retry = replay_source is None
+            if may_retry and drift and drift_retries < spec.on_drift.retries:
                 drift_retries += 1
                 retry_delay = 0.0
                 feedback = tuple(getattr(error, "feedback", None) or ())
                 fresh_reads = True
             elif (
-                not drift
+                may_retry
+                and not drift
                 and failure.cause is not FailureCause.CANCELLED
                 and not isinstance(error, _NEVER_RETRY)
             ):
