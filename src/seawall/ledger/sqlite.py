@@ -88,6 +88,12 @@ _COMPLETE_STEP: Final = (
     "error_message = ?, tries = ? WHERE run_id = ? AND seq = ?"
 )
 _INSERT_BLOB: Final = "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?, ?, ?, ?)"
+# The columns a run's outcome sets, in the order ``_outcome_fields`` gives their values.
+_SET_OUTCOME: Final = (
+    "output_hash = ?, output = ?, error_class = ?, failure_cause = ?, error_type = ?, "
+    "error_message = ?, error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, "
+    "attempts = ?"
+)
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -462,25 +468,13 @@ class SQLiteStore:
         with self._write(durable=True) as db:
             _put_blobs(db, blobs)
             db.execute(
-                "UPDATE runs SET status = ?, end_time = ?, output_hash = ?, output = ?, "
-                "error_class = ?, failure_cause = ?, error_type = ?, error_message = ?, "
-                "error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, "
-                "attempts = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?, "
-                "phase = NULL, commit_json = NULL WHERE run_id = ?",
+                f"UPDATE runs SET status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, "
+                "lease_expires_at = NULL, updated_at = ?, phase = NULL, commit_json = NULL "
+                "WHERE run_id = ?",
                 (
                     outcome.status.value,
                     outcome.end_time,
-                    outcome.output_hash,
-                    outcome.output_column,
-                    _opt(outcome.error_class),
-                    _opt(outcome.failure_cause),
-                    outcome.error_type,
-                    outcome.error_message,
-                    outcome.error_json,
-                    outcome.input_tokens,
-                    outcome.output_tokens,
-                    outcome.cost_usd,
-                    outcome.attempts,
+                    *_outcome_fields(outcome),
                     outcome.end_time,
                     run_id,
                 ),
@@ -699,25 +693,9 @@ class SQLiteStore:
         with self._write(durable=True) as db:
             _put_blobs(db, blobs)
             db.execute(
-                "UPDATE runs SET status = 'awaiting_human', output_hash = ?, output = ?, "
-                "error_class = ?, failure_cause = ?, error_type = ?, error_message = ?, "
-                "error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, attempts = ?, "
-                "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
-                (
-                    outcome.output_hash,
-                    outcome.output_column,
-                    _opt(outcome.error_class),
-                    _opt(outcome.failure_cause),
-                    outcome.error_type,
-                    outcome.error_message,
-                    outcome.error_json,
-                    outcome.input_tokens,
-                    outcome.output_tokens,
-                    outcome.cost_usd,
-                    outcome.attempts,
-                    outcome.end_time,
-                    run_id,
-                ),
+                f"UPDATE runs SET status = 'awaiting_human', {_SET_OUTCOME}, lease_owner = NULL, "
+                "lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
+                (*_outcome_fields(outcome), outcome.end_time, run_id),
             )
 
     def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
@@ -1509,3 +1487,19 @@ def _prepare_location(path: str) -> None:
             f"beside it, in {folder}. Point --ledger / SEAWALL_LEDGER at a writable location",
             path=path,
         ) from exc
+
+
+def _outcome_fields(outcome: RunOutcome) -> tuple[object, ...]:
+    return (
+        outcome.output_hash,
+        outcome.output_column,
+        _opt(outcome.error_class),
+        _opt(outcome.failure_cause),
+        outcome.error_type,
+        outcome.error_message,
+        outcome.error_json,
+        outcome.input_tokens,
+        outcome.output_tokens,
+        outcome.cost_usd,
+        outcome.attempts,
+    )
