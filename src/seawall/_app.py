@@ -27,7 +27,7 @@ from seawall._drift import decide
 from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
 from seawall._graph import Graph
 from seawall._lease import Leases
-from seawall._payload import DEFAULT_MAX_PAYLOAD, Encoder, PayloadCodec
+from seawall._payload import DEFAULT_MAX_PAYLOAD, Blob, Encoder, PayloadCodec
 from seawall._registry import AgentSpec, ToolSpec
 from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
@@ -628,6 +628,43 @@ class Seawall:
         async with self.slots:
             return await self.start_child(spec, inputs, parent_run_id=None)
 
+    def open_run(
+        self,
+        agent: str,
+        input_hash: str,
+        input_column: bytes,
+        code_version: str | None,
+        blobs: Sequence[Blob] = (),
+        *,
+        workflow: str | None = None,
+        parent_run_id: str | None = None,
+        replay_of: str | None = None,
+        replay_mode: str | None = None,
+        node: str | None = None,
+    ) -> tuple[str, float]:
+        """Record a new run, leased to this process, and return its id and start time."""
+        run_id = new_run_id()
+        now = time.time()
+        self.store.create_run(
+            NewRun(
+                run_id=run_id,
+                agent=agent,
+                start_time=now,
+                input_hash=input_hash,
+                input_column=input_column,
+                code_version=code_version,
+                owner=self.leases.owner,
+                lease_expires_at=now + self.leases.duration,
+                workflow=workflow,
+                parent_run_id=parent_run_id,
+                replay_of=replay_of,
+                replay_mode=replay_mode,
+                node=node,
+            ),
+            blobs,
+        )
+        return run_id, now
+
     async def start_child(
         self,
         spec: AgentSpec,
@@ -645,23 +682,15 @@ class Seawall:
         data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
         input_hash = _payload.digest(data)
         column, blobs = _payload.pack(data, inputs, input_hash)
-        run_id = new_run_id()
-        now = time.time()
-        self.store.create_run(
-            NewRun(
-                run_id=run_id,
-                agent=spec.name,
-                start_time=now,
-                input_hash=input_hash,
-                input_column=column,
-                code_version=spec.code_version,
-                owner=self.leases.owner,
-                lease_expires_at=now + self.leases.duration,
-                parent_run_id=parent_run_id,
-                workflow=workflow,
-                node=node,
-            ),
+        run_id, now = self.open_run(
+            spec.name,
+            input_hash,
+            column,
+            spec.code_version,
             blobs,
+            parent_run_id=parent_run_id,
+            workflow=workflow,
+            node=node,
         )
         if spec.breaker is not None:
             try:
@@ -749,22 +778,7 @@ class Seawall:
         data = self.codec.dumps(inputs, f"inputs of graph {graph.name!r}")
         input_hash = _payload.digest(data)
         column, blobs = _payload.pack(data, inputs, input_hash)
-        run_id = new_run_id()
-        now = time.time()
-        self.store.create_run(
-            NewRun(
-                run_id=run_id,
-                agent=graph.name,
-                start_time=now,
-                input_hash=input_hash,
-                input_column=column,
-                code_version=None,
-                owner=self.leases.owner,
-                lease_expires_at=now + self.leases.duration,
-                workflow=graph.name,
-            ),
-            blobs,
-        )
+        run_id, _ = self.open_run(graph.name, input_hash, column, None, blobs, workflow=graph.name)
         return await run_graph(self, graph, run_id, inputs)
 
     def agent_runner(self, parent_run_id: str) -> Callable[[Any, dict[str, Any]], Any]:

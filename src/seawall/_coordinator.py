@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from seawall import _payload
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input, Node
-from seawall.ledger import AttemptOutcome, NewRun, RunOutcome, RunQuery
+from seawall.ledger import AttemptOutcome, RunOutcome, RunQuery
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
@@ -209,23 +209,14 @@ def _skip(
     message = f"not started: upstream node {blocker_name!r} {blocker.status.value}" + (
         " (its breaker is open)" if breaker else ""
     )
-    child_id = _new_id()
-    now = time.time()
-    app.store.create_run(
-        NewRun(
-            run_id=child_id,
-            agent=spec.name,
-            start_time=now,
-            input_hash=_EMPTY_HASH,
-            input_column=_EMPTY_COLUMN,
-            code_version=spec.code_version,
-            owner=app.leases.owner,
-            lease_expires_at=now + app.leases.duration,
-            parent_run_id=run_id,
-            workflow=graph.name,
-            node=node.name,
-        ),
-        [],
+    child_id, now = app.open_run(
+        spec.name,
+        _EMPTY_HASH,
+        _EMPTY_COLUMN,
+        spec.code_version,
+        parent_run_id=run_id,
+        workflow=graph.name,
+        node=node.name,
     )
     error = {"code": "upstream_failed", "type": "Skipped", "message": message, "blocked_by": chain}
     app.store.finish_run(
@@ -336,12 +327,6 @@ def _finish(
     result = app.result_of(run_id)
     nodes = {name: app.result_of(s.run_id) for name, s in settled.items()}
     return result.with_nodes(nodes)
-
-
-def _new_id() -> str:
-    from seawall._app import new_run_id  # noqa: PLC0415 - shared with the app, avoids a cycle
-
-    return new_run_id()
 
 
 _EMPTY_COLUMN = b"J{}"

@@ -18,7 +18,7 @@ from seawall import _payload
 from seawall._diff import diff
 from seawall._failures import FailureCause, RunStatus
 from seawall.errors import RegistrationError, SnapshotError, UsageError
-from seawall.ledger import NewRun, RunQuery
+from seawall.ledger import RunQuery
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
@@ -137,25 +137,16 @@ async def replay(
     inputs = snapshot(app, original)
     columns = app.store.get_run_io(run_id)
     assert columns is not None  # noqa: S101 - snapshot() checked it
-    new_id = _payload_run_id()
-    now = time.time()
-    app.store.create_run(
-        NewRun(
-            run_id=new_id,
-            agent=spec.name,
-            start_time=now,
-            input_hash=original.input_hash,
-            input_column=columns[0],
-            code_version=spec.code_version,
-            owner=app.leases.owner,
-            lease_expires_at=now + app.leases.duration,
-            parent_run_id=parent_run_id or original.parent_run_id,
-            replay_of=run_id,
-            replay_mode=mode,
-            workflow=original.workflow,
-            node=original.node,
-        ),
-        [],
+    new_id, now = app.open_run(
+        spec.name,
+        original.input_hash,
+        columns[0],
+        spec.code_version,
+        parent_run_id=parent_run_id or original.parent_run_id,
+        replay_of=run_id,
+        replay_mode=mode,
+        workflow=original.workflow,
+        node=original.node,
     )
     result = await execute_run(
         app,
@@ -205,23 +196,14 @@ async def _replay_graph(
     }
     columns = app.store.get_run_io(original.run_id)
     assert columns is not None  # noqa: S101 - snapshot() checked it
-    new_id = _payload_run_id()
-    now = time.time()
-    app.store.create_run(
-        NewRun(
-            run_id=new_id,
-            agent=graph.name,
-            start_time=now,
-            input_hash=original.input_hash,
-            input_column=columns[0],
-            code_version=None,
-            owner=app.leases.owner,
-            lease_expires_at=now + app.leases.duration,
-            workflow=graph.name,
-            replay_of=original.run_id,
-            replay_mode=mode,
-        ),
-        [],
+    new_id, _ = app.open_run(
+        graph.name,
+        original.input_hash,
+        columns[0],
+        None,
+        workflow=graph.name,
+        replay_of=original.run_id,
+        replay_mode=mode,
     )
 
     async def recorded(node: Node, node_inputs: dict[str, Any]) -> RunResult:  # noqa: ARG001 - the node's own snapshot is replayed
@@ -261,9 +243,3 @@ def compare(app: Seawall, original: RunRecord, result: RunResult, mode: Mode) ->
         verdict_changes=verdicts,
         divergence=divergence,
     )
-
-
-def _payload_run_id() -> str:
-    from seawall._app import new_run_id  # noqa: PLC0415 - shared with the app, avoids a cycle
-
-    return new_run_id()
