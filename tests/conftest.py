@@ -9,6 +9,9 @@ import pytest
 
 from seawall import Seawall
 from seawall.testing import no_waits
+from tests.services import chromium_path, postgres_url, rabbitmq_url, redis_url
+
+__all__ = ["chromium_path", "postgres_url", "rabbitmq_url", "redis_url"]
 
 
 @pytest.fixture
