@@ -117,6 +117,9 @@ def parse_url(url: str, **overrides: Any) -> PostgresTarget:
             "0 <= pool_min_size <= pool_max_size and pool_max_size >= 1",
             url=display,
         )
+    given.setdefault("application_name", "seawall")
+    # The ledger's tables are found through the search path (libpq's options, kept if given).
+    given["options"] = f"{given.get('options', '')} -c search_path={schema}".strip()
     conninfo = urlunsplit(
         (parts.scheme, parts.netloc, parts.path, urlencode(given, quote_via=quote), "")
     )
@@ -154,9 +157,13 @@ def redact(url: str) -> str:
         user, _, host = netloc.rpartition("@")
         name = user.split(":", 1)[0]
         netloc = f"{name}:***@{host}"
-    query = "&".join(
-        f"{k}=***" if k == "password" else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode(
+        [
+            (k, "***" if k == "password" else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        quote_via=quote,
+        safe="*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
@@ -192,11 +199,7 @@ class Connections:
     def __init__(self, target: PostgresTarget) -> None:
         self.target = target
         self.psycopg, pool_module = import_driver()
-        self.kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "options": f"-c search_path={target.schema}",
-            "application_name": "seawall",
-        }
+        self.kwargs: dict[str, Any] = {"autocommit": True}
         self.pool: ConnectionPool[Any] = pool_module.ConnectionPool(
             target.conninfo,
             min_size=target.pool_min_size,
@@ -214,18 +217,15 @@ class Connections:
 
     # -- opening ----------------------------------------------------------------------------
 
-    def connect(self, *, schema_path: bool = True) -> psycopg.Connection[Any]:
+    def connect(self) -> psycopg.Connection[Any]:
         """Open one connection outside the pool (migrations), with a clear error when down.
 
         Raises:
             LedgerUnavailableError: The server cannot be reached or refuses the login.
         """
-        kwargs = dict(self.kwargs)
-        if not schema_path:
-            kwargs.pop("options")
         try:
             connection: psycopg.Connection[Any] = self.psycopg.connect(
-                self.target.conninfo, **kwargs
+                self.target.conninfo, **self.kwargs
             )
         except self.psycopg.Error as exc:
             raise self.unreachable(exc) from exc

@@ -160,7 +160,7 @@ class PostgresStore:
         migrations = _migrations()
         known = migrations[-1][0]
         schema = self.schema
-        with self._db.connect(schema_path=False) as conn, conn.transaction():
+        with self._db.connect() as conn, conn.transaction():
             # One migrator at a time per schema, whichever process or machine it runs in.
             conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, schema)
