@@ -1,8 +1,9 @@
 """Shared fixtures: a Seawall app on a fresh temporary ledger, with backoff waits turned off.
 
 A test module that sets ``LEDGERS = ("sqlite", "postgres")`` runs each of its tests that uses
-``ledger_url`` (or ``app``) once per ledger; the PostgreSQL ledger lives in a schema of its own,
-dropped after the test.
+``ledger_url`` (or ``app``) once per ledger. The PostgreSQL ledger lives in a schema of this test
+session's own (migrated once, emptied before each test, dropped at the end), so tests never see
+each other's rows nor another session's on the shared server.
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ from pathlib import Path
 import pytest
 
 from seawall import Seawall
+from seawall.ledger import open_store
 from seawall.testing import no_waits
-from tests.postgres_schemas import fresh_postgres_ledger
-from tests.services import chromium_path, postgres_url, rabbitmq_url, redis_url
+from tests.postgres_schemas import empty_schema, fresh_postgres_ledger
+from tests.services import (
+    POSTGRES_URL,
+    chromium_path,
+    postgres_url,
+    rabbitmq_url,
+    redis_url,
+    require,
+)
 
 __all__ = ["chromium_path", "postgres_url", "rabbitmq_url", "redis_url"]
 
@@ -29,12 +38,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A SQLite ledger URL in the test's temporary folder (or a fresh PostgreSQL schema)."""
+    """A SQLite ledger URL in the test's temporary folder, or the emptied PostgreSQL ledger."""
     if getattr(request, "param", "sqlite") == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
         return
-    with fresh_postgres_ledger(request.getfixturevalue("postgres_url")) as url:
-        yield url
+    base, schema, url = request.getfixturevalue("postgres_session_ledger")
+    empty_schema(base, schema)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_session_ledger() -> Iterator[tuple[str, str, str]]:
+    """``(server URL, schema, ledger URL)`` of this session's PostgreSQL ledger, migrated once."""
+    require("postgresql")
+    with fresh_postgres_ledger(POSTGRES_URL, "session") as url:
+        open_store(url).close()
+        yield POSTGRES_URL, url.rsplit("schema=", 1)[1], url
 
 
 @pytest.fixture

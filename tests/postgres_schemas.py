@@ -40,3 +40,19 @@ def fresh_postgres_ledger(base_url: str, tag: str = "t") -> Iterator[str]:
         yield with_schema(base_url, schema)
     finally:
         drop_schema(base_url, schema)
+
+
+def empty_schema(base_url: str, schema: str) -> None:
+    """Delete every row of the ledger in ``schema`` except its migration record."""
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True, connect_timeout=10) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> %s",
+                (schema, "seawall_meta"),
+            )
+        ]
+        if tables:  # DELETE is cheaper than TRUNCATE on tables this small
+            connection.execute("; ".join(f"DELETE FROM {schema}.{t}" for t in tables).encode())

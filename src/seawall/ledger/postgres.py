@@ -202,8 +202,7 @@ class PostgresStore:
             applied = []
             for version, name, sql in migrations:
                 if version > current:
-                    for statement in _statements(sql):
-                        conn.execute(statement)
+                    conn.execute(";\n".join(_statements(sql)).encode())  # one round trip
                     conn.execute(
                         f"INSERT INTO {_META_TABLE} (version, name, applied_at) "
                         "VALUES (%s, %s, extract(epoch FROM clock_timestamp()))",
