@@ -234,8 +234,10 @@ class Connections:
     def unreachable(self, exc: BaseException) -> LedgerUnavailableError:
         """The error for a server that cannot be reached, naming the URL and what to check."""
         detail = " ".join(str(exc).split()) or type(exc).__name__
+        if detail[-1] not in ".?!":
+            detail += "."
         return LedgerUnavailableError(
-            f"cannot reach the PostgreSQL ledger {self.target.display}: {detail}. Check that "
+            f"cannot reach the PostgreSQL ledger {self.target.display}: {detail} Check that "
             "PostgreSQL is running and accepts TCP connections at that host and port, that the "
             "database exists (CREATE DATABASE ...), and that the user and password are right "
             "(in the URL, PGPASSWORD or ~/.pgpass)",
