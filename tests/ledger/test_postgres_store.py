@@ -275,3 +275,33 @@ def test_killed_connections_are_replaced_transparently(postgres_url: str, schema
         assert opened.reconnects >= 1
     finally:
         opened.close()
+
+
+def test_forked_child_gets_its_own_connections(url: str) -> None:
+    """A store used before fork works in the child; closing it there spares the parent's."""
+    import os
+    import warnings
+
+    opened = open_store(url)
+    try:
+        create(opened, "parent-before")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with the pool's threads
+            pid = os.fork()
+        if pid == 0:  # the child: exit without running any cleanup of the parent's objects
+            code = 1
+            try:
+                create(opened, "child")
+                opened.close()  # must not close the parent's connections
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert 0 == os.waitstatus_to_exitcode(status)
+        create(opened, "parent-after")
+        assert ["child", "parent-after", "parent-before"] == sorted(
+            r.run_id for r in opened.list_runs(RunQuery())
+        )
+        assert 0 == opened.reconnects
+    finally:
+        opened.close()

@@ -20,6 +20,7 @@ Serialization failures and deadlocks (the transaction was rolled back) are retri
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -49,6 +50,8 @@ _SCHEMA_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # SQLSTATEs after which the connection is gone but the server may come back.
 _LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"})
 _CONFLICT_STATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_INHERITED: list[Any] = []
+"""Pools a forked child inherited: kept, never closed (their sockets are the parent's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,22 +201,46 @@ class Connections:
 
     def __init__(self, target: PostgresTarget) -> None:
         self.target = target
-        self.psycopg, pool_module = import_driver()
+        self.psycopg, self._pool_module = import_driver()
         self.kwargs: dict[str, Any] = {"autocommit": True}
-        self.pool: ConnectionPool[Any] = pool_module.ConnectionPool(
-            target.conninfo,
-            min_size=target.pool_min_size,
-            max_size=target.pool_max_size,
-            kwargs=self.kwargs,
-            open=False,
-            timeout=target.pool_timeout,
-            name="seawall-ledger",
-            reconnect_timeout=max(target.retry_timeout, 1.0),
-        )
         self._closed = False
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._pool: ConnectionPool[Any] | None = None
         self.reconnects = 0
         """Operations that ran again after losing their connection (for tests and metrics)."""
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """This process's pool, opened on first use.
+
+        Opening lazily keeps a store created before a fork (a Celery prefork worker, a
+        multiprocessing child) free of connections until it is used. A child that inherited
+        a used pool gets a new one: the inherited connections belong to the parent and are
+        left untouched (closing them would end the parent's sessions).
+        """
+        if self._pid != os.getpid():
+            if self._pool is not None:
+                _INHERITED.append(self._pool)
+            self._pool, self._pid, self._lock = None, os.getpid(), threading.Lock()
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    pool = self._pool_module.ConnectionPool(
+                        self.target.conninfo,
+                        min_size=self.target.pool_min_size,
+                        max_size=self.target.pool_max_size,
+                        kwargs=self.kwargs,
+                        open=False,
+                        timeout=self.target.pool_timeout,
+                        name="seawall-ledger",
+                        reconnect_timeout=max(self.target.retry_timeout, 1.0),
+                    )
+                    pool.open(wait=False)
+                    self._pool = pool
+        return pool
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -244,17 +271,15 @@ class Connections:
             url=self.target.display,
         )
 
-    def open(self) -> None:
-        """Open the pool (its first connections are made in the background)."""
-        self.pool.open(wait=False)
-
     def close(self) -> None:
-        """Close the pool (idempotent)."""
+        """Close this process's pool (idempotent; a pool inherited from a parent is left)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self.pool.close(timeout=5.0)
+            pool = self._pool if self._pid == os.getpid() else None
+        if pool is not None:
+            pool.close(timeout=5.0)
 
     # -- running operations -----------------------------------------------------------------
 

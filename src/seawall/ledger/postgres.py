@@ -144,7 +144,6 @@ class PostgresStore:
         self.migrations_applied: tuple[tuple[int, str], ...] = ()
         """The migrations this store applied when it opened, ``(version, file name)``."""
         self._migrate()
-        self._db.open()
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self.target.display} schema={self.schema}>"
