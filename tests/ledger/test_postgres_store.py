@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -305,3 +306,17 @@ def test_forked_child_gets_its_own_connections(url: str) -> None:
         assert 0 == opened.reconnects
     finally:
         opened.close()
+
+
+def test_user_without_privileges_is_read_only(postgres_url: str, schema: str) -> None:
+    """A login that may not create the ledger's schema raises LedgerReadOnlyError saying so."""
+    role = f"sw_noperm_{uuid.uuid4().hex[:8]}"
+    _sql(postgres_url, f"CREATE ROLE {role} LOGIN")
+    try:
+        parts = urlsplit(postgres_url)
+        host = parts.netloc.rpartition("@")[2]
+        url = with_schema(urlunsplit(parts._replace(netloc=f"{role}@{host}")), schema)
+        with pytest.raises(seawall.LedgerReadOnlyError, match=f"create schema {schema}"):
+            open_store(url)
+    finally:
+        _sql(postgres_url, f"DROP ROLE {role}")

@@ -403,8 +403,9 @@ class Connections:
         display = self.target.display
         if isinstance(exc, errors.InsufficientPrivilege | errors.ReadOnlySqlTransaction):
             return LedgerReadOnlyError(
-                f"the PostgreSQL ledger {display} cannot be written ({detail}); grant the user "
-                f"CREATE and write privileges on schema {self.target.schema}",
+                f"the PostgreSQL ledger {display} cannot be written ({detail}); create schema "
+                f"{self.target.schema} for the user (or grant it CREATE on the database) and "
+                "let it write there",
                 url=display,
             )
         if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn):

@@ -156,6 +156,12 @@ class PostgresStore:
     # -- schema -----------------------------------------------------------------------------
 
     def _migrate(self) -> None:
+        try:
+            self._apply_migrations()
+        except self._db.psycopg.Error as exc:
+            raise self._db.translate(exc, f"migrate schema {self.schema}") from exc
+
+    def _apply_migrations(self) -> None:
         migrations = _migrations()
         known = migrations[-1][0]
         schema = self.schema
