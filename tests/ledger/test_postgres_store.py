@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -320,3 +320,46 @@ def test_user_without_privileges_is_read_only(postgres_url: str, schema: str) ->
             open_store(url)
     finally:
         _sql(postgres_url, f"DROP ROLE {role}")
+
+
+def test_intent_waits_for_a_cancellation_being_written(postgres_url: str, schema: str) -> None:
+    """An intent racing a cancellation's open transaction waits for it, then is refused."""
+    import time
+
+    from tests.ledger.rows import step
+
+    name = f"sw_intent_{uuid.uuid4().hex[:8]}"
+    opened = open_store(with_schema(postgres_url, schema) + f"&application_name={name}")
+    outcome: dict[str, object] = {}
+
+    def write_intent() -> None:
+        intent, _ = step("r1", 1, mutating=True, status="started", response=None)
+        try:
+            opened.write_intent(intent, [], [])
+            outcome["written"] = True
+        except seawall.RunCancelled as cancelled:
+            outcome["refused"] = cancelled.reason
+
+    try:
+        create(opened, "r1")
+        with psycopg.connect(postgres_url, autocommit=True) as canceller:
+            with canceller.transaction():
+                canceller.execute(
+                    f"UPDATE {schema}.runs SET cancel_requested_at = 1, cancel_reason = 'stop' "
+                    "WHERE run_id = 'r1'"
+                )
+                writer = threading.Thread(target=write_intent)
+                writer.start()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not _sql(
+                    postgres_url,
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    f"AND application_name = '{name}'",
+                ):
+                    time.sleep(0.02)
+                assert not outcome  # still waiting on the cancellation's row lock
+            writer.join(30)
+        assert {"refused": "stop"} == outcome
+        assert [] == opened.load_steps("r1")
+    finally:
+        opened.close()
