@@ -65,6 +65,7 @@ from seawall.ledger import (
     VerdictRecord,
     open_store,
 )
+from seawall.observe.cost import Price, PriceTable
 from seawall.policies.retry import Retry
 
 if TYPE_CHECKING:
@@ -172,6 +173,9 @@ class Seawall:
         max_queued_runs: Submissions allowed to wait in that line. ``None``: no bound.
         overload: When the line is full: ``"wait"`` for room, or ``"raise"``
             :class:`~seawall.Overloaded`.
+        prices: ``{model: seawall.Price(...)}``: your prices per million tokens, used before
+            the ``genai-prices`` table (``seawall[prices]``) to price LLM calls recorded without
+            a cost.
 
     Raises:
         ConfigurationError: An argument is invalid.
@@ -196,6 +200,7 @@ class Seawall:
         max_concurrent_runs: int | None = None,
         max_queued_runs: int | None = None,
         overload: Literal["wait", "raise"] = "wait",
+        prices: Mapping[str, Price | Mapping[str, float]] | None = None,
     ) -> None:
         _positive("lease", lease)
         _positive("busy_timeout", busy_timeout)
@@ -226,6 +231,7 @@ class Seawall:
         else:
             self.store = ledger
         self.codec = PayloadCodec(encoders, max_payload_bytes)
+        self.prices = PriceTable(prices)
         self.power = durability == "power"
         self.destination: Destination | None = _destination_of(artifacts, sync=self.power)
         self.staging_root = Path(staging)
@@ -416,6 +422,7 @@ class Seawall:
         retry_budget: RetryBudget | bool = True,
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
+        llm: bool = False,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -435,6 +442,7 @@ class Seawall:
         retry_budget: RetryBudget | bool = True,
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
+        llm: bool = False,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -469,6 +477,9 @@ class Seawall:
                 opens its breaker and stops the step (``ConsistencyError``).
             consistency_key: ``consistency_key(*args, **kwargs)`` groups calls whose results
                 must agree (with no ``contradicts``, results of one key must be equal).
+            llm: It calls a language model: journaled like a read-only tool under the kind
+                ``llm``, traced as a GenAI call (the model from its ``model=`` argument) and
+                measured per model. Record the response's usage with ``ctx.record_usage``.
 
         Returns:
             The function itself, or a decorator.
@@ -490,6 +501,7 @@ class Seawall:
                 retry_budget=retry_budget,
                 contradicts=contradicts,
                 consistency_key=consistency_key,
+                llm=llm,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:

@@ -9,15 +9,17 @@ waiting differ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import random as _random
 import time
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from seawall import _timing
+from seawall import _faults, _timing
 from seawall._journal import CHECK_READ_BACK, COMPLETED, FAILED, MISSING, STARTED, Journal
 from seawall.errors import (
     AttemptAbandoned,
@@ -30,6 +32,7 @@ from seawall.errors import (
     ToolResponseError,
     VerificationError,
 )
+from seawall.observe.cost import usage_entry
 from seawall.policies.guards import NO_GUARDS
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
@@ -65,6 +68,31 @@ class _Prepared:
         self.blobs = blobs
         self.key = key
         self.call_kwargs = call_kwargs
+
+
+_current: ContextVar[BaseContext | None] = ContextVar("seawall_current_context", default=None)
+
+
+def current_context() -> BaseContext | None:
+    """Return the ``ctx`` of the run whose agent code is executing here, or ``None``.
+
+    Integrations use it so a wrapped client journals its calls inside a run and behaves as the
+    plain client outside one. It follows the agent into its own tasks and threads started with
+    ``contextvars.copy_context()`` (``asyncio`` tasks, ``asyncio.to_thread``).
+    """
+    return _current.get()
+
+
+@contextlib.contextmanager
+def entered(ctx: BaseContext) -> Iterator[None]:
+    """Mark ``ctx`` as the executing run's context for the code inside the block."""
+    token = _current.set(ctx)
+    run_token = _faults.current_run.set(ctx.run_id)
+    try:
+        yield
+    finally:
+        _faults.current_run.reset(run_token)
+        _current.reset(token)
 
 
 _NOTHING: Any = object()
@@ -267,26 +295,36 @@ class BaseContext:
         self,
         *,
         model: str,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
+        input_tokens: int | None = 0,
+        output_tokens: int | None = 0,
         cost_usd: float | None = None,
+        provider: str | None = None,
     ) -> None:
-        """Record tokens (and cost, when known) spent by an LLM call of this run.
+        """Record tokens (and cost) spent by an LLM call of this run.
+
+        Record each call once, right after it (integrations do it for you). ``None`` tokens
+        mean the response carried no usage: the call is counted as of unknown usage, never as
+        zero. Without ``cost_usd`` the cost comes from ``Seawall(prices=...)``, then the
+        ``genai-prices`` table; a model neither knows is reported as unpriced.
 
         Args:
             model: The model's name.
-            input_tokens: Prompt tokens.
-            output_tokens: Completion tokens.
-            cost_usd: What the call cost, when known.
+            input_tokens: Prompt tokens, or ``None`` when unknown.
+            output_tokens: Completion tokens, or ``None`` when unknown.
+            cost_usd: What the call cost, when the provider says so.
+            provider: The provider (``openai``, ``anthropic``...), to price the right model.
 
         Raises:
             ConfigurationError: A count is negative or not an integer.
             BudgetExceededError: The run's token or cost budget is now exceeded.
         """
         for label, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            if count is not None and (
+                not isinstance(count, int) or isinstance(count, bool) or count < 0
+            ):
                 raise ConfigurationError(
-                    f"ctx.record_usage({label}={count!r}) must be a non-negative integer"
+                    f"ctx.record_usage({label}={count!r}) must be a non-negative integer or None "
+                    "(unknown)"
                 )
         if cost_usd is not None and (
             not isinstance(cost_usd, int | float) or not math.isfinite(cost_usd) or cost_usd < 0
@@ -295,19 +333,32 @@ class BaseContext:
                 f"ctx.record_usage(cost_usd={cost_usd!r}) must be a non-negative number or None"
             )
         journal = self._live()
-        usage = {
+        usage: dict[str, Any] = {
             "model": str(model),
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "cost_usd": cost_usd,
         }
+        if provider is not None:  # absent otherwise: older journals hash the same
+            usage["provider"] = str(provider)
         _, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
         seq = journal.seq + 1
         served = journal.replay(seq, None, "usage", request_hash) if journal.replaying else MISSING
         journal.seq = seq
         if served is MISSING:
+            # The price is looked up once, when the call is recorded, and kept as the step's
+            # result: a replay serves it, so a later price change never rewrites history.
+            if cost_usd is None:
+                priced = journal.prices.cost(
+                    str(model), input_tokens, output_tokens, provider=provider
+                )
+                cost_usd, source = priced.usd, priced.source
+            else:
+                source = "reported"
+            priced_json = {"cost_usd": cost_usd, "priced_by": source}
+            _, _, response, response_blobs = journal.encode(priced_json, "ctx.record_usage()")
             now = time.time()
-            journal.usage[seq] = (input_tokens, output_tokens, cost_usd)
+            journal.usage[seq] = usage_entry(usage, priced_json)
             journal.buffer(
                 journal.row(
                     seq,
@@ -317,17 +368,17 @@ class BaseContext:
                     None,
                     request_hash,
                     column,
-                    b"Jnull",
+                    response,
                     COMPLETED,
                     now,
                     now,
                 ),
-                blobs,
+                [*blobs, *response_blobs],
                 0.0,
             )
         if journal.guards is not NO_GUARDS:
-            tokens_in, tokens_out, cost = journal.totals()
-            journal.guards.check_usage(tokens_in + tokens_out, cost or 0.0)
+            totals = journal.totals()
+            journal.guards.check_usage(totals.input_tokens + totals.output_tokens, totals.cost_usd)
 
     # -- verification gates -----------------------------------------------------------------
 
@@ -455,7 +506,7 @@ class BaseContext:
             journal.write_intent(
                 journal.row(
                     seq,
-                    "tool",
+                    spec.kind,
                     spec.name,
                     True,
                     key,
@@ -478,7 +529,7 @@ class BaseContext:
         journal.write_intent(
             journal.row(
                 plan.seq,
-                "tool",
+                plan.spec.kind,
                 plan.spec.name,
                 True,
                 plan.key,
@@ -628,7 +679,7 @@ class BaseContext:
         journal.buffer(
             journal.row(
                 plan.seq,
-                "tool",
+                spec.kind,
                 spec.name,
                 False,
                 plan.key,

@@ -11,8 +11,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from seawall import _drift, _faults, _settle, _timing
-from seawall._context import AsyncContext, Context
+from seawall import _drift, _settle, _timing
+from seawall._context import AsyncContext, Context, entered
 from seawall._failures import ErrorClass, FailureCause, RunStatus, cause_of, classify
 from seawall._journal import Journal
 from seawall._outcome import (
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from seawall._registry import AgentSpec
     from seawall._result import RunResult
     from seawall.artifacts import StagingArea
-    from seawall.ledger import RunRecord
+    from seawall.ledger import RunRecord, StepRecord
 
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
 
@@ -92,8 +92,10 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 recorded = store.load_steps(run_id)
             else:
                 recorded = []
+            superseded: list[StepRecord] = []
             if fresh_reads:
                 # A drift retry asks the model again: only side effects are served.
+                superseded = [step for step in recorded if not step.mutating]
                 recorded = [step for step in recorded if step.mutating]
             journal = Journal(
                 store,
@@ -109,6 +111,8 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 strict=replay_source is not None,
                 breakers=None if replay_source is not None else app.breakers,
                 budgets=None if replay_source is not None else app.budgets,
+                prices=app.prices,
+                superseded=superseded,
             )
             if spec.retry_budget is not None:
                 app.budgets.count(f"agent:{spec.name}")
@@ -257,11 +261,9 @@ async def _attempt(
     runner = app.agent_runner(journal.run_id)
     if spec.is_async:
         actx = AsyncContext(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
-        token = _faults.current_run.set(journal.run_id)
-        try:
+        with entered(actx):
+            # The task copies the context variables as they are now.
             task = asyncio.ensure_future(spec.fn(actx, **inputs))
-        finally:
-            _faults.current_run.reset(token)
         live.task = task
         live.loop = loop
         if spec.timeout is None:
@@ -286,11 +288,8 @@ async def _attempt(
 
 
 def _call_sync(spec: AgentSpec, ctx: Context, inputs: dict[str, Any]) -> Any:
-    token = _faults.current_run.set(ctx.run_id)
-    try:
+    with entered(ctx):
         return spec.fn(ctx, **inputs)
-    finally:
-        _faults.current_run.reset(token)
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:
