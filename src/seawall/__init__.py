@@ -11,6 +11,7 @@ from seawall._context import AsyncContext, Context, current_context
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
+from seawall._version import VERSION
 from seawall.errors import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -65,7 +66,7 @@ from seawall.ledger import (
 from seawall.observe.cost import Price
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
-__version__ = "0.1.0.dev0"
+__version__ = VERSION
 
 __all__ = [
     "ArtifactError",

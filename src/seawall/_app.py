@@ -32,6 +32,7 @@ from seawall._registry import AgentSpec, ToolSpec
 from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
 from seawall._runner import execute_run, finish_crashed, resume_settling
+from seawall._version import VERSION
 from seawall.artifacts import (
     Destination,
     GcEntry,
@@ -66,9 +67,13 @@ from seawall.ledger import (
     open_store,
 )
 from seawall.observe.cost import Price, PriceTable
+from seawall.observe.tracing import Telemetry
 from seawall.policies.retry import Retry
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
     from seawall._journal import Journal
     from seawall.policies.breaker import Breaker, BreakerState
     from seawall.policies.budget import RetryBudget
@@ -176,6 +181,9 @@ class Seawall:
         prices: ``{model: seawall.Price(...)}``: your prices per million tokens, used before
             the ``genai-prices`` table (``seawall[prices]``) to price LLM calls recorded without
             a cost.
+        tracer_provider: An OpenTelemetry tracer provider to use instead of the global one
+            (runs are traced only when one from an SDK is configured, here or globally).
+        meter_provider: An OpenTelemetry meter provider to use instead of the global one.
 
     Raises:
         ConfigurationError: An argument is invalid.
@@ -201,6 +209,8 @@ class Seawall:
         max_queued_runs: int | None = None,
         overload: Literal["wait", "raise"] = "wait",
         prices: Mapping[str, Price | Mapping[str, float]] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         _positive("lease", lease)
         _positive("busy_timeout", busy_timeout)
@@ -246,6 +256,9 @@ class Seawall:
         )
         self._agent_slots: dict[str, Slots] = {}
         self.live = LiveRuns()
+        self.telemetry = Telemetry(
+            VERSION, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
         self.breakers = Breakers(self.store, self.leases.owner)

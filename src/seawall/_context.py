@@ -37,6 +37,8 @@ from seawall.policies.guards import NO_GUARDS
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from seawall._payload import Blob
     from seawall._registry import ToolSpec
     from seawall.artifacts import StagingArea
@@ -49,7 +51,7 @@ AgentRunner = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 class _Prepared:
     """A tool step about to run live."""
 
-    __slots__ = ("blobs", "call_kwargs", "column", "key", "request_hash", "seq", "spec")
+    __slots__ = ("blobs", "call_kwargs", "column", "key", "request_hash", "seq", "span", "spec")
 
     def __init__(
         self,
@@ -68,6 +70,7 @@ class _Prepared:
         self.blobs = blobs
         self.key = key
         self.call_kwargs = call_kwargs
+        self.span: Span | None = None
 
 
 _current: ContextVar[BaseContext | None] = ContextVar("seawall_current_context", default=None)
@@ -359,6 +362,8 @@ class BaseContext:
             _, _, response, response_blobs = journal.encode(priced_json, "ctx.record_usage()")
             now = time.time()
             journal.usage[seq] = usage_entry(usage, priced_json)
+            if journal.trace is not None:
+                journal.trace.usage(str(model), input_tokens, output_tokens, cost_usd)
             journal.buffer(
                 journal.row(
                     seq,
@@ -434,6 +439,8 @@ class BaseContext:
             0.0,
         )
         journal.store.record_verdicts(self.run_id, self.attempt, "gate", listed)
+        if journal.trace is not None:
+            journal.trace.verification("gate", listed, start, time.time())
         return self._gate_result(value, outcome)
 
     def _gate_result(self, value: Any, outcome: dict[str, Any]) -> Any:
@@ -497,6 +504,13 @@ class BaseContext:
         plan = _Prepared(spec, seq, request_hash, column, blobs, key, call_kwargs)
         if served is CHECK_READ_BACK:
             return plan, CHECK_READ_BACK
+        self._begin(plan)
+        return plan, None
+
+    def _begin(self, plan: _Prepared) -> None:
+        """A live call is about to start: breaker, budget, trace, and a mutating call's intent."""
+        journal = self._journal
+        spec = plan.spec
         if spec.breaker is not None and journal.breakers is not None:
             journal.breakers.check(f"tool:{spec.name}", "tool", spec.breaker)
         if spec.retry_budget is not None and journal.budgets is not None:
@@ -505,22 +519,23 @@ class BaseContext:
             now = time.time()
             journal.write_intent(
                 journal.row(
-                    seq,
+                    plan.seq,
                     spec.kind,
                     spec.name,
                     True,
-                    key,
-                    request_hash,
-                    column,
+                    plan.key,
+                    plan.request_hash,
+                    plan.column,
                     None,
                     STARTED,
                     now,
                     None,
                 ),
-                blobs,
+                plan.blobs,
             )
             journal.mutations += 1
-        return plan, None
+        if journal.trace is not None:
+            plan.span = journal.trace.start_step(spec, plan.seq, plan.key, plan.call_kwargs)
 
     def _prepare_again(self, plan: _Prepared) -> _Prepared:
         """The in-doubt call did not take effect: write its intent again and run it."""
@@ -590,8 +605,20 @@ class BaseContext:
         except SerializationError as exc:
             # The call happened; record it as completed (never to be repeated) without a result.
             self._record_end(plan, start, None, [], exc, tries, COMPLETED)
+            self._end_span(plan, start, tries, exc)
             raise
         self._record_end(plan, start, response, blobs, None, tries, COMPLETED)
+        self._end_span(plan, start, tries, None)
+
+    def _end_span(
+        self, plan: _Prepared, start: float, tries: int, error: BaseException | None
+    ) -> None:
+        trace = self._journal.trace
+        if trace is not None and plan.span is not None:
+            trace.end_step(
+                plan.span, plan.spec, plan.call_kwargs, time.time() - start, tries, error
+            )
+            plan.span = None
 
     def _check_contradiction(
         self, plan: _Prepared, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -728,6 +755,9 @@ class BaseContext:
             # A spent budget fails the call fast; its breaker takes it from there.
             self._failed(plan, error, start, tries)
             raise error
+        trace = self._journal.trace
+        if trace is not None and plan.span is not None:
+            trace.retry(plan.span, tries, error, decision.delay)
         return decision.delay
 
     def _failed(self, plan: _Prepared, error: BaseException, start: float, tries: int) -> None:
@@ -744,6 +774,7 @@ class BaseContext:
         if plan.spec.mutating:
             self._journal.mutations -= 1
         self._record_end(plan, start, None, [], error, tries, FAILED)
+        self._end_span(plan, start, tries, error)
 
 
 class Context(BaseContext):

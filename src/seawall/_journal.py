@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from seawall._payload import Blob, PayloadCodec
     from seawall._registry import ToolSpec
     from seawall.ledger import StepRecord, StepRow, Store
+    from seawall.observe.tracing import RunTrace
 
 STARTED: Final = "started"
 COMPLETED: Final = "completed"
@@ -69,6 +70,7 @@ class Journal:
         prices: Prices LLM calls recorded without a cost.
         superseded: Steps of earlier attempts this attempt does again (their usage is counted
             as retried, apart from the run's totals).
+        trace: The run's trace, when it is traced.
     """
 
     __slots__ = (
@@ -100,6 +102,7 @@ class Journal:
         "started",
         "store",
         "strict",
+        "trace",
         "usage",
     )
 
@@ -121,6 +124,7 @@ class Journal:
         budgets: RetryBudgets | None = None,
         prices: PriceTable | None = None,
         superseded: Sequence[StepRecord] = (),
+        trace: RunTrace | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -155,6 +159,7 @@ class Journal:
             self._usage_of(step) for step in superseded if step.kind == "usage"
         ]
         self.prices = prices or _DEFAULT_PRICES
+        self.trace = trace
         if strict:
             # A recorded replay executes nothing: it has no side effects of its own.
             self.mutations = 0

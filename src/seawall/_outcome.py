@@ -111,6 +111,11 @@ def outcome(
         output_tokens=usage.output_tokens,
         cost_usd=usage.cost_usd,
         attempts=attempts,
+        retried_input_tokens=usage.retried_input_tokens,
+        retried_output_tokens=usage.retried_output_tokens,
+        retried_cost_usd=usage.retried_cost_usd,
+        unknown_usage_calls=usage.unknown_usage,
+        unpriced_calls=usage.unpriced,
     )
 
 
