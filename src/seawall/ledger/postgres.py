@@ -195,8 +195,8 @@ class PostgresStore:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} (version INTEGER PRIMARY KEY, "
                 "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
             )
-            row = conn.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
-            current = int(row[0] or 0) if row else 0
+            recorded = {int(r[0]) for r in conn.execute(f"SELECT version FROM {_META_TABLE}")}
+            current = max(recorded, default=0)
             if current > known:
                 raise SchemaVersionError(
                     f"the ledger {self.target.display} (schema {schema}) has schema version "
@@ -207,8 +207,10 @@ class PostgresStore:
                     supported=known,
                 )
             applied = []
+            # Every bundled migration not recorded yet, in order (a version merged below the
+            # newest applied one is applied too, not skipped).
             for version, name, sql in migrations:
-                if version > current:
+                if version not in recorded:
                     conn.execute(";\n".join(_statements(sql)).encode())  # one round trip
                     conn.execute(
                         f"INSERT INTO {_META_TABLE} (version, name, applied_at) "
@@ -389,6 +391,14 @@ class PostgresStore:
                 conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
 
         self._db.run(write, f"record the end of run {run_id}")
+
+    def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
+        """Record the OpenTelemetry span of a traced run."""
+        self._rowcount(
+            "UPDATE runs SET trace_id = %s, span_id = %s WHERE run_id = %s",
+            (trace_id, span_id, run_id),
+            f"record the trace of run {run_id}",
+        )
 
     # -- settling: commits and compensations --------------------------------------------------
 
