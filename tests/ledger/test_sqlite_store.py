@@ -267,3 +267,27 @@ def test_lock_released_within_busy_timeout_is_waited_for(ledger_url: str) -> Non
     finally:
         other.close()
         opened.close()
+
+
+def test_a_migration_below_the_newest_applied_is_not_skipped(
+    ledger_url: str, db_path: Path
+) -> None:
+    """A migration numbered below the newest applied one (merged later) is still applied."""
+    open_store(ledger_url).close()
+    with sqlite3.connect(db_path) as db:
+        db.execute("DELETE FROM seawall_meta WHERE version = 5")
+        for statement in (
+            "DROP TABLE breakers",
+            "DROP TABLE breaker_events",
+            "DROP TABLE retry_budget",
+            "DROP INDEX runs_by_workflow",
+            "ALTER TABLE runs DROP COLUMN node",
+        ):
+            db.execute(statement)
+    again = open_store(ledger_url)
+    try:
+        assert isinstance(again, SQLiteStore)
+        assert [5] == [v for v, _ in again.migrations_applied]
+        assert [] == again.list_breakers()
+    finally:
+        again.close()

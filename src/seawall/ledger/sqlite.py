@@ -274,8 +274,8 @@ class SQLiteStore:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            row = db.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
-            current = row[0] or 0
+            recorded = {r[0] for r in db.execute(f"SELECT version FROM {_META_TABLE}")}
+            current = max(recorded, default=0)
             known = migrations[-1][0]
             if current > known:
                 raise SchemaVersionError(
@@ -286,8 +286,10 @@ class SQLiteStore:
                     supported=known,
                 )
             applied = []
+            # Every bundled migration not recorded yet, in order (one numbered below the newest
+            # applied, merged later, is applied too rather than skipped).
             for version, name, sql in migrations:
-                if version > current:
+                if version not in recorded:
                     for statement in _statements(sql):
                         db.execute(statement)
                     db.execute(
