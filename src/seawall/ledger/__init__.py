@@ -19,12 +19,14 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
 
 __all__ = [
     "DEFAULT_LEDGER_URL",
+    "LATENCY_BOUNDS",
     "ArtifactRecord",
     "AttemptOutcome",
     "AttemptRecord",
@@ -35,10 +37,13 @@ __all__ = [
     "Durability",
     "HandOffRecord",
     "NewRun",
+    "QueueCount",
     "RunOutcome",
     "RunQuery",
     "RunRecord",
+    "RunStats",
     "SQLiteStore",
+    "StepLatency",
     "StepRecord",
     "StepRow",
     "Store",
