@@ -1,0 +1,79 @@
+"""Prometheus metrics computed from the ledger: values after a known workload, and the CLI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from seawall import Seawall
+    from tests.dashboard.workload import Seeded
+
+pytest.importorskip("prometheus_client")
+
+
+def _samples(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.name + "{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}": sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metric_values_after_the_known_workload(seeded_app: tuple[Seawall, Seeded]) -> None:
+    """Run outcomes, retries, tokens, cost, latency histograms, breakers and queues add up."""
+    from seawall.observe.prometheus import exposition
+
+    app, _ = seeded_app
+    app.open_breaker("tool:search", reason="test")
+    samples = _samples(exposition(app.store))
+    assert 3 == samples["seawall_runs_total{agent=researcher,error_class=,status=succeeded}"]
+    assert 1 == samples["seawall_runs_total{agent=flaky,error_class=clean_abort,status=failed}"]
+    assert 1 == samples["seawall_runs_total{agent=writer,error_class=silent_drift,status=awaiting_human}"]
+    assert 1 == samples["seawall_runs_total{agent=summarise,error_class=cascade,status=skipped}"]
+    assert 1 == samples["seawall_run_retries_total{agent=flaky}"]
+    assert 300 == samples["seawall_tokens_total{agent=researcher,gen_ai_token_type=input}"]
+    assert 60 == samples["seawall_tokens_total{agent=researcher,gen_ai_token_type=output}"]
+    assert pytest.approx(0.03) == samples["seawall_cost_usd_total{agent=researcher}"]
+    # search: 3 researcher calls + 1 flaky call (served from the journal on its retry)
+    assert 4 == samples["seawall_tool_call_duration_seconds_count{gen_ai_tool_name=search}"]
+    assert 4 == samples["seawall_tool_call_duration_seconds_bucket{gen_ai_tool_name=search,le=+Inf}"]
+    assert 1 == samples["seawall_tool_call_duration_seconds_count{gen_ai_tool_name=save}"]
+    assert 0 == samples["seawall_tool_call_errors_total{kind=tool,name=search}"]
+    assert 1 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=open}"]
+    assert 0 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=closed}"]
+    assert 1 == samples["seawall_breakers_open"]
+    assert 1 == samples["seawall_dlq_depth{agent=flaky,error_class=clean_abort}"]
+    assert 1 == samples["seawall_runs_total{agent=pipeline,error_class=cascade,status=failed}"]
+    assert 1 == samples["seawall_handoffs_waiting{agent=writer,kind=verification_failed}"]
+
+
+def test_histogram_buckets_are_cumulative_and_monotonic(seeded_app: tuple[Seawall, Seeded]) -> None:
+    """Bucket counts never decrease with the bound, and +Inf equals the count."""
+    from seawall.observe.prometheus import exposition
+
+    app, _ = seeded_app
+    samples = _samples(exposition(app.store))
+    buckets = sorted(
+        (float(k.split("le=")[1].rstrip("}")), v)
+        for k, v in samples.items()
+        if k.startswith("seawall_tool_call_duration_seconds_bucket{gen_ai_tool_name=search")
+    )
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts)
+
+
+def test_seawall_metrics_cli_prints_the_exposition(seeded_app: tuple[Seawall, Seeded]) -> None:
+    """`seawall metrics --ledger URL` prints the same text."""
+    from typer.testing import CliRunner
+
+    from seawall.cli._main import cli
+
+    app, _ = seeded_app
+    result = CliRunner().invoke(cli, ["metrics", "--ledger", app.store.url])
+    assert 0 == result.exit_code, result.output
+    assert "# TYPE seawall_runs_total counter" in result.output
+    assert "seawall_dlq_depth" in result.output
