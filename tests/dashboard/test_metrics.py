@@ -45,7 +45,7 @@ def test_metric_values_after_the_known_workload(seeded_app: tuple[Seawall, Seede
     assert 0 == samples["seawall_tool_call_errors_total{kind=tool,name=search}"]
     assert 1 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=open}"]
     assert 0 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=closed}"]
-    assert 1 == samples["seawall_breakers_open"]
+    assert 1 == samples["seawall_breakers_open{}"]
     assert 1 == samples["seawall_dlq_depth{agent=flaky,error_class=clean_abort}"]
     assert 1 == samples["seawall_runs_total{agent=pipeline,error_class=cascade,status=failed}"]
     assert 1 == samples["seawall_handoffs_waiting{agent=writer,kind=verification_failed}"]
