@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from starlette.testclient import TestClient
 
-TOKEN = "test-operator-token"
+TOKEN = "test-operator-token"  # noqa: S105 - a test's token
 
 
 @pytest.fixture

@@ -47,7 +47,9 @@ def _snapshot(app: Seawall) -> tuple[object, ...]:
     )
 
 
-def test_posts_without_a_session_are_refused_and_change_nothing(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_posts_without_a_session_are_refused_and_change_nothing(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """Every action without a session is a 403 and leaves the ledger as it was."""
     app, seeded = seeded_app
     app.open_breaker("agent:flaky", reason="test")
@@ -58,7 +60,9 @@ def test_posts_without_a_session_are_refused_and_change_nothing(client: TestClie
     assert before == _snapshot(app)
 
 
-def test_posts_with_a_wrong_csrf_token_are_refused(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_posts_with_a_wrong_csrf_token_are_refused(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """A logged-in session without the right CSRF token is refused (403) and changes nothing."""
     app, seeded = seeded_app
     app.open_breaker("agent:flaky", reason="test")
@@ -73,7 +77,9 @@ def test_posts_with_a_wrong_csrf_token_are_refused(client: TestClient, seeded_ap
     assert before == _snapshot(app)
 
 
-def test_csrf_token_of_another_session_is_refused(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_csrf_token_of_another_session_is_refused(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """A CSRF token is bound to its session: another session's token is refused."""
     app, _ = seeded_app
     app.open_breaker("agent:flaky", reason="test")
@@ -96,8 +102,9 @@ def test_wrong_token_does_not_log_in(client: TestClient) -> None:
 
 def test_login_redirect_stays_on_this_site(client: TestClient) -> None:
     """The post-login redirect follows only local paths."""
-    response = client.post("/login", data={"token": TOKEN, "next": "//evil.example/x"},
-                           follow_redirects=False)
+    response = client.post(
+        "/login", data={"token": TOKEN, "next": "//evil.example/x"}, follow_redirects=False
+    )
     assert "/?done=login" == response.headers["location"]
     response = client.post("/login", data={"token": TOKEN, "next": "/runs"}, follow_redirects=False)
     assert "/runs?done=login" == response.headers["location"]
@@ -108,7 +115,9 @@ def test_reset_breaker(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -
     app, _ = seeded_app
     app.open_breaker("agent:flaky", reason="test")
     login(client)
-    page = client.post("/breakers/reset", data={"name": "agent:flaky", "csrf": csrf_of(client, "/breakers")})
+    page = client.post(
+        "/breakers/reset", data={"name": "agent:flaky", "csrf": csrf_of(client, "/breakers")}
+    )
     assert 200 == page.status_code
     assert "Breaker reset" in page.text
     assert "closed" == _state(app, "agent:flaky")
@@ -137,7 +146,9 @@ def test_redrive_selected_entry(client: TestClient, seeded_app: tuple[Seawall, S
     app, seeded = seeded_app
     login(client)
     entry = next(e for e in app.dlq.list() if e.run_id == seeded.failed)
-    page = client.post("/dlq/redrive", data={"entry": entry.entry_id, "csrf": csrf_of(client, "/dlq")})
+    page = client.post(
+        "/dlq/redrive", data={"entry": entry.entry_id, "csrf": csrf_of(client, "/dlq")}
+    )
     assert 200 == page.status_code
     assert "Redrive results" in page.text
     redriven = app.runs(agent="flaky")
@@ -147,7 +158,9 @@ def test_redrive_selected_entry(client: TestClient, seeded_app: tuple[Seawall, S
     assert "not pending" in again.text
 
 
-def test_redrive_all_matching_and_nothing_selected(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_redrive_all_matching_and_nothing_selected(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """'Redrive all matching' redrives the filtered set; a post with no choice is a 400."""
     app, _ = seeded_app
     login(client)
@@ -163,13 +176,17 @@ def test_approve_handoff(client: TestClient, seeded_app: tuple[Seawall, Seeded])
     app, seeded = seeded_app
     login(client)
     handoff = app.handoffs(status="open")[0]
-    page = client.post(f"/handoffs/{handoff.handoff_id}/approve",
-                       data={"note": "fine", "csrf": csrf_of(client, "/handoffs")})
+    page = client.post(
+        f"/handoffs/{handoff.handoff_id}/approve",
+        data={"note": "fine", "csrf": csrf_of(client, "/handoffs")},
+    )
     assert "Hand-off approved" in page.text
     assert RunStatus.SUCCEEDED == app.get_run(seeded.parked).status
 
 
-def test_approve_edited_output_and_bad_json(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_approve_edited_output_and_bad_json(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """An edited output is verified again (still open when it fails); bad JSON is a 400."""
     app, seeded = seeded_app
     login(client)
@@ -177,7 +194,9 @@ def test_approve_edited_output_and_bad_json(client: TestClient, seeded_app: tupl
     csrf = csrf_of(client, "/handoffs")
     url = f"/handoffs/{handoff.handoff_id}/approve"
     assert 400 == client.post(url, data={"edit": "1", "output": "{nope", "csrf": csrf}).status_code
-    page = client.post(url, data={"edit": "1", "output": '{"title": "T", "ok": true}', "csrf": csrf})
+    page = client.post(
+        url, data={"edit": "1", "output": '{"title": "T", "ok": true}', "csrf": csrf}
+    )
     assert 200 == page.status_code
     assert {"title": "T", "ok": True} == app.output_of(seeded.parked)
 
@@ -210,7 +229,12 @@ def test_actions_that_run_agents_need_the_app(seeded_app: tuple[Seawall, Seeded]
         page = reader.post(f"/runs/{seeded.ok[0]}/replay", data={"mode": "live", "csrf": csrf})
         assert 409 == page.status_code
         assert "--app" in page.text
-        assert 200 == reader.post("/breakers/reset", data={"name": "agent:flaky", "csrf": csrf}).status_code
+        assert (
+            200
+            == reader.post(
+                "/breakers/reset", data={"name": "agent:flaky", "csrf": csrf}
+            ).status_code
+        )
         assert "no app loaded" in reader.get("/").text
 
 

@@ -17,7 +17,10 @@ def _samples(text: str) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     return {
-        sample.name + "{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}": sample.value
+        sample.name
+        + "{"
+        + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+        + "}": sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
@@ -32,7 +35,12 @@ def test_metric_values_after_the_known_workload(seeded_app: tuple[Seawall, Seede
     samples = _samples(exposition(app.store))
     assert 3 == samples["seawall_runs_total{agent=researcher,error_class=,status=succeeded}"]
     assert 1 == samples["seawall_runs_total{agent=flaky,error_class=clean_abort,status=failed}"]
-    assert 1 == samples["seawall_runs_total{agent=writer,error_class=silent_drift,status=awaiting_human}"]
+    assert (
+        1
+        == samples[
+            "seawall_runs_total{agent=writer,error_class=silent_drift,status=awaiting_human}"
+        ]
+    )
     assert 1 == samples["seawall_runs_total{agent=summarise,error_class=cascade,status=skipped}"]
     assert 1 == samples["seawall_run_retries_total{agent=flaky}"]
     assert 300 == samples["seawall_tokens_total{agent=researcher,gen_ai_token_type=input}"]
@@ -40,7 +48,9 @@ def test_metric_values_after_the_known_workload(seeded_app: tuple[Seawall, Seede
     assert pytest.approx(0.03) == samples["seawall_cost_usd_total{agent=researcher}"]
     # search: 3 researcher calls + 1 flaky call (served from the journal on its retry)
     assert 4 == samples["seawall_tool_call_duration_seconds_count{gen_ai_tool_name=search}"]
-    assert 4 == samples["seawall_tool_call_duration_seconds_bucket{gen_ai_tool_name=search,le=+Inf}"]
+    assert (
+        4 == samples["seawall_tool_call_duration_seconds_bucket{gen_ai_tool_name=search,le=+Inf}"]
+    )
     assert 1 == samples["seawall_tool_call_duration_seconds_count{gen_ai_tool_name=save}"]
     assert 0 == samples["seawall_tool_call_errors_total{kind=tool,name=search}"]
     assert 1 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=open}"]

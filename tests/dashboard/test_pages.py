@@ -61,15 +61,20 @@ def test_runs_filters(client: TestClient, seeded_app: tuple[Seawall, Seeded]) ->
     assert {seeded.failed} == _run_ids(client, error_class="clean_abort", agent="flaky")
     assert {seeded.failed} == _run_ids(client, q="TIMED OUT")
     assert set() == _run_ids(client, q="100%_no_such")
-    future = (dt.datetime.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    future = (dt.datetime.now().astimezone() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     assert set() == _run_ids(client, since=future)
     assert {seeded.failed} == _run_ids(client, until=future, agent="flaky")
 
 
 def test_runs_bad_filters_are_400(client: TestClient) -> None:
     """A status, class, time or cursor that does not parse is a 400 with a message."""
-    for params in ({"status": "nope"}, {"error_class": "x"}, {"since": "yesterday"},
-                   {"before": "abc:def"}, {"offset": "-1"}):
+    for params in (
+        {"status": "nope"},
+        {"error_class": "x"},
+        {"since": "yesterday"},
+        {"before": "abc:def"},
+        {"offset": "-1"},
+    ):
         page = client.get("/runs", params=params)
         assert 400 == page.status_code
         assert "bad filter" in page.text or "offset" in page.text
@@ -98,20 +103,32 @@ def test_runs_keyset_paging_visits_every_run_once(client: TestClient) -> None:
     assert total > 3
 
 
-def test_run_detail_shows_fields_timeline_payloads(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_run_detail_shows_fields_timeline_payloads(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """A run page shows the minimum fields, attempts, the waterfall and collapsed large values."""
     _, seeded = seeded_app
     page = client.get(f"/runs/{seeded.ok[0]}")
     assert 200 == page.status_code
-    for name in ("run_id", "start_time", "end_time", "input_hash", "output_hash", "tokens_used",
-                 "cost_usd", "error_class"):
+    for name in (
+        "run_id",
+        "start_time",
+        "end_time",
+        "input_hash",
+        "output_hash",
+        "tokens_used",
+        "cost_usd",
+        "error_class",
+    ):
         assert f"<dt>{name}</dt>" in page.text
     assert 'aria-label="Step timeline of run' in page.text
     assert "#1 tool search" in page.text
     assert "<details><summary" in page.text  # the 2,000-character value is collapsed
 
 
-def test_failed_run_shows_attempts_and_retry(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_failed_run_shows_attempts_and_retry(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """A retried run lists both attempts and its error."""
     _, seeded = seeded_app
     page = client.get(f"/runs/{seeded.failed}")
@@ -159,7 +176,9 @@ def test_dlq_lists_and_filters(client: TestClient, seeded_app: tuple[Seawall, Se
     assert 400 == client.get("/dlq", params={"error_class": "nope"}).status_code
 
 
-def test_breakers_page_shows_state_and_history(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_breakers_page_shows_state_and_history(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """A breaker opened by hand shows its state, reason and transition."""
     app, _ = seeded_app
     app.open_breaker("agent:flaky", reason="maintenance window")
@@ -185,7 +204,9 @@ def test_drift_page_without_alert_table(client: TestClient) -> None:
     assert "drift detection not available in this ledger" in page.text
 
 
-def test_drift_page_lists_alerts_when_the_store_has_them(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:
+def test_drift_page_lists_alerts_when_the_store_has_them(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
     """When the store offers list_alerts, the page shows their fields (escaped)."""
     from dataclasses import dataclass
 
@@ -218,7 +239,9 @@ def test_metrics_route_serves_prometheus_text(client: TestClient) -> None:
     page = client.get("/metrics")
     assert 200 == page.status_code
     assert page.headers["content-type"].startswith("text/plain")
-    assert 'seawall_runs_total{agent="researcher",error_class="",status="succeeded"} 3.0' in page.text
+    assert (
+        'seawall_runs_total{agent="researcher",error_class="",status="succeeded"} 3.0' in page.text
+    )
 
 
 def test_static_css_and_unknown_route(client: TestClient) -> None:

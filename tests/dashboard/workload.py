@@ -47,8 +47,11 @@ def register(app: Seawall) -> None:
     def echo(ctx: Context, text: str) -> str:
         return text
 
-    @app.agent(name="writer", verify=[verify.rule(lambda out: out.get("ok"), "needs review")],
-               on_drift="handoff")
+    @app.agent(
+        name="writer",
+        verify=[verify.rule(lambda out: out.get("ok"), "needs review")],
+        on_drift="handoff",
+    )
     def writer(ctx: Context, title: str) -> dict[str, Any]:
         ctx.call(save, title)
         return {"title": title, "ok": False}

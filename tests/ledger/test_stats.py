@@ -84,7 +84,9 @@ def test_list_runs_search_until_keyset_and_replay_of(app: Seawall) -> None:
     assert newest_first[1:] == [
         r.run_id for r in app.store.list_runs(RunQuery(before=(last.start_time, last.run_id)))
     ]
-    assert newest_first[1:] == [r.run_id for r in app.store.list_runs(RunQuery(until=last.start_time))]
+    assert newest_first[1:] == [
+        r.run_id for r in app.store.list_runs(RunQuery(until=last.start_time))
+    ]
     assert [] == app.store.list_runs(RunQuery(replay_of=ids[0]))
 
 

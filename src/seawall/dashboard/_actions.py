@@ -72,8 +72,11 @@ async def replay(request: Request) -> Response:
     if mode not in ("recorded", "live"):
         return _failed(request, "mode must be recorded or live", 400)
     run_id = request.path_params["run_id"]
+    live = mode == "live"
     try:
-        result = await run_in_threadpool(runner.replay, run_id, mode=mode)
+        result = await run_in_threadpool(
+            lambda: runner.replay(run_id, mode="live" if live else "recorded")
+        )
     except SeawallError as exc:
         return _failed(request, exc)
     return RedirectResponse(f"/runs/{result.run.run_id}?done=replayed", status_code=303)

@@ -17,7 +17,15 @@ from markupsafe import Markup
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-_FONT = 11
+_LABEL = 20  # characters of a row or node label before it is clipped
+_STEP_LABEL = 32  # same, for a waterfall row
+_MILLISECOND = 0.001
+_MINUTES_FROM = 120.0  # durations from this many seconds are shown in minutes
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _cls(name: str) -> str:
@@ -29,7 +37,7 @@ def _nice(top: float) -> float:
     """A round axis maximum at or above ``top``."""
     if top <= 0:
         return 1.0
-    step = 10 ** math.floor(math.log10(top))
+    step = 10.0 ** math.floor(math.log10(top))
     for factor in (1, 2, 2.5, 5, 10):
         if step * factor >= top:
             return step * factor
@@ -65,9 +73,9 @@ def stacked_bars(
     series: Mapping[str, Sequence[float]],
     *,
     title: str,
-    width: int = 640,
-    height: int = 220,
-    unit: str = "",
+    width: int = 420,
+    height: int = 200,
+    prefix: str = "",
 ) -> Markup:
     """Vertical bars, one per label, stacked by series (in the mapping's order).
 
@@ -77,15 +85,17 @@ def stacked_bars(
         title: The chart's accessible title.
         width: Width in pixels (the SVG scales to its container).
         height: Height in pixels.
-        unit: Suffix of the y-axis labels.
+        prefix: Prefix of the values (``$``).
     """
     left, right, top, bottom = 48, 8, 10, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
     ceiling = _nice(max(totals, default=0))
     parts = [
-        (f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}"><title>{escape(title)}</title>')
+        (
+            f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        )
     ]
     for tick in range(5):
         value = ceiling * tick / 4
@@ -93,7 +103,7 @@ def stacked_bars(
         parts.append(
             f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(number(value))}{escape(unit)}</text>"
+            f"{escape(prefix)}{escape(number(value))}</text>"
         )
     count = max(len(labels), 1)
     slot = plot_w / count
@@ -101,7 +111,7 @@ def stacked_bars(
     every = max(1, math.ceil(count / 8))
     for i, label in enumerate(labels):
         x = left + i * slot + (slot - bar) / 2
-        base = top + plot_h
+        base = float(top + plot_h)
         for name, values in series.items():
             value = values[i]
             if value <= 0:
@@ -111,7 +121,7 @@ def stacked_bars(
             parts.append(
                 f'<rect class="{_cls(name)}" x="{x:.1f}" y="{base:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}"><title>{escape(label)} · {escape(name)}: '
-                f"{escape(number(value))}{escape(unit)}</title></rect>"
+                f"{escape(prefix)}{escape(number(value))}</title></rect>"
             )
         if i % every == 0:
             parts.append(
@@ -128,22 +138,24 @@ def horizontal_bars(
     rows: Sequence[tuple[str, Mapping[str, float]]],
     *,
     title: str,
-    width: int = 640,
+    width: int = 420,
     series: Sequence[str] = (),
 ) -> Markup:
     """Horizontal bars, one per row label, stacked by series (e.g. error classes by agent)."""
-    left, right, row_h = 130, 50, 22
+    left, right, row_h = 110, 40, 22
     names = list(series) or sorted({name for _, values in rows for name in values})
     height = 16 + row_h * max(len(rows), 1) + 26
     ceiling = _nice(max((sum(values.values()) for _, values in rows), default=0))
     plot_w = width - left - right
     parts = [
-        (f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}"><title>{escape(title)}</title>')
+        (
+            f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        )
     ]
     for i, (label, values) in enumerate(rows):
         y = 8 + i * row_h
-        short = label if len(label) <= 20 else label[:19] + "…"
+        short = _clip(label, _LABEL)
         parts.append(
             f'<text x="{left - 8}" y="{y + 14}" text-anchor="end"><title>{escape(label)}</title>'
             f"{escape(short)}</text>"
@@ -188,15 +200,17 @@ class Span:
     note: str = ""
 
 
-def waterfall(spans: Sequence[Span], *, total: float, title: str, width: int = 900) -> Markup:
+def waterfall(spans: Sequence[Span], *, total: float, title: str, width: int = 1300) -> Markup:
     """A timeline of steps: one row per step, offset by its start, as long as it took."""
     left, right, row_h = 220, 70, 20
     plot_w = width - left - right
     span_total = max([total, *(s.start + (s.duration or 0) for s in spans)], default=total) or 1e-6
     height = 26 + row_h * max(len(spans), 1)
     parts = [
-        (f'<svg class="chart waterfall" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}"><title>{escape(title)}</title>')
+        (
+            f'<svg class="chart waterfall" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        )
     ]
     for tick in range(5):
         x = left + plot_w * tick / 4
@@ -209,7 +223,7 @@ def waterfall(spans: Sequence[Span], *, total: float, title: str, width: int = 9
         y = 18 + i * row_h
         x = left + plot_w * span.start / span_total
         w = max(plot_w * (span.duration or 0) / span_total, 2.0)
-        label = span.label if len(span.label) <= 32 else span.label[:31] + "…"
+        label = _clip(span.label, _STEP_LABEL)
         tip = f"{span.label}: {duration_text(span.duration)} {span.note}".strip()
         parts.append(
             f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{escape(label)}</text>'
@@ -240,25 +254,27 @@ class DagNode:
     after: tuple[str, ...]
 
 
-def dag(nodes: Sequence[DagNode], *, title: str) -> Markup:
-    """A graph run's DAG: nodes in layers (longest path from a root), edges left to right."""
+def _layers(nodes: Sequence[DagNode]) -> dict[int, list[DagNode]]:
+    """Nodes by layer: a node's layer is the length of the longest path from a root to it."""
     by_name = {node.name: node for node in nodes}
     layer: dict[str, int] = {}
 
     def depth(name: str, seen: frozenset[str]) -> int:
-        if name in layer:
-            return layer[name]
-        node = by_name.get(name)
-        parents = [p for p in (node.after if node else ()) if p in by_name and p not in seen]
-        layer[name] = 1 + max((depth(p, seen | {name}) for p in parents), default=-1)
+        if name not in layer:
+            parents = [p for p in by_name[name].after if p in by_name and p not in seen]
+            layer[name] = 1 + max((depth(p, seen | {name}) for p in parents), default=-1)
         return layer[name]
 
-    for node in nodes:
-        depth(node.name, frozenset())
     columns: dict[int, list[DagNode]] = {}
     for node in nodes:
-        columns.setdefault(layer[node.name], []).append(node)
-    box_w, box_h, gap_x, gap_y = 150, 44, 60, 18
+        columns.setdefault(depth(node.name, frozenset()), []).append(node)
+    return columns
+
+
+def dag(nodes: Sequence[DagNode], *, title: str) -> Markup:
+    """A graph run's DAG: nodes in layers (longest path from a root), edges left to right."""
+    columns = _layers(nodes)
+    box_w, box_h, gap_x, gap_y = 170, 50, 70, 18
     width = 20 + max(len(columns), 1) * (box_w + gap_x)
     height = 20 + max((len(c) for c in columns.values()), default=1) * (box_h + gap_y)
     where: dict[str, tuple[float, float]] = {}
@@ -266,11 +282,14 @@ def dag(nodes: Sequence[DagNode], *, title: str) -> Markup:
         for row, node in enumerate(members):
             where[node.name] = (10 + col * (box_w + gap_x), 10 + row * (box_h + gap_y))
     parts = [
-        (f'<svg class="chart dag" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto-start-reverse"><path class="edge-head" '
-        'd="M 0 0 L 10 5 L 0 10 z"/></marker></defs>')
+        (
+            f'<svg class="chart dag" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+            'markerHeight="7" orient="auto-start-reverse"><path class="edge-head" '
+            'd="M 0 0 L 10 5 L 0 10 z"/></marker></defs>'
+        )
     ]
     for node in nodes:
         x2, y2 = where[node.name]
@@ -286,7 +305,7 @@ def dag(nodes: Sequence[DagNode], *, title: str) -> Markup:
             )
     for node in nodes:
         x, y = where[node.name]
-        name = node.name if len(node.name) <= 20 else node.name[:19] + "…"
+        name = _clip(node.name, _LABEL)
         box = (
             f'<rect class="node {_cls(node.status)}" x="{x:.0f}" y="{y:.0f}" width="{box_w}" '
             f'height="{box_h}" rx="6"/><text class="node-name" x="{x + 10:.0f}" y="{y + 18:.0f}">'
@@ -304,10 +323,10 @@ def duration_text(seconds: float | None) -> str:
     """Format a duration for people (µs, ms, s, min)."""
     if seconds is None:
         return "-"
-    if seconds < 0.001:
+    if seconds < _MILLISECOND:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"
-    if seconds < 120:
+    if seconds < _MINUTES_FROM:
         return f"{seconds:.2f} s"
     return f"{seconds / 60:.1f} min"

@@ -73,7 +73,11 @@ def _overview_data(app: Seawall, window: str, agent: str | None) -> dict[str, An
         "series": series,
         "charts": {
             "outcomes": _charts.stacked_bars(
-                series["labels"], series["outcomes"], title="Runs over time by outcome"
+                series["labels"],
+                series["outcomes"],
+                title="Runs over time by outcome",
+                width=1300,
+                height=240,
             ),
             "classes": _charts.horizontal_bars(
                 series["by_agent"],
@@ -84,7 +88,7 @@ def _overview_data(app: Seawall, window: str, agent: str | None) -> dict[str, An
                 series["labels"], series["tokens"], title="Tokens over time"
             ),
             "cost": _charts.stacked_bars(
-                series["labels"], series["cost"], title="Cost over time (USD)", unit="$"
+                series["labels"], series["cost"], title="Cost over time (USD)", prefix="$"
             ),
             "histogram": _histogram(latency),
         },

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 SESSION_COOKIE: Final = "seawall_session"
-TOKEN_ENV: Final = "SEAWALL_DASHBOARD_TOKEN"
+TOKEN_ENV: Final = "SEAWALL_DASHBOARD_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 
 def new_token() -> str:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     from seawall.ledger import RunStats
 
+HOUR: Final = 3600.0
+DAY: Final = 86400.0
 RANGES: Final = {
     "1h": (3600.0, 120.0),
     "6h": (6 * 3600.0, 600.0),
@@ -37,6 +39,8 @@ STATUSES: Final = tuple(s.value for s in RunStatus)
 ERROR_CLASSES: Final = tuple(c.value for c in ErrorClass)
 COLLAPSE_AT: Final = 600
 """Pretty JSON longer than this many characters is shown collapsed."""
+ONE_LINE: Final = 80
+"""JSON this short is shown on one line; longer values are indented (and summarised)."""
 
 
 def outcome(status: str, error_class: str | None) -> str:
@@ -77,9 +81,9 @@ def form_time(timestamp: float | None) -> str:
 def bucket_label(start: float, width: float) -> str:
     """The axis label of a time bucket starting at ``start``."""
     moment = dt.datetime.fromtimestamp(start).astimezone()
-    if width >= 86400:
+    if width >= DAY:
         return moment.strftime("%m-%d")
-    if width >= 3600:
+    if width >= HOUR:
         return moment.strftime("%m-%d %Hh")
     return moment.strftime("%H:%M")
 
@@ -102,11 +106,13 @@ class Payload:
 def payload(value: Any) -> Payload:
     """Pretty-print a decoded ledger value (escaping is the template's job)."""
     try:
-        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        flat = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        text = flat
+        if len(flat) > ONE_LINE:
+            text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
-        text = repr(value)
-    flat = " ".join(text.split())
-    summary = flat if len(flat) <= 120 else flat[:117] + "…"
+        flat = text = repr(value)
+    summary = flat if len(flat) <= ONE_LINE else f"{flat[: ONE_LINE - 1]}… ({len(text):,} chars)"
     return Payload(text, len(text) > COLLAPSE_AT, summary)
 
 

@@ -8,9 +8,9 @@ here, in Python, from their rows.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Final
-import itertools
 
 LATENCY_BOUNDS: Final = (
     0.0005,
