@@ -73,11 +73,10 @@ def test_runs_bad_filters_are_400(client: TestClient) -> None:
         {"error_class": "x"},
         {"since": "yesterday"},
         {"before": "abc:def"},
-        {"offset": "-1"},
     ):
         page = client.get("/runs", params=params)
         assert 400 == page.status_code
-        assert "bad filter" in page.text or "offset" in page.text
+        assert "bad filter" in page.text
 
 
 def test_runs_keyset_paging_visits_every_run_once(client: TestClient) -> None:

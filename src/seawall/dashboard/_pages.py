@@ -149,11 +149,8 @@ def _run_query(request: Request) -> tuple[RunQuery, dict[str, str]]:
         if cursor := request.query_params.get("before"):
             stamp, _, run_id = cursor.partition(":")
             before = (float(stamp), run_id)
-        offset = int(request.query_params.get("offset", "0"))
     except ValueError as exc:
         raise _bad(f"bad filter: {exc}") from exc
-    if offset < 0:
-        raise _bad("offset must be >= 0")
     query = RunQuery(
         status=status,
         agent=params.get("agent"),
@@ -162,14 +159,13 @@ def _run_query(request: Request) -> tuple[RunQuery, dict[str, str]]:
         until=until,
         search=params.get("q"),
         before=before,
-        offset=offset,
         limit=PAGE_SIZE + 1,
     )
     return query, params
 
 
 async def runs(request: Request) -> Response:
-    """The runs table: filters, and keyset paging that stays fast on deep pages."""
+    """The runs table: filters, and keyset paging (no offsets) that stays fast on deep pages."""
     query, params = _run_query(request)
     found = await run_in_threadpool(state(request).reader.store.list_runs, query)
     page, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
@@ -183,7 +179,7 @@ async def runs(request: Request) -> Response:
         runs=page,
         params=params,
         older=older,
-        paged=query.before is not None or query.offset > 0,
+        paged=query.before is not None,
         statuses=_views.STATUSES,
         classes=_views.ERROR_CLASSES,
     )
