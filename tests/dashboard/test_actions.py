@@ -155,7 +155,12 @@ def test_redrive_selected_entry(client: TestClient, seeded_app: tuple[Seawall, S
     assert 2 == len(redriven)
     assert {seeded.failed} == {r.replay_of for r in redriven if r.replay_of}
     again = client.post("/dlq/redrive", data={"entry": "missing", "csrf": csrf_of(client, "/dlq")})
-    assert "not pending" in again.text
+    assert "no longer pending" in again.text
+    twice = client.post(
+        "/dlq/redrive", data={"entry": entry.entry_id, "csrf": csrf_of(client, "/dlq")}
+    )
+    assert "no longer pending" in twice.text
+    assert 2 == len(app.runs(agent="flaky"))  # each entry is redriven at most once
 
 
 def test_redrive_all_matching_and_nothing_selected(

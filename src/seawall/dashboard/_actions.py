@@ -8,19 +8,26 @@ agents), and redirects to a page that shows the result.
 from __future__ import annotations
 
 import json
+import math
+import os
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from seawall._failures import ErrorClass
 from seawall.dashboard._state import render, state
-from seawall.errors import SeawallError
+from seawall.errors import RegistrationError, SeawallError
+from seawall.ledger import DeadLetterQuery
 
 if TYPE_CHECKING:
     from starlette.datastructures import FormData
     from starlette.requests import Request
 
     from seawall import Seawall
+    from seawall.ledger import DeadLetter
 
 
 def refused(request: Request) -> Response:
@@ -91,19 +98,20 @@ async def redrive(request: Request) -> Response:
     if isinstance(runner, Response):
         return runner
     selected = [value for value in form.getlist("entry") if isinstance(value, str)]
+    agent = str(form.get("agent") or "") or None
+    try:
+        error_class = ErrorClass(str(form.get("error_class"))) if form.get("error_class") else None
+    except ValueError as exc:
+        return _failed(request, f"bad filter: {exc}", 400)
     try:
         if selected:
-            outcomes = await run_in_threadpool(_redrive_selected, runner, selected)
+            query = DeadLetterQuery(agent=agent, error_class=error_class, limit=100_000)
+            outcomes = await run_in_threadpool(_redrive_selected, runner, selected, query)
         elif form.get("all") == "1":
-            agent = form.get("agent") or None
-            error_class = form.get("error_class") or None
             found = await run_in_threadpool(
-                lambda: runner.dlq.redrive(agent=agent, error_class=error_class)  # type: ignore[arg-type]
+                lambda: runner.dlq.redrive(agent=agent, error_class=error_class)
             )
-            outcomes = [
-                {"entry": o.entry, "run_id": o.run_id, "status": o.status, "error": o.error}
-                for o in found
-            ]
+            outcomes = [_outcome(o.entry, o.run_id, o.status, o.error) for o in found]
         else:
             return _failed(request, "Select entries to redrive (or redrive all matching).", 400)
     except SeawallError as exc:
@@ -119,40 +127,57 @@ async def redrive(request: Request) -> Response:
     )
 
 
-def _redrive_selected(app: Seawall, entry_ids: list[str]) -> list[dict[str, Any]]:
-    """Re-run selected pending entries live; a successful run settles its entry."""
-    from seawall.ledger import DeadLetterQuery  # noqa: PLC0415 - keeps the module light
+def _redrive_selected(
+    app: Seawall, entry_ids: list[str], query: DeadLetterQuery
+) -> list[dict[str, Any]]:
+    """Redrive selected pending entries live, each claimed first so it runs at most once.
 
-    pending = {e.entry_id: e for e in app.store.list_dead_letters(DeadLetterQuery(limit=100_000))}
+    ``query`` is the page's filter, to find the entries; each one is then claimed alone (a
+    query matching only its agent, class and failure time), exactly as ``dlq redrive`` claims.
+    """
+    pending = {e.entry_id: e for e in app.store.list_dead_letters(query)}
+    owner = f"dashboard-{os.getpid()}"
     outcomes: list[dict[str, Any]] = []
     for entry_id in entry_ids:
         entry = pending.get(entry_id)
-        if entry is None:
-            outcomes.append(
-                {
-                    "entry": None,
-                    "run_id": None,
-                    "status": "error",
-                    "error": f"{entry_id}: not pending",
-                }
+        exact = None
+        if entry is not None:
+            exact = replace(
+                query,
+                agent=entry.agent,
+                error_class=entry.error_class,
+                since=entry.failed_at,
+                until=math.nextafter(entry.failed_at, math.inf),
+                limit=1,
             )
+        claimed = None if exact is None else app.store.claim_dead_letter(exact, owner, time.time())
+        if claimed is None:
+            outcomes.append(_outcome(entry, None, "error", "no longer pending (redriven already?)"))
             continue
         try:
-            replayed = app.replay(entry.run_id, mode="live")
-        except SeawallError as exc:
-            outcomes.append(
-                {"entry": entry, "run_id": None, "status": "error", "error": exc.message}
-            )
+            replayed = app.replay(claimed.run_id, mode="live")
+        except RegistrationError as exc:
+            app.store.release_dead_letter(claimed.entry_id)
+            outcomes.append(_outcome(claimed, None, "error", exc.message))
             continue
-        outcomes.append(
-            {
-                "entry": entry,
-                "run_id": replayed.run.run_id,
-                "status": replayed.run.status.value,
-                "error": None,
-            }
+        except SeawallError as exc:
+            app.store.finish_dead_letter(
+                claimed.entry_id, redrive_run_id="", result=f"error: {exc.message}", at=time.time()
+            )
+            outcomes.append(_outcome(claimed, None, "error", exc.message))
+            continue
+        status = replayed.run.status.value
+        app.store.finish_dead_letter(
+            claimed.entry_id, redrive_run_id=replayed.run.run_id, result=status, at=time.time()
         )
+        outcomes.append(_outcome(claimed, replayed.run.run_id, status, None))
     return outcomes
+
+
+def _outcome(
+    entry: DeadLetter | None, run_id: str | None, status: str, error: str | None
+) -> dict[str, Any]:
+    return {"entry": entry, "run_id": run_id, "status": status, "error": error}
 
 
 async def reset_breaker(request: Request) -> Response:

@@ -19,10 +19,12 @@ from seawall.ledger import LATENCY_BOUNDS, DeadLetterQuery, RunQuery
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from seawall import Seawall
-    from seawall.ledger import RunRecord, StepLatency, Store
+    from seawall import Seawall, Step
+    from seawall.ledger import AttemptRecord, RunRecord, StepLatency, Store
 
 PAGE_SIZE: Final = 50
+MAX_STEPS: Final = 500
+"""Steps shown on a run's page (timeline and table); the CLI's ``show --json`` has them all."""
 NOT_AVAILABLE: Final = "drift detection not available in this ledger"
 
 
@@ -35,12 +37,14 @@ def _bad(message: str) -> HTTPException:
     return HTTPException(400, message)
 
 
-def _alerts(store: Store, *, agent: str | None = None, limit: int = 100) -> list[Any] | None:
+def _alerts(
+    store: Store, *, agent: str | None = None, since: float | None = None, limit: int = 100
+) -> list[Any] | None:
     """Drift alerts, or ``None`` when this ledger's store has no alert table."""
     list_alerts = getattr(store, "list_alerts", None)
     if list_alerts is None:
         return None
-    found: list[Any] = list_alerts(agent=agent, limit=limit)
+    found: list[Any] = list_alerts(agent=agent, since=since, limit=limit)
     return found
 
 
@@ -68,7 +72,7 @@ def _overview_data(app: Seawall, window: str, agent: str | None) -> dict[str, An
     latency = store.step_latency(bounds=LATENCY_BOUNDS, since=since, agent=agent)
     breakers = store.list_breakers()
     backlog = store.backlog()
-    alerts = _alerts(store, agent=agent, limit=5)
+    alerts = _alerts(store, agent=agent, since=since, limit=5)
     return {
         "series": series,
         "charts": {
@@ -194,25 +198,8 @@ def _detail(app: Seawall, run_id: str) -> dict[str, Any]:
     if run is None:
         raise HTTPException(404, f"No run {run_id!r} in this ledger.")
     steps = app.steps(run_id)
-    spans = [
-        _charts.Span(
-            label=f"#{s.record.seq} {s.record.kind} {s.record.name}"
-            if s.record.kind != s.record.name
-            else f"#{s.record.seq} {s.record.kind}",
-            start=s.record.start_time - run.start_time,
-            duration=s.record.duration,
-            status=s.record.status,
-            note=" · ".join(
-                part
-                for part in (
-                    f"{s.record.tries} tries" if s.record.tries > 1 else "",
-                    f"attempt {s.record.attempt}" if run.attempts > 1 else "",
-                )
-                if part
-            ),
-        )
-        for s in steps
-    ]
+    attempts = store.list_attempts(run_id)
+    spans = _timeline(run, attempts, steps[:MAX_STEPS])
     children = store.list_runs(RunQuery(parent_run_id=run_id, limit=500))
     replays = store.list_runs(RunQuery(replay_of=run_id, limit=50))
     try:
@@ -222,8 +209,9 @@ def _detail(app: Seawall, run_id: str) -> dict[str, Any]:
     output = app.output_of(run_id)
     return {
         "run": run,
-        "attempts": store.list_attempts(run_id),
-        "steps": steps,
+        "attempts": attempts,
+        "steps": steps[:MAX_STEPS],
+        "step_count": len(steps),
         "waterfall": _charts.waterfall(
             spans, total=run.duration or 0.0, title=f"Step timeline of run {run_id}"
         )
@@ -239,6 +227,43 @@ def _detail(app: Seawall, run_id: str) -> dict[str, Any]:
         "output": output,
         "dag": _dag(app, run, children),
     }
+
+
+def _timeline(run: RunRecord, attempts: list[AttemptRecord], steps: list[Step]) -> list[Any]:
+    """Waterfall rows: each attempt (its span and the backoff after it), then its steps."""
+    by_attempt: dict[int, list[Step]] = {}
+    for step in steps:
+        by_attempt.setdefault(step.record.attempt, []).append(step)
+    spans: list[_charts.Span] = []
+    rows: list[AttemptRecord | None] = [*attempts] or [None]
+    for attempt in rows:
+        number = attempt.attempt if attempt is not None else 1
+        if attempt is not None and len(attempts) > 1:
+            end = attempt.end_time
+            spans.append(
+                _charts.Span(
+                    label=f"attempt {number}",
+                    start=attempt.start_time - run.start_time,
+                    duration=None if end is None else end - attempt.start_time,
+                    status=attempt.status,
+                    note=f"then backoff {_charts.duration_text(attempt.retry_delay)}"
+                    if attempt.retry_delay
+                    else "",
+                )
+            )
+        for step in by_attempt.pop(number, []):
+            record = step.record
+            spans.append(
+                _charts.Span(
+                    label=f"#{record.seq} {record.kind}"
+                    + ("" if record.kind == record.name else f" {record.name}"),
+                    start=record.start_time - run.start_time,
+                    duration=record.duration,
+                    status=record.status,
+                    note=f"{record.tries} tries" if record.tries > 1 else "",
+                )
+            )
+    return spans
 
 
 def _dag(app: Seawall, run: RunRecord, children: list[RunRecord]) -> Any:
