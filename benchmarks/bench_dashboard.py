@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             ("search 'timeout'", "/runs?q=timeout"),
             ("search rare 'quota'", "/runs?q=quota"),
             ("search absent text", "/runs?q=no-such-message"),
+            ("agent + search absent text", "/runs?agent=agent-05&q=no-such-message"),
+            ("class + search 'quota'", "/runs?error_class=clean_abort&q=quota"),
         ]
         app = create_app(f"sqlite:///{path}", token="bench")  # noqa: S106 - a benchmark's token
         worst = 0.0

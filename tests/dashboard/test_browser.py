@@ -168,3 +168,15 @@ def test_breakers_and_drift_pages(
     page.goto("/drift")
     assert "drift detection not available in this ledger" in page.inner_text("main")
     page.screenshot(path=tmp_path / "drift.png", full_page=True)
+
+
+def test_retried_run_timeline(
+    page: Any, seeded_app: tuple[Seawall, Seeded], tmp_path: Path
+) -> None:
+    """A retried run's timeline shows each attempt and the backoff after the first."""
+    _, seeded = seeded_app
+    page.goto(f"/runs/{seeded.failed}")
+    timeline = page.text_content("svg.waterfall") or ""
+    assert "attempt 1" in timeline
+    assert "attempt 2" in timeline
+    page.screenshot(path=tmp_path / "run-retried.png", full_page=True)

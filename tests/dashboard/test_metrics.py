@@ -87,3 +87,53 @@ def test_seawall_metrics_cli_prints_the_exposition(seeded_app: tuple[Seawall, Se
     assert 0 == result.exit_code, result.output
     assert "# TYPE seawall_runs_total counter" in result.output
     assert "seawall_dlq_depth" in result.output
+
+
+def test_seawall_dashboard_cli_prints_a_token_and_serves(
+    seeded_app: tuple[Seawall, Seeded], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`seawall dashboard` binds 127.0.0.1:8765 by default and prints a generated token."""
+    pytest.importorskip("uvicorn")
+    import uvicorn
+    from starlette.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from seawall.cli._main import cli
+
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.delenv("SEAWALL_DASHBOARD_TOKEN", raising=False)
+    app, _ = seeded_app
+    result = CliRunner().invoke(cli, ["dashboard", "--ledger", app.store.url])
+    assert 0 == result.exit_code, result.output
+    assert ("127.0.0.1", 8765) == (served["host"], served["port"])
+    token = result.output.split("Operator token")[1].split(":", 1)[1].split()[0]
+    with TestClient(served["app"]) as client:  # type: ignore[arg-type]
+        assert (
+            303 == client.post("/login", data={"token": token}, follow_redirects=False).status_code
+        )
+
+
+def test_seawall_dashboard_cli_uses_the_token_from_the_environment(
+    seeded_app: tuple[Seawall, Seeded], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SEAWALL_DASHBOARD_TOKEN set, nothing is generated or printed."""
+    pytest.importorskip("uvicorn")
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from seawall.cli._main import cli
+
+    from starlette.testclient import TestClient
+
+    def serve(app: object, **kw: object) -> None:
+        with TestClient(app):  # type: ignore[arg-type]
+            pass  # runs the lifespan, which closes the ledger the dashboard opened
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+    monkeypatch.setenv("SEAWALL_DASHBOARD_TOKEN", "from-env")
+    app, _ = seeded_app
+    result = CliRunner().invoke(cli, ["dashboard", "--ledger", app.store.url, "--port", "9999"])
+    assert 0 == result.exit_code, result.output
+    assert "Operator token" not in result.output
+    assert "9999" in result.output
