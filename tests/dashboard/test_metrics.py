@@ -120,11 +120,10 @@ def test_seawall_dashboard_cli_uses_the_token_from_the_environment(
     """With SEAWALL_DASHBOARD_TOKEN set, nothing is generated or printed."""
     pytest.importorskip("uvicorn")
     import uvicorn
+    from starlette.testclient import TestClient
     from typer.testing import CliRunner
 
     from seawall.cli._main import cli
-
-    from starlette.testclient import TestClient
 
     def serve(app: object, **kw: object) -> None:
         with TestClient(app):  # type: ignore[arg-type]
