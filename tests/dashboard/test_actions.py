@@ -108,6 +108,12 @@ def test_login_redirect_stays_on_this_site(client: TestClient) -> None:
     assert "/?done=login" == response.headers["location"]
     response = client.post("/login", data={"token": TOKEN, "next": "/runs"}, follow_redirects=False)
     assert "/runs?done=login" == response.headers["location"]
+    for target in ("/\\evil.example", "https://evil.example/", "/runs?agent=a"):
+        response = client.post(
+            "/login", data={"token": TOKEN, "next": target}, follow_redirects=False
+        )
+        expected = "/runs?agent=a&done=login" if target == "/runs?agent=a" else "/?done=login"
+        assert expected == response.headers["location"]
 
 
 def test_reset_breaker(client: TestClient, seeded_app: tuple[Seawall, Seeded]) -> None:

@@ -248,3 +248,11 @@ def test_static_css_and_unknown_route(client: TestClient) -> None:
     assert 200 == client.get("/static/style.css").status_code
     assert 404 == client.get("/nope").status_code
     assert 405 == client.get("/dlq/redrive").status_code
+
+
+def test_ledger_url_password_is_not_shown() -> None:
+    """A password in the ledger URL is redacted in the page footer."""
+    from seawall.dashboard._views import redacted
+
+    assert "postgresql://u:***@db:5432/x" == redacted("postgresql://u:secret@db:5432/x")
+    assert "sqlite:///a.db" == redacted("sqlite:///a.db")

@@ -121,12 +121,7 @@ async def login(request: Request) -> Response:
         form = await request.form()
         candidate = form.get("token")
         if isinstance(candidate, str) and state(request).guard.accepts(candidate):
-            target = form.get("next")
-            safe = isinstance(target, str) and target.startswith("/") and "//" not in target
-            response = RedirectResponse(
-                f"{target if safe else '/'}{'&' if safe and '?' in str(target) else '?'}done=login",
-                status_code=303,
-            )
+            response = RedirectResponse(_after_login(form.get("next")), status_code=303)
             response.set_cookie(
                 SESSION_COOKIE,
                 state(request).guard.open_session(),
@@ -143,6 +138,18 @@ async def login(request: Request) -> Response:
         error=error,
         next=request.query_params.get("next", "/"),
     )
+
+
+def _after_login(target: object) -> str:
+    """Where to go after logging in: a path of this site only, never another host."""
+    local = (
+        isinstance(target, str)
+        and target.startswith("/")
+        and not target.startswith(("//", "/\\"))
+        and "\\" not in target
+    )
+    path = target if local and isinstance(target, str) else "/"
+    return f"{path}{'&' if '?' in path else '?'}done=login"
 
 
 async def logout(request: Request) -> Response:

@@ -76,7 +76,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
             "operator": csrf is not None,
             "can_run": shared.runner is not None,
             "notice": NOTICES.get(done or ""),
-            "ledger": shared.reader.store.url,
+            "ledger": _views.redacted(shared.reader.store.url),
             **context,
         },
         status_code=status_code,

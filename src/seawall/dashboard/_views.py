@@ -43,6 +43,17 @@ ONE_LINE: Final = 80
 """JSON this short is shown on one line; longer values are indented (and summarised)."""
 
 
+def redacted(url: str) -> str:
+    """A ledger URL fit to show: any password in it replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415 - used once per page
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def outcome(status: str, error_class: str | None) -> str:
     """The chart series of a run: its error class, else its status."""
     if error_class:
