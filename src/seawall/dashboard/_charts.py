@@ -17,6 +17,7 @@ from markupsafe import Markup
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+_LABEL_PX = 80  # horizontal room an x-axis label needs, in pixels
 _LABEL = 20  # characters of a row or node label before it is clipped
 _STEP_LABEL = 32  # same, for a waterfall row
 _MILLISECOND = 0.001
@@ -108,7 +109,7 @@ def stacked_bars(
     count = max(len(labels), 1)
     slot = plot_w / count
     bar = max(slot * 0.78, 1.0)
-    every = max(1, math.ceil(count / 8))
+    every = max(1, math.ceil(count / max(plot_w // _LABEL_PX, 1)))
     for i, label in enumerate(labels):
         x = left + i * slot + (slot - bar) / 2
         base = float(top + plot_h)
