@@ -2,10 +2,11 @@
 
 import sys
 
-from benchmarks import bench_artifacts, bench_cascade, bench_core, bench_dashboard
+from benchmarks import bench_artifacts, bench_cascade, bench_core, bench_dashboard, bench_tracing
 
 status = bench_core.main()
 bench_artifacts.main()
 bench_cascade.main()
+bench_tracing.main()
 bench_dashboard.main([])
 sys.exit(status)

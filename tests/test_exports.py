@@ -44,6 +44,7 @@ EXPECTED = [
     "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
+    "Price",
     "ReadBackError",
     "RegistrationError",
     "ReplayDivergenceError",
@@ -70,6 +71,7 @@ EXPECTED = [
     "VerificationError",
     "__version__",
     "artifacts",
+    "current_context",
     "verify",
 ]
 

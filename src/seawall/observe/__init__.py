@@ -1,1 +1,1 @@
-"""Observability: what the ledger says about runs, in the formats monitoring tools read."""
+"""Observability: traces, metrics, cost accounting and drift detection over the ledger."""
