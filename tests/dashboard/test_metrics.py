@@ -42,17 +42,17 @@ def test_metric_values_after_the_known_workload(seeded_app: tuple[Seawall, Seede
         ]
     )
     assert 1 == samples["seawall_runs_total{agent=summarise,error_class=cascade,status=skipped}"]
-    assert 1 == samples["seawall_run_retries_total{agent=flaky}"]
+    assert 1 == samples["seawall_retries_total{kind=run,name=flaky}"]
     assert 300 == samples["seawall_tokens_total{agent=researcher,gen_ai_token_type=input}"]
     assert 60 == samples["seawall_tokens_total{agent=researcher,gen_ai_token_type=output}"]
     assert pytest.approx(0.03) == samples["seawall_cost_usd_total{agent=researcher}"]
     # search: 3 researcher calls + 1 flaky call (served from the journal on its retry)
-    assert 4 == samples["seawall_tool_call_duration_seconds_count{gen_ai_tool_name=search}"]
-    assert (
-        4 == samples["seawall_tool_call_duration_seconds_bucket{gen_ai_tool_name=search,le=+Inf}"]
-    )
-    assert 1 == samples["seawall_tool_call_duration_seconds_count{gen_ai_tool_name=save}"]
-    assert 0 == samples["seawall_tool_call_errors_total{kind=tool,name=search}"]
+    assert 4 == samples["seawall_tool_duration_seconds_count{gen_ai_tool_name=search}"]
+    assert 4 == samples["seawall_tool_duration_seconds_bucket{gen_ai_tool_name=search,le=+Inf}"]
+    assert 1 == samples["seawall_tool_duration_seconds_count{gen_ai_tool_name=save}"]
+    llm = "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=chat,gen_ai_tool_name=complete}"
+    assert 3 == samples[llm]
+    assert 0 == samples["seawall_tool_errors_total{kind=tool,name=search}"]
     assert 1 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=open}"]
     assert 0 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=closed}"]
     assert 1 == samples["seawall_breakers_open{}"]
@@ -70,7 +70,7 @@ def test_histogram_buckets_are_cumulative_and_monotonic(seeded_app: tuple[Seawal
     buckets = sorted(
         (float(k.split("le=")[1].rstrip("}")), v)
         for k, v in samples.items()
-        if k.startswith("seawall_tool_call_duration_seconds_bucket{gen_ai_tool_name=search")
+        if k.startswith("seawall_tool_duration_seconds_bucket{gen_ai_tool_name=search")
     )
     counts = [v for _, v in buckets]
     assert counts == sorted(counts)

@@ -28,6 +28,10 @@ def register(app: Seawall) -> None:
     def search(query: str) -> list[str]:
         return [f"{query}-1", f"{query}-2"]
 
+    @app.tool(llm=True)
+    def complete(prompt: str, model: str = "m-1") -> str:
+        return f"summary of {prompt}"
+
     @app.tool(mutating=True)
     def save(text: str) -> int:
         return len(text)
@@ -35,6 +39,7 @@ def register(app: Seawall) -> None:
     @app.agent(name="researcher")
     def researcher(ctx: Context, topic: str) -> dict[str, Any]:
         hits = ctx.call(search, topic)
+        ctx.call(complete, topic, model="m-1")
         ctx.record_usage(model="m-1", input_tokens=100, output_tokens=20, cost_usd=0.01)
         return {"topic": topic, "hits": hits, "long": "x" * 2000}
 

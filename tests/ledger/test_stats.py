@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from seawall import Retry, Seawall
@@ -102,3 +104,27 @@ def test_backlog_counts_dlq_and_handoffs(app: Seawall) -> None:
     assert [("dlq", "a", "clean_abort", 2)] == [
         (q.queue, q.agent, q.label, q.count) for q in app.store.backlog()
     ]
+
+
+def test_a_migration_merged_below_the_newest_is_still_applied(tmp_path: Path) -> None:
+    """A ledger recorded at every version but 7 (merged later, numbered lower) gains 7."""
+    import sqlite3
+
+    from seawall.ledger import open_store
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    open_store(url).close()
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        for name in (
+            "runs_errors",
+            "runs_by_agent_status",
+            "runs_by_agent_class",
+            "runs_by_replay",
+        ):
+            db.execute(f"DROP INDEX {name}")
+        db.execute("DELETE FROM seawall_meta WHERE version = 7")
+    open_store(url).close()
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        assert 1 == db.execute("SELECT count(*) FROM seawall_meta WHERE version = 7").fetchone()[0]
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"runs_errors", "runs_by_replay"} <= names

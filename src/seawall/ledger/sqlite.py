@@ -271,8 +271,8 @@ class SQLiteStore:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            row = db.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
-            current = row[0] or 0
+            applied = {v for (v,) in db.execute(f"SELECT version FROM {_META_TABLE}")}
+            current = max(applied, default=0)
             known = migrations[-1][0]
             if current > known:
                 raise SchemaVersionError(
@@ -282,8 +282,10 @@ class SQLiteStore:
                     version=current,
                     supported=known,
                 )
+            # Every bundled migration not yet recorded is applied, in order: one numbered below
+            # the ledger's newest (branches merged out of order) is not skipped.
             for version, name, sql in migrations:
-                if version > current:
+                if version not in applied:
                     for statement in _statements(sql):
                         db.execute(statement)
                     db.execute(
