@@ -33,32 +33,73 @@ def test_metric_values_after_the_known_workload(seeded_app: tuple[Seawall, Seede
     app, _ = seeded_app
     app.open_breaker("tool:search", reason="test")
     samples = _samples(exposition(app.store))
-    assert 3 == samples["seawall_runs_total{agent=researcher,error_class=,status=succeeded}"]
-    assert 1 == samples["seawall_runs_total{agent=flaky,error_class=clean_abort,status=failed}"]
+    assert (
+        3
+        == samples[
+            "seawall_runs_total{gen_ai_agent_name=researcher,seawall_error_class=,seawall_status=succeeded}"
+        ]
+    )
     assert (
         1
         == samples[
-            "seawall_runs_total{agent=writer,error_class=silent_drift,status=awaiting_human}"
+            "seawall_runs_total{gen_ai_agent_name=flaky,seawall_error_class=clean_abort,seawall_status=failed}"
         ]
     )
-    assert 1 == samples["seawall_runs_total{agent=summarise,error_class=cascade,status=skipped}"]
-    assert 1 == samples["seawall_retries_total{kind=run,name=flaky}"]
-    assert 300 == samples["seawall_tokens_total{agent=researcher,gen_ai_token_type=input}"]
-    assert 60 == samples["seawall_tokens_total{agent=researcher,gen_ai_token_type=output}"]
-    assert pytest.approx(0.03) == samples["seawall_cost_usd_total{agent=researcher}"]
+    assert (
+        1
+        == samples[
+            "seawall_runs_total{gen_ai_agent_name=writer,seawall_error_class=silent_drift,seawall_status=awaiting_human}"
+        ]
+    )
+    assert (
+        1
+        == samples[
+            "seawall_runs_total{gen_ai_agent_name=summarise,seawall_error_class=cascade,seawall_status=skipped}"
+        ]
+    )
+    assert 1 == samples["seawall_retries_total{name=flaky,seawall_kind=attempt}"]
+    assert (
+        300 == samples["seawall_tokens_total{gen_ai_agent_name=researcher,gen_ai_token_type=input}"]
+    )
+    assert (
+        60 == samples["seawall_tokens_total{gen_ai_agent_name=researcher,gen_ai_token_type=output}"]
+    )
+    assert pytest.approx(0.03) == samples["seawall_cost_usd_total{gen_ai_agent_name=researcher}"]
     # search: 3 researcher calls + 1 flaky call (served from the journal on its retry)
     assert 4 == samples["seawall_tool_duration_seconds_count{gen_ai_tool_name=search}"]
     assert 4 == samples["seawall_tool_duration_seconds_bucket{gen_ai_tool_name=search,le=+Inf}"]
     assert 1 == samples["seawall_tool_duration_seconds_count{gen_ai_tool_name=save}"]
     llm = "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=chat,gen_ai_tool_name=complete}"
     assert 3 == samples[llm]
-    assert 0 == samples["seawall_tool_errors_total{kind=tool,name=search}"]
-    assert 1 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=open}"]
-    assert 0 == samples["seawall_breaker_state{breaker=tool:search,kind=tool,state=closed}"]
+    assert 0 == samples["seawall_tool_errors_total{gen_ai_tool_name=search}"]
+    assert (
+        1
+        == samples[
+            "seawall_breaker_state{seawall_breaker=tool:search,seawall_kind=tool,seawall_state=open}"
+        ]
+    )
+    assert (
+        0
+        == samples[
+            "seawall_breaker_state{seawall_breaker=tool:search,seawall_kind=tool,seawall_state=closed}"
+        ]
+    )
     assert 1 == samples["seawall_breakers_open{}"]
-    assert 1 == samples["seawall_dlq_depth{agent=flaky,error_class=clean_abort}"]
-    assert 1 == samples["seawall_runs_total{agent=pipeline,error_class=cascade,status=failed}"]
-    assert 1 == samples["seawall_handoffs_waiting{agent=writer,kind=verification_failed}"]
+    assert (
+        1 == samples["seawall_dlq_depth{gen_ai_agent_name=flaky,seawall_error_class=clean_abort}"]
+    )
+    assert (
+        1
+        == samples[
+            "seawall_runs_total{gen_ai_agent_name=pipeline,seawall_error_class=cascade,seawall_status=failed}"
+        ]
+    )
+    assert (
+        1
+        == samples[
+            "seawall_handoffs_waiting{gen_ai_agent_name=writer,seawall_handoff_kind=verification_failed}"
+        ]
+    )
 
 
 def test_histogram_buckets_are_cumulative_and_monotonic(seeded_app: tuple[Seawall, Seeded]) -> None:

@@ -238,9 +238,11 @@ def test_metrics_route_serves_prometheus_text(client: TestClient) -> None:
     page = client.get("/metrics")
     assert 200 == page.status_code
     assert page.headers["content-type"].startswith("text/plain")
-    assert (
-        'seawall_runs_total{agent="researcher",error_class="",status="succeeded"} 3.0' in page.text
+    expected = (
+        'seawall_runs_total{gen_ai_agent_name="researcher",seawall_error_class="",'
+        'seawall_status="succeeded"} 3.0'
     )
+    assert expected in page.text
 
 
 def test_static_css_and_unknown_route(client: TestClient) -> None:

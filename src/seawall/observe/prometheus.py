@@ -85,15 +85,17 @@ def _runs(stats: list[RunStats]) -> Iterator[Metric]:
     runs = CounterMetricFamily(
         _name(sc.RUNS),
         "Runs recorded in the ledger, by agent, status and error class.",
-        labels=["agent", "status", "error_class"],
+        labels=["gen_ai_agent_name", "seawall_status", "seawall_error_class"],
     )
     tokens = CounterMetricFamily(
         "seawall_tokens",
         "Tokens recorded by runs, by agent and token type (gen_ai.token.type).",
-        labels=["agent", "gen_ai_token_type"],
+        labels=["gen_ai_agent_name", "gen_ai_token_type"],
     )
     cost = CounterMetricFamily(
-        "seawall_cost_usd", "Cost recorded by runs, in US dollars, by agent.", labels=["agent"]
+        "seawall_cost_usd",
+        "Cost recorded by runs, in US dollars, by agent.",
+        labels=["gen_ai_agent_name"],
     )
     per_agent: dict[str, tuple[int, int, float]] = {}
     for row in stats:
@@ -124,20 +126,20 @@ def _calls(latency: list[StepLatency], stats: list[RunStats]) -> Iterator[Metric
     )
     errors = CounterMetricFamily(
         "seawall_tool_errors",
-        "Tool and model calls that ended failed, by kind and name.",
-        labels=["kind", "name"],
+        "Tool and model calls that ended failed, by tool.",
+        labels=["gen_ai_tool_name"],
     )
     retries = CounterMetricFamily(
         _name(sc.RETRIES),
-        "Retries: run attempts beyond the first (kind run, by agent) and tries beyond the "
-        "first of tool and model calls (kind tool or llm, by name).",
-        labels=["kind", "name"],
+        "Retries: run attempts beyond the first (attempt, by agent) and tries beyond the "
+        "first of tool and model calls (step, by tool).",
+        labels=["seawall_kind", "name"],
     )
     retried: dict[str, int] = {}
     for group in stats:
         retried[group.agent] = retried.get(group.agent, 0) + group.retries
     for agent, count in sorted(retried.items()):
-        retries.add_metric(["run", agent], count)
+        retries.add_metric(["attempt", agent], count)
     for row in latency:
         buckets = [
             (_le(bound), count) for bound, count in zip(row.bounds, row.cumulative, strict=True)
@@ -147,8 +149,8 @@ def _calls(latency: list[StepLatency], stats: list[RunStats]) -> Iterator[Metric
             models.add_metric([sc.CHAT, row.name], buckets, row.total_seconds)
         else:
             tools.add_metric([row.name], buckets, row.total_seconds)
-        errors.add_metric([row.kind, row.name], row.errors)
-        retries.add_metric([row.kind, row.name], row.retries)
+        errors.add_metric([row.name], row.errors)
+        retries.add_metric(["step", row.name], row.retries)
     yield from (tools, models, errors, retries)
 
 
@@ -156,7 +158,7 @@ def _breakers(breakers: list[BreakerState]) -> Iterator[Metric]:
     state = GaugeMetricFamily(
         "seawall_breaker_state",
         "Circuit breakers: 1 for the state each is in, 0 for the others.",
-        labels=["breaker", "kind", "state"],
+        labels=["seawall_breaker", "seawall_kind", "seawall_state"],
     )
     open_now = GaugeMetricFamily("seawall_breakers_open", "Circuit breakers open now.")
     opened = 0
@@ -172,12 +174,12 @@ def _queues(backlog: list[QueueCount]) -> Iterator[Metric]:
     dlq = GaugeMetricFamily(
         "seawall_dlq_depth",
         "Dead-letter entries waiting for a redrive, by agent and error class.",
-        labels=["agent", "error_class"],
+        labels=["gen_ai_agent_name", "seawall_error_class"],
     )
     handoffs = GaugeMetricFamily(
         "seawall_handoffs_waiting",
         "Hand-offs waiting for a person's decision, by agent and kind.",
-        labels=["agent", "kind"],
+        labels=["gen_ai_agent_name", "seawall_handoff_kind"],
     )
     for row in backlog:
         target = dlq if row.queue == "dlq" else handoffs
