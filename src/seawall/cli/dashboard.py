@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from seawall import SeawallError
-from seawall.cli._common import LedgerOption, console, fail, ledger_url, load_app, open_app
+from seawall.cli._common import LedgerOption, fail, ledger_url, load_app, open_app
 
 
 def metrics(ledger: LedgerOption = None) -> None:
@@ -72,9 +72,10 @@ def dashboard(
         web = create_app(ledger_url(ledger), app=user_app, token=token)
     except SeawallError as exc:
         raise fail(exc) from exc
-    console.print(f"Seawall dashboard on http://{host}:{port}/ (ledger {ledger_url(ledger)})")
+    # Plain lines (never wrapped), so the token can be copied whole.
+    typer.echo(f"Seawall dashboard on http://{host}:{port}/ (ledger {ledger_url(ledger)})")
     if generated:
-        console.print(f"Operator token (set {TOKEN_ENV} to choose one): {token}", highlight=False)
+        typer.echo(f"Operator token (set {TOKEN_ENV} to choose one): {token}")
     if user_app is None:
-        console.print("Read-only for agents: pass --app module:attr to replay, redrive, decide.")
+        typer.echo("Read-only for agents: pass --app module:attr to replay, redrive, decide.")
     uvicorn.run(web, host=host, port=port, log_level="warning")
