@@ -32,6 +32,7 @@ EXPECTED = [
     "HandOffNotFoundError",
     "HandOffRecord",
     "InDoubtError",
+    "IntegrationError",
     "Input",
     "JournalDivergenceError",
     "LedgerCorruptedError",
