@@ -17,6 +17,12 @@ EXPECTED = {
         "step 1: llm openai.chat.completions.create (tries: 2)",
         "model calls during the replay: 0",
     ],
+    "pydantic_ai_agent.py": [
+        "succeeded {'action': 'refund', 'amount': 40}",
+        "step 5: tool support.tool.refund",
+        "step 6: llm support.model",
+        "recorded replay: succeeded - refunds made: 1",
+    ],
 }
 
 
