@@ -45,6 +45,7 @@ EXPECTED = [
     "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
+    "Price",
     "ReadBackError",
     "RegistrationError",
     "ReplayDivergenceError",
@@ -71,6 +72,7 @@ EXPECTED = [
     "VerificationError",
     "__version__",
     "artifacts",
+    "current_context",
     "verify",
 ]
 

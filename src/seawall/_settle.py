@@ -252,9 +252,10 @@ def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_id: str
 
 
 def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) -> None:
+    handoff_id = uuid.uuid4().hex
     app.store.open_handoff(
         HandOffRecord(
-            handoff_id=uuid.uuid4().hex,
+            handoff_id=handoff_id,
             run_id=run_id,
             kind=kind,
             reason=reason,
@@ -264,6 +265,9 @@ def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) ->
         )
     )
     logger.warning("run %s: hand-off opened (%s): %s", run_id, kind, reason)
+    traced = app.telemetry.active.get(run_id)
+    if traced is not None:
+        traced.handoff(handoff_id, kind, reason)
 
 
 @functools.cache
