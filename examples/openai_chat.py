@@ -99,8 +99,10 @@ def main() -> None:
             StandIn.calls - before,
         )
         app.close()
+    client.close()
     if server is not None:
         server.shutdown()
+        server.server_close()
 
 
 if __name__ == "__main__":

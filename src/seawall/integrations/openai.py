@@ -39,8 +39,7 @@ from openai.types.chat import ChatCompletion  # noqa: E402
 from openai.types.responses import Response  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from seawall import current_context  # noqa: E402
-from seawall._context import AsyncContext  # noqa: E402
+from seawall import AsyncContext, Context, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, ToolResponseError, UsageError  # noqa: E402
 
 if TYPE_CHECKING:
@@ -187,7 +186,7 @@ class _Endpoint:
             ctx = current_context()
             if ctx is None:
                 return plain(*args, **kwargs)
-            if isinstance(ctx, AsyncContext):
+            if not isinstance(ctx, Context):
                 raise UsageError(
                     f"{self.tool}: a sync OpenAI client was called inside the async agent "
                     f"{ctx.agent!r}; wrap an openai.AsyncOpenAI client for async agents"

@@ -44,8 +44,7 @@ from pydantic_ai.models.wrapper import WrapperModel  # noqa: E402
 from pydantic_ai.toolsets import FunctionToolset, WrapperToolset  # noqa: E402
 from pydantic_core import to_jsonable_python  # noqa: E402
 
-from seawall import current_context  # noqa: E402
-from seawall._context import AsyncContext  # noqa: E402
+from seawall import AsyncContext, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, UsageError  # noqa: E402
 
 if TYPE_CHECKING:
