@@ -12,6 +12,12 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
+    "langgraph_graph.py": [
+        "succeeded attempts: 2 tokens: 115",
+        "notified: ['#oncall']",
+        "step 3: tool langchain.tool.notify",
+        "recorded replay: succeeded - notified: ['#oncall']",
+    ],
     "openai_chat.py": [
         "succeeded 'Breakers stop cascades.' tokens: 25",
         "step 1: llm openai.chat.completions.create (tries: 2)",
