@@ -179,6 +179,7 @@ def test_a_message_without_usage_records_unknown_tokens(app: Seawall) -> None:
     result = app.run(lg.register(app, builder.compile(), name="quiet"), messages=PROMPT)
     [usage] = [s.request for s in app.steps(result.run_id) if s.record.kind == "usage"]
     assert (None, None) == (usage["input_tokens"], usage["output_tokens"])
+    assert 1 == app.get_run(result.run_id).unknown_usage_calls
 
 
 def test_a_checkpointer_keeps_working_with_a_thread_per_attempt(app: Seawall) -> None:

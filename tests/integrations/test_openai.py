@@ -92,6 +92,9 @@ def test_a_chat_call_in_a_run_is_one_journaled_step_with_its_usage(
         usage_of(app, result.run_id)[0][k] for k in ("input_tokens", "output_tokens")
     ]
     assert 17 == result.tokens_used
+    record = app.get_run(result.run_id)
+    assert (0, 0) == (record.unknown_usage_calls, record.unpriced_calls)
+    assert 0 < (result.cost_usd or 0)  # priced from the maintained table (genai-prices)
 
 
 def test_a_429_is_retried_after_the_wait_the_server_asked_for(
@@ -175,6 +178,7 @@ def test_a_response_without_usage_records_unknown_tokens(app: Seawall, server: F
     result = app.run(ask, question="hi")
     [usage] = usage_of(app, result.run_id)
     assert (None, None) == (usage["input_tokens"], usage["output_tokens"])
+    assert 1 == app.get_run(result.run_id).unknown_usage_calls
 
 
 def test_a_recorded_replay_is_served_without_calling_the_model(
@@ -219,7 +223,9 @@ def test_the_responses_api_is_journaled_with_its_usage(app: Seawall, server: Fak
     ]
 
 
-def test_streaming_and_parse_are_refused_inside_a_run(app: Seawall, server: FakeOpenAI) -> None:
+def test_streaming_parse_and_raw_responses_are_refused_inside_a_run(
+    app: Seawall, server: FakeOpenAI
+) -> None:
     """Calls that cannot be journaled fail loudly inside runs instead of escaping the journal."""
     client = sync_client(server, app)
     seen: list[str] = []
@@ -229,6 +235,7 @@ def test_streaming_and_parse_are_refused_inside_a_run(app: Seawall, server: Fake
         for call in (
             lambda: client.chat.completions.create(model="m", messages=MESSAGES, stream=True),
             lambda: client.chat.completions.parse(model="m", messages=MESSAGES),
+            lambda: client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES),
         ):
             try:
                 call()
@@ -236,9 +243,10 @@ def test_streaming_and_parse_are_refused_inside_a_run(app: Seawall, server: Fake
                 seen.append(exc.message)
 
     app.run(ask)
-    assert 2 == len(seen)
+    assert 3 == len(seen)
     assert "stream=True" in seen[0]
     assert "parse() is not journaled" in seen[1]
+    assert "with_raw_response" in seen[2]
     assert [] == server.requests
 
 

@@ -272,6 +272,7 @@ def test_a_response_without_usage_records_unknown_tokens(app: Seawall) -> None:
     result = app.run(run, prompt="hi")
     [usage] = [s.request for s in app.steps(result.run_id) if s.record.kind == "usage"]
     assert (None, None) == (usage["input_tokens"], usage["output_tokens"])
+    assert 1 == app.get_run(result.run_id).unknown_usage_calls
 
 
 def test_tools_options_for_an_unknown_tool_are_refused(app: Seawall) -> None:

@@ -56,6 +56,8 @@ _ENDPOINTS: Final[dict[str, tuple[type[BaseModel], str]]] = {
 }
 """Each journaled resource, its response type and the list every such response holds."""
 _NOT_JOURNALED: Final = ("parse", "stream")
+_RAW_RESPONSE: Final = "x-stainless-raw-response"
+"""The header the SDK's with_raw_response / with_streaming_response wrappers add."""
 _UNSET: Final = tuple(
     kind for kind in (getattr(openai, "NotGiven", None), getattr(openai, "Omit", None)) if kind
 )
@@ -218,6 +220,12 @@ class _Endpoint:
             raise UsageError(
                 f"{self.tool}(stream=True) inside a run is not journaled: a stream cannot be "
                 "replayed; call it without stream=True inside runs"
+            )
+        headers = kwargs.get("extra_headers") or {}
+        if any(str(header).lower() == _RAW_RESPONSE for header in headers):
+            raise UsageError(
+                f"{self.tool} through with_raw_response / with_streaming_response inside a run is "
+                "not journaled (an HTTP response cannot be replayed); call create() itself"
             )
         return {key: _jsonable(value) for key, value in kwargs.items() if not _omitted(value)}
 
