@@ -263,6 +263,41 @@ def test_a_model_error_is_retried_by_the_llm_step(app: Seawall) -> None:
     assert 2 == step.record.tries
 
 
+def test_bind_tools_reaches_the_model_through_the_journal(app: Seawall) -> None:
+    """Tools bound on the wrapped model are formatted by the inner model and journaled."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    seen: list[Any] = []
+
+    class ToolAware(GenericFakeChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> Any:
+            seen.append(kwargs.get("tools"))
+            return super()._generate(messages, stop, run_manager, **kwargs)
+
+    @lc_tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return city
+
+    model = lg.chat_model(app, ToolAware(messages=iter(["ok"])), name="bound.model").bind_tools(
+        [lookup]
+    )
+    builder = StateGraph(MessagesState)
+    builder.add_node("say", lambda state: {"messages": [model.invoke(state["messages"])]})
+    builder.add_edge(START, "say")
+    builder.add_edge("say", END)
+    result = app.run(lg.register(app, builder.compile(), name="bound"), messages=PROMPT)
+    assert RunStatus.SUCCEEDED == result.status
+    assert ["lookup"] == [tool["function"]["name"] for tool in seen[0]]
+    [step] = [s for s in app.steps(result.run_id) if s.record.kind == "llm"]
+    assert "lookup" == step.request[2]["options"]["tools"][0]["function"]["name"]
+
+
 def test_register_refuses_what_is_not_a_compiled_graph(app: Seawall) -> None:
     """A builder (not compiled) is refused with the fix."""
     with pytest.raises(ConfigurationError, match=r"builder.compile\(\)"):

@@ -211,7 +211,8 @@ class SeawallCapability(AbstractCapability[Any]):
 
     def _register(self, name: str, fn: Callable[..., Any], options: Mapping[str, Any]) -> None:
         with self._lock:
-            if name in self._registered:
+            # A copy of this capability (Pydantic AI may replace() it per run) finds it there.
+            if name in self._registered or name in self.app.tools:
                 return
             fn.__qualname__ = name
             self.app.tool(name=name, **options)(fn)
