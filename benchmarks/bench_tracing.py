@@ -9,8 +9,9 @@ calls, in a fresh process per configuration (the OpenTelemetry globals are per p
 - ``off``: no SDK anywhere (the API's proxy providers) -- what every user without OTel pays;
 - ``bare``: the same run with Seawall's telemetry hook removed (``Telemetry.enabled`` forced to
   false before the run, so no per-run provider check either) -- the floor ``off`` is compared to;
-- ``on``: an SDK tracer provider with a simple processor into an in-memory exporter, plus an
-  SDK meter provider with an in-memory reader (spans and metrics both recorded).
+- ``on``: an SDK tracer provider with a batch processor (what production uses) into an
+  in-memory exporter, plus an SDK meter provider with an in-memory reader (spans and metrics
+  both recorded).
 
 A plain-Python call of the same step body is timed in the same loop as the baseline.
 """
@@ -39,14 +40,14 @@ def _timed(mode: str, n: int, workdir: Path) -> Result:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
             InMemorySpanExporter,
         )
 
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
         options["tracer_provider"] = provider
         options["meter_provider"] = MeterProvider(metric_readers=[InMemoryMetricReader()])
     app = Seawall(f"sqlite:///{workdir / 'ledger.db'}", **options)
@@ -70,6 +71,8 @@ def _timed(mode: str, n: int, workdir: Path) -> Result:
     app.run(timer, steps=200)
     medians = app.run(timer, steps=n).raise_for_status().output
     app.close()
+    if exporter is not None:
+        options["tracer_provider"].force_flush()
     spans = 0 if exporter is None else len(exporter.get_finished_spans())
     return {
         "us_per_step": medians["read"] - medians["plain"],

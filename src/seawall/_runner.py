@@ -34,6 +34,8 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.ledger import AttemptOutcome
+from seawall.observe.logs import logger as run_log
+from seawall.observe.logs import run_fields
 
 if TYPE_CHECKING:
     from seawall._app import LiveRun, Seawall
@@ -65,17 +67,41 @@ async def execute_run(
     run = app.store.get_run(run_id) if app.telemetry.enabled() else None
     traced = None if run is None else app.telemetry.start_run(app.store, run, graph=False)
     if traced is None:
-        return await _attempts(app, spec, run_id, inputs, prior_attempts, started, replay_source)
-    failed: BaseException | None = None
-    try:
-        return await _attempts(
-            app, spec, run_id, inputs, prior_attempts, started, replay_source, traced
-        )
-    except BaseException as exc:
-        failed = exc
-        raise
-    finally:
-        app.telemetry.end_run(app.store, traced, failed)
+        result = await _attempts(app, spec, run_id, inputs, prior_attempts, started, replay_source)
+    else:
+        failed: BaseException | None = None
+        try:
+            result = await _attempts(
+                app, spec, run_id, inputs, prior_attempts, started, replay_source, traced
+            )
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            app.telemetry.end_run(app.store, traced, failed)
+    _log_end(result)
+    return result
+
+
+def _log_end(result: RunResult) -> None:
+    error_class = None if result.error_class is None else result.error_class.value
+    attempts = len(result.attempts)
+    fields = run_fields(result.run_id, result.agent, attempts, error_class)
+    if result.ok:
+        run_log.info("run %s (%s) succeeded", result.run_id, result.agent, extra=fields)
+        return
+    error = result.error or {}
+    run_log.warning(
+        "run %s (%s) ended %s after %d attempt(s): %s (%s: %s)",
+        result.run_id,
+        result.agent,
+        result.status.value,
+        attempts,
+        error_class,
+        error.get("type"),
+        error.get("message"),
+        extra=fields,
+    )
 
 
 async def _attempts(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads top-down
@@ -262,6 +288,16 @@ async def _attempts(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads to
             if traced is not None:
                 traced.attempt(attempt, "failed", error, failure.error_class.value, retry_delay)
             if retry_delay is not None:
+                run_log.info(
+                    "run %s (%s): attempt %d failed (%s: %s); retrying in %.2fs",
+                    run_id,
+                    spec.name,
+                    attempt,
+                    error_type(error),
+                    error_message(error),
+                    retry_delay,
+                    extra=run_fields(run_id, spec.name, attempt, failure.error_class.value),
+                )
                 if staging is not None:
                     staging.discard()
                 await _timing.asleep(retry_delay)

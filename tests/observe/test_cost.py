@@ -78,6 +78,7 @@ def test_usage_rolls_up_to_the_run_once(ledger_url: str) -> None:
         assert run is not None
         assert (run.input_tokens, run.output_tokens) == (1_000_000, 1_000_000)
         assert run.cost_usd == pytest.approx(3.0)
+        assert (run.unknown_usage_calls, run.unpriced_calls) == (1, 1)
         kinds = [step.kind for step in app.store.load_steps(result.run_id)]
         assert kinds == ["llm", "usage", "usage"]
         # A recorded replay serves the priced usage: same totals, nothing counted twice.
@@ -118,5 +119,34 @@ def test_an_llm_tool_cannot_be_mutating(ledger_url: str) -> None:
             @app.tool(llm=True, mutating=True)
             def act() -> None:
                 """Not allowed."""
+    finally:
+        app.close()
+
+
+def test_a_drift_retry_counts_the_first_answer_as_retried(ledger_url: str) -> None:
+    app = Seawall(ledger_url, prices={"house": Price(1.0, 1.0)})
+    answers = iter(["draft", "final!"])
+
+    @app.tool(llm=True)
+    def complete(prompt: str, model: str) -> str:
+        return next(answers)
+
+    @app.agent(
+        verify=[seawall.verify.rule(lambda s: s.endswith("!"), "end with !")],
+        on_drift="retry",
+    )
+    def writer(ctx: Context) -> str:
+        text: str = ctx.call(complete, "write", model="house")
+        ctx.record_usage(model="house", input_tokens=1_000_000, output_tokens=0)
+        return text
+
+    try:
+        result = app.run(writer)
+        assert result.output == "final!"
+        run = app.store.get_run(result.run_id)
+        assert run is not None
+        assert (run.input_tokens, run.cost_usd) == (1_000_000, pytest.approx(1.0))
+        assert (run.retried_input_tokens, run.retried_cost_usd) == (1_000_000, pytest.approx(1.0))
+        assert (run.unknown_usage_calls, run.unpriced_calls) == (0, 0)
     finally:
         app.close()
