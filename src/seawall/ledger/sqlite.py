@@ -173,6 +173,10 @@ class SQLiteStore:
         self.group_commits = 0
         """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
+        self.migrated_from = 0
+        """The schema version found when the store was opened (0 for a new ledger)."""
+        self.migrations_applied: tuple[tuple[int, str], ...] = ()
+        """The migrations this store applied when it opened, ``(version, file name)``."""
         self._memory = path == ":memory:"
         if not self._memory and not read_only:
             _prepare_location(path)
@@ -270,8 +274,8 @@ class SQLiteStore:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            row = db.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
-            current = row[0] or 0
+            recorded = {r[0] for r in db.execute(f"SELECT version FROM {_META_TABLE}")}
+            current = max(recorded, default=0)
             known = migrations[-1][0]
             if current > known:
                 raise SchemaVersionError(
@@ -281,8 +285,11 @@ class SQLiteStore:
                     version=current,
                     supported=known,
                 )
+            applied = []
+            # Every bundled migration not recorded yet, in order (one numbered below the newest
+            # applied, merged later, is applied too rather than skipped).
             for version, name, sql in migrations:
-                if version > current:
+                if version not in recorded:
                     for statement in _statements(sql):
                         db.execute(statement)
                     db.execute(
@@ -290,6 +297,9 @@ class SQLiteStore:
                         "VALUES (?, ?, julianday('now'))",
                         (version, name),
                     )
+                    applied.append((version, name))
+        self.migrated_from = current
+        self.migrations_applied = tuple(applied)
 
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
