@@ -33,6 +33,7 @@ EXPECTED = [
     "HandOffRecord",
     "InDoubtError",
     "Input",
+    "IntegrationError",
     "JournalDivergenceError",
     "LedgerCorruptedError",
     "LedgerError",
