@@ -190,12 +190,17 @@ async def _run_node(
 async def _reuse(app: Seawall, child: RunRecord) -> _Settled:
     """A node that already has a run: serve it if finished, else resume it or wait for it."""
     if not child.status.final and child.status is not RunStatus.AWAITING_HUMAN:
+        # Another process holds the node's run: wait for it to end, and take it over once its
+        # lease lapses (its owner may be dead: waiting alone would then wait forever).
         resumed = await app.resume_run(child)
-        if resumed is None:
-            while not child.status.final:
-                await asyncio.sleep(_POLL)
-                child = app.get_run(child.run_id)
-        else:
+        while resumed is None:
+            await asyncio.sleep(_POLL)
+            child = app.get_run(child.run_id)
+            if child.status.final or child.status is RunStatus.AWAITING_HUMAN:
+                break
+            if child.lease_expires_at is None or child.lease_expires_at <= time.time():
+                resumed = await app.resume_run(child)
+        if resumed is not None:
             child = app.get_run(resumed.run_id)
     output = app.output_of(child.run_id) if child.status is RunStatus.SUCCEEDED else None
     cause = None if child.failure_cause is None else child.failure_cause.value
