@@ -257,7 +257,10 @@ class Seawall:
         self._agent_slots: dict[str, Slots] = {}
         self.live = LiveRuns()
         self.telemetry = Telemetry(
-            VERSION, tracer_provider=tracer_provider, meter_provider=meter_provider
+            VERSION,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            store=self.store,
         )
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)

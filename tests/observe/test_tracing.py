@@ -276,6 +276,37 @@ def test_metrics_after_a_known_workload(traced_app: Seawall, reader: InMemoryMet
     (runs,) = points["seawall.runs"]
     assert runs.value == 3
     assert runs.attributes == {"gen_ai.agent.name": "agent", "seawall.status": "succeeded"}
+    # Nothing failed: no dead letters, no hand-offs, no breaker open (read from the ledger).
+    assert points.get("seawall.dlq.depth", []) == []
+    assert points.get("seawall.handoffs.waiting", []) == []
+    assert all(p.value == 0 for p in points.get("seawall.breakers.open", []))
+
+
+def test_queue_gauges_read_the_ledger(traced_app: Seawall, reader: InMemoryMetricReader) -> None:
+    app = traced_app
+
+    @app.agent(retry=Retry(attempts=1))
+    def failing(ctx: Context) -> None:
+        raise ValueError("broken")
+
+    @app.agent(verify=[verify.rule(bool, "must not be empty")], on_drift="handoff")
+    def blank(ctx: Context) -> str:
+        return ""
+
+    for _ in range(3):  # the third consecutive failure opens the agent's breaker
+        app.run(failing)
+    app.run(blank)
+    points = _points(reader)
+    opened = {p.attributes["seawall.kind"]: p.value for p in points["seawall.breakers.open"]}
+    assert opened["agent"] == 1
+    (dlq,) = points["seawall.dlq.depth"]
+    assert (dlq.value, dlq.attributes["gen_ai.agent.name"]) == (3, "failing")
+    assert dlq.attributes["seawall.error_class"] == "clean_abort"
+    (waiting,) = points["seawall.handoffs.waiting"]
+    assert (waiting.value, waiting.attributes["seawall.handoff_kind"]) == (
+        1,
+        "verification_failed",
+    )
 
 
 def test_no_sdk_means_no_trace_work(ledger_url: str) -> None:

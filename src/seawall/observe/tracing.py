@@ -55,6 +55,7 @@ class Telemetry:
         version: Seawall's version (the instrumentation scope's).
         tracer_provider: Use this provider instead of the global one.
         meter_provider: Use this provider instead of the global one.
+        store: The ledger the gauges (open breakers, DLQ depth, hand-offs waiting) read.
     """
 
     def __init__(
@@ -63,8 +64,10 @@ class Telemetry:
         *,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
+        store: Store | None = None,
     ) -> None:
         self._version = version
+        self._store = store
         self._own_tracer_provider = tracer_provider
         self._own_meter_provider = meter_provider
         self._tracer: trace.Tracer | None = None
@@ -93,7 +96,7 @@ class Telemetry:
         if provider is not self._meter_provider:
             self._meter_provider = provider
             self._instruments = (
-                Instruments(provider.get_meter(_SCOPE, self._version))
+                Instruments(provider.get_meter(_SCOPE, self._version), self._store)
                 if _configured(provider, _proxy_meter_provider())
                 else None
             )
@@ -157,9 +160,13 @@ class Telemetry:
 
 
 class Instruments:
-    """The OpenTelemetry metric instruments Seawall records to."""
+    """The OpenTelemetry metric instruments Seawall records to.
 
-    def __init__(self, meter: metrics.Meter) -> None:
+    The gauges (open breakers, DLQ depth, hand-offs waiting) are read from the ledger when the
+    SDK collects them, so they count every process's state, not only this one's.
+    """
+
+    def __init__(self, meter: metrics.Meter, store: Store | None = None) -> None:
         self.llm_duration = meter.create_histogram(
             sc.CLIENT_OPERATION_DURATION, unit="s", description="Duration of LLM calls"
         )
@@ -178,6 +185,25 @@ class Instruments:
         self.cost = meter.create_counter(
             sc.COST, unit="USD", description="Cost of LLM calls with a known price"
         )
+        if store is not None:
+            meter.create_observable_gauge(
+                sc.BREAKERS_OPEN,
+                callbacks=[lambda _options: _open_breakers(store)],
+                unit="{breaker}",
+                description="Circuit breakers open now",
+            )
+            meter.create_observable_gauge(
+                sc.DLQ_DEPTH,
+                callbacks=[lambda _options: _backlog(store, "dlq")],
+                unit="{run}",
+                description="Dead-letter entries waiting for a redrive",
+            )
+            meter.create_observable_gauge(
+                sc.HANDOFFS_WAITING,
+                callbacks=[lambda _options: _backlog(store, "handoff")],
+                unit="{handoff}",
+                description="Hand-offs waiting for a person",
+            )
 
 
 class RunTrace:
@@ -401,6 +427,22 @@ class RunTrace:
                     counted[sc.ERROR_CLASS] = error_class
                 self.instruments.runs.add(1, counted)
         span.end()
+
+
+def _open_breakers(store: Store) -> list[metrics.Observation]:
+    found: dict[str, int] = {}
+    for breaker in store.list_breakers():
+        found[breaker.kind] = found.get(breaker.kind, 0) + (breaker.state == "open")
+    return [metrics.Observation(count, {"seawall.kind": kind}) for kind, count in found.items()]
+
+
+def _backlog(store: Store, queue: str) -> list[metrics.Observation]:
+    label = sc.ERROR_CLASS if queue == "dlq" else sc.HANDOFF_KIND
+    return [
+        metrics.Observation(row.count, {sc.AGENT_NAME: row.agent, label: row.label})
+        for row in store.backlog()
+        if row.queue == queue
+    ]
 
 
 def _fail(span: Span, error: BaseException) -> None:
