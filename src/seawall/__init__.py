@@ -8,6 +8,7 @@ process died.
 from seawall import artifacts, verify
 from seawall._app import Seawall, Step
 from seawall._context import AsyncContext, Context
+from seawall._executor import Executor, LocalExecutor, RunHandle
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
@@ -18,10 +19,12 @@ from seawall.errors import (
     ArtifactTooLargeError,
     AttemptAbandoned,
     BreakerOpenError,
+    BrokerUnavailableError,
     BudgetExceededError,
     ConfigurationError,
     ConsistencyError,
     DestinationError,
+    ExecutorError,
     GuardTrippedError,
     HandOffDecidedError,
     HandOffError,
@@ -52,6 +55,7 @@ from seawall.errors import (
     ToolResponseError,
     UsageError,
     VerificationError,
+    WaitTimeoutError,
 )
 from seawall.ledger import (
     ArtifactRecord,
@@ -77,6 +81,7 @@ __all__ = [
     "AttemptRecord",
     "Breaker",
     "BreakerOpenError",
+    "BrokerUnavailableError",
     "BudgetExceededError",
     "CompensationRecord",
     "ConfigurationError",
@@ -84,6 +89,8 @@ __all__ = [
     "Context",
     "DestinationError",
     "ErrorClass",
+    "Executor",
+    "ExecutorError",
     "FailureCause",
     "From",
     "Graph",
@@ -102,6 +109,7 @@ __all__ = [
     "LedgerReadOnlyError",
     "LedgerURLError",
     "LedgerUnavailableError",
+    "LocalExecutor",
     "OnDrift",
     "Overloaded",
     "PayloadTooLargeError",
@@ -115,6 +123,7 @@ __all__ = [
     "RetryableError",
     "RunCancelled",
     "RunFailedError",
+    "RunHandle",
     "RunNotFoundError",
     "RunRecord",
     "RunResult",
@@ -130,6 +139,7 @@ __all__ = [
     "UsageError",
     "VerdictRecord",
     "VerificationError",
+    "WaitTimeoutError",
     "__version__",
     "artifacts",
     "verify",
