@@ -699,7 +699,12 @@ class Seawall:
         result: RunResult = self._sync(self.await_run(run_id, timeout=timeout), "wait", "await_run")
         return result
 
-    async def await_run(self, run_id: str, *, timeout: float | None = None) -> RunResult:
+    async def await_run(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the twin of wait(), same keywords
+    ) -> RunResult:
         """Async twin of :meth:`wait`."""
         return await wait_for_run(self, run_id, timeout)
 
@@ -1163,7 +1168,7 @@ class Seawall:
             return self.result_of(run_id)
         now = time.time()
         spec = self._agents.get(run.agent)
-        if spec is None or run.workflow is not None and run.node is None:
+        if spec is None or (run.workflow is not None and run.node is None):
             if not self.store.claim_run(run_id, self.leases.owner, self.leases.expiry(), now):
                 return None
             return self._unrunnable(run)

@@ -99,7 +99,7 @@ class RunHandle:
                 raise _timed_out(self.run_id, timeout) from None
         return self.app.wait(self.run_id, timeout=timeout)
 
-    async def aresult(self, timeout: float | None = None) -> RunResult:
+    async def aresult(self, timeout: float | None = None) -> RunResult:  # noqa: ASYNC109 - twin of result()
         """Async twin of :meth:`result`."""
         if self._future is not None:
             try:
@@ -153,7 +153,11 @@ class LocalExecutor:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def wait_for_run(app: Seawall, run_id: str, timeout: float | None) -> RunResult:
+async def wait_for_run(
+    app: Seawall,
+    run_id: str,
+    timeout: float | None,  # noqa: ASYNC109 - shared by wait() and await_run()
+) -> RunResult:
     """Poll the ledger until ``run_id`` ends (or awaits a person); return its result.
 
     Raises:
