@@ -277,7 +277,11 @@ class Seawall:
                 self.gc()
             except SeawallError:
                 logger.warning("garbage collection of %s failed", self.staging_root, exc_info=True)
-        self.executor.bind(self)
+        try:
+            self.executor.bind(self)
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"<Seawall ledger={self.store.url!r} agents={len(self._agents)}>"
