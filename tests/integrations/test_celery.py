@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,26 @@ def test_a_sigkilled_worker_run_is_taken_over_with_each_side_effect_once(
         assert survivor == fleet.owner_of(result.output["worker_pid"])
     finally:
         fleet.close()
+
+
+@pytest.mark.crash
+def test_a_sigkilled_pool_process_run_is_redelivered_and_resumed_after_its_lease(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Kill only the pool process: Celery redelivers at once, the run resumes once its lease lapses."""
+    hold = tmp_path / "hold"
+    hold.touch()
+    handle = fleet.app.submit("checkout", order="o-child", hold=str(hold))
+    wait_for(Path(f"{hold}.reached"))
+    [first] = fleet.app.attempts(handle.run_id)
+    os.kill(int(first.owner.split(":")[1]), signal.SIGKILL)
+    hold.unlink()
+    result = handle.result(timeout=WAIT)
+    assert RunStatus.SUCCEEDED == result.status
+    assert ["charge", "ship"] == fleet.effects_of("o-child")
+    crashed, finished = result.attempts
+    assert FailureCause.CRASHED == crashed.failure_cause
+    assert crashed.owner != finished.owner
 
 
 def test_rabbitmq_broker(tmp_path: Path, rabbitmq_url: str, redis_ledger: tuple[str, str]) -> None:
