@@ -19,6 +19,7 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.ledger.postgres import PostgresStore
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
@@ -35,6 +36,7 @@ __all__ = [
     "Durability",
     "HandOffRecord",
     "NewRun",
+    "PostgresStore",
     "RunOutcome",
     "RunQuery",
     "RunRecord",
@@ -56,16 +58,21 @@ def open_store(
     """Open the ledger a URL names.
 
     Args:
-        url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
-            ``sqlite:///:memory:``; ``None`` means ``sqlite:///.seawall/ledger.db``.
+        url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
+            ``sqlite:///:memory:``, or ``postgresql://user@host/dbname`` (also
+            ``postgres://``; see :class:`PostgresStore` for its options); ``None`` means
+            ``sqlite:///.seawall/ledger.db``.
         durability: ``crash`` (survive a process crash) or ``power`` (survive power loss).
-        busy_timeout: Seconds to wait for another process's write lock.
+            PostgreSQL commits are as durable as the server's ``synchronous_commit`` makes them.
+        busy_timeout: Seconds to wait for another process's write lock (SQLite).
 
     Returns:
         An open store.
 
     Raises:
-        LedgerURLError: The URL's scheme is unknown or its path is empty.
+        LedgerURLError: The URL's scheme is unknown, its path is empty, or the ``postgres``
+            extra is not installed for a PostgreSQL URL.
+        LedgerUnavailableError: The PostgreSQL server cannot be reached.
     """
     url = url or DEFAULT_LEDGER_URL
     if durability not in ("crash", "power"):
@@ -76,7 +83,8 @@ def open_store(
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise LedgerURLError(
-            f"ledger URL {url!r} has no scheme; use sqlite:///path/to/ledger.db",
+            f"ledger URL {url!r} has no scheme; use sqlite:///path/to/ledger.db or "
+            "postgresql://user@host/dbname",
             url=url,
         )
     if scheme == "sqlite":
@@ -88,13 +96,10 @@ def open_store(
             )
         return SQLiteStore(rest[1:], durability=durability, busy_timeout=busy_timeout)
     if scheme in ("postgresql", "postgres"):
-        raise LedgerURLError(
-            f"ledger URL {url!r}: this version of Seawall ships the SQLite ledger only; the "
-            "PostgreSQL ledger is not available yet. Use sqlite:///path/to/ledger.db",
-            url=url,
-        )
+        return PostgresStore(url)
     raise LedgerURLError(
-        f"ledger URL {url!r} has the unknown scheme {scheme!r}; use sqlite:///path/to/ledger.db",
+        f"ledger URL {url!r} has the unknown scheme {scheme!r}; use sqlite:///path/to/ledger.db "
+        "or postgresql://user@host/dbname",
         url=url,
         scheme=scheme,
     )
