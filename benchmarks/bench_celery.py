@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> bool:
     parser.add_argument("--ledger", choices=["auto", "sqlite", "postgresql"], default="auto")
     parser.add_argument("--kill-every", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=4)
-    args = parser.parse_args([] if argv is None and __name__ != "__main__" else argv)
+    args = parser.parse_args([] if argv is None else argv)
     print(f"\nCelery executor under load ({args.workers} worker processes, Redis broker):")
     if not _reachable(6379):
         print("  skipped: Redis is not running on 127.0.0.1:6379")
