@@ -2,10 +2,11 @@
 
 import sys
 
-from benchmarks import bench_artifacts, bench_cascade, bench_celery, bench_core
+from benchmarks import bench_artifacts, bench_cascade, bench_celery, bench_core, bench_postgres
 
 status = bench_core.main()
 bench_artifacts.main()
 bench_cascade.main()
+bench_postgres.main(sys.argv[1:])
 bench_celery.main([])
 sys.exit(status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from seawall.errors import LedgerURLError
@@ -35,6 +36,7 @@ __all__ = [
     "DeadLetterQuery",
     "Durability",
     "HandOffRecord",
+    "MigrationReport",
     "NewRun",
     "PostgresStore",
     "RunOutcome",
@@ -45,6 +47,7 @@ __all__ = [
     "StepRow",
     "Store",
     "VerdictRecord",
+    "migrate",
     "open_store",
 ]
 
@@ -103,3 +106,57 @@ def open_store(
         url=url,
         scheme=scheme,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    """What ``migrate`` did to a ledger.
+
+    Attributes:
+        ledger: The ledger's URL (a PostgreSQL password hidden).
+        backend: ``sqlite`` or ``postgresql``.
+        from_version: The schema version found (0 for a new ledger).
+        to_version: The schema version now.
+        applied: The migrations applied, ``(version, file name)``, oldest first.
+    """
+
+    ledger: str
+    backend: str
+    from_version: int
+    to_version: int
+    applied: tuple[tuple[int, str], ...]
+
+
+def migrate(url: str | None = None) -> MigrationReport:
+    """Bring a ledger's schema up to this Seawall's version, and say what was applied.
+
+    Opening a ledger migrates it too; this is the explicit step for deployments that upgrade
+    the schema before starting workers.
+
+    Args:
+        url: The ledger URL (see :func:`open_store`).
+
+    Returns:
+        The versions before and after, and the migrations applied.
+
+    Raises:
+        SchemaVersionError: The ledger was written by a newer Seawall.
+        LedgerError: The ledger cannot be opened (see its subclasses).
+        LedgerURLError: The URL is not a ledger URL.
+    """
+    store = open_store(url)
+    try:
+        if isinstance(store, PostgresStore):
+            name, backend = store.target.display, "postgresql"
+        else:
+            assert isinstance(store, SQLiteStore)  # noqa: S101 - open_store makes one of two
+            name, backend = store.url, "sqlite"
+        return MigrationReport(
+            ledger=name,
+            backend=backend,
+            from_version=store.migrated_from,
+            to_version=store.schema_version(),
+            applied=store.migrations_applied,
+        )
+    finally:
+        store.close()

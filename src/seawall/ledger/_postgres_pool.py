@@ -20,6 +20,7 @@ Serialization failures and deadlocks (the transaction was rolled back) are retri
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -49,6 +50,8 @@ _SCHEMA_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # SQLSTATEs after which the connection is gone but the server may come back.
 _LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"})
 _CONFLICT_STATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_INHERITED: list[Any] = []
+"""Pools a forked child inherited: kept, never closed (their sockets are the parent's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,9 @@ def parse_url(url: str, **overrides: Any) -> PostgresTarget:
             "0 <= pool_min_size <= pool_max_size and pool_max_size >= 1",
             url=display,
         )
+    given.setdefault("application_name", "seawall")
+    # The ledger's tables are found through the search path (libpq's options, kept if given).
+    given["options"] = f"{given.get('options', '')} -c search_path={schema}".strip()
     conninfo = urlunsplit(
         (parts.scheme, parts.netloc, parts.path, urlencode(given, quote_via=quote), "")
     )
@@ -154,9 +160,13 @@ def redact(url: str) -> str:
         user, _, host = netloc.rpartition("@")
         name = user.split(":", 1)[0]
         netloc = f"{name}:***@{host}"
-    query = "&".join(
-        f"{k}=***" if k == "password" else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode(
+        [
+            (k, "***" if k == "password" else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        quote_via=quote,
+        safe="*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
@@ -191,41 +201,58 @@ class Connections:
 
     def __init__(self, target: PostgresTarget) -> None:
         self.target = target
-        self.psycopg, pool_module = import_driver()
-        self.kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "options": f"-c search_path={target.schema}",
-            "application_name": "seawall",
-        }
-        self.pool: ConnectionPool[Any] = pool_module.ConnectionPool(
-            target.conninfo,
-            min_size=target.pool_min_size,
-            max_size=target.pool_max_size,
-            kwargs=self.kwargs,
-            open=False,
-            timeout=target.pool_timeout,
-            name="seawall-ledger",
-            reconnect_timeout=max(target.retry_timeout, 1.0),
-        )
+        self.psycopg, self._pool_module = import_driver()
+        self.kwargs: dict[str, Any] = {"autocommit": True}
         self._closed = False
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._pool: ConnectionPool[Any] | None = None
         self.reconnects = 0
         """Operations that ran again after losing their connection (for tests and metrics)."""
 
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """This process's pool, opened on first use.
+
+        Opening lazily keeps a store created before a fork (a Celery prefork worker, a
+        multiprocessing child) free of connections until it is used. A child that inherited
+        a used pool gets a new one: the inherited connections belong to the parent and are
+        left untouched (closing them would end the parent's sessions).
+        """
+        if self._pid != os.getpid():
+            if self._pool is not None:
+                _INHERITED.append(self._pool)
+            self._pool, self._pid, self._lock = None, os.getpid(), threading.Lock()
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    pool = self._pool_module.ConnectionPool(
+                        self.target.conninfo,
+                        min_size=self.target.pool_min_size,
+                        max_size=self.target.pool_max_size,
+                        kwargs=self.kwargs,
+                        open=False,
+                        timeout=self.target.pool_timeout,
+                        name="seawall-ledger",
+                        reconnect_timeout=max(self.target.retry_timeout, 1.0),
+                    )
+                    pool.open(wait=False)
+                    self._pool = pool
+        return pool
+
     # -- opening ----------------------------------------------------------------------------
 
-    def connect(self, *, schema_path: bool = True) -> psycopg.Connection[Any]:
+    def connect(self) -> psycopg.Connection[Any]:
         """Open one connection outside the pool (migrations), with a clear error when down.
 
         Raises:
             LedgerUnavailableError: The server cannot be reached or refuses the login.
         """
-        kwargs = dict(self.kwargs)
-        if not schema_path:
-            kwargs.pop("options")
         try:
             connection: psycopg.Connection[Any] = self.psycopg.connect(
-                self.target.conninfo, **kwargs
+                self.target.conninfo, **self.kwargs
             )
         except self.psycopg.Error as exc:
             raise self.unreachable(exc) from exc
@@ -234,25 +261,25 @@ class Connections:
     def unreachable(self, exc: BaseException) -> LedgerUnavailableError:
         """The error for a server that cannot be reached, naming the URL and what to check."""
         detail = " ".join(str(exc).split()) or type(exc).__name__
+        if detail[-1] not in ".?!":
+            detail += "."
         return LedgerUnavailableError(
-            f"cannot reach the PostgreSQL ledger {self.target.display}: {detail}. Check that "
+            f"cannot reach the PostgreSQL ledger {self.target.display}: {detail} Check that "
             "PostgreSQL is running and accepts TCP connections at that host and port, that the "
             "database exists (CREATE DATABASE ...), and that the user and password are right "
             "(in the URL, PGPASSWORD or ~/.pgpass)",
             url=self.target.display,
         )
 
-    def open(self) -> None:
-        """Open the pool (its first connections are made in the background)."""
-        self.pool.open(wait=False)
-
     def close(self) -> None:
-        """Close the pool (idempotent)."""
+        """Close this process's pool (idempotent; a pool inherited from a parent is left)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self.pool.close(timeout=5.0)
+            pool = self._pool if self._pid == os.getpid() else None
+        if pool is not None:
+            pool.close(timeout=5.0)
 
     # -- running operations -----------------------------------------------------------------
 
@@ -376,8 +403,9 @@ class Connections:
         display = self.target.display
         if isinstance(exc, errors.InsufficientPrivilege | errors.ReadOnlySqlTransaction):
             return LedgerReadOnlyError(
-                f"the PostgreSQL ledger {display} cannot be written ({detail}); grant the user "
-                f"CREATE and write privileges on schema {self.target.schema}",
+                f"the PostgreSQL ledger {display} cannot be written ({detail}); create schema "
+                f"{self.target.schema} for the user (or grant it CREATE on the database) and "
+                "let it write there",
                 url=display,
             )
         if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn):

@@ -1,4 +1,4 @@
-"""The storage contract every ledger implements (SQLite now, PostgreSQL later).
+"""The storage contract every ledger implements (SQLite and PostgreSQL).
 
 The methods are synchronous on purpose: a journaled step has a budget of tens of
 microseconds, which leaves no room for an event-loop hop per write. Async drivers call them

@@ -144,7 +144,6 @@ class PostgresStore:
         self.migrations_applied: tuple[tuple[int, str], ...] = ()
         """The migrations this store applied when it opened, ``(version, file name)``."""
         self._migrate()
-        self._db.open()
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self.target.display} schema={self.schema}>"
@@ -157,10 +156,16 @@ class PostgresStore:
     # -- schema -----------------------------------------------------------------------------
 
     def _migrate(self) -> None:
+        try:
+            self._apply_migrations()
+        except self._db.psycopg.Error as exc:
+            raise self._db.translate(exc, f"migrate schema {self.schema}") from exc
+
+    def _apply_migrations(self) -> None:
         migrations = _migrations()
         known = migrations[-1][0]
         schema = self.schema
-        with self._db.connect(schema_path=False) as conn, conn.transaction():
+        with self._db.connect() as conn, conn.transaction():
             # One migrator at a time per schema, whichever process or machine it runs in.
             conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, schema)
@@ -202,8 +207,7 @@ class PostgresStore:
             applied = []
             for version, name, sql in migrations:
                 if version > current:
-                    for statement in _statements(sql):
-                        conn.execute(statement)
+                    conn.execute(";\n".join(_statements(sql)).encode())  # one round trip
                     conn.execute(
                         f"INSERT INTO {_META_TABLE} (version, name, applied_at) "
                         "VALUES (%s, %s, extract(epoch FROM clock_timestamp()))",

@@ -170,6 +170,10 @@ class SQLiteStore:
         self.group_commits = 0
         """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
+        self.migrated_from = 0
+        """The schema version found when the store was opened (0 for a new ledger)."""
+        self.migrations_applied: tuple[tuple[int, str], ...] = ()
+        """The migrations this store applied when it opened, ``(version, file name)``."""
         self._memory = path == ":memory:"
         if not self._memory and not read_only:
             _prepare_location(path)
@@ -278,6 +282,7 @@ class SQLiteStore:
                     version=current,
                     supported=known,
                 )
+            applied = []
             for version, name, sql in migrations:
                 if version > current:
                     for statement in _statements(sql):
@@ -287,6 +292,9 @@ class SQLiteStore:
                         "VALUES (?, ?, julianday('now'))",
                         (version, name),
                     )
+                    applied.append((version, name))
+        self.migrated_from = current
+        self.migrations_applied = tuple(applied)
 
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
