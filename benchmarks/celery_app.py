@@ -17,6 +17,7 @@ from seawall.integrations.celery import CeleryExecutor
 
 LEASE = 2.0
 VISIBILITY = 5.0
+RESEND_AFTER = 60.0
 
 
 def celery_for(broker: str, prefix: str) -> Celery:
@@ -67,5 +68,7 @@ if "SEAWALL_BENCH_LEDGER" in os.environ:
     app = build(
         os.environ["SEAWALL_BENCH_LEDGER"],
         Path(os.environ["SEAWALL_BENCH_EFFECTS"]),
-        CeleryExecutor(celery_app, queue=os.environ["SEAWALL_BENCH_QUEUE"]),
+        CeleryExecutor(
+            celery_app, queue=os.environ["SEAWALL_BENCH_QUEUE"], resend_after=RESEND_AFTER
+        ),
     )

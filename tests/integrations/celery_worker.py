@@ -19,6 +19,7 @@ from seawall.integrations.celery import CeleryExecutor
 
 LEASE = 1.5
 VISIBILITY = 4.0
+RESEND_AFTER = 2.0
 
 
 def build(
@@ -40,7 +41,7 @@ def build(
         ledger,
         lease=LEASE,
         retry=Retry(attempts=3, initial=0.01, max_delay=0.05),
-        executor=CeleryExecutor(celery_app, queue=queue),
+        executor=CeleryExecutor(celery_app, queue=queue, resend_after=RESEND_AFTER),
     )
     register(app, effects)
     return celery_app, app

@@ -22,16 +22,20 @@ broker's visibility timeout).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from seawall._executor import RunHandle, wait_for_run
+from seawall._failures import RunStatus
 from seawall.errors import (
     BrokerUnavailableError,
     ConfigurationError,
     LedgerError,
     RunNotFoundError,
+    SeawallError,
 )
+from seawall.ledger import RunQuery
 
 try:
     from celery import signals
@@ -55,6 +59,8 @@ DEFAULT_VISIBILITY_TIMEOUT: Final = 3600.0
 """Seconds Redis (and SQS) wait before handing an unacknowledged message to another worker."""
 RECHECK_MARGIN: Final = 0.25
 """Share of the lease added to a deferred delivery's delay, so it looks after the lapse."""
+SWEEP_BATCH: Final = 1000
+"""Pending runs a sweep sends again at most."""
 
 
 class CeleryExecutor:
@@ -74,6 +80,9 @@ class CeleryExecutor:
             Celery app.
         publish_retries: Times a failed publish is retried (over about a second) before the
             broker is reported unavailable.
+        resend_after: Seconds a run may stay ``pending`` before a worker sends its id again
+            (a broker can lose a message, e.g. Redis when a worker is killed just after
+            popping it); the ledger's lease keeps the extra delivery harmless. ``None``: never.
         configure: Set the Celery options above (``False``: you set them yourself).
 
     Raises:
@@ -88,6 +97,7 @@ class CeleryExecutor:
         queue: str | None = None,
         task_name: str = DEFAULT_TASK_NAME,
         publish_retries: int = 2,
+        resend_after: float | None = 300.0,
         configure: bool = True,
     ) -> None:
         if not hasattr(celery_app, "task") or not hasattr(celery_app, "conf"):
@@ -99,7 +109,18 @@ class CeleryExecutor:
             raise ConfigurationError(
                 f"CeleryExecutor(publish_retries={publish_retries!r}) must be an integer >= 0"
             )
+        if resend_after is not None and (
+            not isinstance(resend_after, int | float) or resend_after <= 0
+        ):
+            raise ConfigurationError(
+                f"CeleryExecutor(resend_after={resend_after!r}) must be a positive number of "
+                "seconds or None"
+            )
         self.celery_app = celery_app
+        self.resend_after = resend_after
+        self._resent: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
         self.queue = queue
         self.task_name = task_name
         self.configure = configure
@@ -151,6 +172,8 @@ class CeleryExecutor:
             typing=False,
         )(take)
         signals.worker_process_init.connect(self._after_fork, weak=False)
+        signals.worker_ready.connect(self._start_sweeper, weak=False)
+        signals.worker_shutdown.connect(self._stop_sweeper, weak=False)
 
     def _configure(self, lease: float) -> None:
         conf = self.celery_app.conf
@@ -171,6 +194,62 @@ class CeleryExecutor:
     def _after_fork(self, **_: Any) -> None:
         if self._app is not None:
             self._app.reopen_after_fork()
+
+    def _start_sweeper(self, **_: Any) -> None:
+        """In a worker's main process: sweep for lost messages until the worker stops."""
+        if self.resend_after is None or self._sweeper is not None:
+            return
+        interval = min(self.resend_after / 2, 60.0)
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.sweep()
+                except SeawallError:
+                    logger.warning("sweep for lost messages failed; trying again", exc_info=True)
+
+        self._sweeper = threading.Thread(target=loop, name="seawall-celery-sweep", daemon=True)
+        self._sweeper.start()
+
+    def _stop_sweeper(self, **_: Any) -> None:
+        self._stop.set()
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Send again the ids of runs ``pending`` for longer than ``resend_after``.
+
+        Workers call it periodically; each run is sent again at most once per
+        ``resend_after``. A run whose message was only slow is not harmed: the first delivery
+        claims it, the others find it claimed or ended.
+
+        Returns:
+            The run ids sent again.
+
+        Raises:
+            BrokerUnavailableError: The broker could not be reached.
+        """
+        if self.resend_after is None:
+            return []
+        now = time.time() if now is None else now
+        cutoff = now - self.resend_after
+        stale = self.app.store.list_runs(
+            RunQuery(status=RunStatus.PENDING, before=cutoff, limit=SWEEP_BATCH)
+        )
+        self._resent = {k: at for k, at in self._resent.items() if at >= cutoff}
+        sent = []
+        for run in stale:
+            if run.run_id in self._resent:
+                continue
+            self.send(run.run_id, fail_run=False)
+            self._resent[run.run_id] = now
+            sent.append(run.run_id)
+        if sent:
+            logger.warning(
+                "%d run(s) pending for over %g s (a lost message?); sent again: %s",
+                len(sent),
+                self.resend_after,
+                ", ".join(sent[:10]),
+            )
+        return sent
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -202,12 +281,17 @@ class CeleryExecutor:
         self.send(run_id)
         return await wait_for_run(app, run_id, None)
 
-    def send(self, run_id: str, *, countdown: float | None = None) -> None:
+    def send(self, run_id: str, *, countdown: float | None = None, fail_run: bool = True) -> None:
         """Send a recorded run's id to the workers.
 
+        Args:
+            run_id: The run.
+            countdown: Deliver it after this many seconds.
+            fail_run: When the broker cannot be reached, record the run failed with the
+                error (for a first submission; not for a look again at a run).
+
         Raises:
-            BrokerUnavailableError: The broker could not be reached (the run is recorded
-                failed with this error unless ``countdown`` is given: a deferred look).
+            BrokerUnavailableError: The broker could not be reached.
         """
         task = self._task
         if task is None:
@@ -230,12 +314,13 @@ class CeleryExecutor:
                 run_id=run_id,
                 broker=broker,
             )
-            if countdown is None:
+            if fail_run:
                 self.app.fail_unsubmitted(run_id, error)
             raise error from exc
 
     def close(self) -> None:
-        """Nothing to release: Celery owns its connections."""
+        """Stop the sweeper thread, if this process runs one (Celery owns its connections)."""
+        self._stop.set()
 
     # -- the worker side -------------------------------------------------------------------
 
@@ -271,7 +356,7 @@ class CeleryExecutor:
         logger.info(
             "run %s is leased by %s; looking again in %.1f s", run_id, run.lease_owner, delay
         )
-        self.send(run_id, countdown=delay)
+        self.send(run_id, countdown=delay, fail_run=False)
         return {"run_id": run_id, "status": "deferred"}
 
 

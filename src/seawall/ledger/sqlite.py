@@ -455,6 +455,9 @@ class SQLiteStore:
         if query.since is not None:
             where.append("start_time >= ?")
             params.append(query.since)
+        if query.before is not None:
+            where.append("start_time < ?")
+            params.append(query.before)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
