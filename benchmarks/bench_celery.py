@@ -220,7 +220,7 @@ def _celery(
     ready.mkdir()
     with ledger_for(ledger_kind, base) as (ledger, label):
         celery_app = celery_for(REDIS, prefix)
-        app = build(ledger, effects, CeleryExecutor(celery_app, queue=queue))
+        app = build(ledger, effects, CeleryExecutor(celery_app, queue=queue, resend_after=None))
         env = dict(os.environ)
         env.update(
             SEAWALL_BENCH_LEDGER=ledger,
@@ -263,7 +263,18 @@ def _celery(
                 killer.join(timeout=60)
             workers.close()
         result = _measure(app, n, effects, tag)
-        result |= {"ledger": label, "submit_per_s": n / submit_s, "kills": workers.kills}
+        resent = sum(
+            int(line.split(" run(s) pending")[0].rsplit(" ", 1)[-1])
+            for log in base.glob("worker-*.log")
+            for line in log.read_text(errors="replace").splitlines()
+            if " run(s) pending for over " in line
+        )
+        result |= {
+            "ledger": label,
+            "submit_per_s": n / submit_s,
+            "kills": workers.kills,
+            "resent": resent,
+        }
         app.close()
         _purge(prefix)
         celery_app.close()
@@ -319,6 +330,8 @@ def _line(name: str, r: dict[str, Any]) -> str:
     kills = (
         f", {r['kills']} workers SIGKILLed, {r['resumed_runs']} runs resumed" if r["kills"] else ""
     )
+    if r.get("resent"):
+        kills += f", {r['resent']} run ids re-sent by the lost-message sweep"
     return (
         f"  [{'ok' if ok else 'FAILED'}] {name:<13} {r['runs']:,} runs: {r['runs_per_s']:,.0f} runs/s, "
         f"p50 {r['p50_ms']:,.0f} ms, p99 {r['p99_ms']:,.0f} ms submit-to-finish "
