@@ -2,11 +2,19 @@
 
 import sys
 
-from benchmarks import bench_artifacts, bench_cascade, bench_celery, bench_core, bench_postgres
+from benchmarks import (
+    bench_artifacts,
+    bench_cascade,
+    bench_celery,
+    bench_core,
+    bench_postgres,
+    bench_tracing,
+)
 
 status = bench_core.main()
 bench_artifacts.main()
 bench_cascade.main()
+bench_tracing.main()
 bench_postgres.main(sys.argv[1:])
 bench_celery.main([])
 sys.exit(status)

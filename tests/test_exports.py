@@ -48,6 +48,7 @@ EXPECTED = [
     "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
+    "Price",
     "ReadBackError",
     "RegistrationError",
     "ReplayDivergenceError",
@@ -76,6 +77,7 @@ EXPECTED = [
     "WaitTimeoutError",
     "__version__",
     "artifacts",
+    "current_context",
     "verify",
 ]
 

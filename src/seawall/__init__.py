@@ -7,11 +7,12 @@ process died.
 
 from seawall import artifacts, verify
 from seawall._app import Seawall, Step
-from seawall._context import AsyncContext, Context
+from seawall._context import AsyncContext, Context, current_context
 from seawall._executor import Executor, LocalExecutor, RunHandle
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
+from seawall._version import VERSION
 from seawall.errors import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -66,9 +67,10 @@ from seawall.ledger import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.observe.cost import Price
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
-__version__ = "0.1.0.dev0"
+__version__ = VERSION
 
 __all__ = [
     "ArtifactError",
@@ -114,6 +116,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
+    "Price",
     "ReadBackError",
     "RegistrationError",
     "ReplayDivergenceError",
@@ -142,5 +145,6 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
     "artifacts",
+    "current_context",
     "verify",
 ]

@@ -33,6 +33,7 @@ from seawall._registry import AgentSpec, ToolSpec
 from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
 from seawall._runner import execute_run, finish_crashed, resume_settling
+from seawall._version import VERSION
 from seawall.artifacts import (
     Destination,
     GcEntry,
@@ -67,9 +68,14 @@ from seawall.ledger import (
     VerdictRecord,
     open_store,
 )
+from seawall.observe.cost import Price, PriceTable
+from seawall.observe.tracing import Telemetry
 from seawall.policies.retry import Retry
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
     from seawall._journal import Journal
     from seawall.policies.breaker import Breaker, BreakerState
     from seawall.policies.budget import RetryBudget
@@ -177,6 +183,12 @@ class Seawall:
         executor: Where runs execute: :class:`~seawall.LocalExecutor` (default: in this
             process) or a distributed one such as
             ``seawall.integrations.celery.CeleryExecutor(celery_app)``.
+        prices: ``{model: seawall.Price(...)}``: your prices per million tokens, used before
+            the ``genai-prices`` table (``seawall[prices]``) to price LLM calls recorded without
+            a cost.
+        tracer_provider: An OpenTelemetry tracer provider to use instead of the global one
+            (runs are traced only when one from an SDK is configured, here or globally).
+        meter_provider: An OpenTelemetry meter provider to use instead of the global one.
 
     Raises:
         ConfigurationError: An argument is invalid.
@@ -202,6 +214,9 @@ class Seawall:
         max_queued_runs: int | None = None,
         overload: Literal["wait", "raise"] = "wait",
         executor: Executor | None = None,
+        prices: Mapping[str, Price | Mapping[str, float]] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         _positive("lease", lease)
         _positive("busy_timeout", busy_timeout)
@@ -234,6 +249,7 @@ class Seawall:
         self._durability: Durability = durability
         self._busy_timeout = busy_timeout
         self.codec = PayloadCodec(encoders, max_payload_bytes)
+        self.prices = PriceTable(prices)
         self.power = durability == "power"
         self.destination: Destination | None = _destination_of(artifacts, sync=self.power)
         self.staging_root = Path(staging)
@@ -248,6 +264,9 @@ class Seawall:
         )
         self._agent_slots: dict[str, Slots] = {}
         self.live = LiveRuns()
+        self.telemetry = Telemetry(
+            VERSION, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
         self.breakers = Breakers(self.store, self.leases.owner)
@@ -455,6 +474,7 @@ class Seawall:
         retry_budget: RetryBudget | bool = True,
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
+        llm: bool = False,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -474,6 +494,7 @@ class Seawall:
         retry_budget: RetryBudget | bool = True,
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
+        llm: bool = False,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -508,6 +529,9 @@ class Seawall:
                 opens its breaker and stops the step (``ConsistencyError``).
             consistency_key: ``consistency_key(*args, **kwargs)`` groups calls whose results
                 must agree (with no ``contradicts``, results of one key must be equal).
+            llm: It calls a language model: journaled like a read-only tool under the kind
+                ``llm``, traced as a GenAI call (the model from its ``model=`` argument) and
+                measured per model. Record the response's usage with ``ctx.record_usage``.
 
         Returns:
             The function itself, or a decorator.
@@ -529,6 +553,7 @@ class Seawall:
                 retry_budget=retry_budget,
                 contradicts=contradicts,
                 consistency_key=consistency_key,
+                llm=llm,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:

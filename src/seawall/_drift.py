@@ -101,8 +101,12 @@ async def verify_output(
     confidence = _confidence_of(output, journal)
     if not spec.verify and (spec.min_confidence is None or confidence is None):
         return
+    start = time.time()
     verdicts = await judge_output(app, spec, run_id, output, inputs, journal.facts, confidence)
-    app.store.record_verdicts(run_id, attempt, "output", [v.to_dict() for v in verdicts])
+    listed = [v.to_dict() for v in verdicts]
+    app.store.record_verdicts(run_id, attempt, "output", listed)
+    if journal.trace is not None:
+        journal.trace.verification("output", listed, start, time.time())
     if not all(v.passed for v in verdicts):
         raise rejection(run_id, verdicts)
 
@@ -204,9 +208,10 @@ def _park(
     )
     error = failure.error
     staged = staging is not None and staging.staged()
+    handoff_id = uuid.uuid4().hex
     app.store.open_handoff(
         HandOffRecord(
-            handoff_id=uuid.uuid4().hex,
+            handoff_id=handoff_id,
             run_id=run_id,
             kind="verification_failed",
             reason=str(error),
@@ -220,6 +225,8 @@ def _park(
             created_at=time.time(),
         )
     )
+    if journal.trace is not None:
+        journal.trace.handoff(handoff_id, "verification_failed", str(error))
     return app.result_of(run_id, agent=spec.name)
 
 

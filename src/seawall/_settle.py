@@ -37,6 +37,7 @@ from seawall.artifacts._publish import destination_for
 from seawall.artifacts._staging import Manifest, remove_tree
 from seawall.errors import ConfigurationError
 from seawall.ledger import HandOffRecord
+from seawall.observe.logs import run_fields
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
@@ -123,6 +124,7 @@ def roll_forward(app: Seawall, run: RunRecord) -> bool:
     logger.warning(
         "run %s: its interrupted commit could not be finished (staging gone); rerunning the agent",
         run.run_id,
+        extra=run_fields(run.run_id, run.agent, run.attempts),
     )
     return False
 
@@ -252,9 +254,10 @@ def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_id: str
 
 
 def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) -> None:
+    handoff_id = uuid.uuid4().hex
     app.store.open_handoff(
         HandOffRecord(
-            handoff_id=uuid.uuid4().hex,
+            handoff_id=handoff_id,
             run_id=run_id,
             kind=kind,
             reason=reason,
@@ -263,7 +266,12 @@ def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) ->
             created_at=time.time(),
         )
     )
-    logger.warning("run %s: hand-off opened (%s): %s", run_id, kind, reason)
+    logger.warning(
+        "run %s: hand-off opened (%s): %s", run_id, kind, reason, extra=run_fields(run_id)
+    )
+    traced = app.telemetry.active.get(run_id)
+    if traced is not None:
+        traced.handoff(handoff_id, kind, reason)
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from tests.postgres_schemas import fresh_postgres_ledger
 
 runner = CliRunner()
 LATEST = sqlite_module._migrations()[-1][0]
+VERSIONS = [v for v, _, _ in sqlite_module._migrations()]
 
 
 def _migrate(url: str) -> dict:
@@ -30,7 +31,7 @@ def test_new_sqlite_ledger_gets_every_migration(tmp_path: Path) -> None:
         report["from_version"],
         report["to_version"],
     )
-    assert list(range(1, LATEST + 1)) == [m["version"] for m in report["applied"]]
+    assert VERSIONS == [m["version"] for m in report["applied"]]
 
 
 def test_up_to_date_ledger_applies_nothing(tmp_path: Path) -> None:

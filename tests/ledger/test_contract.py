@@ -877,3 +877,39 @@ def test_retry_budget_counts_calls_and_spends_retries(store: Store) -> None:
         store.spend_retry("tool:x", since=bucket - 10, bucket=bucket, allows=allows),
     )
     assert [(15, 0), (15, 1)] == seen
+
+
+def test_trace_of_a_run_is_recorded(store: Store) -> None:
+    """set_trace stores the run's OpenTelemetry trace and span ids."""
+    create(store, "r1")
+    store.set_trace("r1", "ab" * 16, "cd" * 8)
+    record = store.get_run("r1") or pytest.fail("run lost")
+    assert ("ab" * 16, "cd" * 8) == (record.trace_id, record.span_id)
+
+
+def test_usage_of_retries_and_unknown_calls_round_trips(store: Store) -> None:
+    """finish_run keeps retried usage, unknown-usage and unpriced call counts apart."""
+    import dataclasses
+
+    create(store, "r1")
+    done, blobs = outcome_of()
+    store.finish_run(
+        "r1",
+        dataclasses.replace(
+            done,
+            retried_input_tokens=40,
+            retried_output_tokens=4,
+            retried_cost_usd=0.5,
+            unknown_usage_calls=2,
+            unpriced_calls=1,
+        ),
+        blobs,
+    )
+    record = store.get_run("r1") or pytest.fail("run lost")
+    assert (40, 4, 0.5, 2, 1) == (
+        record.retried_input_tokens,
+        record.retried_output_tokens,
+        record.retried_cost_usd,
+        record.unknown_usage_calls,
+        record.unpriced_calls,
+    )

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 LATEST = pg_module._migrations()[-1][0]
+VERSIONS = [v for v, _, _ in pg_module._migrations()]
 
 
 @pytest.fixture
@@ -85,11 +86,11 @@ def test_every_migration_is_recorded(postgres_url: str, url: str, schema: str) -
     opened = open_store(url)
     try:
         assert isinstance(opened, PostgresStore)
-        assert (0, LATEST) == (opened.migrated_from, len(opened.migrations_applied))
+        assert (0, VERSIONS) == (opened.migrated_from, [v for v, _ in opened.migrations_applied])
     finally:
         opened.close()
     rows = _sql(postgres_url, f"SELECT version FROM {schema}.seawall_meta ORDER BY version")
-    assert list(range(1, LATEST + 1)) == [r[0] for r in rows]
+    assert VERSIONS == [r[0] for r in rows]
 
 
 def test_every_sqlite_migration_has_a_postgres_twin() -> None:
@@ -162,7 +163,7 @@ def test_concurrent_first_opens_migrate_once(url: str) -> None:
         thread.join()
     try:
         assert [] == errors
-        assert [0, 0, 0, LATEST] == sorted(len(s.migrations_applied) for s in stores)
+        assert [0, 0, 0, len(VERSIONS)] == sorted(len(s.migrations_applied) for s in stores)
     finally:
         for opened in stores:
             opened.close()
@@ -320,3 +321,66 @@ def test_user_without_privileges_is_read_only(postgres_url: str, schema: str) ->
             open_store(url)
     finally:
         _sql(postgres_url, f"DROP ROLE {role}")
+
+
+def test_intent_waits_for_a_cancellation_being_written(postgres_url: str, schema: str) -> None:
+    """An intent racing a cancellation's open transaction waits for it, then is refused."""
+    import time
+
+    from tests.ledger.rows import step
+
+    name = f"sw_intent_{uuid.uuid4().hex[:8]}"
+    opened = open_store(with_schema(postgres_url, schema) + f"&application_name={name}")
+    outcome: dict[str, object] = {}
+
+    def write_intent() -> None:
+        intent, _ = step("r1", 1, mutating=True, status="started", response=None)
+        try:
+            opened.write_intent(intent, [], [])
+            outcome["written"] = True
+        except seawall.RunCancelled as cancelled:
+            outcome["refused"] = cancelled.reason
+
+    try:
+        create(opened, "r1")
+        with psycopg.connect(postgres_url, autocommit=True) as canceller:
+            with canceller.transaction():
+                canceller.execute(
+                    f"UPDATE {schema}.runs SET cancel_requested_at = 1, cancel_reason = 'stop' "
+                    "WHERE run_id = 'r1'"
+                )
+                writer = threading.Thread(target=write_intent)
+                writer.start()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not _sql(
+                    postgres_url,
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    f"AND application_name = '{name}'",
+                ):
+                    time.sleep(0.02)
+                assert not outcome  # still waiting on the cancellation's row lock
+            writer.join(30)
+        assert {"refused": "stop"} == outcome
+        assert [] == opened.load_steps("r1")
+    finally:
+        opened.close()
+
+
+def test_a_migration_below_the_newest_applied_is_not_skipped(
+    postgres_url: str, url: str, schema: str
+) -> None:
+    """A migration numbered below the newest applied one (merged later) is still applied."""
+    open_store(url).close()
+    _sql(
+        postgres_url,
+        f"DELETE FROM {schema}.seawall_meta WHERE version = 5; "
+        f"DROP TABLE {schema}.breakers, {schema}.breaker_events, {schema}.retry_budget; "
+        f"ALTER TABLE {schema}.runs DROP COLUMN node; DROP INDEX {schema}.runs_by_workflow",
+    )
+    opened = open_store(url)
+    try:
+        assert isinstance(opened, PostgresStore)
+        assert [5] == [v for v, _ in opened.migrations_applied]
+        assert [] == opened.list_breakers()
+    finally:
+        opened.close()

@@ -9,7 +9,8 @@ ledger:
   updates: under READ COMMITTED the second writer waits for the first's row lock, then
   re-checks the condition against the committed row, so exactly one wins;
 - a mutating step's intent locks its run's row (``FOR SHARE``) while it checks for a
-  cancellation, so an intent and a cancellation are ordered one way or the other, never both;
+  cancellation: an intent waits for a cancellation being written and is then refused, so no
+  intent is written after a cancellation commits;
 - DLQ redrive claims take the oldest pending entry with ``FOR UPDATE SKIP LOCKED``: concurrent
   redrivers take different entries, each entry at most once;
 - breaker transitions read the breaker ``FOR UPDATE`` (a breaker's first row is inserted with
@@ -82,13 +83,14 @@ _UPSERT_STEP: Final = (
     "UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in _STEP_COLUMNS.split(",")[2:]))
 )
-# The intent is written only if the run was not cancelled. Its run's row is locked FOR SHARE
-# (which conflicts with the UPDATE of a cancellation), so the check and the insert are atomic
-# with respect to a cancellation committed by any other process.
+# The intent is written only if the run was not cancelled. The scalar subquery locks its run's
+# row FOR SHARE whatever the row holds (no filter the planner could push below the lock), which
+# conflicts with the UPDATE of a cancellation: an intent waits for a cancellation in progress
+# and then reads it, so the check and the insert are atomic with respect to any other process.
 _INSERT_INTENT: Final = (
-    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_MARKS16} WHERE NOT EXISTS "
-    "(SELECT 1 FROM (SELECT cancel_requested_at FROM runs WHERE run_id = %s FOR SHARE) AS r "
-    "WHERE r.cancel_requested_at IS NOT NULL) ON CONFLICT (run_id, seq) DO UPDATE SET "
+    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_MARKS16} WHERE "
+    "(SELECT cancel_requested_at FROM runs WHERE run_id = %s FOR SHARE) IS NULL "
+    "ON CONFLICT (run_id, seq) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in _STEP_COLUMNS.split(",")[2:]))
 )
 _COMPLETE_STEP: Final = (
@@ -193,8 +195,8 @@ class PostgresStore:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} (version INTEGER PRIMARY KEY, "
                 "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
             )
-            row = conn.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
-            current = int(row[0] or 0) if row else 0
+            recorded = {int(r[0]) for r in conn.execute(f"SELECT version FROM {_META_TABLE}")}
+            current = max(recorded, default=0)
             if current > known:
                 raise SchemaVersionError(
                     f"the ledger {self.target.display} (schema {schema}) has schema version "
@@ -205,8 +207,10 @@ class PostgresStore:
                     supported=known,
                 )
             applied = []
+            # Every bundled migration not recorded yet, in order (a version merged below the
+            # newest applied one is applied too, not skipped).
             for version, name, sql in migrations:
-                if version > current:
+                if version not in recorded:
                     conn.execute(";\n".join(_statements(sql)).encode())  # one round trip
                     conn.execute(
                         f"INSERT INTO {_META_TABLE} (version, name, applied_at) "
@@ -391,6 +395,14 @@ class PostgresStore:
                 conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
 
         self._db.run(write, f"record the end of run {run_id}")
+
+    def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
+        """Record the OpenTelemetry span of a traced run."""
+        self._rowcount(
+            "UPDATE runs SET trace_id = %s, span_id = %s WHERE run_id = %s",
+            (trace_id, span_id, run_id),
+            f"record the trace of run {run_id}",
+        )
 
     # -- settling: commits and compensations --------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Observability: traces, metrics, cost accounting and drift detection over the ledger."""
