@@ -232,7 +232,7 @@ class CeleryExecutor:
         now = time.time() if now is None else now
         cutoff = now - self.resend_after
         stale = self.app.store.list_runs(
-            RunQuery(status=RunStatus.PENDING, before=cutoff, limit=SWEEP_BATCH)
+            RunQuery(status=RunStatus.PENDING, until=cutoff, limit=SWEEP_BATCH)
         )
         self._resent = {k: at for k, at in self._resent.items() if at >= cutoff}
         sent = []

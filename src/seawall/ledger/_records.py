@@ -180,10 +180,10 @@ class RunQuery:
         agent: Only runs of this agent.
         error_class: Only runs with this error class.
         since: Only runs submitted at or after this Unix time.
-        before: Only runs submitted before this Unix time.
         parent_run_id: Only children of this run.
         limit: At most this many runs.
         offset: Skip this many runs first (paging).
+        until: Only runs submitted before this Unix time.
     """
 
     status: RunStatus | None = None
@@ -192,8 +192,8 @@ class RunQuery:
     since: float | None = None
     parent_run_id: str | None = None
     limit: int = 100
-    before: float | None = None
     offset: int = 0
+    until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -348,9 +348,9 @@ class PostgresStore:
         if query.since is not None:
             where.append("start_time >= %s")
             params.append(query.since)
-        if query.before is not None:
+        if query.until is not None:
             where.append("start_time < %s")
-            params.append(query.before)
+            params.append(query.until)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

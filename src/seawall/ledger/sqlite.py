@@ -460,9 +460,9 @@ class SQLiteStore:
         if query.since is not None:
             where.append("start_time >= ?")
             params.append(query.since)
-        if query.before is not None:
+        if query.until is not None:
             where.append("start_time < ?")
-            params.append(query.before)
+            params.append(query.until)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
