@@ -5,6 +5,7 @@ import sys
 from benchmarks import (
     bench_artifacts,
     bench_cascade,
+    bench_celery,
     bench_core,
     bench_dashboard,
     bench_postgres,
@@ -17,4 +18,5 @@ bench_cascade.main()
 bench_tracing.main()
 bench_postgres.main(sys.argv[1:])
 bench_dashboard.main([])
+bench_celery.main([])
 sys.exit(status)

@@ -8,6 +8,7 @@ process died.
 from seawall import artifacts, verify
 from seawall._app import Seawall, Step
 from seawall._context import AsyncContext, Context, current_context
+from seawall._executor import Executor, LocalExecutor, RunHandle
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
@@ -19,10 +20,12 @@ from seawall.errors import (
     ArtifactTooLargeError,
     AttemptAbandoned,
     BreakerOpenError,
+    BrokerUnavailableError,
     BudgetExceededError,
     ConfigurationError,
     ConsistencyError,
     DestinationError,
+    ExecutorError,
     GuardTrippedError,
     HandOffDecidedError,
     HandOffError,
@@ -54,6 +57,7 @@ from seawall.errors import (
     ToolResponseError,
     UsageError,
     VerificationError,
+    WaitTimeoutError,
 )
 from seawall.ledger import (
     ArtifactRecord,
@@ -80,6 +84,7 @@ __all__ = [
     "AttemptRecord",
     "Breaker",
     "BreakerOpenError",
+    "BrokerUnavailableError",
     "BudgetExceededError",
     "CompensationRecord",
     "ConfigurationError",
@@ -87,6 +92,8 @@ __all__ = [
     "Context",
     "DestinationError",
     "ErrorClass",
+    "Executor",
+    "ExecutorError",
     "FailureCause",
     "From",
     "Graph",
@@ -106,6 +113,7 @@ __all__ = [
     "LedgerReadOnlyError",
     "LedgerURLError",
     "LedgerUnavailableError",
+    "LocalExecutor",
     "OnDrift",
     "Overloaded",
     "PayloadTooLargeError",
@@ -120,6 +128,7 @@ __all__ = [
     "RetryableError",
     "RunCancelled",
     "RunFailedError",
+    "RunHandle",
     "RunNotFoundError",
     "RunRecord",
     "RunResult",
@@ -135,6 +144,7 @@ __all__ = [
     "UsageError",
     "VerdictRecord",
     "VerificationError",
+    "WaitTimeoutError",
     "__version__",
     "artifacts",
     "current_context",

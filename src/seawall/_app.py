@@ -24,6 +24,7 @@ from seawall._budgets import RetryBudgets
 from seawall._coordinator import run_graph
 from seawall._dlq import DeadLetterQueue
 from seawall._drift import decide
+from seawall._executor import Executor, LocalExecutor, RunHandle, wait_for_run
 from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
 from seawall._graph import Graph
 from seawall._lease import Leases
@@ -43,6 +44,7 @@ from seawall.artifacts._gc import collect
 from seawall.errors import (
     BreakerOpenError,
     ConfigurationError,
+    ExecutorError,
     HandOffNotFoundError,
     RegistrationError,
     RunNotFoundError,
@@ -178,6 +180,9 @@ class Seawall:
         max_queued_runs: Submissions allowed to wait in that line. ``None``: no bound.
         overload: When the line is full: ``"wait"`` for room, or ``"raise"``
             :class:`~seawall.Overloaded`.
+        executor: Where runs execute: :class:`~seawall.LocalExecutor` (default: in this
+            process) or a distributed one such as
+            ``seawall.integrations.celery.CeleryExecutor(celery_app)``.
         prices: ``{model: seawall.Price(...)}``: your prices per million tokens, used before
             the ``genai-prices`` table (``seawall[prices]``) to price LLM calls recorded without
             a cost.
@@ -208,6 +213,7 @@ class Seawall:
         max_concurrent_runs: int | None = None,
         max_queued_runs: int | None = None,
         overload: Literal["wait", "raise"] = "wait",
+        executor: Executor | None = None,
         prices: Mapping[str, Price | Mapping[str, float]] | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
@@ -240,6 +246,8 @@ class Seawall:
             self.store: Store = open_store(ledger, durability=durability, busy_timeout=busy_timeout)
         else:
             self.store = ledger
+        self._durability: Durability = durability
+        self._busy_timeout = busy_timeout
         self.codec = PayloadCodec(encoders, max_payload_bytes)
         self.prices = PriceTable(prices)
         self.power = durability == "power"
@@ -272,7 +280,8 @@ class Seawall:
         self.flush_every = 64
         self.flush_interval = 0.2
         self._max_threads = max_threads
-        self._executor: ThreadPoolExecutor | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
         self._agents: dict[str, AgentSpec] = {}
         self._graphs: dict[str, Graph] = {}
         self._agent_fns: dict[Any, AgentSpec] = {}
@@ -290,6 +299,11 @@ class Seawall:
                 self.gc()
             except SeawallError:
                 logger.warning("garbage collection of %s failed", self.staging_root, exc_info=True)
+        try:
+            self.executor.bind(self)
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"<Seawall ledger={self.store.url!r} agents={len(self._agents)}>"
@@ -297,14 +311,38 @@ class Seawall:
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def agent_threads(self) -> ThreadPoolExecutor:
         """The worker threads sync agents run in."""
         with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
                     self._max_threads, thread_name_prefix="seawall-agent"
                 )
-            return self._executor
+            return self._threads
+
+    def reopen_after_fork(self) -> None:
+        """Give a forked child process its own ledger connection, lease owner and threads.
+
+        A connection, a thread or an event loop inherited through ``fork()`` must not be
+        used by the child: distributed executors call this in every worker process they fork
+        (Celery's prefork pool). The inherited objects are left alone, not closed, so the
+        parent's connection is not disturbed.
+        """
+        _INHERITED.append((self.store, self.leases, self._runners, self._threads))
+        self.store = open_store(
+            self.store.url, durability=self._durability, busy_timeout=self._busy_timeout
+        )
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._threads = None
+        self._runners = []
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _close_runners, self._runners)
+        self.live = LiveRuns()
+        self.leases = Leases(self.store, self.leases.duration, self.live.cancel)
+        self.breakers = Breakers(self.store, self.leases.owner)
+        self.budgets = RetryBudgets(self.store)
+        self.leases.on_beat = self.budgets.flush
 
     def close(self) -> None:
         """Stop the heartbeat and the worker threads, and close the ledger."""
@@ -313,8 +351,9 @@ class Seawall:
         self._closed = True
         self.leases.close()
         self._finalizer()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.executor.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -654,7 +693,52 @@ class Seawall:
                 return await self._arun_graph(agent, inputs)
         spec = self.resolve_agent(agent)
         async with self.slots:
-            return await self.start_child(spec, inputs, parent_run_id=None)
+            return await self.executor.execute(
+                self, spec, inputs, parent_run_id=None, node=None, workflow=None
+            )
+
+    def submit(self, agent: Callable[..., Any] | str, /, **inputs: Any) -> RunHandle:
+        """Start a run of an agent without waiting for it; return its handle.
+
+        With the local executor the run executes on a background thread of this process;
+        with a distributed one it is recorded ``pending`` and a worker executes it.
+
+        Args:
+            agent: The registered agent (the decorated function) or its name.
+            **inputs: The agent's keyword inputs; they are snapshotted in the ledger.
+
+        Returns:
+            A handle: ``handle.run_id``, ``handle.result(timeout=...)``.
+
+        Raises:
+            RegistrationError: The agent is not registered.
+            SerializationError: An input is not JSON-serialisable (nothing is recorded).
+            BrokerUnavailableError: A distributed executor could not hand the run over (the
+                run is recorded failed, with that error, in the DLQ).
+        """
+        self._check_open()
+        return self.executor.submit(self, self.resolve_agent(agent), inputs)
+
+    def wait(self, run_id: str, *, timeout: float | None = None) -> RunResult:
+        """Wait until a run ends (or awaits a person) and return its result from the ledger.
+
+        Works for any run in the ledger, whichever process or worker executes it.
+
+        Raises:
+            RunNotFoundError: No run has this id.
+            WaitTimeoutError: It had not ended after ``timeout`` seconds (it goes on).
+        """
+        result: RunResult = self._sync(self.await_run(run_id, timeout=timeout), "wait", "await_run")
+        return result
+
+    async def await_run(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the twin of wait(), same keywords
+    ) -> RunResult:
+        """Async twin of :meth:`wait`."""
+        return await wait_for_run(self, run_id, timeout)
 
     def open_run(
         self,
@@ -669,8 +753,13 @@ class Seawall:
         replay_of: str | None = None,
         replay_mode: str | None = None,
         node: str | None = None,
+        queued: bool = False,
     ) -> tuple[str, float]:
-        """Record a new run, leased to this process, and return its id and start time."""
+        """Record a new run and return its id and start time.
+
+        The run is leased to this process, or, when ``queued``, recorded ``pending`` with no
+        lease, for the first worker that claims it.
+        """
         run_id = new_run_id()
         now = time.time()
         self.store.create_run(
@@ -681,17 +770,48 @@ class Seawall:
                 input_hash=input_hash,
                 input_column=input_column,
                 code_version=code_version,
-                owner=self.leases.owner,
-                lease_expires_at=now + self.leases.duration,
+                owner=None if queued else self.leases.owner,
+                lease_expires_at=None if queued else now + self.leases.duration,
                 workflow=workflow,
                 parent_run_id=parent_run_id,
                 replay_of=replay_of,
                 replay_mode=replay_mode,
                 node=node,
+                status=RunStatus.PENDING if queued else RunStatus.RUNNING,
             ),
             blobs,
         )
         return run_id, now
+
+    def record_run(
+        self,
+        spec: AgentSpec,
+        inputs: dict[str, Any],
+        *,
+        parent_run_id: str | None = None,
+        node: str | None = None,
+        workflow: str | None = None,
+        queued: bool = False,
+    ) -> tuple[str, float]:
+        """Snapshot ``inputs`` and record a new run of ``spec``; return its id and start time.
+
+        Raises:
+            SerializationError: An input is not JSON-serialisable (nothing is recorded).
+        """
+        data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
+        input_hash = _payload.digest(data)
+        column, blobs = _payload.pack(data, inputs, input_hash)
+        return self.open_run(
+            spec.name,
+            input_hash,
+            column,
+            spec.code_version,
+            blobs,
+            parent_run_id=parent_run_id,
+            workflow=workflow,
+            node=node,
+            queued=queued,
+        )
 
     async def start_child(
         self,
@@ -707,32 +827,43 @@ class Seawall:
         An agent whose breaker is open is not started: its run is recorded ``skipped``, class
         ``cascade``, cause ``breaker_open``.
         """
-        data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
-        input_hash = _payload.digest(data)
-        column, blobs = _payload.pack(data, inputs, input_hash)
-        run_id, now = self.open_run(
-            spec.name,
-            input_hash,
-            column,
-            spec.code_version,
-            blobs,
-            parent_run_id=parent_run_id,
-            workflow=workflow,
-            node=node,
+        run_id, now = self.record_run(
+            spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow
         )
+        return await self.execute_recorded(spec, run_id, inputs, now)
+
+    def execute_recorded_sync(
+        self, spec: AgentSpec, run_id: str, inputs: dict[str, Any], started: float
+    ) -> RunResult:
+        """Execute a recorded run leased to this process, from a thread with no event loop."""
+
+        async def run() -> RunResult:
+            async with self.slots:
+                return await self.execute_recorded(spec, run_id, inputs, started)
+
+        result: RunResult = self._sync(run(), "execute_recorded_sync", "execute_recorded")
+        return result
+
+    async def execute_recorded(
+        self, spec: AgentSpec, run_id: str, inputs: dict[str, Any], now: float
+    ) -> RunResult:
+        """Execute a recorded run of ``spec`` leased to this process, unless its breaker is open."""
         if spec.breaker is not None:
             try:
                 self.breakers.check(f"agent:{spec.name}", "agent", spec.breaker)
             except BreakerOpenError as exc:
                 return self._refused(spec, run_id, exc)
+        async with self._slots_of(spec):
+            result = await execute_run(self, spec, run_id, inputs, started=now)
+        self._count(spec, result)
+        return result
+
+    def _slots_of(self, spec: AgentSpec) -> Slots:
         slots = self._agent_slots.get(spec.name)
         if slots is None:
             slots = Slots(spec.max_concurrency, label=f"agent {spec.name!r} max_concurrency")
             self._agent_slots[spec.name] = slots
-        async with slots:
-            result = await execute_run(self, spec, run_id, inputs, started=now)
-        self._count(spec, result)
-        return result
+        return slots
 
     def _refused(self, spec: AgentSpec, run_id: str, error: BreakerOpenError) -> RunResult:
         """Record a run its agent's breaker did not let start."""
@@ -1045,6 +1176,106 @@ class Seawall:
         """Resume one run whose lease lapsed; ``None`` when another process holds it."""
         return await self._resume_one(run, time.time())
 
+    def take(self, run_id: str) -> RunResult | None:
+        """Claim a queued run (or one whose owner died) and execute it here to its end.
+
+        This is what a distributed executor's worker does with each run id it receives. A run
+        that already ended is not executed again: its recorded result is returned. A run
+        whose agent is not registered here is recorded failed with an error saying so.
+
+        Returns:
+            The run's result, or ``None`` when another live process holds its lease.
+
+        Raises:
+            RunNotFoundError: No run has this id.
+        """
+        result: RunResult | None = self._sync(self.atake(run_id), "take", "atake")
+        return result
+
+    async def atake(self, run_id: str) -> RunResult | None:
+        """Async twin of :meth:`take`."""
+        self._check_open()
+        run = self.get_run(run_id)
+        if run.status.final or run.status is RunStatus.AWAITING_HUMAN:
+            return self.result_of(run_id)
+        now = time.time()
+        spec = self._agents.get(run.agent)
+        if spec is None or (run.workflow is not None and run.node is None):
+            if not self.store.claim_run(run_id, self.leases.owner, self.leases.expiry(), now):
+                return None
+            return self._unrunnable(run)
+        if run.status is RunStatus.PENDING and spec.breaker is not None:
+            if not self.store.claim_run(run_id, self.leases.owner, self.leases.expiry(), now):
+                return None
+            try:
+                self.breakers.check(f"agent:{spec.name}", "agent", spec.breaker)
+            except BreakerOpenError as exc:
+                return self._refused(spec, run_id, exc)
+            claimed = True
+        else:
+            claimed = False
+        slots = self._slots_of(spec)
+        async with slots:
+            result = await self._resume_agent_run(run, now, claimed=claimed)
+        if result is not None:
+            self._count(spec, result)
+        return result
+
+    def _unrunnable(self, run: RunRecord) -> RunResult:
+        """Record that this process cannot execute ``run`` (its agent is not registered)."""
+        kind = "graph" if run.workflow is not None and run.node is None else "agent"
+        error = ExecutorError(
+            f"the worker {self.leases.owner} has no {kind} named {run.agent!r} registered "
+            f"(its agents: {sorted(self._agents) or 'none'}); start the workers with the app "
+            "that registers it (the same module the submitter uses), then redrive the run: "
+            f"seawall dlq redrive --agent {run.agent}",
+            run_id=run.run_id,
+            agent=run.agent,
+            worker=self.leases.owner,
+        )
+        self.store.finish_run(
+            run.run_id,
+            RunOutcome(
+                status=RunStatus.FAILED,
+                end_time=time.time(),
+                output_hash=None,
+                output_column=None,
+                error_class=ErrorClass.CLEAN_ABORT,
+                failure_cause=FailureCause.EXCEPTION,
+                error_type="ExecutorError",
+                error_message=error.message,
+                error_json=json.dumps(error.to_dict(), sort_keys=True),
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
+                attempts=run.attempts,
+            ),
+            [],
+        )
+        return self.result_of(run.run_id)
+
+    def fail_unsubmitted(self, run_id: str, error: SeawallError) -> None:
+        """Record that a run could not be handed to its executor (it goes to the DLQ)."""
+        self.store.finish_run(
+            run_id,
+            RunOutcome(
+                status=RunStatus.FAILED,
+                end_time=time.time(),
+                output_hash=None,
+                output_column=None,
+                error_class=ErrorClass.CLEAN_ABORT,
+                failure_cause=FailureCause.EXCEPTION,
+                error_type=type(error).__name__,
+                error_message=error.message,
+                error_json=json.dumps(error.to_dict(), sort_keys=True),
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
+                attempts=0,
+            ),
+            [],
+        )
+
     async def _resume_one(self, run: RunRecord, now: float) -> RunResult | None:
         if run.node is None and run.workflow is not None and run.agent in self._graphs:
             if not self.store.claim_run(run.run_id, self.leases.owner, self.leases.expiry(), now):
@@ -1058,9 +1289,13 @@ class Seawall:
             self._count(self._agents[run.agent], result)
         return result
 
-    async def _resume_agent_run(self, run: RunRecord, now: float) -> RunResult | None:
+    async def _resume_agent_run(
+        self, run: RunRecord, now: float, *, claimed: bool = False
+    ) -> RunResult | None:
         spec = self._agents[run.agent]
-        if not self.store.claim_run(run.run_id, self.leases.owner, self.leases.expiry(), now):
+        if not claimed and not self.store.claim_run(
+            run.run_id, self.leases.owner, self.leases.expiry(), now
+        ):
             return None
         if run.replay_mode == "recorded":
             # A recorded replay serves a journal; resumed live it could make real calls.
@@ -1317,6 +1552,11 @@ def _destination_of(
     if isinstance(artifacts, str | os.PathLike):
         return destination_for(os.fspath(artifacts), sync=sync)
     return artifacts
+
+
+_INHERITED: list[Any] = []
+"""Objects a forked child inherited: kept referenced so that collecting them does not close
+the parent's connections from the child."""
 
 
 def _close_runners(runners: list[asyncio.Runner]) -> None:

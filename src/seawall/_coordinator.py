@@ -176,7 +176,8 @@ async def _run_node(
         if node_runner is not None:
             result = await node_runner(node, node_inputs)
         else:
-            result = await app.start_child(
+            result = await app.executor.execute(
+                app,
                 app.resolve_agent(node.agent),
                 node_inputs,
                 parent_run_id=run_id,

@@ -348,7 +348,7 @@ async def _attempt(
             journal.abandoned = True
             raise
     ctx = Context(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
-    future = loop.run_in_executor(app.executor, _call_sync, spec, ctx, inputs)
+    future = loop.run_in_executor(app.agent_threads, _call_sync, spec, ctx, inputs)
     if spec.timeout is None:
         return await future
     try:

@@ -17,6 +17,9 @@ stores that form.
     ├── UsageError                  an API used in the wrong place (sync API inside a loop)
     ├── IntegrationError            an integration's framework is missing or outside its range
     ├── RunFailedError              RunResult.raise_for_status() on a run that did not succeed
+    ├── WaitTimeoutError            a run did not end within the time a caller waited for it
+    ├── ExecutorError               the executor cannot take or run a run (worker lacks the agent)
+    │   └── BrokerUnavailableError  the broker of a distributed executor cannot be reached
     ├── JournalDivergenceError      re-executed code asked for a different step than recorded
     │   └── ReplayDivergenceError   a recorded replay asked for what the journal does not hold
     ├── ReplayedToolError           a recorded replay re-raises a tool failure it recorded
@@ -68,10 +71,12 @@ __all__ = [
     "ArtifactTooLargeError",
     "AttemptAbandoned",
     "BreakerOpenError",
+    "BrokerUnavailableError",
     "BudgetExceededError",
     "ConfigurationError",
     "ConsistencyError",
     "DestinationError",
+    "ExecutorError",
     "GuardTrippedError",
     "HandOffDecidedError",
     "HandOffError",
@@ -103,6 +108,7 @@ __all__ = [
     "ToolResponseError",
     "UsageError",
     "VerificationError",
+    "WaitTimeoutError",
 ]
 
 
@@ -223,6 +229,24 @@ class RunFailedError(SeawallError):
     """Raised by :meth:`seawall.RunResult.raise_for_status` when a run did not succeed."""
 
     code = "run_failed"
+
+
+class WaitTimeoutError(SeawallError, TimeoutError):
+    """A run did not end within the time the caller waited; it goes on, ask again later."""
+
+    code = "wait_timeout"
+
+
+class ExecutorError(SeawallError):
+    """The executor cannot take or run a run (for example a worker lacks the run's agent)."""
+
+    code = "executor"
+
+
+class BrokerUnavailableError(ExecutorError):
+    """The broker of a distributed executor cannot be reached; nothing was submitted."""
+
+    code = "broker_unavailable"
 
 
 class JournalDivergenceError(SeawallError):

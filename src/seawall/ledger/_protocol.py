@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from seawall._failures import RunStatus
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from seawall._failures import ErrorClass, FailureCause, RunStatus
+    from seawall._failures import ErrorClass, FailureCause
     from seawall._payload import Blob
     from seawall.ledger._records import (
         ArtifactRecord,
@@ -56,7 +58,12 @@ StepRow = tuple[
 
 @dataclass(frozen=True, slots=True)
 class NewRun:
-    """A run about to be recorded (status ``running``, leased to ``owner``)."""
+    """A run about to be recorded: ``running`` and leased to ``owner``, or ``pending``.
+
+    A ``pending`` run (queued for a distributed executor) has no lease
+    (``lease_expires_at`` ``None``): :meth:`Store.expired_runs` does not list it, and the
+    first worker whose :meth:`Store.claim_run` succeeds runs it.
+    """
 
     run_id: str
     agent: str
@@ -64,13 +71,14 @@ class NewRun:
     input_hash: str
     input_column: bytes
     code_version: str | None
-    owner: str
-    lease_expires_at: float
+    owner: str | None
+    lease_expires_at: float | None
     workflow: str | None = None
     parent_run_id: str | None = None
     replay_of: str | None = None
     replay_mode: str | None = None
     node: str | None = None
+    status: RunStatus = RunStatus.RUNNING
 
 
 @dataclass(frozen=True, slots=True)

@@ -289,7 +289,7 @@ class PostgresStore:
                 (
                     run.run_id,
                     run.agent,
-                    RunStatus.RUNNING.value,
+                    run.status.value,
                     run.start_time,
                     run.input_hash,
                     run.input_column,
@@ -307,7 +307,8 @@ class PostgresStore:
             if inserted == 1:
                 return
             mine = conn.execute(
-                "SELECT 1 FROM runs WHERE run_id = %s AND lease_owner = %s AND start_time = %s "
+                "SELECT 1 FROM runs WHERE run_id = %s AND lease_owner IS NOT DISTINCT FROM %s "
+                "AND start_time = %s "
                 "AND input_hash = %s",
                 (run.run_id, run.owner, run.start_time, run.input_hash),
             ).fetchone()

@@ -411,7 +411,7 @@ class SQLiteStore:
                 (
                     run.run_id,
                     run.agent,
-                    RunStatus.RUNNING.value,
+                    run.status.value,
                     run.start_time,
                     run.input_hash,
                     run.input_column,

@@ -1,0 +1,387 @@
+"""Load benchmark of the Celery executor: N single-step runs on 4 worker processes.
+
+Three scenarios on the same workload (one agent, one journaled mutating call per run):
+
+1. ``celery``: N runs submitted to 4 Celery workers (prefork, one pool process each).
+2. ``celery+kill``: the same while one worker is SIGKILLed (with its pool) every 10 s and
+   restarted.
+3. ``local``: the same N runs submitted to the local executor (4 submission threads).
+
+For each: runs/s (first submission to last finish), p50/p99 submit-to-finish latency (from the
+ledger's start and end times), and the proof that nothing was lost or duplicated: every run
+has exactly one row, in a final status, succeeded; every run's side effect was applied exactly
+once (one line in its own effect file).
+
+Usage::
+
+    python -m benchmarks.bench_celery [--runs 10000] [--ledger auto|sqlite|postgresql]
+                                      [--kill-every 10] [--workers 4]
+
+``make bench`` runs it with ``SEAWALL_BENCH_CELERY_RUNS`` runs (default 10,000). It needs
+Redis on 127.0.0.1:6379 (``SEAWALL_BENCH_REDIS``), and PostgreSQL on 127.0.0.1:5432
+(``SEAWALL_BENCH_POSTGRES``) for the PostgreSQL ledger; ``auto`` falls back to SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks._harness import REPO_ROOT, TMPDIR_ENV
+
+REDIS = os.environ.get("SEAWALL_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+POSTGRES = os.environ.get("SEAWALL_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+APP = "benchmarks.celery_app:celery_app"
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def ledger_for(kind: str, folder: Path) -> Iterator[tuple[str, str]]:
+    """Yield ``(ledger URL, label)``: a fresh PostgreSQL database (dropped after) or SQLite."""
+    if kind == "auto":
+        kind = "postgresql" if _postgres_available() else "sqlite"
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'ledger.db'}", "SQLite (one file, WAL)"
+        return
+    import psycopg
+
+    name = f"seawall_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES.rpartition('/')[0]}/{name}", "PostgreSQL"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres_available() -> bool:
+    if not _reachable(5432):
+        return False
+    try:
+        import psycopg  # noqa: F401
+
+        from seawall.ledger import open_store
+
+        open_store(POSTGRES).close()
+    except Exception:
+        return False
+    return True
+
+
+class Workers:
+    """Celery worker processes (each its own process group), always killed at the end."""
+
+    def __init__(self, folder: Path, env: dict[str, str], queue: str) -> None:
+        self.folder = folder
+        self.env = env
+        self.queue = queue
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.started = 0
+        self.kills = 0
+
+    def start(self, slot: int) -> None:
+        self.started += 1
+        log = self.folder / f"worker-{slot}-{self.started}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    APP,
+                    "worker",
+                    "-Q",
+                    self.queue,
+                    "-n",
+                    f"bench{slot}-{self.started}-{self.queue}@%h",
+                    "-c",
+                    "1",
+                    "-P",
+                    "prefork",
+                    "-l",
+                    "WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[slot] = proc
+
+    def kill(self, slot: int) -> None:
+        proc = self.procs.pop(slot)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def close(self) -> None:
+        for slot in list(self.procs):
+            self.kill(slot)
+
+
+SUBMITTERS = 4
+"""Threads submitting at once: a submission waits on the broker's and ledger's round trips."""
+
+
+def _submit_all(app: Any, n: int, tag: str) -> float:
+    began = time.perf_counter()
+    with ThreadPoolExecutor(SUBMITTERS) as pool:
+        for _ in pool.map(lambda i: app.submit("single_step", key=f"{tag}-{i}"), range(n)):
+            pass
+    return time.perf_counter() - began
+
+
+def _wait_all(app: Any, n: int, timeout: float) -> None:
+    from seawall import RunStatus
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = app.runs(limit=n + 1)
+        if len(runs) >= n and all(run.status.final for run in runs):
+            return
+        if time.monotonic() > deadline:
+            counts = Counter(run.status for run in runs)
+            raise RuntimeError(f"runs did not all finish within {timeout:.0f} s: {dict(counts)}")
+        time.sleep(0.5 if sum(r.status is RunStatus.SUCCEEDED for r in runs) < n else 0.1)
+
+
+def _measure(app: Any, n: int, effects: Path, tag: str) -> dict[str, Any]:
+    """Read the outcome back from the ledger and the side-effect files, and check them."""
+    from seawall import RunStatus
+
+    runs = app.runs(limit=n + 10)
+    lost_or_extra = len(runs) - n
+    not_ok = Counter(run.status.value for run in runs if run.status is not RunStatus.SUCCEEDED)
+    keys = Counter(app.inputs_of(run.run_id)["key"] for run in runs)
+    duplicate_rows = sum(1 for count in keys.values() if count != 1)
+    files = {path.name: path for path in effects.iterdir() if path.name.startswith(tag)}
+    applied = Counter({name: len(path.read_text().splitlines()) for name, path in files.items()})
+    missing_effects = n - len(files)
+    repeated_effects = sum(1 for count in applied.values() if count != 1)
+    latencies = sorted((run.end_time - run.start_time) for run in runs if run.end_time is not None)
+    first = min(run.start_time for run in runs)
+    last = max(run.end_time or 0.0 for run in runs)
+    crashed = sum(1 for run in runs if run.attempts > 1)
+    return {
+        "runs": n,
+        "runs_per_s": n / (last - first),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "lost_or_extra_rows": lost_or_extra,
+        "duplicate_rows": duplicate_rows,
+        "not_succeeded": dict(not_ok),
+        "missing_effects": missing_effects,
+        "repeated_effects": repeated_effects,
+        "resumed_runs": crashed,
+    }
+
+
+def _celery(
+    n: int, ledger_kind: str, kill_every: float | None, workers_n: int, base: Path
+) -> dict[str, Any]:
+    from benchmarks.celery_app import build, celery_for
+    from seawall.integrations.celery import CeleryExecutor
+
+    tag = uuid.uuid4().hex[:10]
+    queue = f"seawall-bench-{tag}"
+    prefix = f"seawall-bench-{tag}:"
+    effects = base / "effects"
+    effects.mkdir()
+    ready = base / "ready"
+    ready.mkdir()
+    with ledger_for(ledger_kind, base) as (ledger, label):
+        celery_app = celery_for(REDIS, prefix)
+        app = build(ledger, effects, CeleryExecutor(celery_app, queue=queue, resend_after=None))
+        env = dict(os.environ)
+        env.update(
+            SEAWALL_BENCH_LEDGER=ledger,
+            SEAWALL_BENCH_BROKER=REDIS,
+            SEAWALL_BENCH_PREFIX=prefix,
+            SEAWALL_BENCH_QUEUE=queue,
+            SEAWALL_BENCH_EFFECTS=str(effects),
+            SEAWALL_BENCH_READY=str(ready),
+            PYTHONPATH=str(REPO_ROOT),
+        )
+        workers = Workers(base, env, queue)
+        stop = threading.Event()
+        killer: threading.Thread | None = None
+        try:
+            for slot in range(workers_n):
+                workers.start(slot)
+            # Every worker must consume before the clock starts.
+            deadline = time.monotonic() + 60
+            while len(list(ready.iterdir())) < workers_n:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("workers did not start; see their logs in " + str(base))
+                time.sleep(0.1)
+            if kill_every is not None:
+                rng = random.Random(7)
+
+                def kill_loop() -> None:
+                    while not stop.wait(kill_every):
+                        slot = rng.randrange(workers_n)
+                        workers.kill(slot)
+                        workers.kills += 1
+                        workers.start(slot)
+
+                killer = threading.Thread(target=kill_loop, daemon=True)
+                killer.start()
+            submit_s = _submit_all(app, n, tag)
+            _wait_all(app, n, timeout=max(600.0, n / 5))
+        finally:
+            stop.set()
+            if killer is not None:
+                killer.join(timeout=60)
+            workers.close()
+        result = _measure(app, n, effects, tag)
+        resent = sum(
+            int(line.split(" run(s) pending")[0].rsplit(" ", 1)[-1])
+            for log in base.glob("worker-*.log")
+            for line in log.read_text(errors="replace").splitlines()
+            if " run(s) pending for over " in line
+        )
+        result |= {
+            "ledger": label,
+            "submit_per_s": n / submit_s,
+            "kills": workers.kills,
+            "resent": resent,
+        }
+        app.close()
+        _purge(prefix)
+        celery_app.close()
+        return result
+
+
+def _purge(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _local(n: int, ledger_kind: str, threads: int, base: Path) -> dict[str, Any]:
+    from benchmarks.celery_app import build
+    from seawall import LocalExecutor
+
+    tag = uuid.uuid4().hex[:10]
+    effects = base / "effects"
+    effects.mkdir()
+    with ledger_for(ledger_kind, base) as (ledger, label):
+        app = build(ledger, effects, LocalExecutor(max_submitted=threads))
+        submit_s = _submit_all(app, n, tag)
+        _wait_all(app, n, timeout=max(600.0, n / 5))
+        result = _measure(app, n, effects, tag)
+        result |= {"ledger": label, "submit_per_s": n / submit_s, "kills": 0}
+        app.close()
+        return result
+
+
+def _line(name: str, r: dict[str, Any]) -> str:
+    ok = (
+        r["lost_or_extra_rows"] == 0
+        and r["duplicate_rows"] == 0
+        and not r["not_succeeded"]
+        and r["missing_effects"] == 0
+        and r["repeated_effects"] == 0
+    )
+    proof = (
+        "nothing lost or duplicated: every run one final row (succeeded), every side effect once"
+        if ok
+        else (
+            f"CHECK FAILED: rows lost/extra {r['lost_or_extra_rows']}, duplicate rows "
+            f"{r['duplicate_rows']}, not succeeded {r['not_succeeded']}, effects missing "
+            f"{r['missing_effects']}, repeated {r['repeated_effects']}"
+        )
+    )
+    kills = (
+        f", {r['kills']} workers SIGKILLed, {r['resumed_runs']} runs resumed" if r["kills"] else ""
+    )
+    if r.get("resent"):
+        kills += f", {r['resent']} run ids re-sent by the lost-message sweep"
+    return (
+        f"  [{'ok' if ok else 'FAILED'}] {name:<13} {r['runs']:,} runs: {r['runs_per_s']:,.0f} runs/s, "
+        f"p50 {r['p50_ms']:,.0f} ms, p99 {r['p99_ms']:,.0f} ms submit-to-finish "
+        f"(submit {r['submit_per_s']:,.0f}/s){kills}; {proof}"
+    )
+
+
+def main(argv: list[str] | None = None) -> bool:
+    """Run the three scenarios and print one line each; false when a check failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", type=int, default=int(os.environ.get("SEAWALL_BENCH_CELERY_RUNS", "10000"))
+    )
+    parser.add_argument("--ledger", choices=["auto", "sqlite", "postgresql"], default="auto")
+    parser.add_argument("--kill-every", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args([] if argv is None else argv)
+    print(f"\nCelery executor under load ({args.workers} worker processes, Redis broker):")
+    if not _reachable(6379):
+        print("  skipped: Redis is not running on 127.0.0.1:6379")
+        return True
+    ok = True
+    base_dir = os.environ.get(TMPDIR_ENV) or None
+    scenarios = [
+        ("celery", lambda base: _celery(args.runs, args.ledger, None, args.workers, base)),
+        (
+            "celery+kill",
+            lambda base: _celery(args.runs, args.ledger, args.kill_every, args.workers, base),
+        ),
+        ("local", lambda base: _local(args.runs, args.ledger, args.workers, base)),
+    ]
+    results: dict[str, dict[str, Any]] = {}
+    for name, scenario in scenarios:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-", dir=base_dir) as tmp:
+            try:
+                results[name] = scenario(Path(tmp))
+            except Exception as exc:
+                ok = False
+                print(f"  [FAILED] {name}: {type(exc).__name__}: {exc}")
+                continue
+        line = _line(name, results[name])
+        ok &= line.startswith("  [ok]")
+        print(line)
+    if "celery" in results:
+        print(f"  ledger: {results['celery']['ledger']}")
+    if "celery" in results and "local" in results:
+        ratio = results["celery"]["runs_per_s"] / results["local"]["runs_per_s"]
+        print(f"  celery / local throughput on this machine: {ratio:.2f}x")
+    return ok
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main(sys.argv[1:]) else 1)

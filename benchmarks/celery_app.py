@@ -1,0 +1,74 @@
+"""The app of the Celery load benchmark, imported by the submitting process and every worker.
+
+Workers run ``celery -A benchmarks.celery_app:celery_app worker``; the ``SEAWALL_BENCH_*``
+environment variables name the ledger, broker, queue and side-effect folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, signals
+
+from seawall import Context, Executor, Seawall
+from seawall.integrations.celery import CeleryExecutor
+
+LEASE = 2.0
+VISIBILITY = 5.0
+RESEND_AFTER = 60.0
+
+
+def celery_for(broker: str, prefix: str) -> Celery:
+    """A Celery app on ``broker`` whose Redis keys start with ``prefix``."""
+    celery_app = Celery("seawall-bench", broker=broker, set_as_current=False)
+    options: dict[str, Any] = {"visibility_timeout": VISIBILITY}
+    if broker.startswith("redis"):
+        options |= {
+            "global_keyprefix": prefix,
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+        }
+    celery_app.conf.broker_transport_options = options
+    celery_app.conf.broker_connection_retry_on_startup = True
+    return celery_app
+
+
+def build(ledger: str, effects: Path, executor: Executor | None) -> Seawall:
+    """The Seawall app with the benchmark's one agent: one journaled side effect per run."""
+    app = Seawall(ledger, lease=LEASE, executor=executor)
+
+    def applied(result: Any, key: str) -> bool:
+        return (effects / key).exists()
+
+    @app.tool(mutating=True, read_back=applied)
+    def effect(key: str) -> str:
+        # One file per key, appended to: a second application would show as a second line.
+        with (effects / key).open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return key
+
+    @app.agent
+    def single_step(ctx: Context, key: str) -> str:
+        result: str = ctx.call(effect, key)
+        return result
+
+    return app
+
+
+def _announce_ready(**_: Any) -> None:
+    """Tell the benchmark this worker consumes (its log level hides Celery's own line)."""
+    (Path(os.environ["SEAWALL_BENCH_READY"]) / str(os.getpid())).touch()
+
+
+if "SEAWALL_BENCH_LEDGER" in os.environ:
+    signals.worker_ready.connect(_announce_ready, weak=False)
+    celery_app = celery_for(os.environ["SEAWALL_BENCH_BROKER"], os.environ["SEAWALL_BENCH_PREFIX"])
+    app = build(
+        os.environ["SEAWALL_BENCH_LEDGER"],
+        Path(os.environ["SEAWALL_BENCH_EFFECTS"]),
+        CeleryExecutor(
+            celery_app, queue=os.environ["SEAWALL_BENCH_QUEUE"], resend_after=RESEND_AFTER
+        ),
+    )
