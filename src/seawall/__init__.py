@@ -34,6 +34,7 @@ from seawall.errors import (
     LedgerReadOnlyError,
     LedgerUnavailableError,
     LedgerURLError,
+    MissingExtraError,
     Overloaded,
     PayloadTooLargeError,
     PermanentError,
@@ -54,6 +55,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.ledger import (
+    AlertRecord,
     ArtifactRecord,
     AttemptRecord,
     CompensationRecord,
@@ -62,11 +64,15 @@ from seawall.ledger import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.observe.alerts import AlertRules, CallbackSink, LogSink, WebhookSink
+from seawall.observe.drift import DriftWatch
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AlertRecord",
+    "AlertRules",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNameError",
@@ -78,11 +84,13 @@ __all__ = [
     "Breaker",
     "BreakerOpenError",
     "BudgetExceededError",
+    "CallbackSink",
     "CompensationRecord",
     "ConfigurationError",
     "ConsistencyError",
     "Context",
     "DestinationError",
+    "DriftWatch",
     "ErrorClass",
     "FailureCause",
     "From",
@@ -102,6 +110,8 @@ __all__ = [
     "LedgerReadOnlyError",
     "LedgerURLError",
     "LedgerUnavailableError",
+    "LogSink",
+    "MissingExtraError",
     "OnDrift",
     "Overloaded",
     "PayloadTooLargeError",
@@ -130,6 +140,7 @@ __all__ = [
     "UsageError",
     "VerdictRecord",
     "VerificationError",
+    "WebhookSink",
     "__version__",
     "artifacts",
     "verify",

@@ -204,22 +204,22 @@ def _park(
     )
     error = failure.error
     staged = staging is not None and staging.staged()
-    app.store.open_handoff(
-        HandOffRecord(
-            handoff_id=uuid.uuid4().hex,
-            run_id=run_id,
-            kind="verification_failed",
-            reason=str(error),
-            subject={
-                "attempt": attempt,
-                "output": output,
-                "verdicts": getattr(error, "verdicts", None) or [],
-                "staging": str(staging.dir) if staged and staging is not None else None,
-            },
-            status="open",
-            created_at=time.time(),
-        )
+    handoff = HandOffRecord(
+        handoff_id=uuid.uuid4().hex,
+        run_id=run_id,
+        kind="verification_failed",
+        reason=str(error),
+        subject={
+            "attempt": attempt,
+            "output": output,
+            "verdicts": getattr(error, "verdicts", None) or [],
+            "staging": str(staging.dir) if staged and staging is not None else None,
+        },
+        status="open",
+        created_at=time.time(),
     )
+    app.store.open_handoff(handoff)
+    app.monitor.handoff_opened(handoff, spec.name)
     return app.result_of(run_id, agent=spec.name)
 
 

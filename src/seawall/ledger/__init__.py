@@ -7,12 +7,14 @@ from typing import Final
 from seawall.errors import LedgerURLError
 from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow, Store
 from seawall.ledger._records import (
+    AlertRecord,
     ArtifactRecord,
     AttemptRecord,
     BreakerEvent,
     CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
+    DriftSample,
     HandOffRecord,
     RunQuery,
     RunRecord,
@@ -25,6 +27,7 @@ DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
 
 __all__ = [
     "DEFAULT_LEDGER_URL",
+    "AlertRecord",
     "ArtifactRecord",
     "AttemptOutcome",
     "AttemptRecord",
@@ -32,6 +35,7 @@ __all__ = [
     "CompensationRecord",
     "DeadLetter",
     "DeadLetterQuery",
+    "DriftSample",
     "Durability",
     "HandOffRecord",
     "NewRun",

@@ -1,0 +1,1 @@
+"""Observability: what Seawall tells you about runs across time (drift, alerts, ...)."""
