@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seawall.cli import chaos, demo, gc, operators, replays, resume, runs
+from seawall.cli import chaos, demo, drift, gc, operators, replays, resume, runs
 
 cli = typer.Typer(
     name="seawall",
@@ -24,6 +24,7 @@ cli.add_typer(chaos.chaos, name="chaos")
 cli.add_typer(operators.handoffs, name="handoffs")
 cli.add_typer(operators.breakers, name="breakers")
 cli.command("demo")(demo.demo)
+cli.command("drift")(drift.drift)
 
 
 def main() -> None:

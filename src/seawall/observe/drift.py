@@ -241,7 +241,8 @@ class FeatureStat:
         kind: ``categorical`` or ``numeric``.
         test: ``chi2``, ``ks`` or ``psi`` (what gave ``p_value``; ``psi`` when there is none).
         psi: The population stability index (``None``: too few samples).
-        p_value: The two-sample test's p-value (``None`` with ``method="psi"``).
+        p_value: The two-sample test's p-value (``None`` with ``method="psi"``, or when the
+            monitor skipped the test because the PSI was below its threshold).
         reference_n: Values in the reference window.
         current_n: Values in the current window.
         shifted: Whether this evaluation finds a shift (``None``: too few samples to judge).
@@ -324,9 +325,18 @@ def _bins(values: Sequence[float], edges: Sequence[float]) -> list[int]:
 
 
 def compare_feature(
-    watch: DriftWatch, feature: str, reference: Sequence[Any], current: Sequence[Any]
+    watch: DriftWatch,
+    feature: str,
+    reference: Sequence[Any],
+    current: Sequence[Any],
+    *,
+    p_values: bool = True,
 ) -> FeatureStat:
-    """Compare one feature's reference and current values (``None`` values are left out)."""
+    """Compare one feature's reference and current values (``None`` values are left out).
+
+    With ``p_values=False`` the test runs only when the PSI reaches the threshold (below it
+    the p-value cannot make a shift): the monitor's evaluations skip most tests that way.
+    """
     ref = [v for v in reference if v is not None]
     cur = [v for v in current if v is not None]
     kind = "categorical" if feature in CATEGORICAL_FEATURES else "numeric"
@@ -342,7 +352,7 @@ def compare_feature(
         names = [OTHER if c is None else c for c in categories]
         ref_shape = {n: c / len(ref) for n, c in zip(names, ref_counts, strict=True)}
         cur_shape = {n: c / len(cur) for n, c in zip(names, cur_counts, strict=True)}
-        if watch.method == "test":
+        if watch.method == "test" and (p_values or psi >= watch.psi):
             p_value = _chi2_p(ref_counts, cur_counts)
     else:
         ref_f = [float(v) for v in ref]
@@ -351,9 +361,11 @@ def compare_feature(
         psi = psi_of(_bins(ref_f, edges), _bins(cur_f, edges))
         ref_shape = _quantiles(ref_f)
         cur_shape = _quantiles(cur_f)
-        if watch.method == "test":
+        if watch.method == "test" and (p_values or psi >= watch.psi):
             p_value = _ks_p(ref_f, cur_f)
-    shifted = psi >= watch.psi and (p_value is None or p_value < watch.alpha)
+    shifted = psi >= watch.psi and (
+        watch.method == "psi" or (p_value is not None and p_value < watch.alpha)
+    )
     return FeatureStat(
         feature,
         kind,
@@ -389,15 +401,20 @@ def _ks_p(ref: Sequence[float], cur: Sequence[float]) -> float:
 
 
 def compare(
-    watch: DriftWatch, reference: Sequence[DriftSample], current: Sequence[DriftSample]
+    watch: DriftWatch,
+    reference: Sequence[DriftSample],
+    current: Sequence[DriftSample],
+    *,
+    p_values: bool = True,
 ) -> list[FeatureStat]:
-    """Compare every watched feature of two windows of samples."""
+    """Compare every watched feature of two windows of samples (see :func:`compare_feature`)."""
     return [
         compare_feature(
             watch,
             feature,
             [value_of(s, feature) for s in reference],
             [value_of(s, feature) for s in current],
+            p_values=p_values,
         )
         for feature in watch.watched
     ]

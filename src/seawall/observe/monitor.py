@@ -125,6 +125,7 @@ def evaluate(
     record: bool,
     now: float | None = None,
     reference_cache: dict[str, list[DriftSample]] | None = None,
+    p_values: bool = True,
 ) -> DriftReport:
     """Compare an agent's current window with its reference window, from the ledger.
 
@@ -136,6 +137,7 @@ def evaluate(
             raises (``False``: only look).
         now: The evaluation time (default: now).
         reference_cache: Complete reference windows by agent, reused between evaluations.
+        p_values: Run every test (``False``: only where the PSI could make a shift).
 
     Returns:
         The statistics, and the alerts raised when ``record``.
@@ -149,18 +151,21 @@ def evaluate(
     else:
         since = reference[-1].at if reference else None
         complete = len(reference) >= watch.reference
+    # Reference runs that finished at the very instant the current window starts are fetched
+    # too, then left out.
+    ties = sum(1 for s in reference if s.at == since)
     current = (
         [
             s
             for s in store.list_drift_samples(
-                agent, newest=True, limit=watch.window + len(ref_ids), since=since
+                agent, newest=True, limit=watch.window + ties, since=since
             )
             if s.run_id not in ref_ids
         ][-watch.window :]
         if complete
         else []
     )
-    stats = tuple(compare(watch, reference, current)) if complete else ()
+    stats = tuple(compare(watch, reference, current, p_values=p_values)) if complete else ()
     alerts: tuple[AlertRecord, ...] = ()
     ref_text = _describe(watch.describe_reference(), reference)
     cur_text = _describe(f"the last {watch.window} runs", current)
@@ -404,11 +409,20 @@ class Monitor:
 
     # -- evaluation (monitor thread) ------------------------------------------------------
 
-    def evaluate(self, agent: str, watch: DriftWatch, *, record: bool = True) -> DriftReport:
+    def evaluate(
+        self, agent: str, watch: DriftWatch, *, record: bool = True, p_values: bool = True
+    ) -> DriftReport:
         """Write buffered samples, then evaluate ``agent`` now (alerts delivered when recorded)."""
         self._write_samples()
         self._register(agent, watch)
-        report = evaluate(self.store, agent, watch, record=record, reference_cache=self._references)
+        report = evaluate(
+            self.store,
+            agent,
+            watch,
+            record=record,
+            reference_cache=self._references,
+            p_values=p_values,
+        )
         with self._lock:
             self.evaluations += 1
         for alert in report.alerts:
@@ -416,7 +430,7 @@ class Monitor:
         return report
 
     def _evaluate(self, agent: str, watch: DriftWatch) -> None:
-        self.evaluate(agent, watch)
+        self.evaluate(agent, watch, p_values=False)
 
     def _register(self, agent: str, watch: DriftWatch) -> None:
         if self._watches.get(agent) == watch:
