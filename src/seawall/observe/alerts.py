@@ -137,7 +137,8 @@ class WebhookSink:
         headers: Extra request headers (an ``Authorization`` token, ...).
         timeout: Seconds one request may take.
         attempts: Requests at most per alert.
-        initial: First backoff in seconds; it doubles (with jitter) up to ``max_delay``.
+        initial: Backoff scale in seconds: the n-th wait is random in [0, initial * 2^n]
+            (full jitter), capped at ``max_delay``.
         max_delay: Longest backoff.
     """
 
@@ -171,7 +172,7 @@ class WebhookSink:
         body = json.dumps(alert_json(alert), sort_keys=True, default=str).encode()
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential_jitter(initial=self.initial, max=self.max_delay),
+            wait=tenacity.wait_random_exponential(multiplier=self.initial, max=self.max_delay),
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, WebhookError) and e.transient
             ),
@@ -191,6 +192,7 @@ class WebhookSink:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 response.read()
         except urllib.error.HTTPError as exc:
+            exc.close()
             transient = exc.code == 429 or exc.code >= 500  # noqa: PLR2004 - HTTP semantics
             raise WebhookError(f"{self.url} answered {exc.code}", transient=transient) from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
