@@ -46,7 +46,7 @@ class Receiver:
                 self.send_response(status)
                 self.end_headers()
 
-            def log_message(self, *args: object) -> None:
+            def log_message(self, *_: object) -> None:
                 return
 
         self.server = HTTPServer(("127.0.0.1", 0), Handler)

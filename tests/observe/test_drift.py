@@ -63,7 +63,7 @@ def feed(
                 record=True,
                 now=item.at,
                 reference_cache=cache,
-                p_values=False,
+                full=False,
             )
             raised.extend((index, alert) for alert in report.alerts)
     return raised

@@ -1331,11 +1331,13 @@ class SQLiteStore:
         with self._write(durable=True) as db:
             row = db.execute("SELECT state FROM alert_state WHERE state_key = ?", (key,)).fetchone()
             state, alerts = change(None if row is None else json.loads(row[0]))
-            db.execute(
-                "INSERT OR REPLACE INTO alert_state (state_key, state, updated_at) "
-                "VALUES (?, ?, ?)",
-                (key, json.dumps(state, sort_keys=True), time.time()),
-            )
+            text = json.dumps(state, sort_keys=True)
+            if row is None or text != row[0]:
+                db.execute(
+                    "INSERT OR REPLACE INTO alert_state (state_key, state, updated_at) "
+                    "VALUES (?, ?, ?)",
+                    (key, text, time.time()),
+                )
             for alert in alerts:
                 _insert_alert(db, alert)
             return list(alerts)

@@ -125,7 +125,7 @@ def evaluate(
     record: bool,
     now: float | None = None,
     reference_cache: dict[str, list[DriftSample]] | None = None,
-    p_values: bool = True,
+    full: bool = True,
 ) -> DriftReport:
     """Compare an agent's current window with its reference window, from the ledger.
 
@@ -137,7 +137,9 @@ def evaluate(
             raises (``False``: only look).
         now: The evaluation time (default: now).
         reference_cache: Complete reference windows by agent, reused between evaluations.
-        p_values: Run every test (``False``: only where the PSI could make a shift).
+        full: A full report: every test's p-value, the features alerted, the sample count.
+            ``False`` (the monitor's own evaluations) runs a test only where the PSI could
+            make a shift, and leaves ``shifted`` empty and ``samples`` at -1.
 
     Returns:
         The statistics, and the alerts raised when ``record``.
@@ -165,7 +167,7 @@ def evaluate(
         if complete
         else []
     )
-    stats = tuple(compare(watch, reference, current, p_values=p_values)) if complete else ()
+    stats = tuple(compare(watch, reference, current, p_values=full)) if complete else ()
     alerts: tuple[AlertRecord, ...] = ()
     ref_text = _describe(watch.describe_reference(), reference)
     cur_text = _describe(f"the last {watch.window} runs", current)
@@ -185,20 +187,24 @@ def evaluate(
                 features[stat.feature] = asdict(after)
                 if alert:
                     raised.append(_drift_alert(agent, watch, stat, ref_text, cur_text, now))
-            state.update(features=features, through=through, evaluated_at=now)
+            if features == state.get("features"):
+                return state, raised  # nothing moved: the store need not write
+            state.update(features=features, through=through)
             return state, raised
 
         alerts = tuple(store.update_alert_state(drift_key(agent), change))
-    state = store.alert_state(drift_key(agent)) or {}
-    shifted = tuple(
-        name
-        for name, data in sorted((state.get("features") or {}).items())
-        if FeatureState.of(data).shifted
-    )
+    shifted: tuple[str, ...] = ()
+    if full:
+        state = store.alert_state(drift_key(agent)) or {}
+        shifted = tuple(
+            name
+            for name, data in sorted((state.get("features") or {}).items())
+            if FeatureState.of(data).shifted
+        )
     return DriftReport(
         agent=agent,
         watch=watch,
-        samples=store.count_drift_samples(agent),
+        samples=store.count_drift_samples(agent) if full else -1,
         reference_n=len(reference),
         current_n=len(current),
         reference=ref_text,
@@ -410,7 +416,7 @@ class Monitor:
     # -- evaluation (monitor thread) ------------------------------------------------------
 
     def evaluate(
-        self, agent: str, watch: DriftWatch, *, record: bool = True, p_values: bool = True
+        self, agent: str, watch: DriftWatch, *, record: bool = True, full: bool = True
     ) -> DriftReport:
         """Write buffered samples, then evaluate ``agent`` now (alerts delivered when recorded)."""
         self._write_samples()
@@ -421,7 +427,7 @@ class Monitor:
             watch,
             record=record,
             reference_cache=self._references,
-            p_values=p_values,
+            full=full,
         )
         with self._lock:
             self.evaluations += 1
@@ -430,7 +436,7 @@ class Monitor:
         return report
 
     def _evaluate(self, agent: str, watch: DriftWatch) -> None:
-        self.evaluate(agent, watch, p_values=False)
+        self.evaluate(agent, watch, full=False)
 
     def _register(self, agent: str, watch: DriftWatch) -> None:
         if self._watches.get(agent) == watch:
