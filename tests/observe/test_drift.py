@@ -19,7 +19,7 @@ from seawall.observe.drift import (
     decision_of,
     psi_of,
 )
-from seawall.observe.monitor import evaluate
+from seawall.observe.monitor import References, evaluate
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def feed(
 ) -> list[tuple[int, Any]]:
     """Write samples one by one and evaluate every ``watch.every``; return (run index, alert)."""
     raised = []
-    cache: dict[str, list[DriftSample]] = {}
+    cache = References()
     for index, item in enumerate(samples, start=1):
         store.add_drift_samples([item])
         if index % watch.every == 0:

@@ -282,9 +282,9 @@ def psi_of(expected: Sequence[float], actual: Sequence[float]) -> float:
     return total
 
 
-def _categories(reference: Sequence[str], current: Sequence[str]) -> list[str | None]:
+def _categories(reference: Counter[str], current: Counter[str]) -> list[str | None]:
     """The categories compared: the most common ones; the rest pooled as ``(other)``."""
-    pooled = Counter(reference) + Counter(current)
+    pooled = reference + current
     kept: list[str | None] = [
         name
         for name, count in pooled.most_common(MAX_CATEGORIES)
@@ -293,11 +293,10 @@ def _categories(reference: Sequence[str], current: Sequence[str]) -> list[str | 
     return [*kept, None] if len(kept) < len(pooled) else kept
 
 
-def _histogram(values: Sequence[str], categories: Sequence[str | None]) -> list[int]:
-    counts = Counter(values)
+def _histogram(counts: Counter[str], categories: Sequence[str | None]) -> list[int]:
     named = [counts.get(c, 0) for c in categories if c is not None]
     if None in categories:
-        named.append(len(values) - sum(named))
+        named.append(counts.total() - sum(named))
     return named
 
 
@@ -324,10 +323,51 @@ def _bins(values: Sequence[float], edges: Sequence[float]) -> list[int]:
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """One feature of a reference window, prepared once and compared with many windows.
+
+    Attributes:
+        kind: ``categorical`` or ``numeric``.
+        values: Its values (``None`` left out; numbers as floats).
+        counts: Categories and their counts (categorical).
+        edges: Bin edges at its deciles (numeric).
+        bins: Its counts per bin (numeric).
+        shape: Its quantiles and mean (numeric).
+    """
+
+    kind: str
+    values: list[Any]
+    counts: Counter[str]
+    edges: list[float]
+    bins: list[int]
+    shape: dict[str, float]
+
+    @classmethod
+    def of(cls, feature: str, values: Sequence[Any]) -> Baseline:
+        """Prepare one feature's reference values."""
+        kept = [v for v in values if v is not None]
+        if feature in CATEGORICAL_FEATURES:
+            return cls("categorical", kept, Counter(kept), [], [], {})
+        numbers = [float(v) for v in kept]
+        if not numbers:
+            return cls("numeric", numbers, Counter(), [], [], {})
+        edges = _edges(numbers)
+        return cls("numeric", numbers, Counter(), edges, _bins(numbers, edges), _quantiles(numbers))
+
+
+def prepare(watch: DriftWatch, reference: Sequence[DriftSample]) -> dict[str, Baseline]:
+    """Prepare every watched feature of a reference window."""
+    return {
+        feature: Baseline.of(feature, [value_of(s, feature) for s in reference])
+        for feature in watch.watched
+    }
+
+
 def compare_feature(
     watch: DriftWatch,
     feature: str,
-    reference: Sequence[Any],
+    reference: Sequence[Any] | Baseline,
     current: Sequence[Any],
     *,
     p_values: bool = True,
@@ -337,17 +377,19 @@ def compare_feature(
     With ``p_values=False`` the test runs only when the PSI reaches the threshold (below it
     the p-value cannot make a shift): the monitor's evaluations skip most tests that way.
     """
-    ref = [v for v in reference if v is not None]
+    base = reference if isinstance(reference, Baseline) else Baseline.of(feature, reference)
+    ref = base.values
     cur = [v for v in current if v is not None]
-    kind = "categorical" if feature in CATEGORICAL_FEATURES else "numeric"
+    kind = base.kind
     if len(ref) < watch.min_samples or len(cur) < watch.min_samples:
         return FeatureStat(feature, kind, _test_name(watch, kind), None, None, len(ref), len(cur),
                            None, {}, {})  # fmt: skip
     p_value: float | None = None
     if kind == "categorical":
-        categories = _categories(ref, cur)
-        ref_counts = _histogram(ref, categories)
-        cur_counts = _histogram(cur, categories)
+        cur_counter = Counter(cur)
+        categories = _categories(base.counts, cur_counter)
+        ref_counts = _histogram(base.counts, categories)
+        cur_counts = _histogram(cur_counter, categories)
         psi = psi_of(ref_counts, cur_counts)
         names = [OTHER if c is None else c for c in categories]
         ref_shape = {n: c / len(ref) for n, c in zip(names, ref_counts, strict=True)}
@@ -355,14 +397,12 @@ def compare_feature(
         if watch.method == "test" and (p_values or psi >= watch.psi):
             p_value = _chi2_p(ref_counts, cur_counts)
     else:
-        ref_f = [float(v) for v in ref]
         cur_f = [float(v) for v in cur]
-        edges = _edges(ref_f)
-        psi = psi_of(_bins(ref_f, edges), _bins(cur_f, edges))
-        ref_shape = _quantiles(ref_f)
+        psi = psi_of(base.bins, _bins(cur_f, base.edges))
+        ref_shape = base.shape
         cur_shape = _quantiles(cur_f)
         if watch.method == "test" and (p_values or psi >= watch.psi):
-            p_value = _ks_p(ref_f, cur_f)
+            p_value = _ks_p(ref, cur_f)
     shifted = psi >= watch.psi and (
         watch.method == "psi" or (p_value is not None and p_value < watch.alpha)
     )
@@ -402,17 +442,18 @@ def _ks_p(ref: Sequence[float], cur: Sequence[float]) -> float:
 
 def compare(
     watch: DriftWatch,
-    reference: Sequence[DriftSample],
+    reference: Sequence[DriftSample] | Mapping[str, Baseline],
     current: Sequence[DriftSample],
     *,
     p_values: bool = True,
 ) -> list[FeatureStat]:
-    """Compare every watched feature of two windows of samples (see :func:`compare_feature`)."""
+    """Compare every watched feature of two windows (the reference as samples or prepared)."""
+    baselines = reference if isinstance(reference, Mapping) else prepare(watch, reference)
     return [
         compare_feature(
             watch,
             feature,
-            [value_of(s, feature) for s in reference],
+            baselines[feature],
             [value_of(s, feature) for s in current],
             p_values=p_values,
         )

@@ -23,7 +23,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from seawall import _payload
 from seawall._failures import FailureCause, RunStatus
@@ -31,6 +31,7 @@ from seawall.errors import ConfigurationError, SeawallError
 from seawall.ledger import AlertRecord, DeadLetterQuery, DriftSample
 from seawall.observe.alerts import AlertRules, Alerts
 from seawall.observe.drift import (
+    Baseline,
     DriftWatch,
     FeatureStat,
     FeatureState,
@@ -38,6 +39,7 @@ from seawall.observe.drift import (
     compare,
     decision_of,
     describe_shift,
+    prepare,
 )
 
 if TYPE_CHECKING:
@@ -112,19 +114,19 @@ class DriftReport:
 
 @dataclass(slots=True)
 class _AgentBuffer:
-    samples: list[DriftSample] = field(default_factory=list)
+    samples: list[_Finished] = field(default_factory=list)
     finished: int = 0
     oldest: float = 0.0
 
 
-def evaluate(
+def evaluate(  # noqa: C901 - windows, comparison, state: one evaluation read top-down
     store: Store,
     agent: str,
     watch: DriftWatch,
     *,
     record: bool,
     now: float | None = None,
-    reference_cache: dict[str, list[DriftSample]] | None = None,
+    reference_cache: References | None = None,
     full: bool = True,
 ) -> DriftReport:
     """Compare an agent's current window with its reference window, from the ledger.
@@ -167,7 +169,14 @@ def evaluate(
         if complete
         else []
     )
-    stats = tuple(compare(watch, reference, current, p_values=full)) if complete else ()
+    stats: tuple[FeatureStat, ...] = ()
+    if complete:
+        baselines = None if reference_cache is None else reference_cache.baselines.get(agent)
+        if baselines is None:
+            baselines = prepare(watch, reference)
+            if reference_cache is not None and agent in reference_cache.samples:
+                reference_cache.baselines[agent] = baselines
+        stats = tuple(compare(watch, baselines, current, p_values=full))
     alerts: tuple[AlertRecord, ...] = ()
     ref_text = _describe(watch.describe_reference(), reference)
     cur_text = _describe(f"the last {watch.window} runs", current)
@@ -216,15 +225,32 @@ def evaluate(
     )
 
 
+class References:
+    """Complete reference windows by agent, and their prepared baselines.
+
+    A complete reference never changes, so it is read and prepared once; an agent's is
+    forgotten when its watch changes.
+    """
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[DriftSample]] = {}
+        self.baselines: dict[str, dict[str, Baseline]] = {}
+
+    def forget(self, agent: str) -> None:
+        """Drop what is kept for ``agent``."""
+        self.samples.pop(agent, None)
+        self.baselines.pop(agent, None)
+
+
 def _reference(
     store: Store,
     agent: str,
     watch: DriftWatch,
     now: float,
-    cache: dict[str, list[DriftSample]] | None,
+    cache: References | None,
 ) -> list[DriftSample]:
-    if cache is not None and agent in cache:
-        return cache[agent]
+    if cache is not None and agent in cache.samples:
+        return cache.samples[agent]
     if isinstance(watch.reference, tuple):
         start, end = watch.reference
         found = store.list_drift_samples(
@@ -235,7 +261,7 @@ def _reference(
         found = store.list_drift_samples(agent, newest=False, limit=watch.reference)
         complete = len(found) >= watch.reference
     if complete and cache is not None:
-        cache[agent] = found
+        cache.samples[agent] = found
     return found
 
 
@@ -300,7 +326,7 @@ class Monitor:
         self.evaluations = 0
         self._buffers: defaultdict[str, _AgentBuffer] = defaultdict(_AgentBuffer)
         self._watches: dict[str, DriftWatch] = {}
-        self._references: dict[str, list[DriftSample]] = {}
+        self._references = References()
         self._overdue: set[str] = set()
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -327,35 +353,15 @@ class Monitor:
         if watch is None or result.status not in _SAMPLED:
             return
         now = time.time()
-        output = result.output
-        checked = bool(spec.verify) or spec.min_confidence is not None
-        if not checked:
-            verified = None
-        elif result.status is RunStatus.SUCCEEDED:
-            verified = True
-        else:
-            verified = False if result.failure_cause is FailureCause.VERIFICATION_FAILED else None
-        sample = DriftSample(
-            agent=spec.name,
-            run_id=result.run_id,
-            at=now,
-            decision=None
-            if watch.decision is None or result.status is not RunStatus.SUCCEEDED
-            else decision_of(output, watch.decision),
-            output_bytes=_size(output_column, output_blobs)
-            if result.status is RunStatus.SUCCEEDED
-            else None,
-            tokens=result.tokens_used,
-            cost_usd=result.cost_usd,
-            latency=now - journal.started if journal.started > 0 else None,
-            confidence=_confidence(output, journal),
-            verified=verified,
+        # The sample is built on the monitor thread: here only what it needs is kept.
+        finished = _Finished(
+            spec, result, now, journal.started, journal.confidence, output_column, output_blobs
         )
         with self._lock:
             buffer = self._buffers[spec.name]
             if not buffer.samples:
                 buffer.oldest = now
-            buffer.samples.append(sample)
+            buffer.samples.append(finished)
             buffer.finished += 1
             due = buffer.finished % watch.every == 0
         if due:
@@ -450,15 +456,15 @@ class Monitor:
 
         self.store.update_alert_state(WATCHES_KEY, change)
         if self._watches.get(agent) not in (None, watch):
-            self._references.pop(agent, None)
+            self._references.forget(agent)
         self._watches[agent] = watch
 
     def _write_samples(self) -> None:
         with self._lock:
-            samples = [s for b in self._buffers.values() for s in b.samples]
+            finished = [s for b in self._buffers.values() for s in b.samples]
             for buffer in self._buffers.values():
                 buffer.samples = []
-        self.store.add_drift_samples(samples)
+        self.store.add_drift_samples([_sample_of(f) for f in finished])
 
     def _record(self, alert: AlertRecord) -> None:
         self.store.record_alert(alert)
@@ -615,6 +621,46 @@ class Monitor:
             thread.join(timeout=5)
 
 
+class _Finished(NamedTuple):
+    """What the run path keeps of a finished run of a watched agent (a tuple: cheapest)."""
+
+    spec: AgentSpec
+    result: RunResult
+    at: float
+    started: float
+    confidence: float | None
+    output_column: bytes | None
+    output_blobs: Sequence[Blob]
+
+
+def _sample_of(run: _Finished) -> DriftSample:
+    """The drift sample of a finished run (on the monitor thread)."""
+    spec, result = run.spec, run.result
+    watch = spec.drift
+    output = result.output
+    succeeded = result.status is RunStatus.SUCCEEDED
+    verified: bool | None = None
+    if spec.verify or spec.min_confidence is not None:
+        if succeeded:
+            verified = True
+        elif result.failure_cause is FailureCause.VERIFICATION_FAILED:
+            verified = False
+    return DriftSample(
+        agent=spec.name,
+        run_id=result.run_id,
+        at=run.at,
+        decision=decision_of(output, watch.decision)
+        if succeeded and watch is not None and watch.decision is not None
+        else None,
+        output_bytes=_size(run.output_column, run.output_blobs) if succeeded else None,
+        tokens=result.tokens_used,
+        cost_usd=result.cost_usd,
+        latency=run.at - run.started if run.started > 0 else None,
+        confidence=run.confidence if run.confidence is not None else _confidence(output),
+        verified=verified,
+    )
+
+
 _SAMPLED: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.QUARANTINED})
 
 
@@ -631,9 +677,7 @@ def _size(column: bytes | None, blobs: Sequence[Blob]) -> int | None:
     return None
 
 
-def _confidence(output: Any, journal: Journal) -> float | None:
-    if journal.confidence is not None:
-        return journal.confidence
+def _confidence(output: Any) -> float | None:
     value = output.get("confidence") if isinstance(output, Mapping) else None
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
