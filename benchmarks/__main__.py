@@ -2,10 +2,19 @@
 
 import sys
 
-from benchmarks import bench_artifacts, bench_cascade, bench_core, bench_drift
+from benchmarks import (
+    bench_artifacts,
+    bench_cascade,
+    bench_core,
+    bench_drift,
+    bench_postgres,
+    bench_tracing,
+)
 
 status = bench_core.main()
 bench_artifacts.main()
 bench_cascade.main()
+bench_tracing.main()
 bench_drift.main()
+bench_postgres.main(sys.argv[1:])
 sys.exit(status)

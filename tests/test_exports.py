@@ -50,6 +50,7 @@ EXPECTED = [
     "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
+    "Price",
     "ReadBackError",
     "RegistrationError",
     "ReplayDivergenceError",
@@ -77,6 +78,7 @@ EXPECTED = [
     "WebhookSink",
     "__version__",
     "artifacts",
+    "current_context",
     "verify",
 ]
 

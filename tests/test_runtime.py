@@ -23,6 +23,8 @@ from seawall import (
     UsageError,
 )
 
+LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers
+
 
 def test_sync_agent_succeeds_and_records_minimum_fields(app: Seawall) -> None:
     """A successful run has every minimum ledger field filled."""

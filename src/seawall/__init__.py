@@ -7,10 +7,11 @@ process died.
 
 from seawall import artifacts, verify
 from seawall._app import Seawall, Step
-from seawall._context import AsyncContext, Context
+from seawall._context import AsyncContext, Context, current_context
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
+from seawall._version import VERSION
 from seawall.errors import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -65,10 +66,11 @@ from seawall.ledger import (
     VerdictRecord,
 )
 from seawall.observe.alerts import AlertRules, CallbackSink, LogSink, WebhookSink
+from seawall.observe.cost import Price
 from seawall.observe.drift import DriftWatch
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
-__version__ = "0.1.0.dev0"
+__version__ = VERSION
 
 __all__ = [
     "AlertRecord",
@@ -116,6 +118,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
+    "Price",
     "ReadBackError",
     "RegistrationError",
     "ReplayDivergenceError",
@@ -143,5 +146,6 @@ __all__ = [
     "WebhookSink",
     "__version__",
     "artifacts",
+    "current_context",
     "verify",
 ]

@@ -32,6 +32,7 @@ from seawall._registry import AgentSpec, ToolSpec
 from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
 from seawall._runner import execute_run, finish_crashed, resume_settling
+from seawall._version import VERSION
 from seawall.artifacts import (
     Destination,
     GcEntry,
@@ -67,10 +68,15 @@ from seawall.ledger import (
     open_store,
 )
 from seawall.observe.alerts import AlertRules, Alerts
+from seawall.observe.cost import Price, PriceTable
 from seawall.observe.monitor import DriftReport, Monitor
+from seawall.observe.tracing import Telemetry
 from seawall.policies.retry import Retry
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
     from seawall._journal import Journal
     from seawall.observe.alerts import AlertSink
     from seawall.observe.drift import DriftWatch
@@ -182,6 +188,12 @@ class Seawall:
         max_queued_runs: Submissions allowed to wait in that line. ``None``: no bound.
         overload: When the line is full: ``"wait"`` for room, or ``"raise"``
             :class:`~seawall.Overloaded`.
+        prices: ``{model: seawall.Price(...)}``: your prices per million tokens, used before
+            the ``genai-prices`` table (``seawall[prices]``) to price LLM calls recorded without
+            a cost.
+        tracer_provider: An OpenTelemetry tracer provider to use instead of the global one
+            (runs are traced only when one from an SDK is configured, here or globally).
+        meter_provider: An OpenTelemetry meter provider to use instead of the global one.
         alerts: Where alerts go (drift, breaker openings, DLQ growth, hand-offs, overdue
             runs): functions called with the :class:`~seawall.AlertRecord`,
             :class:`~seawall.WebhookSink`, :class:`~seawall.LogSink`. Every alert is also
@@ -211,6 +223,9 @@ class Seawall:
         max_concurrent_runs: int | None = None,
         max_queued_runs: int | None = None,
         overload: Literal["wait", "raise"] = "wait",
+        prices: Mapping[str, Price | Mapping[str, float]] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         alerts: Sequence[AlertSink | Callable[[AlertRecord], Any]] = (),
         alert_rules: AlertRules | None = None,
     ) -> None:
@@ -243,6 +258,7 @@ class Seawall:
         else:
             self.store = ledger
         self.codec = PayloadCodec(encoders, max_payload_bytes)
+        self.prices = PriceTable(prices)
         self.power = durability == "power"
         self.destination: Destination | None = _destination_of(artifacts, sync=self.power)
         self.staging_root = Path(staging)
@@ -257,6 +273,9 @@ class Seawall:
         )
         self._agent_slots: dict[str, Slots] = {}
         self.live = LiveRuns()
+        self.telemetry = Telemetry(
+            VERSION, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
         self.monitor = Monitor(self.store, Alerts(alerts), alert_rules or AlertRules())
@@ -448,6 +467,7 @@ class Seawall:
         retry_budget: RetryBudget | bool = True,
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
+        llm: bool = False,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -467,6 +487,7 @@ class Seawall:
         retry_budget: RetryBudget | bool = True,
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
+        llm: bool = False,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -501,6 +522,9 @@ class Seawall:
                 opens its breaker and stops the step (``ConsistencyError``).
             consistency_key: ``consistency_key(*args, **kwargs)`` groups calls whose results
                 must agree (with no ``contradicts``, results of one key must be equal).
+            llm: It calls a language model: journaled like a read-only tool under the kind
+                ``llm``, traced as a GenAI call (the model from its ``model=`` argument) and
+                measured per model. Record the response's usage with ``ctx.record_usage``.
 
         Returns:
             The function itself, or a decorator.
@@ -522,6 +546,7 @@ class Seawall:
                 retry_budget=retry_budget,
                 contradicts=contradicts,
                 consistency_key=consistency_key,
+                llm=llm,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:

@@ -9,15 +9,17 @@ waiting differ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import random as _random
 import time
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from seawall import _timing
+from seawall import _faults, _timing
 from seawall._journal import CHECK_READ_BACK, COMPLETED, FAILED, MISSING, STARTED, Journal
 from seawall.errors import (
     AttemptAbandoned,
@@ -30,10 +32,13 @@ from seawall.errors import (
     ToolResponseError,
     VerificationError,
 )
+from seawall.observe.cost import usage_entry
 from seawall.policies.guards import NO_GUARDS
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from seawall._payload import Blob
     from seawall._registry import ToolSpec
     from seawall.artifacts import StagingArea
@@ -46,7 +51,7 @@ AgentRunner = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 class _Prepared:
     """A tool step about to run live."""
 
-    __slots__ = ("blobs", "call_kwargs", "column", "key", "request_hash", "seq", "spec")
+    __slots__ = ("blobs", "call_kwargs", "column", "key", "request_hash", "seq", "span", "spec")
 
     def __init__(
         self,
@@ -65,6 +70,32 @@ class _Prepared:
         self.blobs = blobs
         self.key = key
         self.call_kwargs = call_kwargs
+        self.span: Span | None = None
+
+
+_current: ContextVar[BaseContext | None] = ContextVar("seawall_current_context", default=None)
+
+
+def current_context() -> BaseContext | None:
+    """Return the ``ctx`` of the run whose agent code is executing here, or ``None``.
+
+    Integrations use it so a wrapped client journals its calls inside a run and behaves as the
+    plain client outside one. It follows the agent into its own tasks and threads started with
+    ``contextvars.copy_context()`` (``asyncio`` tasks, ``asyncio.to_thread``).
+    """
+    return _current.get()
+
+
+@contextlib.contextmanager
+def entered(ctx: BaseContext) -> Iterator[None]:
+    """Mark ``ctx`` as the executing run's context for the code inside the block."""
+    token = _current.set(ctx)
+    run_token = _faults.current_run.set(ctx.run_id)
+    try:
+        yield
+    finally:
+        _faults.current_run.reset(run_token)
+        _current.reset(token)
 
 
 _NOTHING: Any = object()
@@ -267,26 +298,36 @@ class BaseContext:
         self,
         *,
         model: str,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
+        input_tokens: int | None = 0,
+        output_tokens: int | None = 0,
         cost_usd: float | None = None,
+        provider: str | None = None,
     ) -> None:
-        """Record tokens (and cost, when known) spent by an LLM call of this run.
+        """Record tokens (and cost) spent by an LLM call of this run.
+
+        Record each call once, right after it (integrations do it for you). ``None`` tokens
+        mean the response carried no usage: the call is counted as of unknown usage, never as
+        zero. Without ``cost_usd`` the cost comes from ``Seawall(prices=...)``, then the
+        ``genai-prices`` table; a model neither knows is reported as unpriced.
 
         Args:
             model: The model's name.
-            input_tokens: Prompt tokens.
-            output_tokens: Completion tokens.
-            cost_usd: What the call cost, when known.
+            input_tokens: Prompt tokens, or ``None`` when unknown.
+            output_tokens: Completion tokens, or ``None`` when unknown.
+            cost_usd: What the call cost, when the provider says so.
+            provider: The provider (``openai``, ``anthropic``...), to price the right model.
 
         Raises:
             ConfigurationError: A count is negative or not an integer.
             BudgetExceededError: The run's token or cost budget is now exceeded.
         """
         for label, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            if count is not None and (
+                not isinstance(count, int) or isinstance(count, bool) or count < 0
+            ):
                 raise ConfigurationError(
-                    f"ctx.record_usage({label}={count!r}) must be a non-negative integer"
+                    f"ctx.record_usage({label}={count!r}) must be a non-negative integer or None "
+                    "(unknown)"
                 )
         if cost_usd is not None and (
             not isinstance(cost_usd, int | float) or not math.isfinite(cost_usd) or cost_usd < 0
@@ -295,19 +336,34 @@ class BaseContext:
                 f"ctx.record_usage(cost_usd={cost_usd!r}) must be a non-negative number or None"
             )
         journal = self._live()
-        usage = {
+        usage: dict[str, Any] = {
             "model": str(model),
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "cost_usd": cost_usd,
         }
+        if provider is not None:  # absent otherwise: older journals hash the same
+            usage["provider"] = str(provider)
         _, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
         seq = journal.seq + 1
         served = journal.replay(seq, None, "usage", request_hash) if journal.replaying else MISSING
         journal.seq = seq
         if served is MISSING:
+            # The price is looked up once, when the call is recorded, and kept as the step's
+            # result: a replay serves it, so a later price change never rewrites history.
+            if cost_usd is None:
+                priced = journal.prices.cost(
+                    str(model), input_tokens, output_tokens, provider=provider
+                )
+                cost_usd, source = priced.usd, priced.source
+            else:
+                source = "reported"
+            priced_json = {"cost_usd": cost_usd, "priced_by": source}
+            _, _, response, response_blobs = journal.encode(priced_json, "ctx.record_usage()")
             now = time.time()
-            journal.usage[seq] = (input_tokens, output_tokens, cost_usd)
+            journal.usage[seq] = usage_entry(usage, priced_json)
+            if journal.trace is not None:
+                journal.trace.usage(str(model), input_tokens, output_tokens, cost_usd)
             journal.buffer(
                 journal.row(
                     seq,
@@ -317,17 +373,17 @@ class BaseContext:
                     None,
                     request_hash,
                     column,
-                    b"Jnull",
+                    response,
                     COMPLETED,
                     now,
                     now,
                 ),
-                blobs,
+                [*blobs, *response_blobs],
                 0.0,
             )
         if journal.guards is not NO_GUARDS:
-            tokens_in, tokens_out, cost = journal.totals()
-            journal.guards.check_usage(tokens_in + tokens_out, cost or 0.0)
+            totals = journal.totals()
+            journal.guards.check_usage(totals.input_tokens + totals.output_tokens, totals.cost_usd)
 
     # -- verification gates -----------------------------------------------------------------
 
@@ -383,6 +439,8 @@ class BaseContext:
             0.0,
         )
         journal.store.record_verdicts(self.run_id, self.attempt, "gate", listed)
+        if journal.trace is not None:
+            journal.trace.verification("gate", listed, start, time.time())
         return self._gate_result(value, outcome)
 
     def _gate_result(self, value: Any, outcome: dict[str, Any]) -> Any:
@@ -446,6 +504,13 @@ class BaseContext:
         plan = _Prepared(spec, seq, request_hash, column, blobs, key, call_kwargs)
         if served is CHECK_READ_BACK:
             return plan, CHECK_READ_BACK
+        self._begin(plan)
+        return plan, None
+
+    def _begin(self, plan: _Prepared) -> None:
+        """A live call is about to start: breaker, budget, trace, and a mutating call's intent."""
+        journal = self._journal
+        spec = plan.spec
         if spec.breaker is not None and journal.breakers is not None:
             journal.breakers.check(f"tool:{spec.name}", "tool", spec.breaker)
         if spec.retry_budget is not None and journal.budgets is not None:
@@ -454,22 +519,23 @@ class BaseContext:
             now = time.time()
             journal.write_intent(
                 journal.row(
-                    seq,
-                    "tool",
+                    plan.seq,
+                    spec.kind,
                     spec.name,
                     True,
-                    key,
-                    request_hash,
-                    column,
+                    plan.key,
+                    plan.request_hash,
+                    plan.column,
                     None,
                     STARTED,
                     now,
                     None,
                 ),
-                blobs,
+                plan.blobs,
             )
             journal.mutations += 1
-        return plan, None
+        if journal.trace is not None:
+            plan.span = journal.trace.start_step(spec, plan.seq, plan.key, plan.call_kwargs)
 
     def _prepare_again(self, plan: _Prepared) -> _Prepared:
         """The in-doubt call did not take effect: write its intent again and run it."""
@@ -478,7 +544,7 @@ class BaseContext:
         journal.write_intent(
             journal.row(
                 plan.seq,
-                "tool",
+                plan.spec.kind,
                 plan.spec.name,
                 True,
                 plan.key,
@@ -539,8 +605,20 @@ class BaseContext:
         except SerializationError as exc:
             # The call happened; record it as completed (never to be repeated) without a result.
             self._record_end(plan, start, None, [], exc, tries, COMPLETED)
+            self._end_span(plan, start, tries, exc)
             raise
         self._record_end(plan, start, response, blobs, None, tries, COMPLETED)
+        self._end_span(plan, start, tries, None)
+
+    def _end_span(
+        self, plan: _Prepared, start: float, tries: int, error: BaseException | None
+    ) -> None:
+        trace = self._journal.trace
+        if trace is not None and plan.span is not None:
+            trace.end_step(
+                plan.span, plan.spec, plan.call_kwargs, time.time() - start, tries, error
+            )
+            plan.span = None
 
     def _check_contradiction(
         self, plan: _Prepared, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -628,7 +706,7 @@ class BaseContext:
         journal.buffer(
             journal.row(
                 plan.seq,
-                "tool",
+                spec.kind,
                 spec.name,
                 False,
                 plan.key,
@@ -677,6 +755,9 @@ class BaseContext:
             # A spent budget fails the call fast; its breaker takes it from there.
             self._failed(plan, error, start, tries)
             raise error
+        trace = self._journal.trace
+        if trace is not None and plan.span is not None:
+            trace.retry(plan.span, tries, error, decision.delay)
         return decision.delay
 
     def _failed(self, plan: _Prepared, error: BaseException, start: float, tries: int) -> None:
@@ -693,6 +774,7 @@ class BaseContext:
         if plan.spec.mutating:
             self._journal.mutations -= 1
         self._record_end(plan, start, None, [], error, tries, FAILED)
+        self._end_span(plan, start, tries, error)
 
 
 class Context(BaseContext):

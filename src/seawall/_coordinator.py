@@ -44,7 +44,7 @@ NodeRunner = Callable[[Node, dict[str, Any]], Awaitable["RunResult"]]
 """Runs one node on its inputs (a live child run by default; replays use their own)."""
 
 
-async def run_graph(  # noqa: C901 - the scheduling loop reads top-down
+async def run_graph(
     app: Seawall,
     graph: Graph,
     run_id: str,
@@ -55,6 +55,34 @@ async def run_graph(  # noqa: C901 - the scheduling loop reads top-down
     node_runner: NodeRunner | None = None,
 ) -> RunResult:
     """Run (or resume) the graph run ``run_id`` to its end; return the graph run's result.
+
+    Traced as an ``invoke_workflow`` span, parent of its nodes' spans, when an OpenTelemetry
+    SDK is configured; see :func:`_schedule` for the arguments.
+    """
+    run = app.store.get_run(run_id) if app.telemetry.enabled() else None
+    traced = None if run is None else app.telemetry.start_run(app.store, run, graph=True)
+    if traced is None:
+        return await _schedule(app, graph, run_id, inputs, attempt, served, node_runner)
+    failed: BaseException | None = None
+    try:
+        return await _schedule(app, graph, run_id, inputs, attempt, served, node_runner)
+    except BaseException as exc:
+        failed = exc
+        raise
+    finally:
+        app.telemetry.end_run(app.store, traced, failed)
+
+
+async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
+    app: Seawall,
+    graph: Graph,
+    run_id: str,
+    inputs: dict[str, Any],
+    attempt: int,
+    served: dict[str, RunRecord] | None,
+    node_runner: NodeRunner | None,
+) -> RunResult:
+    """Schedule the graph's nodes until every one has settled.
 
     Args:
         app: The app.

@@ -101,8 +101,12 @@ async def verify_output(
     confidence = _confidence_of(output, journal)
     if not spec.verify and (spec.min_confidence is None or confidence is None):
         return
+    start = time.time()
     verdicts = await judge_output(app, spec, run_id, output, inputs, journal.facts, confidence)
-    app.store.record_verdicts(run_id, attempt, "output", [v.to_dict() for v in verdicts])
+    listed = [v.to_dict() for v in verdicts]
+    app.store.record_verdicts(run_id, attempt, "output", listed)
+    if journal.trace is not None:
+        journal.trace.verification("output", listed, start, time.time())
     if not all(v.passed for v in verdicts):
         raise rejection(run_id, verdicts)
 
@@ -220,6 +224,8 @@ def _park(
     )
     app.store.open_handoff(handoff)
     app.monitor.handoff_opened(handoff, spec.name)
+    if journal.trace is not None:
+        journal.trace.handoff(handoff.handoff_id, "verification_failed", str(error))
     return app.result_of(run_id, agent=spec.name)
 
 

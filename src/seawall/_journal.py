@@ -28,14 +28,18 @@ from seawall.errors import (
     RunCancelled,
     SerializationError,
 )
+from seawall.observe.cost import PriceTable, UsageEntry, UsageTotals, usage_entry
 from seawall.policies.guards import NO_GUARDS, Guards
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from seawall._breakers import Breakers
     from seawall._budgets import RetryBudgets
     from seawall._payload import Blob, PayloadCodec
     from seawall._registry import ToolSpec
     from seawall.ledger import StepRecord, StepRow, Store
+    from seawall.observe.tracing import RunTrace
 
 STARTED: Final = "started"
 COMPLETED: Final = "completed"
@@ -49,6 +53,8 @@ MISSING: Final[Any] = object()
 CHECK_READ_BACK: Final[Any] = object()
 """Returned by :meth:`Journal.replay` for an in-doubt step whose tool can read its effect back."""
 
+_DEFAULT_PRICES: Final = PriceTable()
+
 
 class Journal:
     """The journal of one run for one attempt.
@@ -61,6 +67,10 @@ class Journal:
         recorded: Steps the ledger already holds for this run (empty on a first attempt).
         flush_every: Buffered read-only steps written together.
         flush_interval: Oldest age (seconds) of a buffered step before the buffer is written.
+        prices: Prices LLM calls recorded without a cost.
+        superseded: Steps of earlier attempts this attempt does again (their usage is counted
+            as retried, apart from the run's totals).
+        trace: The run's trace, when it is traced.
     """
 
     __slots__ = (
@@ -83,13 +93,16 @@ class Journal:
         "oldest_pending",
         "pending",
         "pending_blobs",
+        "prices",
         "recorded",
         "replaying",
+        "retried_usage",
         "run_id",
         "seq",
         "started",
         "store",
         "strict",
+        "trace",
         "usage",
     )
 
@@ -109,6 +122,9 @@ class Journal:
         strict: bool = False,
         breakers: Breakers | None = None,
         budgets: RetryBudgets | None = None,
+        prices: PriceTable | None = None,
+        superseded: Sequence[StepRecord] = (),
+        trace: RunTrace | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -138,14 +154,19 @@ class Journal:
         self.breakers = breakers
         self.budgets = budgets
         self.replaying = bool(self.recorded) or strict
-        self.usage: dict[int, tuple[int, int, float | None]] = {}
+        self.usage: dict[int, UsageEntry] = {}
+        self.retried_usage: list[UsageEntry] = [
+            self._usage_of(step) for step in superseded if step.kind == "usage"
+        ]
+        self.prices = prices or _DEFAULT_PRICES
+        self.trace = trace
         if strict:
             # A recorded replay executes nothing: it has no side effects of its own.
             self.mutations = 0
             return
         for step in recorded:
             if step.kind == "usage" and step.status == COMPLETED:
-                self.usage[step.seq] = _usage_of(_payload.unpack(step.request, store.get_blobs))
+                self.usage[step.seq] = self._usage_of(step)
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -277,7 +298,7 @@ class Journal:
                 error_message=step.error_message,
             )
         if step.kind == "usage":
-            self.usage[seq] = _usage_of(_payload.unpack(step.request, self.store.get_blobs))
+            self.usage[seq] = self._usage_of(step)
         if step.response is None:
             raise SerializationError(
                 f"step {seq} ({name}) completed but its result could not be stored: "
@@ -305,7 +326,9 @@ class Journal:
         self.store.delete_steps_from(self.run_id, seq)
         for s in tail:
             del self.recorded[s.seq]
-            self.usage.pop(s.seq, None)
+            dropped = self.usage.pop(s.seq, None)
+            if dropped is not None:
+                self.retried_usage.append(dropped)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -433,21 +456,16 @@ class Journal:
 
     # -- usage ------------------------------------------------------------------------------
 
-    def totals(self) -> tuple[int, int, float | None]:
-        """Return input tokens, output tokens and cost over the run's usage steps."""
-        input_tokens = output_tokens = 0
-        cost = 0.0
-        for used_in, used_out, used_cost in self.usage.values():
-            input_tokens += used_in
-            output_tokens += used_out
-            if used_cost is not None:
-                cost += used_cost
-        return input_tokens, output_tokens, cost
+    def totals(self) -> UsageTotals:
+        """Return the run's usage: the calls its result stands on, and superseded ones."""
+        totals = UsageTotals()
+        for entry in self.usage.values():
+            totals.add(entry)
+        for entry in self.retried_usage:
+            totals.add_retried(entry)
+        return totals
 
-
-def _usage_of(request: Any) -> tuple[int, int, float | None]:
-    return (
-        int(request.get("input_tokens") or 0),
-        int(request.get("output_tokens") or 0),
-        request.get("cost_usd"),
-    )
+    def _usage_of(self, step: StepRecord) -> UsageEntry:
+        request = _payload.unpack(step.request, self.store.get_blobs)
+        response = None if step.response is None else self.decode(step.response)
+        return usage_entry(request, response)

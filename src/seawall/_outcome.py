@@ -98,7 +98,7 @@ def outcome(
     output_column: bytes | None,
     failure: Failure | None,
 ) -> RunOutcome:
-    input_tokens, output_tokens, cost = journal.totals()
+    usage = journal.totals()
     error = None if failure is None else error_json(failure.error)
     return RunOutcome(
         status=status,
@@ -110,10 +110,15 @@ def outcome(
         error_type=None if failure is None else error_type(failure.error),
         error_message=None if failure is None else error_message(failure.error),
         error_json=None if error is None else json.dumps(error, sort_keys=True),
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
         attempts=attempts,
+        retried_input_tokens=usage.retried_input_tokens,
+        retried_output_tokens=usage.retried_output_tokens,
+        retried_cost_usd=usage.retried_cost_usd,
+        unknown_usage_calls=usage.unknown_usage,
+        unpriced_calls=usage.unpriced,
     )
 
 

@@ -80,6 +80,8 @@ class ToolSpec:
             mutating call and returns whether its effect is there (read-your-writes).
         observes: ``observes(result, *args, **kwargs)`` returns the facts a response asserts
             (``{key: value}``), checked for consistency with other sources during the run.
+        llm: Whether it is a call to a language model (journal kind ``llm``; traced and
+            measured as one).
     """
 
     name: str
@@ -98,6 +100,12 @@ class ToolSpec:
     retry_budget: RetryBudget | None = None
     contradicts: Callable[[Any, Any], bool] | None = None
     consistency_key: Callable[..., Any] | None = None
+    llm: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The journal kind of its steps: ``llm`` or ``tool``."""
+        return "llm" if self.llm else "tool"
 
     @classmethod
     def build(  # noqa: C901 - one check per decorator argument
@@ -117,11 +125,12 @@ class ToolSpec:
         retry_budget: RetryBudget | bool = True,
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
+        llm: bool = False,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
             raise ConfigurationError(f"@app.tool needs a callable, got {fn!r}")
-        for label, flag in (("mutating", mutating), ("idempotent", idempotent)):
+        for label, flag in (("mutating", mutating), ("idempotent", idempotent), ("llm", llm)):
             if not isinstance(flag, bool):
                 raise ConfigurationError(f"@app.tool({label}={flag!r}) must be True or False")
         if not isinstance(retry, Retry):
@@ -143,6 +152,11 @@ class ToolSpec:
             )
         if returns is not None:
             check_returns(returns)
+        if llm and mutating:
+            raise ConfigurationError(
+                "@app.tool(llm=True, mutating=True): a language-model call has no side effect to "
+                "guard; register the tool that acts on its answer as the mutating one"
+            )
         if compensate is not None and not mutating:
             raise ConfigurationError(
                 "@app.tool(compensate=...) only makes sense with mutating=True: a read-only "
@@ -167,6 +181,7 @@ class ToolSpec:
             retry_budget=_budget_of(retry_budget, "tool"),
             contradicts=contradicts,
             consistency_key=consistency_key,
+            llm=llm,
         )
 
 

@@ -11,8 +11,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from seawall import _drift, _faults, _settle, _timing
-from seawall._context import AsyncContext, Context
+from seawall import _drift, _settle, _timing
+from seawall._context import AsyncContext, Context, entered
 from seawall._failures import ErrorClass, FailureCause, RunStatus, cause_of, classify
 from seawall._journal import Journal
 from seawall._outcome import (
@@ -34,6 +34,8 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.ledger import AttemptOutcome
+from seawall.observe.logs import logger as run_log
+from seawall.observe.logs import run_fields
 
 if TYPE_CHECKING:
     from seawall._app import LiveRun, Seawall
@@ -41,12 +43,13 @@ if TYPE_CHECKING:
     from seawall._registry import AgentSpec
     from seawall._result import RunResult
     from seawall.artifacts import StagingArea
-    from seawall.ledger import RunRecord
+    from seawall.ledger import RunRecord, StepRecord
+    from seawall.observe.tracing import RunTrace
 
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
 
 
-async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads top-down
+async def execute_run(
     app: Seawall,
     spec: AgentSpec,
     run_id: str,
@@ -55,6 +58,61 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
     prior_attempts: int = 0,
     started: float | None = None,
     replay_source: str | None = None,
+) -> RunResult:
+    """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
+
+    The run row must already exist and be leased to this process. The run is traced (an
+    ``invoke_agent`` span) when an OpenTelemetry SDK is configured; see :func:`_attempts`.
+    """
+    run = app.store.get_run(run_id) if app.telemetry.enabled() else None
+    traced = None if run is None else app.telemetry.start_run(app.store, run, graph=False)
+    if traced is None:
+        result = await _attempts(app, spec, run_id, inputs, prior_attempts, started, replay_source)
+    else:
+        failed: BaseException | None = None
+        try:
+            result = await _attempts(
+                app, spec, run_id, inputs, prior_attempts, started, replay_source, traced
+            )
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            app.telemetry.end_run(app.store, traced, failed)
+    _log_end(result)
+    return result
+
+
+def _log_end(result: RunResult) -> None:
+    error_class = None if result.error_class is None else result.error_class.value
+    attempts = len(result.attempts)
+    fields = run_fields(result.run_id, result.agent, attempts, error_class)
+    if result.ok:
+        run_log.info("run %s (%s) succeeded", result.run_id, result.agent, extra=fields)
+        return
+    error = result.error or {}
+    run_log.warning(
+        "run %s (%s) ended %s after %d attempt(s): %s (%s: %s)",
+        result.run_id,
+        result.agent,
+        result.status.value,
+        attempts,
+        error_class,
+        error.get("type"),
+        error.get("message"),
+        extra=fields,
+    )
+
+
+async def _attempts(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads top-down
+    app: Seawall,
+    spec: AgentSpec,
+    run_id: str,
+    inputs: dict[str, Any],
+    prior_attempts: int = 0,
+    started: float | None = None,
+    replay_source: str | None = None,
+    traced: RunTrace | None = None,
 ) -> RunResult:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
@@ -69,6 +127,7 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
         started: When the run was submitted, for the retry deadline and the guards.
         replay_source: For a recorded replay, the original run whose journal serves every
             step: nothing is executed live, one attempt is made, nothing is compensated.
+        traced: The run's trace, when an OpenTelemetry SDK is configured.
 
     Returns:
         The run's result, as recorded.
@@ -92,8 +151,10 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 recorded = store.load_steps(run_id)
             else:
                 recorded = []
+            superseded: list[StepRecord] = []
             if fresh_reads:
                 # A drift retry asks the model again: only side effects are served.
+                superseded = [step for step in recorded if not step.mutating]
                 recorded = [step for step in recorded if step.mutating]
             journal = Journal(
                 store,
@@ -109,6 +170,9 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                 strict=replay_source is not None,
                 breakers=None if replay_source is not None else app.breakers,
                 budgets=None if replay_source is not None else app.budgets,
+                prices=app.prices,
+                superseded=superseded,
+                trace=traced,
             )
             if spec.retry_budget is not None:
                 app.budgets.count(f"agent:{spec.name}")
@@ -164,6 +228,8 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                     attempt,
                     AttemptOutcome("succeeded", end, None, None, None, None, None),
                 )
+                if traced is not None:
+                    traced.attempt(attempt, "succeeded", None, None, None)
                 return finish(
                     app,
                     spec,
@@ -219,7 +285,19 @@ async def execute_run(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads 
                     retry_delay,
                 ),
             )
+            if traced is not None:
+                traced.attempt(attempt, "failed", error, failure.error_class.value, retry_delay)
             if retry_delay is not None:
+                run_log.info(
+                    "run %s (%s): attempt %d failed (%s: %s); retrying in %.2fs",
+                    run_id,
+                    spec.name,
+                    attempt,
+                    error_type(error),
+                    error_message(error),
+                    retry_delay,
+                    extra=run_fields(run_id, spec.name, attempt, failure.error_class.value),
+                )
                 if staging is not None:
                     staging.discard()
                 await _timing.asleep(retry_delay)
@@ -257,11 +335,9 @@ async def _attempt(
     runner = app.agent_runner(journal.run_id)
     if spec.is_async:
         actx = AsyncContext(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
-        token = _faults.current_run.set(journal.run_id)
-        try:
+        with entered(actx):
+            # The task copies the context variables as they are now.
             task = asyncio.ensure_future(spec.fn(actx, **inputs))
-        finally:
-            _faults.current_run.reset(token)
         live.task = task
         live.loop = loop
         if spec.timeout is None:
@@ -286,11 +362,8 @@ async def _attempt(
 
 
 def _call_sync(spec: AgentSpec, ctx: Context, inputs: dict[str, Any]) -> Any:
-    token = _faults.current_run.set(ctx.run_id)
-    try:
+    with entered(ctx):
         return spec.fn(ctx, **inputs)
-    finally:
-        _faults.current_run.reset(token)
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

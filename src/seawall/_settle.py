@@ -37,6 +37,7 @@ from seawall.artifacts._publish import destination_for
 from seawall.artifacts._staging import Manifest, remove_tree
 from seawall.errors import ConfigurationError
 from seawall.ledger import HandOffRecord
+from seawall.observe.logs import run_fields
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
@@ -123,6 +124,7 @@ def roll_forward(app: Seawall, run: RunRecord) -> bool:
     logger.warning(
         "run %s: its interrupted commit could not be finished (staging gone); rerunning the agent",
         run.run_id,
+        extra=run_fields(run.run_id, run.agent, run.attempts),
     )
     return False
 
@@ -264,7 +266,12 @@ def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) ->
     app.store.open_handoff(handoff)
     run = app.store.get_run(run_id)
     app.monitor.handoff_opened(handoff, None if run is None else run.agent)
-    logger.warning("run %s: hand-off opened (%s): %s", run_id, kind, reason)
+    logger.warning(
+        "run %s: hand-off opened (%s): %s", run_id, kind, reason, extra=run_fields(run_id)
+    )
+    traced = app.telemetry.active.get(run_id)
+    if traced is not None:
+        traced.handoff(handoff.handoff_id, kind, reason)
 
 
 @functools.cache

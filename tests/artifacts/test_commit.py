@@ -28,6 +28,8 @@ from seawall.artifacts import MANIFEST_NAME, FsspecDestination, LocalDestination
 from seawall.errors import ArtifactError, ArtifactIntegrityError
 from seawall.testing import no_waits
 
+LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers
+
 REPORT = {
     "summary.md": b"# Revenue\n\nUp 4%.\n",
     "figures/q3.json": b'{\n  "revenue": 104\n}\n',

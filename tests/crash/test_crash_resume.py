@@ -15,6 +15,8 @@ from seawall import ErrorClass, FailureCause, RunStatus, Seawall
 
 from .workload import STEPS, build_app
 
+LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers
+
 pytestmark = pytest.mark.crash
 WORKLOAD = Path(__file__).with_name("workload.py")
 

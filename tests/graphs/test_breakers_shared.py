@@ -16,6 +16,8 @@ from seawall.cli import cli
 FAILER = """
 import sys
 from seawall import Breaker, Retry, Seawall
+
+LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers
 app = Seawall(sys.argv[1], retry=Retry(attempts=1))
 
 @app.agent(name="fragile", breaker=Breaker(failures=3, cooldown=60))

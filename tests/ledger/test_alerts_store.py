@@ -1,19 +1,20 @@
-"""The alert store: alerts, keyed alert state and drift samples, on SQLite."""
+"""The alert store: alerts, keyed alert state and drift samples, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from seawall.ledger import AlertRecord, DriftSample, SQLiteStore
+from seawall.ledger import AlertRecord, DriftSample, Store, open_store
+
+LEDGERS = ("sqlite", "postgres")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    instance = SQLiteStore(str(tmp_path / "ledger.db"))
+def store(ledger_url: str) -> Iterator[Store]:
+    instance = open_store(ledger_url)
     try:
         yield instance
     finally:
@@ -35,7 +36,7 @@ def alert(alert_id: str, *, kind: str = "drift", agent: str | None = "a", at: fl
     )
 
 
-def test_alerts_round_trip_and_filter(store: SQLiteStore) -> None:
+def test_alerts_round_trip_and_filter(store: Store) -> None:
     """Every field comes back; filters combine; newest first; limit applies."""
     store.record_alert(alert("1", at=1.0))
     store.record_alert(alert("2", kind="breaker_open", agent=None, at=2.0))
@@ -48,7 +49,7 @@ def test_alerts_round_trip_and_filter(store: SQLiteStore) -> None:
     assert [] == store.list_alerts(agent="a", kind="breaker_open")
 
 
-def test_alert_state_change_and_its_alerts_are_one_transaction(store: SQLiteStore) -> None:
+def test_alert_state_change_and_its_alerts_are_one_transaction(store: Store) -> None:
     """A change that raises is all or nothing; state persists as JSON."""
     assert store.alert_state("k") is None
     raised = store.update_alert_state("k", lambda state: ({"n": 1}, [alert("x")]))
@@ -64,10 +65,9 @@ def test_alert_state_change_and_its_alerts_are_one_transaction(store: SQLiteStor
     assert ["x"] == [a.alert_id for a in store.list_alerts()]
 
 
-def test_concurrent_state_changes_raise_one_alert(tmp_path: Path) -> None:
+def test_concurrent_state_changes_raise_one_alert(ledger_url: str) -> None:
     """Two stores (as two processes) racing on one key: exactly one alert."""
-    path = str(tmp_path / "shared.db")
-    stores = [SQLiteStore(path), SQLiteStore(path)]
+    stores = [open_store(ledger_url), open_store(ledger_url)]
 
     def once(state: dict | None) -> tuple[dict, list[AlertRecord]]:
         if state:
@@ -92,7 +92,7 @@ def sample(i: int, at: float, agent: str = "a") -> DriftSample:
     return DriftSample(agent, f"r{i:03d}", at, "yes", 10, 5, 0.1, 1.5, None, i % 2 == 0)
 
 
-def test_drift_samples_first_last_and_periods(store: SQLiteStore) -> None:
+def test_drift_samples_first_last_and_periods(store: Store) -> None:
     """First N, last N and a period come back in finishing order; a resample is ignored."""
     store.add_drift_samples([sample(i, float(i)) for i in range(10)])
     store.add_drift_samples([sample(0, 99.0)])  # same run again: kept as it was

@@ -24,6 +24,7 @@ from seawall.cli import cli
 from seawall.testing import no_waits
 
 runner = CliRunner()
+LEDGERS = ("sqlite", "postgres")
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from seawall import (
 )
 from seawall.cli import cli
 
+LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers
+
 APP_FILE = Path(__file__).with_name("ops_app.py")
 
 

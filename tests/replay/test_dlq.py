@@ -19,6 +19,8 @@ from seawall import (
     verify,
 )
 
+LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers
+
 
 @dataclass
 class Desk:

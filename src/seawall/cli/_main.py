@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seawall.cli import chaos, demo, drift, gc, operators, replays, resume, runs
+from seawall.cli import chaos, demo, drift, gc, migrate, operators, replays, resume, runs
 
 cli = typer.Typer(
     name="seawall",
@@ -25,6 +25,7 @@ cli.add_typer(operators.handoffs, name="handoffs")
 cli.add_typer(operators.breakers, name="breakers")
 cli.command("demo")(demo.demo)
 cli.command("drift")(drift.drift)
+cli.command("migrate")(migrate.migrate)
 
 
 def main() -> None:

@@ -52,6 +52,12 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "cost_usd": run.cost_usd,
+        "retried_input_tokens": run.retried_input_tokens,
+        "retried_output_tokens": run.retried_output_tokens,
+        "retried_cost_usd": run.retried_cost_usd,
+        "unknown_usage_calls": run.unknown_usage_calls,
+        "unpriced_calls": run.unpriced_calls,
+        "trace_id": run.trace_id,
         "error_class": None if run.error_class is None else run.error_class.value,
         "failure_cause": None if run.failure_cause is None else run.failure_cause.value,
         "error_type": run.error_type,
@@ -65,6 +71,27 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "lease_owner": run.lease_owner,
         "lease_expires_at": iso(run.lease_expires_at),
     }
+
+
+def _tokens(run: RunRecord) -> str:
+    text = f"{run.tokens_used} ({run.input_tokens} in, {run.output_tokens} out)"
+    if run.unknown_usage_calls:
+        text += f" + {run.unknown_usage_calls} call(s) of unknown usage"
+    retried = run.retried_input_tokens + run.retried_output_tokens
+    if retried:
+        text += f"; {retried} more spent by superseded retries"
+    return text
+
+
+def _cost(run: RunRecord) -> str:
+    if run.cost_usd is None:
+        return "unknown"
+    text = f"${run.cost_usd:.6f}"
+    if run.unpriced_calls:
+        text += f" + {run.unpriced_calls} unpriced call(s) (no price for their model)"
+    if run.retried_cost_usd:
+        text += f"; ${run.retried_cost_usd:.6f} more spent by superseded retries"
+    return text
 
 
 def step_json(step: Step) -> dict[str, Any]:
@@ -290,8 +317,8 @@ def _print_view(view: _RunView) -> None:
         ("failure cause", run.failure_cause.value if run.failure_cause else "-"),
         ("error", f"{run.error_type}: {run.error_message}" if run.error_type else "-"),
         ("attempts", str(run.attempts)),
-        ("tokens", f"{run.tokens_used} ({run.input_tokens} in, {run.output_tokens} out)"),
-        ("cost", f"${run.cost_usd:.6f}" if run.cost_usd is not None else "unknown"),
+        ("tokens", _tokens(run)),
+        ("cost", _cost(run)),
         ("input hash", run.input_hash),
         ("output hash", run.output_hash or "-"),
         ("code version", run.code_version or "-"),

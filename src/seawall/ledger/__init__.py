@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from seawall.errors import LedgerURLError
@@ -21,6 +22,7 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.ledger.postgres import PostgresStore
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
@@ -38,7 +40,9 @@ __all__ = [
     "DriftSample",
     "Durability",
     "HandOffRecord",
+    "MigrationReport",
     "NewRun",
+    "PostgresStore",
     "RunOutcome",
     "RunQuery",
     "RunRecord",
@@ -47,6 +51,7 @@ __all__ = [
     "StepRow",
     "Store",
     "VerdictRecord",
+    "migrate",
     "open_store",
 ]
 
@@ -60,16 +65,21 @@ def open_store(
     """Open the ledger a URL names.
 
     Args:
-        url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
-            ``sqlite:///:memory:``; ``None`` means ``sqlite:///.seawall/ledger.db``.
+        url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
+            ``sqlite:///:memory:``, or ``postgresql://user@host/dbname`` (also
+            ``postgres://``; see :class:`PostgresStore` for its options); ``None`` means
+            ``sqlite:///.seawall/ledger.db``.
         durability: ``crash`` (survive a process crash) or ``power`` (survive power loss).
-        busy_timeout: Seconds to wait for another process's write lock.
+            PostgreSQL commits are as durable as the server's ``synchronous_commit`` makes them.
+        busy_timeout: Seconds to wait for another process's write lock (SQLite).
 
     Returns:
         An open store.
 
     Raises:
-        LedgerURLError: The URL's scheme is unknown or its path is empty.
+        LedgerURLError: The URL's scheme is unknown, its path is empty, or the ``postgres``
+            extra is not installed for a PostgreSQL URL.
+        LedgerUnavailableError: The PostgreSQL server cannot be reached.
     """
     url = url or DEFAULT_LEDGER_URL
     if durability not in ("crash", "power"):
@@ -80,7 +90,8 @@ def open_store(
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise LedgerURLError(
-            f"ledger URL {url!r} has no scheme; use sqlite:///path/to/ledger.db",
+            f"ledger URL {url!r} has no scheme; use sqlite:///path/to/ledger.db or "
+            "postgresql://user@host/dbname",
             url=url,
         )
     if scheme == "sqlite":
@@ -92,13 +103,64 @@ def open_store(
             )
         return SQLiteStore(rest[1:], durability=durability, busy_timeout=busy_timeout)
     if scheme in ("postgresql", "postgres"):
-        raise LedgerURLError(
-            f"ledger URL {url!r}: this version of Seawall ships the SQLite ledger only; the "
-            "PostgreSQL ledger is not available yet. Use sqlite:///path/to/ledger.db",
-            url=url,
-        )
+        return PostgresStore(url)
     raise LedgerURLError(
-        f"ledger URL {url!r} has the unknown scheme {scheme!r}; use sqlite:///path/to/ledger.db",
+        f"ledger URL {url!r} has the unknown scheme {scheme!r}; use sqlite:///path/to/ledger.db "
+        "or postgresql://user@host/dbname",
         url=url,
         scheme=scheme,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    """What ``migrate`` did to a ledger.
+
+    Attributes:
+        ledger: The ledger's URL (a PostgreSQL password hidden).
+        backend: ``sqlite`` or ``postgresql``.
+        from_version: The schema version found (0 for a new ledger).
+        to_version: The schema version now.
+        applied: The migrations applied, ``(version, file name)``, oldest first.
+    """
+
+    ledger: str
+    backend: str
+    from_version: int
+    to_version: int
+    applied: tuple[tuple[int, str], ...]
+
+
+def migrate(url: str | None = None) -> MigrationReport:
+    """Bring a ledger's schema up to this Seawall's version, and say what was applied.
+
+    Opening a ledger migrates it too; this is the explicit step for deployments that upgrade
+    the schema before starting workers.
+
+    Args:
+        url: The ledger URL (see :func:`open_store`).
+
+    Returns:
+        The versions before and after, and the migrations applied.
+
+    Raises:
+        SchemaVersionError: The ledger was written by a newer Seawall.
+        LedgerError: The ledger cannot be opened (see its subclasses).
+        LedgerURLError: The URL is not a ledger URL.
+    """
+    store = open_store(url)
+    try:
+        if isinstance(store, PostgresStore):
+            name, backend = store.target.display, "postgresql"
+        else:
+            assert isinstance(store, SQLiteStore)  # noqa: S101 - open_store makes one of two
+            name, backend = store.url, "sqlite"
+        return MigrationReport(
+            ledger=name,
+            backend=backend,
+            from_version=store.migrated_from,
+            to_version=store.schema_version(),
+            applied=store.migrations_applied,
+        )
+    finally:
+        store.close()

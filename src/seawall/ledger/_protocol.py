@@ -1,4 +1,4 @@
-"""The storage contract every ledger implements (SQLite now, PostgreSQL later).
+"""The storage contract every ledger implements (SQLite and PostgreSQL).
 
 The methods are synchronous on purpose: a journaled step has a budget of tens of
 microseconds, which leaves no room for an event-loop hop per write. Async drivers call them
@@ -91,6 +91,11 @@ class RunOutcome:
     output_tokens: int
     cost_usd: float | None
     attempts: int
+    retried_input_tokens: int = 0
+    retried_output_tokens: int = 0
+    retried_cost_usd: float = 0.0
+    unknown_usage_calls: int = 0
+    unpriced_calls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,9 @@ class Store(Protocol):
 
     def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
         """Record a run's final fields durably and release its lease."""
+
+    def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
+        """Record the OpenTelemetry span of a traced run (hex ids)."""
 
     # settling -----------------------------------------------------------------------------
     def begin_commit(

@@ -42,6 +42,15 @@ class RunRecord:
             ``compensating`` (undoing its side effects); ``None`` otherwise.
         replay_mode: For a replay, ``recorded`` or ``live``.
         node: For a run of a graph node, the node's name.
+        retried_input_tokens: Input tokens of LLM calls that a retry made again (not in the
+            totals above).
+        retried_output_tokens: Output tokens of those calls.
+        retried_cost_usd: Cost of those calls.
+        unknown_usage_calls: LLM calls whose response carried no usage (not counted as zero).
+        unpriced_calls: LLM calls whose cost is unknown (their model has no price): the run
+            cost is then a lower bound.
+        trace_id: OpenTelemetry trace of the run's span, when it was traced.
+        span_id: That span.
     """
 
     run_id: str
@@ -71,6 +80,13 @@ class RunRecord:
     phase: str | None = None
     replay_mode: str | None = None
     node: str | None = None
+    retried_input_tokens: int = 0
+    retried_output_tokens: int = 0
+    retried_cost_usd: float = 0.0
+    unknown_usage_calls: int = 0
+    unpriced_calls: int = 0
+    trace_id: str | None = None
+    span_id: str | None = None
 
     @property
     def duration(self) -> float | None:

@@ -72,7 +72,9 @@ _RUN_COLUMNS: Final = (
     "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
     "output_tokens, cost_usd, error_class, failure_cause, error_type, error_message, "
     "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-    "lease_expires_at, updated_at, phase, replay_mode, node"
+    "lease_expires_at, updated_at, phase, replay_mode, node, retried_input_tokens, "
+    "retried_output_tokens, retried_cost_usd, unknown_usage_calls, unpriced_calls, trace_id, "
+    "span_id"
 )
 _STEP_COLUMNS: Final = (
     "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
@@ -94,7 +96,8 @@ _INSERT_BLOB: Final = "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VAL
 _SET_OUTCOME: Final = (
     "output_hash = ?, output = ?, error_class = ?, failure_cause = ?, error_type = ?, "
     "error_message = ?, error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, "
-    "attempts = ?"
+    "attempts = ?, retried_input_tokens = ?, retried_output_tokens = ?, retried_cost_usd = ?, "
+    "unknown_usage_calls = ?, unpriced_calls = ?"
 )
 
 
@@ -172,6 +175,10 @@ class SQLiteStore:
         self.group_commits = 0
         """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
+        self.migrated_from = 0
+        """The schema version found when the store was opened (0 for a new ledger)."""
+        self.migrations_applied: tuple[tuple[int, str], ...] = ()
+        """The migrations this store applied when it opened, ``(version, file name)``."""
         self._memory = path == ":memory:"
         if not self._memory and not read_only:
             _prepare_location(path)
@@ -269,8 +276,8 @@ class SQLiteStore:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            row = db.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
-            current = row[0] or 0
+            recorded = {r[0] for r in db.execute(f"SELECT version FROM {_META_TABLE}")}
+            current = max(recorded, default=0)
             known = migrations[-1][0]
             if current > known:
                 raise SchemaVersionError(
@@ -280,8 +287,11 @@ class SQLiteStore:
                     version=current,
                     supported=known,
                 )
+            applied = []
+            # Every bundled migration not recorded yet, in order (one numbered below the newest
+            # applied, merged later, is applied too rather than skipped).
             for version, name, sql in migrations:
-                if version > current:
+                if version not in recorded:
                     for statement in _statements(sql):
                         db.execute(statement)
                     db.execute(
@@ -289,6 +299,9 @@ class SQLiteStore:
                         "VALUES (?, ?, julianday('now'))",
                         (version, name),
                     )
+                    applied.append((version, name))
+        self.migrated_from = current
+        self.migrations_applied = tuple(applied)
 
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -491,6 +504,14 @@ class SQLiteStore:
                 )
             else:
                 db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+
+    def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
+        """Record the OpenTelemetry span of a traced run."""
+        with self._write(durable=False) as db:
+            db.execute(
+                "UPDATE runs SET trace_id = ?, span_id = ? WHERE run_id = ?",
+                (trace_id, span_id, run_id),
+            )
 
     # -- settling: commits and compensations --------------------------------------------------
 
@@ -1640,6 +1661,13 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         phase=row[23],
         replay_mode=row[24],
         node=row[25],
+        retried_input_tokens=row[26],
+        retried_output_tokens=row[27],
+        retried_cost_usd=row[28],
+        unknown_usage_calls=row[29],
+        unpriced_calls=row[30],
+        trace_id=row[31],
+        span_id=row[32],
     )
 
 
@@ -1685,4 +1713,9 @@ def _outcome_fields(outcome: RunOutcome) -> tuple[object, ...]:
         outcome.output_tokens,
         outcome.cost_usd,
         outcome.attempts,
+        outcome.retried_input_tokens,
+        outcome.retried_output_tokens,
+        outcome.retried_cost_usd,
+        outcome.unknown_usage_calls,
+        outcome.unpriced_calls,
     )

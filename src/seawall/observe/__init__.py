@@ -1,1 +1,1 @@
-"""Observability: what Seawall tells you about runs across time (drift, alerts, ...)."""
+"""Observability: traces, metrics, cost accounting and drift detection over the ledger."""

@@ -1,0 +1,42 @@
+"""``seawall migrate``: bring the ledger's schema up to this version of Seawall."""
+
+from __future__ import annotations
+
+from seawall import SeawallError
+from seawall.cli._common import JsonOption, LedgerOption, console, fail, ledger_url, print_json
+from seawall.ledger import migrate as migrate_ledger
+
+
+def migrate(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
+    """Apply the ledger's pending schema migrations (SQLite or PostgreSQL) and report versions.
+
+    Every process also migrates on start; run this first when you upgrade Seawall for many
+    workers. A ledger written by a newer Seawall is refused, untouched.
+    """
+    try:
+        report = migrate_ledger(ledger_url(ledger))
+    except SeawallError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        print_json(
+            {
+                "ledger": report.ledger,
+                "backend": report.backend,
+                "from_version": report.from_version,
+                "to_version": report.to_version,
+                "applied": [{"version": v, "name": n} for v, n in report.applied],
+            }
+        )
+        return
+    if not report.applied:
+        console.print(
+            f"{report.ledger} is up to date (schema version {report.to_version}).",
+            highlight=False,
+        )
+        return
+    console.print(
+        f"{report.ledger}: schema version {report.from_version} -> {report.to_version}",
+        highlight=False,
+    )
+    for version, name in report.applied:
+        console.print(f"  applied {name} (version {version})", highlight=False)

@@ -1,0 +1,1 @@
+"""PostgreSQL migrations: one file per schema version, numbered like the SQLite ones."""

@@ -1,0 +1,1462 @@
+"""The scale-out ledger: PostgreSQL through psycopg 3 and a connection pool.
+
+The schema and the semantics are the SQLite ledger's (:mod:`seawall.ledger.sqlite` is the
+reference); what SQLite gets from its single writer, PostgreSQL gets from row locks, unique
+constraints and ``SKIP LOCKED``, so several worker processes on several machines can share one
+ledger:
+
+- lease takeover (``claim_run``), parked-run claims and hand-off decisions are conditional
+  updates: under READ COMMITTED the second writer waits for the first's row lock, then
+  re-checks the condition against the committed row, so exactly one wins;
+- a mutating step's intent locks its run's row (``FOR SHARE``) while it checks for a
+  cancellation: an intent waits for a cancellation being written and is then refused, so no
+  intent is written after a cancellation commits;
+- DLQ redrive claims take the oldest pending entry with ``FOR UPDATE SKIP LOCKED``: concurrent
+  redrivers take different entries, each entry at most once;
+- breaker transitions read the breaker ``FOR UPDATE`` (a breaker's first row is inserted with
+  ``ON CONFLICT DO NOTHING`` and the transition retried when another process inserted it
+  first), and retry-budget spending holds a transaction-scoped advisory lock on its name;
+- runs, steps and DLQ entries are keyed by primary and unique keys; writes are upserts.
+
+Durability follows the server: every commit is as durable as its ``synchronous_commit``
+setting makes it (``on`` by default: flushed to the WAL on disk). The connection handling (pool,
+retries across a server restart, what is redone when a commit's outcome is unknown) lives in
+:mod:`seawall.ledger._postgres_pool`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall._payload import Blob
+from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, SchemaVersionError
+from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
+from seawall.ledger._records import (
+    AlertRecord,
+    ArtifactRecord,
+    AttemptRecord,
+    BreakerEvent,
+    CompensationRecord,
+    DeadLetter,
+    DeadLetterQuery,
+    DriftSample,
+    HandOffRecord,
+    RunQuery,
+    RunRecord,
+    StepRecord,
+    VerdictRecord,
+)
+from seawall.ledger.sqlite import (
+    _ALERT_COLUMNS,
+    _BREAKER_COLUMNS,
+    _DLQ_COLUMNS,
+    _RUN_COLUMNS,
+    _SAMPLE_COLUMNS,
+    _SET_OUTCOME,
+    _STEP_COLUMNS,
+    _alert,
+    _breaker,
+    _dead_letter,
+    _opt,
+    _outcome_fields,
+    _run_record,
+    _sample,
+    _statements,
+)
+from seawall.policies.breaker import BreakerState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from psycopg import Connection
+
+    from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
+
+T = TypeVar("T")
+
+_META_TABLE: Final = "seawall_meta"
+_MIGRATION_LOCK: Final = 0x5EA1  # first key of the advisory lock serialising migrations
+_BUDGET_LOCK: Final = 0x5EA2  # first key of the advisory locks serialising retry budgets
+_SET: Final = _SET_OUTCOME.replace("?", "%s")
+_MARKS16: Final = ", ".join(["%s"] * 16)
+_UPSERT_STEP: Final = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({_MARKS16}) ON CONFLICT (run_id, seq) DO "
+    "UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in _STEP_COLUMNS.split(",")[2:]))
+)
+# The intent is written only if the run was not cancelled. The scalar subquery locks its run's
+# row FOR SHARE whatever the row holds (no filter the planner could push below the lock), which
+# conflicts with the UPDATE of a cancellation: an intent waits for a cancellation in progress
+# and then reads it, so the check and the insert are atomic with respect to any other process.
+_INSERT_INTENT: Final = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_MARKS16} WHERE "
+    "(SELECT cancel_requested_at FROM runs WHERE run_id = %s FOR SHARE) IS NULL "
+    "ON CONFLICT (run_id, seq) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in _STEP_COLUMNS.split(",")[2:]))
+)
+_COMPLETE_STEP: Final = (
+    "UPDATE steps SET status = %s, response = %s, end_time = %s, error_type = %s, "
+    "error_message = %s, tries = %s WHERE run_id = %s AND seq = %s"
+)
+_INSERT_BLOB: Final = (
+    "INSERT INTO blobs (hash, codec, size, data) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (hash) DO NOTHING"
+)
+_HANDOFF_COLUMNS: Final = (
+    "handoff_id, run_id, kind, reason, subject, status, created_at, decision, decided_by, "
+    "decided_at, note"
+)
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """Return ``(version, name, sql)`` for every bundled PostgreSQL migration, in order."""
+    folder = resources.files("seawall.ledger.migrations.postgres")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class PostgresStore:
+    """A :class:`~seawall.ledger.Store` on a PostgreSQL schema.
+
+    Args:
+        url: ``postgresql://user:password@host:port/dbname`` (or ``postgres://``), with any
+            libpq parameter and Seawall's options in the query string: ``schema`` (default
+            ``seawall``), ``pool_min_size`` (1), ``pool_max_size`` (8), ``pool_timeout``
+            (seconds to wait for a free connection, 30) and ``retry_timeout`` (seconds to keep
+            retrying while the server is unreachable, 30).
+        **options: The same options as keyword arguments; they win over the URL's.
+
+    Raises:
+        LedgerURLError: The URL has a bad option, or the ``postgres`` extra is not installed.
+        LedgerUnavailableError: The server cannot be reached or refuses the login.
+        LedgerCorruptedError: The schema holds tables that are not a Seawall ledger.
+        SchemaVersionError: The ledger was written by a newer Seawall.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.target: PostgresTarget = parse_url(url, **options)
+        self.url = url
+        self.schema = self.target.schema
+        self._db = Connections(self.target)
+        self.migrated_from = 0
+        """The schema version found when the store was opened (0 for a new ledger)."""
+        self.migrations_applied: tuple[tuple[int, str], ...] = ()
+        """The migrations this store applied when it opened, ``(version, file name)``."""
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.target.display} schema={self.schema}>"
+
+    @property
+    def reconnects(self) -> int:
+        """Operations that ran again after their connection was lost."""
+        return self._db.reconnects
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        try:
+            self._apply_migrations()
+        except self._db.psycopg.Error as exc:
+            raise self._db.translate(exc, f"migrate schema {self.schema}") from exc
+
+    def _apply_migrations(self) -> None:
+        migrations = _migrations()
+        known = migrations[-1][0]
+        schema = self.schema
+        with self._db.connect() as conn, conn.transaction():
+            # One migrator at a time per schema, whichever process or machine it runs in.
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, schema)
+            )
+            exists = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+                )
+            }
+            if tables and _META_TABLE not in tables:
+                raise LedgerCorruptedError(
+                    f"schema {schema} of {self.target.display} holds tables that are not a "
+                    f"Seawall ledger ({sorted(tables)[:5]}, no {_META_TABLE}); they were left "
+                    "untouched. Give the ledger its own schema with ?schema=NAME",
+                    url=self.target.display,
+                )
+            conn.execute(f"SET LOCAL search_path TO {schema}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_META_TABLE} (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            recorded = {int(r[0]) for r in conn.execute(f"SELECT version FROM {_META_TABLE}")}
+            current = max(recorded, default=0)
+            if current > known:
+                raise SchemaVersionError(
+                    f"the ledger {self.target.display} (schema {schema}) has schema version "
+                    f"{current}, newer than this Seawall understands ({known}); upgrade Seawall "
+                    "to use it",
+                    url=self.target.display,
+                    version=current,
+                    supported=known,
+                )
+            applied = []
+            # Every bundled migration not recorded yet, in order (a version merged below the
+            # newest applied one is applied too, not skipped).
+            for version, name, sql in migrations:
+                if version not in recorded:
+                    conn.execute(";\n".join(_statements(sql)).encode())  # one round trip
+                    conn.execute(
+                        f"INSERT INTO {_META_TABLE} (version, name, applied_at) "
+                        "VALUES (%s, %s, extract(epoch FROM clock_timestamp()))",
+                        (version, name),
+                    )
+                    applied.append((version, name))
+        self.migrated_from = current
+        self.migrations_applied = tuple(applied)
+
+    def close(self) -> None:
+        """Close the pool's connections (idempotent)."""
+        self._db.close()
+
+    def schema_version(self) -> int:
+        """Return the highest migration applied to this ledger."""
+
+        def read(conn: Connection[Any], _doubt: bool) -> int:
+            row = conn.execute(f"SELECT max(version) FROM {_META_TABLE}").fetchone()
+            return int(row[0] or 0) if row else 0
+
+        return self._db.run(read, "read the schema version", transaction=False)
+
+    def ledger_bytes(self) -> int:
+        """Return the bytes the ledger's tables and indexes use on the server."""
+
+        def read(conn: Connection[Any], _doubt: bool) -> int:
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'r'",
+                (self.schema,),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._db.run(read, "measure the ledger", transaction=False)
+
+    # -- alerts and drift -------------------------------------------------------------------
+
+    def record_alert(self, alert: AlertRecord) -> None:
+        """Record an alert (redone safely after an unknown commit: its id is its key)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            _insert_alert(conn, alert)
+
+        self._db.run(write, f"record {alert.kind} alert {alert.alert_id}", transaction=False)
+
+    def list_alerts(
+        self,
+        *,
+        agent: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[AlertRecord]:
+        """Return alerts matching the filters, newest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("agent = %s", agent), ("kind = %s", kind), ("at >= %s", since)):
+            if value is not None:
+                clauses.append(column)
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._fetchall(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC LIMIT %s",
+            [*params, limit],
+            "list alerts",
+        )
+        return [_alert(row) for row in rows]
+
+    def update_alert_state(
+        self,
+        key: str,
+        change: Callable[[Any], tuple[Any, Sequence[AlertRecord]]],
+    ) -> list[AlertRecord]:
+        """Apply ``change`` to the state under ``key`` (row locked) and record its alerts."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> tuple[bool, list[AlertRecord]]:
+            row = conn.execute(
+                "SELECT state FROM alert_state WHERE state_key = %s FOR UPDATE", (key,)
+            ).fetchone()
+            state, alerts = change(None if row is None else json.loads(row[0]))
+            text = json.dumps(state, sort_keys=True)
+            if row is None:
+                written = conn.execute(
+                    "INSERT INTO alert_state (state_key, state, updated_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (state_key) DO NOTHING",
+                    (key, text, time.time()),
+                ).rowcount
+                if written != 1:
+                    return False, []  # another process created it first: decide again
+            elif text != row[0]:
+                conn.execute(
+                    "UPDATE alert_state SET state = %s, updated_at = %s WHERE state_key = %s",
+                    (text, time.time(), key),
+                )
+            for alert in alerts:
+                _insert_alert(conn, alert)
+            return True, list(alerts)
+
+        while True:
+            done, raised = self._db.run(write, f"update alert state {key}", redo_in_doubt=False)
+            if done:
+                return raised
+
+    def alert_state(self, key: str) -> Any:
+        """Return the state under ``key`` (``None`` when there is none)."""
+        row = self._fetchone(
+            "SELECT state FROM alert_state WHERE state_key = %s", (key,), "read alert state"
+        )
+        return None if row is None else json.loads(row[0])
+
+    def add_drift_samples(self, samples: Sequence[DriftSample]) -> None:
+        """Record drift samples in one transaction (a run already sampled is kept as it was)."""
+        if not samples:
+            return
+        rows = [
+            (
+                s.agent,
+                s.run_id,
+                s.at,
+                s.decision,
+                s.output_bytes,
+                s.tokens,
+                s.cost_usd,
+                s.latency,
+                s.confidence,
+                None if s.verified is None else int(s.verified),
+            )
+            for s in samples
+        ]
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO drift_samples ({_SAMPLE_COLUMNS}) VALUES "
+                    f"({', '.join(['%s'] * 10)}) ON CONFLICT (agent, run_id) DO NOTHING",
+                    rows,
+                )
+
+        self._db.run(write, f"record {len(rows)} drift samples")
+
+    def list_drift_samples(
+        self,
+        agent: str,
+        *,
+        newest: bool,
+        limit: int,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[DriftSample]:
+        """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
+        clauses = ["agent = %s"]
+        params: list[Any] = [agent]
+        if since is not None:
+            clauses.append("at >= %s")
+            params.append(since)
+        if until is not None:
+            clauses.append("at < %s")
+            params.append(until)
+        order = "DESC" if newest else "ASC"
+        rows = self._fetchall(
+            f"SELECT {_SAMPLE_COLUMNS} FROM drift_samples WHERE {' AND '.join(clauses)} "
+            f"ORDER BY at {order}, run_id {order} LIMIT %s",
+            [*params, limit],
+            f"list drift samples of {agent}",
+        )
+        if newest:
+            rows.reverse()
+        return [_sample(row) for row in rows]
+
+    def count_drift_samples(self, agent: str) -> int:
+        """Return how many samples of ``agent`` the ledger holds."""
+        row = self._fetchone(
+            "SELECT count(*) FROM drift_samples WHERE agent = %s", (agent,), "count drift samples"
+        )
+        return int(row[0]) if row else 0
+
+    # -- small helpers ----------------------------------------------------------------------
+
+    def _fetchone(self, sql: str, params: Sequence[Any], what: str) -> tuple[Any, ...] | None:
+        def read(conn: Connection[Any], _doubt: bool) -> tuple[Any, ...] | None:
+            return conn.execute(sql, params).fetchone()
+
+        return self._db.run(read, what, transaction=False)
+
+    def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
+        def read(conn: Connection[Any], _doubt: bool) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, params).fetchall()
+
+        return self._db.run(read, what, transaction=False)
+
+    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one idempotent write statement on its own; return the rows it changed."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> int:
+            return conn.execute(sql, params).rowcount
+
+        return self._db.run(write, what, transaction=False)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, run: NewRun, blobs: Sequence[Blob]) -> None:
+        """Record a new run, leased to its owner, with its input snapshot."""
+
+        def write(conn: Connection[Any], doubt: bool) -> None:
+            _put_blobs(conn, blobs)
+            inserted = conn.execute(
+                "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, "
+                "attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
+                "lease_expires_at, updated_at, replay_mode, node) "
+                "VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                (
+                    run.run_id,
+                    run.agent,
+                    RunStatus.RUNNING.value,
+                    run.start_time,
+                    run.input_hash,
+                    run.input_column,
+                    run.workflow,
+                    run.parent_run_id,
+                    run.replay_of,
+                    run.code_version,
+                    run.owner,
+                    run.lease_expires_at,
+                    run.start_time,
+                    run.replay_mode,
+                    run.node,
+                ),
+            ).rowcount
+            if inserted == 1:
+                return
+            mine = conn.execute(
+                "SELECT 1 FROM runs WHERE run_id = %s AND lease_owner = %s AND start_time = %s "
+                "AND input_hash = %s",
+                (run.run_id, run.owner, run.start_time, run.input_hash),
+            ).fetchone()
+            if not (doubt and mine):
+                raise LedgerError(
+                    f"the ledger {self.target.display} already has a run {run.run_id}; run ids "
+                    "are unique (use seawall.new_run_id())",
+                    run_id=run.run_id,
+                )
+
+        self._db.run(write, f"record run {run.run_id}")
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return one run, or ``None``."""
+        row = self._fetchone(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,), "read a run"
+        )
+        return None if row is None else _run_record(row)
+
+    def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
+        """Return the stored input and output columns of a run."""
+        row = self._fetchone(
+            "SELECT input, output FROM runs WHERE run_id = %s", (run_id,), "read a run's payloads"
+        )
+        return None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
+
+    def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        """Return runs matching ``query``, newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("status", query.status),
+            ("agent", query.agent),
+            ("error_class", query.error_class),
+            ("parent_run_id", query.parent_run_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(str(value))
+        if query.since is not None:
+            where.append("start_time >= %s")
+            params.append(query.since)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_time DESC, run_id DESC LIMIT %s OFFSET %s"
+        rows = self._fetchall(sql, [*params, query.limit, query.offset], "list runs")
+        return [_run_record(row) for row in rows]
+
+    def set_attempts(self, run_id: str, attempts: int) -> None:
+        """Record how many attempts the run has started."""
+        self._rowcount(
+            "UPDATE runs SET attempts = %s, updated_at = %s WHERE run_id = %s",
+            (attempts, time.time(), run_id),
+            "record a run's attempts",
+        )
+
+    def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+        """Record the run's final fields and release its lease (a failure joins the DLQ)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            _put_blobs(conn, blobs)
+            conn.execute(
+                f"UPDATE runs SET status = %s, end_time = %s, {_SET}, lease_owner = NULL, "
+                "lease_expires_at = NULL, updated_at = %s, phase = NULL, commit_json = NULL "
+                "WHERE run_id = %s",
+                (
+                    outcome.status.value,
+                    outcome.end_time,
+                    *_outcome_fields(outcome),
+                    outcome.end_time,
+                    run_id,
+                ),
+            )
+            if outcome.status is RunStatus.FAILED:
+                _enqueue_dead_letter(conn, run_id, outcome)
+            if outcome.status is RunStatus.SUCCEEDED:
+                conn.execute(
+                    "UPDATE artifacts SET committed_at = %s "
+                    "WHERE run_id = %s AND committed_at IS NULL",
+                    (outcome.end_time, run_id),
+                )
+            else:
+                conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
+
+        self._db.run(write, f"record the end of run {run_id}")
+
+    def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
+        """Record the OpenTelemetry span of a traced run."""
+        self._rowcount(
+            "UPDATE runs SET trace_id = %s, span_id = %s WHERE run_id = %s",
+            (trace_id, span_id, run_id),
+            f"record the trace of run {run_id}",
+        )
+
+    # -- settling: commits and compensations --------------------------------------------------
+
+    def begin_commit(
+        self,
+        run_id: str,
+        *,
+        output_hash: str,
+        output_column: bytes,
+        blobs: Sequence[Blob],
+        commit_json: str,
+        artifacts: Sequence[tuple[str, int, str]],
+    ) -> None:
+        """Record output and manifest before publishing them (phase ``committing``)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            _put_blobs(conn, blobs)
+            conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
+            if artifacts:
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO artifacts (run_id, name, size, sha256) "
+                        "VALUES (%s, %s, %s, %s)",
+                        [(run_id, name, size, sha) for name, size, sha in artifacts],
+                    )
+            conn.execute(
+                "UPDATE runs SET phase = 'committing', commit_json = %s, output_hash = %s, "
+                "output = %s, updated_at = %s WHERE run_id = %s",
+                (commit_json, output_hash, output_column, time.time(), run_id),
+            )
+
+        self._db.run(write, f"record the commit of run {run_id}")
+
+    def abort_commit(self, run_id: str) -> None:
+        """Forget an unfinished commit (its artifacts were not published)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
+            conn.execute(
+                "UPDATE runs SET phase = NULL, commit_json = NULL, output_hash = NULL, "
+                "output = NULL, updated_at = %s WHERE run_id = %s",
+                (time.time(), run_id),
+            )
+
+        self._db.run(write, f"roll back the commit of run {run_id}")
+
+    def get_commit(self, run_id: str) -> str | None:
+        """Return the commit record (JSON) of a run in phase ``committing``."""
+        row = self._fetchone(
+            "SELECT commit_json FROM runs WHERE run_id = %s", (run_id,), "read a commit"
+        )
+        return None if row is None else row[0]
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        """Return a run's artifacts by name."""
+        rows = self._fetchall(
+            "SELECT run_id, name, size, sha256, committed_at FROM artifacts "
+            "WHERE run_id = %s ORDER BY name",
+            (run_id,),
+            "list artifacts",
+        )
+        return [ArtifactRecord(*row) for row in rows]
+
+    def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
+        """Record a run's final failure and enter phase ``compensating``."""
+        self._rowcount(
+            "UPDATE runs SET phase = 'compensating', error_class = %s, failure_cause = %s, "
+            "error_type = %s, error_message = %s, error_json = %s, attempts = %s, "
+            "updated_at = %s WHERE run_id = %s",
+            (
+                _opt(outcome.error_class),
+                _opt(outcome.failure_cause),
+                outcome.error_type,
+                outcome.error_message,
+                outcome.error_json,
+                outcome.attempts,
+                outcome.end_time,
+                run_id,
+            ),
+            f"record the compensation of run {run_id}",
+        )
+
+    def start_compensation(
+        self, run_id: str, seq: int, tool: str, idempotency_key: str | None, start_time: float
+    ) -> None:
+        """Record the intent to run a compensation (durable before it runs)."""
+        self._rowcount(
+            "INSERT INTO compensations (run_id, seq, tool, idempotency_key, status, start_time) "
+            "VALUES (%s, %s, %s, %s, 'started', %s) ON CONFLICT (run_id, seq) DO UPDATE SET "
+            "tool = EXCLUDED.tool, idempotency_key = EXCLUDED.idempotency_key, "
+            "status = 'started', start_time = EXCLUDED.start_time, end_time = NULL, tries = 1, "
+            "error_type = NULL, error_message = NULL",
+            (run_id, seq, tool, idempotency_key, start_time),
+            f"record a compensation of run {run_id}",
+        )
+
+    def finish_compensation(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        end_time: float,
+        tries: int,
+        error_type: str | None,
+        error_message: str | None,
+    ) -> None:
+        """Record how a compensation ended."""
+        self._rowcount(
+            "UPDATE compensations SET status = %s, end_time = %s, tries = %s, error_type = %s, "
+            "error_message = %s WHERE run_id = %s AND seq = %s",
+            (status, end_time, tries, error_type, error_message, run_id, seq),
+            f"record a compensation of run {run_id}",
+        )
+
+    def list_compensations(self, run_id: str) -> list[CompensationRecord]:
+        """Return a run's compensations, in the order they ran."""
+        rows = self._fetchall(
+            "SELECT run_id, seq, tool, idempotency_key, status, start_time, end_time, tries, "
+            "error_type, error_message FROM compensations WHERE run_id = %s ORDER BY seq DESC",
+            (run_id,),
+            "list compensations",
+        )
+        return [CompensationRecord(*row) for row in rows]
+
+    # -- verification, cancellation, parking ---------------------------------------------------
+
+    def record_verdicts(
+        self, run_id: str, attempt: int, kind: str, verdicts: Sequence[dict[str, Any]]
+    ) -> None:
+        """Append verdicts of one attempt (each a dict: name, passed, message, duration...)."""
+        if not verdicts:
+            return
+        now = time.time()
+
+        def write(conn: Connection[Any], doubt: bool) -> None:
+            # Ordinals are per (run, attempt): lock the attempt's verdicts so two writers
+            # append one after the other.
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"seawall.verdicts:{run_id}",)
+            )
+            if (
+                doubt
+                and conn.execute(
+                    "SELECT 1 FROM verifications WHERE run_id = %s AND attempt = %s AND kind = %s "
+                    "AND created_at = %s LIMIT 1",
+                    (run_id, attempt, kind, now),
+                ).fetchone()
+            ):
+                return  # the earlier try committed them
+            row = conn.execute(
+                "SELECT coalesce(max(ordinal), 0) FROM verifications "
+                "WHERE run_id = %s AND attempt = %s",
+                (run_id, attempt),
+            ).fetchone()
+            start = int(row[0]) if row else 0
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO verifications (run_id, attempt, ordinal, kind, name, passed, "
+                    "error, score, message, duration, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            run_id,
+                            attempt,
+                            start + index + 1,
+                            kind,
+                            v["name"],
+                            1 if v["passed"] else 0,
+                            1 if v.get("error") else 0,
+                            v.get("score"),
+                            v.get("message"),
+                            float(v.get("duration") or 0.0),
+                            now,
+                        )
+                        for index, v in enumerate(verdicts)
+                    ],
+                )
+
+        self._db.run(write, f"record verdicts of run {run_id}")
+
+    def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
+        """Return a run's verdicts in order."""
+        rows = self._fetchall(
+            "SELECT run_id, attempt, ordinal, kind, name, passed, error, score, message, "
+            "duration, created_at FROM verifications WHERE run_id = %s ORDER BY attempt, ordinal",
+            (run_id,),
+            "list verdicts",
+        )
+        return [
+            VerdictRecord(
+                r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10]
+            )
+            for r in rows
+        ]
+
+    def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
+        """Record an operator's cancellation of an unfinished run; false if it had ended."""
+        return (
+            self._rowcount(
+                "UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, %s), "
+                "cancel_reason = coalesce(cancel_reason, %s), updated_at = %s WHERE run_id = %s "
+                "AND status IN ('pending', 'running', 'awaiting_human')",
+                (at, reason, at, run_id),
+                f"cancel run {run_id}",
+            )
+            == 1
+        )
+
+    def cancellations(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Return the cancellation reasons recorded for any of ``run_ids``."""
+        if not run_ids:
+            return {}
+        rows = self._fetchall(
+            "SELECT run_id, cancel_reason FROM runs WHERE run_id = ANY(%s) "
+            "AND cancel_requested_at IS NOT NULL",
+            (list(run_ids),),
+            "read cancellations",
+        )
+        return {r[0]: r[1] or "" for r in rows}
+
+    def park_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+        """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            _put_blobs(conn, blobs)
+            conn.execute(
+                f"UPDATE runs SET status = 'awaiting_human', {_SET}, lease_owner = NULL, "
+                "lease_expires_at = NULL, updated_at = %s WHERE run_id = %s",
+                (*_outcome_fields(outcome), outcome.end_time, run_id),
+            )
+
+        self._db.run(write, f"park run {run_id}")
+
+    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
+        """Take a run waiting for a person back into ``running`` (one decider wins)."""
+
+        def write(conn: Connection[Any], doubt: bool) -> bool:
+            won = conn.execute(
+                "UPDATE runs SET status = 'running', lease_owner = %s, lease_expires_at = %s, "
+                "updated_at = %s WHERE run_id = %s AND status = 'awaiting_human'",
+                (owner, expires_at, time.time(), run_id),
+            ).rowcount
+            if won == 1 or not doubt:
+                return won == 1
+            return _is_mine(conn, run_id, owner, expires_at)
+
+        return self._db.run(write, f"claim parked run {run_id}", transaction=False)
+
+    def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
+        """Return one hand-off, or ``None``."""
+        row = self._fetchone(
+            f"SELECT {_HANDOFF_COLUMNS} FROM handoffs WHERE handoff_id = %s",
+            (handoff_id,),
+            "read a hand-off",
+        )
+        return None if row is None else _handoff(row)
+
+    def decide_handoff(
+        self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
+    ) -> bool:
+        """Record a decision on an open hand-off; false when it was already decided."""
+
+        def write(conn: Connection[Any], doubt: bool) -> bool:
+            won = conn.execute(
+                "UPDATE handoffs SET status = 'decided', decision = %s, decided_by = %s, "
+                "note = %s, decided_at = %s WHERE handoff_id = %s AND status = 'open'",
+                (decision, decided_by, note, at, handoff_id),
+            ).rowcount
+            if won == 1 or not doubt:
+                return won == 1
+            # The earlier try may have committed: it did if the decision recorded is ours.
+            return (
+                conn.execute(
+                    "SELECT 1 FROM handoffs WHERE handoff_id = %s AND decision = %s "
+                    "AND decided_at = %s AND decided_by IS NOT DISTINCT FROM %s",
+                    (handoff_id, decision, at, decided_by),
+                ).fetchone()
+                is not None
+            )
+
+        return self._db.run(write, f"decide hand-off {handoff_id}", transaction=False)
+
+    # -- dead-letter queue ------------------------------------------------------------------
+
+    def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Return DLQ entries matching ``query``, oldest first."""
+        where, params = _dlq_where(query)
+        rows = self._fetchall(
+            f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT %s",
+            [*params, query.limit],
+            "list the DLQ",
+        )
+        return [_dead_letter(row) for row in rows]
+
+    def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
+        """Take the oldest pending entry matching ``query`` for redriving (one claimer wins).
+
+        Concurrent claimers skip each other's locked rows, so each takes a different entry.
+        """
+        pending = DeadLetterQuery(
+            query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
+        )
+        where, params = _dlq_where(pending)
+        columns = ", ".join(f"picked.{c.strip()}" for c in _DLQ_COLUMNS.split(","))
+
+        def write(conn: Connection[Any], doubt: bool) -> DeadLetter | None:
+            if doubt:
+                mine = conn.execute(
+                    f"SELECT {_DLQ_COLUMNS} FROM dlq WHERE status = 'redriving' "
+                    "AND claimed_by = %s AND claimed_at = %s",
+                    (owner, at),
+                ).fetchone()
+                if mine is not None:  # the earlier try committed its claim
+                    return _dead_letter((*mine[:8], "pending", None, *mine[10:]))
+            row = conn.execute(
+                f"WITH picked AS (SELECT {_DLQ_COLUMNS} FROM dlq{where} "
+                "ORDER BY failed_at, entry_id LIMIT 1 FOR UPDATE SKIP LOCKED), "
+                "claimed AS (UPDATE dlq SET status = 'redriving', claimed_by = %s, "
+                "claimed_at = %s FROM picked WHERE dlq.entry_id = picked.entry_id "
+                "AND dlq.status = 'pending' RETURNING dlq.entry_id) "
+                f"SELECT {columns} FROM picked JOIN claimed USING (entry_id)",
+                [*params, owner, at],
+            ).fetchone()
+            return None if row is None else _dead_letter(row)
+
+        return self._db.run(write, "claim a DLQ entry", transaction=False)
+
+    def finish_dead_letter(
+        self, entry_id: str, *, redrive_run_id: str, result: str, at: float
+    ) -> None:
+        """Record how a redrive ended."""
+        self._rowcount(
+            "UPDATE dlq SET status = 'redriven', redriven_at = %s, redrive_run_id = %s, "
+            "result = %s WHERE entry_id = %s",
+            (at, redrive_run_id, result, entry_id),
+            "record a redrive",
+        )
+
+    def release_dead_letter(self, entry_id: str) -> None:
+        """Give a claimed entry back (its redrive could not start)."""
+        self._rowcount(
+            "UPDATE dlq SET status = 'pending', claimed_by = NULL, claimed_at = NULL "
+            "WHERE entry_id = %s AND status = 'redriving'",
+            (entry_id,),
+            "release a DLQ entry",
+        )
+
+    def settle_dead_letter(
+        self, run_id: str, *, redrive_run_id: str, result: str, at: float
+    ) -> bool:
+        """Mark a run's pending entry redriven by a run made outside a redrive (a live replay)."""
+
+        def write(conn: Connection[Any], doubt: bool) -> bool:
+            won = conn.execute(
+                "UPDATE dlq SET status = 'redriven', redriven_at = %s, redrive_run_id = %s, "
+                "result = %s WHERE run_id = %s AND status = 'pending'",
+                (at, redrive_run_id, result, run_id),
+            ).rowcount
+            if won == 1 or not doubt:
+                return won == 1
+            return (
+                conn.execute(
+                    "SELECT 1 FROM dlq WHERE run_id = %s AND redrive_run_id = %s "
+                    "AND redriven_at = %s",
+                    (run_id, redrive_run_id, at),
+                ).fetchone()
+                is not None
+            )
+
+        return self._db.run(write, "settle a DLQ entry", transaction=False)
+
+    def purge_dead_letters(self, query: DeadLetterQuery) -> int:
+        """Mark matching pending entries purged; return how many."""
+        pending = DeadLetterQuery(
+            query.agent, query.error_class, query.since, "pending", query.limit
+        )
+        where, params = _dlq_where(pending)
+
+        def write(conn: Connection[Any], _doubt: bool) -> int:
+            return conn.execute(
+                f"UPDATE dlq SET status = 'purged' WHERE entry_id IN "
+                f"(SELECT entry_id FROM dlq{where} ORDER BY failed_at LIMIT %s "
+                "FOR UPDATE SKIP LOCKED)",
+                [*params, query.limit],
+            ).rowcount
+
+        return self._db.run(write, "purge the DLQ", transaction=False, redo_in_doubt=False)
+
+    # -- breakers -----------------------------------------------------------------------------
+
+    def breaker(self, name: str, kind: str) -> BreakerState:
+        """Return a breaker's state (closed when never used)."""
+        row = self._fetchone(
+            f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = %s", (name,), "read a breaker"
+        )
+        return BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+
+    def update_breaker(
+        self, name: str, kind: str, change: Callable[[BreakerState], tuple[BreakerState, T]]
+    ) -> T:
+        """Apply ``change`` to a breaker under its row lock; record the transition, if any."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> tuple[bool, T | None]:
+            row = conn.execute(
+                f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = %s FOR UPDATE", (name,)
+            ).fetchone()
+            before = BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+            after, answer = change(before)
+            if after == before:
+                return True, answer
+            now = time.time()
+            values = (
+                name,
+                kind,
+                after.state,
+                after.failures,
+                after.opened_at,
+                after.reason,
+                1 if after.manual else 0,
+                after.probe_owner,
+                after.probe_at,
+                now,
+            )
+            if row is None:
+                written = conn.execute(
+                    f"INSERT INTO breakers ({_BREAKER_COLUMNS}, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    values,
+                ).rowcount
+                if written != 1:
+                    return False, None  # another process created it first: decide again
+            else:
+                conn.execute(
+                    "UPDATE breakers SET kind = %s, state = %s, failures = %s, opened_at = %s, "
+                    "reason = %s, manual = %s, probe_owner = %s, probe_at = %s, "
+                    "updated_at = %s WHERE name = %s",
+                    (*values[1:], name),
+                )
+            if after.state != before.state:
+                conn.execute(
+                    "INSERT INTO breaker_events (name, at, from_state, to_state, reason) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (name, now, before.state, after.state, after.reason),
+                )
+            return True, answer
+
+        while True:
+            done, answer = self._db.run(write, f"update breaker {name}", redo_in_doubt=False)
+            if done:
+                return answer  # type: ignore[return-value]
+
+    def list_breakers(self) -> list[BreakerState]:
+        """Return every breaker the ledger knows, by name."""
+        rows = self._fetchall(
+            f"SELECT {_BREAKER_COLUMNS} FROM breakers ORDER BY name", (), "list breakers"
+        )
+        return [_breaker(row) for row in rows]
+
+    def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
+        """Return a breaker's transitions, newest first."""
+        rows = self._fetchall(
+            "SELECT name, at, from_state, to_state, reason FROM breaker_events "
+            "WHERE name = %s ORDER BY at DESC LIMIT %s",
+            (name, limit),
+            "list breaker events",
+        )
+        return [BreakerEvent(*row) for row in rows]
+
+    # -- retry budgets -------------------------------------------------------------------------
+
+    def add_budget_calls(self, counts: Sequence[tuple[str, int, int]]) -> None:
+        """Add call counts ``(name, bucket, calls)`` to the shared retry-budget windows.
+
+        A commit whose outcome is unknown is not redone: counts are advisory, and a lost count
+        errs on the strict side (fewer calls, so fewer retries allowed).
+        """
+        if not counts:
+            return
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO retry_budget (name, bucket, calls) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (name, bucket) DO UPDATE "
+                    "SET calls = retry_budget.calls + EXCLUDED.calls",
+                    sorted(counts),  # one lock order for every writer: no deadlocks
+                )
+            conn.execute("DELETE FROM retry_budget WHERE bucket < %s", (int(time.time()) - 3600,))
+
+        self._db.run(write, "count calls for retry budgets", redo_in_doubt=False)
+
+    def spend_retry(
+        self, name: str, *, since: int, bucket: int, allows: Callable[[int, int], bool]
+    ) -> bool:
+        """Record one retry of ``name`` if ``allows(calls, retries)`` over the window says so.
+
+        Spenders of one name take turns (a transaction-scoped advisory lock), so two workers
+        cannot both spend the last retry of a window.
+        """
+
+        def write(conn: Connection[Any], _doubt: bool) -> bool:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_BUDGET_LOCK, name))
+            row = conn.execute(
+                "SELECT coalesce(sum(calls), 0), coalesce(sum(retries), 0) FROM retry_budget "
+                "WHERE name = %s AND bucket >= %s",
+                (name, since),
+            ).fetchone()
+            calls, retries = (0, 0) if row is None else (int(row[0]), int(row[1]))
+            if not allows(calls, retries):
+                return False
+            conn.execute(
+                "INSERT INTO retry_budget (name, bucket, retries) VALUES (%s, %s, 1) "
+                "ON CONFLICT (name, bucket) DO UPDATE SET retries = retry_budget.retries + 1",
+                (name, bucket),
+            )
+            return True
+
+        return self._db.run(write, f"spend a retry of {name}", redo_in_doubt=False)
+
+    # -- hand-offs --------------------------------------------------------------------------
+
+    def open_handoff(self, handoff: HandOffRecord) -> None:
+        """Record a new hand-off to a person."""
+
+        def write(conn: Connection[Any], doubt: bool) -> None:
+            inserted = conn.execute(
+                "INSERT INTO handoffs (handoff_id, run_id, kind, reason, subject, status, "
+                "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (handoff_id) DO NOTHING",
+                (
+                    handoff.handoff_id,
+                    handoff.run_id,
+                    handoff.kind,
+                    handoff.reason,
+                    json.dumps(handoff.subject, sort_keys=True, default=str),
+                    handoff.status,
+                    handoff.created_at,
+                ),
+            ).rowcount
+            if inserted != 1 and not doubt:
+                raise LedgerError(
+                    f"the ledger {self.target.display} already has a hand-off {handoff.handoff_id}",
+                    run_id=handoff.run_id,
+                )
+
+        self._db.run(write, f"open a hand-off for run {handoff.run_id}", transaction=False)
+
+    def list_handoffs(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[HandOffRecord]:
+        """Return hand-offs, newest first."""
+        where, params = [], []
+        if run_id is not None:
+            where.append("run_id = %s")
+            params.append(run_id)
+        if status is not None:
+            where.append("status = %s")
+            params.append(status)
+        sql = f"SELECT {_HANDOFF_COLUMNS} FROM handoffs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC LIMIT %s"
+        return [_handoff(r) for r in self._fetchall(sql, [*params, limit], "list hand-offs")]
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
+        """Record the start of an attempt and bump the run's attempt count."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            conn.execute(
+                "INSERT INTO attempts (run_id, attempt, start_time, status, owner) "
+                "VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (run_id, attempt) DO UPDATE "
+                "SET start_time = EXCLUDED.start_time, status = 'running', "
+                "owner = EXCLUDED.owner, end_time = NULL, error_class = NULL, "
+                "failure_cause = NULL, error_type = NULL, error_message = NULL, "
+                "retry_delay = NULL",
+                (run_id, attempt, start_time, owner),
+            )
+            conn.execute(
+                "UPDATE runs SET attempts = %s, updated_at = %s WHERE run_id = %s",
+                (attempt, start_time, run_id),
+            )
+
+        self._db.run(write, f"record an attempt of run {run_id}")
+
+    def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> None:
+        """Record the end of an attempt."""
+        self._rowcount(
+            "UPDATE attempts SET end_time = %s, status = %s, error_class = %s, "
+            "failure_cause = %s, error_type = %s, error_message = %s, retry_delay = %s "
+            "WHERE run_id = %s AND attempt = %s",
+            (
+                outcome.end_time,
+                outcome.status,
+                _opt(outcome.error_class),
+                _opt(outcome.failure_cause),
+                outcome.error_type,
+                outcome.error_message,
+                outcome.retry_delay,
+                run_id,
+                attempt,
+            ),
+            f"record an attempt of run {run_id}",
+        )
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Return a run's attempts in order."""
+        rows = self._fetchall(
+            "SELECT run_id, attempt, start_time, end_time, status, error_class, "
+            "failure_cause, error_type, error_message, retry_delay, owner FROM attempts "
+            "WHERE run_id = %s ORDER BY attempt",
+            (run_id,),
+            "list attempts",
+        )
+        return [
+            AttemptRecord(
+                run_id=r[0],
+                attempt=r[1],
+                start_time=r[2],
+                end_time=r[3],
+                status=r[4],
+                error_class=None if r[5] is None else ErrorClass(r[5]),
+                failure_cause=None if r[6] is None else FailureCause(r[6]),
+                error_type=r[7],
+                error_message=r[8],
+                retry_delay=r[9],
+                owner=r[10],
+            )
+            for r in rows
+        ]
+
+    # -- journal ----------------------------------------------------------------------------
+
+    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
+        """Write (upsert) a batch of steps and their blobs in one transaction."""
+        if not rows and not blobs:
+            return
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            _put_blobs(conn, blobs)
+            _put_steps(conn, rows)
+
+        if len(rows) == 1 and not blobs:
+            self._rowcount(_UPSERT_STEP, rows[0], "write a journal step")
+            return
+        self._db.run(write, "write journal steps")
+
+    def write_intent(self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
+        """Write buffered steps and a mutating step's intent in one transaction.
+
+        Raises:
+            RunCancelled: The run was cancelled; the intent (and the buffered steps) were not
+                written.
+        """
+        run_id = row[0]
+
+        def hot(conn: Connection[Any], _doubt: bool) -> int:
+            return conn.execute(_INSERT_INTENT, (*row, run_id)).rowcount
+
+        def write(conn: Connection[Any], _doubt: bool) -> int:
+            _put_blobs(conn, blobs)
+            _put_steps(conn, pending)
+            written = conn.execute(_INSERT_INTENT, (*row, run_id)).rowcount
+            if written != 1:
+                reason = conn.execute(
+                    "SELECT cancel_reason FROM runs WHERE run_id = %s", (run_id,)
+                ).fetchone()
+                raise RunCancelled(reason[0] or "" if reason else "")
+            return written
+
+        if not pending and not blobs:
+            # Hot path: one autocommit statement (the check and the insert are atomic).
+            if self._db.run(hot, f"write an intent of run {run_id}", transaction=False) != 1:
+                raise RunCancelled(self.cancellations([run_id]).get(run_id, ""))
+            return
+        self._db.run(write, f"write an intent of run {run_id}")
+
+    def complete_step(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        response: bytes | None,
+        end_time: float,
+        error_type: str | None,
+        error_message: str | None,
+        tries: int,
+        blobs: Sequence[Blob],
+    ) -> None:
+        """Record the outcome of a step whose intent was written."""
+        params = (status, response, end_time, error_type, error_message, tries, run_id, seq)
+        if not blobs:
+            self._rowcount(_COMPLETE_STEP, params, f"complete a step of run {run_id}")
+            return
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            _put_blobs(conn, blobs)
+            conn.execute(_COMPLETE_STEP, params)
+
+        self._db.run(write, f"complete a step of run {run_id}")
+
+    def load_steps(self, run_id: str) -> list[StepRecord]:
+        """Return a run's journal in sequence order."""
+        rows = self._fetchall(
+            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = %s ORDER BY seq",
+            (run_id,),
+            "read a journal",
+        )
+        return [
+            StepRecord(
+                run_id=r[0],
+                seq=r[1],
+                attempt=r[2],
+                kind=r[3],
+                name=r[4],
+                mutating=bool(r[5]),
+                idempotency_key=r[6],
+                request_hash=r[7],
+                request=bytes(r[8]),
+                response=None if r[9] is None else bytes(r[9]),
+                status=r[10],
+                start_time=r[11],
+                end_time=r[12],
+                error_type=r[13],
+                error_message=r[14],
+                tries=r[15],
+            )
+            for r in rows
+        ]
+
+    def delete_steps_from(self, run_id: str, seq: int) -> None:
+        """Drop the journal tail from ``seq`` on."""
+        self._rowcount(
+            "DELETE FROM steps WHERE run_id = %s AND seq >= %s",
+            (run_id, seq),
+            f"trim the journal of run {run_id}",
+        )
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def get_blobs(self, hashes: Sequence[str]) -> Mapping[str, Blob]:
+        """Return the stored blobs among ``hashes``."""
+        wanted = list(dict.fromkeys(hashes))
+        if not wanted:
+            return {}
+        rows = self._fetchall(
+            "SELECT hash, codec, size, data FROM blobs WHERE hash = ANY(%s)",
+            (wanted,),
+            "read blobs",
+        )
+        return {h: Blob(h, codec, size, bytes(data)) for h, codec, size, data in rows}
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def renew_leases(self, owner: str, run_ids: Sequence[str], expires_at: float) -> None:
+        """Extend the leases ``owner`` holds on ``run_ids``."""
+        if not run_ids:
+            return
+        self._rowcount(
+            "UPDATE runs SET lease_expires_at = %s WHERE lease_owner = %s AND run_id = ANY(%s)",
+            (expires_at, owner, list(run_ids)),
+            "renew leases",
+        )
+
+    def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
+        """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
+        rows = self._fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
+            "AND lease_expires_at < %s ORDER BY lease_expires_at LIMIT %s",
+            (now, limit),
+            "list expired runs",
+        )
+        return [_run_record(row) for row in rows]
+
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
+        """Take over a run whose lease lapsed; false when another owner holds it.
+
+        Two claimers race on the run's row lock; the second re-checks the lease against the
+        first's committed write and finds it live, so exactly one wins.
+        """
+
+        def write(conn: Connection[Any], doubt: bool) -> bool:
+            won = conn.execute(
+                "UPDATE runs SET lease_owner = %s, lease_expires_at = %s, status = 'running', "
+                "updated_at = %s WHERE run_id = %s AND status IN ('running', 'pending') "
+                "AND (lease_expires_at IS NULL OR lease_expires_at < %s)",
+                (owner, expires_at, now, run_id, now),
+            ).rowcount
+            if won == 1 or not doubt:
+                return won == 1
+            return _is_mine(conn, run_id, owner, expires_at)
+
+        return self._db.run(write, f"claim run {run_id}", transaction=False)
+
+
+def _is_mine(conn: Connection[Any], run_id: str, owner: str, expires_at: float) -> bool:
+    """Whether ``owner`` holds the lease it asked for (an in-doubt claim that committed)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM runs WHERE run_id = %s AND lease_owner = %s AND lease_expires_at = %s "
+            "AND status = 'running'",
+            (run_id, owner, expires_at),
+        ).fetchone()
+        is not None
+    )
+
+
+def _put_blobs(conn: Connection[Any], blobs: Sequence[Blob]) -> None:
+    if blobs:
+        unique = {b.hash: b for b in blobs}
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                _INSERT_BLOB,
+                [(b.hash, b.codec, b.size, b.data) for _, b in sorted(unique.items())],
+            )
+
+
+def _put_steps(conn: Connection[Any], rows: Sequence[StepRow]) -> None:
+    if rows:
+        with conn.cursor() as cursor:
+            cursor.executemany(_UPSERT_STEP, rows)
+
+
+def _enqueue_dead_letter(conn: Connection[Any], run_id: str, outcome: RunOutcome) -> None:
+    """Put a failed run in the DLQ, in the transaction that records its failure (once)."""
+    row = conn.execute(
+        "SELECT agent, replay_of, replay_mode FROM runs WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    if row is None or row[2] == "recorded":
+        return  # a recorded replay is a diagnosis, not work to redo
+    agent, replay_of, _ = row
+    previous = None
+    if replay_of is not None:
+        found = conn.execute("SELECT entry_id FROM dlq WHERE run_id = %s", (replay_of,)).fetchone()
+        previous = None if found is None else found[0]
+    conn.execute(
+        "INSERT INTO dlq (entry_id, run_id, agent, error_class, failure_cause, "
+        "error_message, failed_at, attempts, status, previous_entry_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
+        (
+            uuid.uuid4().hex,
+            run_id,
+            agent,
+            _opt(outcome.error_class),
+            _opt(outcome.failure_cause),
+            outcome.error_message,
+            outcome.end_time,
+            outcome.attempts,
+            previous,
+        ),
+    )
+
+
+def _dlq_where(query: DeadLetterQuery) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if query.status is not None:
+        where.append("status = %s")
+        params.append(query.status)
+    if query.agent is not None:
+        where.append("agent = %s")
+        params.append(query.agent)
+    if query.error_class is not None:
+        where.append("error_class = %s")
+        params.append(str(query.error_class))
+    if query.since is not None:
+        where.append("failed_at >= %s")
+        params.append(query.since)
+    if query.until is not None:
+        where.append("failed_at < %s")
+        params.append(query.until)
+    if query.excluded:
+        where.append("NOT (agent = ANY(%s))")
+        params.append(list(query.excluded))
+    return (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+def _handoff(r: Sequence[Any]) -> HandOffRecord:
+    return HandOffRecord(
+        handoff_id=r[0],
+        run_id=r[1],
+        kind=r[2],
+        reason=r[3],
+        subject=None if r[4] is None else json.loads(r[4]),
+        status=r[5],
+        created_at=r[6],
+        decision=r[7],
+        decided_by=r[8],
+        decided_at=r[9],
+        note=r[10],
+    )
+
+
+def _insert_alert(conn: Connection[Any], alert: AlertRecord) -> None:
+    conn.execute(
+        f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join(['%s'] * 10)}) "
+        "ON CONFLICT (alert_id) DO NOTHING",
+        (
+            alert.alert_id,
+            alert.kind,
+            alert.agent,
+            alert.feature,
+            alert.statistic,
+            alert.threshold,
+            alert.window,
+            alert.message,
+            json.dumps(alert.details, sort_keys=True, default=str),
+            alert.at,
+        ),
+    )
