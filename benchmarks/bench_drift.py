@@ -62,7 +62,7 @@ def evaluation(n: int, workdir: Path) -> Result:
     """n evaluations of a 1,000-sample ledger, with the test method and with PSI alone."""
     from seawall import DriftWatch
     from seawall.ledger import DriftSample, SQLiteStore
-    from seawall.observe.monitor import References, evaluate
+    from seawall.observe.evaluation import References, evaluate
 
     store = SQLiteStore(str(workdir / "ledger.db"))
     rng = random.Random(1)

@@ -69,7 +69,7 @@ from seawall.ledger import (
 )
 from seawall.observe.alerts import AlertRules, Alerts
 from seawall.observe.cost import Price, PriceTable
-from seawall.observe.monitor import DriftReport, Monitor
+from seawall.observe.monitor import Monitor
 from seawall.observe.tracing import Telemetry
 from seawall.policies.retry import Retry
 
@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from seawall._journal import Journal
     from seawall.observe.alerts import AlertSink
     from seawall.observe.drift import DriftWatch
+    from seawall.observe.evaluation import DriftReport
     from seawall.policies.breaker import Breaker, BreakerState
     from seawall.policies.budget import RetryBudget
     from seawall.policies.drift import OnDrift

@@ -19,7 +19,7 @@ from seawall.observe.drift import (
     decision_of,
     psi_of,
 )
-from seawall.observe.monitor import References, evaluate
+from seawall.observe.evaluation import References, evaluate
 
 
 @pytest.fixture

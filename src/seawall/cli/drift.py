@@ -20,7 +20,7 @@ from seawall.cli._common import (
     when,
 )
 from seawall.observe.alerts import KINDS, alert_json
-from seawall.observe.monitor import DriftReport, evaluate, watches_in
+from seawall.observe.evaluation import DriftReport, evaluate, watches_in
 
 if TYPE_CHECKING:
     from seawall import AlertRecord

@@ -145,7 +145,7 @@ class DriftWatch:
     def describe_reference(self) -> str:
         """The reference window in words."""
         if isinstance(self.reference, tuple):
-            return f"runs finished in the pinned period {_utc(self.reference[0])} to " + _utc(
+            return f"runs finished in the pinned period {utc(self.reference[0])} to " + utc(
                 self.reference[1]
             )
         return f"the first {self.reference} runs"
@@ -176,7 +176,8 @@ def _count(name: str, value: Any, least: int) -> None:
         raise ConfigurationError(f"DriftWatch({name}={value!r}) must be an integer >= {least}")
 
 
-def _utc(at: float) -> str:
+def utc(at: float) -> str:
+    """Format a Unix time for messages (UTC, seconds)."""
     import datetime as dt  # noqa: PLC0415 - only for messages
 
     return dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
