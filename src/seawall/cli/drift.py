@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from seawall import DriftWatch, SeawallError
@@ -114,8 +115,8 @@ def _alert_json(alert: AlertRecord) -> dict[str, Any]:
 def _print_report(report: DriftReport) -> None:
     watch = report.watch
     console.print(
-        f"[bold]{report.agent}[/]: {report.samples} runs sampled; reference {report.reference}; "
-        f"current {report.current}",
+        f"[bold]{escape(report.agent)}[/]: {report.samples} runs sampled; reference "
+        f"{report.reference}; current {report.current}",
         highlight=False,
     )
     if not report.stats:
@@ -126,13 +127,13 @@ def _print_report(report: DriftReport) -> None:
         table.add_column(column)
     for stat in report.stats:
         table.add_row(
-            stat.feature,
+            escape(stat.feature),
             stat.test,
             "-" if stat.psi is None else f"{stat.psi:.3f}",
             "-" if stat.p_value is None else f"{stat.p_value:.2g}",
             f"{stat.reference_n}/{stat.current_n}",
             _state(stat, report.shifted),
-            _shape(stat),
+            escape(_shape(stat)),
         )
     console.print(table)
     limit = f"PSI >= {watch.psi:g}"
@@ -166,9 +167,9 @@ def _print_alerts(alerts: list[AlertRecord]) -> None:
         table.add_row(
             when(alert.at),
             alert.kind,
-            alert.agent or "-",
-            alert.feature or "-",
+            escape(alert.agent or "-"),
+            escape(alert.feature or "-"),
             "-" if alert.statistic is None else f"{alert.statistic:.3g}",
-            alert.message,
+            escape(alert.message),
         )
     console.print(table)
