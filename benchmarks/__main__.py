@@ -6,6 +6,7 @@ from benchmarks import (
     bench_artifacts,
     bench_cascade,
     bench_core,
+    bench_dashboard,
     bench_drift,
     bench_postgres,
     bench_tracing,
@@ -17,4 +18,5 @@ bench_cascade.main()
 bench_tracing.main()
 bench_drift.main()
 bench_postgres.main(sys.argv[1:])
+bench_dashboard.main([])
 sys.exit(status)

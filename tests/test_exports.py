@@ -37,6 +37,7 @@ EXPECTED = [
     "HandOffRecord",
     "InDoubtError",
     "Input",
+    "IntegrationError",
     "JournalDivergenceError",
     "LedgerCorruptedError",
     "LedgerError",

@@ -719,7 +719,8 @@ class BaseContext:
                 error,
                 tries,
             ),
-            blobs,
+            # A large request is a blob too: written with the row, or the step cannot be read.
+            [*plan.blobs, *blobs] if plan.blobs else blobs,
             end - start,
         )
 

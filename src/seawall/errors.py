@@ -16,6 +16,7 @@ stores that form.
     ├── PayloadTooLargeError        a payload over the app's size limit
     ├── RunNotFoundError            an unknown run id
     ├── UsageError                  an API used in the wrong place (sync API inside a loop)
+    ├── IntegrationError            an integration's framework is missing or outside its range
     ├── RunFailedError              RunResult.raise_for_status() on a run that did not succeed
     ├── JournalDivergenceError      re-executed code asked for a different step than recorded
     │   └── ReplayDivergenceError   a recorded replay asked for what the journal does not hold
@@ -77,6 +78,7 @@ __all__ = [
     "HandOffError",
     "HandOffNotFoundError",
     "InDoubtError",
+    "IntegrationError",
     "JournalDivergenceError",
     "LedgerCorruptedError",
     "LedgerError",
@@ -213,6 +215,16 @@ class UsageError(SeawallError, RuntimeError):
     """An API used where it cannot work (for example the sync API inside an event loop)."""
 
     code = "usage"
+
+
+class IntegrationError(SeawallError, ImportError):
+    """An integration (``seawall.integrations.*``) whose framework is missing or unsupported.
+
+    Raised when the integration module is imported; ``supported`` names the version range and
+    the message names the ``pip install`` that fixes it.
+    """
+
+    code = "integration"
 
 
 class RunFailedError(SeawallError):

@@ -22,6 +22,7 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
 from seawall.ledger.postgres import PostgresStore
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
@@ -29,6 +30,7 @@ DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
 
 __all__ = [
     "DEFAULT_LEDGER_URL",
+    "LATENCY_BOUNDS",
     "AlertRecord",
     "ArtifactRecord",
     "AttemptOutcome",
@@ -43,10 +45,13 @@ __all__ = [
     "MigrationReport",
     "NewRun",
     "PostgresStore",
+    "QueueCount",
     "RunOutcome",
     "RunQuery",
     "RunRecord",
+    "RunStats",
     "SQLiteStore",
+    "StepLatency",
     "StepRecord",
     "StepRow",
     "Store",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         StepRecord,
         VerdictRecord,
     )
+    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
     from seawall.policies.breaker import BreakerState
 
 T = TypeVar("T")
@@ -137,6 +138,40 @@ class Store(Protocol):
 
     def set_attempts(self, run_id: str, attempts: int) -> None:
         """Record how many attempts the run has started."""
+
+    # aggregates (dashboard, metrics) ------------------------------------------------------
+    def run_stats(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        bucket_seconds: float | None = None,
+        agent: str | None = None,
+    ) -> list[RunStats]:
+        """Count runs (and sum their retries, tokens, cost) by bucket, agent, status and class.
+
+        Runs submitted in ``[since, until)`` (each bound optional) of ``agent`` (any when
+        ``None``). With ``bucket_seconds`` (which needs ``since``), bucket ``i`` holds the runs
+        submitted in ``[since + i * bucket_seconds, since + (i + 1) * bucket_seconds)``; without,
+        every row has bucket ``0``. Buckets and groups without runs are absent.
+        """
+
+    def step_latency(
+        self,
+        *,
+        bounds: Sequence[float],
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[StepLatency]:
+        """Histogram of the durations of finished tool and model calls, per kind and name.
+
+        Counts the ``tool`` and ``llm`` steps of runs submitted in ``[since, until)`` of
+        ``agent``, with cumulative counts at each of ``bounds`` (seconds, ascending).
+        """
+
+    def backlog(self) -> list[QueueCount]:
+        """Count pending DLQ entries and open hand-offs by agent (and class or kind)."""
 
     def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
         """Record a run's final fields durably and release its lease."""

@@ -183,6 +183,12 @@ class RunQuery:
         parent_run_id: Only children of this run.
         limit: At most this many runs.
         offset: Skip this many runs first (paging).
+        until: Only runs submitted before this Unix time.
+        search: Only runs whose error message contains this text (case-insensitive).
+        before: Keyset paging: only runs after ``(start_time, run_id)`` in the newest-first
+            order, i.e. older than the last run of the previous page. Unlike ``offset`` it stays
+            fast however deep the page.
+        replay_of: Only replays of this run.
     """
 
     status: RunStatus | None = None
@@ -192,6 +198,10 @@ class RunQuery:
     parent_run_id: str | None = None
     limit: int = 100
     offset: int = 0
+    until: float | None = None
+    search: str | None = None
+    before: tuple[float, str] | None = None
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -455,6 +456,7 @@ class SQLiteStore:
             ("agent", query.agent),
             ("error_class", query.error_class),
             ("parent_run_id", query.parent_run_id),
+            ("replay_of", query.replay_of),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -462,6 +464,16 @@ class SQLiteStore:
         if query.since is not None:
             where.append("start_time >= ?")
             params.append(query.since)
+        if query.until is not None:
+            where.append("start_time < ?")
+            params.append(query.until)
+        if query.search:
+            # SQLite's LIKE ignores ASCII case (PostgreSQL: ILIKE). The wildcards are escaped.
+            where.append("error_message IS NOT NULL AND error_message LIKE ? ESCAPE '\\'")
+            params.append(f"%{_like_escape(query.search)}%")
+        if query.before is not None:
+            where.append("(start_time, run_id) < (?, ?)")
+            params += [query.before[0], query.before[1]]
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -477,6 +489,91 @@ class SQLiteStore:
                 "UPDATE runs SET attempts = ?, updated_at = ? WHERE run_id = ?",
                 (attempts, time.time(), run_id),
             )
+
+    # -- aggregates (dashboard, metrics) ----------------------------------------------------
+
+    def run_stats(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        bucket_seconds: float | None = None,
+        agent: str | None = None,
+    ) -> list[RunStats]:
+        """Count runs by time bucket, agent, status and error class (one ``GROUP BY``)."""
+        where, params = _run_range(since, until, agent, "")
+        if bucket_seconds is not None:
+            if since is None or bucket_seconds <= 0:
+                raise ValueError("bucket_seconds needs since and must be positive")
+            # start_time >= since, so the cast truncates a non-negative number: a floor.
+            # (PostgreSQL's cast rounds; a port uses floor() there.)
+            bucket = "CAST((start_time - ?) / ? AS INTEGER)"
+            params = [since, bucket_seconds, *params]
+        else:
+            bucket = "0"
+        sql = (
+            f"SELECT {bucket} AS bucket, agent, status, error_class, COUNT(*), "
+            "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input_tokens), "
+            "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)) FROM runs"
+            f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
+        )
+        rows = self._read(lambda db: db.execute(sql, params).fetchall())
+        return [
+            RunStats(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), r[8])
+            for r in rows
+        ]
+
+    def step_latency(
+        self,
+        *,
+        bounds: Sequence[float],
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[StepLatency]:
+        """Histogram of finished tool and model call durations, per kind and name."""
+        edges = tuple(float(b) for b in bounds)
+        if list(edges) != sorted(edges):
+            raise ValueError("bounds must be ascending")
+        where, params = _run_range(since, until, agent, "r.")
+        join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
+        where = (where + " AND" if where else " WHERE") + (
+            " s.kind IN ('tool', 'llm') AND s.end_time IS NOT NULL"
+        )
+        counts = "".join(
+            ", SUM(CASE WHEN s.end_time - s.start_time <= ? THEN 1 ELSE 0 END)" for _ in edges
+        )
+        sql = (
+            "SELECT s.kind, s.name, COUNT(*), SUM(CASE WHEN s.status = 'failed' THEN 1 ELSE 0 "
+            "END), SUM(s.tries - 1), SUM(s.end_time - s.start_time)"
+            f"{counts} FROM steps s{join}{where} GROUP BY s.kind, s.name ORDER BY s.kind, s.name"
+        )
+        rows = self._read(lambda db: db.execute(sql, [*edges, *params]).fetchall())
+        return [
+            StepLatency(
+                r[0],
+                r[1],
+                int(r[2]),
+                int(r[3]),
+                int(r[4]),
+                float(r[5]),
+                edges,
+                tuple(int(c) for c in r[6:]),
+            )
+            for r in rows
+        ]
+
+    def backlog(self) -> list[QueueCount]:
+        """Count pending DLQ entries and open hand-offs by agent."""
+        sql = (
+            "SELECT 'dlq', agent, COALESCE(error_class, ''), COUNT(*) FROM dlq "
+            "WHERE status = 'pending' GROUP BY agent, error_class "
+            "UNION ALL "
+            "SELECT 'handoff', r.agent, h.kind, COUNT(*) FROM handoffs h "
+            "JOIN runs r ON r.run_id = h.run_id WHERE h.status = 'open' GROUP BY r.agent, h.kind"
+        )
+        rows = self._read(lambda db: db.execute(sql).fetchall())
+        return [QueueCount(r[0], r[1], r[2], int(r[3])) for r in sorted(rows)]
 
     def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
         """Record the run's final fields and release its lease."""
@@ -1558,6 +1655,28 @@ def _breaker(row: Sequence[Any]) -> BreakerState:
         probe_owner=row[7],
         probe_at=row[8],
     )
+
+
+def _like_escape(text: str) -> str:
+    """Escape LIKE's wildcards (and the escape character) in ``text``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _run_range(
+    since: float | None, until: float | None, agent: str | None, prefix: str
+) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause (with a leading space, or empty) selecting runs by time and agent."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        (f"{prefix}start_time >= ?", since),
+        (f"{prefix}start_time < ?", until),
+        (f"{prefix}agent = ?", agent),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 _ALERT_COLUMNS: Final = (

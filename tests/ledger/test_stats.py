@@ -1,0 +1,132 @@
+"""Ledger aggregates for dashboards and metrics: run stats, step latency, backlog, run search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seawall import Retry, Seawall
+from seawall.ledger import LATENCY_BOUNDS, RunQuery, StepLatency
+
+LEDGERS = ("sqlite", "postgres")
+
+
+def test_run_stats_buckets_by_time_agent_status_and_class(app: Seawall) -> None:
+    """Runs land in their time bucket and group; without a width everything is bucket 0."""
+
+    @app.agent(name="ok")
+    def ok(ctx: object) -> int:
+        return 1
+
+    @app.agent(name="bad", retry=Retry(attempts=3))
+    def bad(ctx: object) -> int:
+        raise TimeoutError("slow")
+
+    first = app.run("ok")
+    app.run("ok")
+    app.run("bad")
+    since = app.get_run(first.run_id).start_time - 150
+    rows = app.store.run_stats(since=since, bucket_seconds=100)
+    assert {(1, "ok", "succeeded", None, 2, 0), (1, "bad", "failed", "clean_abort", 1, 2)} == {
+        (r.bucket, r.agent, r.status, r.error_class, r.runs, r.retries) for r in rows
+    }
+    assert [0, 0] == [r.bucket for r in app.store.run_stats()]
+    assert ["bad"] == [r.agent for r in app.store.run_stats(agent="bad")]
+    assert [] == app.store.run_stats(until=since)
+    with pytest.raises(ValueError, match="bucket_seconds"):
+        app.store.run_stats(bucket_seconds=5)
+
+
+def test_step_latency_histogram_and_quantiles(app: Seawall) -> None:
+    """Finished tool calls are counted per tool in cumulative buckets."""
+
+    @app.tool
+    def lookup(key: str) -> str:
+        return key
+
+    @app.agent(name="reader")
+    def reader(ctx: object, n: int) -> int:
+        for i in range(n):
+            ctx.call(lookup, str(i))  # type: ignore[attr-defined]
+        return n
+
+    app.run("reader", n=5)
+    (row,) = app.store.step_latency(bounds=LATENCY_BOUNDS)
+    assert ("tool", "lookup", 5, 0, 0) == (row.kind, row.name, row.calls, row.errors, row.retries)
+    assert 5 == row.cumulative[-1]
+    assert 5 == sum(row.counts)
+    assert [] == app.store.step_latency(bounds=LATENCY_BOUNDS, agent="nobody")
+    with pytest.raises(ValueError, match="ascending"):
+        app.store.step_latency(bounds=(1.0, 0.5))
+
+
+def test_quantile_interpolates_inside_the_bucket() -> None:
+    """p50 of 10 calls split 5/5 over (0, 1] and (1, 2] is 1.0; p95 is 1.9."""
+    row = StepLatency("tool", "t", 10, 0, 0, 12.0, (1.0, 2.0), (5, 10))
+    assert 1.0 == row.quantile(0.5)
+    assert pytest.approx(1.9) == row.quantile(0.95)
+    assert (5, 5, 0) == row.counts
+    assert StepLatency("tool", "t", 0, 0, 0, 0.0, (1.0,), (0,)).quantile(0.5) is None
+    assert 1.0 == StepLatency("tool", "t", 2, 0, 0, 9.0, (1.0,), (0,)).quantile(0.5)
+
+
+def test_list_runs_search_until_keyset_and_replay_of(app: Seawall) -> None:
+    """Text search (wildcards literal), until, keyset paging and replay_of filter runs."""
+
+    @app.agent(name="a", retry=Retry(attempts=1))
+    def a(ctx: object, text: str) -> str:
+        raise ValueError(text)
+
+    ids = [app.run("a", text=t).run_id for t in ("100% sure", "under_score", "plain")]
+    assert [ids[0]] == [r.run_id for r in app.store.list_runs(RunQuery(search="0% S"))]
+    assert [ids[1]] == [r.run_id for r in app.store.list_runs(RunQuery(search="r_s"))]
+    assert [] == app.store.list_runs(RunQuery(search="r%s"))
+    newest_first = [r.run_id for r in app.store.list_runs(RunQuery())]
+    assert list(reversed(ids)) == newest_first
+    last = app.get_run(newest_first[0])
+    assert newest_first[1:] == [
+        r.run_id for r in app.store.list_runs(RunQuery(before=(last.start_time, last.run_id)))
+    ]
+    assert newest_first[1:] == [
+        r.run_id for r in app.store.list_runs(RunQuery(until=last.start_time))
+    ]
+    assert [] == app.store.list_runs(RunQuery(replay_of=ids[0]))
+
+
+def test_backlog_counts_dlq_and_handoffs(app: Seawall) -> None:
+    """Pending DLQ entries are counted by agent and class."""
+
+    @app.agent(name="a", retry=Retry(attempts=1))
+    def a(ctx: object) -> str:
+        raise ValueError("no")
+
+    app.run("a")
+    app.run("a")
+    assert [("dlq", "a", "clean_abort", 2)] == [
+        (q.queue, q.agent, q.label, q.count) for q in app.store.backlog()
+    ]
+
+
+def test_a_migration_merged_below_the_newest_is_still_applied(tmp_path: Path) -> None:
+    """A ledger recorded at every version but 7 (merged later, numbered lower) gains 7."""
+    import sqlite3
+
+    from seawall.ledger import open_store
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    open_store(url).close()
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        for name in (
+            "runs_errors",
+            "runs_by_agent_status",
+            "runs_by_agent_class",
+            "runs_by_replay",
+        ):
+            db.execute(f"DROP INDEX {name}")
+        db.execute("DELETE FROM seawall_meta WHERE version = 7")
+    open_store(url).close()
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        assert 1 == db.execute("SELECT count(*) FROM seawall_meta WHERE version = 7").fetchone()[0]
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"runs_errors", "runs_by_replay"} <= names
