@@ -8,6 +8,7 @@ from benchmarks import (
     bench_celery,
     bench_core,
     bench_dashboard,
+    bench_drift,
     bench_postgres,
     bench_tracing,
 )
@@ -16,6 +17,7 @@ status = bench_core.main()
 bench_artifacts.main()
 bench_cascade.main()
 bench_tracing.main()
+bench_drift.main()
 bench_postgres.main(sys.argv[1:])
 bench_dashboard.main([])
 bench_celery.main([])

@@ -39,6 +39,7 @@ from seawall.errors import (
     LedgerReadOnlyError,
     LedgerUnavailableError,
     LedgerURLError,
+    MissingExtraError,
     Overloaded,
     PayloadTooLargeError,
     PermanentError,
@@ -60,6 +61,7 @@ from seawall.errors import (
     WaitTimeoutError,
 )
 from seawall.ledger import (
+    AlertRecord,
     ArtifactRecord,
     AttemptRecord,
     CompensationRecord,
@@ -68,12 +70,16 @@ from seawall.ledger import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.observe.alerts import AlertRules, CallbackSink, LogSink, WebhookSink
 from seawall.observe.cost import Price
+from seawall.observe.drift import DriftWatch
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
 __version__ = VERSION
 
 __all__ = [
+    "AlertRecord",
+    "AlertRules",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNameError",
@@ -86,11 +92,13 @@ __all__ = [
     "BreakerOpenError",
     "BrokerUnavailableError",
     "BudgetExceededError",
+    "CallbackSink",
     "CompensationRecord",
     "ConfigurationError",
     "ConsistencyError",
     "Context",
     "DestinationError",
+    "DriftWatch",
     "ErrorClass",
     "Executor",
     "ExecutorError",
@@ -114,6 +122,8 @@ __all__ = [
     "LedgerURLError",
     "LedgerUnavailableError",
     "LocalExecutor",
+    "LogSink",
+    "MissingExtraError",
     "OnDrift",
     "Overloaded",
     "PayloadTooLargeError",
@@ -145,6 +155,7 @@ __all__ = [
     "VerdictRecord",
     "VerificationError",
     "WaitTimeoutError",
+    "WebhookSink",
     "__version__",
     "artifacts",
     "current_context",

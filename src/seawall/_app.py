@@ -52,6 +52,7 @@ from seawall.errors import (
     UsageError,
 )
 from seawall.ledger import (
+    AlertRecord,
     ArtifactRecord,
     AttemptOutcome,
     AttemptRecord,
@@ -68,7 +69,9 @@ from seawall.ledger import (
     VerdictRecord,
     open_store,
 )
+from seawall.observe.alerts import AlertRules, Alerts
 from seawall.observe.cost import Price, PriceTable
+from seawall.observe.monitor import Monitor
 from seawall.observe.tracing import Telemetry
 from seawall.policies.retry import Retry
 
@@ -77,6 +80,9 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from seawall._journal import Journal
+    from seawall.observe.alerts import AlertSink
+    from seawall.observe.drift import DriftWatch
+    from seawall.observe.evaluation import DriftReport
     from seawall.policies.breaker import Breaker, BreakerState
     from seawall.policies.budget import RetryBudget
     from seawall.policies.drift import OnDrift
@@ -140,6 +146,11 @@ class LiveRuns:
         with self._lock:
             self._runs.pop(run_id, None)
 
+    def journals(self) -> list[tuple[str, Journal]]:
+        """The live runs' ids and journals."""
+        with self._lock:
+            return [(run_id, live.journal) for run_id, live in self._runs.items()]
+
     def cancel(self, reasons: Mapping[str, str]) -> None:
         """Cancel the live runs among ``reasons``."""
         with self._lock:
@@ -189,6 +200,11 @@ class Seawall:
         tracer_provider: An OpenTelemetry tracer provider to use instead of the global one
             (runs are traced only when one from an SDK is configured, here or globally).
         meter_provider: An OpenTelemetry meter provider to use instead of the global one.
+        alerts: Where alerts go (drift, breaker openings, DLQ growth, hand-offs, overdue
+            runs): functions called with the :class:`~seawall.AlertRecord`,
+            :class:`~seawall.WebhookSink`, :class:`~seawall.LogSink`. Every alert is also
+            recorded in the ledger.
+        alert_rules: Which operational conditions raise alerts (default ``AlertRules()``).
 
     Raises:
         ConfigurationError: An argument is invalid.
@@ -217,6 +233,8 @@ class Seawall:
         prices: Mapping[str, Price | Mapping[str, float]] | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        alerts: Sequence[AlertSink | Callable[[AlertRecord], Any]] = (),
+        alert_rules: AlertRules | None = None,
     ) -> None:
         _positive("lease", lease)
         _positive("busy_timeout", busy_timeout)
@@ -272,9 +290,11 @@ class Seawall:
         )
         self.dlq = DeadLetterQueue(self)
         self.leases = Leases(self.store, lease, self.live.cancel)
+        self.monitor = Monitor(self.store, Alerts(alerts), alert_rules or AlertRules())
         self.breakers = Breakers(self.store, self.leases.owner)
+        self.breakers.on_open = self.monitor.breaker_opened
         self.budgets = RetryBudgets(self.store)
-        self.leases.on_beat = self.budgets.flush
+        self.leases.on_beat = self._beat
         self.retry = retry or Retry()
         self.tool_retry = tool_retry or DEFAULT_TOOL_RETRY
         self.flush_every = 64
@@ -350,11 +370,17 @@ class Seawall:
             return
         self._closed = True
         self.leases.close()
+        self.monitor.close()
         self._finalizer()
         self.executor.close()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
         self.store.close()
+
+    def _beat(self) -> None:
+        """Heartbeat work: shared retry-budget counts, monitor upkeep."""
+        self.budgets.flush()
+        self.monitor.beat(self.live.journals())
 
     def __enter__(self) -> Self:
         return self
@@ -382,6 +408,7 @@ class Seawall:
         breaker: Breaker | bool = True,
         max_concurrency: int | None = None,
         retry_budget: RetryBudget | bool = True,
+        drift: DriftWatch | None = None,
     ) -> Callable[[F], F]: ...
     def agent(
         self,
@@ -399,6 +426,7 @@ class Seawall:
         breaker: Breaker | bool = True,
         max_concurrency: int | None = None,
         retry_budget: RetryBudget | bool = True,
+        drift: DriftWatch | None = None,
     ) -> Any:
         """Register an agent: a sync or async callable ``fn(ctx, **inputs)``.
 
@@ -424,6 +452,10 @@ class Seawall:
             retry_budget: Caps its retries to a share of its recent attempts, for every
                 process (default ``RetryBudget()``: 10% over 10 s, at least 10); ``False``
                 for none.
+            drift: What to watch of its runs for drift across runs
+                (``seawall.DriftWatch(decision="action")``): alerts when the distribution of
+                its decisions or of its runs' size, tokens, cost, latency, confidence or
+                verification moves away from its reference window.
 
         Returns:
             The function itself, or a decorator.
@@ -443,6 +475,7 @@ class Seawall:
                 breaker=breaker,
                 max_concurrency=max_concurrency,
                 retry_budget=retry_budget,
+                drift=drift,
             )
             existing = self._agents.get(spec.name)
             if existing is not None and existing.fn is not target:
@@ -1120,6 +1153,44 @@ class Seawall:
             ConfigurationError: ``name`` is not ``agent:NAME`` or ``tool:NAME``.
         """
         return self.breakers.reset(name, _breaker_kind(name))
+
+    # -- alerts and drift ---------------------------------------------------------------------
+
+    def alerts(
+        self,
+        *,
+        agent: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[AlertRecord]:
+        """Alerts recorded in the ledger (by every process), newest first.
+
+        Args:
+            agent: Only alerts about this agent.
+            kind: Only this kind (``drift``, ``breaker_open``, ``dlq_growth``,
+                ``handoff_waiting``, ``run_overdue``).
+            since: Only alerts raised at or after this Unix time.
+            limit: At most this many.
+        """
+        self.monitor.flush()
+        return self.store.list_alerts(agent=agent, kind=kind, since=since, limit=limit)
+
+    def drift_report(self, agent: Callable[..., Any] | str) -> DriftReport:
+        """Evaluate a watched agent's drift now, from the ledger (alerting as usual).
+
+        Raises:
+            RegistrationError: The agent is not registered.
+            ConfigurationError: It has no ``drift=`` watch.
+        """
+        spec = self.resolve_agent(agent)
+        if spec.drift is None:
+            raise ConfigurationError(
+                f"agent {spec.name!r} is not watched for drift; register it with "
+                "@app.agent(drift=seawall.DriftWatch(...))"
+            )
+        self.monitor.flush()
+        return self.monitor.evaluate(spec.name, spec.drift)
 
     def verdicts(self, run_id: str) -> list[VerdictRecord]:
         """Return every verifier verdict of a run, in order (raises RunNotFoundError)."""

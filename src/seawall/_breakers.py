@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from seawall.errors import BreakerOpenError
 from seawall.policies.breaker import (
@@ -24,7 +24,11 @@ from seawall.policies.breaker import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from seawall.ledger import Store
+
+T = TypeVar("T")
 
 
 class Breakers:
@@ -44,6 +48,30 @@ class Breakers:
         self._lock = threading.Lock()
         self.last_results: OrderedDict[tuple[str, Any], Any] = OrderedDict()
         """The latest result per (tool, consistency key), for contradiction checks."""
+        self.on_open: Callable[[BreakerState, BreakerState, int], None] | None = None
+        """Called with (before, after, failures threshold) when a breaker opens from closed."""
+
+    def _update(
+        self,
+        name: str,
+        kind: str,
+        threshold: int,
+        change: Callable[[BreakerState], tuple[BreakerState, T]],
+    ) -> T:
+        """``store.update_breaker``, telling ``on_open`` about an opening once it is recorded."""
+        seen: list[tuple[BreakerState, BreakerState]] = []
+
+        def watched(state: BreakerState) -> tuple[BreakerState, T]:
+            after, value = change(state)
+            seen[:] = [(state, after)]
+            return after, value
+
+        value = self.store.update_breaker(name, kind, watched)
+        if seen and self.on_open is not None:
+            before, after = seen[0]
+            if before.state == "closed" and after.state == "open":
+                self.on_open(before, after, threshold)
+        return value
 
     def _fresh(self, name: str) -> BreakerState | None:
         cached = self._cache.get(name)
@@ -65,7 +93,7 @@ class Breakers:
             decision = admit(policy, state, time.time(), self.owner)
             return decision.state, decision
 
-        decision = self.store.update_breaker(name, kind, change)
+        decision = self._update(name, kind, policy.failures, change)
         self._remember(decision.state)
         return decision
 
@@ -103,7 +131,7 @@ class Breakers:
             after = record(policy, state, success=success, now=time.time(), reason=reason)
             return after, after
 
-        self._remember(self.store.update_breaker(name, kind, change))
+        self._remember(self._update(name, kind, policy.failures, change))
 
     def contradiction(self, name: str, kind: str, policy: Breaker, reason: str) -> None:
         """Results that contradict each other open the breaker at once (it half-opens later)."""
@@ -114,7 +142,7 @@ class Breakers:
                 after = record(policy, after, success=False, now=time.time(), reason=reason)
             return after, after
 
-        self._remember(self.store.update_breaker(name, kind, change))
+        self._remember(self._update(name, kind, policy.failures, change))
 
     def open(self, name: str, kind: str, reason: str) -> BreakerState:
         """Open a breaker by hand (it stays open until reset)."""
@@ -123,7 +151,7 @@ class Breakers:
             after = force_open(state, reason, time.time())
             return after, after
 
-        state = self.store.update_breaker(name, kind, change)
+        state = self._update(name, kind, 0, change)
         self._remember(state)
         return state
 

@@ -208,25 +208,24 @@ def _park(
     )
     error = failure.error
     staged = staging is not None and staging.staged()
-    handoff_id = uuid.uuid4().hex
-    app.store.open_handoff(
-        HandOffRecord(
-            handoff_id=handoff_id,
-            run_id=run_id,
-            kind="verification_failed",
-            reason=str(error),
-            subject={
-                "attempt": attempt,
-                "output": output,
-                "verdicts": getattr(error, "verdicts", None) or [],
-                "staging": str(staging.dir) if staged and staging is not None else None,
-            },
-            status="open",
-            created_at=time.time(),
-        )
+    handoff = HandOffRecord(
+        handoff_id=uuid.uuid4().hex,
+        run_id=run_id,
+        kind="verification_failed",
+        reason=str(error),
+        subject={
+            "attempt": attempt,
+            "output": output,
+            "verdicts": getattr(error, "verdicts", None) or [],
+            "staging": str(staging.dir) if staged and staging is not None else None,
+        },
+        status="open",
+        created_at=time.time(),
     )
+    app.store.open_handoff(handoff)
+    app.monitor.handoff_opened(handoff, spec.name)
     if journal.trace is not None:
-        journal.trace.handoff(handoff_id, "verification_failed", str(error))
+        journal.trace.handoff(handoff.handoff_id, "verification_failed", str(error))
     return app.result_of(run_id, agent=spec.name)
 
 

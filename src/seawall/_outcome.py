@@ -83,8 +83,11 @@ def finish(
         output_blobs,
     )
     if output is MISSING_OUTPUT:
-        return app.result_of(run_id, agent=spec.name)
-    return app.result_of(run_id, output=output, agent=spec.name)
+        result = app.result_of(run_id, agent=spec.name)
+    else:
+        result = app.result_of(run_id, output=output, agent=spec.name)
+    app.monitor.finished(spec, result, journal, output_column, output_blobs)
+    return result
 
 
 def outcome(

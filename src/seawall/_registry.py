@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from seawall._backpressure import RateLimit
 from seawall.errors import ConfigurationError
+from seawall.observe.drift import DriftWatch
 from seawall.policies.breaker import Breaker
 from seawall.policies.budget import RetryBudget
 from seawall.policies.drift import OnDrift
@@ -258,6 +259,7 @@ class AgentSpec:
         min_confidence: Lowest confidence (``ctx.confidence`` or the output's ``confidence``
             field) that is trusted.
         guards: Limits on each run.
+        drift: What of its runs is watched for drift across runs.
     """
 
     name: str
@@ -273,9 +275,10 @@ class AgentSpec:
     breaker: Breaker | None = None
     max_concurrency: int | None = None
     retry_budget: RetryBudget | None = None
+    drift: DriftWatch | None = None
 
     @classmethod
-    def build(
+    def build(  # noqa: C901 - one check per decorator argument
         cls,
         fn: Callable[..., Any],
         *,
@@ -290,6 +293,7 @@ class AgentSpec:
         breaker: Breaker | bool = True,
         max_concurrency: int | None = None,
         retry_budget: RetryBudget | bool = True,
+        drift: DriftWatch | None = None,
     ) -> AgentSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
@@ -333,6 +337,8 @@ class AgentSpec:
             )
         if guards is not None and not isinstance(guards, Guards):
             raise ConfigurationError(f"@app.agent(guards={guards!r}) must be a seawall.Guards")
+        if drift is not None and not isinstance(drift, DriftWatch):
+            raise ConfigurationError(f"@app.agent(drift={drift!r}) must be a seawall.DriftWatch")
         return cls(
             name=_name_of(fn, name, "agent"),
             fn=fn,
@@ -347,6 +353,7 @@ class AgentSpec:
             breaker=_breaker_of(breaker, AGENT_BREAKER, "agent"),
             max_concurrency=max_concurrency,
             retry_budget=_budget_of(retry_budget, "agent"),
+            drift=drift,
         )
 
 

@@ -254,24 +254,24 @@ def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_id: str
 
 
 def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) -> None:
-    handoff_id = uuid.uuid4().hex
-    app.store.open_handoff(
-        HandOffRecord(
-            handoff_id=handoff_id,
-            run_id=run_id,
-            kind=kind,
-            reason=reason,
-            subject=subject,
-            status="open",
-            created_at=time.time(),
-        )
+    handoff = HandOffRecord(
+        handoff_id=uuid.uuid4().hex,
+        run_id=run_id,
+        kind=kind,
+        reason=reason,
+        subject=subject,
+        status="open",
+        created_at=time.time(),
     )
+    app.store.open_handoff(handoff)
+    run = app.store.get_run(run_id)
+    app.monitor.handoff_opened(handoff, None if run is None else run.agent)
     logger.warning(
         "run %s: hand-off opened (%s): %s", run_id, kind, reason, extra=run_fields(run_id)
     )
     traced = app.telemetry.active.get(run_id)
     if traced is not None:
-        traced.handoff(handoff_id, kind, reason)
+        traced.handoff(handoff.handoff_id, kind, reason)
 
 
 @functools.cache

@@ -9,7 +9,8 @@ stores that form.
 
     SeawallError
     ├── ConfigurationError          bad arguments to Seawall(), a policy or a decorator
-    │   └── LedgerURLError          a ledger URL with an unknown scheme or a bad path
+    │   ├── LedgerURLError          a ledger URL with an unknown scheme or a bad path
+    │   └── MissingExtraError       an option needs an extra that is not installed (ImportError)
     ├── RegistrationError           an agent or tool not registered with this app
     ├── SerializationError          a value that is not JSON-serialisable (names the path)
     ├── PayloadTooLargeError        a payload over the app's size limit
@@ -90,6 +91,7 @@ __all__ = [
     "LedgerReadOnlyError",
     "LedgerURLError",
     "LedgerUnavailableError",
+    "MissingExtraError",
     "Overloaded",
     "PayloadTooLargeError",
     "PermanentError",
@@ -179,6 +181,12 @@ class LedgerURLError(ConfigurationError):
     """A ledger URL with an unknown scheme or an unusable path."""
 
     code = "ledger_url"
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An option needs an optional dependency; the message names the ``pip install`` to run."""
+
+    code = "missing_extra"
 
 
 class RegistrationError(SeawallError, LookupError):

@@ -157,7 +157,7 @@ def test_redrive_a_dlq_entry(page: Any, seeded_app: tuple[Seawall, Seeded], tmp_
 def test_breakers_and_drift_pages(
     page: Any, seeded_app: tuple[Seawall, Seeded], tmp_path: Path
 ) -> None:
-    """The breakers page resets an open breaker; the drift page explains it is unavailable."""
+    """The breakers page resets an open breaker; the drift page lists the alerts."""
     app, _ = seeded_app
     app.open_breaker("agent:flaky", reason="maintenance")
     _login(page)
@@ -166,7 +166,7 @@ def test_breakers_and_drift_pages(
     page.click("button:has-text('Reset')")
     page.wait_for_selector("text=Breaker reset")
     page.goto("/drift")
-    assert "drift detection not available in this ledger" in page.inner_text("main")
+    assert "handoff_waiting" in page.inner_text("main")
     page.screenshot(path=tmp_path / "drift.png", full_page=True)
 
 

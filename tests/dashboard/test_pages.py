@@ -28,7 +28,7 @@ def test_overview_shows_counts_charts_and_queues(client: TestClient) -> None:
     assert 'aria-label="Call latency histogram"' in page.text
     assert "search" in page.text  # latency per tool
     assert "hand-offs waiting" in page.text
-    assert "drift detection not available in this ledger" in page.text
+    assert "handoff_waiting" in page.text  # the seeded hand-off's alert
     assert "<script" not in page.text
 
 
@@ -198,11 +198,11 @@ def test_handoffs_page_lists_waiting_decisions(client: TestClient) -> None:
     assert 'action="/handoffs/' not in page.text
 
 
-def test_drift_page_without_alert_table(client: TestClient) -> None:
-    """A ledger without drift alerts says drift detection is not available."""
+def test_drift_page_lists_the_ledgers_alerts(client: TestClient) -> None:
+    """The seeded runs parked one for a person: its handoff_waiting alert is listed."""
     page = client.get("/drift")
     assert 200 == page.status_code
-    assert "drift detection not available in this ledger" in page.text
+    assert "handoff_waiting" in page.text
 
 
 def test_drift_page_lists_alerts_when_the_store_has_them(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seawall.cli import chaos, dashboard, demo, gc, migrate, operators, replays, resume, runs
+from seawall.cli import chaos, dashboard, demo, drift, gc, migrate, operators, replays, resume, runs
 
 cli = typer.Typer(
     name="seawall",
@@ -24,6 +24,7 @@ cli.add_typer(chaos.chaos, name="chaos")
 cli.add_typer(operators.handoffs, name="handoffs")
 cli.add_typer(operators.breakers, name="breakers")
 cli.command("demo")(demo.demo)
+cli.command("drift")(drift.drift)
 cli.command("migrate")(migrate.migrate)
 cli.command("metrics")(dashboard.metrics)
 cli.command("dashboard")(dashboard.dashboard)

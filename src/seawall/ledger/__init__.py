@@ -8,12 +8,14 @@ from typing import Final
 from seawall.errors import LedgerURLError
 from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow, Store
 from seawall.ledger._records import (
+    AlertRecord,
     ArtifactRecord,
     AttemptRecord,
     BreakerEvent,
     CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
+    DriftSample,
     HandOffRecord,
     RunQuery,
     RunRecord,
@@ -29,6 +31,7 @@ DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
 __all__ = [
     "DEFAULT_LEDGER_URL",
     "LATENCY_BOUNDS",
+    "AlertRecord",
     "ArtifactRecord",
     "AttemptOutcome",
     "AttemptRecord",
@@ -36,6 +39,7 @@ __all__ = [
     "CompensationRecord",
     "DeadLetter",
     "DeadLetterQuery",
+    "DriftSample",
     "Durability",
     "HandOffRecord",
     "MigrationReport",

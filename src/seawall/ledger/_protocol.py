@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from seawall._failures import ErrorClass, FailureCause
     from seawall._payload import Blob
     from seawall.ledger._records import (
+        AlertRecord,
         ArtifactRecord,
         AttemptRecord,
         BreakerEvent,
         CompensationRecord,
         DeadLetter,
         DeadLetterQuery,
+        DriftSample,
         HandOffRecord,
         RunQuery,
         RunRecord,
@@ -365,3 +367,53 @@ class Store(Protocol):
 
     def ledger_bytes(self) -> int:
         """Return the storage the ledger uses, in bytes."""
+
+    # alerts and drift -----------------------------------------------------------------------
+    def record_alert(self, alert: AlertRecord) -> None:
+        """Record an alert durably."""
+
+    def list_alerts(
+        self,
+        *,
+        agent: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[AlertRecord]:
+        """Return alerts (of ``agent``, of ``kind``, raised at or after ``since``), newest first."""
+
+    def update_alert_state(
+        self,
+        key: str,
+        change: Callable[[Any], tuple[Any, Sequence[AlertRecord]]],
+    ) -> list[AlertRecord]:
+        """Apply ``change`` to the JSON state under ``key`` in one transaction.
+
+        ``change`` receives the stored state (``None`` when there is none) and returns the new
+        state and the alerts it raises; both are written in the same transaction, so of several
+        processes seeing one condition exactly one raises its alert. Returns those alerts.
+        """
+
+    def alert_state(self, key: str) -> Any:
+        """Return the JSON state under ``key`` (``None`` when there is none)."""
+
+    def add_drift_samples(self, samples: Sequence[DriftSample]) -> None:
+        """Record drift samples (a run already sampled is left as it was)."""
+
+    def list_drift_samples(
+        self,
+        agent: str,
+        *,
+        newest: bool,
+        limit: int,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[DriftSample]:
+        """Return ``limit`` samples of ``agent`` (finished in ``[since, until)``), oldest first.
+
+        With ``newest`` the last ``limit`` samples are taken, otherwise the first ``limit``;
+        either way they are returned in the order the runs finished.
+        """
+
+    def count_drift_samples(self, agent: str) -> int:
+        """Return how many samples of ``agent`` the ledger holds."""

@@ -393,3 +393,65 @@ class BreakerEvent:
     from_state: str
     to_state: str
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One alert, as the ledger records it and the sinks receive it.
+
+    Attributes:
+        alert_id: Unique id.
+        kind: ``drift``, ``breaker_open``, ``dlq_growth``, ``handoff_waiting`` or
+            ``run_overdue``.
+        agent: The agent concerned (``None`` for a tool's breaker).
+        feature: What shifted or tripped: a drift feature (``decision``, ``latency``, ...), a
+            breaker's name, ``dlq``, ``handoffs`` or a run id.
+        statistic: The measured value: the PSI of a drift, the failures that opened a breaker,
+            new DLQ entries, waiting hand-offs, seconds a run is overdue.
+        threshold: The value it was compared with.
+        window: The windows compared, in words (for drift: the reference and current windows).
+        message: What happened and what to do, for a person.
+        at: Unix time it was raised.
+        details: Structured context (for drift: the test, its p-value, both distributions).
+    """
+
+    alert_id: str
+    kind: str
+    agent: str | None
+    feature: str | None
+    statistic: float | None
+    threshold: float | None
+    window: str
+    message: str
+    at: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSample:
+    """What drift detection keeps of one finished run of a watched agent.
+
+    Attributes:
+        agent: The agent.
+        run_id: The run.
+        at: When it finished (Unix time).
+        decision: The categorical decision read from its output (``None``: no output or no
+            such field).
+        output_bytes: Size of its output's canonical JSON.
+        tokens: Tokens it recorded.
+        cost_usd: Cost it recorded.
+        latency: Seconds from submission to its final status.
+        confidence: The confidence it reported.
+        verified: Whether its output passed its verifiers (``None``: none ran).
+    """
+
+    agent: str
+    run_id: str
+    at: float
+    decision: str | None
+    output_bytes: int | None
+    tokens: int | None
+    cost_usd: float | None
+    latency: float | None
+    confidence: float | None
+    verified: bool | None

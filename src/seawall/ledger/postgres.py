@@ -37,12 +37,14 @@ from seawall._payload import Blob
 from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, SchemaVersionError
 from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
 from seawall.ledger._records import (
+    AlertRecord,
     ArtifactRecord,
     AttemptRecord,
     BreakerEvent,
     CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
+    DriftSample,
     HandOffRecord,
     RunQuery,
     RunRecord,
@@ -51,11 +53,14 @@ from seawall.ledger._records import (
 )
 from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 from seawall.ledger.sqlite import (
+    _ALERT_COLUMNS,
     _BREAKER_COLUMNS,
     _DLQ_COLUMNS,
     _RUN_COLUMNS,
+    _SAMPLE_COLUMNS,
     _SET_OUTCOME,
     _STEP_COLUMNS,
+    _alert,
     _breaker,
     _dead_letter,
     _like_escape,
@@ -63,6 +68,7 @@ from seawall.ledger.sqlite import (
     _outcome_fields,
     _run_range,
     _run_record,
+    _sample,
     _statements,
 )
 from seawall.policies.breaker import BreakerState
@@ -250,6 +256,147 @@ class PostgresStore:
             return int(row[0]) if row else 0
 
         return self._db.run(read, "measure the ledger", transaction=False)
+
+    # -- alerts and drift -------------------------------------------------------------------
+
+    def record_alert(self, alert: AlertRecord) -> None:
+        """Record an alert (redone safely after an unknown commit: its id is its key)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            _insert_alert(conn, alert)
+
+        self._db.run(write, f"record {alert.kind} alert {alert.alert_id}", transaction=False)
+
+    def list_alerts(
+        self,
+        *,
+        agent: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[AlertRecord]:
+        """Return alerts matching the filters, newest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("agent = %s", agent), ("kind = %s", kind), ("at >= %s", since)):
+            if value is not None:
+                clauses.append(column)
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._fetchall(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC LIMIT %s",
+            [*params, limit],
+            "list alerts",
+        )
+        return [_alert(row) for row in rows]
+
+    def update_alert_state(
+        self,
+        key: str,
+        change: Callable[[Any], tuple[Any, Sequence[AlertRecord]]],
+    ) -> list[AlertRecord]:
+        """Apply ``change`` to the state under ``key`` (row locked) and record its alerts."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> tuple[bool, list[AlertRecord]]:
+            row = conn.execute(
+                "SELECT state FROM alert_state WHERE state_key = %s FOR UPDATE", (key,)
+            ).fetchone()
+            state, alerts = change(None if row is None else json.loads(row[0]))
+            text = json.dumps(state, sort_keys=True)
+            if row is None:
+                written = conn.execute(
+                    "INSERT INTO alert_state (state_key, state, updated_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (state_key) DO NOTHING",
+                    (key, text, time.time()),
+                ).rowcount
+                if written != 1:
+                    return False, []  # another process created it first: decide again
+            elif text != row[0]:
+                conn.execute(
+                    "UPDATE alert_state SET state = %s, updated_at = %s WHERE state_key = %s",
+                    (text, time.time(), key),
+                )
+            for alert in alerts:
+                _insert_alert(conn, alert)
+            return True, list(alerts)
+
+        while True:
+            done, raised = self._db.run(write, f"update alert state {key}", redo_in_doubt=False)
+            if done:
+                return raised
+
+    def alert_state(self, key: str) -> Any:
+        """Return the state under ``key`` (``None`` when there is none)."""
+        row = self._fetchone(
+            "SELECT state FROM alert_state WHERE state_key = %s", (key,), "read alert state"
+        )
+        return None if row is None else json.loads(row[0])
+
+    def add_drift_samples(self, samples: Sequence[DriftSample]) -> None:
+        """Record drift samples in one transaction (a run already sampled is kept as it was)."""
+        if not samples:
+            return
+        rows = [
+            (
+                s.agent,
+                s.run_id,
+                s.at,
+                s.decision,
+                s.output_bytes,
+                s.tokens,
+                s.cost_usd,
+                s.latency,
+                s.confidence,
+                None if s.verified is None else int(s.verified),
+            )
+            for s in samples
+        ]
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO drift_samples ({_SAMPLE_COLUMNS}) VALUES "
+                    f"({', '.join(['%s'] * 10)}) ON CONFLICT (agent, run_id) DO NOTHING",
+                    rows,
+                )
+
+        self._db.run(write, f"record {len(rows)} drift samples")
+
+    def list_drift_samples(
+        self,
+        agent: str,
+        *,
+        newest: bool,
+        limit: int,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[DriftSample]:
+        """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
+        clauses = ["agent = %s"]
+        params: list[Any] = [agent]
+        if since is not None:
+            clauses.append("at >= %s")
+            params.append(since)
+        if until is not None:
+            clauses.append("at < %s")
+            params.append(until)
+        order = "DESC" if newest else "ASC"
+        rows = self._fetchall(
+            f"SELECT {_SAMPLE_COLUMNS} FROM drift_samples WHERE {' AND '.join(clauses)} "
+            f"ORDER BY at {order}, run_id {order} LIMIT %s",
+            [*params, limit],
+            f"list drift samples of {agent}",
+        )
+        if newest:
+            rows.reverse()
+        return [_sample(row) for row in rows]
+
+    def count_drift_samples(self, agent: str) -> int:
+        """Return how many samples of ``agent`` the ledger holds."""
+        row = self._fetchone(
+            "SELECT count(*) FROM drift_samples WHERE agent = %s", (agent,), "count drift samples"
+        )
+        return int(row[0]) if row else 0
 
     # -- small helpers ----------------------------------------------------------------------
 
@@ -1409,3 +1556,22 @@ def _pg_range(
     """The SQLite store's run-range ``WHERE`` clause, with psycopg's placeholders."""
     where, params = _run_range(since, until, agent, prefix)
     return where.replace("?", "%s"), params
+
+
+def _insert_alert(conn: Connection[Any], alert: AlertRecord) -> None:
+    conn.execute(
+        f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join(['%s'] * 10)}) "
+        "ON CONFLICT (alert_id) DO NOTHING",
+        (
+            alert.alert_id,
+            alert.kind,
+            alert.agent,
+            alert.feature,
+            alert.statistic,
+            alert.threshold,
+            alert.window,
+            alert.message,
+            json.dumps(alert.details, sort_keys=True, default=str),
+            alert.at,
+        ),
+    )

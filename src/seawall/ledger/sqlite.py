@@ -42,12 +42,14 @@ from seawall.errors import (
     SchemaVersionError,
 )
 from seawall.ledger._records import (
+    AlertRecord,
     ArtifactRecord,
     AttemptRecord,
     BreakerEvent,
     CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
+    DriftSample,
     HandOffRecord,
     RunQuery,
     RunRecord,
@@ -1406,6 +1408,131 @@ class SQLiteStore:
             )
             return cursor.rowcount == 1
 
+    # -- alerts and drift -------------------------------------------------------------------
+
+    def record_alert(self, alert: AlertRecord) -> None:
+        """Record an alert durably."""
+        with self._write(durable=True) as db:
+            _insert_alert(db, alert)
+
+    def list_alerts(
+        self,
+        *,
+        agent: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[AlertRecord]:
+        """Return alerts matching the filters, newest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("agent = ?", agent), ("kind = ?", kind), ("at >= ?", since)):
+            if value is not None:
+                clauses.append(column)
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(
+            lambda db: db.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC "
+                "LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        )
+        return [_alert(row) for row in rows]
+
+    def update_alert_state(
+        self,
+        key: str,
+        change: Callable[[Any], tuple[Any, Sequence[AlertRecord]]],
+    ) -> list[AlertRecord]:
+        """Apply ``change`` to the state under ``key`` and record its alerts, in one transaction."""
+        with self._write(durable=True) as db:
+            row = db.execute("SELECT state FROM alert_state WHERE state_key = ?", (key,)).fetchone()
+            state, alerts = change(None if row is None else json.loads(row[0]))
+            text = json.dumps(state, sort_keys=True)
+            if row is None or text != row[0]:
+                db.execute(
+                    "INSERT OR REPLACE INTO alert_state (state_key, state, updated_at) "
+                    "VALUES (?, ?, ?)",
+                    (key, text, time.time()),
+                )
+            for alert in alerts:
+                _insert_alert(db, alert)
+            return list(alerts)
+
+    def alert_state(self, key: str) -> Any:
+        """Return the state under ``key`` (``None`` when there is none)."""
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT state FROM alert_state WHERE state_key = ?", (key,)
+            ).fetchone()
+        )
+        return None if row is None else json.loads(row[0])
+
+    def add_drift_samples(self, samples: Sequence[DriftSample]) -> None:
+        """Record drift samples in one transaction (a run already sampled is kept as it was)."""
+        if not samples:
+            return
+        with self._write() as db:
+            db.executemany(
+                f"INSERT OR IGNORE INTO drift_samples ({_SAMPLE_COLUMNS}) "
+                f"VALUES ({', '.join('?' * 10)})",
+                [
+                    (
+                        s.agent,
+                        s.run_id,
+                        s.at,
+                        s.decision,
+                        s.output_bytes,
+                        s.tokens,
+                        s.cost_usd,
+                        s.latency,
+                        s.confidence,
+                        None if s.verified is None else int(s.verified),
+                    )
+                    for s in samples
+                ],
+            )
+
+    def list_drift_samples(
+        self,
+        agent: str,
+        *,
+        newest: bool,
+        limit: int,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[DriftSample]:
+        """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
+        clauses = ["agent = ?"]
+        params: list[Any] = [agent]
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("at < ?")
+            params.append(until)
+        order = "DESC" if newest else "ASC"
+        rows = self._read(
+            lambda db: db.execute(
+                f"SELECT {_SAMPLE_COLUMNS} FROM drift_samples WHERE {' AND '.join(clauses)} "
+                f"ORDER BY at {order}, run_id {order} LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        )
+        if newest:
+            rows.reverse()
+        return [_sample(row) for row in rows]
+
+    def count_drift_samples(self, agent: str) -> int:
+        """Return how many samples of ``agent`` the ledger holds."""
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT count(*) FROM drift_samples WHERE agent = ?", (agent,)
+            ).fetchone()
+        )
+        return int(row[0])
+
 
 class _Ticket:
     """Writes waiting for a group commit, and what became of them."""
@@ -1550,6 +1677,62 @@ def _run_range(
             where.append(clause)
             params.append(value)
     return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+_ALERT_COLUMNS: Final = (
+    "alert_id, kind, agent, feature, statistic, threshold, window_desc, message, details, at"
+)
+_SAMPLE_COLUMNS: Final = (
+    "agent, run_id, at, decision, output_bytes, tokens, cost_usd, latency, confidence, verified"
+)
+
+
+def _insert_alert(db: sqlite3.Connection, alert: AlertRecord) -> None:
+    db.execute(
+        f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+        (
+            alert.alert_id,
+            alert.kind,
+            alert.agent,
+            alert.feature,
+            alert.statistic,
+            alert.threshold,
+            alert.window,
+            alert.message,
+            json.dumps(alert.details, sort_keys=True, default=str),
+            alert.at,
+        ),
+    )
+
+
+def _alert(row: Sequence[Any]) -> AlertRecord:
+    return AlertRecord(
+        alert_id=row[0],
+        kind=row[1],
+        agent=row[2],
+        feature=row[3],
+        statistic=row[4],
+        threshold=row[5],
+        window=row[6],
+        message=row[7],
+        details=json.loads(row[8]),
+        at=row[9],
+    )
+
+
+def _sample(row: Sequence[Any]) -> DriftSample:
+    return DriftSample(
+        agent=row[0],
+        run_id=row[1],
+        at=row[2],
+        decision=row[3],
+        output_bytes=row[4],
+        tokens=row[5],
+        cost_usd=row[6],
+        latency=row[7],
+        confidence=row[8],
+        verified=None if row[9] is None else bool(row[9]),
+    )
 
 
 def _statements(sql: str) -> list[str]:
