@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._payload import Blob
 from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, SchemaVersionError
+from seawall.ledger import _queries as queries
 from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
 from seawall.ledger._records import (
     AlertRecord,
@@ -51,7 +52,6 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 from seawall.ledger.sqlite import (
     _ALERT_COLUMNS,
     _BREAKER_COLUMNS,
@@ -63,10 +63,8 @@ from seawall.ledger.sqlite import (
     _alert,
     _breaker,
     _dead_letter,
-    _like_escape,
     _opt,
     _outcome_fields,
-    _run_range,
     _run_record,
     _sample,
     _statements,
@@ -79,6 +77,7 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
+    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 
 T = TypeVar("T")
 
@@ -484,35 +483,8 @@ class PostgresStore:
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("status", query.status),
-            ("agent", query.agent),
-            ("error_class", query.error_class),
-            ("parent_run_id", query.parent_run_id),
-            ("replay_of", query.replay_of),
-        ):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(str(value))
-        if query.since is not None:
-            where.append("start_time >= %s")
-            params.append(query.since)
-        if query.until is not None:
-            where.append("start_time < %s")
-            params.append(query.until)
-        if query.search:
-            where.append("error_message IS NOT NULL AND error_message ILIKE %s ESCAPE '\\'")
-            params.append(f"%{_like_escape(query.search)}%")
-        if query.before is not None:
-            where.append("(start_time, run_id) < (%s, %s)")
-            params += [query.before[0], query.before[1]]
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_time DESC, run_id DESC LIMIT %s OFFSET %s"
-        rows = self._fetchall(sql, [*params, query.limit, query.offset], "list runs")
+        sql, params = queries.list_runs(query, queries.POSTGRES)
+        rows = self._fetchall(sql, params, "list runs")
         return [_run_record(row) for row in rows]
 
     # -- aggregates (dashboard, metrics) ----------------------------------------------------
@@ -526,35 +498,8 @@ class PostgresStore:
         agent: str | None = None,
     ) -> list[RunStats]:
         """Count runs by time bucket, agent, status and error class (one ``GROUP BY``)."""
-        where, params = _pg_range(since, until, agent, "")
-        if bucket_seconds is not None:
-            if since is None or bucket_seconds <= 0:
-                raise ValueError("bucket_seconds needs since and must be positive")
-            bucket = "floor((start_time - %s) / %s)::bigint"
-            params = [since, bucket_seconds, *params]
-        else:
-            bucket = "0"
-        sql = (
-            f"SELECT {bucket} AS bucket, agent, status, error_class, COUNT(*), "
-            "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input_tokens), "
-            "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)) FROM runs"
-            f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
-        )
-        rows = self._fetchall(sql, params, "count runs")
-        return [
-            RunStats(
-                int(r[0]),
-                r[1],
-                r[2],
-                r[3],
-                int(r[4]),
-                int(r[5]),
-                int(r[6]),
-                int(r[7]),
-                float(r[8]),
-            )
-            for r in rows
-        ]
+        sql, params = queries.run_stats(queries.POSTGRES, since, until, bucket_seconds, agent)
+        return queries.run_stats_rows(self._fetchall(sql, params, "count runs"))
 
     def step_latency(
         self,
@@ -565,48 +510,13 @@ class PostgresStore:
         agent: str | None = None,
     ) -> list[StepLatency]:
         """Histogram of finished tool and model call durations, per kind and name."""
-        edges = tuple(float(b) for b in bounds)
-        if list(edges) != sorted(edges):
-            raise ValueError("bounds must be ascending")
-        where, params = _pg_range(since, until, agent, "r.")
-        join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
-        where = (where + " AND" if where else " WHERE") + (
-            " s.kind IN ('tool', 'llm') AND s.end_time IS NOT NULL"
-        )
-        counts = "".join(
-            ", SUM(CASE WHEN s.end_time - s.start_time <= %s THEN 1 ELSE 0 END)" for _ in edges
-        )
-        sql = (
-            "SELECT s.kind, s.name, COUNT(*), SUM(CASE WHEN s.status = 'failed' THEN 1 ELSE 0 "
-            "END), SUM(s.tries - 1), SUM(s.end_time - s.start_time)"
-            f"{counts} FROM steps s{join}{where} GROUP BY s.kind, s.name ORDER BY s.kind, s.name"
-        )
-        rows = self._fetchall(sql, [*edges, *params], "measure step latency")
-        return [
-            StepLatency(
-                r[0],
-                r[1],
-                int(r[2]),
-                int(r[3]),
-                int(r[4]),
-                float(r[5]),
-                edges,
-                tuple(int(c) for c in r[6:]),
-            )
-            for r in rows
-        ]
+        sql, params, edges = queries.step_latency(queries.POSTGRES, bounds, since, until, agent)
+        return queries.step_latency_rows(self._fetchall(sql, params, "measure step latency"), edges)
 
     def backlog(self) -> list[QueueCount]:
         """Count pending DLQ entries and open hand-offs by agent."""
-        sql = (
-            "SELECT 'dlq', agent, COALESCE(error_class, ''), COUNT(*) FROM dlq "
-            "WHERE status = 'pending' GROUP BY agent, error_class "
-            "UNION ALL "
-            "SELECT 'handoff', r.agent, h.kind, COUNT(*) FROM handoffs h "
-            "JOIN runs r ON r.run_id = h.run_id WHERE h.status = 'open' GROUP BY r.agent, h.kind"
-        )
-        rows = self._fetchall(sql, (), "count the backlog")
-        return [QueueCount(r[0], r[1], r[2], int(r[3])) for r in sorted(rows)]
+        sql, params = queries.BACKLOG, ()
+        return queries.backlog_rows(self._fetchall(sql, params, "count the backlog"))
 
     def set_attempts(self, run_id: str, attempts: int) -> None:
         """Record how many attempts the run has started."""
@@ -940,7 +850,7 @@ class PostgresStore:
 
     def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
         """Return DLQ entries matching ``query``, oldest first."""
-        where, params = _dlq_where(query)
+        where, params = queries.dlq_where(query, queries.POSTGRES)
         rows = self._fetchall(
             f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT %s",
             [*params, query.limit],
@@ -956,7 +866,7 @@ class PostgresStore:
         pending = DeadLetterQuery(
             query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
         )
-        where, params = _dlq_where(pending)
+        where, params = queries.dlq_where(pending, queries.POSTGRES)
         columns = ", ".join(f"picked.{c.strip()}" for c in _DLQ_COLUMNS.split(","))
 
         def write(conn: Connection[Any], doubt: bool) -> DeadLetter | None:
@@ -1030,7 +940,7 @@ class PostgresStore:
         pending = DeadLetterQuery(
             query.agent, query.error_class, query.since, "pending", query.limit
         )
-        where, params = _dlq_where(pending)
+        where, params = queries.dlq_where(pending, queries.POSTGRES)
 
         def write(conn: Connection[Any], _doubt: bool) -> int:
             return conn.execute(
@@ -1510,30 +1420,6 @@ def _enqueue_dead_letter(conn: Connection[Any], run_id: str, outcome: RunOutcome
     )
 
 
-def _dlq_where(query: DeadLetterQuery) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if query.status is not None:
-        where.append("status = %s")
-        params.append(query.status)
-    if query.agent is not None:
-        where.append("agent = %s")
-        params.append(query.agent)
-    if query.error_class is not None:
-        where.append("error_class = %s")
-        params.append(str(query.error_class))
-    if query.since is not None:
-        where.append("failed_at >= %s")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("failed_at < %s")
-        params.append(query.until)
-    if query.excluded:
-        where.append("NOT (agent = ANY(%s))")
-        params.append(list(query.excluded))
-    return (" WHERE " + " AND ".join(where)) if where else "", params
-
-
 def _handoff(r: Sequence[Any]) -> HandOffRecord:
     return HandOffRecord(
         handoff_id=r[0],
@@ -1548,14 +1434,6 @@ def _handoff(r: Sequence[Any]) -> HandOffRecord:
         decided_at=r[9],
         note=r[10],
     )
-
-
-def _pg_range(
-    since: float | None, until: float | None, agent: str | None, prefix: str
-) -> tuple[str, list[Any]]:
-    """The SQLite store's run-range ``WHERE`` clause, with psycopg's placeholders."""
-    where, params = _run_range(since, until, agent, prefix)
-    return where.replace("?", "%s"), params
 
 
 def _insert_alert(conn: Connection[Any], alert: AlertRecord) -> None:

@@ -41,6 +41,7 @@ from seawall.errors import (
     RunCancelled,
     SchemaVersionError,
 )
+from seawall.ledger import _queries as queries
 from seawall.ledger._records import (
     AlertRecord,
     ArtifactRecord,
@@ -56,12 +57,12 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
+    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 from seawall.policies.breaker import BreakerState
 
 Durability = Literal["crash", "power"]
@@ -69,14 +70,7 @@ T = TypeVar("T")
 
 _META_TABLE: Final = "seawall_meta"
 _CHECKPOINT_INTERVAL: Final = 1.0
-_RUN_COLUMNS: Final = (
-    "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
-    "output_tokens, cost_usd, error_class, failure_cause, error_type, error_message, "
-    "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-    "lease_expires_at, updated_at, phase, replay_mode, node, retried_input_tokens, "
-    "retried_output_tokens, retried_cost_usd, unknown_usage_calls, unpriced_calls, trace_id, "
-    "span_id"
-)
+_RUN_COLUMNS: Final = queries.RUN_COLUMNS
 _STEP_COLUMNS: Final = (
     "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
     "response, status, start_time, end_time, error_type, error_message, tries"
@@ -449,36 +443,7 @@ class SQLiteStore:
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("status", query.status),
-            ("agent", query.agent),
-            ("error_class", query.error_class),
-            ("parent_run_id", query.parent_run_id),
-            ("replay_of", query.replay_of),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(str(value))
-        if query.since is not None:
-            where.append("start_time >= ?")
-            params.append(query.since)
-        if query.until is not None:
-            where.append("start_time < ?")
-            params.append(query.until)
-        if query.search:
-            # SQLite's LIKE ignores ASCII case (PostgreSQL: ILIKE). The wildcards are escaped.
-            where.append("error_message IS NOT NULL AND error_message LIKE ? ESCAPE '\\'")
-            params.append(f"%{_like_escape(query.search)}%")
-        if query.before is not None:
-            where.append("(start_time, run_id) < (?, ?)")
-            params += [query.before[0], query.before[1]]
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_time DESC, run_id DESC LIMIT ? OFFSET ?"
-        params += [query.limit, query.offset]
+        sql, params = queries.list_runs(query, queries.SQLITE)
         rows = self._read(lambda db: db.execute(sql, params).fetchall())
         return [_run_record(row) for row in rows]
 
@@ -501,27 +466,8 @@ class SQLiteStore:
         agent: str | None = None,
     ) -> list[RunStats]:
         """Count runs by time bucket, agent, status and error class (one ``GROUP BY``)."""
-        where, params = _run_range(since, until, agent, "")
-        if bucket_seconds is not None:
-            if since is None or bucket_seconds <= 0:
-                raise ValueError("bucket_seconds needs since and must be positive")
-            # start_time >= since, so the cast truncates a non-negative number: a floor.
-            # (PostgreSQL's cast rounds; a port uses floor() there.)
-            bucket = "CAST((start_time - ?) / ? AS INTEGER)"
-            params = [since, bucket_seconds, *params]
-        else:
-            bucket = "0"
-        sql = (
-            f"SELECT {bucket} AS bucket, agent, status, error_class, COUNT(*), "
-            "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input_tokens), "
-            "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)) FROM runs"
-            f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
-        )
-        rows = self._read(lambda db: db.execute(sql, params).fetchall())
-        return [
-            RunStats(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), r[8])
-            for r in rows
-        ]
+        sql, params = queries.run_stats(queries.SQLITE, since, until, bucket_seconds, agent)
+        return queries.run_stats_rows(self._read(lambda db: db.execute(sql, params).fetchall()))
 
     def step_latency(
         self,
@@ -532,48 +478,15 @@ class SQLiteStore:
         agent: str | None = None,
     ) -> list[StepLatency]:
         """Histogram of finished tool and model call durations, per kind and name."""
-        edges = tuple(float(b) for b in bounds)
-        if list(edges) != sorted(edges):
-            raise ValueError("bounds must be ascending")
-        where, params = _run_range(since, until, agent, "r.")
-        join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
-        where = (where + " AND" if where else " WHERE") + (
-            " s.kind IN ('tool', 'llm') AND s.end_time IS NOT NULL"
+        sql, params, edges = queries.step_latency(queries.SQLITE, bounds, since, until, agent)
+        return queries.step_latency_rows(
+            self._read(lambda db: db.execute(sql, params).fetchall()), edges
         )
-        counts = "".join(
-            ", SUM(CASE WHEN s.end_time - s.start_time <= ? THEN 1 ELSE 0 END)" for _ in edges
-        )
-        sql = (
-            "SELECT s.kind, s.name, COUNT(*), SUM(CASE WHEN s.status = 'failed' THEN 1 ELSE 0 "
-            "END), SUM(s.tries - 1), SUM(s.end_time - s.start_time)"
-            f"{counts} FROM steps s{join}{where} GROUP BY s.kind, s.name ORDER BY s.kind, s.name"
-        )
-        rows = self._read(lambda db: db.execute(sql, [*edges, *params]).fetchall())
-        return [
-            StepLatency(
-                r[0],
-                r[1],
-                int(r[2]),
-                int(r[3]),
-                int(r[4]),
-                float(r[5]),
-                edges,
-                tuple(int(c) for c in r[6:]),
-            )
-            for r in rows
-        ]
 
     def backlog(self) -> list[QueueCount]:
         """Count pending DLQ entries and open hand-offs by agent."""
-        sql = (
-            "SELECT 'dlq', agent, COALESCE(error_class, ''), COUNT(*) FROM dlq "
-            "WHERE status = 'pending' GROUP BY agent, error_class "
-            "UNION ALL "
-            "SELECT 'handoff', r.agent, h.kind, COUNT(*) FROM handoffs h "
-            "JOIN runs r ON r.run_id = h.run_id WHERE h.status = 'open' GROUP BY r.agent, h.kind"
-        )
-        rows = self._read(lambda db: db.execute(sql).fetchall())
-        return [QueueCount(r[0], r[1], r[2], int(r[3])) for r in sorted(rows)]
+        sql, params = queries.BACKLOG, ()
+        return queries.backlog_rows(self._read(lambda db: db.execute(sql, params).fetchall()))
 
     def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
         """Record the run's final fields and release its lease."""
@@ -862,7 +775,7 @@ class SQLiteStore:
 
     def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
         """Return DLQ entries matching ``query``, oldest first."""
-        where, params = _dlq_where(query)
+        where, params = queries.dlq_where(query, queries.SQLITE)
         rows = self._read(
             lambda db: db.execute(
                 f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT ?",
@@ -876,7 +789,7 @@ class SQLiteStore:
         pending = DeadLetterQuery(
             query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
         )
-        where, params = _dlq_where(pending)
+        where, params = queries.dlq_where(pending, queries.SQLITE)
         with self._write(durable=True) as db:
             row = db.execute(
                 f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT 1",
@@ -930,7 +843,7 @@ class SQLiteStore:
         pending = DeadLetterQuery(
             query.agent, query.error_class, query.since, "pending", query.limit
         )
-        where, params = _dlq_where(pending)
+        where, params = queries.dlq_where(pending, queries.SQLITE)
         with self._write(durable=True) as db:
             return db.execute(
                 f"UPDATE dlq SET status = 'purged' WHERE entry_id IN "
@@ -1586,30 +1499,6 @@ def _enqueue_dead_letter(db: sqlite3.Connection, run_id: str, outcome: RunOutcom
     )
 
 
-def _dlq_where(query: DeadLetterQuery) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if query.status is not None:
-        where.append("status = ?")
-        params.append(query.status)
-    if query.agent is not None:
-        where.append("agent = ?")
-        params.append(query.agent)
-    if query.error_class is not None:
-        where.append("error_class = ?")
-        params.append(str(query.error_class))
-    if query.since is not None:
-        where.append("failed_at >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("failed_at < ?")
-        params.append(query.until)
-    if query.excluded:
-        where.append(f"agent NOT IN ({', '.join('?' * len(query.excluded))})")
-        params.extend(query.excluded)
-    return (" WHERE " + " AND ".join(where)) if where else "", params
-
-
 _DLQ_COLUMNS: Final = (
     "entry_id, run_id, agent, error_class, failure_cause, error_message, failed_at, attempts, "
     "status, claimed_by, redriven_at, redrive_run_id, result, previous_entry_id"
@@ -1655,28 +1544,6 @@ def _breaker(row: Sequence[Any]) -> BreakerState:
         probe_owner=row[7],
         probe_at=row[8],
     )
-
-
-def _like_escape(text: str) -> str:
-    """Escape LIKE's wildcards (and the escape character) in ``text``."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _run_range(
-    since: float | None, until: float | None, agent: str | None, prefix: str
-) -> tuple[str, list[Any]]:
-    """The ``WHERE`` clause (with a leading space, or empty) selecting runs by time and agent."""
-    where: list[str] = []
-    params: list[Any] = []
-    for clause, value in (
-        (f"{prefix}start_time >= ?", since),
-        (f"{prefix}start_time < ?", until),
-        (f"{prefix}agent = ?", agent),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 _ALERT_COLUMNS: Final = (

@@ -1,0 +1,230 @@
+"""The read queries both ledgers share, built once for SQLite's and PostgreSQL's SQL dialects.
+
+Pure functions: they return ``(sql, params)`` or turn fetched rows into records; the stores
+run them. SQL is written with ``?`` placeholders and converted for psycopg (``%s``); the few
+real differences (case-insensitive ``LIKE``, integer division) live in :class:`Dialect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from seawall.ledger._records import DeadLetterQuery, RunQuery
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the ledgers' SQL.
+
+    Attributes:
+        mark: The placeholder of the driver (``?`` or ``%s``).
+        like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
+        floor: An integer floor of a non-negative number, ``{}`` standing for the number.
+    """
+
+    mark: str
+    like: str
+    floor: str
+
+    def sql(self, text: str) -> str:
+        """``text`` (written with ``?`` placeholders) in this dialect."""
+        return text if self.mark == "?" else text.replace("?", self.mark)
+
+
+SQLITE: Final = Dialect("?", "LIKE", "CAST({} AS INTEGER)")
+POSTGRES: Final = Dialect("%s", "ILIKE", "floor({})::bigint")
+
+RUN_COLUMNS: Final = (
+    "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
+    "output_tokens, cost_usd, error_class, failure_cause, error_type, error_message, "
+    "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
+    "lease_expires_at, updated_at, phase, replay_mode, node, retried_input_tokens, "
+    "retried_output_tokens, retried_cost_usd, unknown_usage_calls, unpriced_calls, trace_id, "
+    "span_id"
+)
+"""The columns :func:`seawall.ledger.sqlite._run_record` reads, in its order."""
+
+
+def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
+    """The runs matching ``query``, newest first (keyset paging with ``query.before``)."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("status", query.status),
+        ("agent", query.agent),
+        ("error_class", query.error_class),
+        ("parent_run_id", query.parent_run_id),
+        ("replay_of", query.replay_of),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(str(value))
+    if query.since is not None:
+        where.append("start_time >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        where.append("start_time < ?")
+        params.append(query.until)
+    if query.search:
+        where.append(f"error_message IS NOT NULL AND error_message {dialect.like} ? ESCAPE '\\'")
+        params.append(f"%{like_escape(query.search)}%")
+    if query.before is not None:
+        where.append("(start_time, run_id) < (?, ?)")
+        params += [query.before[0], query.before[1]]
+    sql = f"SELECT {RUN_COLUMNS} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY start_time DESC, run_id DESC LIMIT ? OFFSET ?"
+    return dialect.sql(sql), [*params, query.limit, query.offset]
+
+
+def run_stats(
+    dialect: Dialect,
+    since: float | None,
+    until: float | None,
+    bucket_seconds: float | None,
+    agent: str | None,
+) -> tuple[str, list[Any]]:
+    """Runs counted by time bucket, agent, status and error class (one ``GROUP BY``).
+
+    Raises:
+        ValueError: ``bucket_seconds`` without ``since``, or not positive.
+    """
+    where, params = _run_range(since, until, agent, "")
+    if bucket_seconds is not None:
+        if since is None or bucket_seconds <= 0:
+            raise ValueError("bucket_seconds needs since and must be positive")
+        # start_time >= since: the number is non-negative, so truncating floors it.
+        bucket = dialect.floor.format("(start_time - ?) / ?")
+        params = [since, bucket_seconds, *params]
+    else:
+        bucket = "0"
+    sql = (
+        f"SELECT {bucket} AS bucket, agent, status, error_class, COUNT(*), "
+        "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input_tokens), "
+        "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)) FROM runs"
+        f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
+    )
+    return dialect.sql(sql), params
+
+
+def run_stats_rows(rows: Sequence[Sequence[Any]]) -> list[RunStats]:
+    """Records of :func:`run_stats` rows (PostgreSQL's sums are decimals: converted)."""
+    return [
+        RunStats(
+            int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), float(r[8])
+        )
+        for r in rows
+    ]
+
+
+def step_latency(
+    dialect: Dialect,
+    bounds: Sequence[float],
+    since: float | None,
+    until: float | None,
+    agent: str | None,
+) -> tuple[str, list[Any], tuple[float, ...]]:
+    """Histogram of finished tool and model call durations, per kind and name.
+
+    Raises:
+        ValueError: ``bounds`` are not ascending.
+    """
+    edges = tuple(float(b) for b in bounds)
+    if list(edges) != sorted(edges):
+        raise ValueError("bounds must be ascending")
+    where, params = _run_range(since, until, agent, "r.")
+    join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
+    where = (where + " AND" if where else " WHERE") + (
+        " s.kind IN ('tool', 'llm') AND s.end_time IS NOT NULL"
+    )
+    counts = "".join(
+        ", SUM(CASE WHEN s.end_time - s.start_time <= ? THEN 1 ELSE 0 END)" for _ in edges
+    )
+    sql = (
+        "SELECT s.kind, s.name, COUNT(*), SUM(CASE WHEN s.status = 'failed' THEN 1 ELSE 0 "
+        "END), SUM(s.tries - 1), SUM(s.end_time - s.start_time)"
+        f"{counts} FROM steps s{join}{where} GROUP BY s.kind, s.name ORDER BY s.kind, s.name"
+    )
+    return dialect.sql(sql), [*edges, *params], edges
+
+
+def step_latency_rows(rows: Sequence[Sequence[Any]], edges: tuple[float, ...]) -> list[StepLatency]:
+    """Records of :func:`step_latency` rows."""
+    return [
+        StepLatency(
+            r[0],
+            r[1],
+            int(r[2]),
+            int(r[3]),
+            int(r[4]),
+            float(r[5]),
+            edges,
+            tuple(int(c) for c in r[6:]),
+        )
+        for r in rows
+    ]
+
+
+BACKLOG: Final = (
+    "SELECT 'dlq', agent, COALESCE(error_class, ''), COUNT(*) FROM dlq "
+    "WHERE status = 'pending' GROUP BY agent, error_class "
+    "UNION ALL "
+    "SELECT 'handoff', r.agent, h.kind, COUNT(*) FROM handoffs h "
+    "JOIN runs r ON r.run_id = h.run_id WHERE h.status = 'open' GROUP BY r.agent, h.kind"
+)
+"""Pending DLQ entries and open hand-offs, counted by agent (no parameters)."""
+
+
+def backlog_rows(rows: Sequence[Sequence[Any]]) -> list[QueueCount]:
+    """Records of :data:`BACKLOG` rows, in a stable order."""
+    ordered = sorted((str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows)
+    return [QueueCount(*row) for row in ordered]
+
+
+def dlq_where(query: DeadLetterQuery, dialect: Dialect) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause (with a leading space, or empty) selecting DLQ entries."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("status = ?", query.status),
+        ("agent = ?", query.agent),
+        ("error_class = ?", None if query.error_class is None else str(query.error_class)),
+        ("failed_at >= ?", query.since),
+        ("failed_at < ?", query.until),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if query.excluded:
+        where.append(f"agent NOT IN ({', '.join('?' * len(query.excluded))})")
+        params.extend(query.excluded)
+    return dialect.sql(" WHERE " + " AND ".join(where)) if where else "", params
+
+
+def like_escape(text: str) -> str:
+    """Escape ``LIKE``'s wildcards (and the escape character) in ``text``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _run_range(
+    since: float | None, until: float | None, agent: str | None, prefix: str
+) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause (with a leading space, or empty) selecting runs by time and agent."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        (f"{prefix}start_time >= ?", since),
+        (f"{prefix}start_time < ?", until),
+        (f"{prefix}agent = ?", agent),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
