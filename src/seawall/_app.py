@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import threading
@@ -902,20 +901,13 @@ class Seawall:
         """Record a run its agent's breaker did not let start."""
         self.store.finish_run(
             run_id,
-            RunOutcome(
-                status=RunStatus.SKIPPED,
-                end_time=time.time(),
-                output_hash=None,
-                output_column=None,
-                error_class=ErrorClass.CASCADE,
-                failure_cause=FailureCause.BREAKER_OPEN,
-                error_type="BreakerOpenError",
-                error_message=error.message,
-                error_json=json.dumps(error.to_dict(), sort_keys=True),
-                input_tokens=0,
-                output_tokens=0,
-                cost_usd=0.0,
-                attempts=0,
+            RunOutcome.not_executed(
+                RunStatus.SKIPPED,
+                ErrorClass.CASCADE,
+                FailureCause.BREAKER_OPEN,
+                "BreakerOpenError",
+                error.message,
+                error.to_dict(),
             ),
             [],
         )
@@ -1306,19 +1298,13 @@ class Seawall:
         )
         self.store.finish_run(
             run.run_id,
-            RunOutcome(
-                status=RunStatus.FAILED,
-                end_time=time.time(),
-                output_hash=None,
-                output_column=None,
-                error_class=ErrorClass.CLEAN_ABORT,
-                failure_cause=FailureCause.EXCEPTION,
-                error_type="ExecutorError",
-                error_message=error.message,
-                error_json=json.dumps(error.to_dict(), sort_keys=True),
-                input_tokens=0,
-                output_tokens=0,
-                cost_usd=0.0,
+            RunOutcome.not_executed(
+                RunStatus.FAILED,
+                ErrorClass.CLEAN_ABORT,
+                FailureCause.EXCEPTION,
+                "ExecutorError",
+                error.message,
+                error.to_dict(),
                 attempts=run.attempts,
             ),
             [],
@@ -1329,20 +1315,13 @@ class Seawall:
         """Record that a run could not be handed to its executor (it goes to the DLQ)."""
         self.store.finish_run(
             run_id,
-            RunOutcome(
-                status=RunStatus.FAILED,
-                end_time=time.time(),
-                output_hash=None,
-                output_column=None,
-                error_class=ErrorClass.CLEAN_ABORT,
-                failure_cause=FailureCause.EXCEPTION,
-                error_type=type(error).__name__,
-                error_message=error.message,
-                error_json=json.dumps(error.to_dict(), sort_keys=True),
-                input_tokens=0,
-                output_tokens=0,
-                cost_usd=0.0,
-                attempts=0,
+            RunOutcome.not_executed(
+                RunStatus.FAILED,
+                ErrorClass.CLEAN_ABORT,
+                FailureCause.EXCEPTION,
+                type(error).__name__,
+                error.message,
+                error.to_dict(),
             ),
             [],
         )

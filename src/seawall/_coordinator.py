@@ -255,20 +255,14 @@ def _skip(
     error = {"code": "upstream_failed", "type": "Skipped", "message": message, "blocked_by": chain}
     app.store.finish_run(
         child_id,
-        RunOutcome(
-            status=RunStatus.SKIPPED,
-            end_time=now,
-            output_hash=None,
-            output_column=None,
-            error_class=ErrorClass.CASCADE,
-            failure_cause=FailureCause.UPSTREAM_FAILED,
-            error_type="Skipped",
-            error_message=message,
-            error_json=json.dumps(error, sort_keys=True),
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=0.0,
-            attempts=0,
+        RunOutcome.not_executed(
+            RunStatus.SKIPPED,
+            ErrorClass.CASCADE,
+            FailureCause.UPSTREAM_FAILED,
+            "Skipped",
+            message,
+            error,
+            at=now,
         ),
         [],
     )

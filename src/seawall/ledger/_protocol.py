@@ -7,6 +7,8 @@ inline; they are short. Every write that must survive a crash is one transaction
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -105,6 +107,36 @@ class RunOutcome:
     retried_cost_usd: float = 0.0
     unknown_usage_calls: int = 0
     unpriced_calls: int = 0
+
+    @classmethod
+    def not_executed(
+        cls,
+        status: RunStatus,
+        error_class: ErrorClass,
+        cause: FailureCause,
+        error_type: str,
+        message: str,
+        error: dict[str, Any],
+        *,
+        attempts: int = 0,
+        at: float | None = None,
+    ) -> RunOutcome:
+        """The outcome of a run that ended without executing: no output, no usage."""
+        return cls(
+            status=status,
+            end_time=time.time() if at is None else at,
+            output_hash=None,
+            output_column=None,
+            error_class=error_class,
+            failure_cause=cause,
+            error_type=error_type,
+            error_message=message,
+            error_json=json.dumps(error, sort_keys=True),
+            input_tokens=0,
+            output_tokens=0,
+            cost_usd=0.0,
+            attempts=attempts,
+        )
 
 
 @dataclass(frozen=True, slots=True)
