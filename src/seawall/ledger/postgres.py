@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -52,6 +51,7 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.ledger._writes import enqueue_dead_letter
 from seawall.ledger.sqlite import (
     _ALERT_COLUMNS,
     _BREAKER_COLUMNS,
@@ -544,7 +544,7 @@ class PostgresStore:
                 ),
             )
             if outcome.status is RunStatus.FAILED:
-                _enqueue_dead_letter(conn, run_id, outcome)
+                enqueue_dead_letter(conn, queries.POSTGRES, run_id, outcome)
             if outcome.status is RunStatus.SUCCEEDED:
                 conn.execute(
                     "UPDATE artifacts SET committed_at = %s "
@@ -1388,36 +1388,6 @@ def _put_steps(conn: Connection[Any], rows: Sequence[StepRow]) -> None:
     if rows:
         with conn.cursor() as cursor:
             cursor.executemany(_UPSERT_STEP, rows)
-
-
-def _enqueue_dead_letter(conn: Connection[Any], run_id: str, outcome: RunOutcome) -> None:
-    """Put a failed run in the DLQ, in the transaction that records its failure (once)."""
-    row = conn.execute(
-        "SELECT agent, replay_of, replay_mode FROM runs WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    if row is None or row[2] == "recorded":
-        return  # a recorded replay is a diagnosis, not work to redo
-    agent, replay_of, _ = row
-    previous = None
-    if replay_of is not None:
-        found = conn.execute("SELECT entry_id FROM dlq WHERE run_id = %s", (replay_of,)).fetchone()
-        previous = None if found is None else found[0]
-    conn.execute(
-        "INSERT INTO dlq (entry_id, run_id, agent, error_class, failure_cause, "
-        "error_message, failed_at, attempts, status, previous_entry_id) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
-        (
-            uuid.uuid4().hex,
-            run_id,
-            agent,
-            _opt(outcome.error_class),
-            _opt(outcome.failure_cause),
-            outcome.error_message,
-            outcome.end_time,
-            outcome.attempts,
-            previous,
-        ),
-    )
 
 
 def _handoff(r: Sequence[Any]) -> HandOffRecord:

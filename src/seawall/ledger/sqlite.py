@@ -25,7 +25,6 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -57,6 +56,7 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
+from seawall.ledger._writes import enqueue_dead_letter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -505,7 +505,7 @@ class SQLiteStore:
                 ),
             )
             if outcome.status is RunStatus.FAILED:
-                _enqueue_dead_letter(db, run_id, outcome)
+                enqueue_dead_letter(db, queries.SQLITE, run_id, outcome)
             if outcome.status is RunStatus.SUCCEEDED:
                 db.execute(
                     "UPDATE artifacts SET committed_at = ? "
@@ -1467,36 +1467,6 @@ class _Ticket:
         self.done = False
         self.error: LedgerError | None = None
         self.cancelled: str | None = None
-
-
-def _enqueue_dead_letter(db: sqlite3.Connection, run_id: str, outcome: RunOutcome) -> None:
-    """Put a failed run in the DLQ, in the transaction that records its failure."""
-    row = db.execute(
-        "SELECT agent, replay_of, replay_mode FROM runs WHERE run_id = ?", (run_id,)
-    ).fetchone()
-    if row is None or row[2] == "recorded":
-        return  # a recorded replay is a diagnosis, not work to redo
-    agent, replay_of, _ = row
-    previous = None
-    if replay_of is not None:
-        found = db.execute("SELECT entry_id FROM dlq WHERE run_id = ?", (replay_of,)).fetchone()
-        previous = None if found is None else found[0]
-    db.execute(
-        "INSERT OR IGNORE INTO dlq (entry_id, run_id, agent, error_class, failure_cause, "
-        "error_message, failed_at, attempts, status, previous_entry_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-        (
-            uuid.uuid4().hex,
-            run_id,
-            agent,
-            _opt(outcome.error_class),
-            _opt(outcome.failure_cause),
-            outcome.error_message,
-            outcome.end_time,
-            outcome.attempts,
-            previous,
-        ),
-    )
 
 
 _DLQ_COLUMNS: Final = (
