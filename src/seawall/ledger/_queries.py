@@ -7,9 +7,12 @@ real differences (case-insensitive ``LIKE``, integer division) live in :class:`D
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from seawall._failures import ErrorClass, FailureCause
+from seawall.ledger._records import AttemptRecord, HandOffRecord, StepRecord, VerdictRecord
 from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 
 if TYPE_CHECKING:
@@ -228,3 +231,88 @@ def _run_range(
             where.append(clause)
             params.append(value)
     return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+# -- rows into records ------------------------------------------------------------------------
+
+ATTEMPTS: Final = (
+    "SELECT run_id, attempt, start_time, end_time, status, error_class, failure_cause, "
+    "error_type, error_message, retry_delay, owner FROM attempts WHERE run_id = ? "
+    "ORDER BY attempt"
+)
+"""A run's attempts, in order (one parameter: the run id)."""
+
+VERDICTS: Final = (
+    "SELECT run_id, attempt, ordinal, kind, name, passed, error, score, message, duration, "
+    "created_at FROM verifications WHERE run_id = ? ORDER BY attempt, ordinal"
+)
+"""A run's verdicts, in order (one parameter: the run id)."""
+
+HANDOFF_COLUMNS: Final = (
+    "handoff_id, run_id, kind, reason, subject, status, created_at, decision, decided_by, "
+    "decided_at, note"
+)
+"""The columns :func:`handoff_record` reads, in its order."""
+
+
+def attempt_record(r: Sequence[Any]) -> AttemptRecord:
+    """An :data:`ATTEMPTS` row as a record."""
+    return AttemptRecord(
+        run_id=r[0],
+        attempt=r[1],
+        start_time=r[2],
+        end_time=r[3],
+        status=r[4],
+        error_class=None if r[5] is None else ErrorClass(r[5]),
+        failure_cause=None if r[6] is None else FailureCause(r[6]),
+        error_type=r[7],
+        error_message=r[8],
+        retry_delay=r[9],
+        owner=r[10],
+    )
+
+
+def verdict_record(r: Sequence[Any]) -> VerdictRecord:
+    """A :data:`VERDICTS` row as a record."""
+    return VerdictRecord(
+        r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10]
+    )
+
+
+def step_record(r: Sequence[Any]) -> StepRecord:
+    """A steps row (the store's step columns) as a record; byte columns become ``bytes``."""
+    return StepRecord(
+        run_id=r[0],
+        seq=r[1],
+        attempt=r[2],
+        kind=r[3],
+        name=r[4],
+        mutating=bool(r[5]),
+        idempotency_key=r[6],
+        request_hash=r[7],
+        request=bytes(r[8]),
+        response=None if r[9] is None else bytes(r[9]),
+        status=r[10],
+        start_time=r[11],
+        end_time=r[12],
+        error_type=r[13],
+        error_message=r[14],
+        tries=r[15],
+    )
+
+
+def handoff_record(r: Sequence[Any]) -> HandOffRecord:
+    """A :data:`HANDOFF_COLUMNS` row as a record."""
+    return HandOffRecord(
+        handoff_id=r[0],
+        run_id=r[1],
+        kind=r[2],
+        reason=r[3],
+        subject=None if r[4] is None else json.loads(r[4]),
+        status=r[5],
+        created_at=r[6],
+        decision=r[7],
+        decided_by=r[8],
+        decided_at=r[9],
+        note=r[10],
+    )

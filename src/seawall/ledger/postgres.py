@@ -31,7 +31,7 @@ import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall._failures import RunStatus
 from seawall._payload import Blob
 from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, SchemaVersionError
 from seawall.ledger import _queries as queries
@@ -109,10 +109,7 @@ _INSERT_BLOB: Final = (
     "INSERT INTO blobs (hash, codec, size, data) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (hash) DO NOTHING"
 )
-_HANDOFF_COLUMNS: Final = (
-    "handoff_id, run_id, kind, reason, subject, status, created_at, decision, decided_by, "
-    "decided_at, note"
-)
+_HANDOFF_COLUMNS: Final = queries.HANDOFF_COLUMNS
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -746,18 +743,8 @@ class PostgresStore:
 
     def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
         """Return a run's verdicts in order."""
-        rows = self._fetchall(
-            "SELECT run_id, attempt, ordinal, kind, name, passed, error, score, message, "
-            "duration, created_at FROM verifications WHERE run_id = %s ORDER BY attempt, ordinal",
-            (run_id,),
-            "list verdicts",
-        )
-        return [
-            VerdictRecord(
-                r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10]
-            )
-            for r in rows
-        ]
+        rows = self._fetchall(queries.POSTGRES.sql(queries.VERDICTS), (run_id,), "list verdicts")
+        return [queries.verdict_record(r) for r in rows]
 
     def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
         """Record an operator's cancellation of an unfinished run; false if it had ended."""
@@ -819,7 +806,7 @@ class PostgresStore:
             (handoff_id,),
             "read a hand-off",
         )
-        return None if row is None else _handoff(row)
+        return None if row is None else queries.handoff_record(row)
 
     def decide_handoff(
         self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
@@ -1127,7 +1114,10 @@ class PostgresStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT %s"
-        return [_handoff(r) for r in self._fetchall(sql, [*params, limit], "list hand-offs")]
+        return [
+            queries.handoff_record(r)
+            for r in self._fetchall(sql, [*params, limit], "list hand-offs")
+        ]
 
     # -- attempts ---------------------------------------------------------------------------
 
@@ -1173,29 +1163,8 @@ class PostgresStore:
 
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         """Return a run's attempts in order."""
-        rows = self._fetchall(
-            "SELECT run_id, attempt, start_time, end_time, status, error_class, "
-            "failure_cause, error_type, error_message, retry_delay, owner FROM attempts "
-            "WHERE run_id = %s ORDER BY attempt",
-            (run_id,),
-            "list attempts",
-        )
-        return [
-            AttemptRecord(
-                run_id=r[0],
-                attempt=r[1],
-                start_time=r[2],
-                end_time=r[3],
-                status=r[4],
-                error_class=None if r[5] is None else ErrorClass(r[5]),
-                failure_cause=None if r[6] is None else FailureCause(r[6]),
-                error_type=r[7],
-                error_message=r[8],
-                retry_delay=r[9],
-                owner=r[10],
-            )
-            for r in rows
-        ]
+        rows = self._fetchall(queries.POSTGRES.sql(queries.ATTEMPTS), (run_id,), "list attempts")
+        return [queries.attempt_record(r) for r in rows]
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -1275,27 +1244,7 @@ class PostgresStore:
             (run_id,),
             "read a journal",
         )
-        return [
-            StepRecord(
-                run_id=r[0],
-                seq=r[1],
-                attempt=r[2],
-                kind=r[3],
-                name=r[4],
-                mutating=bool(r[5]),
-                idempotency_key=r[6],
-                request_hash=r[7],
-                request=bytes(r[8]),
-                response=None if r[9] is None else bytes(r[9]),
-                status=r[10],
-                start_time=r[11],
-                end_time=r[12],
-                error_type=r[13],
-                error_message=r[14],
-                tries=r[15],
-            )
-            for r in rows
-        ]
+        return [queries.step_record(r) for r in rows]
 
     def delete_steps_from(self, run_id: str, seq: int) -> None:
         """Drop the journal tail from ``seq`` on."""
@@ -1388,22 +1337,6 @@ def _put_steps(conn: Connection[Any], rows: Sequence[StepRow]) -> None:
     if rows:
         with conn.cursor() as cursor:
             cursor.executemany(_UPSERT_STEP, rows)
-
-
-def _handoff(r: Sequence[Any]) -> HandOffRecord:
-    return HandOffRecord(
-        handoff_id=r[0],
-        run_id=r[1],
-        kind=r[2],
-        reason=r[3],
-        subject=None if r[4] is None else json.loads(r[4]),
-        status=r[5],
-        created_at=r[6],
-        decision=r[7],
-        decided_by=r[8],
-        decided_at=r[9],
-        note=r[10],
-    )
 
 
 def _insert_alert(conn: Connection[Any], alert: AlertRecord) -> None:

@@ -679,20 +679,8 @@ class SQLiteStore:
 
     def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
         """Return a run's verdicts in order."""
-        rows = self._read(
-            lambda db: db.execute(
-                "SELECT run_id, attempt, ordinal, kind, name, passed, error, score, message, "
-                "duration, created_at FROM verifications WHERE run_id = ? "
-                "ORDER BY attempt, ordinal",
-                (run_id,),
-            ).fetchall()
-        )
-        return [
-            VerdictRecord(
-                r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10]
-            )
-            for r in rows
-        ]
+        rows = self._read(lambda db: db.execute(queries.VERDICTS, (run_id,)).fetchall())
+        return [queries.verdict_record(r) for r in rows]
 
     def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
         """Record an operator's cancellation of an unfinished run; false if it had ended."""
@@ -745,19 +733,11 @@ class SQLiteStore:
         """Return one hand-off, or ``None``."""
         row = self._read(
             lambda db: db.execute(
-                "SELECT run_id FROM handoffs WHERE handoff_id = ?", (handoff_id,)
+                f"SELECT {queries.HANDOFF_COLUMNS} FROM handoffs WHERE handoff_id = ?",
+                (handoff_id,),
             ).fetchone()
         )
-        if row is None:
-            return None
-        return next(
-            (
-                h
-                for h in self.list_handoffs(run_id=row[0], limit=1000)
-                if h.handoff_id == handoff_id
-            ),
-            None,
-        )
+        return None if row is None else queries.handoff_record(row)
 
     def decide_handoff(
         self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
@@ -979,30 +959,12 @@ class SQLiteStore:
         if status is not None:
             where.append("status = ?")
             params.append(status)
-        sql = (
-            "SELECT handoff_id, run_id, kind, reason, subject, status, created_at, decision, "
-            "decided_by, decided_at, note FROM handoffs"
-        )
+        sql = f"SELECT {queries.HANDOFF_COLUMNS} FROM handoffs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT ?"
         rows = self._read(lambda db: db.execute(sql, [*params, limit]).fetchall())
-        return [
-            HandOffRecord(
-                handoff_id=r[0],
-                run_id=r[1],
-                kind=r[2],
-                reason=r[3],
-                subject=None if r[4] is None else json.loads(r[4]),
-                status=r[5],
-                created_at=r[6],
-                decision=r[7],
-                decided_by=r[8],
-                decided_at=r[9],
-                note=r[10],
-            )
-            for r in rows
-        ]
+        return [queries.handoff_record(r) for r in rows]
 
     # -- attempts ---------------------------------------------------------------------------
 
@@ -1041,30 +1003,8 @@ class SQLiteStore:
 
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         """Return a run's attempts in order."""
-        rows = self._read(
-            lambda db: db.execute(
-                "SELECT run_id, attempt, start_time, end_time, status, error_class, "
-                "failure_cause, error_type, error_message, retry_delay, owner FROM attempts "
-                "WHERE run_id = ? ORDER BY attempt",
-                (run_id,),
-            ).fetchall()
-        )
-        return [
-            AttemptRecord(
-                run_id=r[0],
-                attempt=r[1],
-                start_time=r[2],
-                end_time=r[3],
-                status=r[4],
-                error_class=None if r[5] is None else ErrorClass(r[5]),
-                failure_cause=None if r[6] is None else FailureCause(r[6]),
-                error_type=r[7],
-                error_message=r[8],
-                retry_delay=r[9],
-                owner=r[10],
-            )
-            for r in rows
-        ]
+        rows = self._read(lambda db: db.execute(queries.ATTEMPTS, (run_id,)).fetchall())
+        return [queries.attempt_record(r) for r in rows]
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -1238,27 +1178,7 @@ class SQLiteStore:
                 f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
         )
-        return [
-            StepRecord(
-                run_id=r[0],
-                seq=r[1],
-                attempt=r[2],
-                kind=r[3],
-                name=r[4],
-                mutating=bool(r[5]),
-                idempotency_key=r[6],
-                request_hash=r[7],
-                request=bytes(r[8]),
-                response=None if r[9] is None else bytes(r[9]),
-                status=r[10],
-                start_time=r[11],
-                end_time=r[12],
-                error_type=r[13],
-                error_message=r[14],
-                tries=r[15],
-            )
-            for r in rows
-        ]
+        return [queries.step_record(r) for r in rows]
 
     def delete_steps_from(self, run_id: str, seq: int) -> None:
         """Drop the journal tail from ``seq`` on."""
