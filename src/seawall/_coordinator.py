@@ -59,18 +59,8 @@ async def run_graph(
     Traced as an ``invoke_workflow`` span, parent of its nodes' spans, when an OpenTelemetry
     SDK is configured; see :func:`_schedule` for the arguments.
     """
-    run = app.store.get_run(run_id) if app.telemetry.enabled() else None
-    traced = None if run is None else app.telemetry.start_run(app.store, run, graph=True)
-    if traced is None:
+    with app.telemetry.run(app.store, run_id, graph=True):
         return await _schedule(app, graph, run_id, inputs, attempt, served, node_runner)
-    failed: BaseException | None = None
-    try:
-        return await _schedule(app, graph, run_id, inputs, attempt, served, node_runner)
-    except BaseException as exc:
-        failed = exc
-        raise
-    finally:
-        app.telemetry.end_run(app.store, traced, failed)
 
 
 async def _schedule(  # noqa: C901 - the scheduling loop reads top-down

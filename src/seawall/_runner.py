@@ -64,21 +64,10 @@ async def execute_run(
     The run row must already exist and be leased to this process. The run is traced (an
     ``invoke_agent`` span) when an OpenTelemetry SDK is configured; see :func:`_attempts`.
     """
-    run = app.store.get_run(run_id) if app.telemetry.enabled() else None
-    traced = None if run is None else app.telemetry.start_run(app.store, run, graph=False)
-    if traced is None:
-        result = await _attempts(app, spec, run_id, inputs, prior_attempts, started, replay_source)
-    else:
-        failed: BaseException | None = None
-        try:
-            result = await _attempts(
-                app, spec, run_id, inputs, prior_attempts, started, replay_source, traced
-            )
-        except BaseException as exc:
-            failed = exc
-            raise
-        finally:
-            app.telemetry.end_run(app.store, traced, failed)
+    with app.telemetry.run(app.store, run_id, graph=False) as traced:
+        result = await _attempts(
+            app, spec, run_id, inputs, prior_attempts, started, replay_source, traced
+        )
     _log_end(result)
     return result
 

@@ -24,6 +24,7 @@ context.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,6 +34,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from seawall.observe import semconv as sc
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from opentelemetry.context import Context as OtelContext
     from opentelemetry.trace import Span
 
@@ -102,7 +105,29 @@ class Telemetry:
             )
         return self._instruments
 
-    def start_run(self, store: Store, run: RunRecord, *, graph: bool) -> RunTrace | None:
+    @contextlib.contextmanager
+    def run(self, store: Store, run_id: str, *, graph: bool) -> Iterator[RunTrace | None]:
+        """Trace the run ``run_id`` for the block; ``None`` when neither traces nor metrics are on.
+
+        The span ends with the fields the ledger recorded when the block ends, or with the
+        exception that left it.
+        """
+        record = store.get_run(run_id) if self.enabled() else None
+        traced = None if record is None else self._start(store, record, graph=graph)
+        if traced is None:
+            yield None
+            return
+        failed: BaseException | None = None
+        try:
+            yield traced
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            self.active.pop(run_id, None)
+            traced.end(store.get_run(run_id), failed)
+
+    def _start(self, store: Store, run: RunRecord, *, graph: bool) -> RunTrace | None:
         """Open the span of a run, or return ``None`` when neither traces nor metrics are on.
 
         The span's parent is the span of the run's parent run (a graph run, or the agent that
@@ -152,11 +177,6 @@ class Telemetry:
         traced = RunTrace(tracer, instruments, span, run.run_id, name)
         self.active[run.run_id] = traced
         return traced
-
-    def end_run(self, store: Store, traced: RunTrace, error: BaseException | None) -> None:
-        """Close a run's span with the fields the ledger recorded."""
-        self.active.pop(traced.run_id, None)
-        traced.end(store.get_run(traced.run_id), error)
 
 
 class Instruments:
