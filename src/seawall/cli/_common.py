@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from seawall import Seawall, SeawallError
 from seawall.ledger import DEFAULT_LEDGER_URL
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 console = Console()
 errors = Console(stderr=True)
@@ -49,6 +53,21 @@ def open_app(ledger: str | None) -> Seawall:
         return Seawall(ledger_url(ledger))
     except SeawallError as exc:
         raise fail(exc) from exc
+
+
+@contextlib.contextmanager
+def using(app: Seawall) -> Iterator[Seawall]:
+    """Run the block with ``app``: a Seawall error becomes a clean exit 1; the app is closed.
+
+    Raises:
+        typer.Exit: A Seawall error left the block (its message is printed on stderr).
+    """
+    try:
+        yield app
+    except SeawallError as exc:
+        raise fail(exc) from exc
+    finally:
+        app.close()
 
 
 def load_app(spec: str) -> Seawall:

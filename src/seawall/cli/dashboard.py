@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from seawall import SeawallError
-from seawall.cli._common import LedgerOption, fail, ledger_url, load_app, open_app
+from seawall.cli._common import LedgerOption, fail, ledger_url, load_app, open_app, using
 
 
 def metrics(ledger: LedgerOption = None) -> None:
@@ -18,13 +18,8 @@ def metrics(ledger: LedgerOption = None) -> None:
         from seawall.observe.prometheus import exposition  # noqa: PLC0415 - optional extra
     except SeawallError as exc:
         raise fail(exc) from exc
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         sys.stdout.write(exposition(app.store))
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
 
 
 def dashboard(

@@ -8,16 +8,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from seawall import DriftWatch, SeawallError
+from seawall import DriftWatch
 from seawall.cli._common import (
     JsonOption,
     LedgerOption,
     console,
-    fail,
     iso,
     open_app,
     parse_since,
     print_json,
+    using,
     when,
 )
 from seawall.observe.alerts import KINDS, alert_json
@@ -61,8 +61,7 @@ def drift(
         raise typer.BadParameter(f"--kind must be one of {', '.join(KINDS)}")
     if method not in (None, "test", "psi"):
         raise typer.BadParameter("--method must be 'test' or 'psi'")
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         watches = watches_in(app.store)
         if agent is not None:
             watches = {agent: watches[agent]} if agent in watches else {}
@@ -78,10 +77,6 @@ def drift(
         alerts = app.store.list_alerts(
             agent=agent, kind=kind, since=parse_since(since), limit=limit
         )
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     if as_json:
         print_json(
             {

@@ -20,6 +20,7 @@ from seawall.cli._common import (
     load_app,
     open_app,
     print_json,
+    using,
     when,
 )
 
@@ -45,13 +46,8 @@ def cancel(
     ledger: LedgerOption = None,
 ) -> None:
     """Cancel a run: it stops at its next ctx call, and no mutating call starts afterwards."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         recorded = app.cancel(run_id, reason=reason)
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     if recorded:
         console.print(
             f"Cancellation of {run_id} recorded; its owner stops it at the next ctx call."
@@ -113,13 +109,8 @@ def show_handoff(
     as_json: JsonOption = False,
 ) -> None:
     """Show one hand-off: the run, the reason and the output or step in question."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         found = app.handoff(handoff_id)
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     if as_json:
         print_json(handoff_json(found))
         return
@@ -244,13 +235,8 @@ def open_breaker(
     ledger: LedgerOption = None,
 ) -> None:
     """Open a breaker by hand (freeze an agent or tool); it stays open until reset."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         state = app.open_breaker(name, reason=reason)
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     console.print(f"{state.name} is open until `seawall breakers reset {state.name}`: {reason}")
 
 
@@ -260,13 +246,8 @@ def reset_breaker(
     ledger: LedgerOption = None,
 ) -> None:
     """Close a breaker and forget its failures."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         state = app.reset_breaker(name)
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     console.print(f"{state.name} is closed.")
 
 

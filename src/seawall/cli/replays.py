@@ -19,6 +19,7 @@ from seawall.cli._common import (
     open_app,
     parse_since,
     print_json,
+    using,
     when,
 )
 
@@ -148,8 +149,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """List dead-letter entries, oldest first."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         entries = app.dlq.list(
             agent=agent,
             error_class=error_class,
@@ -157,10 +157,6 @@ def dlq_list(
             status=None if status == "all" else status,
             limit=limit,
         )
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     if as_json:
         print_json([_entry_json(e) for e in entries])
         return
@@ -240,8 +236,7 @@ def dlq_purge(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Mark matching pending entries purged (the runs stay in the ledger)."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         matching = app.dlq.list(agent=agent, error_class=error_class, since=parse_since(since))
         if not matching:
             console.print("0 entries match; nothing to purge.")
@@ -249,8 +244,4 @@ def dlq_purge(
         if not yes and not typer.confirm(f"Purge {len(matching)} entries?", default=False):
             raise typer.Exit(code=1)
         count = app.dlq.purge(agent=agent, error_class=error_class, since=parse_since(since))
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     console.print(f"Purged {count} entr{'y' if count == 1 else 'ies'}.")

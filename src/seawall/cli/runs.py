@@ -8,21 +8,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from seawall import AttemptRecord, RunRecord, SeawallError, Step
 from seawall.cli._common import (
     JsonOption,
     LedgerOption,
     console,
-    fail,
     iso,
     open_app,
     parse_since,
     print_json,
     seconds,
+    using,
     when,
 )
 
 if TYPE_CHECKING:
+    from seawall import AttemptRecord, RunRecord, Step
     from seawall.ledger import ArtifactRecord, CompensationRecord, HandOffRecord, VerdictRecord
 
 _STATUS_STYLE = {
@@ -134,8 +134,7 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         found = app.runs(
             status=status,
             agent=agent,
@@ -143,10 +142,6 @@ def runs(
             since=parse_since(since),
             limit=limit,
         )
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     if as_json:
         print_json([run_json(run) for run in found])
         return
@@ -205,8 +200,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one run: its fields, attempts, step timeline, artifacts, compensations, hand-offs."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         view = _RunView(
             run=app.get_run(run_id),
             attempts=app.attempts(run_id),
@@ -218,10 +212,6 @@ def show(
             handoffs=app.handoffs(run_id=run_id),
             verdicts=app.verdicts(run_id),
         )
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
     if as_json:
         print_json(_view_json(view))
     else:
