@@ -56,7 +56,11 @@ def _failed(request: Request, error: SeawallError | str, status_code: int = 409)
     return render(request, "error.html", status_code=status_code, title="Not done", message=message)
 
 
-def _runner(request: Request) -> Seawall | Response:
+async def _checked_with_app(request: Request) -> tuple[FormData, Seawall] | Response:
+    """The posted form and the user's app for an action that runs agents, or the refusal."""
+    form = await _checked(request)
+    if form is None:
+        return refused(request)
     runner = state(request).runner
     if runner is None:
         return _failed(
@@ -64,17 +68,15 @@ def _runner(request: Request) -> Seawall | Response:
             "This action runs agents, so it needs your app: restart the dashboard with "
             "`seawall dashboard --app module:attribute`.",
         )
-    return runner
+    return form, runner
 
 
 async def replay(request: Request) -> Response:
     """Replay a run, recorded or live; show the new run."""
-    form = await _checked(request)
-    if form is None:
-        return refused(request)
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
+    checked = await _checked_with_app(request)
+    if isinstance(checked, Response):
+        return checked
+    form, runner = checked
     mode = form.get("mode")
     if mode not in ("recorded", "live"):
         return _failed(request, "mode must be recorded or live", 400)
@@ -91,12 +93,10 @@ async def replay(request: Request) -> Response:
 
 async def redrive(request: Request) -> Response:
     """Redrive the selected DLQ entries, or every pending entry matching the filters."""
-    form = await _checked(request)
-    if form is None:
-        return refused(request)
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
+    checked = await _checked_with_app(request)
+    if isinstance(checked, Response):
+        return checked
+    form, runner = checked
     selected = [value for value in form.getlist("entry") if isinstance(value, str)]
     agent = str(form.get("agent") or "") or None
     try:
@@ -197,12 +197,10 @@ async def reset_breaker(request: Request) -> Response:
 
 async def approve(request: Request) -> Response:
     """Approve a hand-off, with the run's output or an edited one (JSON)."""
-    form = await _checked(request)
-    if form is None:
-        return refused(request)
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
+    checked = await _checked_with_app(request)
+    if isinstance(checked, Response):
+        return checked
+    form, runner = checked
     handoff_id = request.path_params["handoff_id"]
     note = str(form.get("note") or "") or None
     edited = str(form.get("output") or "").strip()
@@ -221,12 +219,10 @@ async def approve(request: Request) -> Response:
 
 async def reject(request: Request) -> Response:
     """Reject a hand-off with a reason: the run fails ``silent_drift``."""
-    form = await _checked(request)
-    if form is None:
-        return refused(request)
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
+    checked = await _checked_with_app(request)
+    if isinstance(checked, Response):
+        return checked
+    form, runner = checked
     reason = str(form.get("reason") or "").strip()
     if not reason:
         return _failed(request, "give a reason for the rejection", 400)
