@@ -203,14 +203,7 @@ class Journal:
             self._diverge(seq, step, name)
             return MISSING
         if step.status == COMPLETED:
-            if step.response is None:
-                raise SerializationError(
-                    f"step {seq} ({name}) completed but its result could not be stored: "
-                    f"{step.error_message}",
-                    run_id=self.run_id,
-                    step=seq,
-                )
-            return self.decode(step.response)
+            return self._result_of(step, name)
         if step.status == STARTED and step.mutating:
             if spec is not None and spec.read_back is not None:
                 return CHECK_READ_BACK
@@ -299,12 +292,16 @@ class Journal:
             )
         if step.kind == "usage":
             self.usage[seq] = self._usage_of(step)
+        return self._result_of(step, name)
+
+    def _result_of(self, step: StepRecord, name: str) -> Any:
+        """A completed step's recorded result (one whose result could not be stored raises)."""
         if step.response is None:
             raise SerializationError(
-                f"step {seq} ({name}) completed but its result could not be stored: "
+                f"step {step.seq} ({name}) completed but its result could not be stored: "
                 f"{step.error_message}",
                 run_id=self.run_id,
-                step=seq,
+                step=step.seq,
             )
         return self.decode(step.response)
 
