@@ -516,31 +516,19 @@ class BaseContext:
         if spec.retry_budget is not None and journal.budgets is not None:
             journal.budgets.count(f"tool:{spec.name}")
         if spec.mutating:
-            now = time.time()
-            journal.write_intent(
-                journal.row(
-                    plan.seq,
-                    spec.kind,
-                    spec.name,
-                    True,
-                    plan.key,
-                    plan.request_hash,
-                    plan.column,
-                    None,
-                    STARTED,
-                    now,
-                    None,
-                ),
-                plan.blobs,
-            )
+            self._write_intent(plan)
             journal.mutations += 1
         if journal.trace is not None:
             plan.span = journal.trace.start_step(spec, plan.seq, plan.key, plan.call_kwargs)
 
     def _prepare_again(self, plan: _Prepared) -> _Prepared:
         """The in-doubt call did not take effect: write its intent again and run it."""
+        self._write_intent(plan)
+        return plan
+
+    def _write_intent(self, plan: _Prepared) -> None:
+        """Make a mutating call's intent durable before it runs."""
         journal = self._journal
-        now = time.time()
         journal.write_intent(
             journal.row(
                 plan.seq,
@@ -552,12 +540,11 @@ class BaseContext:
                 plan.column,
                 None,
                 STARTED,
-                now,
+                time.time(),
                 None,
             ),
             plan.blobs,
         )
-        return plan
 
     def _observe(
         self, spec: ToolSpec, seq: int, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
