@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from seawall.errors import LedgerURLError
 from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow, Store
@@ -23,7 +23,6 @@ from seawall.ledger._records import (
     VerdictRecord,
 )
 from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
-from seawall.ledger.postgres import PostgresStore
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
@@ -108,6 +107,8 @@ def open_store(
             )
         return SQLiteStore(rest[1:], durability=durability, busy_timeout=busy_timeout)
     if scheme in ("postgresql", "postgres"):
+        from seawall.ledger.postgres import PostgresStore  # noqa: PLC0415 - only when used
+
         return PostgresStore(url)
     raise LedgerURLError(
         f"ledger URL {url!r} has the unknown scheme {scheme!r}; use sqlite:///path/to/ledger.db "
@@ -155,11 +156,13 @@ def migrate(url: str | None = None) -> MigrationReport:
     """
     store = open_store(url)
     try:
-        if isinstance(store, PostgresStore):
-            name, backend = store.target.display, "postgresql"
-        else:
-            assert isinstance(store, SQLiteStore)  # noqa: S101 - open_store makes one of two
+        if isinstance(store, SQLiteStore):
             name, backend = store.url, "sqlite"
+        else:
+            from seawall.ledger.postgres import PostgresStore  # noqa: PLC0415 - only when used
+
+            assert isinstance(store, PostgresStore)  # noqa: S101 - open_store makes one of two
+            name, backend = store.target.display, "postgresql"
         return MigrationReport(
             ledger=name,
             backend=backend,
@@ -169,3 +172,12 @@ def migrate(url: str | None = None) -> MigrationReport:
         )
     finally:
         store.close()
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresStore is imported on first use: an app on SQLite does not load it at start-up.
+    if name == "PostgresStore":
+        from seawall.ledger.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,8 +17,6 @@ import json
 import logging
 import math
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
@@ -182,6 +180,11 @@ class WebhookSink:
         retrying(self._post, body)
 
     def _post(self, body: bytes) -> None:
+        # Imported here: urllib.request loads ssl and email, which an app without a webhook
+        # should not pay for at start-up.
+        import urllib.error  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s)
             self.url,
             data=body,
