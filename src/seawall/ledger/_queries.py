@@ -211,6 +211,55 @@ def dlq_where(query: DeadLetterQuery, dialect: Dialect) -> tuple[str, list[Any]]
     return dialect.sql(" WHERE " + " AND ".join(where)) if where else "", params
 
 
+ALERT_COLUMNS: Final = (
+    "alert_id, kind, agent, feature, statistic, threshold, window_desc, message, details, at"
+)
+SAMPLE_COLUMNS: Final = (
+    "agent, run_id, at, decision, output_bytes, tokens, cost_usd, latency, confidence, verified"
+)
+
+
+def list_alerts(
+    dialect: Dialect, agent: str | None, kind: str | None, since: float | None, limit: int
+) -> tuple[str, list[Any]]:
+    """Alerts matching the filters, newest first."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("agent = ?", agent), ("kind = ?", kind), ("at >= ?", since)):
+        if value is not None:
+            clauses.append(column)
+            params.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC LIMIT ?"
+    return dialect.sql(sql), [*params, limit]
+
+
+def drift_samples(
+    dialect: Dialect,
+    agent: str,
+    newest: bool,
+    limit: int,
+    since: float | None,
+    until: float | None,
+) -> tuple[str, list[Any]]:
+    """The first (or, with ``newest``, the last) ``limit`` samples of ``agent``.
+
+    With ``newest`` the rows come newest first: reverse them for time order.
+    """
+    clauses = ["agent = ?"]
+    params: list[Any] = [agent]
+    for clause, value in (("at >= ?", since), ("at < ?", until)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    order = "DESC" if newest else "ASC"
+    sql = (
+        f"SELECT {SAMPLE_COLUMNS} FROM drift_samples WHERE {' AND '.join(clauses)} "
+        f"ORDER BY at {order}, run_id {order} LIMIT ?"
+    )
+    return dialect.sql(sql), [*params, limit]
+
+
 def like_escape(text: str) -> str:
     """Escape ``LIKE``'s wildcards (and the escape character) in ``text``."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

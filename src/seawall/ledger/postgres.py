@@ -272,18 +272,8 @@ class PostgresStore:
         limit: int = 100,
     ) -> list[AlertRecord]:
         """Return alerts matching the filters, newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("agent = %s", agent), ("kind = %s", kind), ("at >= %s", since)):
-            if value is not None:
-                clauses.append(column)
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._fetchall(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC LIMIT %s",
-            [*params, limit],
-            "list alerts",
-        )
+        sql, params = queries.list_alerts(queries.POSTGRES, agent, kind, since, limit)
+        rows = self._fetchall(sql, params, "list alerts")
         return [_alert(row) for row in rows]
 
     def update_alert_state(
@@ -368,21 +358,8 @@ class PostgresStore:
         until: float | None = None,
     ) -> list[DriftSample]:
         """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
-        clauses = ["agent = %s"]
-        params: list[Any] = [agent]
-        if since is not None:
-            clauses.append("at >= %s")
-            params.append(since)
-        if until is not None:
-            clauses.append("at < %s")
-            params.append(until)
-        order = "DESC" if newest else "ASC"
-        rows = self._fetchall(
-            f"SELECT {_SAMPLE_COLUMNS} FROM drift_samples WHERE {' AND '.join(clauses)} "
-            f"ORDER BY at {order}, run_id {order} LIMIT %s",
-            [*params, limit],
-            f"list drift samples of {agent}",
-        )
+        sql, params = queries.drift_samples(queries.POSTGRES, agent, newest, limit, since, until)
+        rows = self._fetchall(sql, params, f"list drift samples of {agent}")
         if newest:
             rows.reverse()
         return [_sample(row) for row in rows]

@@ -1257,20 +1257,8 @@ class SQLiteStore:
         limit: int = 100,
     ) -> list[AlertRecord]:
         """Return alerts matching the filters, newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("agent = ?", agent), ("kind = ?", kind), ("at >= ?", since)):
-            if value is not None:
-                clauses.append(column)
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(
-            lambda db: db.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC "
-                "LIMIT ?",
-                [*params, limit],
-            ).fetchall()
-        )
+        sql, params = queries.list_alerts(queries.SQLITE, agent, kind, since, limit)
+        rows = self._read(lambda db: db.execute(sql, params).fetchall())
         return [_alert(row) for row in rows]
 
     def update_alert_state(
@@ -1337,22 +1325,8 @@ class SQLiteStore:
         until: float | None = None,
     ) -> list[DriftSample]:
         """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
-        clauses = ["agent = ?"]
-        params: list[Any] = [agent]
-        if since is not None:
-            clauses.append("at >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("at < ?")
-            params.append(until)
-        order = "DESC" if newest else "ASC"
-        rows = self._read(
-            lambda db: db.execute(
-                f"SELECT {_SAMPLE_COLUMNS} FROM drift_samples WHERE {' AND '.join(clauses)} "
-                f"ORDER BY at {order}, run_id {order} LIMIT ?",
-                [*params, limit],
-            ).fetchall()
-        )
+        sql, params = queries.drift_samples(queries.SQLITE, agent, newest, limit, since, until)
+        rows = self._read(lambda db: db.execute(sql, params).fetchall())
         if newest:
             rows.reverse()
         return [_sample(row) for row in rows]
@@ -1436,12 +1410,8 @@ def _breaker(row: Sequence[Any]) -> BreakerState:
     )
 
 
-_ALERT_COLUMNS: Final = (
-    "alert_id, kind, agent, feature, statistic, threshold, window_desc, message, details, at"
-)
-_SAMPLE_COLUMNS: Final = (
-    "agent, run_id, at, decision, output_bytes, tokens, cost_usd, latency, confidence, verified"
-)
+_ALERT_COLUMNS: Final = queries.ALERT_COLUMNS
+_SAMPLE_COLUMNS: Final = queries.SAMPLE_COLUMNS
 
 
 def _insert_alert(db: sqlite3.Connection, alert: AlertRecord) -> None:
