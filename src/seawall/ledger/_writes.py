@@ -8,7 +8,9 @@ ledger is written once for SQLite and PostgreSQL.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from seawall._failures import RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,4 +63,77 @@ def enqueue_dead_letter(
             outcome.attempts,
             previous,
         ),
+    )
+
+
+# The columns a run's outcome sets, in the order ``_outcome_fields`` gives their values.
+_SET_OUTCOME: Final = (
+    "output_hash = ?, output = ?, error_class = ?, failure_cause = ?, error_type = ?, "
+    "error_message = ?, error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, "
+    "attempts = ?, retried_input_tokens = ?, retried_output_tokens = ?, retried_cost_usd = ?, "
+    "unknown_usage_calls = ?, unpriced_calls = ?"
+)
+
+
+def finish_run(conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome) -> None:
+    """Record a run's final fields and release its lease; a failed run enters the DLQ.
+
+    A succeeded run's artifacts become committed; any other run's artifact records go.
+    """
+    conn.execute(
+        dialect.sql(
+            f"UPDATE runs SET status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, "
+            "lease_expires_at = NULL, updated_at = ?, phase = NULL, commit_json = NULL "
+            "WHERE run_id = ?"
+        ),
+        (
+            outcome.status.value,
+            outcome.end_time,
+            *_outcome_fields(outcome),
+            outcome.end_time,
+            run_id,
+        ),
+    )
+    if outcome.status is RunStatus.FAILED:
+        enqueue_dead_letter(conn, dialect, run_id, outcome)
+    if outcome.status is RunStatus.SUCCEEDED:
+        conn.execute(
+            dialect.sql(
+                "UPDATE artifacts SET committed_at = ? WHERE run_id = ? AND committed_at IS NULL"
+            ),
+            (outcome.end_time, run_id),
+        )
+    else:
+        conn.execute(dialect.sql("DELETE FROM artifacts WHERE run_id = ?"), (run_id,))
+
+
+def park_run(conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome) -> None:
+    """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
+    conn.execute(
+        dialect.sql(
+            f"UPDATE runs SET status = 'awaiting_human', {_SET_OUTCOME}, lease_owner = NULL, "
+            "lease_expires_at = NULL, updated_at = ? WHERE run_id = ?"
+        ),
+        (*_outcome_fields(outcome), outcome.end_time, run_id),
+    )
+
+
+def _outcome_fields(outcome: RunOutcome) -> tuple[object, ...]:
+    return (
+        outcome.output_hash,
+        outcome.output_column,
+        None if outcome.error_class is None else outcome.error_class.value,
+        None if outcome.failure_cause is None else outcome.failure_cause.value,
+        outcome.error_type,
+        outcome.error_message,
+        outcome.error_json,
+        outcome.input_tokens,
+        outcome.output_tokens,
+        outcome.cost_usd,
+        outcome.attempts,
+        outcome.retried_input_tokens,
+        outcome.retried_output_tokens,
+        outcome.retried_cost_usd,
+        outcome.unknown_usage_calls,
+        outcome.unpriced_calls,
     )

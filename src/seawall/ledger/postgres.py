@@ -31,10 +31,10 @@ import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from seawall._failures import RunStatus
 from seawall._payload import Blob
 from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, SchemaVersionError
 from seawall.ledger import _queries as queries
+from seawall.ledger import _writes as writes
 from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
 from seawall.ledger._records import (
     AlertRecord,
@@ -51,20 +51,17 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.ledger._writes import enqueue_dead_letter
 from seawall.ledger.sqlite import (
     _ALERT_COLUMNS,
     _BREAKER_COLUMNS,
     _DLQ_COLUMNS,
     _RUN_COLUMNS,
     _SAMPLE_COLUMNS,
-    _SET_OUTCOME,
     _STEP_COLUMNS,
     _alert,
     _breaker,
     _dead_letter,
     _opt,
-    _outcome_fields,
     _run_record,
     _sample,
     _statements,
@@ -84,7 +81,6 @@ T = TypeVar("T")
 _META_TABLE: Final = "seawall_meta"
 _MIGRATION_LOCK: Final = 0x5EA1  # first key of the advisory lock serialising migrations
 _BUDGET_LOCK: Final = 0x5EA2  # first key of the advisory locks serialising retry budgets
-_SET: Final = _SET_OUTCOME.replace("?", "%s")
 _MARKS16: Final = ", ".join(["%s"] * 16)
 _UPSERT_STEP: Final = (
     f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({_MARKS16}) ON CONFLICT (run_id, seq) DO "
@@ -505,28 +501,7 @@ class PostgresStore:
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
             _put_blobs(conn, blobs)
-            conn.execute(
-                f"UPDATE runs SET status = %s, end_time = %s, {_SET}, lease_owner = NULL, "
-                "lease_expires_at = NULL, updated_at = %s, phase = NULL, commit_json = NULL "
-                "WHERE run_id = %s",
-                (
-                    outcome.status.value,
-                    outcome.end_time,
-                    *_outcome_fields(outcome),
-                    outcome.end_time,
-                    run_id,
-                ),
-            )
-            if outcome.status is RunStatus.FAILED:
-                enqueue_dead_letter(conn, queries.POSTGRES, run_id, outcome)
-            if outcome.status is RunStatus.SUCCEEDED:
-                conn.execute(
-                    "UPDATE artifacts SET committed_at = %s "
-                    "WHERE run_id = %s AND committed_at IS NULL",
-                    (outcome.end_time, run_id),
-                )
-            else:
-                conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
+            writes.finish_run(conn, queries.POSTGRES, run_id, outcome)
 
         self._db.run(write, f"record the end of run {run_id}")
 
@@ -753,11 +728,7 @@ class PostgresStore:
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
             _put_blobs(conn, blobs)
-            conn.execute(
-                f"UPDATE runs SET status = 'awaiting_human', {_SET}, lease_owner = NULL, "
-                "lease_expires_at = NULL, updated_at = %s WHERE run_id = %s",
-                (*_outcome_fields(outcome), outcome.end_time, run_id),
-            )
+            writes.park_run(conn, queries.POSTGRES, run_id, outcome)
 
         self._db.run(write, f"park run {run_id}")
 

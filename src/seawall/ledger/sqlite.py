@@ -41,6 +41,7 @@ from seawall.errors import (
     SchemaVersionError,
 )
 from seawall.ledger import _queries as queries
+from seawall.ledger import _writes as writes
 from seawall.ledger._records import (
     AlertRecord,
     ArtifactRecord,
@@ -56,7 +57,6 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.ledger._writes import enqueue_dead_letter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -87,13 +87,6 @@ _COMPLETE_STEP: Final = (
     "error_message = ?, tries = ? WHERE run_id = ? AND seq = ?"
 )
 _INSERT_BLOB: Final = "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?, ?, ?, ?)"
-# The columns a run's outcome sets, in the order ``_outcome_fields`` gives their values.
-_SET_OUTCOME: Final = (
-    "output_hash = ?, output = ?, error_class = ?, failure_cause = ?, error_type = ?, "
-    "error_message = ?, error_json = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?, "
-    "attempts = ?, retried_input_tokens = ?, retried_output_tokens = ?, retried_cost_usd = ?, "
-    "unknown_usage_calls = ?, unpriced_calls = ?"
-)
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -492,28 +485,7 @@ class SQLiteStore:
         """Record the run's final fields and release its lease."""
         with self._write(durable=True) as db:
             _put_blobs(db, blobs)
-            db.execute(
-                f"UPDATE runs SET status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, "
-                "lease_expires_at = NULL, updated_at = ?, phase = NULL, commit_json = NULL "
-                "WHERE run_id = ?",
-                (
-                    outcome.status.value,
-                    outcome.end_time,
-                    *_outcome_fields(outcome),
-                    outcome.end_time,
-                    run_id,
-                ),
-            )
-            if outcome.status is RunStatus.FAILED:
-                enqueue_dead_letter(db, queries.SQLITE, run_id, outcome)
-            if outcome.status is RunStatus.SUCCEEDED:
-                db.execute(
-                    "UPDATE artifacts SET committed_at = ? "
-                    "WHERE run_id = ? AND committed_at IS NULL",
-                    (outcome.end_time, run_id),
-                )
-            else:
-                db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+            writes.finish_run(db, queries.SQLITE, run_id, outcome)
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run."""
@@ -713,11 +685,7 @@ class SQLiteStore:
         """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
         with self._write(durable=True) as db:
             _put_blobs(db, blobs)
-            db.execute(
-                f"UPDATE runs SET status = 'awaiting_human', {_SET_OUTCOME}, lease_owner = NULL, "
-                "lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
-                (*_outcome_fields(outcome), outcome.end_time, run_id),
-            )
+            writes.park_run(db, queries.SQLITE, run_id, outcome)
 
     def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
         """Take a run waiting for a person back into ``running`` (one decider wins)."""
@@ -1544,24 +1512,3 @@ def _prepare_location(path: str) -> None:
             f"beside it, in {folder}. Point --ledger / SEAWALL_LEDGER at a writable location",
             path=path,
         ) from exc
-
-
-def _outcome_fields(outcome: RunOutcome) -> tuple[object, ...]:
-    return (
-        outcome.output_hash,
-        outcome.output_column,
-        _opt(outcome.error_class),
-        _opt(outcome.failure_cause),
-        outcome.error_type,
-        outcome.error_message,
-        outcome.error_json,
-        outcome.input_tokens,
-        outcome.output_tokens,
-        outcome.cost_usd,
-        outcome.attempts,
-        outcome.retried_input_tokens,
-        outcome.retried_output_tokens,
-        outcome.retried_cost_usd,
-        outcome.unknown_usage_calls,
-        outcome.unpriced_calls,
-    )
