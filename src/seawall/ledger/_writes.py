@@ -15,7 +15,7 @@ from seawall._failures import RunStatus
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall.ledger._protocol import RunOutcome
+    from seawall.ledger._protocol import NewRun, RunOutcome
     from seawall.ledger._queries import Dialect
 
 
@@ -63,6 +63,35 @@ def enqueue_dead_letter(
             outcome.attempts,
             previous,
         ),
+    )
+
+
+INSERT_RUN: Final = (
+    "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, attempts, workflow, "
+    "parent_run_id, replay_of, code_version, lease_owner, lease_expires_at, updated_at, "
+    "replay_mode, node) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+"""A new run's row; its parameters are :func:`new_run_params`."""
+
+
+def new_run_params(run: NewRun) -> tuple[object, ...]:
+    """The parameters of :data:`INSERT_RUN` for ``run``."""
+    return (
+        run.run_id,
+        run.agent,
+        run.status.value,
+        run.start_time,
+        run.input_hash,
+        run.input_column,
+        run.workflow,
+        run.parent_run_id,
+        run.replay_of,
+        run.code_version,
+        run.owner,
+        run.lease_expires_at,
+        run.start_time,
+        run.replay_mode,
+        run.node,
     )
 
 

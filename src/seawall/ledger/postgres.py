@@ -397,28 +397,8 @@ class PostgresStore:
         def write(conn: Connection[Any], doubt: bool) -> None:
             _put_blobs(conn, blobs)
             inserted = conn.execute(
-                "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, "
-                "attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-                "lease_expires_at, updated_at, replay_mode, node) "
-                "VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                (
-                    run.run_id,
-                    run.agent,
-                    run.status.value,
-                    run.start_time,
-                    run.input_hash,
-                    run.input_column,
-                    run.workflow,
-                    run.parent_run_id,
-                    run.replay_of,
-                    run.code_version,
-                    run.owner,
-                    run.lease_expires_at,
-                    run.start_time,
-                    run.replay_mode,
-                    run.node,
-                ),
+                queries.POSTGRES.sql(writes.INSERT_RUN) + " ON CONFLICT (run_id) DO NOTHING",
+                writes.new_run_params(run),
             ).rowcount
             if inserted == 1:
                 return

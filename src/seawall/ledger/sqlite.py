@@ -392,29 +392,7 @@ class SQLiteStore:
         """Record a new run, leased to its owner, with its input snapshot."""
         with self._write(durable=True) as db:
             _put_blobs(db, blobs)
-            db.execute(
-                "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, "
-                "attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
-                "lease_expires_at, updated_at, replay_mode, node) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run.run_id,
-                    run.agent,
-                    run.status.value,
-                    run.start_time,
-                    run.input_hash,
-                    run.input_column,
-                    run.workflow,
-                    run.parent_run_id,
-                    run.replay_of,
-                    run.code_version,
-                    run.owner,
-                    run.lease_expires_at,
-                    run.start_time,
-                    run.replay_mode,
-                    run.node,
-                ),
-            )
+            db.execute(writes.INSERT_RUN, writes.new_run_params(run))
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return one run, or ``None``."""
