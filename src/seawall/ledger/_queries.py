@@ -304,6 +304,22 @@ HANDOFF_COLUMNS: Final = (
 """The columns :func:`handoff_record` reads, in its order."""
 
 
+def list_handoffs(
+    dialect: Dialect, run_id: str | None, status: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """Hand-offs of a run and/or in a status, newest first."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (("run_id = ?", run_id), ("status = ?", status)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql = f"SELECT {HANDOFF_COLUMNS} FROM handoffs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return dialect.sql(sql + " ORDER BY created_at DESC LIMIT ?"), [*params, limit]
+
+
 def attempt_record(r: Sequence[Any]) -> AttemptRecord:
     """An :data:`ATTEMPTS` row as a record."""
     return AttemptRecord(

@@ -1031,21 +1031,8 @@ class PostgresStore:
         self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[HandOffRecord]:
         """Return hand-offs, newest first."""
-        where, params = [], []
-        if run_id is not None:
-            where.append("run_id = %s")
-            params.append(run_id)
-        if status is not None:
-            where.append("status = %s")
-            params.append(status)
-        sql = f"SELECT {_HANDOFF_COLUMNS} FROM handoffs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT %s"
-        return [
-            queries.handoff_record(r)
-            for r in self._fetchall(sql, [*params, limit], "list hand-offs")
-        ]
+        sql, params = queries.list_handoffs(queries.POSTGRES, run_id, status, limit)
+        return [queries.handoff_record(r) for r in self._fetchall(sql, params, "list hand-offs")]
 
     # -- attempts ---------------------------------------------------------------------------
 

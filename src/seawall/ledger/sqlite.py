@@ -898,19 +898,11 @@ class SQLiteStore:
         self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[HandOffRecord]:
         """Return hand-offs, newest first."""
-        where, params = [], []
-        if run_id is not None:
-            where.append("run_id = ?")
-            params.append(run_id)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        sql = f"SELECT {queries.HANDOFF_COLUMNS} FROM handoffs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        rows = self._read(lambda db: db.execute(sql, [*params, limit]).fetchall())
-        return [queries.handoff_record(r) for r in rows]
+        sql, params = queries.list_handoffs(queries.SQLITE, run_id, status, limit)
+        return [
+            queries.handoff_record(r)
+            for r in self._read(lambda db: db.execute(sql, params).fetchall())
+        ]
 
     # -- attempts ---------------------------------------------------------------------------
 
