@@ -11,9 +11,19 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from seawall._failures import ErrorClass, FailureCause
-from seawall.ledger._records import AttemptRecord, HandOffRecord, StepRecord, VerdictRecord
+from seawall._failures import ErrorClass, FailureCause, RunStatus
+from seawall.ledger._records import (
+    AlertRecord,
+    AttemptRecord,
+    DeadLetter,
+    DriftSample,
+    HandOffRecord,
+    RunRecord,
+    StepRecord,
+    VerdictRecord,
+)
 from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+from seawall.policies.breaker import BreakerState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -380,4 +390,130 @@ def handoff_record(r: Sequence[Any]) -> HandOffRecord:
         decided_by=r[8],
         decided_at=r[9],
         note=r[10],
+    )
+
+
+STEP_COLUMNS: Final = (
+    "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
+    "response, status, start_time, end_time, error_type, error_message, tries"
+)
+
+
+DLQ_COLUMNS: Final = (
+    "entry_id, run_id, agent, error_class, failure_cause, error_message, failed_at, attempts, "
+    "status, claimed_by, redriven_at, redrive_run_id, result, previous_entry_id"
+)
+
+
+def dead_letter_record(row: Sequence[Any]) -> DeadLetter:
+    """A :data:`DLQ_COLUMNS` row as a record."""
+    return DeadLetter(
+        entry_id=row[0],
+        run_id=row[1],
+        agent=row[2],
+        error_class=None if row[3] is None else ErrorClass(row[3]),
+        failure_cause=None if row[4] is None else FailureCause(row[4]),
+        error_message=row[5],
+        failed_at=row[6],
+        attempts=row[7],
+        status=row[8],
+        claimed_by=row[9],
+        redriven_at=row[10],
+        redrive_run_id=row[11],
+        result=row[12],
+        previous_entry_id=row[13],
+    )
+
+
+BREAKER_COLUMNS: Final = (
+    "name, kind, state, failures, opened_at, reason, manual, probe_owner, probe_at"
+)
+
+
+def breaker_state(row: Sequence[Any]) -> BreakerState:
+    """A :data:`BREAKER_COLUMNS` row as a breaker's state."""
+    return BreakerState(
+        name=row[0],
+        kind=row[1],
+        state=row[2],
+        failures=row[3],
+        opened_at=row[4],
+        reason=row[5],
+        manual=bool(row[6]),
+        probe_owner=row[7],
+        probe_at=row[8],
+    )
+
+
+def alert_record(row: Sequence[Any]) -> AlertRecord:
+    """An :data:`ALERT_COLUMNS` row as a record."""
+    return AlertRecord(
+        alert_id=row[0],
+        kind=row[1],
+        agent=row[2],
+        feature=row[3],
+        statistic=row[4],
+        threshold=row[5],
+        window=row[6],
+        message=row[7],
+        details=json.loads(row[8]),
+        at=row[9],
+    )
+
+
+def drift_sample(row: Sequence[Any]) -> DriftSample:
+    """A :data:`SAMPLE_COLUMNS` row as a record."""
+    return DriftSample(
+        agent=row[0],
+        run_id=row[1],
+        at=row[2],
+        decision=row[3],
+        output_bytes=row[4],
+        tokens=row[5],
+        cost_usd=row[6],
+        latency=row[7],
+        confidence=row[8],
+        verified=None if row[9] is None else bool(row[9]),
+    )
+
+
+def run_record(row: Sequence[Any]) -> RunRecord:
+    """A :data:`RUN_COLUMNS` row as a record."""
+    input_tokens = int(row[7])
+    output_tokens = int(row[8])
+    return RunRecord(
+        run_id=row[0],
+        agent=row[1],
+        status=RunStatus(row[2]),
+        start_time=row[3],
+        end_time=row[4],
+        input_hash=row[5],
+        output_hash=row[6],
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tokens_used=input_tokens + output_tokens,
+        cost_usd=row[9],
+        error_class=None if row[10] is None else ErrorClass(row[10]),
+        failure_cause=None if row[11] is None else FailureCause(row[11]),
+        error_type=row[12],
+        error_message=row[13],
+        error=None if row[14] is None else json.loads(row[14]),
+        attempts=row[15],
+        workflow=row[16],
+        parent_run_id=row[17],
+        replay_of=row[18],
+        code_version=row[19],
+        lease_owner=row[20],
+        lease_expires_at=row[21],
+        updated_at=row[22],
+        phase=row[23],
+        replay_mode=row[24],
+        node=row[25],
+        retried_input_tokens=row[26],
+        retried_output_tokens=row[27],
+        retried_cost_usd=row[28],
+        unknown_usage_calls=row[29],
+        unpriced_calls=row[30],
+        trace_id=row[31],
+        span_id=row[32],
     )

@@ -52,18 +52,7 @@ from seawall.ledger._records import (
     VerdictRecord,
 )
 from seawall.ledger.sqlite import (
-    _ALERT_COLUMNS,
-    _BREAKER_COLUMNS,
-    _DLQ_COLUMNS,
-    _RUN_COLUMNS,
-    _SAMPLE_COLUMNS,
-    _STEP_COLUMNS,
-    _alert,
-    _breaker,
-    _dead_letter,
     _opt,
-    _run_record,
-    _sample,
     _statements,
 )
 from seawall.policies.breaker import BreakerState
@@ -83,19 +72,23 @@ _MIGRATION_LOCK: Final = 0x5EA1  # first key of the advisory lock serialising mi
 _BUDGET_LOCK: Final = 0x5EA2  # first key of the advisory locks serialising retry budgets
 _MARKS16: Final = ", ".join(["%s"] * 16)
 _UPSERT_STEP: Final = (
-    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({_MARKS16}) ON CONFLICT (run_id, seq) DO "
+    f"INSERT INTO steps ({queries.STEP_COLUMNS}) VALUES ({_MARKS16}) ON CONFLICT (run_id, seq) DO "
     "UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in _STEP_COLUMNS.split(",")[2:]))
+    + ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in queries.STEP_COLUMNS.split(",")[2:])
+    )
 )
 # The intent is written only if the run was not cancelled. The scalar subquery locks its run's
 # row FOR SHARE whatever the row holds (no filter the planner could push below the lock), which
 # conflicts with the UPDATE of a cancellation: an intent waits for a cancellation in progress
 # and then reads it, so the check and the insert are atomic with respect to any other process.
 _INSERT_INTENT: Final = (
-    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_MARKS16} WHERE "
+    f"INSERT INTO steps ({queries.STEP_COLUMNS}) SELECT {_MARKS16} WHERE "
     "(SELECT cancel_requested_at FROM runs WHERE run_id = %s FOR SHARE) IS NULL "
     "ON CONFLICT (run_id, seq) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in _STEP_COLUMNS.split(",")[2:]))
+    + ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in queries.STEP_COLUMNS.split(",")[2:])
+    )
 )
 _COMPLETE_STEP: Final = (
     "UPDATE steps SET status = %s, response = %s, end_time = %s, error_type = %s, "
@@ -105,7 +98,6 @@ _INSERT_BLOB: Final = (
     "INSERT INTO blobs (hash, codec, size, data) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (hash) DO NOTHING"
 )
-_HANDOFF_COLUMNS: Final = queries.HANDOFF_COLUMNS
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -270,7 +262,7 @@ class PostgresStore:
         """Return alerts matching the filters, newest first."""
         sql, params = queries.list_alerts(queries.POSTGRES, agent, kind, since, limit)
         rows = self._fetchall(sql, params, "list alerts")
-        return [_alert(row) for row in rows]
+        return [queries.alert_record(row) for row in rows]
 
     def update_alert_state(
         self,
@@ -337,7 +329,7 @@ class PostgresStore:
         def write(conn: Connection[Any], _doubt: bool) -> None:
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    f"INSERT INTO drift_samples ({_SAMPLE_COLUMNS}) VALUES "
+                    f"INSERT INTO drift_samples ({queries.SAMPLE_COLUMNS}) VALUES "
                     f"({', '.join(['%s'] * 10)}) ON CONFLICT (agent, run_id) DO NOTHING",
                     rows,
                 )
@@ -358,7 +350,7 @@ class PostgresStore:
         rows = self._fetchall(sql, params, f"list drift samples of {agent}")
         if newest:
             rows.reverse()
-        return [_sample(row) for row in rows]
+        return [queries.drift_sample(row) for row in rows]
 
     def count_drift_samples(self, agent: str) -> int:
         """Return how many samples of ``agent`` the ledger holds."""
@@ -420,9 +412,9 @@ class PostgresStore:
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return one run, or ``None``."""
         row = self._fetchone(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,), "read a run"
+            f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,), "read a run"
         )
-        return None if row is None else _run_record(row)
+        return None if row is None else queries.run_record(row)
 
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
@@ -435,7 +427,7 @@ class PostgresStore:
         """Return runs matching ``query``, newest first."""
         sql, params = queries.list_runs(query, queries.POSTGRES)
         rows = self._fetchall(sql, params, "list runs")
-        return [_run_record(row) for row in rows]
+        return [queries.run_record(row) for row in rows]
 
     # -- aggregates (dashboard, metrics) ----------------------------------------------------
 
@@ -730,7 +722,7 @@ class PostgresStore:
     def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
         """Return one hand-off, or ``None``."""
         row = self._fetchone(
-            f"SELECT {_HANDOFF_COLUMNS} FROM handoffs WHERE handoff_id = %s",
+            f"SELECT {queries.HANDOFF_COLUMNS} FROM handoffs WHERE handoff_id = %s",
             (handoff_id,),
             "read a hand-off",
         )
@@ -767,11 +759,11 @@ class PostgresStore:
         """Return DLQ entries matching ``query``, oldest first."""
         where, params = queries.dlq_where(query, queries.POSTGRES)
         rows = self._fetchall(
-            f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT %s",
+            f"SELECT {queries.DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT %s",
             [*params, query.limit],
             "list the DLQ",
         )
-        return [_dead_letter(row) for row in rows]
+        return [queries.dead_letter_record(row) for row in rows]
 
     def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
         """Take the oldest pending entry matching ``query`` for redriving (one claimer wins).
@@ -782,19 +774,19 @@ class PostgresStore:
             query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
         )
         where, params = queries.dlq_where(pending, queries.POSTGRES)
-        columns = ", ".join(f"picked.{c.strip()}" for c in _DLQ_COLUMNS.split(","))
+        columns = ", ".join(f"picked.{c.strip()}" for c in queries.DLQ_COLUMNS.split(","))
 
         def write(conn: Connection[Any], doubt: bool) -> DeadLetter | None:
             if doubt:
                 mine = conn.execute(
-                    f"SELECT {_DLQ_COLUMNS} FROM dlq WHERE status = 'redriving' "
+                    f"SELECT {queries.DLQ_COLUMNS} FROM dlq WHERE status = 'redriving' "
                     "AND claimed_by = %s AND claimed_at = %s",
                     (owner, at),
                 ).fetchone()
                 if mine is not None:  # the earlier try committed its claim
-                    return _dead_letter((*mine[:8], "pending", None, *mine[10:]))
+                    return queries.dead_letter_record((*mine[:8], "pending", None, *mine[10:]))
             row = conn.execute(
-                f"WITH picked AS (SELECT {_DLQ_COLUMNS} FROM dlq{where} "
+                f"WITH picked AS (SELECT {queries.DLQ_COLUMNS} FROM dlq{where} "
                 "ORDER BY failed_at, entry_id LIMIT 1 FOR UPDATE SKIP LOCKED), "
                 "claimed AS (UPDATE dlq SET status = 'redriving', claimed_by = %s, "
                 "claimed_at = %s FROM picked WHERE dlq.entry_id = picked.entry_id "
@@ -802,7 +794,7 @@ class PostgresStore:
                 f"SELECT {columns} FROM picked JOIN claimed USING (entry_id)",
                 [*params, owner, at],
             ).fetchone()
-            return None if row is None else _dead_letter(row)
+            return None if row is None else queries.dead_letter_record(row)
 
         return self._db.run(write, "claim a DLQ entry", transaction=False)
 
@@ -872,9 +864,11 @@ class PostgresStore:
     def breaker(self, name: str, kind: str) -> BreakerState:
         """Return a breaker's state (closed when never used)."""
         row = self._fetchone(
-            f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = %s", (name,), "read a breaker"
+            f"SELECT {queries.BREAKER_COLUMNS} FROM breakers WHERE name = %s",
+            (name,),
+            "read a breaker",
         )
-        return BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+        return BreakerState(name=name, kind=kind) if row is None else queries.breaker_state(row)
 
     def update_breaker(
         self, name: str, kind: str, change: Callable[[BreakerState], tuple[BreakerState, T]]
@@ -883,9 +877,12 @@ class PostgresStore:
 
         def write(conn: Connection[Any], _doubt: bool) -> tuple[bool, T | None]:
             row = conn.execute(
-                f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = %s FOR UPDATE", (name,)
+                f"SELECT {queries.BREAKER_COLUMNS} FROM breakers WHERE name = %s FOR UPDATE",
+                (name,),
             ).fetchone()
-            before = BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+            before = (
+                BreakerState(name=name, kind=kind) if row is None else queries.breaker_state(row)
+            )
             after, answer = change(before)
             if after == before:
                 return True, answer
@@ -904,7 +901,7 @@ class PostgresStore:
             )
             if row is None:
                 written = conn.execute(
-                    f"INSERT INTO breakers ({_BREAKER_COLUMNS}, updated_at) "
+                    f"INSERT INTO breakers ({queries.BREAKER_COLUMNS}, updated_at) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (name) DO NOTHING",
                     values,
@@ -934,9 +931,9 @@ class PostgresStore:
     def list_breakers(self) -> list[BreakerState]:
         """Return every breaker the ledger knows, by name."""
         rows = self._fetchall(
-            f"SELECT {_BREAKER_COLUMNS} FROM breakers ORDER BY name", (), "list breakers"
+            f"SELECT {queries.BREAKER_COLUMNS} FROM breakers ORDER BY name", (), "list breakers"
         )
-        return [_breaker(row) for row in rows]
+        return [queries.breaker_state(row) for row in rows]
 
     def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
         """Return a breaker's transitions, newest first."""
@@ -1155,7 +1152,7 @@ class PostgresStore:
     def load_steps(self, run_id: str) -> list[StepRecord]:
         """Return a run's journal in sequence order."""
         rows = self._fetchall(
-            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = %s ORDER BY seq",
+            f"SELECT {queries.STEP_COLUMNS} FROM steps WHERE run_id = %s ORDER BY seq",
             (run_id,),
             "read a journal",
         )
@@ -1198,12 +1195,12 @@ class PostgresStore:
     def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
         """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
         rows = self._fetchall(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
+            f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
             "AND lease_expires_at < %s ORDER BY lease_expires_at LIMIT %s",
             (now, limit),
             "list expired runs",
         )
-        return [_run_record(row) for row in rows]
+        return [queries.run_record(row) for row in rows]
 
     def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
         """Take over a run whose lease lapsed; false when another owner holds it.
@@ -1256,7 +1253,7 @@ def _put_steps(conn: Connection[Any], rows: Sequence[StepRow]) -> None:
 
 def _insert_alert(conn: Connection[Any], alert: AlertRecord) -> None:
     conn.execute(
-        f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join(['%s'] * 10)}) "
+        f"INSERT INTO alerts ({queries.ALERT_COLUMNS}) VALUES ({', '.join(['%s'] * 10)}) "
         "ON CONFLICT (alert_id) DO NOTHING",
         (
             alert.alert_id,

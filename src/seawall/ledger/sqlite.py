@@ -29,7 +29,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._payload import Blob
 from seawall.errors import (
     LedgerCorruptedError,
@@ -61,6 +60,7 @@ from seawall.ledger._records import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from seawall._failures import ErrorClass, FailureCause
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
     from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 from seawall.policies.breaker import BreakerState
@@ -70,16 +70,11 @@ T = TypeVar("T")
 
 _META_TABLE: Final = "seawall_meta"
 _CHECKPOINT_INTERVAL: Final = 1.0
-_RUN_COLUMNS: Final = queries.RUN_COLUMNS
-_STEP_COLUMNS: Final = (
-    "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
-    "response, status, start_time, end_time, error_type, error_message, tries"
-)
 _INSERT_STEP: Final = (
-    f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+    f"INSERT OR REPLACE INTO steps ({queries.STEP_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 )
 _INSERT_INTENT: Final = (
-    f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) SELECT {', '.join('?' * 16)} "
+    f"INSERT OR REPLACE INTO steps ({queries.STEP_COLUMNS}) SELECT {', '.join('?' * 16)} "
     "WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND cancel_requested_at IS NOT NULL)"
 )
 _COMPLETE_STEP: Final = (
@@ -398,10 +393,10 @@ class SQLiteStore:
         """Return one run, or ``None``."""
         row = self._read(
             lambda db: db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+                f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
         )
-        return None if row is None else _run_record(row)
+        return None if row is None else queries.run_record(row)
 
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
@@ -416,7 +411,7 @@ class SQLiteStore:
         """Return runs matching ``query``, newest first."""
         sql, params = queries.list_runs(query, queries.SQLITE)
         rows = self._read(lambda db: db.execute(sql, params).fetchall())
-        return [_run_record(row) for row in rows]
+        return [queries.run_record(row) for row in rows]
 
     def set_attempts(self, run_id: str, attempts: int) -> None:
         """Record how many attempts the run has started."""
@@ -704,11 +699,12 @@ class SQLiteStore:
         where, params = queries.dlq_where(query, queries.SQLITE)
         rows = self._read(
             lambda db: db.execute(
-                f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT ?",
+                f"SELECT {queries.DLQ_COLUMNS} FROM dlq{where} "
+                "ORDER BY failed_at, entry_id LIMIT ?",
                 [*params, query.limit],
             ).fetchall()
         )
-        return [_dead_letter(row) for row in rows]
+        return [queries.dead_letter_record(row) for row in rows]
 
     def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
         """Take the oldest pending entry matching ``query`` for redriving (one claimer wins)."""
@@ -718,7 +714,8 @@ class SQLiteStore:
         where, params = queries.dlq_where(pending, queries.SQLITE)
         with self._write(durable=True) as db:
             row = db.execute(
-                f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT 1",
+                f"SELECT {queries.DLQ_COLUMNS} FROM dlq{where} "
+                "ORDER BY failed_at, entry_id LIMIT 1",
                 params,
             ).fetchone()
             if row is None:
@@ -728,7 +725,7 @@ class SQLiteStore:
                 "WHERE entry_id = ? AND status = 'pending'",
                 (owner, at, row[0]),
             ).rowcount
-            return _dead_letter(row) if claimed == 1 else None
+            return queries.dead_letter_record(row) if claimed == 1 else None
 
     def finish_dead_letter(
         self, entry_id: str, *, redrive_run_id: str, result: str, at: float
@@ -783,10 +780,10 @@ class SQLiteStore:
         """Return a breaker's state (closed when never used)."""
         row = self._read(
             lambda db: db.execute(
-                f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = ?", (name,)
+                f"SELECT {queries.BREAKER_COLUMNS} FROM breakers WHERE name = ?", (name,)
             ).fetchone()
         )
-        return BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+        return BreakerState(name=name, kind=kind) if row is None else queries.breaker_state(row)
 
     def update_breaker(
         self, name: str, kind: str, change: Callable[[BreakerState], tuple[BreakerState, T]]
@@ -794,14 +791,16 @@ class SQLiteStore:
         """Apply ``change`` to a breaker in one IMMEDIATE transaction; record a transition."""
         with self._write(durable=True) as db:
             row = db.execute(
-                f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = ?", (name,)
+                f"SELECT {queries.BREAKER_COLUMNS} FROM breakers WHERE name = ?", (name,)
             ).fetchone()
-            before = BreakerState(name=name, kind=kind) if row is None else _breaker(row)
+            before = (
+                BreakerState(name=name, kind=kind) if row is None else queries.breaker_state(row)
+            )
             after, answer = change(before)
             if after != before:
                 now = time.time()
                 db.execute(
-                    f"INSERT OR REPLACE INTO breakers ({_BREAKER_COLUMNS}, updated_at) "
+                    f"INSERT OR REPLACE INTO breakers ({queries.BREAKER_COLUMNS}, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         name,
@@ -828,10 +827,10 @@ class SQLiteStore:
         """Return every breaker the ledger knows, by name."""
         rows = self._read(
             lambda db: db.execute(
-                f"SELECT {_BREAKER_COLUMNS} FROM breakers ORDER BY name"
+                f"SELECT {queries.BREAKER_COLUMNS} FROM breakers ORDER BY name"
             ).fetchall()
         )
-        return [_breaker(row) for row in rows]
+        return [queries.breaker_state(row) for row in rows]
 
     def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
         """Return a breaker's transitions, newest first."""
@@ -1113,7 +1112,7 @@ class SQLiteStore:
         """Return a run's journal in sequence order."""
         rows = self._read(
             lambda db: db.execute(
-                f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+                f"SELECT {queries.STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
         )
         return [queries.step_record(r) for r in rows]
@@ -1161,12 +1160,12 @@ class SQLiteStore:
         """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
         rows = self._read(
             lambda db: db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
+                f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
                 "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
                 (now, limit),
             ).fetchall()
         )
-        return [_run_record(row) for row in rows]
+        return [queries.run_record(row) for row in rows]
 
     def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
         """Take over a run whose lease lapsed; false when another owner holds it."""
@@ -1197,7 +1196,7 @@ class SQLiteStore:
         """Return alerts matching the filters, newest first."""
         sql, params = queries.list_alerts(queries.SQLITE, agent, kind, since, limit)
         rows = self._read(lambda db: db.execute(sql, params).fetchall())
-        return [_alert(row) for row in rows]
+        return [queries.alert_record(row) for row in rows]
 
     def update_alert_state(
         self,
@@ -1234,7 +1233,7 @@ class SQLiteStore:
             return
         with self._write() as db:
             db.executemany(
-                f"INSERT OR IGNORE INTO drift_samples ({_SAMPLE_COLUMNS}) "
+                f"INSERT OR IGNORE INTO drift_samples ({queries.SAMPLE_COLUMNS}) "
                 f"VALUES ({', '.join('?' * 10)})",
                 [
                     (
@@ -1267,7 +1266,7 @@ class SQLiteStore:
         rows = self._read(lambda db: db.execute(sql, params).fetchall())
         if newest:
             rows.reverse()
-        return [_sample(row) for row in rows]
+        return [queries.drift_sample(row) for row in rows]
 
     def count_drift_samples(self, agent: str) -> int:
         """Return how many samples of ``agent`` the ledger holds."""
@@ -1301,60 +1300,12 @@ class _Ticket:
         self.cancelled: str | None = None
 
 
-_DLQ_COLUMNS: Final = (
-    "entry_id, run_id, agent, error_class, failure_cause, error_message, failed_at, attempts, "
-    "status, claimed_by, redriven_at, redrive_run_id, result, previous_entry_id"
-)
-
-
-def _dead_letter(row: Sequence[Any]) -> DeadLetter:
-    return DeadLetter(
-        entry_id=row[0],
-        run_id=row[1],
-        agent=row[2],
-        error_class=None if row[3] is None else ErrorClass(row[3]),
-        failure_cause=None if row[4] is None else FailureCause(row[4]),
-        error_message=row[5],
-        failed_at=row[6],
-        attempts=row[7],
-        status=row[8],
-        claimed_by=row[9],
-        redriven_at=row[10],
-        redrive_run_id=row[11],
-        result=row[12],
-        previous_entry_id=row[13],
-    )
-
-
-_BREAKER_COLUMNS: Final = (
-    "name, kind, state, failures, opened_at, reason, manual, probe_owner, probe_at"
-)
-
-
-_SELECT_BREAKER: Final = f"SELECT {_BREAKER_COLUMNS} FROM breakers WHERE name = ?"
-
-
-def _breaker(row: Sequence[Any]) -> BreakerState:
-    return BreakerState(
-        name=row[0],
-        kind=row[1],
-        state=row[2],
-        failures=row[3],
-        opened_at=row[4],
-        reason=row[5],
-        manual=bool(row[6]),
-        probe_owner=row[7],
-        probe_at=row[8],
-    )
-
-
-_ALERT_COLUMNS: Final = queries.ALERT_COLUMNS
-_SAMPLE_COLUMNS: Final = queries.SAMPLE_COLUMNS
+_SELECT_BREAKER: Final = f"SELECT {queries.BREAKER_COLUMNS} FROM breakers WHERE name = ?"
 
 
 def _insert_alert(db: sqlite3.Connection, alert: AlertRecord) -> None:
     db.execute(
-        f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+        f"INSERT INTO alerts ({queries.ALERT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
         (
             alert.alert_id,
             alert.kind,
@@ -1370,36 +1321,6 @@ def _insert_alert(db: sqlite3.Connection, alert: AlertRecord) -> None:
     )
 
 
-def _alert(row: Sequence[Any]) -> AlertRecord:
-    return AlertRecord(
-        alert_id=row[0],
-        kind=row[1],
-        agent=row[2],
-        feature=row[3],
-        statistic=row[4],
-        threshold=row[5],
-        window=row[6],
-        message=row[7],
-        details=json.loads(row[8]),
-        at=row[9],
-    )
-
-
-def _sample(row: Sequence[Any]) -> DriftSample:
-    return DriftSample(
-        agent=row[0],
-        run_id=row[1],
-        at=row[2],
-        decision=row[3],
-        output_bytes=row[4],
-        tokens=row[5],
-        cost_usd=row[6],
-        latency=row[7],
-        confidence=row[8],
-        verified=None if row[9] is None else bool(row[9]),
-    )
-
-
 def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
@@ -1412,47 +1333,6 @@ def _put_blobs(db: sqlite3.Connection, blobs: Sequence[Blob]) -> None:
 
 def _opt(value: ErrorClass | FailureCause | None) -> str | None:
     return None if value is None else value.value
-
-
-def _run_record(row: Sequence[Any]) -> RunRecord:
-    input_tokens = int(row[7])
-    output_tokens = int(row[8])
-    return RunRecord(
-        run_id=row[0],
-        agent=row[1],
-        status=RunStatus(row[2]),
-        start_time=row[3],
-        end_time=row[4],
-        input_hash=row[5],
-        output_hash=row[6],
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        tokens_used=input_tokens + output_tokens,
-        cost_usd=row[9],
-        error_class=None if row[10] is None else ErrorClass(row[10]),
-        failure_cause=None if row[11] is None else FailureCause(row[11]),
-        error_type=row[12],
-        error_message=row[13],
-        error=None if row[14] is None else json.loads(row[14]),
-        attempts=row[15],
-        workflow=row[16],
-        parent_run_id=row[17],
-        replay_of=row[18],
-        code_version=row[19],
-        lease_owner=row[20],
-        lease_expires_at=row[21],
-        updated_at=row[22],
-        phase=row[23],
-        replay_mode=row[24],
-        node=row[25],
-        retried_input_tokens=row[26],
-        retried_output_tokens=row[27],
-        retried_cost_usd=row[28],
-        unknown_usage_calls=row[29],
-        unpriced_calls=row[30],
-        trace_id=row[31],
-        span_id=row[32],
-    )
 
 
 def _prepare_location(path: str) -> None:
