@@ -36,20 +36,14 @@ from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, Sche
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
 from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
+from seawall.ledger._reads import SharedReads
 from seawall.ledger._records import (
     AlertRecord,
-    ArtifactRecord,
-    AttemptRecord,
-    BreakerEvent,
-    CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
     DriftSample,
     HandOffRecord,
-    RunQuery,
     RunRecord,
-    StepRecord,
-    VerdictRecord,
 )
 from seawall.ledger.sqlite import (
     _opt,
@@ -63,7 +57,6 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
-    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 
 T = TypeVar("T")
 
@@ -111,7 +104,7 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class PostgresStore:
+class PostgresStore(SharedReads):
     """A :class:`~seawall.ledger.Store` on a PostgreSQL schema.
 
     Args:
@@ -128,6 +121,8 @@ class PostgresStore:
         LedgerCorruptedError: The schema holds tables that are not a Seawall ledger.
         SchemaVersionError: The ledger was written by a newer Seawall.
     """
+
+    dialect = queries.POSTGRES
 
     def __init__(self, url: str, **options: Any) -> None:
         self.target: PostgresTarget = parse_url(url, **options)
@@ -251,19 +246,6 @@ class PostgresStore:
 
         self._db.run(write, f"record {alert.kind} alert {alert.alert_id}", transaction=False)
 
-    def list_alerts(
-        self,
-        *,
-        agent: str | None = None,
-        kind: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
-    ) -> list[AlertRecord]:
-        """Return alerts matching the filters, newest first."""
-        sql, params = queries.list_alerts(queries.POSTGRES, agent, kind, since, limit)
-        rows = self._fetchall(sql, params, "list alerts")
-        return [queries.alert_record(row) for row in rows]
-
     def update_alert_state(
         self,
         key: str,
@@ -336,22 +318,6 @@ class PostgresStore:
 
         self._db.run(write, f"record {len(rows)} drift samples")
 
-    def list_drift_samples(
-        self,
-        agent: str,
-        *,
-        newest: bool,
-        limit: int,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[DriftSample]:
-        """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
-        sql, params = queries.drift_samples(queries.POSTGRES, agent, newest, limit, since, until)
-        rows = self._fetchall(sql, params, f"list drift samples of {agent}")
-        if newest:
-            rows.reverse()
-        return [queries.drift_sample(row) for row in rows]
-
     def count_drift_samples(self, agent: str) -> int:
         """Return how many samples of ``agent`` the ledger holds."""
         row = self._fetchone(
@@ -409,13 +375,6 @@ class PostgresStore:
 
         self._db.run(write, f"record run {run.run_id}")
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """Return one run, or ``None``."""
-        row = self._fetchone(
-            f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,), "read a run"
-        )
-        return None if row is None else queries.run_record(row)
-
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
         row = self._fetchone(
@@ -423,42 +382,7 @@ class PostgresStore:
         )
         return None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
 
-    def list_runs(self, query: RunQuery) -> list[RunRecord]:
-        """Return runs matching ``query``, newest first."""
-        sql, params = queries.list_runs(query, queries.POSTGRES)
-        rows = self._fetchall(sql, params, "list runs")
-        return [queries.run_record(row) for row in rows]
-
     # -- aggregates (dashboard, metrics) ----------------------------------------------------
-
-    def run_stats(
-        self,
-        *,
-        since: float | None = None,
-        until: float | None = None,
-        bucket_seconds: float | None = None,
-        agent: str | None = None,
-    ) -> list[RunStats]:
-        """Count runs by time bucket, agent, status and error class (one ``GROUP BY``)."""
-        sql, params = queries.run_stats(queries.POSTGRES, since, until, bucket_seconds, agent)
-        return queries.run_stats_rows(self._fetchall(sql, params, "count runs"))
-
-    def step_latency(
-        self,
-        *,
-        bounds: Sequence[float],
-        since: float | None = None,
-        until: float | None = None,
-        agent: str | None = None,
-    ) -> list[StepLatency]:
-        """Histogram of finished tool and model call durations, per kind and name."""
-        sql, params, edges = queries.step_latency(queries.POSTGRES, bounds, since, until, agent)
-        return queries.step_latency_rows(self._fetchall(sql, params, "measure step latency"), edges)
-
-    def backlog(self) -> list[QueueCount]:
-        """Count pending DLQ entries and open hand-offs by agent."""
-        sql, params = queries.BACKLOG, ()
-        return queries.backlog_rows(self._fetchall(sql, params, "count the backlog"))
 
     def set_attempts(self, run_id: str, attempts: int) -> None:
         """Record how many attempts the run has started."""
@@ -537,16 +461,6 @@ class PostgresStore:
         )
         return None if row is None else row[0]
 
-    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        """Return a run's artifacts by name."""
-        rows = self._fetchall(
-            "SELECT run_id, name, size, sha256, committed_at FROM artifacts "
-            "WHERE run_id = %s ORDER BY name",
-            (run_id,),
-            "list artifacts",
-        )
-        return [ArtifactRecord(*row) for row in rows]
-
     def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
         """Record a run's final failure and enter phase ``compensating``."""
         self._rowcount(
@@ -598,16 +512,6 @@ class PostgresStore:
             (status, end_time, tries, error_type, error_message, run_id, seq),
             f"record a compensation of run {run_id}",
         )
-
-    def list_compensations(self, run_id: str) -> list[CompensationRecord]:
-        """Return a run's compensations, in the order they ran."""
-        rows = self._fetchall(
-            "SELECT run_id, seq, tool, idempotency_key, status, start_time, end_time, tries, "
-            "error_type, error_message FROM compensations WHERE run_id = %s ORDER BY seq DESC",
-            (run_id,),
-            "list compensations",
-        )
-        return [CompensationRecord(*row) for row in rows]
 
     # -- verification, cancellation, parking ---------------------------------------------------
 
@@ -665,11 +569,6 @@ class PostgresStore:
 
         self._db.run(write, f"record verdicts of run {run_id}")
 
-    def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
-        """Return a run's verdicts in order."""
-        rows = self._fetchall(queries.POSTGRES.sql(queries.VERDICTS), (run_id,), "list verdicts")
-        return [queries.verdict_record(r) for r in rows]
-
     def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
         """Record an operator's cancellation of an unfinished run; false if it had ended."""
         return (
@@ -719,15 +618,6 @@ class PostgresStore:
 
         return self._db.run(write, f"claim parked run {run_id}", transaction=False)
 
-    def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
-        """Return one hand-off, or ``None``."""
-        row = self._fetchone(
-            f"SELECT {queries.HANDOFF_COLUMNS} FROM handoffs WHERE handoff_id = %s",
-            (handoff_id,),
-            "read a hand-off",
-        )
-        return None if row is None else queries.handoff_record(row)
-
     def decide_handoff(
         self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
     ) -> bool:
@@ -754,16 +644,6 @@ class PostgresStore:
         return self._db.run(write, f"decide hand-off {handoff_id}", transaction=False)
 
     # -- dead-letter queue ------------------------------------------------------------------
-
-    def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
-        """Return DLQ entries matching ``query``, oldest first."""
-        where, params = queries.dlq_where(query, queries.POSTGRES)
-        rows = self._fetchall(
-            f"SELECT {queries.DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT %s",
-            [*params, query.limit],
-            "list the DLQ",
-        )
-        return [queries.dead_letter_record(row) for row in rows]
 
     def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
         """Take the oldest pending entry matching ``query`` for redriving (one claimer wins).
@@ -928,23 +808,6 @@ class PostgresStore:
             if done:
                 return answer  # type: ignore[return-value]
 
-    def list_breakers(self) -> list[BreakerState]:
-        """Return every breaker the ledger knows, by name."""
-        rows = self._fetchall(
-            f"SELECT {queries.BREAKER_COLUMNS} FROM breakers ORDER BY name", (), "list breakers"
-        )
-        return [queries.breaker_state(row) for row in rows]
-
-    def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
-        """Return a breaker's transitions, newest first."""
-        rows = self._fetchall(
-            "SELECT name, at, from_state, to_state, reason FROM breaker_events "
-            "WHERE name = %s ORDER BY at DESC LIMIT %s",
-            (name, limit),
-            "list breaker events",
-        )
-        return [BreakerEvent(*row) for row in rows]
-
     # -- retry budgets -------------------------------------------------------------------------
 
     def add_budget_calls(self, counts: Sequence[tuple[str, int, int]]) -> None:
@@ -1024,13 +887,6 @@ class PostgresStore:
 
         self._db.run(write, f"open a hand-off for run {handoff.run_id}", transaction=False)
 
-    def list_handoffs(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[HandOffRecord]:
-        """Return hand-offs, newest first."""
-        sql, params = queries.list_handoffs(queries.POSTGRES, run_id, status, limit)
-        return [queries.handoff_record(r) for r in self._fetchall(sql, params, "list hand-offs")]
-
     # -- attempts ---------------------------------------------------------------------------
 
     def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
@@ -1072,11 +928,6 @@ class PostgresStore:
             ),
             f"record an attempt of run {run_id}",
         )
-
-    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
-        """Return a run's attempts in order."""
-        rows = self._fetchall(queries.POSTGRES.sql(queries.ATTEMPTS), (run_id,), "list attempts")
-        return [queries.attempt_record(r) for r in rows]
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -1148,15 +999,6 @@ class PostgresStore:
             conn.execute(_COMPLETE_STEP, params)
 
         self._db.run(write, f"complete a step of run {run_id}")
-
-    def load_steps(self, run_id: str) -> list[StepRecord]:
-        """Return a run's journal in sequence order."""
-        rows = self._fetchall(
-            f"SELECT {queries.STEP_COLUMNS} FROM steps WHERE run_id = %s ORDER BY seq",
-            (run_id,),
-            "read a journal",
-        )
-        return [queries.step_record(r) for r in rows]
 
     def delete_steps_from(self, run_id: str, seq: int) -> None:
         """Drop the journal tail from ``seq`` on."""

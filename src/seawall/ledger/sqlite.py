@@ -41,20 +41,14 @@ from seawall.errors import (
 )
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._reads import SharedReads
 from seawall.ledger._records import (
     AlertRecord,
-    ArtifactRecord,
-    AttemptRecord,
-    BreakerEvent,
-    CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
     DriftSample,
     HandOffRecord,
-    RunQuery,
     RunRecord,
-    StepRecord,
-    VerdictRecord,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +56,6 @@ if TYPE_CHECKING:
 
     from seawall._failures import ErrorClass, FailureCause
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
-    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
 from seawall.policies.breaker import BreakerState
 
 Durability = Literal["crash", "power"]
@@ -122,7 +115,7 @@ def _translate(exc: sqlite3.Error, path: str, busy_timeout: float) -> LedgerErro
     )
 
 
-class SQLiteStore:
+class SQLiteStore(SharedReads):
     """A :class:`~seawall.ledger.Store` on one SQLite file.
 
     Args:
@@ -137,6 +130,8 @@ class SQLiteStore:
         LedgerReadOnlyError: The location cannot be written.
         SchemaVersionError: The ledger was written by a newer Seawall.
     """
+
+    dialect = queries.SQLITE
 
     def __init__(
         self,
@@ -321,6 +316,12 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path, self.busy_timeout) from exc
 
+    def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
+        """Run one read query (``what`` names it for errors of the other store)."""
+        del what
+        rows: list[tuple[Any, ...]] = self._read(lambda db: db.execute(sql, params).fetchall())
+        return rows
+
     def _ensure_open(self) -> None:
         if self._closed:
             raise LedgerUnavailableError(
@@ -389,15 +390,6 @@ class SQLiteStore:
             _put_blobs(db, blobs)
             db.execute(writes.INSERT_RUN, writes.new_run_params(run))
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """Return one run, or ``None``."""
-        row = self._read(
-            lambda db: db.execute(
-                f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-        )
-        return None if row is None else queries.run_record(row)
-
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
         row = self._read(
@@ -406,12 +398,6 @@ class SQLiteStore:
             ).fetchone()
         )
         return None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
-
-    def list_runs(self, query: RunQuery) -> list[RunRecord]:
-        """Return runs matching ``query``, newest first."""
-        sql, params = queries.list_runs(query, queries.SQLITE)
-        rows = self._read(lambda db: db.execute(sql, params).fetchall())
-        return [queries.run_record(row) for row in rows]
 
     def set_attempts(self, run_id: str, attempts: int) -> None:
         """Record how many attempts the run has started."""
@@ -422,37 +408,6 @@ class SQLiteStore:
             )
 
     # -- aggregates (dashboard, metrics) ----------------------------------------------------
-
-    def run_stats(
-        self,
-        *,
-        since: float | None = None,
-        until: float | None = None,
-        bucket_seconds: float | None = None,
-        agent: str | None = None,
-    ) -> list[RunStats]:
-        """Count runs by time bucket, agent, status and error class (one ``GROUP BY``)."""
-        sql, params = queries.run_stats(queries.SQLITE, since, until, bucket_seconds, agent)
-        return queries.run_stats_rows(self._read(lambda db: db.execute(sql, params).fetchall()))
-
-    def step_latency(
-        self,
-        *,
-        bounds: Sequence[float],
-        since: float | None = None,
-        until: float | None = None,
-        agent: str | None = None,
-    ) -> list[StepLatency]:
-        """Histogram of finished tool and model call durations, per kind and name."""
-        sql, params, edges = queries.step_latency(queries.SQLITE, bounds, since, until, agent)
-        return queries.step_latency_rows(
-            self._read(lambda db: db.execute(sql, params).fetchall()), edges
-        )
-
-    def backlog(self) -> list[QueueCount]:
-        """Count pending DLQ entries and open hand-offs by agent."""
-        sql, params = queries.BACKLOG, ()
-        return queries.backlog_rows(self._read(lambda db: db.execute(sql, params).fetchall()))
 
     def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
         """Record the run's final fields and release its lease."""
@@ -513,17 +468,6 @@ class SQLiteStore:
         )
         return None if row is None else row[0]
 
-    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        """Return a run's artifacts by name."""
-        rows = self._read(
-            lambda db: db.execute(
-                "SELECT run_id, name, size, sha256, committed_at FROM artifacts "
-                "WHERE run_id = ? ORDER BY name",
-                (run_id,),
-            ).fetchall()
-        )
-        return [ArtifactRecord(*row) for row in rows]
-
     def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
         """Record a run's final failure and enter phase ``compensating``."""
         with self._write(durable=True) as db:
@@ -573,18 +517,6 @@ class SQLiteStore:
                 (status, end_time, tries, error_type, error_message, run_id, seq),
             )
 
-    def list_compensations(self, run_id: str) -> list[CompensationRecord]:
-        """Return a run's compensations, in the order they ran."""
-        rows = self._read(
-            lambda db: db.execute(
-                "SELECT run_id, seq, tool, idempotency_key, status, start_time, end_time, tries, "
-                "error_type, error_message FROM compensations WHERE run_id = ? "
-                "ORDER BY seq DESC",
-                (run_id,),
-            ).fetchall()
-        )
-        return [CompensationRecord(*row) for row in rows]
-
     # -- verification, cancellation, parking ---------------------------------------------------
 
     def record_verdicts(
@@ -621,11 +553,6 @@ class SQLiteStore:
                     for index, v in enumerate(verdicts)
                 ],
             )
-
-    def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
-        """Return a run's verdicts in order."""
-        rows = self._read(lambda db: db.execute(queries.VERDICTS, (run_id,)).fetchall())
-        return [queries.verdict_record(r) for r in rows]
 
     def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
         """Record an operator's cancellation of an unfinished run; false if it had ended."""
@@ -670,16 +597,6 @@ class SQLiteStore:
             )
             return cursor.rowcount == 1
 
-    def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
-        """Return one hand-off, or ``None``."""
-        row = self._read(
-            lambda db: db.execute(
-                f"SELECT {queries.HANDOFF_COLUMNS} FROM handoffs WHERE handoff_id = ?",
-                (handoff_id,),
-            ).fetchone()
-        )
-        return None if row is None else queries.handoff_record(row)
-
     def decide_handoff(
         self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
     ) -> bool:
@@ -693,18 +610,6 @@ class SQLiteStore:
             return cursor.rowcount == 1
 
     # -- dead-letter queue ------------------------------------------------------------------
-
-    def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
-        """Return DLQ entries matching ``query``, oldest first."""
-        where, params = queries.dlq_where(query, queries.SQLITE)
-        rows = self._read(
-            lambda db: db.execute(
-                f"SELECT {queries.DLQ_COLUMNS} FROM dlq{where} "
-                "ORDER BY failed_at, entry_id LIMIT ?",
-                [*params, query.limit],
-            ).fetchall()
-        )
-        return [queries.dead_letter_record(row) for row in rows]
 
     def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
         """Take the oldest pending entry matching ``query`` for redriving (one claimer wins)."""
@@ -823,26 +728,6 @@ class SQLiteStore:
                     )
             return answer
 
-    def list_breakers(self) -> list[BreakerState]:
-        """Return every breaker the ledger knows, by name."""
-        rows = self._read(
-            lambda db: db.execute(
-                f"SELECT {queries.BREAKER_COLUMNS} FROM breakers ORDER BY name"
-            ).fetchall()
-        )
-        return [queries.breaker_state(row) for row in rows]
-
-    def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
-        """Return a breaker's transitions, newest first."""
-        rows = self._read(
-            lambda db: db.execute(
-                "SELECT name, at, from_state, to_state, reason FROM breaker_events "
-                "WHERE name = ? ORDER BY at DESC LIMIT ?",
-                (name, limit),
-            ).fetchall()
-        )
-        return [BreakerEvent(*row) for row in rows]
-
     # -- retry budgets -------------------------------------------------------------------------
 
     def add_budget_calls(self, counts: Sequence[tuple[str, int, int]]) -> None:
@@ -893,16 +778,6 @@ class SQLiteStore:
                 ),
             )
 
-    def list_handoffs(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[HandOffRecord]:
-        """Return hand-offs, newest first."""
-        sql, params = queries.list_handoffs(queries.SQLITE, run_id, status, limit)
-        return [
-            queries.handoff_record(r)
-            for r in self._read(lambda db: db.execute(sql, params).fetchall())
-        ]
-
     # -- attempts ---------------------------------------------------------------------------
 
     def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
@@ -937,11 +812,6 @@ class SQLiteStore:
                     attempt,
                 ),
             )
-
-    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
-        """Return a run's attempts in order."""
-        rows = self._read(lambda db: db.execute(queries.ATTEMPTS, (run_id,)).fetchall())
-        return [queries.attempt_record(r) for r in rows]
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -1108,15 +978,6 @@ class SQLiteStore:
             _put_blobs(db, blobs)
             db.execute(sql, params)
 
-    def load_steps(self, run_id: str) -> list[StepRecord]:
-        """Return a run's journal in sequence order."""
-        rows = self._read(
-            lambda db: db.execute(
-                f"SELECT {queries.STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
-        )
-        return [queries.step_record(r) for r in rows]
-
     def delete_steps_from(self, run_id: str, seq: int) -> None:
         """Drop the journal tail from ``seq`` on."""
         with self._write() as db:
@@ -1185,19 +1046,6 @@ class SQLiteStore:
         with self._write(durable=True) as db:
             _insert_alert(db, alert)
 
-    def list_alerts(
-        self,
-        *,
-        agent: str | None = None,
-        kind: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
-    ) -> list[AlertRecord]:
-        """Return alerts matching the filters, newest first."""
-        sql, params = queries.list_alerts(queries.SQLITE, agent, kind, since, limit)
-        rows = self._read(lambda db: db.execute(sql, params).fetchall())
-        return [queries.alert_record(row) for row in rows]
-
     def update_alert_state(
         self,
         key: str,
@@ -1251,22 +1099,6 @@ class SQLiteStore:
                     for s in samples
                 ],
             )
-
-    def list_drift_samples(
-        self,
-        agent: str,
-        *,
-        newest: bool,
-        limit: int,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[DriftSample]:
-        """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
-        sql, params = queries.drift_samples(queries.SQLITE, agent, newest, limit, since, until)
-        rows = self._read(lambda db: db.execute(sql, params).fetchall())
-        if newest:
-            rows.reverse()
-        return [queries.drift_sample(row) for row in rows]
 
     def count_drift_samples(self, agent: str) -> int:
         """Return how many samples of ``agent`` the ledger holds."""

@@ -1,0 +1,204 @@
+"""The read methods both ledgers implement the same way.
+
+A read is one query and a conversion of its rows; only how a query runs differs between SQLite
+(the store's lock and connection) and PostgreSQL (the pool, with retries across a lost
+connection). Each store supplies :meth:`SharedReads._fetchall` and its :class:`Dialect`; the
+methods here are written once.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from seawall.ledger import _queries as queries
+from seawall.ledger._records import ArtifactRecord, BreakerEvent, CompensationRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from seawall.ledger._queries import Dialect
+    from seawall.ledger._records import (
+        AlertRecord,
+        AttemptRecord,
+        DeadLetter,
+        DeadLetterQuery,
+        DriftSample,
+        HandOffRecord,
+        RunQuery,
+        RunRecord,
+        StepRecord,
+        VerdictRecord,
+    )
+    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+    from seawall.policies.breaker import BreakerState
+
+
+class SharedReads(abc.ABC):
+    """Reads of runs, journals, verdicts, queues, breakers and alerts, for either ledger."""
+
+    dialect: ClassVar[Dialect]
+
+    @abc.abstractmethod
+    def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
+        """Run one read query written in this store's dialect; ``what`` names it in errors."""
+
+    def _rows(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
+        """Run one read query written with ``?`` placeholders."""
+        return self._fetchall(self.dialect.sql(sql), params, what)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return one run, or ``None``."""
+        rows = self._rows(
+            f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,), "read a run"
+        )
+        return queries.run_record(rows[0]) if rows else None
+
+    def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        """Return runs matching ``query``, newest first."""
+        sql, params = queries.list_runs(query, self.dialect)
+        return [queries.run_record(row) for row in self._fetchall(sql, params, "list runs")]
+
+    def run_stats(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        bucket_seconds: float | None = None,
+        agent: str | None = None,
+    ) -> list[RunStats]:
+        """Count runs by time bucket, agent, status and error class (one ``GROUP BY``)."""
+        sql, params = queries.run_stats(self.dialect, since, until, bucket_seconds, agent)
+        return queries.run_stats_rows(self._fetchall(sql, params, "count runs"))
+
+    def step_latency(
+        self,
+        *,
+        bounds: Sequence[float],
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[StepLatency]:
+        """Histogram of finished tool and model call durations, per kind and name."""
+        sql, params, edges = queries.step_latency(self.dialect, bounds, since, until, agent)
+        return queries.step_latency_rows(self._fetchall(sql, params, "measure step latency"), edges)
+
+    def backlog(self) -> list[QueueCount]:
+        """Count pending DLQ entries and open hand-offs by agent."""
+        return queries.backlog_rows(self._rows(queries.BACKLOG, (), "count the backlog"))
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Return a run's attempts in order."""
+        rows = self._rows(queries.ATTEMPTS, (run_id,), "list attempts")
+        return [queries.attempt_record(r) for r in rows]
+
+    def load_steps(self, run_id: str) -> list[StepRecord]:
+        """Return a run's journal in sequence order."""
+        rows = self._rows(
+            f"SELECT {queries.STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+            "read a journal",
+        )
+        return [queries.step_record(r) for r in rows]
+
+    def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
+        """Return a run's verdicts in order."""
+        rows = self._rows(queries.VERDICTS, (run_id,), "list verdicts")
+        return [queries.verdict_record(r) for r in rows]
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        """Return a run's artifacts by name."""
+        rows = self._rows(
+            "SELECT run_id, name, size, sha256, committed_at FROM artifacts "
+            "WHERE run_id = ? ORDER BY name",
+            (run_id,),
+            "list artifacts",
+        )
+        return [ArtifactRecord(*row) for row in rows]
+
+    def list_compensations(self, run_id: str) -> list[CompensationRecord]:
+        """Return a run's compensations, in the order they ran."""
+        rows = self._rows(
+            "SELECT run_id, seq, tool, idempotency_key, status, start_time, end_time, tries, "
+            "error_type, error_message FROM compensations WHERE run_id = ? ORDER BY seq DESC",
+            (run_id,),
+            "list compensations",
+        )
+        return [CompensationRecord(*row) for row in rows]
+
+    # -- hand-offs, dead letters, breakers, alerts -------------------------------------------
+
+    def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
+        """Return one hand-off, or ``None``."""
+        rows = self._rows(
+            f"SELECT {queries.HANDOFF_COLUMNS} FROM handoffs WHERE handoff_id = ?",
+            (handoff_id,),
+            "read a hand-off",
+        )
+        return queries.handoff_record(rows[0]) if rows else None
+
+    def list_handoffs(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[HandOffRecord]:
+        """Return hand-offs, newest first."""
+        sql, params = queries.list_handoffs(self.dialect, run_id, status, limit)
+        return [queries.handoff_record(r) for r in self._fetchall(sql, params, "list hand-offs")]
+
+    def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Return DLQ entries matching ``query``, oldest first."""
+        where, params = queries.dlq_where(query, self.dialect)
+        rows = self._fetchall(
+            self.dialect.sql(
+                f"SELECT {queries.DLQ_COLUMNS} FROM dlq{where} ORDER BY failed_at, entry_id LIMIT ?"
+            ),
+            [*params, query.limit],
+            "list dead letters",
+        )
+        return [queries.dead_letter_record(row) for row in rows]
+
+    def list_breakers(self) -> list[BreakerState]:
+        """Return every breaker the ledger knows, by name."""
+        rows = self._rows(
+            f"SELECT {queries.BREAKER_COLUMNS} FROM breakers ORDER BY name", (), "list breakers"
+        )
+        return [queries.breaker_state(row) for row in rows]
+
+    def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
+        """Return a breaker's transitions, newest first."""
+        rows = self._rows(
+            "SELECT name, at, from_state, to_state, reason FROM breaker_events "
+            "WHERE name = ? ORDER BY at DESC LIMIT ?",
+            (name, limit),
+            "list breaker events",
+        )
+        return [BreakerEvent(*row) for row in rows]
+
+    def list_alerts(
+        self,
+        *,
+        agent: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[AlertRecord]:
+        """Return alerts matching the filters, newest first."""
+        sql, params = queries.list_alerts(self.dialect, agent, kind, since, limit)
+        return [queries.alert_record(row) for row in self._fetchall(sql, params, "list alerts")]
+
+    def list_drift_samples(
+        self,
+        agent: str,
+        *,
+        newest: bool,
+        limit: int,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[DriftSample]:
+        """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
+        sql, params = queries.drift_samples(self.dialect, agent, newest, limit, since, until)
+        rows = self._fetchall(sql, params, f"list drift samples of {agent}")
+        if newest:
+            rows.reverse()
+        return [queries.drift_sample(row) for row in rows]
