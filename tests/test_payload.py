@@ -113,6 +113,61 @@ def test_dumps_ignores_insertion_order() -> None:
     assert codec.dumps({"a": 1, "b": 2}, "x") == codec.dumps({"b": 2, "a": 1}, "x")
 
 
+# -- the form as given: kept and served back ----------------------------------------------
+
+
+def _served(codec: PayloadCodec, value: Any) -> Any:
+    column, blobs = codec.stored(value, "result")
+    return unpack(column, _fetcher(_store(blobs)))
+
+
+def _as_given(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_values | large_lists)
+def test_stored_values_come_back_in_their_own_key_order(value: Any) -> None:
+    """A stored value is served back key for key in its order (the serialised forms are equal)."""
+    served = _served(PayloadCodec(), value)
+    assert value == served
+    assert _as_given(value) == _as_given(served)
+
+
+def test_int_float_and_unicode_survive_as_given() -> None:
+    """1 stays an int, 1.0 a float and non-ASCII text as written."""
+    value = {"z": 1, "a": 1.0, "é": "naïve ✓", "big": 10**20}
+    served = _served(PayloadCodec(), value)
+    assert [("z", int), ("a", float), ("é", str), ("big", int)] == [
+        (k, type(v)) for k, v in served.items()
+    ]
+    assert _as_given(value) == _as_given(served)
+
+
+def test_snapshot_hashes_the_canonical_form_and_keeps_the_order() -> None:
+    """Two orders of one value share their hash; each is stored, and served, in its own order."""
+    codec = PayloadCodec()
+    big = {"pad": "x" * 400}
+    first = {"b": 1, "a": 2, **big}
+    second = {"pad": "x" * 400, "a": 2, "b": 1}
+    hash_1, column_1, blobs_1 = codec.snapshot(first, "inputs")
+    hash_2, column_2, blobs_2 = codec.snapshot(second, "inputs")
+    assert digest(codec.dumps(first, "inputs")) == hash_1 == hash_2
+    assert column_1 != column_2  # two blobs: the content address is of the stored bytes
+    store = _store([*blobs_1, *blobs_2])
+    assert ["b", "a", "pad"] == list(unpack(column_1, _fetcher(store)))
+    assert ["pad", "a", "b"] == list(unpack(column_2, _fetcher(store)))
+
+
+def test_chunked_conversation_keeps_message_key_order() -> None:
+    """Messages inside a chunked conversation keep their keys in order (an LLM prompt's form)."""
+    conversation = [{"role": "user", "content": f"{i} " + "word " * 80} for i in range(60)]
+    column, blobs = PayloadCodec().stored({"messages": conversation}, "request")
+    assert any(blob.codec.startswith("tree") for blob in blobs)
+    served = unpack(column, _fetcher(_store(blobs)))
+    assert _as_given({"messages": conversation}) == _as_given(served)
+
+
 # -- storage form round trips -------------------------------------------------------------
 
 

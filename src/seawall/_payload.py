@@ -1,8 +1,17 @@
 """Canonical JSON payloads: encoding, hashing and the content-addressed storage form.
 
-Every value Seawall stores (run inputs, outputs, tool requests and responses) is encoded
-as canonical JSON (sorted keys, no whitespace, UTF-8, no NaN) so its sha256 is stable,
-and nothing stored can execute code when it is loaded (no pickle).
+Every value Seawall stores (run inputs, outputs, tool requests and responses) is JSON (no
+whitespace, UTF-8, no NaN), so nothing stored can execute code when it is loaded (no pickle).
+
+Two forms of the same value matter:
+
+- the *canonical* form (sorted keys) is what identities are computed over: a request's hash, a
+  run's ``input_hash`` and ``output_hash``. Two values that differ only in key order are the same
+  request.
+- the form *as given* (the value's own key order) is what is stored and served back. A tool result
+  replayed from the journal must be the value the tool returned, key for key in its order: an
+  agent that writes ``json.dumps(result)`` into its next prompt must make the same request byte for
+  byte after a resume, or the journal diverges.
 
 Storage form (:func:`pack`): a payload of at most ``INLINE_MAX`` bytes is kept inline in
 its row; a larger one becomes a blob keyed by its sha256, so an identical payload is stored
@@ -84,6 +93,13 @@ class PayloadCodec:
             allow_nan=False,
             default=self._default,
         )
+        self._json_as_given = json.JSONEncoder(
+            sort_keys=False,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=self._default,
+        )
 
     def _find_encoder(self, value: Any) -> Encoder | None:
         for cls in type(value).__mro__:
@@ -102,7 +118,7 @@ class PayloadCodec:
         raise TypeError(type(value).__name__)
 
     def dumps(self, value: Any, where: str) -> bytes:
-        """Encode ``value`` as canonical JSON bytes.
+        """Encode ``value`` as canonical JSON bytes (sorted keys): the form hashes are taken over.
 
         Args:
             value: The value to encode.
@@ -115,8 +131,46 @@ class PayloadCodec:
             SerializationError: The value (at the path named in the error) cannot be encoded.
             PayloadTooLargeError: The encoding is larger than ``max_bytes``.
         """
+        return self._encode(self._json, value, where)
+
+    def dumps_as_given(self, value: Any, where: str) -> bytes:
+        """Encode ``value`` as JSON bytes keeping its own key order: the form that is stored.
+
+        Raises:
+            SerializationError: The value cannot be encoded (see :meth:`dumps`).
+            PayloadTooLargeError: The encoding is larger than ``max_bytes``.
+        """
+        return self._encode(self._json_as_given, value, where)
+
+    def snapshot(self, value: Any, where: str) -> tuple[str, bytes, list[Blob]]:
+        """Encode a value that is both identified and served back (inputs, outputs).
+
+        Returns:
+            The sha256 of its canonical form, and the row column and blobs of its form as
+            given.
+
+        Raises:
+            SerializationError: The value cannot be encoded (see :meth:`dumps`).
+            PayloadTooLargeError: The encoding is larger than ``max_bytes``.
+        """
+        data = self.dumps_as_given(value, where)
+        # A value holding no object has one spelling: its canonical form is the same bytes.
+        canonical = self.dumps(value, where) if b"{" in data else data
+        column, blobs = pack(data, value)
+        return digest(canonical), column, blobs
+
+    def stored(self, value: Any, where: str) -> tuple[bytes, list[Blob]]:
+        """Encode a value that is only served back (a tool's result): its column and blobs.
+
+        Raises:
+            SerializationError: The value cannot be encoded (see :meth:`dumps`).
+            PayloadTooLargeError: The encoding is larger than ``max_bytes``.
+        """
+        return pack(self.dumps_as_given(value, where), value)
+
+    def _encode(self, encoder: json.JSONEncoder, value: Any, where: str) -> bytes:
         try:
-            data = self._json.encode(value).encode("utf-8") if _string_keys(value) else None
+            data = encoder.encode(value).encode("utf-8") if _string_keys(value) else None
         except (TypeError, ValueError, RecursionError) as exc:
             raise self._explain(value, where) from exc
         if data is None:
@@ -225,8 +279,11 @@ def loads(data: bytes) -> Any:
 def pack(data: bytes, value: Any, data_hash: str | None = None) -> tuple[bytes, list[Blob]]:
     """Turn one encoded payload into its row column and the blobs it needs.
 
+    A blob is addressed by the sha256 of the bytes it stores, so two values that differ only in
+    key order are two blobs, each served back in its own order.
+
     Args:
-        data: The canonical JSON of ``value``.
+        data: The JSON of ``value`` as it is to be stored.
         value: The decoded value (used to cut long lists into chunks without re-parsing).
         data_hash: ``digest(data)`` if the caller already has it.
 
@@ -295,9 +352,10 @@ def _make_blob(blob_hash: str, codec: str, data: bytes) -> Blob:
 
 
 def _dump_plain(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    # Key order is kept: chunks are served back as the value was given.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def _externalize(value: Any, blobs: list[Blob]) -> tuple[Any, bool]:
