@@ -2,8 +2,9 @@
 
 Runs offline on LangChain's GenericFakeChatModel: the model asks to notify on-call (a mutating
 tool in a ToolNode), then an audit node fails once after the notification. Seawall retries the
-run: the model calls and the notification are served from the journal, so on-call is notified
-once, and a recorded replay calls nothing.
+run: the retry asks the model again (its answer may differ after an error), and the notification
+it asks for again is served from the journal with its original key, so on-call is notified once;
+a recorded replay calls nothing.
 
     pip install 'seawall[langgraph]'
     python examples/langgraph_graph.py
@@ -37,27 +38,25 @@ def notify(channel: str, text: str) -> str:
 
 def build(app: seawall.Seawall) -> Any:
     """The graph: model -> tools -> model -> audit, with Seawall-wrapped model and tool."""
-    stand_in = GenericFakeChatModel(
-        messages=iter(
-            [
-                AIMessage(
-                    content="",
-                    tool_calls=[
-                        {
-                            "name": "notify",
-                            "args": {"channel": "#oncall", "text": "disk 95%"},
-                            "id": "call-1",
-                        }
-                    ],
-                    usage_metadata={"input_tokens": 42, "output_tokens": 9, "total_tokens": 51},
-                ),
-                AIMessage(
-                    content="On-call notified.",
-                    usage_metadata={"input_tokens": 60, "output_tokens": 4, "total_tokens": 64},
-                ),
-            ]
-        )
-    )
+    turns = [
+        AIMessage(
+            content="",
+            tool_calls=[
+                {
+                    "name": "notify",
+                    "args": {"channel": "#oncall", "text": "disk 95%"},
+                    "id": "call-1",
+                }
+            ],
+            usage_metadata={"input_tokens": 42, "output_tokens": 9, "total_tokens": 51},
+        ),
+        AIMessage(
+            content="On-call notified.",
+            usage_metadata={"input_tokens": 60, "output_tokens": 4, "total_tokens": 64},
+        ),
+    ]
+    # The retry asks the model again: the stand-in answers the same two turns again.
+    stand_in = GenericFakeChatModel(messages=iter(turns * 2))
     model = lg.chat_model(app, stand_in, name="triage.model")
 
     def triage(state: MessagesState) -> dict[str, Any]:

@@ -172,7 +172,7 @@ def test_failure_after_mutating_call_is_partial_write(app: Seawall) -> None:
 
 
 def test_completed_mutating_call_is_not_repeated_on_retry(app: Seawall) -> None:
-    """A retry serves completed steps from the journal instead of re-running them."""
+    """An error retry asks the read-only tool again and serves the completed side effect."""
     effects: list[tuple[int, str]] = []
     reads = {"n": 0}
     fail = {"left": 1}
@@ -199,7 +199,7 @@ def test_completed_mutating_call_is_not_repeated_on_retry(app: Seawall) -> None:
     result = app.run(agent)
     assert 42 == result.output
     assert 1 == len(effects)
-    assert 1 == reads["n"]
+    assert 2 == reads["n"]
     assert effects[0][1] == f"{result.run_id}:2"
     assert ErrorClass.PARTIAL_WRITE == result.attempts[0].error_class
 
@@ -303,8 +303,8 @@ def test_usage_is_rolled_up_once_across_attempts(app: Seawall) -> None:
     assert (101, 22) == (run.input_tokens, run.output_tokens)
 
 
-def test_divergent_read_only_tail_is_dropped_and_rerun(app: Seawall) -> None:
-    """When a retry asks for other read-only calls, the superseded tail is replaced."""
+def test_an_error_retry_asks_again_on_a_new_line(app: Seawall) -> None:
+    """An error retry asks every read-only call again on a new journal line; the old one stays."""
     attempt = {"n": 0}
 
     @app.tool
@@ -323,7 +323,10 @@ def test_divergent_read_only_tail_is_dropped_and_rerun(app: Seawall) -> None:
     result = app.run(agent)
     assert 21 == result.output
     steps = app.steps(result.run_id)
-    assert [[1], [20]] == [s.request[1] for s in steps]
+    assert [([1], 1), ([10], 1), ([1], 2), ([20], 2)] == [
+        (s.request[1], s.record.attempt) for s in steps
+    ]
+    assert [0, 2] == [a.base_seq for a in result.attempts]
 
 
 def test_divergence_over_a_completed_side_effect_stops_the_run(app: Seawall) -> None:

@@ -80,18 +80,18 @@ def test_returns_model_response_is_stored_as_json(app: Seawall) -> None:
 
 
 def test_returns_model_served_from_the_journal_on_retry_is_a_model_again(app: Seawall) -> None:
-    """On a retry the step is served (not called again) and validated into the model again."""
+    """On a retry a side effect is served (not called again) and validated into the model again."""
     calls: list[str] = []
     seen: list[Any] = []
 
-    @app.tool(returns=Stock)
-    def inventory(sku: str) -> dict[str, Any]:
+    @app.tool(returns=Stock, mutating=True)
+    def reserve(sku: str) -> dict[str, Any]:
         calls.append(sku)
         return {"sku": sku, "qty": 2}
 
     @app.agent(retry=Retry(attempts=2))
     def agent(ctx: Context) -> int:
-        stock = ctx.call(inventory, "a")
+        stock = ctx.call(reserve, "a")
         seen.append(stock)
         if ctx.attempt == 1:
             raise RetryableError("the model timed out")

@@ -20,18 +20,24 @@ from seawall import _payload
 from seawall._backpressure import Slots
 from seawall._breakers import Breakers
 from seawall._budgets import RetryBudgets
+from seawall._children import Children
+from seawall._context import current_context
 from seawall._coordinator import run_graph
 from seawall._dlq import DeadLetterQueue
 from seawall._drift import decide
 from seawall._executor import Executor, LocalExecutor, RunHandle, wait_for_run
-from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
+from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus
 from seawall._graph import Graph
+from seawall._ids import new_run_id
 from seawall._lease import Leases
+from seawall._ledger_io import LedgerIO
+from seawall._loop import AppLoop
 from seawall._payload import DEFAULT_MAX_PAYLOAD, Blob, Encoder, PayloadCodec
 from seawall._registry import AgentSpec, ToolSpec
 from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
-from seawall._runner import execute_run, finish_crashed, resume_settling
+from seawall._resume import resume_agent_run
+from seawall._runner import execute_run
 from seawall._version import VERSION
 from seawall.artifacts import (
     Destination,
@@ -45,6 +51,7 @@ from seawall.errors import (
     ConfigurationError,
     ExecutorError,
     HandOffNotFoundError,
+    LeaseLostError,
     RegistrationError,
     RunNotFoundError,
     SeawallError,
@@ -53,7 +60,6 @@ from seawall.errors import (
 from seawall.ledger import (
     AlertRecord,
     ArtifactRecord,
-    AttemptOutcome,
     AttemptRecord,
     BreakerEvent,
     CompensationRecord,
@@ -75,9 +81,13 @@ from seawall.observe.tracing import Telemetry
 from seawall.policies.retry import Retry
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+    from concurrent.futures import Future
+
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from seawall._host import Host
     from seawall._journal import Journal
     from seawall.observe.alerts import AlertSink
     from seawall.observe.drift import DriftWatch
@@ -88,6 +98,7 @@ if TYPE_CHECKING:
     from seawall.policies.guards import Guards
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 DEFAULT_TOOL_RETRY: Final = Retry(attempts=3, initial=0.1, max_delay=2.0)
 DEFAULT_STAGING: Final = ".seawall/staging"
@@ -158,10 +169,22 @@ class LiveRuns:
             if live is not None and live.journal.cancelled is None:
                 live.cancel(reason)
 
-
-def new_run_id() -> str:
-    """Return a time-ordered, unique run id (48-bit milliseconds + 80 random bits, hex)."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+    def lose(self, run_ids: Sequence[str]) -> None:
+        """Stop the live attempts of runs another process took over (their next ctx call)."""
+        with self._lock:
+            found = [self._runs.get(run_id) for run_id in run_ids]
+        for live in found:
+            if live is not None:
+                journal = live.journal
+                journal.interrupt(
+                    LeaseLostError(
+                        f"run {journal.run_id} was taken over by another process (its lease of "
+                        f"epoch {journal.epoch} is gone); this attempt stops before any further "
+                        "call",
+                        run_id=journal.run_id,
+                        epoch=journal.epoch,
+                    )
+                )
 
 
 class Seawall:
@@ -281,6 +304,9 @@ class Seawall:
         )
         self._agent_slots: dict[str, Slots] = {}
         self.live = LiveRuns()
+        self.io = LedgerIO(self.store)
+        """Runs store calls for async code without making its event loop wait."""
+        self._loop = AppLoop()
         self.telemetry = Telemetry(
             VERSION,
             tracer_provider=tracer_provider,
@@ -288,7 +314,7 @@ class Seawall:
             store=self.store,
         )
         self.dlq = DeadLetterQueue(self)
-        self.leases = Leases(self.store, lease, self.live.cancel)
+        self.leases = Leases(self.store, lease, self.live.cancel, self.live.lose)
         self.monitor = Monitor(self.store, Alerts(alerts), alert_rules or AlertRules())
         self.breakers = Breakers(self.store, self.leases.owner)
         self.breakers.on_open = self.monitor.breaker_opened
@@ -306,13 +332,11 @@ class Seawall:
         self._agent_fns: dict[Any, AgentSpec] = {}
         self._tools: dict[str, ToolSpec] = {}
         self._tool_fns: dict[Any, ToolSpec] = {}
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._runners: list[asyncio.Runner] = []
         self._closed = False
-        # Loops of the sync API are closed with the app, or when it is garbage-collected
-        # without close(), so no event loop outlives its app.
-        self._finalizer = weakref.finalize(self, _close_runners, self._runners)
+        # The sync API's loop is stopped with the app, or when it is garbage-collected without
+        # close(), so no event loop outlives its app.
+        self._finalizer = weakref.finalize(self, self._loop.close)
         if self.destination is not None and self.staging_root.is_dir():
             try:
                 self.gc()
@@ -347,18 +371,18 @@ class Seawall:
         (Celery's prefork pool). The inherited objects are left alone, not closed, so the
         parent's connection is not disturbed.
         """
-        _INHERITED.append((self.store, self.leases, self._runners, self._threads))
+        _INHERITED.append((self.store, self.leases, self._loop, self._threads, self.io))
         self.store = open_store(
             self.store.url, durability=self._durability, busy_timeout=self._busy_timeout
         )
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._threads = None
-        self._runners = []
+        self._loop = AppLoop()
+        self.io = LedgerIO(self.store)
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _close_runners, self._runners)
+        self._finalizer = weakref.finalize(self, self._loop.close)
         self.live = LiveRuns()
-        self.leases = Leases(self.store, self.leases.duration, self.live.cancel)
+        self.leases = Leases(self.store, self.leases.duration, self.live.cancel, self.live.lose)
         self.breakers = Breakers(self.store, self.leases.owner)
         self.budgets = RetryBudgets(self.store)
         self.leases.on_beat = self.budgets.flush
@@ -370,8 +394,9 @@ class Seawall:
         self._closed = True
         self.leases.close()
         self.monitor.close()
-        self._finalizer()
         self.executor.close()
+        self._finalizer()
+        self.io.close()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
         self.store.close()
@@ -716,15 +741,22 @@ class Seawall:
             :meth:`RunResult.raise_for_status` to raise it.
 
         Raises:
-            UsageError: Called from inside a running event loop (use ``await app.arun``).
+            UsageError: Called from inside a running event loop (use ``await app.arun``), or
+                from inside a run (use ``ctx.run``, which is journaled).
             RegistrationError: The agent is not registered.
             SerializationError: An input is not JSON-serialisable (nothing is recorded).
+            LedgerError: The run could not be recorded (nothing ran).
         """
+        _outside_runs("run")
         result: RunResult = self._sync(self.arun(agent, **inputs), "run", "arun")
         return result
 
     async def arun(self, agent: Callable[..., Any] | str | Graph, /, **inputs: Any) -> RunResult:
-        """Async twin of :meth:`run`."""
+        """Async twin of :meth:`run`.
+
+        Async agents run on the calling event loop (``run`` uses the app's own loop).
+        """
+        _outside_runs("arun")
         self._check_open()
         if isinstance(agent, Graph):
             self.graph(agent)
@@ -754,7 +786,9 @@ class Seawall:
             SerializationError: An input is not JSON-serialisable (nothing is recorded).
             BrokerUnavailableError: A distributed executor could not hand the run over (the
                 run is recorded failed, with that error, in the DLQ).
+            UsageError: Called from inside a run (use ``ctx.run``, which is journaled).
         """
+        _outside_runs("submit")
         self._check_open()
         return self.executor.submit(self, self.resolve_agent(agent), inputs)
 
@@ -793,14 +827,16 @@ class Seawall:
         replay_mode: str | None = None,
         node: str | None = None,
         queued: bool = False,
+        run_id: str | None = None,
+        now: float | None = None,
     ) -> tuple[str, float]:
         """Record a new run and return its id and start time.
 
-        The run is leased to this process, or, when ``queued``, recorded ``pending`` with no
-        lease, for the first worker that claims it.
+        The run is leased to this process (at epoch 1), or, when ``queued``, recorded
+        ``pending`` with no lease (epoch 0), for the first worker that claims it.
         """
-        run_id = new_run_id()
-        now = time.time()
+        run_id = run_id or new_run_id()
+        now = time.time() if now is None else now
         self.store.create_run(
             NewRun(
                 run_id=run_id,
@@ -837,9 +873,7 @@ class Seawall:
         Raises:
             SerializationError: An input is not JSON-serialisable (nothing is recorded).
         """
-        data = self.codec.dumps(inputs, f"inputs of agent {spec.name!r}")
-        input_hash = _payload.digest(data)
-        column, blobs = _payload.pack(data, inputs, input_hash)
+        input_hash, column, blobs = self.codec.snapshot(inputs, f"inputs of agent {spec.name!r}")
         return self.open_run(
             spec.name,
             input_hash,
@@ -860,42 +894,55 @@ class Seawall:
         parent_run_id: str | None,
         node: str | None = None,
         workflow: str | None = None,
+        host: Host | None = None,
     ) -> RunResult:
         """Record and execute a run of ``spec`` (a child of ``parent_run_id`` when given).
 
         An agent whose breaker is open is not started: its run is recorded ``skipped``, class
         ``cascade``, cause ``breaker_open``.
         """
-        run_id, now = self.record_run(
-            spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow
+        run_id, now = await self.io.run(
+            self.record_run,
+            spec,
+            inputs,
+            parent_run_id=parent_run_id,
+            node=node,
+            workflow=workflow,
         )
-        return await self.execute_recorded(spec, run_id, inputs, now)
-
-    def execute_recorded_sync(
-        self, spec: AgentSpec, run_id: str, inputs: dict[str, Any], started: float
-    ) -> RunResult:
-        """Execute a recorded run leased to this process, from a thread with no event loop."""
-
-        async def run() -> RunResult:
-            async with self.slots:
-                return await self.execute_recorded(spec, run_id, inputs, started)
-
-        result: RunResult = self._sync(run(), "execute_recorded_sync", "execute_recorded")
-        return result
+        child = parent_run_id is not None and node is None
+        return await self.execute_recorded(spec, run_id, inputs, now, host=host, child=child)
 
     async def execute_recorded(
-        self, spec: AgentSpec, run_id: str, inputs: dict[str, Any], now: float
+        self,
+        spec: AgentSpec,
+        run_id: str,
+        inputs: dict[str, Any],
+        now: float,
+        *,
+        host: Host | None = None,
+        child: bool = False,
     ) -> RunResult:
-        """Execute a recorded run of ``spec`` leased to this process, unless its breaker is open."""
+        """Execute a recorded run of ``spec`` leased to this process, unless its breaker is open.
+
+        A child of a running agent (``child``) takes no concurrency slot: its parent holds one
+        already, and waiting for a second could wait forever.
+        """
         if spec.breaker is not None:
             try:
-                self.breakers.check(f"agent:{spec.name}", "agent", spec.breaker)
+                await self.io.run(self.breakers.check, f"agent:{spec.name}", "agent", spec.breaker)
             except BreakerOpenError as exc:
-                return self._refused(spec, run_id, exc)
-        async with self._slots_of(spec):
-            result = await execute_run(self, spec, run_id, inputs, started=now)
-        self._count(spec, result)
+                return await self.io.run(self._refused, spec, run_id, exc)
+        if child:
+            result = await execute_run(self, spec, run_id, inputs, epoch=1, started=now, host=host)
+        else:
+            async with self._slots_of(spec):
+                result = await execute_run(self, spec, run_id, inputs, epoch=1, started=now)
+        await self.io.run(self._count, spec, result)
         return result
+
+    def children(self, parent: Journal, host: Host | None) -> Children:
+        """What ``ctx.run`` of an attempt of ``parent``'s run needs of the app."""
+        return Children(self, parent, host)
 
     def _slots_of(self, spec: AgentSpec) -> Slots:
         slots = self._agent_slots.get(spec.name)
@@ -917,12 +964,15 @@ class Seawall:
                 error.to_dict(),
             ),
             [],
+            epoch=1,
         )
         return self.result_of(run_id, agent=spec.name)
 
     def _count(self, spec: AgentSpec, result: RunResult) -> None:
-        """Feed a finished run's outcome to its agent's breaker."""
+        """Feed a finished run's outcome to its agent's breaker (not a caller's mistake)."""
         if spec.breaker is None or result.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            return
+        if (result.error or {}).get("type") in _MISUSE_NAMES:
             return
         self.breakers.outcome(
             f"agent:{spec.name}",
@@ -966,18 +1016,23 @@ class Seawall:
             raise ConfigurationError(
                 f"graph {graph.name!r} needs the inputs {missing}; pass them to app.run"
             )
-        data = self.codec.dumps(inputs, f"inputs of graph {graph.name!r}")
-        input_hash = _payload.digest(data)
-        column, blobs = _payload.pack(data, inputs, input_hash)
-        run_id, _ = self.open_run(graph.name, input_hash, column, None, blobs, workflow=graph.name)
-        return await run_graph(self, graph, run_id, inputs)
+        input_hash, column, blobs = self.codec.snapshot(inputs, f"inputs of graph {graph.name!r}")
+        run_id, _ = await self.io.run(
+            self.open_run, graph.name, input_hash, column, None, blobs, workflow=graph.name
+        )
+        return await run_graph(self, graph, run_id, inputs, epoch=1)
 
-    def agent_runner(self, parent_run_id: str) -> Callable[[Any, dict[str, Any]], Any]:
-        """A function verifiers use to run registered agents as children of a run."""
+    def agent_runner(
+        self, parent_run_id: str, host: Host | None = None
+    ) -> Callable[[Any, dict[str, Any]], Any]:
+        """A function verifiers use to run registered agents as children of a run.
+
+        ``host`` is the parent's thread when the verifier runs while a sync agent waits for it.
+        """
 
         async def run_agent(agent: Any, inputs: dict[str, Any]) -> Any:
             result = await self.start_child(
-                self.resolve_agent(agent), inputs, parent_run_id=parent_run_id
+                self.resolve_agent(agent), inputs, parent_run_id=parent_run_id, host=host
             )
             return result.raise_for_status().output
 
@@ -1242,9 +1297,9 @@ class Seawall:
         results = await asyncio.gather(*jobs)
         return [result for result in results if result is not None]
 
-    async def resume_run(self, run: RunRecord) -> RunResult | None:
+    async def resume_run(self, run: RunRecord, *, host: Host | None = None) -> RunResult | None:
         """Resume one run whose lease lapsed; ``None`` when another process holds it."""
-        return await self._resume_one(run, time.time())
+        return await self._resume_one(run, time.time(), host=host)
 
     def take(self, run_id: str) -> RunResult | None:
         """Claim a queued run (or one whose owner died) and execute it here to its end.
@@ -1265,33 +1320,52 @@ class Seawall:
     async def atake(self, run_id: str) -> RunResult | None:
         """Async twin of :meth:`take`."""
         self._check_open()
-        run = self.get_run(run_id)
+        run = await self.io.run(self.get_run, run_id)
         if run.status.final or run.status is RunStatus.AWAITING_HUMAN:
-            return self.result_of(run_id)
+            return await self.io.run(self.result_of, run_id)
         now = time.time()
         spec = self._agents.get(run.agent)
+        claim = self.store.claim_run
         if spec is None or (run.workflow is not None and run.node is None):
-            if not self.store.claim_run(run_id, self.leases.owner, self.leases.expiry(), now):
+            epoch = await self.io.run(claim, run_id, self.leases.owner, self.leases.expiry(), now)
+            if epoch is None:
                 return None
-            return self._unrunnable(run)
+            return await self.io.run(self._unrunnable, run, epoch)
+        epoch = None
         if run.status is RunStatus.PENDING and spec.breaker is not None:
-            if not self.store.claim_run(run_id, self.leases.owner, self.leases.expiry(), now):
+            epoch = await self.io.run(claim, run_id, self.leases.owner, self.leases.expiry(), now)
+            if epoch is None:
                 return None
             try:
-                self.breakers.check(f"agent:{spec.name}", "agent", spec.breaker)
+                await self.io.run(self.breakers.check, f"agent:{spec.name}", "agent", spec.breaker)
             except BreakerOpenError as exc:
-                return self._refused(spec, run_id, exc)
-            claimed = True
-        else:
-            claimed = False
-        slots = self._slots_of(spec)
-        async with slots:
-            result = await self._resume_agent_run(run, now, claimed=claimed)
+                return await self.io.run(self._refused_claimed, spec, run_id, exc, epoch)
+        async with self._slots_of(spec):
+            result = await resume_agent_run(self, run, now, epoch=epoch)
         if result is not None:
-            self._count(spec, result)
+            await self.io.run(self._count, spec, result)
         return result
 
-    def _unrunnable(self, run: RunRecord) -> RunResult:
+    def _refused_claimed(
+        self, spec: AgentSpec, run_id: str, error: BreakerOpenError, epoch: int
+    ) -> RunResult:
+        """Record a queued run its agent's breaker did not let start (claimed at ``epoch``)."""
+        self.store.finish_run(
+            run_id,
+            RunOutcome.not_executed(
+                RunStatus.SKIPPED,
+                ErrorClass.CASCADE,
+                FailureCause.BREAKER_OPEN,
+                "BreakerOpenError",
+                error.message,
+                error.to_dict(),
+            ),
+            [],
+            epoch=epoch,
+        )
+        return self.result_of(run_id, agent=spec.name)
+
+    def _unrunnable(self, run: RunRecord, epoch: int) -> RunResult:
         """Record that this process cannot execute ``run`` (its agent is not registered)."""
         kind = "graph" if run.workflow is not None and run.node is None else "agent"
         error = ExecutorError(
@@ -1315,11 +1389,16 @@ class Seawall:
                 attempts=run.attempts,
             ),
             [],
+            epoch=epoch,
         )
         return self.result_of(run.run_id)
 
     def fail_unsubmitted(self, run_id: str, error: SeawallError) -> None:
-        """Record that a run could not be handed to its executor (it goes to the DLQ)."""
+        """Record that a run could not be handed to its executor (it goes to the DLQ).
+
+        The run is still ``pending`` at epoch 0: if a worker got it after all, it holds a later
+        epoch and this write is refused (:class:`~seawall.LeaseLostError`).
+        """
         self.store.finish_run(
             run_id,
             RunOutcome.not_executed(
@@ -1331,78 +1410,34 @@ class Seawall:
                 error.to_dict(),
             ),
             [],
+            epoch=0,
         )
 
-    async def _resume_one(self, run: RunRecord, now: float) -> RunResult | None:
+    async def _resume_one(
+        self, run: RunRecord, now: float, *, host: Host | None = None
+    ) -> RunResult | None:
         if run.node is None and run.workflow is not None and run.agent in self._graphs:
-            if not self.store.claim_run(run.run_id, self.leases.owner, self.leases.expiry(), now):
-                return None
-            inputs = self.inputs_of(run.run_id)
-            return await run_graph(
-                self, self._graphs[run.agent], run.run_id, inputs, attempt=run.attempts + 1
+            epoch = await self.io.run(
+                self.store.claim_run, run.run_id, self.leases.owner, self.leases.expiry(), now
             )
-        result = await self._resume_agent_run(run, now)
+            if epoch is None:
+                return None
+            inputs = await self.io.run(self.inputs_of, run.run_id)
+            return await run_graph(
+                self,
+                self._graphs[run.agent],
+                run.run_id,
+                inputs,
+                epoch=epoch,
+                attempt=run.attempts + 1,
+            )
+        result = await resume_agent_run(self, run, now, host=host)
         if result is not None:
-            self._count(self._agents[run.agent], result)
+            await self.io.run(self._count, self._agents[run.agent], result)
         return result
 
-    async def _resume_agent_run(
-        self, run: RunRecord, now: float, *, claimed: bool = False
-    ) -> RunResult | None:
-        spec = self._agents[run.agent]
-        if not claimed and not self.store.claim_run(
-            run.run_id, self.leases.owner, self.leases.expiry(), now
-        ):
-            return None
-        if run.replay_mode == "recorded":
-            # A recorded replay serves a journal; resumed live it could make real calls.
-            self.leases.hold(run.run_id)
-            try:
-                return await finish_crashed(
-                    self, spec, run.run_id, max(run.attempts, 1), compensate=False
-                )
-            finally:
-                self.leases.release(run.run_id)
-        columns = self.store.get_run_io(run.run_id)
-        if columns is None:
-            raise RunNotFoundError(f"run {run.run_id} vanished from the ledger", run_id=run.run_id)
-        inputs = _payload.unpack(columns[0], self.store.get_blobs)
-        if run.phase is not None:
-            self.leases.hold(run.run_id)
-            try:
-                settled = await resume_settling(self, spec, run)
-            finally:
-                self.leases.release(run.run_id)
-            if settled is not None:
-                return settled
-            run = self.get_run(run.run_id)
-        attempts = self.store.list_attempts(run.run_id)
-        if attempts and attempts[-1].status == "running":
-            steps = self.store.load_steps(run.run_id)
-            mutations = sum(1 for s in steps if s.mutating and s.status in ("completed", "started"))
-            self.store.finish_attempt(
-                run.run_id,
-                attempts[-1].attempt,
-                AttemptOutcome(
-                    "failed",
-                    now,
-                    classify(mutations),
-                    FailureCause.CRASHED,
-                    "Crashed",
-                    f"the owner {attempts[-1].owner} stopped renewing its lease",
-                    None,
-                ),
-            )
-        prior = max(run.attempts, len(attempts))
-        if prior >= spec.retry.attempts:
-            self.leases.hold(run.run_id)
-            try:
-                return await finish_crashed(self, spec, run.run_id, prior)
-            finally:
-                self.leases.release(run.run_id)
-        return await execute_run(self, spec, run.run_id, inputs, prior_attempts=prior)
-
     def _sync(self, coro: Any, name: str, twin: str) -> Any:
+        """Run ``coro`` on the app's own event loop and wait for it in this thread."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -1416,13 +1451,12 @@ class Seawall:
         if self._closed:
             coro.close()
             self._check_open()
-        runner: asyncio.Runner | None = getattr(self._local, "runner", None)
-        if runner is None:
-            runner = asyncio.Runner()
-            self._local.runner = runner
-            with self._lock:
-                self._runners.append(runner)
-        return runner.run(coro)
+        return self._loop.run(coro)
+
+    def submit_coroutine(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Start ``coro`` on the app's own event loop; return a future of its result."""
+        self._check_open()
+        return self._loop.submit(coro)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -1616,11 +1650,25 @@ _INHERITED: list[Any] = []
 the parent's connections from the child."""
 
 
-def _close_runners(runners: list[asyncio.Runner]) -> None:
-    for runner in runners:
-        with contextlib.suppress(RuntimeError):
-            runner.close()
-    runners.clear()
+def _outside_runs(name: str) -> None:
+    """Refuse to start an unjournaled run from inside a run.
+
+    Raises:
+        UsageError: Code of a running agent (or of its tools) called ``app.{name}``.
+    """
+    ctx = current_context()
+    if ctx is not None:
+        raise UsageError(
+            f"app.{name}() was called inside run {ctx.run_id} (agent {ctx.agent!r}); a run "
+            "started this way is not journaled, so a retry or a resume of this run would start it "
+            f"again. Use ctx.run(agent, **inputs) (await ctx.run(...) in an async agent): it is a "
+            "journaled child run",
+            run_id=ctx.run_id,
+            agent=ctx.agent,
+        )
+
+
+_MISUSE_NAMES: Final = frozenset(error.__name__ for error in MISUSE)
 
 
 def _positive(label: str, value: Any) -> None:

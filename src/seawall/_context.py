@@ -1,16 +1,14 @@
 """``ctx``: what an agent sees of its run. Every call through it is journaled.
 
 :class:`Context` is given to sync agents (which run in a worker thread and call sync tools
-inline); :class:`AsyncContext` to async agents, whose ``call`` and ``verify`` are awaited. The
-bookkeeping (journal, guards, boundary validation, facts) is shared; only invoking the tool and
-waiting differ.
+inline); :class:`AsyncContext` to async agents, whose ``call`` and ``verify`` are awaited. What a
+call does is written once, as a step machine (:mod:`seawall._calls`, :mod:`seawall._steps`);
+the two contexts only carry out its requests, in a thread or on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import math
 import random as _random
 import time
@@ -19,59 +17,28 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from seawall import _faults, _timing
-from seawall._journal import CHECK_READ_BACK, COMPLETED, FAILED, MISSING, STARTED, Journal
-from seawall.errors import (
-    AttemptAbandoned,
-    ConfigurationError,
-    ConsistencyError,
-    InDoubtError,
-    ReadBackError,
-    RunCancelled,
-    SerializationError,
-    ToolResponseError,
-    VerificationError,
-)
+from seawall import _calls, _faults
+from seawall._children import Children, child_run
+from seawall._journal import COMPLETED, LIVE
+from seawall._steps import Gather, Ledger, Steps, adrive, drive
+from seawall.errors import ConfigurationError, VerificationError
 from seawall.observe.cost import usage_entry
 from seawall.policies.guards import NO_GUARDS
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    import asyncio
 
-    from seawall._payload import Blob
+    from seawall._host import Host
+    from seawall._journal import Journal
+    from seawall._ledger_io import LedgerIO
     from seawall._registry import ToolSpec
+    from seawall._result import RunResult
     from seawall.artifacts import StagingArea
     from seawall.verify import Verifier
 
 ToolRef = Callable[..., Any] | str
 AgentRunner = Callable[[Any, dict[str, Any]], Awaitable[Any]]
-
-
-class _Prepared:
-    """A tool step about to run live."""
-
-    __slots__ = ("blobs", "call_kwargs", "column", "key", "request_hash", "seq", "span", "spec")
-
-    def __init__(
-        self,
-        spec: ToolSpec,
-        seq: int,
-        request_hash: str,
-        column: bytes,
-        blobs: list[Blob],
-        key: str,
-        call_kwargs: dict[str, Any],
-    ) -> None:
-        self.spec = spec
-        self.seq = seq
-        self.request_hash = request_hash
-        self.column = column
-        self.blobs = blobs
-        self.key = key
-        self.call_kwargs = call_kwargs
-        self.span: Span | None = None
-
 
 _current: ContextVar[BaseContext | None] = ContextVar("seawall_current_context", default=None)
 
@@ -98,68 +65,6 @@ def entered(ctx: BaseContext) -> Iterator[None]:
         _current.reset(token)
 
 
-_NOTHING: Any = object()
-_REMEMBERED_RESULTS = 10_000
-
-
-class _Final(Exception):  # noqa: N818 - internal marker, never escapes this module
-    """Marks a response error that must not be retried (its context is the real error)."""
-
-
-class _ServedWrite:
-    """A completed mutating step served from the journal whose tool reads its writes back."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def rebuild_response(spec: ToolSpec, value: Any) -> Any:
-    """A response served from the journal, as the agent saw it live.
-
-    The journal holds the value after ``returns=``, so only a model class is applied again (to
-    turn the stored JSON back into an instance); a converting function must not run twice.
-    """
-    if spec.returns is not None and hasattr(spec.returns, "model_validate"):
-        return validate_response(spec, value)
-    return value
-
-
-def validate_response(spec: ToolSpec, value: Any) -> Any:
-    """Check a tool response against the tool's ``returns=``; return the value the agent sees.
-
-    Raises:
-        ToolResponseError: It does not match (the tool's retry policy may call it again).
-    """
-    returns = spec.returns
-    if returns is None:
-        return value
-    try:
-        if hasattr(returns, "model_validate"):
-            return value if isinstance(value, returns) else returns.model_validate(value)
-        if isinstance(returns, dict):
-            import jsonschema  # noqa: PLC0415 - optional dependency, checked at registration
-
-            jsonschema.validate(value, returns)
-            return value
-        if isinstance(returns, type):
-            return _instance_of(returns, value)
-        return returns(value)
-    except Exception as exc:
-        raise ToolResponseError(
-            f"tool {spec.name!r} returned a response that does not match its declared "
-            f"returns= ({type(exc).__name__}: {str(exc)[:500]}); it was stopped at the boundary",
-            tool=spec.name,
-        ) from exc
-
-
-def _instance_of(kind: type, value: Any) -> Any:
-    if not isinstance(value, kind):
-        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
 class BaseContext:
     """State and journaled helpers shared by the sync and async contexts.
 
@@ -173,8 +78,11 @@ class BaseContext:
     """
 
     __slots__ = (
+        "_children",
+        "_host",
         "_inputs",
         "_journal",
+        "_ledger",
         "_loop",
         "_resolve",
         "_run_agent",
@@ -194,6 +102,7 @@ class BaseContext:
         staging: StagingArea | None = None,
         inputs: Mapping[str, Any] | None = None,
         run_agent: AgentRunner | None = None,
+        ledger: LedgerIO | None = None,
     ) -> None:
         self._journal = journal
         self._staging = staging
@@ -201,6 +110,9 @@ class BaseContext:
         self._loop = loop
         self._inputs = inputs or {}
         self._run_agent = run_agent
+        self._ledger = ledger
+        self._children: Children | None = None
+        self._host: Host | None = None
         self.run_id = journal.run_id
         self.agent = agent
         self.attempt = journal.attempt
@@ -208,6 +120,21 @@ class BaseContext:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} run_id={self.run_id} attempt={self.attempt}>"
+
+    def bind_children(self, children: Children) -> None:
+        """Let this context start child runs (``ctx.run``) through ``children``."""
+        self._children = children
+        self._host = children.host
+
+    @property
+    def fencing_token(self) -> int:
+        """The epoch of the lease this attempt holds on its run: a fencing token.
+
+        It only grows: every takeover of the run raises it. Pass it to your own stores with
+        each write and have them refuse a write whose token is lower than one they have seen,
+        so a process that stalled past its lease cannot overwrite what its successor wrote.
+        """
+        return self._journal.epoch
 
     @property
     def artifacts(self) -> StagingArea:
@@ -251,7 +178,7 @@ class BaseContext:
         Raises:
             ConsistencyError: Another source said something else for ``key`` in this run.
         """
-        self._live()
+        self._journal.check()
         self._journal.observe(key, value, source)
 
     # -- deterministic values ---------------------------------------------------------------
@@ -268,31 +195,24 @@ class BaseContext:
         """Return a float in [0, 1), journaled so a replay sees the same value."""
         return float(self._value("random", _random.random))
 
-    def _live(self) -> Journal:
-        journal = self._journal
-        if journal.abandoned:
-            raise AttemptAbandoned
-        if journal.cancelled is not None:
-            raise RunCancelled(journal.cancelled)
-        return journal
-
     def _value(self, kind: str, make: Callable[[], Any]) -> Any:
-        journal = self._live()
-        request = b"J[]"
+        journal = self._journal
+        journal.check()
         seq = journal.seq + 1
-        served = journal.replay(seq, None, kind, kind) if journal.replaying else MISSING
+        recorded = journal.replay(seq, None, kind, kind) if journal.replaying else LIVE
         journal.seq = seq
-        if served is not MISSING:
-            return served
+        if recorded.action == "serve":
+            return recorded.value
         value = make()
         now = time.time()
-        _, _, column, blobs = journal.encode(value, f"ctx.{kind}()")
-        journal.buffer(
-            journal.row(seq, kind, kind, False, None, kind, request, column, COMPLETED, now, now),
-            blobs,
-            0.0,
-        )
+        column, blobs = journal.stored(value, f"ctx.{kind}()")
+        row = journal.row(seq, kind, kind, False, None, kind, b"J[]", column, COMPLETED, now, now)
+        if journal.buffer(row, blobs, 0.0):
+            self._flush_soon()
         return value
+
+    def _flush_soon(self) -> None:
+        """The buffer is due: write it now, or with the context's next awaited step."""
 
     def record_usage(
         self,
@@ -335,7 +255,8 @@ class BaseContext:
             raise ConfigurationError(
                 f"ctx.record_usage(cost_usd={cost_usd!r}) must be a non-negative number or None"
             )
-        journal = self._live()
+        journal = self._journal
+        journal.check()
         usage: dict[str, Any] = {
             "model": str(model),
             "input_tokens": input_tokens,
@@ -346,49 +267,68 @@ class BaseContext:
             usage["provider"] = str(provider)
         _, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
         seq = journal.seq + 1
-        served = journal.replay(seq, None, "usage", request_hash) if journal.replaying else MISSING
+        recorded = (
+            journal.replay(seq, None, "usage", request_hash, column) if journal.replaying else LIVE
+        )
         journal.seq = seq
-        if served is MISSING:
-            # The price is looked up once, when the call is recorded, and kept as the step's
-            # result: a replay serves it, so a later price change never rewrites history.
-            if cost_usd is None:
-                priced = journal.prices.cost(
-                    str(model), input_tokens, output_tokens, provider=provider
-                )
-                cost_usd, source = priced.usd, priced.source
-            else:
-                source = "reported"
-            priced_json = {"cost_usd": cost_usd, "priced_by": source}
-            _, _, response, response_blobs = journal.encode(priced_json, "ctx.record_usage()")
-            now = time.time()
-            journal.usage[seq] = usage_entry(usage, priced_json)
-            if journal.trace is not None:
-                journal.trace.usage(str(model), input_tokens, output_tokens, cost_usd)
-            journal.buffer(
-                journal.row(
-                    seq,
-                    "usage",
-                    "usage",
-                    False,
-                    None,
-                    request_hash,
-                    column,
-                    response,
-                    COMPLETED,
-                    now,
-                    now,
-                ),
-                [*blobs, *response_blobs],
-                0.0,
-            )
+        if recorded.action != "serve":
+            self._record_usage_live(seq, usage, request_hash, column, blobs, provider)
         if journal.guards is not NO_GUARDS:
             totals = journal.totals()
             journal.guards.check_usage(totals.input_tokens + totals.output_tokens, totals.cost_usd)
 
-    # -- verification gates -----------------------------------------------------------------
+    def _record_usage_live(
+        self,
+        seq: int,
+        usage: dict[str, Any],
+        request_hash: str,
+        column: bytes,
+        blobs: list[Any],
+        provider: str | None,
+    ) -> None:
+        journal = self._journal
+        cost_usd = usage["cost_usd"]
+        # The price is looked up once, when the call is recorded, and kept as the step's
+        # result: a replay serves it, so a later price change never rewrites history.
+        if cost_usd is None:
+            priced = journal.prices.cost(
+                usage["model"], usage["input_tokens"], usage["output_tokens"], provider=provider
+            )
+            cost_usd, source = priced.usd, priced.source
+        else:
+            source = "reported"
+        priced_json = {"cost_usd": cost_usd, "priced_by": source}
+        response, response_blobs = journal.stored(priced_json, "ctx.record_usage()")
+        now = time.time()
+        journal.usage[seq] = usage_entry(usage, priced_json)
+        if journal.trace is not None:
+            journal.trace.usage(
+                usage["model"], usage["input_tokens"], usage["output_tokens"], cost_usd
+            )
+        row = journal.row(
+            seq, "usage", "usage", False, None, request_hash, column, response, COMPLETED, now, now
+        )
+        if journal.buffer(row, [*blobs, *response_blobs], 0.0):
+            self._flush_soon()
 
-    def _gate_start(self, value: Any, verifiers: tuple[Verifier, ...]) -> tuple[int, str, Any]:
-        journal = self._live()
+    # -- step machines ----------------------------------------------------------------------
+
+    def _call_steps(
+        self, tool: ToolRef, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Steps[Any]:
+        self._journal.check()
+        return _calls.call(self._journal, self._resolve(tool), args, kwargs)
+
+    def _child_steps(self, agent: Any, inputs: dict[str, Any]) -> Steps[RunResult]:
+        self._journal.check()
+        if self._children is None:
+            raise ConfigurationError("this context cannot start child runs")
+        return child_run(self._journal, self._children, agent, inputs)
+
+    def _gate_steps(self, value: Any, verifiers: tuple[Verifier, ...]) -> Steps[Any]:
+        """A mid-run verification gate: ``value`` must pass every verifier to go on."""
+        journal = self._journal
+        journal.check()
         if not verifiers:
             raise ConfigurationError("ctx.verify(value, *verifiers) needs at least one verifier")
         names = [v.name for v in verifiers]
@@ -396,49 +336,46 @@ class BaseContext:
             {"value": value, "verifiers": names}, "ctx.verify() value"
         )
         seq = journal.seq + 1
-        served = journal.replay(seq, None, "verify", request_hash) if journal.replaying else MISSING
+        recorded = (
+            journal.replay(seq, None, "verify", request_hash, column) if journal.replaying else LIVE
+        )
         journal.seq = seq
-        return seq, request_hash, (column, served)
-
-    def _gate_context(self) -> VerifyContext:
-        return VerifyContext(
+        if recorded.action == "serve":
+            return self._gate_result(value, recorded.value)
+        start = time.time()
+        context = VerifyContext(
             inputs=self._inputs,
             run_id=self.run_id,
-            facts=self._journal.facts,
+            facts=journal.facts,
             run_agent=self._run_agent,
         )
-
-    def _gate_end(
-        self,
-        value: Any,
-        seq: int,
-        request_hash: str,
-        column: bytes,
-        verdicts: list[Verdict],
-        start: float,
-    ) -> Any:
-        journal = self._journal
+        verdicts: list[Verdict] = yield Gather(lambda: run_verifiers(value, verifiers, context))
         listed = [v.to_dict() for v in verdicts]
         outcome: dict[str, Any] = {"passed": all(v.passed for v in verdicts), "verdicts": listed}
-        _, _, response, blobs = journal.encode(outcome, "ctx.verify() verdicts")
-        journal.buffer(
-            journal.row(
-                seq,
-                "verify",
-                "verify",
-                False,
-                None,
-                request_hash,
-                column,
-                response,
-                COMPLETED,
-                start,
-                time.time(),
-            ),
-            blobs,
-            0.0,
+        response, blobs = journal.stored(outcome, "ctx.verify() verdicts")
+        row = journal.row(
+            seq,
+            "verify",
+            "verify",
+            False,
+            None,
+            request_hash,
+            column,
+            response,
+            COMPLETED,
+            start,
+            time.time(),
         )
-        journal.store.record_verdicts(self.run_id, self.attempt, "gate", listed)
+        if journal.buffer(row, blobs, 0.0):
+            yield Ledger(journal.flush)
+        yield Ledger(
+            journal.store.record_verdicts,
+            self.run_id,
+            self.attempt,
+            "gate",
+            listed,
+            epoch=journal.epoch,
+        )
         if journal.trace is not None:
             journal.trace.verification("gate", listed, start, time.time())
         return self._gate_result(value, outcome)
@@ -459,317 +396,6 @@ class BaseContext:
         journal.calls_since_gate = 0
         return value
 
-    # -- tool steps -------------------------------------------------------------------------
-
-    def _prepare(
-        self, tool: ToolRef, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[_Prepared | None, Any]:
-        """Journal bookkeeping before a tool call: returns the plan, or the served result."""
-        journal = self._live()
-        spec = self._resolve(tool)
-        guards = journal.guards
-        if guards is not NO_GUARDS:
-            guards.check_deadline(journal.started, time.time())
-            guards.check_call(
-                calls=journal.calls,
-                mutating=spec.mutating,
-                mutations_since_gate=journal.mutations_since_gate,
-                calls_since_gate=journal.calls_since_gate,
-                destructive=spec.destructive,
-                destructive_since_gate=journal.destructive_since_gate,
-            )
-        _, request_hash, column, blobs = journal.encode(
-            (spec.name, args, kwargs), f"arguments of tool {spec.name!r}"
-        )
-        seq = journal.seq + 1
-        served = (
-            journal.replay(seq, spec, spec.name, request_hash) if journal.replaying else MISSING
-        )
-        journal.seq = seq
-        journal.calls += 1
-        journal.calls_since_gate += 1
-        if spec.mutating:
-            journal.mutations_since_gate += 1
-        if spec.destructive:
-            journal.destructive_since_gate += 1
-        if served is not MISSING and served is not CHECK_READ_BACK:
-            value = rebuild_response(spec, served)
-            self._observe(spec, seq, value, args, kwargs)
-            if spec.read_back is not None:
-                # The write is served, not redone: still check it is there (read-your-writes).
-                return _Prepared(spec, seq, request_hash, column, blobs, "", kwargs), _ServedWrite(
-                    value
-                )
-            return None, value
-        explicit = kwargs.get("idempotency_key")
-        key = explicit if isinstance(explicit, str) else f"{journal.run_id}:{seq}"
-        call_kwargs = kwargs
-        if spec.accepts_key and "idempotency_key" not in kwargs:
-            call_kwargs = {**kwargs, "idempotency_key": key}
-        plan = _Prepared(spec, seq, request_hash, column, blobs, key, call_kwargs)
-        if served is CHECK_READ_BACK:
-            return plan, CHECK_READ_BACK
-        self._begin(plan)
-        return plan, None
-
-    def _begin(self, plan: _Prepared) -> None:
-        """A live call is about to start: breaker, budget, trace, and a mutating call's intent."""
-        journal = self._journal
-        spec = plan.spec
-        if spec.breaker is not None and journal.breakers is not None:
-            journal.breakers.check(f"tool:{spec.name}", "tool", spec.breaker)
-        if spec.retry_budget is not None and journal.budgets is not None:
-            journal.budgets.count(f"tool:{spec.name}")
-        if spec.mutating:
-            self._write_intent(plan)
-            journal.mutations += 1
-        if journal.trace is not None:
-            plan.span = journal.trace.start_step(spec, plan.seq, plan.key, plan.call_kwargs)
-
-    def _prepare_again(self, plan: _Prepared) -> _Prepared:
-        """The in-doubt call did not take effect: write its intent again and run it."""
-        self._write_intent(plan)
-        return plan
-
-    def _write_intent(self, plan: _Prepared) -> None:
-        """Make a mutating call's intent durable before it runs."""
-        journal = self._journal
-        journal.write_intent(
-            journal.row(
-                plan.seq,
-                plan.spec.kind,
-                plan.spec.name,
-                True,
-                plan.key,
-                plan.request_hash,
-                plan.column,
-                None,
-                STARTED,
-                time.time(),
-                None,
-            ),
-            plan.blobs,
-        )
-
-    def _observe(
-        self, spec: ToolSpec, seq: int, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        if spec.observes is None:
-            return
-        facts = spec.observes(value, *args, **kwargs) or {}
-        for key, fact in facts.items():
-            self._journal.observe(str(key), fact, f"{spec.name} (step {seq})")
-
-    def _recovered(self, plan: _Prepared, found: Any) -> Any:
-        """An in-doubt call whose effect reads back as present: record it as completed.
-
-        ``read_back`` may return the current state instead of ``True``; it then becomes the
-        step's result. A tool that declares ``returns=`` needs that: without a result, the step
-        cannot be recovered and goes to a person.
-        """
-        spec = plan.spec
-        if found is True:
-            if spec.returns is not None:
-                raise InDoubtError(
-                    f"step {plan.seq} ({spec.name}) took effect before its process died, but "
-                    "its result is unknown and the tool declares returns=; make read_back return "
-                    "the current state (not True) to recover such calls",
-                    run_id=self.run_id,
-                    step=plan.seq,
-                    tool=spec.name,
-                )
-            value = None
-        else:
-            value = validate_response(spec, found)
-        _, _, response, blobs = self._journal.encode(value, f"result of tool {spec.name!r}")
-        self._journal.complete(
-            plan.seq, status=COMPLETED, response=response, error=None, tries=1, blobs=blobs
-        )
-        return value
-
-    def _succeeded(self, plan: _Prepared, result: Any, start: float, tries: int) -> None:
-        journal = self._journal
-        spec = plan.spec
-        if spec.breaker is not None and journal.breakers is not None:
-            journal.breakers.outcome(f"tool:{spec.name}", "tool", spec.breaker, success=True)
-        try:
-            _, _, response, blobs = journal.encode(result, f"result of tool {spec.name!r}")
-        except SerializationError as exc:
-            # The call happened; record it as completed (never to be repeated) without a result.
-            self._record_end(plan, start, None, [], exc, tries, COMPLETED)
-            self._end_span(plan, start, tries, exc)
-            raise
-        self._record_end(plan, start, response, blobs, None, tries, COMPLETED)
-        self._end_span(plan, start, tries, None)
-
-    def _end_span(
-        self, plan: _Prepared, start: float, tries: int, error: BaseException | None
-    ) -> None:
-        trace = self._journal.trace
-        if trace is not None and plan.span is not None:
-            trace.end_step(
-                plan.span, plan.spec, plan.call_kwargs, time.time() - start, tries, error
-            )
-            plan.span = None
-
-    def _check_contradiction(
-        self, plan: _Prepared, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        """Compare a fresh result with the last one for the same key.
-
-        A contradiction opens the tool's breaker and stops the step before the agent builds on
-        either answer.
-        """
-        spec = plan.spec
-        breakers = self._journal.breakers
-        if breakers is None or (spec.contradicts is None and spec.consistency_key is None):
-            return
-        key = (spec.name, spec.consistency_key(*args, **kwargs) if spec.consistency_key else None)
-        known = breakers.last_results
-        previous = known.get(key, _NOTHING)
-        known[key] = result
-        known.move_to_end(key)
-        while len(known) > _REMEMBERED_RESULTS:
-            known.popitem(last=False)
-        if previous is _NOTHING:
-            return
-        differ = spec.contradicts(previous, result) if spec.contradicts else previous != result
-        if not differ:
-            return
-        reason = f"contradictory results: {previous!r} then {result!r}"[:300]
-        if spec.breaker is not None:
-            breakers.contradiction(f"tool:{spec.name}", "tool", spec.breaker, reason)
-        raise ConsistencyError(
-            f"tool {spec.name!r} contradicted itself ({reason}); its breaker is open and the "
-            "step stops before the agent builds on either answer",
-            run_id=self.run_id,
-            step=plan.seq,
-            tool=spec.name,
-            feedback=[reason],
-        )
-
-    def _read_back_verdict(self, plan: _Prepared, ok: Any, duration: float) -> None:
-        spec = plan.spec
-        passed = bool(ok)
-        message = "" if passed else f"the effect of step {plan.seq} ({spec.name}) is not there"
-        self._journal.store.record_verdicts(
-            self.run_id,
-            self.attempt,
-            "read_back",
-            [
-                {
-                    "name": f"read_back({spec.name})",
-                    "passed": passed,
-                    "message": message,
-                    "duration": duration,
-                }
-            ],
-        )
-        if not passed:
-            raise ReadBackError(
-                f"step {plan.seq}: {spec.name} completed but reading the state back shows no "
-                "effect (a write that silently did nothing)",
-                run_id=self.run_id,
-                step=plan.seq,
-                tool=spec.name,
-                verdicts=[{"name": f"read_back({spec.name})", "passed": False, "message": message}],
-                feedback=[message],
-            )
-        self._journal.mutations_since_gate = 0
-        self._journal.destructive_since_gate = 0
-
-    def _record_end(
-        self,
-        plan: _Prepared,
-        start: float,
-        response: bytes | None,
-        blobs: list[Blob],
-        error: BaseException | None,
-        tries: int,
-        status: str,
-    ) -> None:
-        journal = self._journal
-        spec = plan.spec
-        if spec.mutating:
-            journal.complete(
-                plan.seq, status=status, response=response, error=error, tries=tries, blobs=blobs
-            )
-            return
-        end = time.time()
-        journal.buffer(
-            journal.row(
-                plan.seq,
-                spec.kind,
-                spec.name,
-                False,
-                plan.key,
-                plan.request_hash,
-                plan.column,
-                response,
-                status,
-                start,
-                end,
-                error,
-                tries,
-            ),
-            # A large request is a blob too: written with the row, or the step cannot be read.
-            [*plan.blobs, *blobs] if plan.blobs else blobs,
-            end - start,
-        )
-
-    def _checked(self, plan: _Prepared, raw: Any, start: float, tries: int) -> Any:
-        """Validate a live response; a mutating call whose response is invalid is not redone."""
-        spec = plan.spec
-        if spec.returns is None:
-            return raw
-        try:
-            return validate_response(spec, raw)
-        except ToolResponseError:
-            if spec.mutating and not spec.idempotent:
-                # Its effect happened: record the call as done (never to be repeated) and stop.
-                self._succeeded(plan, raw, start, tries)
-                raise _Final from None
-            raise
-
-    def _retry_delay(self, plan: _Prepared, error: Exception, start: float, tries: int) -> float:
-        """Return the backoff before the next try, or re-raise when the policy gives up."""
-        if isinstance(error, _Final):
-            cause = error.__context__
-            raise cause if cause is not None else error
-        spec = plan.spec
-        decision = spec.retry.decide(tries, error, time.time() - start)
-        budgets = self._journal.budgets
-        spent = (
-            decision.retry
-            and spec.retry_budget is not None
-            and budgets is not None
-            and not budgets.allow_retry(f"tool:{spec.name}", spec.retry_budget)
-        )
-        if not decision.retry or spent:
-            # A spent budget fails the call fast; its breaker takes it from there.
-            self._failed(plan, error, start, tries)
-            raise error
-        trace = self._journal.trace
-        if trace is not None and plan.span is not None:
-            trace.retry(plan.span, tries, error, decision.delay)
-        return decision.delay
-
-    def _failed(self, plan: _Prepared, error: BaseException, start: float, tries: int) -> None:
-        spec = plan.spec
-        breakers = self._journal.breakers
-        if spec.breaker is not None and breakers is not None:
-            breakers.outcome(
-                f"tool:{spec.name}",
-                "tool",
-                spec.breaker,
-                success=False,
-                reason=f"{type(error).__name__}: {str(error)[:200]}",
-            )
-        if plan.spec.mutating:
-            self._journal.mutations -= 1
-        self._record_end(plan, start, None, [], error, tries, FAILED)
-        self._end_span(plan, start, tries, error)
-
 
 class Context(BaseContext):
     """The context of a sync agent: ``ctx.call(tool, ...)`` returns the tool's result."""
@@ -789,8 +415,8 @@ class Context(BaseContext):
             **kwargs: Keyword arguments for the tool.
 
         Returns:
-            The tool's result (or, when served from the journal, its JSON form, validated
-            again by the tool's ``returns=``).
+            The tool's result (or, when served from the journal, the value it returned then,
+            validated again by the tool's ``returns=``).
 
         Raises:
             RegistrationError: The tool is not registered with this app.
@@ -802,52 +428,32 @@ class Context(BaseContext):
             ConsistencyError: The response contradicts another source read in this run.
             BudgetExceededError: A budget of the run would be exceeded.
             GuardTrippedError: A guard refused the call.
+            LeaseLostError: Another process took the run over; the attempt stops.
+            LedgerError: The ledger became unreachable; the attempt stops (the run resumes).
         """
-        plan, served = self._prepare(tool, args, kwargs)
-        if plan is None:
-            return served
-        spec = plan.spec
-        if isinstance(served, _ServedWrite):
-            began = time.perf_counter()
-            ok = self._run(spec.read_back, served.value, *args, **kwargs)
-            self._read_back_verdict(plan, ok, time.perf_counter() - began)
-            return served.value
-        if served is CHECK_READ_BACK:
-            found = self._run(spec.read_back, None, *args, **kwargs)
-            if found:
-                return self._recovered(plan, found)
-            plan = self._prepare_again(plan)
-        fn = spec.fn
-        start = time.time()
-        tries = 1
-        while True:
-            try:
-                if spec.rate_limit is not None:
-                    spec.rate_limit.wait()
-                raw = self._run(fn, *args, **plan.call_kwargs)
-                result = self._checked(plan, raw, start, tries)
-                break
-            except Exception as exc:
-                _timing.sleep(self._retry_delay(plan, exc, start, tries))
-                if self._journal.abandoned:
-                    raise AttemptAbandoned from exc
-                tries += 1
-        self._succeeded(plan, result, start, tries)
-        self._check_contradiction(plan, result, args, kwargs)
-        if spec.read_back is not None:
-            began = time.perf_counter()
-            ok = self._run(spec.read_back, result, *args, **kwargs)
-            self._read_back_verdict(plan, ok, time.perf_counter() - began)
-        self._observe(spec, plan.seq, result, args, kwargs)
-        return result
+        return drive(self._call_steps(tool, args, kwargs), self._journal, self._loop, self._host)
 
-    def _run(self, fn: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
-        if fn is None:
-            return None
-        result = fn(*args, **kwargs)
-        if asyncio.iscoroutine(result):
-            return asyncio.run_coroutine_threadsafe(result, self._loop).result()
-        return result
+    def run(self, agent: Any, /, **inputs: Any) -> RunResult:
+        """Run a registered agent as a journaled child of this run, and return its result.
+
+        The child is a run of its own (``parent_run_id`` is this run), with its retries,
+        verification and breaker; to this run it is one step. A retry or a resume of this run
+        serves the result of a child that completed instead of running it again (one that
+        failed runs again on an error retry); a child cut off by a crash is taken over, not
+        started twice. Nesting holds no extra worker thread, at any depth.
+
+        Args:
+            agent: The registered agent (the decorated function) or its name.
+            **inputs: The child's keyword inputs.
+
+        Returns:
+            The child's result (a failure is returned, not raised).
+
+        Raises:
+            RegistrationError: The agent is not registered with this app.
+            SerializationError: An input is not JSON-serialisable.
+        """
+        return drive(self._child_steps(agent, inputs), self._journal, self._loop, self._host)
 
     def verify(self, value: Any, *verifiers: Verifier) -> Any:
         """A mid-run verification gate: ``value`` must pass every verifier to go on.
@@ -860,18 +466,17 @@ class Context(BaseContext):
         Raises:
             VerificationError: It failed; the agent's ``on_drift`` policy then applies.
         """
-        seq, request_hash, (column, served) = self._gate_start(value, verifiers)
-        if served is not MISSING:
-            return self._gate_result(value, served)
-        start = time.time()
-        verdicts = asyncio.run_coroutine_threadsafe(
-            run_verifiers(value, verifiers, self._gate_context()), self._loop
-        ).result()
-        return self._gate_end(value, seq, request_hash, column, verdicts, start)
+        return drive(self._gate_steps(value, verifiers), self._journal, self._loop, self._host)
+
+    def _flush_soon(self) -> None:
+        self._journal.flush()
 
 
 class AsyncContext(BaseContext):
-    """The context of an async agent: ``await ctx.call(tool, ...)``."""
+    """The context of an async agent: ``await ctx.call(tool, ...)``.
+
+    Its store calls never make the event loop wait for the ledger; a sync tool runs on a thread.
+    """
 
     __slots__ = ()
 
@@ -886,58 +491,19 @@ class AsyncContext(BaseContext):
             **kwargs: Keyword arguments for the tool.
 
         Returns:
-            The tool's result (or, when served from the journal, its JSON form).
+            The tool's result (or, when served from the journal, the value it returned then).
         """
-        plan, served = self._prepare(tool, args, kwargs)
-        if plan is None:
-            return served
-        spec = plan.spec
-        if isinstance(served, _ServedWrite):
-            began = time.perf_counter()
-            ok = await self._run(spec.read_back, served.value, *args, **kwargs)
-            self._read_back_verdict(plan, ok, time.perf_counter() - began)
-            return served.value
-        if served is CHECK_READ_BACK:
-            found = await self._run(spec.read_back, None, *args, **kwargs)
-            if found:
-                return self._recovered(plan, found)
-            plan = self._prepare_again(plan)
-        fn = spec.fn
-        start = time.time()
-        tries = 1
-        while True:
-            try:
-                if spec.rate_limit is not None:
-                    await spec.rate_limit.await_turn()
-                raw = await self._run(fn, *args, **plan.call_kwargs)
-                result = self._checked(plan, raw, start, tries)
-                break
-            except Exception as exc:
-                await _timing.asleep(self._retry_delay(plan, exc, start, tries))
-                if self._journal.abandoned:
-                    raise AttemptAbandoned from exc
-                tries += 1
-        self._succeeded(plan, result, start, tries)
-        self._check_contradiction(plan, result, args, kwargs)
-        if spec.read_back is not None:
-            began = time.perf_counter()
-            ok = await self._run(spec.read_back, result, *args, **kwargs)
-            self._read_back_verdict(plan, ok, time.perf_counter() - began)
-        self._observe(spec, plan.seq, result, args, kwargs)
-        return result
+        return await adrive(self._call_steps(tool, args, kwargs), self._journal, self._io())
 
-    async def _run(self, fn: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
-        if fn is None:
-            return None
-        if asyncio.iscoroutinefunction(fn):
-            return await fn(*args, **kwargs)
-        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+    async def run(self, agent: Any, /, **inputs: Any) -> RunResult:
+        """Run a registered agent as a journaled child of this run; see :meth:`Context.run`."""
+        return await adrive(self._child_steps(agent, inputs), self._journal, self._io())
 
     async def verify(self, value: Any, *verifiers: Verifier) -> Any:
         """A mid-run verification gate; see :meth:`Context.verify`."""
-        seq, request_hash, (column, served) = self._gate_start(value, verifiers)
-        if served is not MISSING:
-            return self._gate_result(value, served)
-        start = time.time()
-        verdicts = await run_verifiers(value, verifiers, self._gate_context())
-        return self._gate_end(value, seq, request_hash, column, verdicts, start)
+        return await adrive(self._gate_steps(value, verifiers), self._journal, self._io())
+
+    def _io(self) -> LedgerIO:
+        if self._ledger is None:
+            raise ConfigurationError("this context was built without a ledger driver")
+        return self._ledger

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from seawall import _payload
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input, Node
+from seawall.errors import LeaseLostError, LedgerError
 from seawall.ledger import AttemptOutcome, RunOutcome, RunQuery
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from seawall.ledger import RunRecord
 
 _POLL = 0.05
+logger = logging.getLogger("seawall.graphs")
 
 
 @dataclass(slots=True)
@@ -50,6 +53,7 @@ async def run_graph(
     run_id: str,
     inputs: dict[str, Any],
     *,
+    epoch: int,
     attempt: int = 1,
     served: dict[str, RunRecord] | None = None,
     node_runner: NodeRunner | None = None,
@@ -57,10 +61,16 @@ async def run_graph(
     """Run (or resume) the graph run ``run_id`` to its end; return the graph run's result.
 
     Traced as an ``invoke_workflow`` span, parent of its nodes' spans, when an OpenTelemetry
-    SDK is configured; see :func:`_schedule` for the arguments.
+    SDK is configured; see :func:`_schedule` for the arguments. When another process takes the
+    graph run over, or the ledger goes away, the coordinator stops and the graph run is returned
+    as the ledger holds it (it goes on, or resumes).
     """
     with app.telemetry.run(app.store, run_id, graph=True):
-        return await _schedule(app, graph, run_id, inputs, attempt, served, node_runner)
+        try:
+            return await _schedule(app, graph, run_id, inputs, epoch, attempt, served, node_runner)
+        except (LeaseLostError, LedgerError) as exc:
+            logger.warning("graph run %s stopped: %s", run_id, exc)
+            return app.result_of(run_id)
 
 
 async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
@@ -68,6 +78,7 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
     graph: Graph,
     run_id: str,
     inputs: dict[str, Any],
+    epoch: int,
     attempt: int,
     served: dict[str, RunRecord] | None,
     node_runner: NodeRunner | None,
@@ -79,14 +90,15 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
         graph: The graph.
         run_id: The graph run.
         inputs: The graph's inputs.
+        epoch: The epoch of the lease this process holds on the graph run.
         attempt: The coordinator's attempt number.
         served: Nodes whose finished runs (of another graph run) are reused as they are.
         node_runner: How a node runs (default: a live child run).
     """
     store = app.store
     start = time.time()
-    store.start_attempt(run_id, attempt, start, app.leases.owner)
-    app.leases.hold(run_id)
+    await app.io.run(store.start_attempt, run_id, attempt, start, app.leases.owner, epoch=epoch)
+    app.leases.hold(run_id, epoch)
     try:
         existing = dict(served or {})
         existing.update(
@@ -127,7 +139,7 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
                     None,
                 )
                 if blocker is not None:
-                    settle(name, _skip(app, graph, run_id, node, blocker, existing, settled))
+                    settle(name, await _skip(app, graph, run_id, node, blocker, existing, settled))
                     continue
                 task = asyncio.ensure_future(
                     _run_node(
@@ -140,7 +152,7 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 settle(running.pop(task), task.result())
-        return _finish(app, graph, run_id, attempt, settled)
+        return await _finish(app, graph, run_id, epoch, attempt, settled)
     finally:
         app.leases.release(run_id)
 
@@ -210,7 +222,7 @@ def _resolve(source: Input | From, inputs: dict[str, Any], settled: dict[str, _S
     return getattr(output, source.field)
 
 
-def _skip(
+async def _skip(
     app: Seawall,
     graph: Graph,
     run_id: str,
@@ -233,7 +245,8 @@ def _skip(
     message = f"not started: upstream node {blocker_name!r} {blocker.status.value}" + (
         " (its breaker is open)" if breaker else ""
     )
-    child_id, now = app.open_run(
+    child_id, now = await app.io.run(
+        app.open_run,
         spec.name,
         _EMPTY_HASH,
         _EMPTY_COLUMN,
@@ -243,7 +256,8 @@ def _skip(
         node=node.name,
     )
     error = {"code": "upstream_failed", "type": "Skipped", "message": message, "blocked_by": chain}
-    app.store.finish_run(
+    await app.io.run(
+        app.store.finish_run,
         child_id,
         RunOutcome.not_executed(
             RunStatus.SKIPPED,
@@ -255,12 +269,18 @@ def _skip(
             at=now,
         ),
         [],
+        epoch=1,
     )
     return _Settled(RunStatus.SKIPPED, child_id, blocked_by=chain)
 
 
-def _finish(
-    app: Seawall, graph: Graph, run_id: str, attempt: int, settled: dict[str, _Settled]
+async def _finish(
+    app: Seawall,
+    graph: Graph,
+    run_id: str,
+    epoch: int,
+    attempt: int,
+    settled: dict[str, _Settled],
 ) -> RunResult:
     store = app.store
     children = store.list_runs(RunQuery(parent_run_id=run_id, limit=100_000))
@@ -274,13 +294,16 @@ def _finish(
     now = time.time()
     if not failed and not skipped:
         output = {name: s.output for name, s in settled.items()}
-        data = app.codec.dumps(output, f"outputs of graph {graph.name!r}")
-        output_hash = _payload.digest(data)
-        column, blobs = _payload.pack(data, output, output_hash)
-        store.finish_attempt(
-            run_id, attempt, AttemptOutcome("succeeded", now, None, None, None, None, None)
+        output_hash, column, blobs = app.codec.snapshot(output, f"outputs of graph {graph.name!r}")
+        await app.io.run(
+            store.finish_attempt,
+            run_id,
+            attempt,
+            AttemptOutcome("succeeded", now, None, None, None, None, None),
+            epoch=epoch,
         )
-        store.finish_run(
+        await app.io.run(
+            store.finish_run,
             run_id,
             RunOutcome(
                 RunStatus.SUCCEEDED,
@@ -298,6 +321,7 @@ def _finish(
                 attempt,
             ),
             blobs,
+            epoch=epoch,
         )
     else:
         message = (
@@ -310,7 +334,8 @@ def _finish(
             "failed": failed,
             "skipped": skipped,
         }
-        store.finish_attempt(
+        await app.io.run(
+            store.finish_attempt,
             run_id,
             attempt,
             AttemptOutcome(
@@ -322,8 +347,10 @@ def _finish(
                 message,
                 None,
             ),
+            epoch=epoch,
         )
-        store.finish_run(
+        await app.io.run(
+            store.finish_run,
             run_id,
             RunOutcome(
                 RunStatus.FAILED,
@@ -341,6 +368,7 @@ def _finish(
                 attempt,
             ),
             [],
+            epoch=epoch,
         )
     result = app.result_of(run_id)
     nodes = {name: app.result_of(s.run_id) for name, s in settled.items()}

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from seawall._app import Seawall
     from seawall._registry import AgentSpec
     from seawall._result import RunResult
+    from seawall.ledger import RunRecord
 
 
 def _confidence_of(output: Any, journal: Journal) -> float | None:
@@ -104,7 +105,9 @@ async def verify_output(
     start = time.time()
     verdicts = await judge_output(app, spec, run_id, output, inputs, journal.facts, confidence)
     listed = [v.to_dict() for v in verdicts]
-    app.store.record_verdicts(run_id, attempt, "output", listed)
+    await app.io.run(
+        app.store.record_verdicts, run_id, attempt, "output", listed, epoch=journal.epoch
+    )
     if journal.trace is not None:
         journal.trace.verification("output", listed, start, time.time())
     if not all(v.passed for v in verdicts):
@@ -127,7 +130,8 @@ async def settle_drift(
     if policy.fallback is not None:
         fallback = app.resolve_agent(policy.fallback)
         child = await app.start_child(fallback, inputs, parent_run_id=run_id)
-        app.store.record_verdicts(
+        await app.io.run(
+            app.store.record_verdicts,
             run_id,
             attempt,
             "fallback",
@@ -138,12 +142,13 @@ async def settle_drift(
                     "message": f"child run {child.run_id} ended {child.status.value}",
                 }
             ],
+            epoch=journal.epoch,
         )
         if child.ok:
             if staging is not None:
                 staging.discard()
-            _, output_hash, column, blobs = journal.encode(child.output, "fallback output")
-            return finish(
+            output_hash, column, blobs = journal.snapshot(child.output, "fallback output")
+            return await finish(
                 app,
                 spec,
                 run_id,
@@ -160,7 +165,7 @@ async def settle_drift(
         if staging is not None:
             staging.discard()
         kept_hash, kept, kept_blobs = _encoded(journal, output, "quarantined output")
-        return finish(
+        return await finish(
             app,
             spec,
             run_id,
@@ -174,7 +179,7 @@ async def settle_drift(
             failure,
         )
     if policy.then == "handoff":
-        return _park(app, spec, run_id, journal, attempt, failure, output, staging)
+        return await _park(app, spec, run_id, journal, attempt, failure, output, staging)
     if staging is not None:
         staging.discard()
     return await settle_failure(app, spec, run_id, journal, attempt, failure)
@@ -185,11 +190,10 @@ def _encoded(
 ) -> tuple[str | None, bytes | None, list[_payload.Blob]]:
     if value is None:
         return None, None, []
-    _, value_hash, column, blobs = journal.encode(value, where)
-    return value_hash, column, blobs
+    return journal.snapshot(value, where)
 
 
-def _park(
+async def _park(
     app: Seawall,
     spec: AgentSpec,
     run_id: str,
@@ -201,10 +205,12 @@ def _park(
 ) -> RunResult:
     """Hand the output to a person: the run waits, holding no worker and no lease."""
     output_hash, column, blobs = _encoded(journal, output, "output handed to a person")
-    app.store.park_run(
+    await app.io.run(
+        app.store.park_run,
         run_id,
         outcome(journal, attempt, RunStatus.AWAITING_HUMAN, output_hash, column, failure),
         blobs,
+        epoch=journal.epoch,
     )
     error = failure.error
     staged = staging is not None and staging.staged()
@@ -222,14 +228,14 @@ def _park(
         status="open",
         created_at=time.time(),
     )
-    app.store.open_handoff(handoff)
+    await app.io.run(app.store.open_handoff, handoff, epoch=journal.epoch)
     app.monitor.handoff_opened(handoff, spec.name)
     if journal.trace is not None:
         journal.trace.handoff(handoff.handoff_id, "verification_failed", str(error))
-    return app.result_of(run_id, agent=spec.name)
+    return await app.io.run(app.result_of, run_id, agent=spec.name)
 
 
-async def decide(  # noqa: C901 - approve and reject share their checks
+async def decide(
     app: Seawall,
     handoff_id: str,
     *,
@@ -262,12 +268,18 @@ async def decide(  # noqa: C901 - approve and reject share their checks
     spec = app.resolve_agent(run.agent)
     subject = handoff.subject or {}
     attempt = int(subject.get("attempt") or run.attempts)
-    journal = Journal(app.store, app.codec, run.run_id, attempt, app.store.load_steps(run.run_id))
     if approve and edited:
         verdicts = await judge_output(
             app, spec, run.run_id, output, app.inputs_of(run.run_id), {}, None
         )
-        app.store.record_verdicts(run.run_id, attempt, "handoff", [v.to_dict() for v in verdicts])
+        await app.io.run(
+            app.store.record_verdicts,
+            run.run_id,
+            attempt,
+            "handoff",
+            [v.to_dict() for v in verdicts],
+            epoch=run.epoch,
+        )
         if not all(v.passed for v in verdicts):
             raise rejection(run.run_id, verdicts)
     if not app.store.decide_handoff(
@@ -280,12 +292,40 @@ async def decide(  # noqa: C901 - approve and reject share their checks
         raise HandOffDecidedError(
             f"hand-off {handoff_id} was decided meanwhile", handoff_id=handoff_id
         )
-    if not app.store.claim_parked(run.run_id, app.leases.owner, app.leases.expiry()):
+    epoch = await app.io.run(
+        app.store.claim_parked, run.run_id, app.leases.owner, app.leases.expiry()
+    )
+    if epoch is None:
         raise UsageError(
             f"run {run.run_id} is not waiting for a person "
             f"(it is {app.get_run(run.run_id).status.value})",
             run_id=run.run_id,
         )
+    steps = await app.io.run(app.store.load_steps, run.run_id)
+    journal = Journal(app.store, app.codec, run.run_id, attempt, steps, epoch=epoch)
+    app.leases.hold(run.run_id, epoch)
+    try:
+        return await _carry_out(
+            app, spec, run, journal, attempt, subject, approve, output, edited, by, note
+        )
+    finally:
+        app.leases.release(run.run_id)
+
+
+async def _carry_out(
+    app: Seawall,
+    spec: AgentSpec,
+    run: RunRecord,
+    journal: Journal,
+    attempt: int,
+    subject: dict[str, Any],
+    approve: bool,
+    output: Any,
+    edited: bool,
+    by: str | None,
+    note: str | None,
+) -> RunResult:
+    """Finish a run a person decided on: rejected, or committed with its (edited) output."""
     staging_path = subject.get("staging")
     staging = (
         StagingArea(app.staging_root, run.run_id, attempt, app.max_artifact_bytes)
@@ -308,12 +348,14 @@ async def decide(  # noqa: C901 - approve and reject share their checks
         )
         return await settle_failure(app, spec, run.run_id, journal, attempt, failure)
     if not edited:
-        output = app.output_of(run.run_id)
-    _, output_hash, column, blobs = journal.encode(output, "approved output")
+        output = await app.io.run(app.output_of, run.run_id)
+    output_hash, column, blobs = journal.snapshot(output, "approved output")
     if staging is not None and staging.staged():
-        output_hash = _settle.commit(app, run.run_id, attempt, staging, output_hash, column, blobs)
+        output_hash = await _settle.commit(
+            app, run.run_id, attempt, staging, output_hash, column, blobs, epoch=journal.epoch
+        )
         blobs = []
-    return finish(
+    return await finish(
         app,
         spec,
         run.run_id,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from seawall._failures import RunStatus
 from seawall.errors import WaitTimeoutError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from seawall._app import Seawall
     from seawall._registry import AgentSpec
     from seawall._result import RunResult
@@ -112,14 +113,9 @@ class RunHandle:
 class LocalExecutor:
     """Runs execute in this process (the default executor).
 
-    Args:
-        max_submitted: Threads running the runs started with ``app.submit`` (each has its own
-            event loop; sync agents still use the app's agent threads).
+    Runs started with ``app.submit`` execute on the app's own event loop (sync agents in its
+    worker threads), bounded by ``Seawall(max_concurrent_runs=...)`` like every other run.
     """
-
-    def __init__(self, max_submitted: int = 8) -> None:
-        self.max_submitted = max_submitted
-        self._pool: ThreadPoolExecutor | None = None
 
     def bind(self, app: Seawall) -> None:
         """Nothing to attach: the app's own threads and loops run the work."""
@@ -140,17 +136,17 @@ class LocalExecutor:
         )
 
     def submit(self, app: Seawall, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
-        """Record the run (leased to this process) and execute it on a background thread."""
+        """Record the run (leased to this process) and start it on the app's event loop."""
         run_id, started = app.record_run(spec, inputs)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_submitted, thread_name_prefix="seawall-submit")
-        future = self._pool.submit(app.execute_recorded_sync, spec, run_id, inputs, started)
-        return RunHandle(app, run_id, future)
+
+        async def execute() -> RunResult:
+            async with app.slots:
+                return await app.execute_recorded(spec, run_id, inputs, started)
+
+        return RunHandle(app, run_id, app.submit_coroutine(execute()))
 
     def close(self) -> None:
-        """Stop the submission threads (runs still executing keep their leases and resume)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to stop: runs still executing stop with the app's loop and resume later."""
 
 
 async def wait_for_run(

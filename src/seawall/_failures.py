@@ -6,15 +6,22 @@ Classification is done by the runtime from what it observed, never by the user.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
 from seawall.errors import (
     AttemptAbandoned,
     BreakerOpenError,
     BudgetExceededError,
+    ConfigurationError,
     GuardTrippedError,
     InDoubtError,
+    InputError,
     JournalDivergenceError,
+    PayloadTooLargeError,
+    RegistrationError,
     RunCancelled,
+    SerializationError,
+    UsageError,
     VerificationError,
 )
 
@@ -71,10 +78,36 @@ class FailureCause(StrEnum):
     IN_DOUBT = "in_doubt"
     DIVERGENCE = "divergence"
     CANCELLED = "cancelled"
+    CRASH_LOOP = "crash_loop"
+    """The run's process died at the same point again and again (no progress)."""
+    LEASE_LOST = "lease_lost"
+    """An attempt stopped because another process took the run over (it stalled)."""
+    LEDGER_UNAVAILABLE = "ledger_unavailable"
+    """An attempt stopped because the ledger could not be reached; the run resumes."""
+    BAD_INPUT = "bad_input"
+    """The run's inputs do not fit its agent (the caller's mistake: not retried)."""
+
+
+INTERRUPTIONS: Final = frozenset(
+    {FailureCause.CRASHED, FailureCause.LEASE_LOST, FailureCause.LEDGER_UNAVAILABLE}
+)
+"""Attempt ends that are not the agent's failure: they never spend its retry budget."""
+
+MISUSE: Final = (
+    InputError,
+    SerializationError,
+    PayloadTooLargeError,
+    UsageError,
+    ConfigurationError,
+    RegistrationError,
+)
+"""Programming errors: never retried as the agent's failure, never counted by a breaker."""
 
 
 def cause_of(error: BaseException) -> FailureCause:  # noqa: PLR0911 - one cause per error kind
     """Name the failure cause of an exception raised by (or around) an attempt."""
+    if isinstance(error, InputError):
+        return FailureCause.BAD_INPUT
     if isinstance(error, InDoubtError):
         return FailureCause.IN_DOUBT
     if isinstance(error, BreakerOpenError):

@@ -1,38 +1,55 @@
-"""The journal of one run as one attempt sees it: sequence numbers, recorded steps, buffering.
+"""The journal of one run as one attempt sees it: lines, recorded steps, effects, buffering.
 
 Rules the journal enforces:
 
-- Steps are keyed ``(run_id, seq)``; ``seq`` restarts at 1 on every attempt, and a step the
-  journal already holds as completed is served from it instead of being executed again.
-- A mutating step writes its intent (in the same transaction as any buffered steps) before
-  its side effect, and its result before the agent continues.
+- Steps are keyed ``(run_id, seq)``. An attempt writes its steps on a *line*: the seqs after the
+  line's base (``base + 1``, ``base + 2``...). A crash resume continues the line of the attempt
+  that died, so every step it holds is served in order. An error or drift retry starts a new line
+  after every step written so far: it asks the model and the read-only tools again, and serves
+  only the *effects* of earlier lines (their mutating calls, matched in order by tool and
+  request, with their original idempotency keys). A retry that asks for a different mutating call
+  than the one already done, or that ends without asking for one, stops with a readable diff:
+  a completed side effect is never dropped nor repeated.
+- A mutating step writes its intent (in the same transaction as any buffered steps) before its
+  side effect, and its result before the agent continues.
 - A read-only step is buffered and written in batches: losing it to a crash only means
   running a call without side effects again.
 - A mutating step found ``started`` (intent without result) is *in doubt*: it is re-issued
-  with the same idempotency key only when the tool is idempotent.
+  with the same idempotency key only when the tool is idempotent, checked with its
+  ``read_back`` when it has one, and otherwise handed to a person.
+- Every write names the epoch of the lease the attempt holds (fencing). Once a write finds the
+  run taken over (:class:`~seawall.LeaseLostError`) or the ledger gone
+  (:class:`~seawall.LedgerError`), the journal is *interrupted*: every further ``ctx`` call
+  raises that error again, so no tool call starts after it.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from seawall import _payload
+from seawall._diff import describe, request_changes
 from seawall.errors import (
     AttemptAbandoned,
     ConsistencyError,
     InDoubtError,
     JournalDivergenceError,
+    LeaseLostError,
+    LedgerError,
     ReplayDivergenceError,
     ReplayedToolError,
     RunCancelled,
     SerializationError,
 )
+from seawall.ledger._waiting import LedgerWouldBlock
 from seawall.observe.cost import PriceTable, UsageEntry, UsageTotals, usage_entry
 from seawall.policies.guards import NO_GUARDS, Guards
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from seawall._breakers import Breakers
     from seawall._budgets import RetryBudgets
@@ -47,13 +64,39 @@ FAILED: Final = "failed"
 SLOW_STEP: Final = 0.05
 """A read-only step that took longer than this (seconds) is written through at once."""
 
-MISSING: Final[Any] = object()
-"""Returned by :meth:`Journal.replay` when the step must be executed live."""
-
-CHECK_READ_BACK: Final[Any] = object()
-"""Returned by :meth:`Journal.replay` for an in-doubt step whose tool can read its effect back."""
-
+_DONE: Final = (COMPLETED, STARTED)
+VALUE_KINDS: Final = ("now", "uuid", "random")
+"""Steps that draw a value (``ctx.now/uuid/random``): served again on every later line."""
 _DEFAULT_PRICES: Final = PriceTable()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What the journal holds for a step the code asks for.
+
+    Attributes:
+        action: ``serve`` (return ``value``), ``live`` (execute it), ``read_back`` (an in-doubt
+            call whose tool can tell whether it took effect), ``resume`` (a child run that was
+            started: see it through).
+        value: The recorded result, for ``serve``.
+        seq: Where the step's row lives: this position, or an earlier line's effect.
+        key: The idempotency key to re-issue it with (an earlier line's), else ``None``.
+        status: The status of the recorded row it stands for, if any.
+    """
+
+    action: str
+    value: Any = None
+    seq: int = 0
+    key: str | None = None
+    status: str | None = None
+
+
+LIVE: Final = Recorded("live")
+
+
+def is_effect(step: StepRecord) -> bool:
+    """Whether a step is a side effect that may have happened (completed or in doubt)."""
+    return step.mutating and step.status in _DONE
 
 
 class Journal:
@@ -64,18 +107,28 @@ class Journal:
         codec: Encoder for payloads.
         run_id: The run.
         attempt: The attempt writing new steps.
-        recorded: Steps the ledger already holds for this run (empty on a first attempt).
+        recorded: Every step the ledger holds for this run (empty on a first attempt).
+        epoch: The fencing epoch of the lease the attempt holds.
+        base: Where this attempt's line starts (see the module docstring).
         flush_every: Buffered read-only steps written together.
         flush_interval: Oldest age (seconds) of a buffered step before the buffer is written.
+        guards: The run's budgets and guards.
+        started: When the run was submitted.
+        feedback: The verifiers' messages from a rejected earlier attempt.
+        strict: A recorded replay: every step is served from ``recorded``, nothing runs live.
+        breakers: The app's breakers (``None``: none checked).
+        budgets: The app's retry budgets (``None``: none counted).
         prices: Prices LLM calls recorded without a cost.
-        superseded: Steps of earlier attempts this attempt does again (their usage is counted
-            as retried, apart from the run's totals).
+        blobs: Blobs of ``recorded`` read beforehand, so serving a step reads nothing.
         trace: The run's trace, when it is traced.
     """
 
     __slots__ = (
         "abandoned",
+        "asked",
         "attempt",
+        "base",
+        "blobs",
         "breakers",
         "budgets",
         "calls",
@@ -84,18 +137,21 @@ class Journal:
         "codec",
         "confidence",
         "destructive_since_gate",
+        "effects",
+        "epoch",
         "facts",
         "feedback",
         "flush_every",
         "flush_interval",
         "guards",
+        "interrupted",
+        "line",
         "mutations",
         "mutations_since_gate",
         "oldest_pending",
         "pending",
         "pending_blobs",
         "prices",
-        "recorded",
         "replaying",
         "retried_usage",
         "run_id",
@@ -104,7 +160,9 @@ class Journal:
         "store",
         "strict",
         "trace",
+        "trim",
         "usage",
+        "values",
     )
 
     def __init__(
@@ -113,8 +171,10 @@ class Journal:
         codec: PayloadCodec,
         run_id: str,
         attempt: int,
-        recorded: list[StepRecord],
+        recorded: Sequence[StepRecord],
         *,
+        epoch: int,
+        base: int = 0,
         flush_every: int = 64,
         flush_interval: float = 0.2,
         guards: Guards = NO_GUARDS,
@@ -124,106 +184,232 @@ class Journal:
         breakers: Breakers | None = None,
         budgets: RetryBudgets | None = None,
         prices: PriceTable | None = None,
-        superseded: Sequence[StepRecord] = (),
+        blobs: Mapping[str, Blob] | None = None,
         trace: RunTrace | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
         self.run_id = run_id
         self.attempt = attempt
-        self.recorded: dict[int, StepRecord] = {step.seq: step for step in recorded}
+        self.epoch = epoch
+        self.base = base
+        self.line: dict[int, StepRecord] = {s.seq: s for s in recorded if s.seq > base}
+        earlier = sorted((s for s in recorded if s.seq <= base), key=lambda s: s.seq)
+        self.effects: deque[StepRecord] = deque(
+            s for s in earlier if s.mutating and s.status in (*_DONE, FAILED)
+        )
+        self.values: dict[str, deque[StepRecord]] = {
+            kind: deque(s for s in earlier if s.kind == kind and s.status == COMPLETED)
+            for kind in VALUE_KINDS
+        }
+        self.blobs: dict[str, Blob] = dict(blobs or {})
         self.flush_every = flush_every
         self.flush_interval = flush_interval
-        self.seq = 0
+        self.seq = base
         self.pending: list[StepRow] = []
         self.pending_blobs: list[Blob] = []
         self.oldest_pending = 0.0
         self.abandoned = False
         self.cancelled: str | None = None
+        self.interrupted: BaseException | None = None
+        self.trim: int | None = None
         self.guards = guards
         self.started = started
         self.feedback = feedback
         self.calls = 0
+        self.asked = False
+        """Whether the attempt asked a model or a read-only tool (an error after that may change
+        when they are asked again)."""
         self.calls_since_gate = 0
         self.mutations_since_gate = 0
         self.destructive_since_gate = 0
         self.facts: dict[str, tuple[Any, str]] = {}
         self.confidence: float | None = None
-        self.mutations = sum(
-            1 for step in recorded if step.mutating and step.status in (COMPLETED, STARTED)
-        )
+        self.mutations = sum(1 for step in recorded if is_effect(step))
         self.strict = strict
         self.breakers = breakers
         self.budgets = budgets
-        self.replaying = bool(self.recorded) or strict
+        self.replaying = bool(recorded) or strict
         self.usage: dict[int, UsageEntry] = {}
-        self.retried_usage: list[UsageEntry] = [
-            self._usage_of(step) for step in superseded if step.kind == "usage"
-        ]
         self.prices = prices or _DEFAULT_PRICES
         self.trace = trace
+        self.retried_usage: list[UsageEntry] = []
         if strict:
             # A recorded replay executes nothing: it has no side effects of its own.
             self.mutations = 0
             return
-        for step in recorded:
+        for step in earlier:
+            if step.kind == "usage" and step.status == COMPLETED:
+                self.retried_usage.append(self._usage_of(step))
+        for step in self.line.values():
             if step.kind == "usage" and step.status == COMPLETED:
                 self.usage[step.seq] = self._usage_of(step)
 
     # -- encoding ---------------------------------------------------------------------------
 
     def encode(self, value: Any, where: str) -> tuple[bytes, str, bytes, list[Blob]]:
-        """Encode a payload: canonical bytes, hash, row column and blobs."""
+        """Encode a request: its canonical bytes, hash, row column and blobs."""
         data = self.codec.dumps(value, where)
         data_hash = _payload.digest(data)
         column, blobs = _payload.pack(data, value, data_hash)
         return data, data_hash, column, blobs
 
+    def stored(self, value: Any, where: str) -> tuple[bytes, list[Blob]]:
+        """Encode a result that is served back as given: its row column and blobs."""
+        return self.codec.stored(value, where)
+
+    def snapshot(self, value: Any, where: str) -> tuple[str, bytes, list[Blob]]:
+        """Encode an output: the hash of its canonical form, its column and blobs as given."""
+        return self.codec.snapshot(value, where)
+
     def decode(self, column: bytes) -> Any:
-        """Decode a stored column."""
-        return _payload.unpack(column, self.store.get_blobs)
+        """Decode a stored column (blobs read beforehand are used first)."""
+        return _payload.unpack(column, self._fetch)
+
+    def _fetch(self, hashes: list[str]) -> Mapping[str, Blob]:
+        missing = [h for h in hashes if h not in self.blobs]
+        if missing:
+            self.blobs.update(self.store.get_blobs(missing))
+        return self.blobs
 
     # -- replay -----------------------------------------------------------------------------
 
-    def replay(  # noqa: PLR0911 - one outcome per journal state
-        self, seq: int, spec: ToolSpec | None, name: str, request_hash: str
-    ) -> Any:
-        """Serve step ``seq`` from the journal, or return :data:`MISSING` to run it live.
+    def replay(
+        self,
+        seq: int,
+        spec: ToolSpec | None,
+        name: str,
+        request_hash: str,
+        request: bytes | None = None,
+        *,
+        effect: bool = False,
+    ) -> Recorded:
+        """What the journal holds for the step at ``seq`` that the code asks for.
+
+        Args:
+            seq: The step's position on this attempt's line.
+            spec: The tool, for a tool step.
+            name: The tool's (or the step kind's) name.
+            request_hash: The hash of the request the code makes.
+            request: Its stored column, to show a divergence as a diff.
+            effect: Whether the step is a side effect (a mutating call, a child run).
+
+        Returns:
+            Whether to serve a recorded result or execute the step (and where).
 
         Raises:
-            JournalDivergenceError: The code asked for another step than the journal holds
+            JournalDivergenceError: The code asks for another step than the journal holds
                 where a completed side effect forbids dropping the rest of the journal.
             InDoubtError: The step is in doubt and its tool is not idempotent.
             SerializationError: The step completed but its result could not be recorded.
         """
         if self.strict:
-            return self._serve_strictly(seq, name, request_hash)
-        step = self.recorded.get(seq)
-        if step is None:
-            return MISSING
-        if step.name != name or step.request_hash != request_hash:
-            self._diverge(seq, step, name)
-            return MISSING
-        if step.status == COMPLETED:
-            return self._result_of(step, name)
-        if step.status == STARTED and step.mutating:
-            if spec is not None and spec.read_back is not None:
-                return CHECK_READ_BACK
-            if spec is not None and spec.idempotent:
-                return MISSING
-            raise InDoubtError(
-                f"step {seq} ({name}) was in flight when its process died, so its side effect "
-                f"may or may not have happened; the tool is not declared idempotent, so Seawall "
-                f"will not re-issue it. Check the target system, then redrive or close the run. "
-                f"Declare @app.tool(idempotent=True) if it dedupes on its idempotency_key",
-                run_id=self.run_id,
-                step=seq,
-                tool=name,
-                idempotency_key=step.idempotency_key,
-            )
-        return MISSING
+            return self._serve_strictly(seq, name, request_hash, request, effect=effect)
+        step = self.line.get(seq)
+        if step is not None:
+            if step.name == name and step.request_hash == request_hash:
+                return self._recorded(step, spec, name)
+            self._diverge(seq, step, name, request)
+        if effect and self.effects:
+            return self._earlier_effect(seq, spec, name, request_hash, request)
+        earlier = self.values.get(name) if spec is None else None
+        if earlier:
+            # ctx.now/uuid/random of an earlier line: served in the order they were drawn, so a
+            # retry that asks again still gets the ids and times its side effects were made with.
+            return Recorded("serve", self._result_of(earlier.popleft(), name))
+        return LIVE
 
-    def _serve_strictly(self, seq: int, name: str, request_hash: str) -> Any:
+    def _recorded(self, step: StepRecord, spec: ToolSpec | None, name: str) -> Recorded:
+        if step.status == COMPLETED:
+            return Recorded("serve", self._result_of(step, name), step.seq)
+        if step.status == STARTED and step.mutating:
+            if step.kind == "run":
+                # A child run cut off by a crash: its id is the step's key; take it over.
+                return Recorded("resume", seq=step.seq, key=step.idempotency_key, status=STARTED)
+            return self._in_doubt(step, spec, name)
+        return Recorded("live", seq=step.seq, key=step.idempotency_key, status=step.status)
+
+    def _in_doubt(self, step: StepRecord, spec: ToolSpec | None, name: str) -> Recorded:
+        if spec is not None and spec.read_back is not None:
+            return Recorded("read_back", seq=step.seq, key=step.idempotency_key, status=STARTED)
+        if spec is not None and spec.idempotent:
+            return Recorded("live", seq=step.seq, key=step.idempotency_key, status=STARTED)
+        raise InDoubtError(
+            f"step {step.seq} ({name}) was in flight when its process died, so its side effect "
+            "may or may not have happened; the tool is not declared idempotent, so Seawall "
+            "will not re-issue it. Check the target system, then resolve it (seawall dlq "
+            "resolve RUN --happened / --did-not-happen). Declare @app.tool(idempotent=True) if "
+            "it dedupes on its idempotency_key",
+            run_id=self.run_id,
+            step=step.seq,
+            tool=name,
+            idempotency_key=step.idempotency_key,
+        )
+
+    def _earlier_effect(
+        self,
+        seq: int,
+        spec: ToolSpec | None,
+        name: str,
+        request_hash: str,
+        request: bytes | None,
+    ) -> Recorded:
+        """Match a side effect the code asks for with the next one an earlier line did."""
+        while self.effects:
+            done = self.effects[0]
+            if done.name == name and done.request_hash == request_hash:
+                self.effects.popleft()
+                return self._recorded(done, spec, name)
+            if done.status == FAILED:
+                self.effects.popleft()  # it raised: nothing of it to keep
+                continue
+            changes = self._changes(done, name, request)
+            raise JournalDivergenceError(
+                f"step {done.seq}: a retry asks for {name!r} where the run already did "
+                f"{done.name!r} (key {done.idempotency_key}); that side effect is done and "
+                "Seawall will neither drop nor repeat it, so the run stops here. "
+                f"Changes: {describe(changes) or '(none)'}",
+                run_id=self.run_id,
+                step=done.seq,
+                asked_at=seq,
+                expected=done.name,
+                got=name,
+                changes=[c.to_dict() for c in changes],
+            )
+        return LIVE
+
+    def unserved_effects(self) -> list[StepRecord]:
+        """Side effects done by earlier lines, or on this line ahead of where the code stopped.
+
+        An attempt that ends without asking for them built its result without them.
+        """
+        left = [s for s in self.effects if s.status in _DONE]
+        left += [s for seq, s in sorted(self.line.items()) if seq > self.seq and is_effect(s)]
+        return left
+
+    def check_all_effects_served(self) -> None:
+        """Raise when the attempt ends without a side effect the run already did.
+
+        Raises:
+            JournalDivergenceError: It does.
+        """
+        left = self.unserved_effects()
+        if not left:
+            return
+        listed = ", ".join(f"step {s.seq} ({s.name}, key {s.idempotency_key})" for s in left)
+        raise JournalDivergenceError(
+            f"the attempt ended without asking for side effects the run already did: {listed}. "
+            "Seawall will not drop a completed side effect nor trust a result built without it; "
+            "the run stops (its compensations run)",
+            run_id=self.run_id,
+            step=left[0].seq,
+            expected=left[0].name,
+            got="end of run",
+        )
+
+    def _serve_strictly(
+        self, seq: int, name: str, request_hash: str, request: bytes | None, *, effect: bool
+    ) -> Recorded:
         """Recorded replay: serve step ``seq`` from the original journal, or stop.
 
         Raises:
@@ -231,9 +417,14 @@ class Journal:
                 step's outcome was never recorded.
             ReplayedToolError: The step failed in the original run.
         """
-        step = self.recorded.get(seq)
+        step = self.line.get(seq)
+        if step is None and effect:
+            while self.effects and self.effects[0].status == FAILED:
+                self.effects.popleft()
+            if self.effects:
+                step = self.effects.popleft()
         if step is None:
-            last = max(self.recorded, default=0)
+            last = max(self.line, default=self.base)
             raise ReplayDivergenceError(
                 f"step {seq}: the code asks for {name!r} but the original journal ends at step "
                 f"{last}; the current code makes more calls than the recorded run",
@@ -243,14 +434,15 @@ class Journal:
                 got=name,
             )
         if step.name != name or step.request_hash != request_hash:
-            same = "other arguments" if step.name == name else "another call"
+            changes = self._changes(step, name, request)
             raise ReplayDivergenceError(
-                f"step {seq}: the journal holds {step.name!r} (request {step.request_hash[:12]}) "
-                f"but the code asks for {name!r} with {same} (request {request_hash[:12]})",
+                f"step {seq}: the journal holds {step.name!r} but the code asks for {name!r}"
+                + (f" with other arguments: {describe(changes)}" if step.name == name else ""),
                 run_id=self.run_id,
                 step=seq,
                 expected=f"{step.name} {step.request_hash[:12]}",
                 got=f"{name} {request_hash[:12]}",
+                changes=[c.to_dict() for c in changes],
             )
         if step.status == STARTED:
             raise ReplayDivergenceError(
@@ -281,8 +473,6 @@ class Journal:
                 step.tries,
             )
         )
-        if len(self.pending) >= self.flush_every:
-            self.flush()
         if step.status == FAILED:
             raise ReplayedToolError(
                 f"step {seq} ({name}) failed in the original run with {step.error_type}: "
@@ -294,7 +484,7 @@ class Journal:
             )
         if step.kind == "usage":
             self.usage[seq] = self._usage_of(step)
-        return self._result_of(step, name)
+        return Recorded("serve", self._result_of(step, name), seq)
 
     def _result_of(self, step: StepRecord, name: str) -> Any:
         """A completed step's recorded result (one whose result could not be stored raises)."""
@@ -307,24 +497,40 @@ class Journal:
             )
         return self.decode(step.response)
 
-    def _diverge(self, seq: int, step: StepRecord, name: str) -> None:
-        tail = [s for s in self.recorded.values() if s.seq >= seq]
-        if any(s.mutating and s.status in (COMPLETED, STARTED) for s in tail):
+    def _changes(self, step: StepRecord, name: str, request: bytes | None) -> list[Any]:
+        if request is None:
+            return []
+        try:
+            before = self.decode(step.request)
+            after = self.decode(request)
+        except (LookupError, ValueError):
+            return []
+        if step.name != name and not (isinstance(before, list) and isinstance(after, list)):
+            before, after = {"step": step.name}, {"step": name}
+        return request_changes(before, after)
+
+    def _diverge(self, seq: int, step: StepRecord, name: str, request: bytes | None) -> None:
+        tail = [s for s in self.line.values() if s.seq >= seq]
+        if any(is_effect(s) for s in tail):
+            changes = self._changes(step, name, request)
             raise JournalDivergenceError(
-                f"step {seq}: the journal holds a call to {step.name!r} (request "
-                f"{step.request_hash[:12]}) but the code now asks for {name!r} with other "
-                "arguments; a completed side effect follows in the journal, so Seawall will not "
-                "drop it. Make the agent deterministic given the journal (use ctx.now/uuid/"
-                "random), or replay the run live",
+                f"step {seq}: the journal holds a call to {step.name!r} but the code now asks for "
+                f"{name!r}"
+                + (f" with other arguments ({describe(changes)})" if step.name == name else "")
+                + "; a completed side effect follows in the journal, so Seawall will not drop it."
+                " Make the agent deterministic given the journal (use ctx.now/uuid/random), or "
+                "replay the run live",
                 run_id=self.run_id,
                 step=seq,
                 expected=step.name,
                 got=name,
+                changes=[c.to_dict() for c in changes],
             )
-        # Only read-only (or failed) steps follow: they are superseded, drop them.
-        self.store.delete_steps_from(self.run_id, seq)
+        # Only read-only (or failed) steps follow: they are superseded, drop them (their rows
+        # are deleted before the journal's next write, see :meth:`_trim`).
+        self.trim = seq if self.trim is None else min(self.trim, seq)
         for s in tail:
-            del self.recorded[s.seq]
+            del self.line[s.seq]
             dropped = self.usage.pop(s.seq, None)
             if dropped is not None:
                 self.retried_usage.append(dropped)
@@ -367,35 +573,51 @@ class Journal:
             tries,
         )
 
-    def buffer(self, row: StepRow, blobs: list[Blob], duration: float) -> None:
-        """Queue a read-only step; write the buffer when it is full, old or the step slow."""
-        self._fence()
+    def buffer(self, row: StepRow, blobs: list[Blob], duration: float) -> bool:
+        """Queue a read-only step; return whether the buffer is due to be written now."""
+        self.check()
         pending = self.pending
         if not pending:
             self.oldest_pending = row[11]
         pending.append(row)
         if blobs:
             self.pending_blobs.extend(blobs)
-        if (
+        return (
             len(pending) >= self.flush_every
             or duration >= SLOW_STEP
             or row[11] - self.oldest_pending >= self.flush_interval
-        ):
-            self.flush()
+        )
+
+    def _trim(self) -> None:
+        """Delete the superseded rows a divergence left, before rows replace them."""
+        if self.trim is not None:
+            self._write(self.store.delete_steps_from, self.run_id, self.trim, epoch=self.epoch)
+            self.trim = None
 
     def flush(self) -> None:
-        """Write every buffered step now."""
-        if self.pending and not self.abandoned:
+        """Write every buffered step now (nothing once the attempt was abandoned)."""
+        if self.abandoned or self.interrupted is not None:
+            return
+        self._trim()
+        if self.pending:
             rows, blobs = self.pending, self.pending_blobs
+            self._write(self.store.write_steps, rows, blobs, epoch=self.epoch)
+            # Cleared once written: a write that must wait is tried again whole.
             self.pending, self.pending_blobs = [], []
-            self.store.write_steps(rows, blobs)
 
     def write_intent(self, row: StepRow, blobs: list[Blob]) -> None:
         """Make a mutating step's intent (and everything buffered) durable."""
-        self._fence()
+        self.check()
+        self._trim()
         rows, pending_blobs = self.pending, self.pending_blobs
+        self._write(
+            self.store.write_intent,
+            row,
+            rows,
+            pending_blobs + blobs if pending_blobs else blobs,
+            epoch=self.epoch,
+        )
         self.pending, self.pending_blobs = [], []
-        self.store.write_intent(row, rows, pending_blobs + blobs if pending_blobs else blobs)
 
     def complete(
         self,
@@ -408,8 +630,9 @@ class Journal:
         blobs: list[Blob],
     ) -> None:
         """Record the result of a mutating step whose intent is written."""
-        self._fence()
-        self.store.complete_step(
+        self.check()
+        self._write(
+            self.store.complete_step,
             self.run_id,
             seq,
             status=status,
@@ -419,9 +642,28 @@ class Journal:
             error_message=None if error is None else str(error)[:2000],
             tries=tries,
             blobs=blobs,
+            epoch=self.epoch,
         )
 
-    def _fence(self) -> None:
+    def _write(self, write: Any, *args: Any, **kwargs: Any) -> None:
+        """Run a store write; a lost lease or a lost ledger interrupts the attempt for good."""
+        try:
+            write(*args, **kwargs)
+        except LedgerWouldBlock:
+            raise  # the async driver waits for it off the event loop and tries again
+        except (LeaseLostError, LedgerError) as exc:
+            self.interrupt(exc)
+            raise
+
+    def interrupt(self, error: BaseException) -> None:
+        """Stop the attempt: every further ``ctx`` call raises ``error``."""
+        if self.interrupted is None:
+            self.interrupted = error
+
+    def check(self) -> None:
+        """Raise when the attempt must not go on (abandoned, cancelled, interrupted)."""
+        if self.interrupted is not None:
+            raise self.interrupted
         if self.abandoned:
             raise AttemptAbandoned
         if self.cancelled is not None:
@@ -465,6 +707,6 @@ class Journal:
         return totals
 
     def _usage_of(self, step: StepRecord) -> UsageEntry:
-        request = _payload.unpack(step.request, self.store.get_blobs)
+        request = self.decode(step.request)
         response = None if step.response is None else self.decode(step.response)
         return usage_entry(request, response)

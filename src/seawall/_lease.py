@@ -1,7 +1,11 @@
 """Leases: a running run is owned by one process, which renews its claim on a heartbeat.
 
-When the owner dies the lease lapses, and ``seawall resume`` (``app.resume()``) in any process
-may take the run over.
+Each lease is held under an *epoch* that grows with every takeover (fencing). When the owner
+dies the lease lapses, and any live process (``app.resume()``, ``seawall resume``, a worker) may
+take the run over, raising the epoch. A renewal that finds the epoch moved on means the run was
+taken over: the attempt is stopped at once (its next ``ctx`` call raises
+:class:`~seawall.LeaseLostError`). A renewal that cannot reach the ledger for a whole lease
+period stops the attempt too: by then the lease may have lapsed and another process may hold it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING
 from seawall.errors import LedgerError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from seawall.ledger import Store
 
@@ -32,6 +36,9 @@ class Leases:
     Args:
         store: The ledger.
         duration: Seconds a lease lasts without renewal; renewed every third of that.
+        on_cancelled: Called with ``{run_id: reason}`` for held runs an operator cancelled.
+        on_lost: Called with the held runs whose lease is gone (taken over, or not renewed
+            for a whole lease period because the ledger could not be reached).
     """
 
     def __init__(
@@ -39,13 +46,15 @@ class Leases:
         store: Store,
         duration: float,
         on_cancelled: Callable[[dict[str, str]], None] | None = None,
+        on_lost: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.store = store
         self.on_cancelled = on_cancelled
+        self.on_lost = on_lost
         self.on_beat: Callable[[], None] | None = None
         self.duration = duration
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._held: set[str] = set()
+        self._held: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -54,10 +63,10 @@ class Leases:
         """Return when a lease taken or renewed now would lapse."""
         return time.time() + self.duration
 
-    def hold(self, run_id: str) -> None:
-        """Start renewing the lease on ``run_id``."""
+    def hold(self, run_id: str, epoch: int) -> None:
+        """Start renewing the lease on ``run_id``, held at ``epoch``."""
         with self._lock:
-            self._held.add(run_id)
+            self._held[run_id] = (epoch, time.monotonic())
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._beat, name="seawall-heartbeat", daemon=True
@@ -67,7 +76,7 @@ class Leases:
     def release(self, run_id: str) -> None:
         """Stop renewing the lease on ``run_id``."""
         with self._lock:
-            self._held.discard(run_id)
+            self._held.pop(run_id, None)
 
     def held(self) -> list[str]:
         """Return the runs whose leases this process renews."""
@@ -83,21 +92,46 @@ class Leases:
                     logger.warning(
                         "heartbeat work failed; retrying at the next beat", exc_info=True
                     )
-            run_ids = self.held()
-            if not run_ids:
-                continue
-            try:
-                self.store.renew_leases(self.owner, run_ids, self.expiry())
-                if self.on_cancelled is not None:
-                    cancelled = self.store.cancellations(run_ids)
-                    if cancelled:
-                        self.on_cancelled(cancelled)
-            except LedgerError:
-                logger.warning(
-                    "could not renew %d lease(s); retrying at the next heartbeat",
-                    len(run_ids),
-                    exc_info=True,
-                )
+            self.renew()
+
+    def renew(self) -> None:
+        """Renew every held lease now; report the ones found lost."""
+        with self._lock:
+            held = dict(self._held)
+        if not held:
+            return
+        started = time.monotonic()
+        try:
+            lost = self.store.renew_leases(
+                {run_id: epoch for run_id, (epoch, _) in held.items()}, self.expiry()
+            )
+            if self.on_cancelled is not None:
+                cancelled = self.store.cancellations(list(held))
+                if cancelled:
+                    self.on_cancelled(cancelled)
+        except LedgerError:
+            logger.warning(
+                "could not renew %d lease(s); retrying at the next heartbeat",
+                len(held),
+                exc_info=True,
+            )
+            # Unrenewed for a whole lease period, a lease may have lapsed and been taken over.
+            lost = [r for r, (_, since) in held.items() if started - since >= self.duration]
+        else:
+            self._renewed(held, lost, started)
+        if lost:
+            logger.warning("lost the lease of %d run(s): %s", len(lost), ", ".join(lost[:10]))
+            with self._lock:
+                for run_id in lost:
+                    self._held.pop(run_id, None)
+            if self.on_lost is not None:
+                self.on_lost(lost)
+
+    def _renewed(self, held: dict[str, tuple[int, float]], lost: list[str], at: float) -> None:
+        with self._lock:
+            for run_id in held:
+                if run_id in self._held and run_id not in lost:
+                    self._held[run_id] = (self._held[run_id][0], at)
 
     def close(self) -> None:
         """Stop the heartbeat thread."""

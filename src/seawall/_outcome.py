@@ -64,7 +64,7 @@ def error_message(error: BaseException) -> str:
     return text[:4000]
 
 
-def finish(
+async def finish(
     app: Seawall,
     spec: AgentSpec,
     run_id: str,
@@ -77,15 +77,23 @@ def finish(
     output_blobs: list[Blob],
     failure: Failure | None,
 ) -> RunResult:
-    app.store.finish_run(
+    """Record a run's end (fenced by the journal's epoch) and return its result.
+
+    Raises:
+        LeaseLostError: Another process took the run over: nothing was recorded.
+        LedgerError: The ledger could not be reached.
+    """
+    await app.io.run(
+        app.store.finish_run,
         run_id,
         outcome(journal, attempts, status, output_hash, output_column, failure),
         output_blobs,
+        epoch=journal.epoch,
     )
     if output is MISSING_OUTPUT:
-        result = app.result_of(run_id, agent=spec.name)
+        result = await app.io.run(app.result_of, run_id, agent=spec.name)
     else:
-        result = app.result_of(run_id, output=output, agent=spec.name)
+        result = await app.io.run(app.result_of, run_id, output=output, agent=spec.name)
     app.monitor.finished(spec, result, journal, output_column, output_blobs)
     return result
 
@@ -139,12 +147,15 @@ async def settle_failure(
     cancelled = failure.cause is FailureCause.CANCELLED
     status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
     undo_class = ErrorClass.PARTIAL_WRITE if cancelled else failure.error_class
-    if compensate and _settle.needs_compensation(app, undo_class, run_id):
-        app.store.begin_compensation(
-            run_id, outcome(journal, attempts, status, None, None, failure)
+    if compensate and await _settle.needs_compensation(app, undo_class, run_id):
+        await app.io.run(
+            app.store.begin_compensation,
+            run_id,
+            outcome(journal, attempts, status, None, None, failure),
+            epoch=journal.epoch,
         )
-        await _settle.compensate(app, run_id)
-    return finish(app, spec, run_id, journal, attempts, status, None, None, None, [], failure)
+        await _settle.compensate(app, run_id, journal.epoch)
+    return await finish(app, spec, run_id, journal, attempts, status, None, None, None, [], failure)
 
 
 class RecordedError(Exception):

@@ -153,6 +153,7 @@ async def replay(
         spec,
         new_id,
         inputs,
+        epoch=1,
         started=now,
         replay_source=run_id if mode == "recorded" else None,
     )
@@ -217,7 +218,7 @@ async def _replay_graph(
         return (await replay(app, child.run_id, "recorded", parent_run_id=new_id)).run
 
     runner = recorded if mode == "recorded" else None
-    result = await run_graph(app, graph, new_id, inputs, served=served, node_runner=runner)
+    result = await run_graph(app, graph, new_id, inputs, epoch=1, served=served, node_runner=runner)
     return compare(app, original, result, mode)
 
 
@@ -234,7 +235,9 @@ def compare(app: Seawall, original: RunRecord, result: RunResult, mode: Mode) ->
     ]
     divergence = None
     if result.failure_cause is FailureCause.DIVERGENCE and result.error is not None:
-        divergence = {k: result.error.get(k) for k in ("step", "expected", "got", "message")}
+        divergence = {
+            k: result.error.get(k) for k in ("step", "expected", "got", "message", "changes")
+        }
     return ReplayResult(
         mode=mode,
         original=original,

@@ -1,36 +1,46 @@
 """The attempt loop of one run: execute, classify, retry, record, finish.
 
-Used for new runs and for resumed ones alike; a resumed run simply starts with the journal
-its dead owner left, so completed steps are served instead of executed.
+Used for new runs and for resumed ones alike; a resumed run starts with the journal its dead
+owner left (and its :class:`~seawall._lineage.Lineage`), so completed steps are served instead
+of executed. Every write names the epoch of the lease this process holds: when another process
+took the run over, or the ledger cannot be reached, the attempt stops where it is and the run
+stays resumable (it is never recorded as the agent's failure).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from seawall import _drift, _settle, _timing
+from seawall import _drift, _faults, _payload, _settle, _timing
 from seawall._context import AsyncContext, Context, entered
-from seawall._failures import ErrorClass, FailureCause, RunStatus, cause_of, classify
+from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus, cause_of, classify
+from seawall._host import Host
 from seawall._journal import Journal
+from seawall._lineage import Lineage
 from seawall._outcome import (
-    MISSING_OUTPUT,
     Failure,
-    RecordedError,
+    error_json,
     error_message,
     error_type,
     finish,
     settle_failure,
 )
+from seawall._result import RunResult
 from seawall.errors import (
     AttemptAbandoned,
     BreakerOpenError,
     InDoubtError,
+    InputError,
     JournalDivergenceError,
+    LeaseLostError,
+    LedgerError,
     RunCancelled,
-    SeawallError,
     VerificationError,
 )
 from seawall.ledger import AttemptOutcome
@@ -38,14 +48,16 @@ from seawall.observe.logs import logger as run_log
 from seawall.observe.logs import run_fields
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from seawall._app import LiveRun, Seawall
     from seawall._payload import Blob
     from seawall._registry import AgentSpec
-    from seawall._result import RunResult
     from seawall.artifacts import StagingArea
-    from seawall.ledger import RunRecord, StepRecord
+    from seawall.ledger import StepRecord
     from seawall.observe.tracing import RunTrace
 
+logger = logging.getLogger("seawall.runner")
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
 
 
@@ -55,19 +67,37 @@ async def execute_run(
     run_id: str,
     inputs: dict[str, Any],
     *,
-    prior_attempts: int = 0,
+    epoch: int,
+    lineage: Lineage | None = None,
     started: float | None = None,
     replay_source: str | None = None,
+    host: Host | None = None,
 ) -> RunResult:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
-    The run row must already exist and be leased to this process. The run is traced (an
-    ``invoke_agent`` span) when an OpenTelemetry SDK is configured; see :func:`_attempts`.
+    The run row must already exist and be leased to this process at ``epoch``. The run is traced
+    (an ``invoke_agent`` span) when an OpenTelemetry SDK is configured.
+
+    Args:
+        app: The app.
+        spec: The agent.
+        run_id: The run.
+        inputs: The agent's keyword inputs.
+        epoch: The epoch of the lease this process holds on the run.
+        lineage: What earlier attempts left (a resumed run's).
+        started: When the run was submitted, for the retry deadline and the guards.
+        replay_source: For a recorded replay, the original run whose journal serves every
+            step: nothing is executed live, one attempt is made, nothing is compensated.
+        host: For a child run of a sync agent: the parent's thread, which runs this run's
+            sync agent while it waits for it (so nesting never exhausts the worker threads).
+
+    Returns:
+        The run's result, as recorded. A run whose attempt was interrupted (its lease lost, the
+        ledger gone) is returned with status ``running``: it goes on elsewhere, or resumes.
     """
     with app.telemetry.run(app.store, run_id, graph=False) as traced:
-        result = await _attempts(
-            app, spec, run_id, inputs, prior_attempts, started, replay_source, traced
-        )
+        loop = _Attempts(app, spec, run_id, inputs, epoch, lineage or Lineage(), traced, host)
+        result = await loop.run(started, replay_source)
     _log_end(result)
     return result
 
@@ -93,133 +123,160 @@ def _log_end(result: RunResult) -> None:
     )
 
 
-async def _attempts(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads top-down
-    app: Seawall,
-    spec: AgentSpec,
-    run_id: str,
-    inputs: dict[str, Any],
-    prior_attempts: int = 0,
-    started: float | None = None,
-    replay_source: str | None = None,
-    traced: RunTrace | None = None,
-) -> RunResult:
-    """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
+class _Attempts:
+    """The attempt loop of one run (its state between attempts)."""
 
-    The run row must already exist and be leased to this process.
+    def __init__(
+        self,
+        app: Seawall,
+        spec: AgentSpec,
+        run_id: str,
+        inputs: dict[str, Any],
+        epoch: int,
+        lineage: Lineage,
+        traced: RunTrace | None,
+        host: Host | None,
+    ) -> None:
+        self.app = app
+        self.spec = spec
+        self.run_id = run_id
+        self.inputs = inputs
+        self.epoch = epoch
+        self.traced = traced
+        self.host = host
+        self.attempt = lineage.attempts
+        self.errors = lineage.errors
+        self.drift_retries = lineage.drift_retries
+        self.base = lineage.base
+        self.new_line = lineage.new_line
+        self.resumed = lineage.attempts > 0
+        self.feedback: tuple[str, ...] = ()
 
-    Args:
-        app: The app.
-        spec: The agent.
-        run_id: The run.
-        inputs: The agent's keyword inputs.
-        prior_attempts: Attempts already recorded (a resumed run's).
-        started: When the run was submitted, for the retry deadline and the guards.
-        replay_source: For a recorded replay, the original run whose journal serves every
-            step: nothing is executed live, one attempt is made, nothing is compensated.
-        traced: The run's trace, when an OpenTelemetry SDK is configured.
+    async def run(self, started: float | None, replay_source: str | None) -> RunResult:
+        app = self.app
+        first_start = started if started is not None else time.time()
+        app.leases.hold(self.run_id, self.epoch)
+        try:
+            while True:
+                self.attempt += 1
+                try:
+                    journal = await self._journal(first_start, replay_source)
+                except (LeaseLostError, LedgerError) as exc:
+                    return await self._interrupted(exc)
+                outcome = await self._one(journal, first_start)
+                if isinstance(outcome, RunResult):
+                    return outcome
+                await _timing.asleep(outcome)
+        finally:
+            app.leases.release(self.run_id)
 
-    Returns:
-        The run's result, as recorded.
-    """
-    store = app.store
-    attempt = prior_attempts
-    first_start = started if started is not None else time.time()
-    feedback: tuple[str, ...] = ()
-    drift_retries = 0
-    fresh_reads = False
-    app.leases.hold(run_id)
-    try:
-        while True:
-            attempt += 1
-            attempt_start = time.time()
-            store.start_attempt(run_id, attempt, attempt_start, app.leases.owner)
-            staging = app.staging_for(run_id, attempt)
-            if replay_source is not None:
-                recorded = store.load_steps(replay_source)
-            elif attempt > 1 or prior_attempts:
-                recorded = store.load_steps(run_id)
-            else:
-                recorded = []
-            superseded: list[StepRecord] = []
-            if fresh_reads:
-                # A drift retry asks the model again: only side effects are served.
-                superseded = [step for step in recorded if not step.mutating]
-                recorded = [step for step in recorded if step.mutating]
-            journal = Journal(
-                store,
-                app.codec,
-                run_id,
-                attempt,
-                recorded,
-                flush_every=app.flush_every,
-                flush_interval=app.flush_interval,
-                guards=spec.guards,
-                started=first_start,
-                feedback=feedback,
-                strict=replay_source is not None,
-                breakers=None if replay_source is not None else app.breakers,
-                budgets=None if replay_source is not None else app.budgets,
-                prices=app.prices,
-                superseded=superseded,
-                trace=traced,
+    async def _journal(self, first_start: float, replay_source: str | None) -> Journal:
+        """Load what the journal holds, start the attempt (fenced), and open its journal."""
+        app, io, store = self.app, self.app.io, self.app.store
+        strict = replay_source is not None
+        recorded: Sequence[StepRecord] = []
+        if strict:
+            assert replay_source is not None  # noqa: S101 - narrowed for the type checker
+            recorded = await io.run(store.load_steps, replay_source)
+            attempts = await io.run(store.list_attempts, replay_source)
+            self.base = attempts[-1].base_seq if attempts else 0
+        elif self.attempt > 1 or self.resumed:
+            recorded = await io.run(store.load_steps, self.run_id)
+        if self.new_line:
+            # An error or drift retry asks again on a new line, after every step written.
+            self.base = max((s.seq for s in recorded), default=self.base)
+            self.new_line = False
+        blobs = await _blobs_of(app, recorded)
+        await io.run(
+            store.start_attempt,
+            self.run_id,
+            self.attempt,
+            time.time(),
+            app.leases.owner,
+            epoch=self.epoch,
+            base_seq=self.base,
+            completed_at_start=sum(1 for s in recorded if s.status == "completed"),
+        )
+        return Journal(
+            store,
+            app.codec,
+            self.run_id,
+            self.attempt,
+            recorded,
+            epoch=self.epoch,
+            base=self.base,
+            flush_every=app.flush_every,
+            flush_interval=app.flush_interval,
+            guards=self.spec.guards,
+            started=first_start,
+            feedback=self.feedback,
+            strict=strict,
+            breakers=None if strict else app.breakers,
+            budgets=None if strict else app.budgets,
+            prices=app.prices,
+            blobs=blobs,
+            trace=self.traced,
+        )
+
+    async def _one(self, journal: Journal, first_start: float) -> RunResult | float:
+        """One attempt; return the run's result, or the backoff before the next attempt."""
+        app, spec, run_id, attempt = self.app, self.spec, self.run_id, self.attempt
+        staging = app.staging_for(run_id, attempt)
+        if spec.retry_budget is not None:
+            app.budgets.count(f"agent:{spec.name}")
+        live = app.live.enter(run_id, journal)
+        output: Any = None
+        failure: Failure | None = None
+        output_blobs: list[Blob] = []
+        output_hash = output_column = None
+        try:
+            output = await self._attempt(journal, staging, live)
+            journal.check()
+            if not journal.strict:
+                journal.check_all_effects_served()
+            await app.io.run(journal.flush)
+            await _drift.verify_output(app, spec, run_id, attempt, output, self.inputs, journal)
+            output_hash, output_column, output_blobs = journal.snapshot(
+                output, f"output of agent {spec.name!r}"
             )
-            if spec.retry_budget is not None:
-                app.budgets.count(f"agent:{spec.name}")
-            live = app.live.enter(run_id, journal)
-            output: Any = None
-            failure: Failure | None = None
-            output_blobs: list[Blob] = []
-            output_hash = output_column = None
-            try:
-                output = await _attempt(app, spec, journal, inputs, staging, live)
-                journal.flush()
-                await _drift.verify_output(app, spec, run_id, attempt, output, inputs, journal)
-                _, output_hash, output_column, output_blobs = journal.encode(
-                    output, f"output of agent {spec.name!r}"
+            if staging is not None and staging.staged():
+                output_hash = await _settle.commit(
+                    app,
+                    run_id,
+                    attempt,
+                    staging,
+                    output_hash,
+                    output_column,
+                    output_blobs,
+                    epoch=journal.epoch,
                 )
-                if staging is not None and staging.staged():
-                    output_hash = _settle.commit(
-                        app, run_id, attempt, staging, output_hash, output_column, output_blobs
-                    )
-                    output_blobs = []
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    journal.flush()
-                failure = Failure(exc, _classify(journal, staging), cause_of(exc))
-            except AttemptAbandoned as exc:
-                failure = Failure(exc, _classify(journal, staging), FailureCause.TIMEOUT)
-            except RunCancelled as exc:
-                with contextlib.suppress(Exception):
-                    journal.flush()
-                failure = Failure(exc, _classify(journal, staging), FailureCause.CANCELLED)
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    journal.flush()
-                if journal.cancelled is None:
-                    # Interpreter shutdown or the caller's cancellation: keep what is journaled
-                    # and leave the run leased; once the lease lapses, `seawall resume` picks
-                    # it up.
-                    raise
-                failure = Failure(
-                    RunCancelled(journal.cancelled),
-                    _classify(journal, staging),
-                    FailureCause.CANCELLED,
-                )
-                del exc
-            finally:
+                output_blobs = []
+        except BaseException as exc:
+            interruption = journal.interrupted or (
+                exc if isinstance(exc, LeaseLostError | LedgerError) else None
+            )
+            if interruption is not None:
                 app.live.leave(run_id)
-            end = time.time()
-            if failure is None:
-                if staging is not None:
-                    staging.discard()
-                store.finish_attempt(
+                return await self._interrupted(interruption)
+            failure = await self._failure(journal, staging, exc)
+        finally:
+            app.live.leave(run_id)
+        end = time.time()
+        if failure is None:
+            if staging is not None:
+                staging.discard()
+            _faults.point("run.finishing")
+            try:
+                await app.io.run(
+                    app.store.finish_attempt,
                     run_id,
                     attempt,
                     AttemptOutcome("succeeded", end, None, None, None, None, None),
+                    epoch=journal.epoch,
                 )
-                if traced is not None:
-                    traced.attempt(attempt, "succeeded", None, None, None)
-                return finish(
+                if self.traced is not None:
+                    self.traced.attempt(attempt, "succeeded", None, None, None)
+                return await finish(
                     app,
                     spec,
                     run_id,
@@ -232,127 +289,279 @@ async def _attempts(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads to
                     output_blobs,
                     None,
                 )
-            error = failure.error
-            if isinstance(error, BreakerOpenError):
-                failure.error_class = ErrorClass.CASCADE
-            drift = isinstance(error, VerificationError)
-            if drift:
-                failure.error_class = ErrorClass.SILENT_DRIFT
-                failure.cause = FailureCause.VERIFICATION_FAILED
-            retry_delay: float | None = None
-            # A recorded replay shows what the code does with the journal, once: never retried.
-            may_retry = replay_source is None
-            if may_retry and drift and drift_retries < spec.on_drift.retries:
-                drift_retries += 1
-                retry_delay = 0.0
-                feedback = tuple(getattr(error, "feedback", None) or ())
-                fresh_reads = True
-            elif (
-                may_retry
-                and not drift
-                and failure.cause is not FailureCause.CANCELLED
-                and not isinstance(error, _NEVER_RETRY)
-            ):
-                decision = spec.retry.decide(attempt, error, end - first_start)
-                retry_delay = decision.delay if decision.retry else None
-                if (
-                    retry_delay is not None
-                    and spec.retry_budget is not None
-                    and not app.budgets.allow_retry(f"agent:{spec.name}", spec.retry_budget)
-                ):
-                    retry_delay = None  # the agent's retry budget is spent: no retry storm
-            store.finish_attempt(
+            except (LeaseLostError, LedgerError) as exc:
+                return await self._interrupted(exc)
+        return await self._after_failure(journal, failure, staging, output, end - first_start)
+
+    async def _failure(
+        self, journal: Journal, staging: StagingArea | None, exc: BaseException
+    ) -> Failure:
+        """Classify what ended the attempt (a BaseException that is not ours is re-raised)."""
+        if isinstance(exc, AttemptAbandoned):
+            return Failure(exc, _classify(journal, staging), FailureCause.TIMEOUT)
+        if isinstance(exc, RunCancelled):
+            with contextlib.suppress(Exception):
+                await self.app.io.run(journal.flush)
+            return Failure(exc, _classify(journal, staging), FailureCause.CANCELLED)
+        if not isinstance(exc, Exception):
+            if journal.cancelled is None:
+                # Interpreter shutdown or the caller's cancellation: keep what is journaled
+                # and leave the run leased; once the lease lapses, it resumes elsewhere.
+                raise exc
+            return Failure(
+                RunCancelled(journal.cancelled),
+                _classify(journal, staging),
+                FailureCause.CANCELLED,
+            )
+        with contextlib.suppress(Exception):
+            await self.app.io.run(journal.flush)
+        error: BaseException = exc
+        if isinstance(exc, TypeError) and journal.calls == 0:
+            error = _misfit(self.spec, self.inputs) or exc
+        return Failure(error, _classify(journal, staging), cause_of(error))
+
+    async def _after_failure(  # noqa: C901 - decide, record, then settle: read top-down
+        self,
+        journal: Journal,
+        failure: Failure,
+        staging: StagingArea | None,
+        output: Any,
+        elapsed: float,
+    ) -> RunResult | float:
+        """Decide whether to retry; record the attempt's end; settle the run or return the wait."""
+        app, spec, run_id, attempt = self.app, self.spec, self.run_id, self.attempt
+        error = failure.error
+        if isinstance(error, BreakerOpenError):
+            failure.error_class = ErrorClass.CASCADE
+        drift = isinstance(error, VerificationError)
+        if drift:
+            failure.error_class = ErrorClass.SILENT_DRIFT
+            failure.cause = FailureCause.VERIFICATION_FAILED
+        retry_delay, decision = await self._decide(journal, failure, drift, elapsed)
+        try:
+            await app.io.run(
+                app.store.finish_attempt,
                 run_id,
                 attempt,
                 AttemptOutcome(
                     "failed",
-                    end,
+                    time.time(),
                     failure.error_class,
                     failure.cause,
                     error_type(error),
                     error_message(error),
                     retry_delay,
+                    decision,
                 ),
+                epoch=journal.epoch,
             )
-            if traced is not None:
-                traced.attempt(attempt, "failed", error, failure.error_class.value, retry_delay)
-            if retry_delay is not None:
-                run_log.info(
-                    "run %s (%s): attempt %d failed (%s: %s); retrying in %.2fs",
-                    run_id,
-                    spec.name,
-                    attempt,
-                    error_type(error),
-                    error_message(error),
-                    retry_delay,
-                    extra=run_fields(run_id, spec.name, attempt, failure.error_class.value),
-                )
+        except (LeaseLostError, LedgerError) as exc:
+            return await self._interrupted(exc)
+        if self.traced is not None:
+            self.traced.attempt(attempt, "failed", error, failure.error_class.value, retry_delay)
+        if retry_delay is not None:
+            run_log.info(
+                "run %s (%s): attempt %d failed (%s: %s); retrying in %.2fs: %s",
+                run_id,
+                spec.name,
+                attempt,
+                error_type(error),
+                error_message(error),
+                retry_delay,
+                decision,
+                extra=run_fields(run_id, spec.name, attempt, failure.error_class.value),
+            )
+            if staging is not None:
+                staging.discard()
+            self.new_line = True
+            return retry_delay
+        try:
+            if journal.strict:
                 if staging is not None:
                     staging.discard()
-                await _timing.asleep(retry_delay)
-                continue
-            if staging is not None and replay_source is not None:
-                staging.discard()
-            if replay_source is not None:
                 return await settle_failure(
                     app, spec, run_id, journal, attempt, failure, compensate=False
                 )
             if drift:
                 return await _drift.settle_drift(
-                    app, spec, run_id, journal, attempt, failure, output, staging, inputs
+                    app, spec, run_id, journal, attempt, failure, output, staging, self.inputs
                 )
             if staging is not None:
                 staging.discard()
             return await settle_failure(app, spec, run_id, journal, attempt, failure)
-    finally:
+        except (LeaseLostError, LedgerError) as exc:
+            return await self._interrupted(exc)
+
+    async def _decide(  # noqa: PLR0911 - one answer per kind of failure
+        self, journal: Journal, failure: Failure, drift: bool, elapsed: float
+    ) -> tuple[float | None, str]:
+        """The wait before the next attempt (``None``: no retry), and why, in words."""
+        spec, error = self.spec, failure.error
+        if journal.strict:
+            return None, "not retried: a recorded replay runs once"
+        if drift:
+            if self.drift_retries < spec.on_drift.retries:
+                self.drift_retries += 1
+                self.feedback = tuple(getattr(error, "feedback", None) or ())
+                return 0.0, (
+                    f"retried with the verifiers' feedback (drift retry {self.drift_retries} of "
+                    f"{spec.on_drift.retries}); the next attempt asks again and serves only the "
+                    "side effects already done"
+                )
+            return None, f"not retried: on_drift policy ({spec.on_drift.then}) applies"
+        if failure.cause is FailureCause.CANCELLED:
+            return None, "not retried: cancelled by an operator"
+        if isinstance(error, InDoubtError):
+            return None, "not retried: a call is in doubt; an operator must say whether it happened"
+        if isinstance(error, JournalDivergenceError):
+            return None, "not retried: the code diverged from a journal holding side effects"
+        if isinstance(error, MISUSE):
+            return None, (
+                f"not retried: {type(error).__name__} is a programming or input error; "
+                "fix the call and redrive"
+            )
+        self.errors += 1
+        decision = spec.retry.decide(self.errors, error, elapsed, asked=journal.asked)
+        if not decision.retry:
+            before = "" if journal.asked or decision.transient else " before any model or tool call"
+            return None, f"not retried: {decision.reason}{before}"
+        if spec.retry_budget is not None and not await self.app.io.run(
+            self.app.budgets.allow_retry, f"agent:{spec.name}", spec.retry_budget
+        ):
+            return None, f"not retried: the retry budget of agent {spec.name!r} is spent"
+        effects = journal.mutations
+        served = f"; it serves the {effects} side effect(s) already done" if effects else ""
+        return decision.delay, (
+            f"retried in {decision.delay:.2f}s ({decision.reason}, error {self.errors} of "
+            f"{spec.retry.attempts}): the next attempt asks the model and the read-only tools "
+            f"again{served}"
+        )
+
+    async def _attempt(self, journal: Journal, staging: StagingArea | None, live: LiveRun) -> Any:
+        app, spec = self.app, self.spec
+        loop = asyncio.get_running_loop()
+        host = self.host
+        if spec.is_async:
+            runner = app.agent_runner(journal.run_id, host)
+            actx = AsyncContext(
+                journal, spec.name, app.resolve_tool, loop, staging, self.inputs, runner, app.io
+            )
+            actx.bind_children(app.children(journal, host))
+            with entered(actx):
+                # The task copies the context variables as they are now.
+                task = asyncio.ensure_future(spec.fn(actx, **self.inputs))
+            live.task = task
+            live.loop = loop
+            if spec.timeout is None:
+                return await task
+            try:
+                return await asyncio.wait_for(task, spec.timeout)
+            except TimeoutError:
+                journal.abandoned = True
+                raise
+        thread = Host()
+        runner = app.agent_runner(journal.run_id, thread)
+        ctx = Context(journal, spec.name, app.resolve_tool, loop, staging, self.inputs, runner)
+        ctx.bind_children(app.children(journal, thread))
+        call = _SyncCall(spec, ctx, self.inputs, thread)
+        future: asyncio.Future[Any]
+        if host is not None:
+            # A child of a sync agent runs in its parent's thread, which waits for it anyway.
+            future = asyncio.wrap_future(host.lend(call))
+        else:
+            future = loop.run_in_executor(app.agent_threads, call)
+        if spec.timeout is None:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), spec.timeout)
+        except TimeoutError:
+            # A thread cannot be stopped from outside: fence its journal so anything it still
+            # tries to record is refused, and its next ctx call raises AttemptAbandoned.
+            journal.abandoned = True
+            future.add_done_callback(_ignore_outcome)
+            raise
+
+    async def _interrupted(self, error: BaseException) -> RunResult:
+        """The attempt stopped for a reason that is not the agent's: leave the run resumable."""
+        app, run_id = self.app, self.run_id
         app.leases.release(run_id)
+        lost = isinstance(error, LeaseLostError)
+        if lost:
+            with contextlib.suppress(LedgerError):
+                await app.io.run(
+                    app.store.mark_fenced, run_id, self.attempt, self.epoch, time.time()
+                )
+        cause = FailureCause.LEASE_LOST if lost else FailureCause.LEDGER_UNAVAILABLE
+        logger.warning(
+            "run %s (%s): attempt %d stopped (%s): %s; the run %s",
+            run_id,
+            self.spec.name,
+            self.attempt,
+            cause.value,
+            error,
+            "goes on under its new owner" if lost else "resumes once the ledger is back",
+            extra=run_fields(run_id, self.spec.name, self.attempt),
+        )
+        try:
+            recorded: RunResult | None = await app.io.run(app.result_of, run_id)
+        except LedgerError:
+            recorded = None
+        if recorded is not None and (
+            recorded.status.final or recorded.status is RunStatus.AWAITING_HUMAN
+        ):
+            return recorded
+        if recorded is not None:
+            return replace(recorded, failure_cause=cause, error=error_json(error))
+        return RunResult(
+            run_id=run_id,
+            agent=self.spec.name,
+            status=RunStatus.RUNNING,
+            output=None,
+            error_class=None,
+            failure_cause=cause,
+            error=error_json(error),
+            attempts=(),
+            tokens_used=0,
+            cost_usd=None,
+            input_hash="",
+            output_hash=None,
+        )
+
+
+class _SyncCall:
+    """A sync agent's attempt, run in a worker thread (or its parent's)."""
+
+    __slots__ = ("ctx", "inputs", "spec", "thread")
+
+    def __init__(self, spec: AgentSpec, ctx: Context, inputs: dict[str, Any], thread: Host) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.inputs = inputs
+        self.thread = thread
+
+    def __call__(self) -> Any:
+        with self.thread.hosting(), entered(self.ctx):
+            return self.spec.fn(self.ctx, **self.inputs)
+
+
+def _misfit(spec: AgentSpec, inputs: dict[str, Any]) -> InputError | None:
+    """The input error when ``inputs`` do not fit the agent's signature, else ``None``."""
+    try:
+        inspect.signature(spec.fn).bind(None, **inputs)
+    except TypeError as exc:
+        return InputError(
+            f"the inputs of agent {spec.name!r} do not fit its signature ({exc}); pass "
+            f"exactly the keyword arguments it takes: app.run({spec.name}, ...)",
+            agent=spec.name,
+            inputs=sorted(inputs),
+        )
+    except ValueError:
+        return None
+    return None
 
 
 def _classify(journal: Journal, staging: StagingArea | None) -> ErrorClass:
     return classify(journal.mutations, staged=staging is not None and staging.staged())
-
-
-async def _attempt(
-    app: Seawall,
-    spec: AgentSpec,
-    journal: Journal,
-    inputs: dict[str, Any],
-    staging: StagingArea | None,
-    live: LiveRun,
-) -> Any:
-    loop = asyncio.get_running_loop()
-    runner = app.agent_runner(journal.run_id)
-    if spec.is_async:
-        actx = AsyncContext(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
-        with entered(actx):
-            # The task copies the context variables as they are now.
-            task = asyncio.ensure_future(spec.fn(actx, **inputs))
-        live.task = task
-        live.loop = loop
-        if spec.timeout is None:
-            return await task
-        try:
-            return await asyncio.wait_for(task, spec.timeout)
-        except TimeoutError:
-            journal.abandoned = True
-            raise
-    ctx = Context(journal, spec.name, app.resolve_tool, loop, staging, inputs, runner)
-    future = loop.run_in_executor(app.agent_threads, _call_sync, spec, ctx, inputs)
-    if spec.timeout is None:
-        return await future
-    try:
-        return await asyncio.wait_for(asyncio.shield(future), spec.timeout)
-    except TimeoutError:
-        # A thread cannot be stopped from outside: fence its journal so anything it still
-        # tries to record is refused, and its next ctx call raises AttemptAbandoned.
-        journal.abandoned = True
-        future.add_done_callback(_ignore_outcome)
-        raise
-
-
-def _call_sync(spec: AgentSpec, ctx: Context, inputs: dict[str, Any]) -> Any:
-    with entered(ctx):
-        return spec.fn(ctx, **inputs)
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:
@@ -360,81 +569,14 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def finish_crashed(
-    app: Seawall, spec: AgentSpec, run_id: str, attempts: int, *, compensate: bool = True
-) -> RunResult:
-    """Close a crashed run whose retry budget is spent (it died in its last attempt)."""
-    journal = Journal(app.store, app.codec, run_id, attempts, app.store.load_steps(run_id))
-    failure = Failure(
-        SeawallError(
-            f"the process running attempt {attempts} died and the agent's retry policy allows "
-            f"no more attempts ({spec.retry.attempts})",
-            run_id=run_id,
-        ),
-        classify(journal.mutations),
-        FailureCause.CRASHED,
-    )
-    return await settle_failure(
-        app, spec, run_id, journal, attempts, failure, compensate=compensate
-    )
-
-
-async def resume_settling(app: Seawall, spec: AgentSpec, run: RunRecord) -> RunResult | None:
-    """Continue a run its dead owner left committing or compensating.
-
-    Returns:
-        The run's result, or ``None`` when the agent must run again (a commit that could
-        not be finished was rolled back).
-    """
-    journal = Journal(
-        app.store, app.codec, run.run_id, run.attempts, app.store.load_steps(run.run_id)
-    )
-    if run.phase == "committing":
-        if not _settle.roll_forward(app, run):
-            return None
-        columns = app.store.get_run_io(run.run_id)
-        output_column = None if columns is None else columns[1]
-        app.store.finish_attempt(
-            run.run_id,
-            run.attempts,
-            AttemptOutcome("succeeded", time.time(), None, None, None, None, None),
-        )
-        return finish(
-            app,
-            spec,
-            run.run_id,
-            journal,
-            run.attempts,
-            RunStatus.SUCCEEDED,
-            MISSING_OUTPUT,
-            run.output_hash,
-            output_column,
-            [],
-            None,
-        )
-    if run.phase == "compensating":
-        await _settle.compensate(app, run.run_id)
-        error = run.error or {
-            "code": "exception",
-            "type": run.error_type,
-            "message": run.error_message,
-        }
-        failure = Failure(
-            RecordedError(error),
-            run.error_class or ErrorClass.PARTIAL_WRITE,
-            run.failure_cause or FailureCause.EXCEPTION,
-        )
-        return finish(
-            app,
-            spec,
-            run.run_id,
-            journal,
-            run.attempts,
-            RunStatus.FAILED,
-            None,
-            None,
-            None,
-            [],
-            failure,
-        )
-    return None
+async def _blobs_of(app: Seawall, steps: Sequence[StepRecord]) -> dict[str, Blob]:
+    """Read the blobs the recorded steps refer to, so serving them reads nothing."""
+    refs = [
+        ref
+        for step in steps
+        for column in (step.request, step.response)
+        if column is not None and (ref := _payload.column_ref(column)) is not None
+    ]
+    if not refs:
+        return {}
+    return dict(await app.io.run(app.store.get_blobs, refs))

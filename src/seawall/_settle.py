@@ -54,7 +54,7 @@ def output_hash_with(output_hash: str, manifest: Manifest) -> str:
     return _payload.digest(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
-def commit(
+async def commit(
     app: Seawall,
     run_id: str,
     attempt: int,
@@ -62,6 +62,8 @@ def commit(
     output_hash: str,
     output_column: bytes,
     output_blobs: list[Blob],
+    *,
+    epoch: int,
 ) -> str:
     """Seal, record and publish a run's artifacts; return the output hash covering them.
 
@@ -71,7 +73,7 @@ def commit(
     destination = app.destination
     if destination is None:
         raise ConfigurationError("artifacts were staged but the app has no destination")
-    manifest = staging.seal(sync=app.power)
+    manifest = await asyncio.to_thread(staging.seal, sync=app.power)
     _faults.point("commit.sealed")
     combined = output_hash_with(output_hash, manifest)
     record = {
@@ -80,28 +82,30 @@ def commit(
         "staging": str(staging.dir),
         "manifest": manifest.as_list(),
     }
-    app.store.begin_commit(
+    await app.io.run(
+        app.store.begin_commit,
         run_id,
         output_hash=combined,
         output_column=output_column,
         blobs=output_blobs,
         commit_json=json.dumps(record, sort_keys=True),
         artifacts=[(e.name, e.size, e.sha256) for e in manifest.entries],
+        epoch=epoch,
     )
     _faults.point("commit.intent")
     try:
-        destination.publish(run_id, staging.dir, manifest)
+        await asyncio.to_thread(destination.publish, run_id, staging.dir, manifest)
     except BaseException:
         destination.remove_partial(run_id)
-        app.store.abort_commit(run_id)
+        await app.io.run(app.store.abort_commit, run_id, epoch=epoch)
         raise
     _faults.point("commit.published")
     return combined
 
 
-def roll_forward(app: Seawall, run: RunRecord) -> bool:
+async def roll_forward(app: Seawall, run: RunRecord, epoch: int) -> bool:
     """Finish or undo the interrupted commit of ``run``; True when its artifacts are published."""
-    raw = app.store.get_commit(run.run_id)
+    raw = await app.io.run(app.store.get_commit, run.run_id)
     if raw is None:
         return False
     record = json.loads(raw)
@@ -115,11 +119,11 @@ def roll_forward(app: Seawall, run: RunRecord) -> bool:
         return True
     sealed = staging / ".seawall-manifest.json"
     if sealed.exists() and Manifest.from_json(sealed.read_bytes()) == manifest:
-        destination.publish(run.run_id, staging, manifest)
+        await asyncio.to_thread(destination.publish, run.run_id, staging, manifest)
         _drop_staging(staging)
         return True
     destination.remove_partial(run.run_id)
-    app.store.abort_commit(run.run_id)
+    await app.io.run(app.store.abort_commit, run.run_id, epoch=epoch)
     _drop_staging(staging)
     logger.warning(
         "run %s: its interrupted commit could not be finished (staging gone); rerunning the agent",
@@ -136,20 +140,21 @@ def _drop_staging(staging: Path) -> None:
         staging.parent.rmdir()
 
 
-async def compensate(app: Seawall, run_id: str) -> None:
+async def compensate(app: Seawall, run_id: str, epoch: int) -> None:
     """Run the compensations of ``run_id``'s completed mutating steps, newest first, once each."""
-    store = app.store
-    done = {c.seq: c for c in store.list_compensations(run_id)}
-    steps = [s for s in store.load_steps(run_id) if s.kind == "tool" and s.mutating]
+    store, io = app.store, app.io
+    done = {c.seq: c for c in await io.run(store.list_compensations, run_id)}
+    steps = [s for s in await io.run(store.load_steps, run_id) if s.kind == "tool" and s.mutating]
     for step in sorted(steps, key=lambda s: s.seq, reverse=True):
         if step.status != "completed":
             continue
         spec = app.tools.get(step.name)
         if spec is None or spec.compensate is None:
             if spec is None:
-                _handoff(
+                await _handoff(
                     app,
                     run_id,
+                    epoch,
                     "compensation_unavailable",
                     f"step {step.seq} ({step.name}) needs undoing but the tool is not registered "
                     "in this process, so its compensation cannot run",
@@ -162,7 +167,8 @@ async def compensate(app: Seawall, run_id: str) -> None:
         key = f"{step.idempotency_key or f'{run_id}:{step.seq}'}:undo"
         dedupes = spec.idempotent or _accepts_key(spec.compensate)
         if previous is not None and not dedupes:
-            store.finish_compensation(
+            await io.run(
+                store.finish_compensation,
                 run_id,
                 step.seq,
                 status="failed",
@@ -170,10 +176,12 @@ async def compensate(app: Seawall, run_id: str) -> None:
                 tries=previous.tries,
                 error_type="InDoubt",
                 error_message="in flight when its process died; it cannot dedupe, so not re-run",
+                epoch=epoch,
             )
-            _handoff(
+            await _handoff(
                 app,
                 run_id,
+                epoch,
                 "compensation_in_doubt",
                 f"the compensation of step {step.seq} ({step.name}) was in flight when its "
                 "process died; it takes no idempotency_key, so Seawall will not run it again. "
@@ -181,13 +189,13 @@ async def compensate(app: Seawall, run_id: str) -> None:
                 {"step": step.seq, "tool": step.name, "idempotency_key": key},
             )
             continue
-        await _run_one(app, run_id, step, spec.compensate, spec.retry, key)
+        await _run_one(app, run_id, epoch, step, spec.compensate, spec.retry, key)
 
 
 async def _run_one(
-    app: Seawall, run_id: str, step: StepRecord, undo: Any, retry: Any, key: str
+    app: Seawall, run_id: str, epoch: int, step: StepRecord, undo: Any, retry: Any, key: str
 ) -> None:
-    store = app.store
+    store, io = app.store, app.io
     fetch = store.get_blobs
     _, args, kwargs = _payload.unpack(step.request, fetch)
     result = None if step.response is None else _payload.unpack(step.response, fetch)
@@ -195,7 +203,7 @@ async def _run_one(
     if _accepts_key(undo):
         kwargs["idempotency_key"] = key
     start = time.time()
-    store.start_compensation(run_id, step.seq, step.name, key, start)
+    await io.run(store.start_compensation, run_id, step.seq, step.name, key, start, epoch=epoch)
     _faults.point(f"compensation.started.{step.seq}")
     tries = 1
     while True:
@@ -208,7 +216,8 @@ async def _run_one(
         except Exception as exc:
             decision = retry.decide(tries, exc, time.time() - start)
             if not decision.retry:
-                store.finish_compensation(
+                await io.run(
+                    store.finish_compensation,
                     run_id,
                     step.seq,
                     status="failed",
@@ -216,10 +225,12 @@ async def _run_one(
                     tries=tries,
                     error_type=type(exc).__name__,
                     error_message=str(exc)[:2000],
+                    epoch=epoch,
                 )
-                _handoff(
+                await _handoff(
                     app,
                     run_id,
+                    epoch,
                     "compensation_failed",
                     f"the compensation of step {step.seq} ({step.name}) failed after {tries} "
                     f"tries ({type(exc).__name__}: {exc}); undo it by hand",
@@ -229,7 +240,8 @@ async def _run_one(
             await _timing.asleep(decision.delay)
             tries += 1
     _faults.point(f"compensation.done.{step.seq}")
-    store.finish_compensation(
+    await io.run(
+        store.finish_compensation,
         run_id,
         step.seq,
         status="completed",
@@ -237,10 +249,11 @@ async def _run_one(
         tries=tries,
         error_type=None,
         error_message=None,
+        epoch=epoch,
     )
 
 
-def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_id: str) -> bool:
+async def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_id: str) -> bool:
     """Whether a run failing with ``error_class`` has completed steps with compensations."""
     if error_class is not ErrorClass.PARTIAL_WRITE:
         return False
@@ -249,11 +262,13 @@ def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_id: str
         and s.mutating
         and s.status == "completed"
         and (s.name not in app.tools or app.tools[s.name].compensate is not None)
-        for s in app.store.load_steps(run_id)
+        for s in await app.io.run(app.store.load_steps, run_id)
     )
 
 
-def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) -> None:
+async def _handoff(
+    app: Seawall, run_id: str, epoch: int, kind: str, reason: str, subject: Any
+) -> None:
     handoff = HandOffRecord(
         handoff_id=uuid.uuid4().hex,
         run_id=run_id,
@@ -263,8 +278,8 @@ def _handoff(app: Seawall, run_id: str, kind: str, reason: str, subject: Any) ->
         status="open",
         created_at=time.time(),
     )
-    app.store.open_handoff(handoff)
-    run = app.store.get_run(run_id)
+    await app.io.run(app.store.open_handoff, handoff, epoch=epoch)
+    run = await app.io.run(app.store.get_run, run_id)
     app.monitor.handoff_opened(handoff, None if run is None else run.agent)
     logger.warning(
         "run %s: hand-off opened (%s): %s", run_id, kind, reason, extra=run_fields(run_id)

@@ -16,6 +16,9 @@ stores that form.
     ├── PayloadTooLargeError        a payload over the app's size limit
     ├── RunNotFoundError            an unknown run id
     ├── UsageError                  an API used in the wrong place (sync API inside a loop)
+    ├── InputError                  a run's inputs do not fit its agent's signature
+    ├── LeaseLostError              another process took the run over (this one stalled past
+    │                               its lease); the attempt stops before any further call
     ├── IntegrationError            an integration's framework is missing or outside its range
     ├── RunFailedError              RunResult.raise_for_status() on a run that did not succeed
     ├── WaitTimeoutError            a run did not end within the time a caller waited for it
@@ -83,8 +86,10 @@ __all__ = [
     "HandOffError",
     "HandOffNotFoundError",
     "InDoubtError",
+    "InputError",
     "IntegrationError",
     "JournalDivergenceError",
+    "LeaseLostError",
     "LedgerCorruptedError",
     "LedgerError",
     "LedgerLockedError",
@@ -221,6 +226,28 @@ class UsageError(SeawallError, RuntimeError):
     """An API used where it cannot work (for example the sync API inside an event loop)."""
 
     code = "usage"
+
+
+class InputError(SeawallError, TypeError):
+    """A run's inputs do not fit its agent's signature (a missing or an unexpected keyword).
+
+    It is the caller's mistake, not the agent's: it is never retried and never counts toward
+    a breaker.
+    """
+
+    code = "bad_input"
+
+
+class LeaseLostError(SeawallError):
+    """Another process took the run over while this one held it, so this attempt must stop.
+
+    It is raised by the first write of the attempt after the takeover (or at once, when the
+    heartbeat finds the lease gone): a process that stalled past its lease (a GC pause,
+    ``SIGSTOP``, a long regex, a partition) never makes another tool call nor overwrites what
+    the new owner wrote. Once raised, every further ``ctx`` call of the attempt raises it again.
+    """
+
+    code = "lease_lost"
 
 
 class IntegrationError(SeawallError, ImportError):

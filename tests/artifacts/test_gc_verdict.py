@@ -189,7 +189,7 @@ def foreign_run(app: Seawall, *, lease_in: float, attempts: int = 1) -> str:
         blobs,
     )
     for attempt in range(1, attempts + 1):
-        app.store.start_attempt(run_id, attempt, now, owner)
+        app.store.start_attempt(run_id, attempt, now, owner, epoch=1)
     return run_id
 
 
@@ -302,6 +302,7 @@ def test_gc_keeps_the_staging_of_a_committing_run(art_app: Seawall, staging: Pat
         blobs=blobs,
         commit_json="{}",
         artifacts=[("x", 11, "0" * 64)],
+        epoch=1,
     )
     folder = make_staging(staging, run_id)
     [entry] = art_app.gc()

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ LEASE = 0.5
 
 
 def _kill(_: str) -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    signal.pthread_kill(threading.get_ident(), signal.SIGKILL)  # this thread, at once
 
 
 def _log(path: Path, record: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,14 @@ def build_app(
         if idempotency_key not in _logged_keys(log):
             _append(log, step, idempotency_key)
         if mode == "after-effect" and step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+            signal.pthread_kill(threading.get_ident(), signal.SIGKILL)  # this thread, at once
         return {"step": step}
 
     @app.tool(mutating=True)
     def append_plain(step: int, idempotency_key: str) -> dict[str, Any]:
         _append(log, step, idempotency_key)
         if mode == "after-effect-plain" and step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+            signal.pthread_kill(threading.get_ident(), signal.SIGKILL)  # this thread, at once
         return {"step": step}
 
     @app.tool
@@ -77,7 +78,7 @@ def build_app(
         total = 0
         for step in range(1, steps + 1):
             if mode == "before-step" and step == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
+                signal.pthread_kill(threading.get_ident(), signal.SIGKILL)  # this thread, at once
             total += ctx.call(lookup, step)
             ctx.call(tool, step)
         return {"total": total, "finished_at": ctx.now()}

@@ -54,20 +54,20 @@ def mailer(app: Seawall, sent: list[str], fail_audit_once: bool = False, **optio
         return f"sent to {to}"
 
     call = {"name": "send_email", "args": {"to": "ops@example.com", "body": "hi"}, "id": "c1"}
-    model = lg.chat_model(
-        app,
-        fake(
-            AIMessage(
-                content="",
-                tool_calls=[call],
-                usage_metadata={"input_tokens": 30, "output_tokens": 8, "total_tokens": 38},
-            ),
-            AIMessage(
-                content="done",
-                usage_metadata={"input_tokens": 50, "output_tokens": 2, "total_tokens": 52},
-            ),
+    turns = [
+        AIMessage(
+            content="",
+            tool_calls=[call],
+            usage_metadata={"input_tokens": 30, "output_tokens": 8, "total_tokens": 38},
         ),
-        name="mailer.model",
+        AIMessage(
+            content="done",
+            usage_metadata={"input_tokens": 50, "output_tokens": 2, "total_tokens": 52},
+        ),
+    ]
+    # An error retry asks the model again: a retried run hears the same two turns again.
+    model = lg.chat_model(
+        app, fake(*turns, *(turns if fail_audit_once else [])), name="mailer.model"
     )
     audits = {"count": 0}
 
@@ -111,15 +111,27 @@ def test_a_graph_run_journals_its_model_calls_and_tools(app: Seawall) -> None:
     assert "done" == result.output["messages"][-1]["data"]["content"]
 
 
-def test_a_retried_graph_run_repeats_neither_the_email_nor_the_model(app: Seawall) -> None:
-    """A node fails after the side effect; the retry is served the journal and finishes."""
+def test_a_retried_graph_run_asks_the_model_again_and_sends_the_email_once(
+    app: Seawall,
+) -> None:
+    """A node fails after the side effect; the retry asks the model again, the email is served."""
     sent: list[str] = []
     agent = mailer(app, sent, fail_audit_once=True, retry=Retry(attempts=2, initial=0))
     result = app.run(agent, messages=PROMPT)
     assert RunStatus.SUCCEEDED == result.status
     assert 2 == len(result.attempts)
-    assert ["ops@example.com"] == sent  # the fake model is exhausted: a live re-call would fail
-    assert all(attempt == 1 for attempt, _, _ in steps(app, result.run_id))
+    assert ["ops@example.com"] == sent
+    assert [
+        (1, "llm", "mailer.model"),
+        (1, "usage", "usage"),
+        (1, "tool", "langchain.tool.send_email"),
+        (1, "llm", "mailer.model"),
+        (1, "usage", "usage"),
+        (2, "llm", "mailer.model"),
+        (2, "usage", "usage"),
+        (2, "llm", "mailer.model"),
+        (2, "usage", "usage"),
+    ] == steps(app, result.run_id)
 
 
 def test_a_recorded_replay_reproduces_the_graph_run(app: Seawall) -> None:

@@ -122,9 +122,14 @@ def test_a_recorded_replay_calls_neither_the_model_nor_the_tools(app: Seawall) -
 
 
 def test_a_retried_run_does_not_repeat_a_completed_mutating_tool(app: Seawall) -> None:
-    """The run fails after a charge; its retry is served the charge and the first model turn."""
+    """The run fails after a charge; its retry asks the model again and is served the charge."""
     outage = ModelHTTPError(503, "function:answer", "overloaded")
-    turns: list[Any] = [call("charge", amount=30), outage, text("charged 30")]
+    turns: list[Any] = [
+        call("charge", amount=30),
+        outage,
+        call("charge", amount=30),
+        text("charged 30"),
+    ]
     seen: list[list[ModelMessage]] = []
 
     def raise_or_answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -154,6 +159,7 @@ def test_a_retried_run_does_not_repeat_a_completed_mutating_tool(app: Seawall) -
     assert "charged 30" == result.output
     assert [30] == charged
     assert 2 == len(result.attempts)
+    assert 4 == len(seen)  # the model was asked twice per attempt
 
 
 def test_a_transient_model_error_is_retried_by_the_model_step(app: Seawall) -> None:

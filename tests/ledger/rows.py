@@ -89,7 +89,7 @@ def outcome_of(
 def finish(store: Store, run_id: str, *args: Any, **options: Any) -> None:
     """End a run in ``store``."""
     outcome, blobs = outcome_of(*args, **options)
-    store.finish_run(run_id, outcome, blobs)
+    store.finish_run(run_id, outcome, blobs, epoch=1)
 
 
 def step(

@@ -7,6 +7,7 @@ handling, PostgreSQL's URL options and server restarts) are tested in their own 
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from seawall.policies.breaker import BreakerState
 from tests.ledger.rows import OWNER, create, finish, new_run, outcome_of, payload, step
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 LEDGERS = ("sqlite", "postgres")
 
@@ -243,8 +244,8 @@ def test_list_runs_combines_filters(populated: Store) -> None:
 def test_start_attempt_bumps_the_run_attempt_count(store: Store) -> None:
     """start_attempt records a running attempt and the run's attempt count."""
     create(store, "r1")
-    store.start_attempt("r1", 1, 1001.0, OWNER)
-    store.start_attempt("r1", 2, 1002.0, OWNER)
+    store.start_attempt("r1", 1, 1001.0, OWNER, epoch=1)
+    store.start_attempt("r1", 2, 1002.0, OWNER, epoch=1)
     attempts = store.list_attempts("r1")
     assert [(1, "running", OWNER), (2, "running", OWNER)] == [
         (a.attempt, a.status, a.owner) for a in attempts
@@ -255,7 +256,7 @@ def test_start_attempt_bumps_the_run_attempt_count(store: Store) -> None:
 def test_finish_attempt_records_outcome(store: Store) -> None:
     """finish_attempt writes the attempt's end, error and retry delay."""
     create(store, "r1")
-    store.start_attempt("r1", 1, 1001.0, OWNER)
+    store.start_attempt("r1", 1, 1001.0, OWNER, epoch=1)
     store.finish_attempt(
         "r1",
         1,
@@ -268,6 +269,7 @@ def test_finish_attempt_records_outcome(store: Store) -> None:
             "slow",
             0.5,
         ),
+        epoch=1,
     )
     (attempt,) = store.list_attempts("r1")
     assert (
@@ -297,7 +299,7 @@ def test_write_steps_round_trips(store: Store) -> None:
     create(store, "r1")
     second, blobs2 = step("r1", 2, response=b"J[2]")
     first, blobs1 = step("r1", 1, response=b"J[1]")
-    store.write_steps([second, first], blobs1 + blobs2)
+    store.write_steps([second, first], blobs1 + blobs2, epoch=1)
     steps = store.load_steps("r1")
     assert [(1, b"J[1]", False, "completed"), (2, b"J[2]", False, "completed")] == [
         (s.seq, s.response, s.mutating, s.status) for s in steps
@@ -309,8 +311,8 @@ def test_write_steps_round_trips(store: Store) -> None:
 def test_write_steps_replaces_a_step(store: Store) -> None:
     """Writing a step with an existing (run, seq) replaces it."""
     create(store, "r1")
-    store.write_steps([step("r1", 1, response=b"J1")[0]], [])
-    store.write_steps([step("r1", 1, response=b"J2")[0]], [])
+    store.write_steps([step("r1", 1, response=b"J1")[0]], [], epoch=1)
+    store.write_steps([step("r1", 1, response=b"J2")[0]], [], epoch=1)
     assert [b"J2"] == [s.response for s in store.load_steps("r1")]
 
 
@@ -319,7 +321,7 @@ def test_write_intent_then_complete_step(store: Store) -> None:
     create(store, "r1")
     pending, pending_blobs = step("r1", 1)
     intent, intent_blobs = step("r1", 2, mutating=True, status="started", response=None)
-    store.write_intent(intent, [pending], pending_blobs + intent_blobs)
+    store.write_intent(intent, [pending], pending_blobs + intent_blobs, epoch=1)
     assert [(1, "completed"), (2, "started")] == [(s.seq, s.status) for s in store.load_steps("r1")]
     store.complete_step(
         "r1",
@@ -331,6 +333,7 @@ def test_write_intent_then_complete_step(store: Store) -> None:
         error_message=None,
         tries=2,
         blobs=[],
+        epoch=1,
     )
     done = store.load_steps("r1")[1]
     assert (True, "completed", b'J{"ok":true}', 200.0, 2, "r1:2") == (
@@ -347,7 +350,7 @@ def test_write_intent_alone_is_stored(store: Store) -> None:
     """An intent with nothing buffered and no blobs (the hot path) is stored."""
     create(store, "r1")
     intent, _ = step("r1", 1, mutating=True, status="started", response=None)
-    store.write_intent(intent, [], [])
+    store.write_intent(intent, [], [], epoch=1)
     assert [("started", None)] == [(s.status, s.response) for s in store.load_steps("r1")]
 
 
@@ -355,7 +358,7 @@ def test_complete_step_with_large_response_stores_its_blobs(store: Store) -> Non
     """A completed step's response blobs are stored and resolvable."""
     create(store, "r1")
     intent, _ = step("r1", 1, mutating=True, status="started", response=None)
-    store.write_intent(intent, [], [])
+    store.write_intent(intent, [], [], epoch=1)
     value = [f"row {i}" for i in range(500)]
     _, column, blobs = payload(value)
     store.complete_step(
@@ -368,6 +371,7 @@ def test_complete_step_with_large_response_stores_its_blobs(store: Store) -> Non
         error_message=None,
         tries=1,
         blobs=blobs,
+        epoch=1,
     )
     assert value == unpack(store.load_steps("r1")[0].response or b"", store.get_blobs)
 
@@ -375,8 +379,8 @@ def test_complete_step_with_large_response_stores_its_blobs(store: Store) -> Non
 def test_delete_steps_from_drops_the_tail(store: Store) -> None:
     """delete_steps_from(seq) drops that step and every later one."""
     create(store, "r1")
-    store.write_steps([step("r1", seq)[0] for seq in (1, 2, 3)], [])
-    store.delete_steps_from("r1", 2)
+    store.write_steps([step("r1", seq)[0] for seq in (1, 2, 3)], [], epoch=1)
+    store.delete_steps_from("r1", 2, epoch=1)
     assert [1] == [s.seq for s in store.load_steps("r1")]
 
 
@@ -384,7 +388,7 @@ def test_steps_are_kept_per_run(store: Store) -> None:
     """load_steps returns only the steps of the given run."""
     create(store, "r1")
     create(store, "r2")
-    store.write_steps([step("r1", 1)[0], step("r2", 1)[0], step("r2", 2)[0]], [])
+    store.write_steps([step("r1", 1)[0], step("r2", 1)[0], step("r2", 2)[0]], [], epoch=1)
     assert [("r2", 1), ("r2", 2)] == [(s.run_id, s.seq) for s in store.load_steps("r2")]
 
 
@@ -458,7 +462,7 @@ def test_only_one_of_two_claims_succeeds(store: Store) -> None:
     create(store, "r1", lease_expires_at=2000.0)
     first = store.claim_run("r1", "one", 2600.0, now=2500.0)
     second = store.claim_run("r1", "two", 2600.0, now=2500.0)
-    assert (True, False) == (first, second)
+    assert (2, None) == (first, second)
     assert "one" == (store.get_run("r1") or pytest.fail("run lost")).lease_owner
 
 
@@ -467,7 +471,7 @@ def test_concurrent_claims_from_two_stores_have_one_winner(ledger_url: str) -> N
     first, second = open_store(ledger_url), open_store(ledger_url)
     try:
         create(first, "r1", lease_expires_at=2000.0)
-        results: dict[str, bool] = {}
+        results: dict[str, int | None] = {}
         barrier = threading.Barrier(2)
 
         def claim(name: str, opened: Store) -> None:
@@ -482,7 +486,7 @@ def test_concurrent_claims_from_two_stores_have_one_winner(ledger_url: str) -> N
             thread.start()
         for thread in threads:
             thread.join()
-        assert [False, True] == sorted(results.values())
+        assert [None, 2] == sorted(results.values(), key=lambda e: e or 0)
         winner = next(name for name, won in results.items() if won)
         assert winner == (first.get_run("r1") or pytest.fail("run lost")).lease_owner
     finally:
@@ -497,20 +501,72 @@ def test_claim_refuses_a_finished_run(store: Store) -> None:
     assert not store.claim_run("r1", "heir", 2600.0, now=2500.0)
 
 
-def test_renew_leases_extends_only_the_owners_runs(store: Store) -> None:
-    """renew_leases moves the expiry of runs held by that owner and no others."""
+def test_renew_leases_extends_only_leases_held_at_their_epoch(store: Store) -> None:
+    """renew_leases moves the expiry of runs still held at the given epoch, and reports the rest."""
     create(store, "mine", lease_expires_at=2000.0)
-    create(store, "theirs", lease_expires_at=2000.0, owner="other")
-    store.renew_leases(OWNER, ["mine", "theirs"], 5000.0)
+    create(store, "taken", lease_expires_at=1000.0)
+    assert 2 == store.claim_run("taken", "heir", 2600.0, now=1500.0)
+    lost = store.renew_leases({"mine": 1, "taken": 1}, 5000.0)
     expiries = {r.run_id: r.lease_expires_at for r in store.list_runs(RunQuery())}
-    assert {"mine": 5000.0, "theirs": 2000.0} == expiries
+    assert (["taken"], {"mine": 5000.0, "taken": 2600.0}) == (lost, expiries)
 
 
-def test_set_attempts_is_recorded(store: Store) -> None:
-    """set_attempts stores the run's attempt count."""
-    create(store, "r1")
-    store.set_attempts("r1", 3)
-    assert 3 == (store.get_run("r1") or pytest.fail("run lost")).attempts
+def test_every_claim_raises_the_epoch(store: Store) -> None:
+    """A run is created at epoch 1 (0 when queued); every takeover raises it by one."""
+    create(store, "r1", lease_expires_at=1000.0)
+    queued, blobs = new_run("queued")
+    store.create_run(
+        dataclasses.replace(queued, owner=None, lease_expires_at=None, status=RunStatus.PENDING),
+        blobs,
+    )
+    assert (1, 0) == (
+        (store.get_run("r1") or pytest.fail("run lost")).epoch,
+        (store.get_run("queued") or pytest.fail("run lost")).epoch,
+    )
+    assert 1 == store.claim_run("queued", "worker", 2000.0, now=1500.0)
+    assert 2 == store.claim_run("r1", "heir", 2000.0, now=1500.0)
+    assert 3 == store.claim_run("r1", "heir2", 3000.0, now=2500.0)
+
+
+def test_writes_of_a_stale_epoch_are_refused_and_change_nothing(store: Store) -> None:
+    """After a takeover, every write of the old owner raises LeaseLostError and writes nothing."""
+    create(store, "r1", lease_expires_at=1000.0)
+    store.start_attempt("r1", 1, 1001.0, OWNER, epoch=1)
+    assert 2 == store.claim_run("r1", "heir", 3000.0, now=1500.0)
+    store.start_attempt("r1", 2, 1600.0, "heir", epoch=2)
+    intent, blobs = step("r1", 1, status="started", response=None)
+    stale: list[Callable[[], object]] = [
+        lambda: store.write_steps([step("r1", 1)[0]], [], epoch=1),
+        lambda: store.write_intent(intent, [], blobs, epoch=1),
+        lambda: store.start_attempt("r1", 2, 1700.0, OWNER, epoch=1),
+        lambda: store.finish_attempt(
+            "r1", 1, AttemptOutcome("succeeded", 1700.0, None, None, None, None, None), epoch=1
+        ),
+        lambda: store.finish_run("r1", *outcome_of(), epoch=1),
+        lambda: store.delete_steps_from("r1", 1, epoch=1),
+        lambda: store.record_verdicts("r1", 1, "output", [{"name": "a", "passed": True}], epoch=1),
+    ]
+    for write in stale:
+        with pytest.raises(seawall.LeaseLostError):
+            write()
+    record = store.get_run("r1") or pytest.fail("run lost")
+    attempts = store.list_attempts("r1")
+    assert (RunStatus.RUNNING, "heir", 2) == (record.status, record.lease_owner, record.epoch)
+    assert [("running", "heir", 2)] == [(a.status, a.owner, a.epoch) for a in attempts[1:]]
+    assert [] == store.load_steps("r1")
+    assert [] == store.list_verdicts("r1")
+    assert [] == store.list_dead_letters(DeadLetterQuery())
+
+
+def test_a_fenced_owner_can_only_mark_its_own_attempt(store: Store) -> None:
+    """mark_fenced notes when a stale owner found out, on its own attempt row only."""
+    create(store, "r1", lease_expires_at=1000.0)
+    store.start_attempt("r1", 1, 1001.0, OWNER, epoch=1)
+    store.claim_run("r1", "heir", 3000.0, now=1500.0)
+    store.start_attempt("r1", 2, 1600.0, "heir", epoch=2)
+    store.mark_fenced("r1", 1, 1, 1700.0)
+    store.mark_fenced("r1", 2, 1, 1700.0)
+    assert [1700.0, None] == [a.fenced_at for a in store.list_attempts("r1")]
 
 
 def test_ledger_bytes_is_positive(store: Store) -> None:
@@ -531,6 +587,7 @@ def _begin_commit(store: Store, run_id: str) -> None:
         blobs=blobs,
         commit_json='{"files": 2}',
         artifacts=[("b.txt", 2, "hb"), ("a.txt", 1, "ha")],
+        epoch=1,
     )
 
 
@@ -564,7 +621,7 @@ def test_abort_commit_forgets_manifest_and_output(store: Store) -> None:
     """abort_commit drops the artifacts, the phase and the output."""
     create(store, "r1")
     _begin_commit(store, "r1")
-    store.abort_commit("r1")
+    store.abort_commit("r1", epoch=1)
     record = store.get_run("r1") or pytest.fail("run lost")
     assert (None, None, None, []) == (
         record.phase,
@@ -586,11 +643,18 @@ def test_compensations_are_listed_newest_step_first(store: Store) -> None:
     """Compensations record intent then outcome, listed in the order they run (seq desc)."""
     create(store, "r1")
     failed, _ = outcome_of(RunStatus.FAILED, error_class=ErrorClass.PARTIAL_WRITE)
-    store.begin_compensation("r1", failed)
-    store.start_compensation("r1", 1, "charge", "r1:1", 10.0)
-    store.start_compensation("r1", 3, "email", None, 11.0)
+    store.begin_compensation("r1", failed, epoch=1)
+    store.start_compensation("r1", 1, "charge", "r1:1", 10.0, epoch=1)
+    store.start_compensation("r1", 3, "email", None, 11.0, epoch=1)
     store.finish_compensation(
-        "r1", 3, status="failed", end_time=12.0, tries=2, error_type="E", error_message="no"
+        "r1",
+        3,
+        status="failed",
+        end_time=12.0,
+        tries=2,
+        error_type="E",
+        error_message="no",
+        epoch=1,
     )
     record = store.get_run("r1") or pytest.fail("run lost")
     assert ("compensating", ErrorClass.PARTIAL_WRITE) == (record.phase, record.error_class)
@@ -605,12 +669,16 @@ def test_compensations_are_listed_newest_step_first(store: Store) -> None:
 def test_verdicts_append_in_order(store: Store) -> None:
     """record_verdicts appends with increasing ordinals per attempt."""
     create(store, "r1")
-    store.record_verdicts("r1", 1, "output", [{"name": "a", "passed": True, "duration": 0.1}])
     store.record_verdicts(
-        "r1", 1, "gate", [{"name": "b", "passed": False, "message": "no", "score": 0.5}]
+        "r1", 1, "output", [{"name": "a", "passed": True, "duration": 0.1}], epoch=1
     )
-    store.record_verdicts("r1", 2, "output", [{"name": "c", "passed": True, "error": True}])
-    store.record_verdicts("r1", 2, "output", [])
+    store.record_verdicts(
+        "r1", 1, "gate", [{"name": "b", "passed": False, "message": "no", "score": 0.5}], epoch=1
+    )
+    store.record_verdicts(
+        "r1", 2, "output", [{"name": "c", "passed": True, "error": True}], epoch=1
+    )
+    store.record_verdicts("r1", 2, "output", [], epoch=1)
     assert [
         (1, 1, "output", "a", True, False, None),
         (1, 2, "gate", "b", False, False, 0.5),
@@ -641,7 +709,7 @@ def test_intent_after_cancel_is_refused(store: Store) -> None:
     store.request_cancel("r1", "stop it", 5.0)
     intent, _ = step("r1", 1, mutating=True, status="started", response=None)
     with pytest.raises(seawall.RunCancelled) as info:
-        store.write_intent(intent, [], [])
+        store.write_intent(intent, [], [], epoch=1)
     assert "stop it" == info.value.reason
     assert [] == store.load_steps("r1")
 
@@ -653,7 +721,7 @@ def test_intent_with_buffered_steps_after_cancel_stores_nothing(store: Store) ->
     pending, pending_blobs = step("r1", 1)
     intent, intent_blobs = step("r1", 2, mutating=True, status="started", response=None)
     with pytest.raises(seawall.RunCancelled):
-        store.write_intent(intent, [pending], pending_blobs + intent_blobs)
+        store.write_intent(intent, [pending], pending_blobs + intent_blobs, epoch=1)
     assert [] == store.load_steps("r1")
 
 
@@ -661,10 +729,10 @@ def test_parked_run_is_claimed_once(store: Store) -> None:
     """park_run frees the lease; claim_parked takes it back once."""
     create(store, "r1")
     parked, blobs = outcome_of(RunStatus.AWAITING_HUMAN, output={"draft": 1})
-    store.park_run("r1", parked, blobs)
+    store.park_run("r1", parked, blobs, epoch=1)
     record = store.get_run("r1") or pytest.fail("run lost")
     assert (RunStatus.AWAITING_HUMAN, None) == (record.status, record.lease_owner)
-    assert (True, False) == (
+    assert (2, None) == (
         store.claim_parked("r1", "decider", 9000.0),
         store.claim_parked("r1", "other", 9000.0),
     )
@@ -687,8 +755,8 @@ def _handoff(handoff_id: str, run_id: str, created_at: float) -> HandOffRecord:
 def test_handoffs_round_trip_and_are_decided_once(store: Store) -> None:
     """open_handoff, list_handoffs (newest first), get_handoff, decide_handoff once."""
     create(store, "r1")
-    store.open_handoff(_handoff("h1", "r1", 1.0))
-    store.open_handoff(_handoff("h2", "r1", 2.0))
+    store.open_handoff(_handoff("h1", "r1", 1.0), epoch=1)
+    store.open_handoff(_handoff("h2", "r1", 2.0), epoch=1)
     assert ["h2", "h1"] == [h.handoff_id for h in store.list_handoffs(run_id="r1")]
     assert {"output": [1, 2]} == (store.get_handoff("h1") or pytest.fail("lost")).subject
     assert store.get_handoff("nope") is None
@@ -904,6 +972,7 @@ def test_usage_of_retries_and_unknown_calls_round_trips(store: Store) -> None:
             unpriced_calls=1,
         ),
         blobs,
+        epoch=1,
     )
     record = store.get_run("r1") or pytest.fail("run lost")
     assert (40, 4, 0.5, 2, 1) == (

@@ -43,7 +43,9 @@ def test_intents_waiting_for_the_lock_are_committed_together(tmp_path: Path) -> 
         with store._queue_ready:
             store._leading = True  # as if another thread's fsync were in progress
         threads = [
-            threading.Thread(target=store.write_intent, args=(_intent("r", i), [], []))
+            threading.Thread(
+                target=store.write_intent, args=(_intent("r", i), [], []), kwargs={"epoch": 1}
+            )
             for i in (1, 2, 3)
         ]
         for thread in threads:

@@ -100,7 +100,7 @@ def test_handoff_is_decided_once(ledger_url: str, store: Store) -> None:
     handoff_ids = [f"h{i:02d}" for i in range(20)]
     for handoff_id in handoff_ids:
         store.open_handoff(
-            HandOffRecord(handoff_id, "r1", "review", "check", None, "open", time.time())
+            HandOffRecord(handoff_id, "r1", "review", "check", None, "open", time.time()), epoch=1
         )
     decided = _race(pg_racers.handoff_racer, ledger_url, handoff_ids)
     deciders = Counter(h for ids in decided.values() for h in ids)

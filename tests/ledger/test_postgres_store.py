@@ -336,7 +336,7 @@ def test_intent_waits_for_a_cancellation_being_written(postgres_url: str, schema
     def write_intent() -> None:
         intent, _ = step("r1", 1, mutating=True, status="started", response=None)
         try:
-            opened.write_intent(intent, [], [])
+            opened.write_intent(intent, [], [], epoch=1)
             outcome["written"] = True
         except seawall.RunCancelled as cancelled:
             outcome["refused"] = cancelled.reason

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from seawall.cli._common import (
     JsonOption,
@@ -235,6 +236,10 @@ def _view_json(view: _RunView) -> dict[str, Any]:
                 "error_message": a.error_message,
                 "retry_delay_s": a.retry_delay,
                 "owner": a.owner,
+                "epoch": a.epoch,
+                "journal_line_after_step": a.base_seq,
+                "fenced_at": iso(a.fenced_at),
+                "decision": a.decision,
             }
             for a in view.attempts
         ],
@@ -343,6 +348,13 @@ def _print_attempts(attempts: list[AttemptRecord]) -> None:
             seconds(a.retry_delay) if a.retry_delay is not None else "",
         )
     console.print(table)
+    for a in attempts:
+        # Why it was (or was not) retried, or taken over; a fenced owner says when it woke up.
+        lines = [a.decision] if a.decision else []
+        if a.fenced_at is not None:
+            lines.append(f"its process woke up at {when(a.fenced_at)} and found the run taken over")
+        for line in lines:
+            console.print(Text(f"attempt {a.attempt}: {line}"))
 
 
 def _print_steps(steps: list[Step]) -> None:

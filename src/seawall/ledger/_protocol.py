@@ -150,10 +150,17 @@ class AttemptOutcome:
     error_type: str | None
     error_message: str | None
     retry_delay: float | None
+    decision: str | None = None
+    """Why the attempt was, or was not, followed by another (shown by ``seawall show``)."""
 
 
 class Store(Protocol):
-    """A ledger backend. See ``tests/ledger/test_contract.py`` for the behaviour it owes."""
+    """A ledger backend. See ``tests/ledger/test_contract.py`` for the behaviour it owes.
+
+    Writes an attempt makes take the ``epoch`` of the lease it holds and are applied only while
+    the run still carries that epoch; otherwise they raise :class:`~seawall.LeaseLostError` and
+    write nothing (an intent of a cancelled run raises :class:`~seawall.RunCancelled`).
+    """
 
     url: str
 
@@ -175,9 +182,6 @@ class Store(Protocol):
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""
-
-    def set_attempts(self, run_id: str, attempts: int) -> None:
-        """Record how many attempts the run has started."""
 
     # aggregates (dashboard, metrics) ------------------------------------------------------
     def run_stats(
@@ -213,8 +217,10 @@ class Store(Protocol):
     def backlog(self) -> list[QueueCount]:
         """Count pending DLQ entries and open hand-offs by agent (and class or kind)."""
 
-    def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
-        """Record a run's final fields durably and release its lease."""
+    def finish_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Record a run's final fields durably and release its lease (fenced)."""
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run (hex ids)."""
@@ -229,11 +235,12 @@ class Store(Protocol):
         blobs: Sequence[Blob],
         commit_json: str,
         artifacts: Sequence[tuple[str, int, str]],
+        epoch: int,
     ) -> None:
         """Record output and manifest durably before publishing (phase ``committing``)."""
 
-    def abort_commit(self, run_id: str) -> None:
-        """Forget an unfinished commit whose artifacts were not published."""
+    def abort_commit(self, run_id: str, *, epoch: int) -> None:
+        """Forget an unfinished commit whose artifacts were not published (fenced)."""
 
     def get_commit(self, run_id: str) -> str | None:
         """Return the commit record (JSON) of a run in phase ``committing``."""
@@ -241,13 +248,20 @@ class Store(Protocol):
     def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
         """Return a run's artifacts by name."""
 
-    def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
-        """Record a run's final failure and enter phase ``compensating``."""
+    def begin_compensation(self, run_id: str, outcome: RunOutcome, *, epoch: int) -> None:
+        """Record a run's final failure and enter phase ``compensating`` (fenced)."""
 
     def start_compensation(
-        self, run_id: str, seq: int, tool: str, idempotency_key: str | None, start_time: float
+        self,
+        run_id: str,
+        seq: int,
+        tool: str,
+        idempotency_key: str | None,
+        start_time: float,
+        *,
+        epoch: int,
     ) -> None:
-        """Record the intent to run a compensation, durably, before it runs."""
+        """Record the intent to run a compensation, durably, before it runs (fenced)."""
 
     def finish_compensation(
         self,
@@ -259,14 +273,15 @@ class Store(Protocol):
         tries: int,
         error_type: str | None,
         error_message: str | None,
+        epoch: int,
     ) -> None:
-        """Record how a compensation ended."""
+        """Record how a compensation ended (fenced)."""
 
     def list_compensations(self, run_id: str) -> list[CompensationRecord]:
         """Return a run's compensations in the order they ran."""
 
-    def open_handoff(self, handoff: HandOffRecord) -> None:
-        """Record a new hand-off to a person, durably."""
+    def open_handoff(self, handoff: HandOffRecord, *, epoch: int) -> None:
+        """Record a new hand-off to a person, durably (fenced by its run's epoch)."""
 
     def list_handoffs(
         self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
@@ -274,9 +289,15 @@ class Store(Protocol):
         """Return hand-offs, newest first."""
 
     def record_verdicts(
-        self, run_id: str, attempt: int, kind: str, verdicts: Sequence[dict[str, Any]]
+        self,
+        run_id: str,
+        attempt: int,
+        kind: str,
+        verdicts: Sequence[dict[str, Any]],
+        *,
+        epoch: int,
     ) -> None:
-        """Append verdicts of one attempt."""
+        """Append verdicts of one attempt (fenced)."""
 
     def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
         """Return a run's verdicts in order."""
@@ -287,11 +308,17 @@ class Store(Protocol):
     def cancellations(self, run_ids: Sequence[str]) -> dict[str, str]:
         """Return the cancellation reasons recorded for any of ``run_ids``."""
 
-    def park_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
-        """Record a run waiting for a person (``awaiting_human``), its output kept."""
+    def park_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Record a run waiting for a person (``awaiting_human``), its output kept (fenced)."""
 
-    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
-        """Take a run waiting for a person back into ``running``; one decider wins."""
+    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> int | None:
+        """Take a run waiting for a person back into ``running``; one decider wins.
+
+        Returns:
+            The new epoch of the run's lease, or ``None`` when another decider won.
+        """
 
     def get_handoff(self, handoff_id: str) -> HandOffRecord | None:
         """Return one hand-off, or ``None``."""
@@ -346,21 +373,41 @@ class Store(Protocol):
         """Record one retry of ``name`` if ``allows(calls, retries)`` over the window says so."""
 
     # attempts -----------------------------------------------------------------------------
-    def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
-        """Record the start of an attempt."""
+    def start_attempt(
+        self,
+        run_id: str,
+        attempt: int,
+        start_time: float,
+        owner: str,
+        *,
+        epoch: int,
+        base_seq: int = 0,
+        completed_at_start: int = 0,
+    ) -> None:
+        """Record the start of an attempt (fenced) and bump the run's attempt count."""
 
-    def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> None:
-        """Record the end of an attempt."""
+    def finish_attempt(
+        self, run_id: str, attempt: int, outcome: AttemptOutcome, *, epoch: int
+    ) -> None:
+        """Record the end of an attempt (fenced)."""
+
+    def mark_fenced(self, run_id: str, attempt: int, epoch: int, at: float) -> None:
+        """Note, on a stale owner's own attempt row, when it found the run taken over."""
 
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         """Return a run's attempts in order."""
 
     # journal ------------------------------------------------------------------------------
-    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
-        """Write (insert or replace) a batch of steps in one transaction, without fsync."""
+    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int) -> None:
+        """Write (insert or replace) a batch of one run's steps in one transaction (fenced)."""
 
-    def write_intent(self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
-        """Write buffered steps and a mutating step's intent in one durable transaction."""
+    def write_intent(
+        self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Write buffered steps and a mutating step's intent in one durable transaction.
+
+        Fenced, and refused once the run was cancelled (:class:`~seawall.RunCancelled`).
+        """
 
     def complete_step(
         self,
@@ -374,28 +421,37 @@ class Store(Protocol):
         error_message: str | None,
         tries: int,
         blobs: Sequence[Blob],
+        epoch: int,
     ) -> None:
-        """Record the outcome of a step whose intent was written."""
+        """Record the outcome of a step whose intent was written (fenced)."""
 
     def load_steps(self, run_id: str) -> list[StepRecord]:
         """Return a run's journal in sequence order."""
 
-    def delete_steps_from(self, run_id: str, seq: int) -> None:
-        """Drop the journal tail from ``seq`` on (superseded read-only steps)."""
+    def delete_steps_from(self, run_id: str, seq: int, *, epoch: int) -> None:
+        """Drop the journal tail from ``seq`` on (superseded read-only steps; fenced)."""
 
     # blobs --------------------------------------------------------------------------------
     def get_blobs(self, hashes: Sequence[str]) -> Mapping[str, Blob]:
         """Return the stored blobs among ``hashes``."""
 
     # leases -------------------------------------------------------------------------------
-    def renew_leases(self, owner: str, run_ids: Sequence[str], expires_at: float) -> None:
-        """Extend the leases ``owner`` holds on ``run_ids``."""
+    def renew_leases(self, leases: Mapping[str, int], expires_at: float) -> list[str]:
+        """Extend the leases held on runs ``{run_id: epoch}``.
+
+        Returns:
+            The runs among them that another owner took over (their epoch moved on).
+        """
 
     def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
         """Return unfinished runs whose lease lapsed before ``now``."""
 
-    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
-        """Take over a run whose lease lapsed; false when another owner holds it."""
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> int | None:
+        """Take over a run whose lease lapsed (or a pending one), raising its epoch.
+
+        Returns:
+            The new epoch of the run's lease, or ``None`` when another owner holds it.
+        """
 
     def ledger_bytes(self) -> int:
         """Return the storage the ledger uses, in bytes."""

@@ -39,11 +39,15 @@ class Dialect:
         mark: The placeholder of the driver (``?`` or ``%s``).
         like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
         floor: An integer floor of a non-negative number, ``{}`` standing for the number.
+        share: The clause that locks a row read in a write against concurrent updates until
+            the transaction ends (``FOR SHARE``); empty where writers are serialised anyway
+            (SQLite's ``BEGIN IMMEDIATE``).
     """
 
     mark: str
     like: str
     floor: str
+    share: str = ""
 
     def sql(self, text: str) -> str:
         """``text`` (written with ``?`` placeholders) in this dialect."""
@@ -51,7 +55,7 @@ class Dialect:
 
 
 SQLITE: Final = Dialect("?", "LIKE", "CAST({} AS INTEGER)")
-POSTGRES: Final = Dialect("%s", "ILIKE", "floor({})::bigint")
+POSTGRES: Final = Dialect("%s", "ILIKE", "floor({})::bigint", " FOR SHARE")
 
 RUN_COLUMNS: Final = (
     "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
@@ -59,7 +63,7 @@ RUN_COLUMNS: Final = (
     "error_json, attempts, workflow, parent_run_id, replay_of, code_version, lease_owner, "
     "lease_expires_at, updated_at, phase, replay_mode, node, retried_input_tokens, "
     "retried_output_tokens, retried_cost_usd, unknown_usage_calls, unpriced_calls, trace_id, "
-    "span_id"
+    "span_id, epoch"
 )
 """The columns :func:`seawall.ledger.sqlite._run_record` reads, in its order."""
 
@@ -296,7 +300,8 @@ def _run_range(
 
 ATTEMPTS: Final = (
     "SELECT run_id, attempt, start_time, end_time, status, error_class, failure_cause, "
-    "error_type, error_message, retry_delay, owner FROM attempts WHERE run_id = ? "
+    "error_type, error_message, retry_delay, owner, epoch, base_seq, completed_at_start, "
+    "fenced_at, decision FROM attempts WHERE run_id = ? "
     "ORDER BY attempt"
 )
 """A run's attempts, in order (one parameter: the run id)."""
@@ -344,6 +349,11 @@ def attempt_record(r: Sequence[Any]) -> AttemptRecord:
         error_message=r[8],
         retry_delay=r[9],
         owner=r[10],
+        epoch=r[11],
+        base_seq=r[12],
+        completed_at_start=r[13],
+        fenced_at=r[14],
+        decision=r[15],
     )
 
 
@@ -516,4 +526,5 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         unpriced_calls=row[30],
         trace_id=row[31],
         span_id=row[32],
+        epoch=row[33],
     )

@@ -51,6 +51,8 @@ class RunRecord:
             cost is then a lower bound.
         trace_id: OpenTelemetry trace of the run's span, when it was traced.
         span_id: That span.
+        epoch: The fencing epoch of its lease: raised on every takeover; every write of an
+            attempt is conditional on the epoch it holds.
     """
 
     run_id: str
@@ -87,6 +89,7 @@ class RunRecord:
     unpriced_calls: int = 0
     trace_id: str | None = None
     span_id: str | None = None
+    epoch: int = 0
 
     @property
     def duration(self) -> float | None:
@@ -110,6 +113,13 @@ class AttemptRecord:
         error_message: Message of its error.
         retry_delay: Backoff waited after it before the next attempt.
         owner: Process that ran it.
+        epoch: The fencing epoch it held.
+        base_seq: Where its journal line starts: steps up to it belong to earlier lines, whose
+            side effects it serves (an error or drift retry asks everything else again).
+        completed_at_start: Completed steps the journal held when it started (a crash after
+            which this has not grown made no progress).
+        fenced_at: When its process found that another owner had taken the run over.
+        decision: Why it was, or was not, followed by another attempt.
     """
 
     run_id: str
@@ -123,6 +133,11 @@ class AttemptRecord:
     error_message: str | None
     retry_delay: float | None
     owner: str | None
+    epoch: int | None = None
+    base_seq: int = 0
+    completed_at_start: int | None = None
+    fenced_at: float | None = None
+    decision: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

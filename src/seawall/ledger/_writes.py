@@ -3,6 +3,13 @@
 They take any DB-API connection whose ``execute`` returns a cursor (``sqlite3`` and psycopg 3
 both do) and a :class:`~seawall.ledger._queries.Dialect` for the placeholders, so a rule of the
 ledger is written once for SQLite and PostgreSQL.
+
+Fencing: every write an attempt makes names the epoch of the lease it holds, and is applied only
+while the run's row still carries that epoch. A takeover raises the epoch in the same row, so a
+process that stalled past its lease finds out at its next write (:class:`LeaseLostError`) and
+nothing it writes after the takeover lands. On PostgreSQL the check reads the run's row
+``FOR SHARE``: a takeover waits for a write in flight to commit, and a write waits for a
+takeover in flight, so the two are never interleaved. SQLite serialises writers already.
 """
 
 from __future__ import annotations
@@ -11,11 +18,12 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from seawall._failures import RunStatus
+from seawall.errors import LeaseLostError, RunCancelled
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall.ledger._protocol import NewRun, RunOutcome
+    from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome
     from seawall.ledger._queries import Dialect
 
 
@@ -66,10 +74,145 @@ def enqueue_dead_letter(
     )
 
 
+def fence(dialect: Dialect) -> str:
+    """A condition that holds while run ``?`` is held at epoch ``?`` (two parameters)."""
+    return f"(SELECT epoch FROM runs WHERE run_id = ?{dialect.share}) = ?"
+
+
+def fence_for_intent(dialect: Dialect) -> str:
+    """:func:`fence`, also false once the run was cancelled: no mutating call starts after."""
+    return (
+        "(SELECT CASE WHEN cancel_requested_at IS NULL THEN epoch END FROM runs "
+        f"WHERE run_id = ?{dialect.share}) = ?"
+    )
+
+
+def refusal(conn: Connection, dialect: Dialect, run_id: str, epoch: int) -> BaseException:
+    """Why a fenced write was refused: the lease is lost, or (for an intent) the run cancelled."""
+    row = conn.execute(
+        dialect.sql(
+            "SELECT epoch, lease_owner, status, cancel_requested_at, cancel_reason FROM runs "
+            "WHERE run_id = ?"
+        ),
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        return LeaseLostError(
+            f"run {run_id} is no longer in the ledger; this attempt stops", run_id=run_id
+        )
+    current, owner, status, cancelled_at, reason = row
+    if current != epoch:
+        return lease_lost(run_id, epoch, current, owner)
+    if cancelled_at is not None:
+        return RunCancelled(reason or "")
+    return LeaseLostError(
+        f"run {run_id} refused a write of epoch {epoch} (it is {status}); this attempt stops",
+        run_id=run_id,
+        epoch=epoch,
+    )
+
+
+def lease_lost(run_id: str, epoch: int, current: int | None, owner: str | None) -> LeaseLostError:
+    """The error of an attempt whose run was taken over."""
+    by = f" by {owner}" if owner else ""
+    return LeaseLostError(
+        f"run {run_id} was taken over{by} (epoch {epoch} -> {current}) while this process held "
+        "it, most likely because it stalled longer than its lease (a pause, SIGSTOP, a long "
+        "computation holding the GIL, a partition); this attempt stops here and writes nothing "
+        "more. The new owner continues the run from its journal",
+        run_id=run_id,
+        epoch=epoch,
+        current_epoch=current,
+        owner=owner,
+    )
+
+
+def check_fence(conn: Connection, dialect: Dialect, run_id: str, epoch: int) -> None:
+    """Raise unless run ``run_id`` is held at ``epoch`` (its row locked until commit).
+
+    Raises:
+        LeaseLostError: Another owner took the run over.
+    """
+    row = conn.execute(
+        dialect.sql(f"SELECT epoch, lease_owner FROM runs WHERE run_id = ?{dialect.share}"),
+        (run_id,),
+    ).fetchone()
+    if row is None or row[0] != epoch:
+        raise lease_lost(
+            run_id, epoch, None if row is None else row[0], None if row is None else row[1]
+        )
+
+
+def start_attempt(
+    conn: Connection,
+    dialect: Dialect,
+    upsert: str,
+    params: tuple[object, ...],
+    *,
+    epoch: int,
+) -> None:
+    """Bump the run's attempt count (fenced) and record the attempt with ``upsert``.
+
+    ``params`` are ``(run_id, attempt, start_time, owner, base_seq, completed_at_start)``.
+
+    Raises:
+        LeaseLostError: Another owner took the run over.
+    """
+    run_id, attempt, start_time = params[0], params[1], params[2]
+    updated = conn.execute(
+        dialect.sql("UPDATE runs SET attempts = ?, updated_at = ? WHERE run_id = ? AND epoch = ?"),
+        (attempt, start_time, run_id, epoch),
+    ).rowcount
+    if updated != 1:
+        raise refusal(conn, dialect, str(run_id), epoch)
+    conn.execute(dialect.sql(upsert), (*params, epoch))
+
+
+FINISH_ATTEMPT: Final = (
+    "UPDATE attempts SET end_time = ?, status = ?, error_class = ?, failure_cause = ?, "
+    "error_type = ?, error_message = ?, retry_delay = ?, decision = ? "
+    "WHERE run_id = ? AND attempt = ? AND "
+)
+"""Record an attempt's end; followed by :func:`fence`."""
+
+
+def attempt_outcome_params(
+    run_id: str, attempt: int, outcome: AttemptOutcome, epoch: int
+) -> tuple[object, ...]:
+    """The parameters of :data:`FINISH_ATTEMPT` and its fence."""
+    return (
+        outcome.end_time,
+        outcome.status,
+        None if outcome.error_class is None else outcome.error_class.value,
+        None if outcome.failure_cause is None else outcome.failure_cause.value,
+        outcome.error_type,
+        outcome.error_message,
+        outcome.retry_delay,
+        outcome.decision,
+        run_id,
+        attempt,
+        run_id,
+        epoch,
+    )
+
+
+def mark_fenced(
+    conn: Connection, dialect: Dialect, run_id: str, attempt: int, epoch: int, at: float
+) -> None:
+    """Note, on the stale owner's own attempt row only, when it found itself fenced."""
+    conn.execute(
+        dialect.sql(
+            "UPDATE attempts SET fenced_at = ? WHERE run_id = ? AND attempt = ? AND epoch = ? "
+            "AND fenced_at IS NULL"
+        ),
+        (at, run_id, attempt, epoch),
+    )
+
+
 INSERT_RUN: Final = (
     "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, attempts, workflow, "
     "parent_run_id, replay_of, code_version, lease_owner, lease_expires_at, updated_at, "
-    "replay_mode, node) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "replay_mode, node, epoch) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 """A new run's row; its parameters are :func:`new_run_params`."""
 
@@ -92,6 +235,7 @@ def new_run_params(run: NewRun) -> tuple[object, ...]:
         run.start_time,
         run.replay_mode,
         run.node,
+        0 if run.owner is None else 1,
     )
 
 
@@ -104,16 +248,21 @@ _SET_OUTCOME: Final = (
 )
 
 
-def finish_run(conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome) -> None:
+def finish_run(
+    conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome, epoch: int
+) -> None:
     """Record a run's final fields and release its lease; a failed run enters the DLQ.
 
     A succeeded run's artifacts become committed; any other run's artifact records go.
+
+    Raises:
+        LeaseLostError: Another owner took the run over: nothing is written.
     """
-    conn.execute(
+    updated = conn.execute(
         dialect.sql(
             f"UPDATE runs SET status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, "
             "lease_expires_at = NULL, updated_at = ?, phase = NULL, commit_json = NULL "
-            "WHERE run_id = ?"
+            "WHERE run_id = ? AND epoch = ?"
         ),
         (
             outcome.status.value,
@@ -121,8 +270,11 @@ def finish_run(conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutc
             *_outcome_fields(outcome),
             outcome.end_time,
             run_id,
+            epoch,
         ),
-    )
+    ).rowcount
+    if updated != 1:
+        raise refusal(conn, dialect, run_id, epoch)
     if outcome.status is RunStatus.FAILED:
         enqueue_dead_letter(conn, dialect, run_id, outcome)
     if outcome.status is RunStatus.SUCCEEDED:
@@ -136,15 +288,53 @@ def finish_run(conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutc
         conn.execute(dialect.sql("DELETE FROM artifacts WHERE run_id = ?"), (run_id,))
 
 
-def park_run(conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome) -> None:
-    """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
-    conn.execute(
+def park_run(
+    conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome, epoch: int
+) -> None:
+    """Record a run that waits for a person (``awaiting_human``): output kept, lease freed.
+
+    Raises:
+        LeaseLostError: Another owner took the run over: nothing is written.
+    """
+    updated = conn.execute(
         dialect.sql(
             f"UPDATE runs SET status = 'awaiting_human', {_SET_OUTCOME}, lease_owner = NULL, "
-            "lease_expires_at = NULL, updated_at = ? WHERE run_id = ?"
+            "lease_expires_at = NULL, updated_at = ? WHERE run_id = ? AND epoch = ?"
         ),
-        (*_outcome_fields(outcome), outcome.end_time, run_id),
-    )
+        (*_outcome_fields(outcome), outcome.end_time, run_id, epoch),
+    ).rowcount
+    if updated != 1:
+        raise refusal(conn, dialect, run_id, epoch)
+
+
+def begin_compensation(
+    conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome, epoch: int
+) -> None:
+    """Record a run's final failure and enter phase ``compensating``.
+
+    Raises:
+        LeaseLostError: Another owner took the run over: nothing is written.
+    """
+    updated = conn.execute(
+        dialect.sql(
+            "UPDATE runs SET phase = 'compensating', error_class = ?, failure_cause = ?, "
+            "error_type = ?, error_message = ?, error_json = ?, attempts = ?, updated_at = ? "
+            "WHERE run_id = ? AND epoch = ?"
+        ),
+        (
+            None if outcome.error_class is None else outcome.error_class.value,
+            None if outcome.failure_cause is None else outcome.failure_cause.value,
+            outcome.error_type,
+            outcome.error_message,
+            outcome.error_json,
+            outcome.attempts,
+            outcome.end_time,
+            run_id,
+            epoch,
+        ),
+    ).rowcount
+    if updated != 1:
+        raise refusal(conn, dialect, run_id, epoch)
 
 
 def _outcome_fields(outcome: RunOutcome) -> tuple[object, ...]:

@@ -32,7 +32,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from seawall._payload import Blob
-from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, SchemaVersionError
+from seawall.errors import LedgerCorruptedError, LedgerError, SchemaVersionError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
 from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
@@ -46,7 +46,6 @@ from seawall.ledger._records import (
     RunRecord,
 )
 from seawall.ledger.sqlite import (
-    _opt,
     _statements,
 )
 from seawall.policies.breaker import BreakerState
@@ -64,28 +63,40 @@ _META_TABLE: Final = "seawall_meta"
 _MIGRATION_LOCK: Final = 0x5EA1  # first key of the advisory lock serialising migrations
 _BUDGET_LOCK: Final = 0x5EA2  # first key of the advisory locks serialising retry budgets
 _MARKS16: Final = ", ".join(["%s"] * 16)
-_UPSERT_STEP: Final = (
-    f"INSERT INTO steps ({queries.STEP_COLUMNS}) VALUES ({_MARKS16}) ON CONFLICT (run_id, seq) DO "
-    "UPDATE SET "
-    + ", ".join(
-        f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in queries.STEP_COLUMNS.split(",")[2:])
-    )
+_STEP_UPDATE: Final = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in queries.STEP_COLUMNS.split(",")[2:])
 )
-# The intent is written only if the run was not cancelled. The scalar subquery locks its run's
-# row FOR SHARE whatever the row holds (no filter the planner could push below the lock), which
-# conflicts with the UPDATE of a cancellation: an intent waits for a cancellation in progress
-# and then reads it, so the check and the insert are atomic with respect to any other process.
+# Steps and intents are written only while the run is held at the writer's epoch (an intent: and
+# not cancelled). The scalar subquery locks the run's row FOR SHARE whatever the row holds (no
+# filter the planner could push below the lock), which conflicts with the UPDATE of a takeover or
+# a cancellation: a write waits for one in progress and then reads it, so the check and the
+# insert are atomic with respect to any other process. Parameters: the row, run_id, epoch.
+_FENCED_STEP: Final = (
+    f"INSERT INTO steps ({queries.STEP_COLUMNS}) SELECT {_MARKS16} WHERE "
+    f"{queries.POSTGRES.sql(writes.fence(queries.POSTGRES))} "
+    f"ON CONFLICT (run_id, seq) DO UPDATE SET {_STEP_UPDATE}"
+)
 _INSERT_INTENT: Final = (
     f"INSERT INTO steps ({queries.STEP_COLUMNS}) SELECT {_MARKS16} WHERE "
-    "(SELECT cancel_requested_at FROM runs WHERE run_id = %s FOR SHARE) IS NULL "
-    "ON CONFLICT (run_id, seq) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = EXCLUDED.{c}" for c in (s.strip() for s in queries.STEP_COLUMNS.split(",")[2:])
-    )
+    f"{queries.POSTGRES.sql(writes.fence_for_intent(queries.POSTGRES))} "
+    f"ON CONFLICT (run_id, seq) DO UPDATE SET {_STEP_UPDATE}"
 )
 _COMPLETE_STEP: Final = (
     "UPDATE steps SET status = %s, response = %s, end_time = %s, error_type = %s, "
-    "error_message = %s, tries = %s WHERE run_id = %s AND seq = %s"
+    "error_message = %s, tries = %s WHERE run_id = %s AND seq = %s AND "
+    + queries.POSTGRES.sql(writes.fence(queries.POSTGRES))
+)
+_UPSERT_ATTEMPT: Final = (
+    "INSERT INTO attempts (run_id, attempt, start_time, status, owner, base_seq, "
+    "completed_at_start, epoch) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s) "
+    "ON CONFLICT (run_id, attempt) DO UPDATE SET start_time = EXCLUDED.start_time, "
+    "status = 'running', owner = EXCLUDED.owner, base_seq = EXCLUDED.base_seq, "
+    "completed_at_start = EXCLUDED.completed_at_start, epoch = EXCLUDED.epoch, end_time = NULL, "
+    "error_class = NULL, failure_cause = NULL, error_type = NULL, error_message = NULL, "
+    "retry_delay = NULL, decision = NULL, fenced_at = NULL"
+)
+_FINISH_ATTEMPT: Final = queries.POSTGRES.sql(
+    writes.FINISH_ATTEMPT + writes.fence(queries.POSTGRES)
 )
 _INSERT_BLOB: Final = (
     "INSERT INTO blobs (hash, codec, size, data) VALUES (%s, %s, %s, %s) "
@@ -123,6 +134,8 @@ class PostgresStore(SharedReads):
     """
 
     dialect = queries.POSTGRES
+    local = False
+    """Calls cross the network: async code makes them on a ledger thread."""
 
     def __init__(self, url: str, **options: Any) -> None:
         self.target: PostgresTarget = parse_url(url, **options)
@@ -384,20 +397,14 @@ class PostgresStore(SharedReads):
 
     # -- aggregates (dashboard, metrics) ----------------------------------------------------
 
-    def set_attempts(self, run_id: str, attempts: int) -> None:
-        """Record how many attempts the run has started."""
-        self._rowcount(
-            "UPDATE runs SET attempts = %s, updated_at = %s WHERE run_id = %s",
-            (attempts, time.time(), run_id),
-            "record a run's attempts",
-        )
-
-    def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
-        """Record the run's final fields and release its lease (a failure joins the DLQ)."""
+    def finish_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Record the run's final fields and release its lease (fenced; a failure joins the DLQ)."""
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
             _put_blobs(conn, blobs)
-            writes.finish_run(conn, queries.POSTGRES, run_id, outcome)
+            writes.finish_run(conn, queries.POSTGRES, run_id, outcome, epoch)
 
         self._db.run(write, f"record the end of run {run_id}")
 
@@ -420,10 +427,12 @@ class PostgresStore(SharedReads):
         blobs: Sequence[Blob],
         commit_json: str,
         artifacts: Sequence[tuple[str, int, str]],
+        epoch: int,
     ) -> None:
-        """Record output and manifest before publishing them (phase ``committing``)."""
+        """Record output and manifest before publishing them (phase ``committing``; fenced)."""
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
+            writes.check_fence(conn, queries.POSTGRES, run_id, epoch)
             _put_blobs(conn, blobs)
             conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
             if artifacts:
@@ -441,10 +450,11 @@ class PostgresStore(SharedReads):
 
         self._db.run(write, f"record the commit of run {run_id}")
 
-    def abort_commit(self, run_id: str) -> None:
-        """Forget an unfinished commit (its artifacts were not published)."""
+    def abort_commit(self, run_id: str, *, epoch: int) -> None:
+        """Forget an unfinished commit (its artifacts were not published; fenced)."""
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
+            writes.check_fence(conn, queries.POSTGRES, run_id, epoch)
             conn.execute("DELETE FROM artifacts WHERE run_id = %s", (run_id,))
             conn.execute(
                 "UPDATE runs SET phase = NULL, commit_json = NULL, output_hash = NULL, "
@@ -461,38 +471,38 @@ class PostgresStore(SharedReads):
         )
         return None if row is None else row[0]
 
-    def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
-        """Record a run's final failure and enter phase ``compensating``."""
-        self._rowcount(
-            "UPDATE runs SET phase = 'compensating', error_class = %s, failure_cause = %s, "
-            "error_type = %s, error_message = %s, error_json = %s, attempts = %s, "
-            "updated_at = %s WHERE run_id = %s",
-            (
-                _opt(outcome.error_class),
-                _opt(outcome.failure_cause),
-                outcome.error_type,
-                outcome.error_message,
-                outcome.error_json,
-                outcome.attempts,
-                outcome.end_time,
-                run_id,
-            ),
-            f"record the compensation of run {run_id}",
-        )
+    def begin_compensation(self, run_id: str, outcome: RunOutcome, *, epoch: int) -> None:
+        """Record a run's final failure and enter phase ``compensating`` (fenced)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            writes.begin_compensation(conn, queries.POSTGRES, run_id, outcome, epoch)
+
+        self._db.run(write, f"record the compensation of run {run_id}")
 
     def start_compensation(
-        self, run_id: str, seq: int, tool: str, idempotency_key: str | None, start_time: float
+        self,
+        run_id: str,
+        seq: int,
+        tool: str,
+        idempotency_key: str | None,
+        start_time: float,
+        *,
+        epoch: int,
     ) -> None:
-        """Record the intent to run a compensation (durable before it runs)."""
-        self._rowcount(
-            "INSERT INTO compensations (run_id, seq, tool, idempotency_key, status, start_time) "
-            "VALUES (%s, %s, %s, %s, 'started', %s) ON CONFLICT (run_id, seq) DO UPDATE SET "
-            "tool = EXCLUDED.tool, idempotency_key = EXCLUDED.idempotency_key, "
-            "status = 'started', start_time = EXCLUDED.start_time, end_time = NULL, tries = 1, "
-            "error_type = NULL, error_message = NULL",
-            (run_id, seq, tool, idempotency_key, start_time),
-            f"record a compensation of run {run_id}",
-        )
+        """Record the intent to run a compensation (durable before it runs; fenced)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            writes.check_fence(conn, queries.POSTGRES, run_id, epoch)
+            conn.execute(
+                "INSERT INTO compensations (run_id, seq, tool, idempotency_key, status, "
+                "start_time) VALUES (%s, %s, %s, %s, 'started', %s) ON CONFLICT (run_id, seq) "
+                "DO UPDATE SET tool = EXCLUDED.tool, idempotency_key = EXCLUDED.idempotency_key, "
+                "status = 'started', start_time = EXCLUDED.start_time, end_time = NULL, "
+                "tries = 1, error_type = NULL, error_message = NULL",
+                (run_id, seq, tool, idempotency_key, start_time),
+            )
+
+        self._db.run(write, f"record a compensation of run {run_id}")
 
     def finish_compensation(
         self,
@@ -504,19 +514,30 @@ class PostgresStore(SharedReads):
         tries: int,
         error_type: str | None,
         error_message: str | None,
+        epoch: int,
     ) -> None:
-        """Record how a compensation ended."""
-        self._rowcount(
-            "UPDATE compensations SET status = %s, end_time = %s, tries = %s, error_type = %s, "
-            "error_message = %s WHERE run_id = %s AND seq = %s",
-            (status, end_time, tries, error_type, error_message, run_id, seq),
-            f"record a compensation of run {run_id}",
-        )
+        """Record how a compensation ended (fenced)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            writes.check_fence(conn, queries.POSTGRES, run_id, epoch)
+            conn.execute(
+                "UPDATE compensations SET status = %s, end_time = %s, tries = %s, "
+                "error_type = %s, error_message = %s WHERE run_id = %s AND seq = %s",
+                (status, end_time, tries, error_type, error_message, run_id, seq),
+            )
+
+        self._db.run(write, f"record a compensation of run {run_id}")
 
     # -- verification, cancellation, parking ---------------------------------------------------
 
     def record_verdicts(
-        self, run_id: str, attempt: int, kind: str, verdicts: Sequence[dict[str, Any]]
+        self,
+        run_id: str,
+        attempt: int,
+        kind: str,
+        verdicts: Sequence[dict[str, Any]],
+        *,
+        epoch: int,
     ) -> None:
         """Append verdicts of one attempt (each a dict: name, passed, message, duration...)."""
         if not verdicts:
@@ -524,6 +545,7 @@ class PostgresStore(SharedReads):
         now = time.time()
 
         def write(conn: Connection[Any], doubt: bool) -> None:
+            writes.check_fence(conn, queries.POSTGRES, run_id, epoch)
             # Ordinals are per (run, attempt): lock the attempt's verdicts so two writers
             # append one after the other.
             conn.execute(
@@ -594,26 +616,29 @@ class PostgresStore(SharedReads):
         )
         return {r[0]: r[1] or "" for r in rows}
 
-    def park_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+    def park_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
         """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
             _put_blobs(conn, blobs)
-            writes.park_run(conn, queries.POSTGRES, run_id, outcome)
+            writes.park_run(conn, queries.POSTGRES, run_id, outcome, epoch)
 
         self._db.run(write, f"park run {run_id}")
 
-    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
+    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> int | None:
         """Take a run waiting for a person back into ``running`` (one decider wins)."""
 
-        def write(conn: Connection[Any], doubt: bool) -> bool:
+        def write(conn: Connection[Any], doubt: bool) -> int | None:
             won = conn.execute(
                 "UPDATE runs SET status = 'running', lease_owner = %s, lease_expires_at = %s, "
-                "updated_at = %s WHERE run_id = %s AND status = 'awaiting_human'",
+                "epoch = epoch + 1, updated_at = %s WHERE run_id = %s "
+                "AND status = 'awaiting_human' RETURNING epoch",
                 (owner, expires_at, time.time(), run_id),
-            ).rowcount
-            if won == 1 or not doubt:
-                return won == 1
+            ).fetchone()
+            if won is not None or not doubt:
+                return None if won is None else int(won[0])
             return _is_mine(conn, run_id, owner, expires_at)
 
         return self._db.run(write, f"claim parked run {run_id}", transaction=False)
@@ -861,10 +886,11 @@ class PostgresStore(SharedReads):
 
     # -- hand-offs --------------------------------------------------------------------------
 
-    def open_handoff(self, handoff: HandOffRecord) -> None:
-        """Record a new hand-off to a person."""
+    def open_handoff(self, handoff: HandOffRecord, *, epoch: int) -> None:
+        """Record a new hand-off to a person (fenced by its run's epoch)."""
 
         def write(conn: Connection[Any], doubt: bool) -> None:
+            writes.check_fence(conn, queries.POSTGRES, handoff.run_id, epoch)
             inserted = conn.execute(
                 "INSERT INTO handoffs (handoff_id, run_id, kind, reason, subject, status, "
                 "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
@@ -885,95 +911,95 @@ class PostgresStore(SharedReads):
                     run_id=handoff.run_id,
                 )
 
-        self._db.run(write, f"open a hand-off for run {handoff.run_id}", transaction=False)
+        self._db.run(write, f"open a hand-off for run {handoff.run_id}")
 
     # -- attempts ---------------------------------------------------------------------------
 
-    def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
-        """Record the start of an attempt and bump the run's attempt count."""
+    def start_attempt(
+        self,
+        run_id: str,
+        attempt: int,
+        start_time: float,
+        owner: str,
+        *,
+        epoch: int,
+        base_seq: int = 0,
+        completed_at_start: int = 0,
+    ) -> None:
+        """Record the start of an attempt (fenced) and bump the run's attempt count."""
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
-            conn.execute(
-                "INSERT INTO attempts (run_id, attempt, start_time, status, owner) "
-                "VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (run_id, attempt) DO UPDATE "
-                "SET start_time = EXCLUDED.start_time, status = 'running', "
-                "owner = EXCLUDED.owner, end_time = NULL, error_class = NULL, "
-                "failure_cause = NULL, error_type = NULL, error_message = NULL, "
-                "retry_delay = NULL",
-                (run_id, attempt, start_time, owner),
-            )
-            conn.execute(
-                "UPDATE runs SET attempts = %s, updated_at = %s WHERE run_id = %s",
-                (attempt, start_time, run_id),
+            writes.start_attempt(
+                conn,
+                queries.POSTGRES,
+                _UPSERT_ATTEMPT,
+                (run_id, attempt, start_time, owner, base_seq, completed_at_start),
+                epoch=epoch,
             )
 
         self._db.run(write, f"record an attempt of run {run_id}")
 
-    def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> None:
-        """Record the end of an attempt."""
-        self._rowcount(
-            "UPDATE attempts SET end_time = %s, status = %s, error_class = %s, "
-            "failure_cause = %s, error_type = %s, error_message = %s, retry_delay = %s "
-            "WHERE run_id = %s AND attempt = %s",
-            (
-                outcome.end_time,
-                outcome.status,
-                _opt(outcome.error_class),
-                _opt(outcome.failure_cause),
-                outcome.error_type,
-                outcome.error_message,
-                outcome.retry_delay,
-                run_id,
-                attempt,
-            ),
-            f"record an attempt of run {run_id}",
-        )
+    def finish_attempt(
+        self, run_id: str, attempt: int, outcome: AttemptOutcome, *, epoch: int
+    ) -> None:
+        """Record the end of an attempt (fenced)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            params = writes.attempt_outcome_params(run_id, attempt, outcome, epoch)
+            if conn.execute(_FINISH_ATTEMPT, params).rowcount != 1:
+                raise writes.refusal(conn, queries.POSTGRES, run_id, epoch)
+
+        self._db.run(write, f"record an attempt of run {run_id}")
+
+    def mark_fenced(self, run_id: str, attempt: int, epoch: int, at: float) -> None:
+        """Note, on a stale owner's own attempt row, when it found the run taken over."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            writes.mark_fenced(conn, queries.POSTGRES, run_id, attempt, epoch, at)
+
+        self._db.run(write, f"mark attempt {attempt} of run {run_id} fenced", transaction=False)
 
     # -- journal ----------------------------------------------------------------------------
 
-    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
-        """Write (upsert) a batch of steps and their blobs in one transaction."""
+    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int) -> None:
+        """Write (upsert) a batch of one run's steps and their blobs in one transaction (fenced).
+
+        Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
+        """
         if not rows and not blobs:
             return
+        run_id = rows[0][0] if rows else ""
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
             _put_blobs(conn, blobs)
-            _put_steps(conn, rows)
+            if rows and _put_fenced_steps(conn, rows, run_id, epoch) != len(rows):
+                raise writes.refusal(conn, queries.POSTGRES, run_id, epoch)
 
-        if len(rows) == 1 and not blobs:
-            self._rowcount(_UPSERT_STEP, rows[0], "write a journal step")
-            return
-        self._db.run(write, "write journal steps")
+        self._db.run(write, f"write journal steps of run {run_id}")
 
-    def write_intent(self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
+    def write_intent(
+        self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
         """Write buffered steps and a mutating step's intent in one transaction.
 
         Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
             RunCancelled: The run was cancelled; the intent (and the buffered steps) were not
                 written.
         """
         run_id = row[0]
 
-        def hot(conn: Connection[Any], _doubt: bool) -> int:
-            return conn.execute(_INSERT_INTENT, (*row, run_id)).rowcount
-
-        def write(conn: Connection[Any], _doubt: bool) -> int:
+        def write(conn: Connection[Any], _doubt: bool) -> None:
             _put_blobs(conn, blobs)
-            _put_steps(conn, pending)
-            written = conn.execute(_INSERT_INTENT, (*row, run_id)).rowcount
-            if written != 1:
-                reason = conn.execute(
-                    "SELECT cancel_reason FROM runs WHERE run_id = %s", (run_id,)
-                ).fetchone()
-                raise RunCancelled(reason[0] or "" if reason else "")
-            return written
+            if pending and _put_fenced_steps(conn, pending, run_id, epoch) != len(pending):
+                raise writes.refusal(conn, queries.POSTGRES, run_id, epoch)
+            if conn.execute(_INSERT_INTENT, (*row, run_id, epoch)).rowcount != 1:
+                raise writes.refusal(conn, queries.POSTGRES, run_id, epoch)
 
-        if not pending and not blobs:
-            # Hot path: one autocommit statement (the check and the insert are atomic).
-            if self._db.run(hot, f"write an intent of run {run_id}", transaction=False) != 1:
-                raise RunCancelled(self.cancellations([run_id]).get(run_id, ""))
-            return
-        self._db.run(write, f"write an intent of run {run_id}")
+        # Alone, it is one autocommit statement (the checks and the insert are atomic).
+        alone = not pending and not blobs
+        self._db.run(write, f"write an intent of run {run_id}", transaction=not alone)
 
     def complete_step(
         self,
@@ -987,26 +1013,41 @@ class PostgresStore(SharedReads):
         error_message: str | None,
         tries: int,
         blobs: Sequence[Blob],
+        epoch: int,
     ) -> None:
-        """Record the outcome of a step whose intent was written."""
-        params = (status, response, end_time, error_type, error_message, tries, run_id, seq)
-        if not blobs:
-            self._rowcount(_COMPLETE_STEP, params, f"complete a step of run {run_id}")
-            return
+        """Record the outcome of a step whose intent was written (fenced).
+
+        Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
+        """
+        params = (
+            status,
+            response,
+            end_time,
+            error_type,
+            error_message,
+            tries,
+            run_id,
+            seq,
+            run_id,
+            epoch,
+        )
 
         def write(conn: Connection[Any], _doubt: bool) -> None:
             _put_blobs(conn, blobs)
-            conn.execute(_COMPLETE_STEP, params)
+            if conn.execute(_COMPLETE_STEP, params).rowcount != 1:
+                raise writes.refusal(conn, queries.POSTGRES, run_id, epoch)
 
-        self._db.run(write, f"complete a step of run {run_id}")
+        self._db.run(write, f"complete a step of run {run_id}", transaction=bool(blobs))
 
-    def delete_steps_from(self, run_id: str, seq: int) -> None:
-        """Drop the journal tail from ``seq`` on."""
-        self._rowcount(
-            "DELETE FROM steps WHERE run_id = %s AND seq >= %s",
-            (run_id, seq),
-            f"trim the journal of run {run_id}",
-        )
+    def delete_steps_from(self, run_id: str, seq: int, *, epoch: int) -> None:
+        """Drop the journal tail from ``seq`` on (fenced)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            writes.check_fence(conn, queries.POSTGRES, run_id, epoch)
+            conn.execute("DELETE FROM steps WHERE run_id = %s AND seq >= %s", (run_id, seq))
+
+        self._db.run(write, f"trim the journal of run {run_id}")
 
     # -- blobs ------------------------------------------------------------------------------
 
@@ -1024,15 +1065,23 @@ class PostgresStore(SharedReads):
 
     # -- leases -----------------------------------------------------------------------------
 
-    def renew_leases(self, owner: str, run_ids: Sequence[str], expires_at: float) -> None:
-        """Extend the leases ``owner`` holds on ``run_ids``."""
-        if not run_ids:
-            return
-        self._rowcount(
-            "UPDATE runs SET lease_expires_at = %s WHERE lease_owner = %s AND run_id = ANY(%s)",
-            (expires_at, owner, list(run_ids)),
-            "renew leases",
-        )
+    def renew_leases(self, leases: Mapping[str, int], expires_at: float) -> list[str]:
+        """Extend the leases held on runs ``{run_id: epoch}``; return the ones taken over."""
+        if not leases:
+            return []
+        held = list(leases.items())
+
+        def write(conn: Connection[Any], _doubt: bool) -> set[str]:
+            rows = conn.execute(
+                "UPDATE runs SET lease_expires_at = %s FROM unnest(%s::text[], %s::integer[]) "
+                "AS held(run_id, epoch) WHERE runs.run_id = held.run_id "
+                "AND runs.epoch = held.epoch RETURNING runs.run_id",
+                (expires_at, [r for r, _ in held], [e for _, e in held]),
+            ).fetchall()
+            return {row[0] for row in rows}
+
+        renewed = self._db.run(write, "renew leases", transaction=False)
+        return [run_id for run_id, _ in held if run_id not in renewed]
 
     def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
         """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
@@ -1044,37 +1093,36 @@ class PostgresStore(SharedReads):
         )
         return [queries.run_record(row) for row in rows]
 
-    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
-        """Take over a run whose lease lapsed; false when another owner holds it.
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> int | None:
+        """Take over a run whose lease lapsed (or a pending one); return its new epoch.
 
         Two claimers race on the run's row lock; the second re-checks the lease against the
         first's committed write and finds it live, so exactly one wins.
         """
 
-        def write(conn: Connection[Any], doubt: bool) -> bool:
+        def write(conn: Connection[Any], doubt: bool) -> int | None:
             won = conn.execute(
                 "UPDATE runs SET lease_owner = %s, lease_expires_at = %s, status = 'running', "
-                "updated_at = %s WHERE run_id = %s AND status IN ('running', 'pending') "
-                "AND (lease_expires_at IS NULL OR lease_expires_at < %s)",
+                "epoch = epoch + 1, updated_at = %s WHERE run_id = %s "
+                "AND status IN ('running', 'pending') "
+                "AND (lease_expires_at IS NULL OR lease_expires_at < %s) RETURNING epoch",
                 (owner, expires_at, now, run_id, now),
-            ).rowcount
-            if won == 1 or not doubt:
-                return won == 1
+            ).fetchone()
+            if won is not None or not doubt:
+                return None if won is None else int(won[0])
             return _is_mine(conn, run_id, owner, expires_at)
 
         return self._db.run(write, f"claim run {run_id}", transaction=False)
 
 
-def _is_mine(conn: Connection[Any], run_id: str, owner: str, expires_at: float) -> bool:
-    """Whether ``owner`` holds the lease it asked for (an in-doubt claim that committed)."""
-    return (
-        conn.execute(
-            "SELECT 1 FROM runs WHERE run_id = %s AND lease_owner = %s AND lease_expires_at = %s "
-            "AND status = 'running'",
-            (run_id, owner, expires_at),
-        ).fetchone()
-        is not None
-    )
+def _is_mine(conn: Connection[Any], run_id: str, owner: str, expires_at: float) -> int | None:
+    """The epoch ``owner`` holds when its in-doubt claim committed, else ``None``."""
+    row = conn.execute(
+        "SELECT epoch FROM runs WHERE run_id = %s AND lease_owner = %s AND lease_expires_at = %s "
+        "AND status = 'running'",
+        (run_id, owner, expires_at),
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _put_blobs(conn: Connection[Any], blobs: Sequence[Blob]) -> None:
@@ -1087,10 +1135,13 @@ def _put_blobs(conn: Connection[Any], blobs: Sequence[Blob]) -> None:
             )
 
 
-def _put_steps(conn: Connection[Any], rows: Sequence[StepRow]) -> None:
-    if rows:
-        with conn.cursor() as cursor:
-            cursor.executemany(_UPSERT_STEP, rows)
+def _put_fenced_steps(
+    conn: Connection[Any], rows: Sequence[StepRow], run_id: str, epoch: int
+) -> int:
+    """Upsert one run's steps, each only while the run is held at ``epoch``; return how many."""
+    with conn.cursor() as cursor:
+        cursor.executemany(_FENCED_STEP, [(*row, run_id, epoch) for row in rows])
+        return int(cursor.rowcount)
 
 
 def _insert_alert(conn: Connection[Any], alert: AlertRecord) -> None:

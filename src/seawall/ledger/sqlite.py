@@ -50,11 +50,11 @@ from seawall.ledger._records import (
     HandOffRecord,
     RunRecord,
 )
+from seawall.ledger._waiting import LedgerWouldBlock, waiting_forbidden
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-    from seawall._failures import ErrorClass, FailureCause
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
 from seawall.policies.breaker import BreakerState
 
@@ -66,14 +66,21 @@ _CHECKPOINT_INTERVAL: Final = 1.0
 _INSERT_STEP: Final = (
     f"INSERT OR REPLACE INTO steps ({queries.STEP_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 )
+# Written only while the run is held at the writer's epoch and not cancelled (parameters: the
+# row, then run_id and epoch).
 _INSERT_INTENT: Final = (
     f"INSERT OR REPLACE INTO steps ({queries.STEP_COLUMNS}) SELECT {', '.join('?' * 16)} "
-    "WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND cancel_requested_at IS NOT NULL)"
+    f"WHERE {writes.fence_for_intent(queries.SQLITE)}"
 )
 _COMPLETE_STEP: Final = (
     "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
-    "error_message = ?, tries = ? WHERE run_id = ? AND seq = ?"
+    f"error_message = ?, tries = ? WHERE run_id = ? AND seq = ? AND {writes.fence(queries.SQLITE)}"
 )
+_UPSERT_ATTEMPT: Final = (
+    "INSERT OR REPLACE INTO attempts (run_id, attempt, start_time, status, owner, base_seq, "
+    "completed_at_start, epoch) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)"
+)
+_FINISH_ATTEMPT: Final = writes.FINISH_ATTEMPT + writes.fence(queries.SQLITE)
 _INSERT_BLOB: Final = "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?, ?, ?, ?)"
 
 
@@ -132,6 +139,8 @@ class SQLiteStore(SharedReads):
     """
 
     dialect = queries.SQLITE
+    local = True
+    """Calls are in-process and fast: async code may make them on its event loop (nowait)."""
 
     def __init__(
         self,
@@ -168,6 +177,9 @@ class SQLiteStore(SharedReads):
         self._db = self._connect(read_only=read_only)
         try:
             self._setup(read_only=read_only)
+            # From here on the store waits for other processes' locks itself (see _busy), so a
+            # caller that must not wait (an event loop) is told at once instead.
+            self._db.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             self._db.close()
             raise
@@ -282,16 +294,61 @@ class SQLiteStore(SharedReads):
         self.migrations_applied = tuple(applied)
 
     @contextlib.contextmanager
+    def _hold(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for this thread alone (no waiting for it under ``nowait``).
+
+        Raises:
+            LedgerWouldBlock: Another thread holds it and this one must not wait.
+        """
+        if not self._lock.acquire(blocking=not waiting_forbidden()):
+            raise LedgerWouldBlock(f"the ledger {self.path} is busy in another thread")
+        try:
+            self._ensure_open()
+            yield self._db
+        finally:
+            self._lock.release()
+
+    def _busy(self, db: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement, waiting up to the busy timeout for another process's lock.
+
+        SQLite's own busy handler is off: it would block an event loop. The wait is here, and
+        a caller that must not wait (:func:`~seawall.ledger._waiting.nowait`) is told at once.
+
+        Raises:
+            LedgerWouldBlock: The ledger is locked and this caller must not wait.
+            sqlite3.Error: Anything else, or the lock outlasted the busy timeout.
+        """
+        deadline = None
+        delay = 0.001
+        while True:
+            try:
+                return db.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if waiting_forbidden():
+                    raise LedgerWouldBlock(
+                        f"the ledger {self.path} is locked by another process"
+                    ) from exc
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.busy_timeout
+                if now >= deadline:
+                    raise
+            time.sleep(min(delay, max(0.0, deadline - now)))
+            delay = min(delay * 2, 0.05)
+
+    @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE write transaction; fsynced when ``durable`` at the power level."""
         full = durable and self._power
-        with self._lock:
-            self._ensure_open()
-            db = self._db
+        if full and waiting_forbidden():
+            # An fsync is a wait too: from an event loop it goes to a ledger thread.
+            raise LedgerWouldBlock(f"a durable write to {self.path} waits for the disk")
+        with self._hold() as db:
             try:
                 if full:
                     db.execute("PRAGMA synchronous=FULL")
-                db.execute("BEGIN IMMEDIATE")
+                self._busy(db, "BEGIN IMMEDIATE")
                 try:
                     yield db
                 except BaseException:
@@ -309,12 +366,22 @@ class SQLiteStore(SharedReads):
                         db.execute("PRAGMA synchronous=NORMAL")
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            self._ensure_open()
-            try:
-                return fn(self._db)
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path, self.busy_timeout) from exc
+        deadline = None
+        while True:
+            with self._hold() as db:
+                try:
+                    return fn(db)
+                except sqlite3.OperationalError as exc:
+                    # A reader in WAL mode is refused only while the WAL is being recovered.
+                    if not _is_busy(exc) or waiting_forbidden():
+                        raise _translate(exc, self.path, self.busy_timeout) from exc
+                    now = time.monotonic()
+                    deadline = deadline if deadline is not None else now + self.busy_timeout
+                    if now >= deadline:
+                        raise _translate(exc, self.path, self.busy_timeout) from exc
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path, self.busy_timeout) from exc
+            time.sleep(0.005)
 
     def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
         """Run one read query (``what`` names it for errors of the other store)."""
@@ -399,21 +466,15 @@ class SQLiteStore(SharedReads):
         )
         return None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
 
-    def set_attempts(self, run_id: str, attempts: int) -> None:
-        """Record how many attempts the run has started."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE runs SET attempts = ?, updated_at = ? WHERE run_id = ?",
-                (attempts, time.time(), run_id),
-            )
-
     # -- aggregates (dashboard, metrics) ----------------------------------------------------
 
-    def finish_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
-        """Record the run's final fields and release its lease."""
+    def finish_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Record the run's final fields and release its lease (fenced)."""
         with self._write(durable=True) as db:
             _put_blobs(db, blobs)
-            writes.finish_run(db, queries.SQLITE, run_id, outcome)
+            writes.finish_run(db, queries.SQLITE, run_id, outcome, epoch)
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run."""
@@ -434,9 +495,11 @@ class SQLiteStore(SharedReads):
         blobs: Sequence[Blob],
         commit_json: str,
         artifacts: Sequence[tuple[str, int, str]],
+        epoch: int,
     ) -> None:
         """Record output and manifest before publishing them (phase ``committing``), durably."""
         with self._write(durable=True) as db:
+            writes.check_fence(db, queries.SQLITE, run_id, epoch)
             _put_blobs(db, blobs)
             db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
             db.executemany(
@@ -449,9 +512,10 @@ class SQLiteStore(SharedReads):
                 (commit_json, output_hash, output_column, time.time(), run_id),
             )
 
-    def abort_commit(self, run_id: str) -> None:
+    def abort_commit(self, run_id: str, *, epoch: int) -> None:
         """Forget an unfinished commit (its artifacts were not published)."""
         with self._write(durable=True) as db:
+            writes.check_fence(db, queries.SQLITE, run_id, epoch)
             db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
             db.execute(
                 "UPDATE runs SET phase = NULL, commit_json = NULL, output_hash = NULL, "
@@ -468,30 +532,24 @@ class SQLiteStore(SharedReads):
         )
         return None if row is None else row[0]
 
-    def begin_compensation(self, run_id: str, outcome: RunOutcome) -> None:
-        """Record a run's final failure and enter phase ``compensating``."""
+    def begin_compensation(self, run_id: str, outcome: RunOutcome, *, epoch: int) -> None:
+        """Record a run's final failure and enter phase ``compensating`` (fenced)."""
         with self._write(durable=True) as db:
-            db.execute(
-                "UPDATE runs SET phase = 'compensating', error_class = ?, failure_cause = ?, "
-                "error_type = ?, error_message = ?, error_json = ?, attempts = ?, "
-                "updated_at = ? WHERE run_id = ?",
-                (
-                    _opt(outcome.error_class),
-                    _opt(outcome.failure_cause),
-                    outcome.error_type,
-                    outcome.error_message,
-                    outcome.error_json,
-                    outcome.attempts,
-                    outcome.end_time,
-                    run_id,
-                ),
-            )
+            writes.begin_compensation(db, queries.SQLITE, run_id, outcome, epoch)
 
     def start_compensation(
-        self, run_id: str, seq: int, tool: str, idempotency_key: str | None, start_time: float
+        self,
+        run_id: str,
+        seq: int,
+        tool: str,
+        idempotency_key: str | None,
+        start_time: float,
+        *,
+        epoch: int,
     ) -> None:
-        """Record the intent to run a compensation (durable before it runs)."""
+        """Record the intent to run a compensation (durable before it runs; fenced)."""
         with self._write(durable=True) as db:
+            writes.check_fence(db, queries.SQLITE, run_id, epoch)
             db.execute(
                 "INSERT OR REPLACE INTO compensations (run_id, seq, tool, idempotency_key, "
                 "status, start_time) VALUES (?, ?, ?, ?, 'started', ?)",
@@ -508,9 +566,11 @@ class SQLiteStore(SharedReads):
         tries: int,
         error_type: str | None,
         error_message: str | None,
+        epoch: int,
     ) -> None:
-        """Record how a compensation ended."""
+        """Record how a compensation ended (fenced)."""
         with self._write(durable=True) as db:
+            writes.check_fence(db, queries.SQLITE, run_id, epoch)
             db.execute(
                 "UPDATE compensations SET status = ?, end_time = ?, tries = ?, error_type = ?, "
                 "error_message = ? WHERE run_id = ? AND seq = ?",
@@ -520,13 +580,20 @@ class SQLiteStore(SharedReads):
     # -- verification, cancellation, parking ---------------------------------------------------
 
     def record_verdicts(
-        self, run_id: str, attempt: int, kind: str, verdicts: Sequence[dict[str, Any]]
+        self,
+        run_id: str,
+        attempt: int,
+        kind: str,
+        verdicts: Sequence[dict[str, Any]],
+        *,
+        epoch: int,
     ) -> None:
         """Append verdicts of one attempt (each a dict: name, passed, message, duration...)."""
         if not verdicts:
             return
         now = time.time()
         with self._write() as db:
+            writes.check_fence(db, queries.SQLITE, run_id, epoch)
             row = db.execute(
                 "SELECT coalesce(max(ordinal), 0) FROM verifications "
                 "WHERE run_id = ? AND attempt = ?",
@@ -581,21 +648,23 @@ class SQLiteStore(SharedReads):
             found.update({r[0]: r[1] or "" for r in rows})
         return found
 
-    def park_run(self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob]) -> None:
+    def park_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
         """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
         with self._write(durable=True) as db:
             _put_blobs(db, blobs)
-            writes.park_run(db, queries.SQLITE, run_id, outcome)
+            writes.park_run(db, queries.SQLITE, run_id, outcome, epoch)
 
-    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> bool:
+    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> int | None:
         """Take a run waiting for a person back into ``running`` (one decider wins)."""
         with self._write(durable=True) as db:
             cursor = db.execute(
                 "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
-                "updated_at = ? WHERE run_id = ? AND status = 'awaiting_human'",
+                "epoch = epoch + 1, updated_at = ? WHERE run_id = ? AND status = 'awaiting_human'",
                 (owner, expires_at, time.time(), run_id),
             )
-            return cursor.rowcount == 1
+            return _epoch_after(db, run_id) if cursor.rowcount == 1 else None
 
     def decide_handoff(
         self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
@@ -761,9 +830,10 @@ class SQLiteStore(SharedReads):
 
     # -- hand-offs --------------------------------------------------------------------------
 
-    def open_handoff(self, handoff: HandOffRecord) -> None:
-        """Record a new hand-off to a person (durably)."""
+    def open_handoff(self, handoff: HandOffRecord, *, epoch: int) -> None:
+        """Record a new hand-off to a person (durably; fenced by its run's epoch)."""
         with self._write(durable=True) as db:
+            writes.check_fence(db, queries.SQLITE, handoff.run_id, epoch)
             db.execute(
                 "INSERT INTO handoffs (handoff_id, run_id, kind, reason, subject, status, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -780,83 +850,97 @@ class SQLiteStore(SharedReads):
 
     # -- attempts ---------------------------------------------------------------------------
 
-    def start_attempt(self, run_id: str, attempt: int, start_time: float, owner: str) -> None:
-        """Record the start of an attempt and bump the run's attempt count."""
+    def start_attempt(
+        self,
+        run_id: str,
+        attempt: int,
+        start_time: float,
+        owner: str,
+        *,
+        epoch: int,
+        base_seq: int = 0,
+        completed_at_start: int = 0,
+    ) -> None:
+        """Record the start of an attempt (fenced) and bump the run's attempt count."""
         with self._write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO attempts (run_id, attempt, start_time, status, owner) "
-                "VALUES (?, ?, ?, 'running', ?)",
-                (run_id, attempt, start_time, owner),
-            )
-            db.execute(
-                "UPDATE runs SET attempts = ?, updated_at = ? WHERE run_id = ?",
-                (attempt, start_time, run_id),
+            writes.start_attempt(
+                db,
+                queries.SQLITE,
+                _UPSERT_ATTEMPT,
+                (run_id, attempt, start_time, owner, base_seq, completed_at_start),
+                epoch=epoch,
             )
 
-    def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> None:
-        """Record the end of an attempt."""
+    def finish_attempt(
+        self, run_id: str, attempt: int, outcome: AttemptOutcome, *, epoch: int
+    ) -> None:
+        """Record the end of an attempt (fenced)."""
         with self._write() as db:
-            db.execute(
-                "UPDATE attempts SET end_time = ?, status = ?, error_class = ?, "
-                "failure_cause = ?, error_type = ?, error_message = ?, retry_delay = ? "
-                "WHERE run_id = ? AND attempt = ?",
-                (
-                    outcome.end_time,
-                    outcome.status,
-                    _opt(outcome.error_class),
-                    _opt(outcome.failure_cause),
-                    outcome.error_type,
-                    outcome.error_message,
-                    outcome.retry_delay,
-                    run_id,
-                    attempt,
-                ),
-            )
+            params = writes.attempt_outcome_params(run_id, attempt, outcome, epoch)
+            if db.execute(_FINISH_ATTEMPT, params).rowcount != 1:
+                raise writes.refusal(db, queries.SQLITE, run_id, epoch)
+
+    def mark_fenced(self, run_id: str, attempt: int, epoch: int, at: float) -> None:
+        """Note, on a stale owner's own attempt row, when it found the run taken over."""
+        with self._write() as db:
+            writes.mark_fenced(db, queries.SQLITE, run_id, attempt, epoch, at)
 
     # -- journal ----------------------------------------------------------------------------
 
-    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
-        """Write a batch of steps in one transaction (never fsynced on its own)."""
+    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int) -> None:
+        """Write a batch of one run's steps in one transaction (fenced; never fsynced alone)."""
         if not rows and not blobs:
             return
         with self._write() as db:
+            if rows:
+                writes.check_fence(db, queries.SQLITE, rows[0][0], epoch)
             _put_blobs(db, blobs)
             db.executemany(_INSERT_STEP, rows)
 
-    def write_intent(self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob]) -> None:
-        """Write buffered steps and a mutating step's intent in one durable transaction."""
+    def write_intent(
+        self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Write buffered steps and a mutating step's intent in one durable transaction.
+
+        Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
+            RunCancelled: The run was cancelled; nothing was written.
+        """
+        run_id = row[0]
         if not pending and not blobs and not self._power:
             # Hot path: one autocommit statement, which also refuses the intent when the run was
-            # cancelled (the check and the insert are one atomic step).
-            with self._lock:
-                self._ensure_open()
+            # cancelled or taken over (the checks and the insert are one atomic step).
+            with self._hold() as db:
                 try:
-                    inserted = self._db.execute(_INSERT_INTENT, (*row, row[0])).rowcount
+                    inserted = self._busy(db, _INSERT_INTENT, (*row, run_id, epoch)).rowcount
+                    if inserted != 1:
+                        raise writes.refusal(db, queries.SQLITE, run_id, epoch)
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path, self.busy_timeout) from exc
-            if inserted != 1:
-                raise RunCancelled(self.cancellations([row[0]]).get(row[0], ""))
             return
         if not self._power:
             with self._write(durable=True) as db:
                 _put_blobs(db, blobs)
                 if pending:
                     db.executemany(_INSERT_STEP, pending)
-                if db.execute(_INSERT_INTENT, (*row, row[0])).rowcount != 1:
-                    reason = db.execute(
-                        "SELECT cancel_reason FROM runs WHERE run_id = ?", (row[0],)
-                    ).fetchone()
-                    raise RunCancelled(reason[0] if reason else "")
+                if db.execute(_INSERT_INTENT, (*row, run_id, epoch)).rowcount != 1:
+                    raise writes.refusal(db, queries.SQLITE, run_id, epoch)
             return
-        self._group(_Ticket([*pending, row], [], list(blobs), durable=True))
+        self._group(_Ticket([*pending, row], [], list(blobs), durable=True, epoch=epoch))
 
-    def _group(self, ticket: _Ticket) -> None:  # noqa: C901 - leader election, read top-down
+    def _group(self, ticket: _Ticket) -> None:
         """Group commit (power level): write ``ticket`` together with whatever else is queued.
 
         Threads that queue while another thread's fsync is in progress are written by the
         next lock holder in one transaction: fsynced if any of them guards a side effect.
-        Each caller returns only once its own rows are committed.
+        Each caller returns only once its own rows are committed (or refused: a run taken over
+        or cancelled refuses its own ticket, never the others').
+
+        Raises:
+            LedgerWouldBlock: Called where waiting is forbidden: the fsync happens on a thread.
         """
+        if waiting_forbidden():
+            raise LedgerWouldBlock(f"a durable write to {self.path} waits for the disk")
         with self._queue_ready:
             self._queue.append(ticket)
             # A plain lock would let the thread that just committed take it again at once and
@@ -864,10 +948,7 @@ class SQLiteStore(SharedReads):
             while not ticket.done and self._leading:
                 self._queue_ready.wait()
             if ticket.done:
-                if ticket.error is not None:
-                    raise ticket.error
-                if ticket.cancelled is not None:
-                    raise RunCancelled(ticket.cancelled)
+                ticket.settle()
                 return
             self._leading = True
             batch, self._queue = self._queue, []
@@ -893,57 +974,58 @@ class SQLiteStore(SharedReads):
                     waiting.done = True
                 self._leading = False
                 self._queue_ready.notify_all()
-        if error is not None:
-            raise error
-        if ticket.cancelled is not None:
-            raise RunCancelled(ticket.cancelled)
+        ticket.settle()
 
     def _autocommit(self, ticket: _Ticket, *, durable: bool) -> None:
-        """Write one statement as its own transaction (the uncontended case)."""
+        """Write one fenced statement as its own transaction (the uncontended case)."""
         if ticket.rows:
-            sql, params = _INSERT_INTENT, (*ticket.rows[0], ticket.rows[0][0])
+            sql, params = _INSERT_INTENT, (*ticket.rows[0], ticket.run_id, ticket.epoch)
         else:
-            sql, params = _COMPLETE_STEP, ticket.updates[0]
-        with self._lock:
-            self._ensure_open()
-            db = self._db
+            sql, params = _COMPLETE_STEP, (*ticket.updates[0], ticket.run_id, ticket.epoch)
+        with self._hold() as db:
             try:
                 if durable:
                     db.execute("PRAGMA synchronous=FULL")
                 try:
-                    written = db.execute(sql, params).rowcount
+                    written = self._busy(db, sql, params).rowcount
                 finally:
                     if durable:
                         db.execute("PRAGMA synchronous=NORMAL")
+                if written != 1:
+                    ticket.refused = writes.refusal(db, queries.SQLITE, ticket.run_id, ticket.epoch)
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path, self.busy_timeout) from exc
-        if ticket.rows and written != 1:
-            ticket.cancelled = self.cancellations([ticket.rows[0][0]]).get(ticket.rows[0][0], "")
 
     def _write_batch(self, batch: list[_Ticket], *, durable: bool) -> None:
-        """Write several tickets' rows in one transaction (cancelled runs' intents refused)."""
+        """Write several tickets' rows in one transaction; refused tickets write nothing.
+
+        A ticket of a run taken over is refused whole; the intent of a cancelled run is refused
+        (the read-only steps buffered before it are kept).
+        """
         with self._write(durable=durable) as db:
-            intents = [t for t in batch if t.durable and t.rows]
-            if intents:
-                ids = sorted({t.rows[-1][0] for t in intents})
-                marks = ", ".join("?" * len(ids))
-                cancelled = dict(
-                    db.execute(
-                        f"SELECT run_id, coalesce(cancel_reason, '') FROM runs WHERE run_id IN "
-                        f"({marks}) AND cancel_requested_at IS NOT NULL",
-                        ids,
-                    ).fetchall()
-                )
-                for ticket in intents:
-                    reason = cancelled.get(ticket.rows[-1][0])
-                    if reason is not None:
-                        ticket.cancelled = reason
-                        ticket.rows = ticket.rows[:-1]
+            ids = sorted({t.run_id for t in batch})
+            marks = ", ".join("?" * len(ids))
+            held = {
+                run_id: (epoch, cancelled, reason or "")
+                for run_id, epoch, cancelled, reason in db.execute(
+                    f"SELECT run_id, epoch, cancel_requested_at IS NOT NULL, cancel_reason "
+                    f"FROM runs WHERE run_id IN ({marks})",
+                    ids,
+                ).fetchall()
+            }
+            for ticket in batch:
+                epoch, cancelled, reason = held.get(ticket.run_id, (None, False, ""))
+                if epoch != ticket.epoch:
+                    ticket.refused = writes.lease_lost(ticket.run_id, ticket.epoch, epoch, None)
+                    ticket.rows, ticket.updates, ticket.blobs = [], [], []
+                elif cancelled and ticket.durable and ticket.rows:
+                    ticket.refused = RunCancelled(reason)
+                    ticket.rows = ticket.rows[:-1]
             _put_blobs(db, [b for t in batch for b in t.blobs])
             inserts = [r for t in batch for r in t.rows]
             if inserts:
                 db.executemany(_INSERT_STEP, inserts)
-            updates = [u for t in batch for u in t.updates]
+            updates = [(*u, t.run_id, t.epoch) for t in batch for u in t.updates]
             if updates:
                 db.executemany(_COMPLETE_STEP, updates)
 
@@ -959,28 +1041,34 @@ class SQLiteStore(SharedReads):
         error_message: str | None,
         tries: int,
         blobs: Sequence[Blob],
+        epoch: int,
     ) -> None:
-        """Record the outcome of a step whose intent was written (not fsynced on its own)."""
-        sql = _COMPLETE_STEP
+        """Record the outcome of a step whose intent was written (fenced; not fsynced alone).
+
+        Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
+        """
         params = (status, response, end_time, error_type, error_message, tries, run_id, seq)
         if self._power:
-            self._group(_Ticket([], [params], list(blobs), durable=False))
+            self._group(_Ticket([], [params], list(blobs), durable=False, epoch=epoch))
             return
         if not blobs:
-            with self._lock:
-                self._ensure_open()
+            with self._hold() as db:
                 try:
-                    self._db.execute(sql, params)
+                    if self._busy(db, _COMPLETE_STEP, (*params, run_id, epoch)).rowcount != 1:
+                        raise writes.refusal(db, queries.SQLITE, run_id, epoch)
                 except sqlite3.Error as exc:
                     raise _translate(exc, self.path, self.busy_timeout) from exc
             return
         with self._write() as db:
             _put_blobs(db, blobs)
-            db.execute(sql, params)
+            if db.execute(_COMPLETE_STEP, (*params, run_id, epoch)).rowcount != 1:
+                raise writes.refusal(db, queries.SQLITE, run_id, epoch)
 
-    def delete_steps_from(self, run_id: str, seq: int) -> None:
-        """Drop the journal tail from ``seq`` on."""
+    def delete_steps_from(self, run_id: str, seq: int, *, epoch: int) -> None:
+        """Drop the journal tail from ``seq`` on (fenced)."""
         with self._write() as db:
+            writes.check_fence(db, queries.SQLITE, run_id, epoch)
             db.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run_id, seq))
 
     # -- blobs ------------------------------------------------------------------------------
@@ -1003,19 +1091,22 @@ class SQLiteStore(SharedReads):
 
     # -- leases -----------------------------------------------------------------------------
 
-    def renew_leases(self, owner: str, run_ids: Sequence[str], expires_at: float) -> None:
-        """Extend the leases ``owner`` holds on ``run_ids``."""
-        if not run_ids:
-            return
+    def renew_leases(self, leases: Mapping[str, int], expires_at: float) -> list[str]:
+        """Extend the leases held on runs ``{run_id: epoch}``; return the ones taken over."""
+        if not leases:
+            return []
+        lost: list[str] = []
         with self._write() as db:
-            for start in range(0, len(run_ids), 500):
-                chunk = list(run_ids[start : start + 500])
-                marks = ", ".join("?" * len(chunk))
-                db.execute(
-                    f"UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? "
-                    f"AND run_id IN ({marks})",
-                    [expires_at, owner, *chunk],
-                )
+            for run_id, epoch in leases.items():
+                if (
+                    db.execute(
+                        "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND epoch = ?",
+                        (expires_at, run_id, epoch),
+                    ).rowcount
+                    != 1
+                ):
+                    lost.append(run_id)
+        return lost
 
     def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
         """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
@@ -1028,16 +1119,17 @@ class SQLiteStore(SharedReads):
         )
         return [queries.run_record(row) for row in rows]
 
-    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> bool:
-        """Take over a run whose lease lapsed; false when another owner holds it."""
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> int | None:
+        """Take over a run whose lease lapsed (or a pending one); return its new epoch."""
         with self._write(durable=True) as db:
             cursor = db.execute(
                 "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
-                "updated_at = ? WHERE run_id = ? AND status IN ('running', 'pending') "
+                "epoch = epoch + 1, updated_at = ? WHERE run_id = ? "
+                "AND status IN ('running', 'pending') "
                 "AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
                 (owner, expires_at, now, run_id, now),
             )
-            return cursor.rowcount == 1
+            return _epoch_after(db, run_id) if cursor.rowcount == 1 else None
 
     # -- alerts and drift -------------------------------------------------------------------
 
@@ -1111,9 +1203,19 @@ class SQLiteStore(SharedReads):
 
 
 class _Ticket:
-    """Writes waiting for a group commit, and what became of them."""
+    """One run's writes waiting for a group commit, and what became of them."""
 
-    __slots__ = ("blobs", "cancelled", "done", "durable", "error", "rows", "updates")
+    __slots__ = (
+        "blobs",
+        "done",
+        "durable",
+        "epoch",
+        "error",
+        "refused",
+        "rows",
+        "run_id",
+        "updates",
+    )
 
     def __init__(
         self,
@@ -1122,14 +1224,24 @@ class _Ticket:
         blobs: list[Blob],
         *,
         durable: bool,
+        epoch: int,
     ) -> None:
         self.rows = rows
         self.updates = updates
         self.blobs = blobs
         self.durable = durable
+        self.epoch = epoch
+        self.run_id: str = str(rows[-1][0] if rows else updates[-1][6])
         self.done = False
         self.error: LedgerError | None = None
-        self.cancelled: str | None = None
+        self.refused: BaseException | None = None
+
+    def settle(self) -> None:
+        """Raise what became of the ticket, if it was not written."""
+        if self.error is not None:
+            raise self.error
+        if self.refused is not None:
+            raise self.refused
 
 
 _SELECT_BREAKER: Final = f"SELECT {queries.BREAKER_COLUMNS} FROM breakers WHERE name = ?"
@@ -1158,13 +1270,19 @@ def _statements(sql: str) -> list[str]:
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _epoch_after(db: sqlite3.Connection, run_id: str) -> int:
+    """The epoch a claim just raised, read in the claim's own transaction."""
+    return int(db.execute("SELECT epoch FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+
 def _put_blobs(db: sqlite3.Connection, blobs: Sequence[Blob]) -> None:
     if blobs:
         db.executemany(_INSERT_BLOB, [(b.hash, b.codec, b.size, b.data) for b in blobs])
-
-
-def _opt(value: ErrorClass | FailureCause | None) -> str | None:
-    return None if value is None else value.value
 
 
 def _prepare_location(path: str) -> None:

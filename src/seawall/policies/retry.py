@@ -62,6 +62,9 @@ class Retry:
             after the first one started (``None``: no deadline).
         retry_on: Extra exception types to treat as transient.
         give_up_on: Extra exception types to treat as permanent (checked first).
+        crash_loop: Takeovers in a row after which a run whose process keeps dying without
+            progress (its journal gained no completed step) stops as ``crash_loop``. A crash is
+            not an error of the agent: it never spends ``attempts``.
 
     Transient by default: timeouts, connection errors, HTTP 408/425/429 and 5xx, and any
     error not known to be permanent. Permanent by default: HTTP 4xx, ``ValueError`` (which
@@ -76,6 +79,7 @@ class Retry:
     deadline: float | None = None
     retry_on: tuple[type[BaseException], ...] = ()
     give_up_on: tuple[type[BaseException], ...] = ()
+    crash_loop: int = 3
 
     def __post_init__(self) -> None:
         if (
@@ -86,6 +90,15 @@ class Retry:
             raise ConfigurationError(
                 f"Retry(attempts={self.attempts!r}): attempts counts the first try too and must "
                 "be an integer >= 1 (use 1 for no retry)"
+            )
+        if (
+            not isinstance(self.crash_loop, int)
+            or isinstance(self.crash_loop, bool)
+            or self.crash_loop < 1
+        ):
+            raise ConfigurationError(
+                f"Retry(crash_loop={self.crash_loop!r}) must be an integer >= 1 (takeovers in a "
+                "row without progress before the run stops)"
             )
         for name in ("initial", "max_delay"):
             value = getattr(self, name)
@@ -110,19 +123,29 @@ class Retry:
                     f"Retry({name}=...) must be a tuple of exception classes, got {types!r}"
                 )
 
-    def decide(self, attempt: int, error: BaseException, elapsed: float) -> RetryDecision:
+    def decide(
+        self, attempt: int, error: BaseException, elapsed: float, *, asked: bool = False
+    ) -> RetryDecision:
         """Decide whether to retry after attempt number ``attempt`` failed with ``error``.
 
         Args:
             attempt: The number of the attempt that just failed (1-based).
             error: What it raised.
             elapsed: Seconds since the first attempt started.
+            asked: Whether the attempt asked a model or a read-only tool before failing. A
+                permanent error that follows such an answer may not come back when the next
+                attempt asks again, so it is retried too (never one of Seawall's own errors,
+                which say what to fix).
 
         Returns:
             The decision, with the backoff delay when it is to retry.
         """
         transient = is_transient(error, self.retry_on, self.give_up_on)
-        if not transient:
+        if not transient and not (
+            asked
+            and not isinstance(error, SeawallError)
+            and not (self.give_up_on and isinstance(error, self.give_up_on))
+        ):
             return RetryDecision(retry=False, delay=0.0, transient=False, reason="permanent error")
         if attempt >= self.attempts:
             return RetryDecision(
@@ -137,7 +160,15 @@ class Retry:
             return RetryDecision(
                 retry=False, delay=0.0, transient=True, reason=f"deadline of {self.deadline}s"
             )
-        return RetryDecision(retry=True, delay=delay, transient=True, reason="transient error")
+        if transient:
+            return RetryDecision(retry=True, delay=delay, transient=True, reason="transient error")
+        return RetryDecision(
+            retry=True,
+            delay=delay,
+            transient=False,
+            reason="permanent error after asking a model or a read-only tool: asking again may "
+            "change it",
+        )
 
     def backoff(self, attempt: int) -> float:
         """Return the jittered wait after failed attempt number ``attempt`` (1-based)."""

@@ -1,0 +1,138 @@
+"""Child runs started by an agent (``ctx.run``): a journaled step of the parent.
+
+The child's id is decided first and made durable as the step's intent (its idempotency key), then
+the child's row is recorded and the child executes. So after a crash of the parent at any point,
+the resumed parent finds the child by that id: it serves the result of a child that ended, takes
+over one whose process died, waits for one that is alive, and records one that was never created
+under the same id. A child is started at most once per step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from seawall._failures import RunStatus
+from seawall._ids import new_run_id
+from seawall._journal import COMPLETED, FAILED, LIVE, STARTED
+from seawall._steps import Gather, Ledger, Steps
+
+if TYPE_CHECKING:
+    from seawall._app import Seawall
+    from seawall._host import Host
+    from seawall._journal import Journal
+    from seawall._registry import AgentSpec
+    from seawall._result import RunResult
+
+
+class Children:
+    """What ``ctx.run`` needs of the app, for one attempt of a parent run.
+
+    Args:
+        app: The app.
+        parent: The parent's journal.
+        host: The parent's thread when it is a sync agent (lent to sync children).
+    """
+
+    __slots__ = ("app", "host", "parent")
+
+    def __init__(self, app: Seawall, parent: Journal, host: Host | None) -> None:
+        self.app = app
+        self.parent = parent
+        self.host = host
+
+    def resolve(self, agent: Any) -> AgentSpec:
+        """The registration of ``agent`` (raises :class:`~seawall.RegistrationError`)."""
+        return self.app.resolve_agent(agent)
+
+    def result_of(self, run_id: str) -> RunResult:
+        """A child's result as the ledger holds it."""
+        return self.app.result_of(run_id)
+
+    async def start(self, spec: AgentSpec, inputs: dict[str, Any], run_id: str) -> RunResult:
+        """Record the child under ``run_id`` and execute it here to its end."""
+        app = self.app
+        input_hash, column, blobs = app.codec.snapshot(inputs, f"inputs of agent {spec.name!r}")
+        now = time.time()
+        await app.io.run(
+            app.open_run,
+            spec.name,
+            input_hash,
+            column,
+            spec.code_version,
+            blobs,
+            parent_run_id=self.parent.run_id,
+            run_id=run_id,
+            now=now,
+        )
+        return await app.execute_recorded(spec, run_id, inputs, now, host=self.host, child=True)
+
+    async def see_through(self, spec: AgentSpec, inputs: dict[str, Any], run_id: str) -> RunResult:
+        """See a child started before a crash through: serve, take over, wait, or create it."""
+        app = self.app
+        run = await app.io.run(app.store.get_run, run_id)
+        if run is None:
+            return await self.start(spec, inputs, run_id)
+        if run.status.final or run.status is RunStatus.AWAITING_HUMAN:
+            return await app.io.run(app.result_of, run_id)
+        taken = await app.resume_run(run, host=self.host)
+        if taken is not None:
+            return taken
+        return await app.await_run(run_id)
+
+
+def child_run(
+    journal: Journal, children: Children, agent: Any, inputs: dict[str, Any]
+) -> Steps[RunResult]:
+    """The step machine of ``ctx.run(agent, **inputs)``; returns the child's result."""
+    spec = children.resolve(agent)
+    _, request_hash, column, blobs = journal.encode(
+        (spec.name, [], inputs), f"inputs of the child run of agent {spec.name!r}"
+    )
+    seq = journal.seq + 1
+    recorded = (
+        journal.replay(seq, None, spec.name, request_hash, column, effect=True)
+        if journal.replaying
+        else LIVE
+    )
+    journal.seq = seq
+    if recorded.action == "serve":
+        served: RunResult = yield Ledger(children.result_of, recorded.value["run_id"])
+        return served
+    if recorded.action == "resume" and recorded.key is not None:
+        child_id = recorded.key
+        result: RunResult = yield Gather(lambda: children.see_through(spec, inputs, child_id))
+    else:
+        step_seq = recorded.seq or seq
+        child_id = new_run_id()
+        row = journal.row(
+            step_seq,
+            "run",
+            spec.name,
+            True,
+            child_id,
+            request_hash,
+            column,
+            None,
+            STARTED,
+            time.time(),
+            None,
+        )
+        yield Ledger(journal.write_intent, row, blobs)
+        if recorded.status is None:
+            journal.mutations += 1
+        result = yield Gather(lambda: children.start(spec, inputs, child_id))
+        recorded = type(recorded)("live", seq=step_seq, key=child_id)
+    response, response_blobs = journal.stored(
+        {"run_id": child_id, "status": result.status.value}, "child run"
+    )
+    yield Ledger(
+        journal.complete,
+        recorded.seq or seq,
+        status=FAILED if result.status is RunStatus.FAILED else COMPLETED,
+        response=response,
+        error=None,
+        tries=1,
+        blobs=response_blobs,
+    )
+    return result

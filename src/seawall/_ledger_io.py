@@ -1,0 +1,70 @@
+"""Store calls from async code, without ever making the event loop wait for the ledger.
+
+A store whose calls are local and fast (SQLite) is called on the loop under
+:func:`~seawall.ledger._waiting.nowait`: when it would have to wait (another process holds the
+write lock, a durable write waits for the disk), it says so at once and the call runs again on a
+ledger thread, which may wait. A store reached over the network (PostgreSQL) is always called on
+a ledger thread: its round trips, and its retries while the server is away, never hold the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from seawall.ledger._waiting import LedgerWouldBlock, nowait
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from seawall.ledger import Store
+
+T = TypeVar("T")
+
+LEDGER_THREADS = 8
+"""Threads that make store calls for async code (the PostgreSQL pool's default size)."""
+
+
+class LedgerIO:
+    """Runs store calls for the coroutines of one app.
+
+    Args:
+        store: The ledger.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.inline = bool(getattr(store, "local", False))
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.hops = 0
+        """Calls that ran on a ledger thread (for tests and benchmarks)."""
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Return ``fn(*args, **kwargs)``, a store call, without blocking the running loop."""
+        if self.inline:
+            try:
+                with nowait():
+                    return fn(*args, **kwargs)
+            except LedgerWouldBlock:
+                pass
+        self.hops += 1
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._threads(), call)
+
+    def _threads(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(LEDGER_THREADS, thread_name_prefix="seawall-ledger")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the ledger threads (calls in flight finish)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
