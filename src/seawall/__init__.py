@@ -14,6 +14,7 @@ from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
 from seawall._version import VERSION
 from seawall.errors import (
+    AmbiguousIdError,
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactNameError,
@@ -54,6 +55,7 @@ from seawall.errors import (
     SchemaVersionError,
     SeawallError,
     SerializationError,
+    ServerWaitError,
     SnapshotError,
     ToolResponseError,
     UsageError,
@@ -80,6 +82,7 @@ __version__ = VERSION
 __all__ = [
     "AlertRecord",
     "AlertRules",
+    "AmbiguousIdError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNameError",
@@ -147,6 +150,7 @@ __all__ = [
     "Seawall",
     "SeawallError",
     "SerializationError",
+    "ServerWaitError",
     "SnapshotError",
     "Step",
     "StepRecord",

@@ -741,8 +741,9 @@ class BaseContext:
         )
         if not decision.retry or spent:
             # A spent budget fails the call fast; its breaker takes it from there.
-            self._failed(plan, error, start, tries)
-            raise error
+            failure = decision.failure(error)  # a refused server wait is stated, not shortened
+            self._failed(plan, failure, start, tries)
+            raise failure
         trace = self._journal.trace
         if trace is not None and plan.span is not None:
             trace.retry(plan.span, tries, error, decision.delay)

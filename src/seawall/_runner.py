@@ -255,6 +255,8 @@ async def _attempts(  # noqa: C901, PLR0912, PLR0915 - the attempt loop reads to
             ):
                 decision = spec.retry.decide(attempt, error, end - first_start)
                 retry_delay = decision.delay if decision.retry else None
+                # A server's wait the policy refuses is stated in the run's error.
+                error = failure.error = decision.failure(error)
                 if (
                     retry_delay is not None
                     and spec.retry_budget is not None
