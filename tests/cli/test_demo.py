@@ -46,11 +46,7 @@ def test_demo_exercises_the_four_classes_and_runs_twice(
         assert 6 == len(list((tmp_path / "work" / "published").iterdir()))
     finally:
         app.close()
-    for key in ("SEAWALL_DEMO_LEDGER", "SEAWALL_DEMO_WORKDIR"):
-        os.environ.pop(key, None)
-    demo_module = sys.modules.pop("seawall._demo", None)
-    if demo_module is not None:
-        demo_module.app.close()
+        forget_demo()
 
 
 def hints(output: str) -> list[list[str]]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import tempfile
 import time
+import types
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,13 +43,18 @@ recorded_text = st.one_of(
 )
 
 
-def record(folder: Path, name: str, words: str) -> tuple[str, dict[str, str]]:
+@contextlib.contextmanager
+def recorded(folder: Path, name: str, words: str) -> Iterator[tuple[str, dict[str, str]]]:
     """A ledger where ``name`` is an agent and ``words`` an error, a reason, a message...
 
-    Returns the ledger URL and, per command, the recorded strings it must print.
+    Yields the ledger URL and the recorded strings; while it is open, the app that recorded
+    them is importable as ``recorded_app:app`` (for ``seawall replay``).
     """
     url = f"sqlite:///{folder / 'ledger.db'}"
     app = Seawall(url)
+    module = types.ModuleType("recorded_app")
+    module.app = app  # type: ignore[attr-defined]
+    sys.modules["recorded_app"] = module
     try:
 
         @app.tool
@@ -94,8 +103,9 @@ def record(folder: Path, name: str, words: str) -> tuple[str, dict[str, str]]:
         )
         stored = app.get_run(failed.run_id)
         error = f"{stored.error_type}: {stored.error_message}"
-        return url, {"run": failed.run_id, "error": error, "name": name}
+        yield url, {"run": failed.run_id, "error": error, "name": name}
     finally:
+        sys.modules.pop("recorded_app", None)
         app.close()
 
 
@@ -110,8 +120,8 @@ def test_every_command_prints_recorded_text_verbatim(
 ) -> None:
     """runs, show, dlq list, handoffs list/show, breakers list and drift print it as recorded."""
     monkeypatch.setenv("COLUMNS", "4000")  # no wrapping: the text must appear in one piece
-    with tempfile.TemporaryDirectory() as folder:
-        url, facts = record(Path(folder), name, words)
+    with tempfile.TemporaryDirectory() as folder, recorded(Path(folder), name, words) as found:
+        url, facts = found
         commands = {
             "runs": (["runs"], [name]),
             "show": (["show", facts["run"]], [name, facts["error"]]),
@@ -131,11 +141,17 @@ def test_every_command_prints_recorded_text_verbatim(
             assert 0 == result.exit_code, (label, result.output)
             for text in expected:
                 assert text in result.output, (label, text, result.output)
+        replayed = runner.invoke(
+            cli, ["replay", facts["run"], "--app", "recorded_app:app", "--live", "--ledger", url]
+        )
+        assert 1 == replayed.exit_code, replayed.output  # it fails again, as recorded
+        assert facts["error"].split(": ", 1)[1] in replayed.output, replayed.output
 
 
 @pytest.mark.parametrize("words", MARKUP_LIKE)
 def test_errors_printed_on_stderr_keep_their_brackets(words: str, tmp_path: Path) -> None:
     """An error message holding brackets (a missing extra's hint) is printed as it is."""
-    result = runner.invoke(cli, ["show", words, "--ledger", record(tmp_path, "agent", "boom")[0]])
+    with recorded(tmp_path, "agent", "boom") as (url, _):
+        result = runner.invoke(cli, ["show", words, "--ledger", url])
     assert 1 == result.exit_code
     assert repr(words) in result.output.replace("\n", "")
