@@ -35,8 +35,8 @@ def shell(command: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("VIRTUAL_ENV", "SEAWALL_LEDGER", "PYTHONPATH")
-        and not key.startswith("PYTEST")
+        if key not in ("VIRTUAL_ENV", "SEAWALL_LEDGER", "PYTHONPATH", "MFLAGS")
+        and not key.startswith(("PYTEST", "MAKE"))
     }
     env.update({"COLUMNS": "80", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     return subprocess.run(
@@ -56,7 +56,7 @@ def suggested(output: str) -> list[str]:
     return [
         line.strip()
         for line in tail.splitlines()
-        if line.strip() and not line.strip().startswith("#")
+        if line.startswith("  ") and not line.strip().startswith("#")
     ]
 
 

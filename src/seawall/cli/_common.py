@@ -94,16 +94,21 @@ def existing_ledger(ledger: str | None) -> LedgerLocation:
     return found
 
 
-def open_app(ledger: str | None) -> Seawall:
-    """Open an app with no registered agents on an existing ledger, for reading it.
+def open_app(ledger: str | None, *, create: bool = False) -> Seawall:
+    """Open an app with no registered agents on the ledger, for reading it (or writing to it).
+
+    Args:
+        ledger: The ``--ledger`` option.
+        create: Create the ledger when it does not exist (operator writes that may precede
+            the app's first run, such as freezing an agent). Reads never create one.
 
     Raises:
-        typer.Exit: There is no ledger there, or it cannot be opened (the reason is printed
-            on stderr).
+        typer.Exit: There is no ledger there (unless ``create``), or it cannot be opened (the
+            reason is printed on stderr).
     """
-    found = existing_ledger(ledger)
+    url = ledger_url(ledger) if create else existing_ledger(ledger).url
     try:
-        return Seawall(found.url)
+        return Seawall(url)
     except SeawallError as exc:
         raise fail(exc) from exc
 

@@ -68,7 +68,7 @@ def demo(
             workdir=workdir / "chaos",
             inputs=[{"topic": topic} for topic in _demo.TOPICS],
             lease=0.5,
-            progress=status.update,
+            progress=lambda message: status.update(Text(message)),
         )
     _summary(report, url, workdir, given_workdir)
     if sys.stdout.isatty():

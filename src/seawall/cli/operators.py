@@ -271,11 +271,19 @@ def open_breaker(
     reason: Annotated[str, typer.Option(help="Why; shown to every refused run and call.")],
     ledger: LedgerOption = None,
 ) -> None:
-    """Open a breaker by hand (freeze an agent or tool); it stays open until reset."""
-    with using(open_app(ledger)) as app:
+    """Open a breaker by hand (freeze an agent or tool); it stays open until reset.
+
+    The ledger is created if it does not exist yet, so an agent can be frozen before its app
+    first runs; the message says which ledger holds the breaker.
+    """
+    with using(open_app(ledger, create=True)) as app:
         state = app.open_breaker(name, reason=reason)
+        where = describe(app.store.url)
     console.print(
-        text(f"{state.name} is open until `seawall breakers reset {state.name}`: {reason}")
+        text(
+            f"{state.name} is open in the ledger at {where} until "
+            f"`seawall breakers reset {state.name}`: {reason}"
+        )
     )
 
 
@@ -287,7 +295,8 @@ def reset_breaker(
     """Close a breaker and forget its failures."""
     with using(open_app(ledger)) as app:
         state = app.reset_breaker(name)
-    console.print(text(f"{state.name} is closed."))
+        where = describe(app.store.url)
+    console.print(text(f"{state.name} is closed in the ledger at {where}."))
 
 
 def _event_json(event: Any) -> dict[str, Any]:
