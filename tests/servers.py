@@ -189,7 +189,10 @@ class _Server(abc.ABC):
 
     @contextlib.contextmanager
     def refusing(self) -> Iterator[None]:
-        """Stop the server for the block, so new connections are refused; start it again after."""
+        """Stop the server for the block, so new connections are refused; start it again after.
+
+        PostgreSQL keeps its data; a Redis without ``persistent=True`` comes back empty.
+        """
         self.stop("fast")
         try:
             yield

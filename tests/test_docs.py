@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from seawall.cli import cli
 
@@ -26,9 +30,9 @@ def blocks() -> list[tuple[str, int, str]]:
 def test_python_block_runs(
     page: str, index: int, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each ```python block of the docs executes without error in a fresh folder."""
+    """Each ```python block of the docs executes as a script without error in a fresh folder."""
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, f"{page}[{index}]", "exec"), {"__name__": f"docs_{index}"})  # noqa: S102
+    exec(compile(code, f"{page}[{index}]", "exec"), {"__name__": "__main__"})  # noqa: S102
 
 
 def test_docs_have_python_blocks() -> None:
@@ -89,3 +93,57 @@ def test_shell_blocks_name_real_commands() -> None:
                         break
                     assert word in command.commands, f"{page.name}: {line}"
                     command = command.commands[word]
+
+
+def _cells(line: str) -> int:
+    """How many cells a Markdown table row holds (cells split at unescaped pipes)."""
+    return len(re.split(r"(?<!\\)\|", line.strip().removeprefix("|").removesuffix("|")))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_markdown_tables_render_every_row(page: Path) -> None:
+    """Each `|` line renders as a row of a table, with as many cells as the table's header."""
+    from markdown_it import MarkdownIt
+
+    source = page.read_text(encoding="utf-8")
+    tokens = MarkdownIt("commonmark").enable("table").parse(source)
+    tables = [token.map for token in tokens if token.type == "table_open" and token.map]
+    fenced = False
+    for number, line in enumerate(source.splitlines()):
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not line.startswith("|"):
+            continue
+        table = next((span for span in tables if span[0] <= number < span[1]), None)
+        assert table is not None, f"{page.name}:{number + 1} is not in a table: {line[:60]}"
+        header = source.splitlines()[table[0]]
+        assert _cells(header) == _cells(line), f"{page.name}:{number + 1}: {line[:60]}"
+
+
+def test_quickstart_runs_as_a_script_and_imports_as_a_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's Quickstart as quick.py: `python quick.py` runs it; `--app quick:app` only imports."""
+    code = next(code for page, _, code in blocks() if page == "README.md")
+    (tmp_path / "quick.py").write_text(code, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    done = subprocess.run(
+        [sys.executable, "quick.py"], capture_output=True, text=True, check=True, timeout=60
+    )
+    run_id = done.stdout.split()[-1]
+    runner = CliRunner()
+    try:
+        for args in (
+            ["resume", "--app", "quick:app"],
+            ["replay", run_id[:16], "--app", "quick:app", "--recorded"],
+            ["show", run_id[:16]],
+        ):
+            result = runner.invoke(cli, args)
+            assert 0 == result.exit_code, (args, result.output)
+        listed = runner.invoke(cli, ["runs", "--json", "--agent", "assistant"])
+        assert 1 == len([r for r in json.loads(listed.output) if r["replay_of"] is None])
+    finally:
+        module = sys.modules.pop("quick", None)
+        if module is not None:
+            module.app.close()

@@ -7,6 +7,7 @@ import seawall
 EXPECTED = [
     "AlertRecord",
     "AlertRules",
+    "AmbiguousIdError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNameError",
@@ -76,6 +77,7 @@ EXPECTED = [
     "Seawall",
     "SeawallError",
     "SerializationError",
+    "ServerWaitError",
     "SnapshotError",
     "Step",
     "StepRecord",

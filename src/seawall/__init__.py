@@ -14,6 +14,7 @@ from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
 from seawall._version import VERSION
 from seawall.errors import (
+    AmbiguousIdError,
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactNameError,
@@ -56,6 +57,7 @@ from seawall.errors import (
     SchemaVersionError,
     SeawallError,
     SerializationError,
+    ServerWaitError,
     SnapshotError,
     ToolResponseError,
     UsageError,
@@ -82,6 +84,7 @@ __version__ = VERSION
 __all__ = [
     "AlertRecord",
     "AlertRules",
+    "AmbiguousIdError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNameError",
@@ -151,6 +154,7 @@ __all__ = [
     "Seawall",
     "SeawallError",
     "SerializationError",
+    "ServerWaitError",
     "SnapshotError",
     "Step",
     "StepRecord",

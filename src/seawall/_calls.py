@@ -442,8 +442,9 @@ def _retry_delay(plan: Plan, error: Exception, tries: int) -> Steps[float]:
         spent = not allowed
     if not decision.retry or spent:
         # A spent budget fails the call fast; its breaker takes it from there.
-        yield from _failed(plan, error, tries)
-        raise error
+        failure = decision.failure(error)  # a refused server wait is stated, not shortened
+        yield from _failed(plan, failure, tries)
+        raise failure
     trace = journal.trace
     if trace is not None and plan.span is not None:
         trace.retry(plan.span, tries, error, decision.delay)

@@ -14,7 +14,9 @@ The chaos plan exercises the four failure classes:
 - cascade: research fails for good in one run; its dependents are not started (contained).
 
 The module-level ``app`` and ``publish`` graph are what ``seawall chaos run`` imports in its child
-processes; ``SEAWALL_DEMO_LEDGER`` and ``SEAWALL_DEMO_WORKDIR`` say where they live.
+processes; ``SEAWALL_DEMO_LEDGER`` and ``SEAWALL_DEMO_WORKDIR`` say where they live. Imported by
+another command (``seawall replay RUN --app seawall._demo:app --ledger URL``), the app opens the
+ledger that command names (``$SEAWALL_LEDGER``), else the CLI's default ledger.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from seawall import Context, From, Graph, Input, OnDrift, Retry, Seawall, verify
+from seawall.ledger import DEFAULT_LEDGER_URL
 
 OFFLINE_MODEL = "offline-stand-in (deterministic, not an LLM)"
 MIN_BODY = 20
 TOPICS = ("circuit breakers", "idempotency keys", "staging then commit", "dead-letter queues")
 
 WORKDIR = Path(os.environ.get("SEAWALL_DEMO_WORKDIR", ".seawall/demo"))
-LEDGER = os.environ.get("SEAWALL_DEMO_LEDGER", f"sqlite:///{WORKDIR / 'ledger.db'}")
+LEDGER = (
+    os.environ.get("SEAWALL_DEMO_LEDGER") or os.environ.get("SEAWALL_LEDGER") or DEFAULT_LEDGER_URL
+)
 MODEL = os.environ.get("SEAWALL_DEMO_MODEL") or os.environ.get("OPENAI_MODEL") or ""
 
 app = Seawall(

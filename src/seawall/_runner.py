@@ -422,6 +422,8 @@ class _Attempts:
             )
         self.errors += 1
         decision = spec.retry.decide(self.errors, error, elapsed, asked=journal.asked)
+        # A server's wait the policy refuses is stated in the run's error.
+        failure.error = decision.failure(error)
         if not decision.retry:
             before = "" if journal.asked or decision.transient else " before any model or tool call"
             return None, f"not retried: {decision.reason}{before}"

@@ -15,6 +15,7 @@ stores that form.
     ├── SerializationError          a value that is not JSON-serialisable (names the path)
     ├── PayloadTooLargeError        a payload over the app's size limit
     ├── RunNotFoundError            an unknown run id
+    ├── AmbiguousIdError            an id prefix that matches several runs or hand-offs (lists them)
     ├── UsageError                  an API used in the wrong place (sync API inside a loop)
     ├── InputError                  a run's inputs do not fit its agent's signature
     ├── LeaseLostError              another process took the run over (this one stalled past
@@ -45,7 +46,8 @@ stores that form.
     │   └── HandOffDecidedError     it was already approved or rejected
     ├── RetryableError              raise it to mark a failure transient (optional Retry-After)
     │   ├── ToolResponseError       a tool's response failed its declared schema (returns=)
-    │   └── BreakerOpenError        a breaker refused the run or call (it was not started)
+    │   ├── BreakerOpenError        a breaker refused the run or call (it was not started)
+    │   └── ServerWaitError         a server asked for a wait over Retry(max_server_wait=...)
     ├── PermanentError              raise it to mark a failure permanent (no retry)
     └── LedgerError                 the ledger cannot be used
         ├── LedgerCorruptedError    the file is not a readable ledger; it is never overwritten
@@ -69,6 +71,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AmbiguousIdError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNameError",
@@ -111,6 +114,7 @@ __all__ = [
     "SchemaVersionError",
     "SeawallError",
     "SerializationError",
+    "ServerWaitError",
     "SnapshotError",
     "ToolResponseError",
     "UsageError",
@@ -220,6 +224,15 @@ class RunNotFoundError(SeawallError, LookupError):
     """No run with this id exists in the ledger."""
 
     code = "run_not_found"
+
+
+class AmbiguousIdError(SeawallError, LookupError):
+    """An id prefix that matches more than one run or hand-off.
+
+    Fields: ``prefix``, ``kind`` and ``candidates`` (the matching ids, at most a few).
+    """
+
+    code = "ambiguous_id"
 
 
 class UsageError(SeawallError, RuntimeError):
@@ -431,7 +444,7 @@ class RetryableError(SeawallError):
     Args:
         message: What failed.
         retry_after: Seconds the caller asked us to wait before the next attempt; honoured
-            within the retry policy's ``max_delay``.
+            in full up to the retry policy's ``max_server_wait``.
         **fields: Structured context.
     """
 
@@ -460,6 +473,19 @@ class BreakerOpenError(RetryableError):
     """
 
     code = "breaker_open"
+
+
+class ServerWaitError(RetryableError):
+    """A server asked for a wait the retry policy does not allow, so the call failed.
+
+    Raised instead of retrying sooner than asked when the wait (``Retry-After``,
+    ``retry-after-ms``) is longer than ``Retry(max_server_wait=...)`` or ends past the policy's
+    deadline. Fields: ``wait`` (seconds) and ``error_type`` (the error that carried the wait,
+    also its ``__cause__``). ``retry_after`` is the wait, so an outer policy that allows it
+    (the agent's, around a tool call) honours it in full.
+    """
+
+    code = "server_wait_too_long"
 
 
 class PermanentError(SeawallError):

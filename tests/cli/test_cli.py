@@ -121,6 +121,7 @@ def test_runs_reads_ledger_from_environment(
 
 def test_bad_status_filter_is_a_clear_error(ledger_url: str) -> None:
     """An unknown status exits 1 with the valid choices."""
+    seed(ledger_url)
     result = runner.invoke(cli, ["runs", "--ledger", ledger_url, "--status", "exploded"])
     assert 1 == result.exit_code
     assert "succeeded" in result.output

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from seawall.errors import LedgerURLError
-from seawall.ledger import open_store
+from seawall.ledger import locate
 from tests.services import POSTGRES_URL, REDIS_URL, require
 
 
@@ -25,7 +25,7 @@ def _ledger(kind: str, folder: Path) -> Iterator[str]:
         return
     require("postgresql")
     try:
-        open_store(POSTGRES_URL).close()
+        locate(POSTGRES_URL)  # creates nothing (opening a store would migrate a shared schema)
     except LedgerURLError as exc:
         pytest.skip(f"this build has no PostgreSQL ledger: {exc.message}")
     import psycopg

@@ -112,6 +112,39 @@ def test_a_429_is_retried_after_the_wait_the_server_asked_for(
     assert 2 == llm_steps(app, result.run_id)[0].record.tries
 
 
+def test_retry_after_ms_is_honoured(app: Seawall, server: FakeOpenAI, waits: list[float]) -> None:
+    """``retry-after-ms: 3000`` on a 429 waits 3 s (not the backoff's fraction of a second)."""
+    server.script(
+        Reply(429, {"error": {"message": "slow down"}}, {"retry-after-ms": "3000"}),
+        Reply(body=chat_completion("after the wait")),
+    )
+    result = app.run(chat_agent(app, sync_client(server, app)), question="hi")
+    assert ("after the wait", [3.0]) == (result.output["text"], waits)
+
+
+def test_a_server_wait_longer_than_the_backoff_cap_is_waited_in_full(
+    app: Seawall, server: FakeOpenAI, waits: list[float]
+) -> None:
+    """``Retry-After: 30`` under the default tool policy (max_delay 2 s) waits 30 s once."""
+    server.script(
+        Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "30"}),
+        Reply(body=chat_completion("after the wait")),
+    )
+    result = app.run(chat_agent(app, sync_client(server, app)), question="hi")
+    assert ("after the wait", [30.0]) == (result.output["text"], waits)
+
+
+def test_a_server_wait_over_max_server_wait_fails_the_call_stating_it(
+    app: Seawall, server: FakeOpenAI, waits: list[float]
+) -> None:
+    """``Retry-After: 120`` over max_server_wait (60 s): no shorter retry; the error says 120 s."""
+    server.script(Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "120"}))
+    result = app.run(chat_agent(app, sync_client(server, app)), question="hi")
+    assert (RunStatus.FAILED, [], 1) == (result.status, waits, len(server.requests))
+    assert "ServerWaitError" == app.get_run(result.run_id).error_type
+    assert "wait 120s" in (app.get_run(result.run_id).error_message or "")
+
+
 def test_the_sdk_does_not_retry_inside_a_run(app: Seawall, server: FakeOpenAI) -> None:
     """Only Seawall's policy retries: 2 attempts mean exactly 2 requests, not 2 x SDK retries."""
     server.script(Reply(500, {"error": {"message": "boom"}}))

@@ -225,6 +225,37 @@ def test_list_runs_since(populated: Store) -> None:
     assert ["b4", "a3", "b2"] == _ids(populated, since=1002.0)
 
 
+def test_ids_with_prefix_finds_runs_by_their_beginning(store: Store) -> None:
+    """ids_with_prefix returns the ids starting with the prefix, sorted, up to the limit."""
+    for run_id in ("01ab", "01ac", "01b0", "0x1"):
+        create(store, run_id)
+    assert (["01ab", "01ac"], ["01ab"], ["01b0"], [], ["01ab", "01ac", "01b0"]) == (
+        store.ids_with_prefix("run", "01a"),
+        store.ids_with_prefix("run", "01a", limit=1),
+        store.ids_with_prefix("run", "01b0"),
+        store.ids_with_prefix("run", "01A"),
+        store.ids_with_prefix("run", "01"),
+    )
+
+
+@pytest.mark.parametrize("wild", ["%", "_", "*", "?", "[", "\\"])
+def test_ids_with_prefix_takes_pattern_characters_literally(store: Store, wild: str) -> None:
+    """A prefix holding LIKE or GLOB wildcards matches only ids holding those characters."""
+    for run_id in (f"a{wild}b", "axb", "ayb"):
+        create(store, run_id)
+    assert [f"a{wild}b"] == store.ids_with_prefix("run", f"a{wild}")
+
+
+def test_ids_with_prefix_finds_handoffs(store: Store) -> None:
+    """Hand-off ids are looked up by prefix too, and runs and hand-offs do not mix."""
+    create(store, "h-run")
+    store.open_handoff(_handoff("h1", "h-run", 1.0), epoch=1)
+    assert (["h1"], ["h-run"]) == (
+        store.ids_with_prefix("handoff", "h"),
+        store.ids_with_prefix("run", "h"),
+    )
+
+
 def test_list_runs_limit_and_offset(populated: Store) -> None:
     """limit and offset page through the runs, newest first."""
     assert ["a3", "b2"] == _ids(populated, limit=2, offset=1)

@@ -262,11 +262,104 @@ def test_retry_after_seconds_is_honoured() -> None:
     assert 5.0 <= delay <= 30.0
 
 
-def test_retry_after_is_capped_at_max_delay() -> None:
-    """A Retry-After longer than max_delay is cut to max_delay."""
-    policy = Retry(attempts=3, initial=0.01, max_delay=2.0)
-    decision = policy.decide(1, seawall.RetryableError("slow down", retry_after=60), 0.0)
-    assert (True, 2.0) == (decision.retry, decision.delay)
+def test_server_wait_longer_than_max_delay_is_honoured_in_full() -> None:
+    """A Retry-After of 30 s under max_delay=2 waits 30 s, not 2 s (it is not the backoff)."""
+    policy = Retry(attempts=3, initial=0.1, max_delay=2.0)
+    decision = policy.decide(1, HTTPError(429, {"Retry-After": "30"}), 0.0)
+    assert (True, 30.0, None) == (decision.retry, decision.delay, decision.server_wait)
+
+
+def test_server_wait_over_max_server_wait_fails_stating_the_wait() -> None:
+    """A wait over max_server_wait is refused, never shortened; the failure states it."""
+    error = HTTPError(429, {"Retry-After": "120"})
+    decision = Retry(attempts=3).decide(1, error, 0.0)
+    assert (False, 0.0, True, 120.0) == (
+        decision.retry,
+        decision.delay,
+        decision.transient,
+        decision.server_wait,
+    )
+    failure = decision.failure(error)
+    assert isinstance(failure, seawall.ServerWaitError)
+    assert "wait 120s" in failure.message
+    assert "max_server_wait=60" in failure.message
+    assert (120.0, error, "HTTPError") == (
+        failure.retry_after,
+        failure.__cause__,
+        failure.error_type,
+    )
+
+
+def test_max_server_wait_raises_the_limit() -> None:
+    """Retry(max_server_wait=300) honours a server's 120 s."""
+    decision = Retry(max_server_wait=300).decide(1, HTTPError(503, {"Retry-After": "120"}), 0.0)
+    assert (True, 120.0) == (decision.retry, decision.delay)
+
+
+def test_refused_server_wait_is_not_wrapped_twice() -> None:
+    """An outer policy refusing a ServerWaitError again raises it as it is."""
+    inner = seawall.ServerWaitError("waited too long", retry_after=120)
+    decision = Retry().decide(1, inner, 0.0)
+    assert (False, inner) == (decision.retry, decision.failure(inner))
+
+
+def test_failure_of_an_ordinary_refusal_is_the_error_itself() -> None:
+    """Giving up for any other reason raises the original error."""
+    error = HTTPError(400)
+    assert error is Retry().decide(1, error, 0.0).failure(error)
+
+
+def test_retry_after_ms_is_honoured() -> None:
+    """``retry-after-ms: 3000`` waits 3 s, even under max_delay=2."""
+    error = HTTPError(429, {"retry-after-ms": "3000"})
+    assert 3.0 == retry_after_of(error)
+    assert 3.0 == Retry(attempts=3, initial=0.1, max_delay=2.0).decide(1, error, 0.0).delay
+
+
+def test_retry_after_ms_wins_over_retry_after() -> None:
+    """The millisecond header is the more precise one; it is read first."""
+    error = ClientError(Response(429, {"Retry-After": "3", "Retry-After-Ms": "2500"}))
+    assert 2.5 == retry_after_of(error)
+
+
+def test_header_names_match_in_any_case() -> None:
+    """``RETRY-AFTER`` in a plain dict is found."""
+    assert 4.0 == retry_after_of(HTTPError(503, {"RETRY-AFTER": "4"}))
+
+
+def test_unreadable_ms_header_falls_back_to_retry_after() -> None:
+    """A ``retry-after-ms`` that is not a number leaves ``Retry-After`` in charge."""
+    assert 5.0 == retry_after_of(HTTPError(503, {"retry-after-ms": "soon", "retry-after": "5"}))
+
+
+def test_http_date_is_measured_from_the_injected_clock() -> None:
+    """An HTTP-date Retry-After counts from ``now``, not from the system clock."""
+    error = HTTPError(503, {"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT"})
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
+    assert 30.0 == retry_after_of(error, now=now)
+    assert 30.0 == Retry(max_delay=1.0).decide(1, error, 0.0, now=now).delay
+
+
+def test_server_wait_past_the_deadline_fails_stating_the_wait() -> None:
+    """A server wait that ends after the deadline is refused and the failure says so."""
+    error = HTTPError(429, {"Retry-After": "20"})
+    decision = Retry(attempts=5, deadline=10.0).decide(1, error, 0.0)
+    assert (False, 20.0) == (decision.retry, decision.server_wait)
+    assert "past the deadline of 10s" in str(decision.failure(error))
+
+
+def test_breaker_cooldown_stays_capped_at_max_delay() -> None:
+    """A breaker's retry_after is its own cooldown estimate: capped like a backoff."""
+    error = seawall.BreakerOpenError("open", retry_after=90)
+    decision = Retry(attempts=3, initial=0.01, max_delay=2.0).decide(1, error, 0.0)
+    assert (True, 2.0, None) == (decision.retry, decision.delay, decision.server_wait)
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "x"])
+def test_max_server_wait_must_be_a_finite_non_negative_number(value: Any) -> None:
+    """Retry(max_server_wait=...) is validated like the other durations."""
+    with pytest.raises(seawall.ConfigurationError, match="max_server_wait"):
+        Retry(max_server_wait=value)
 
 
 def test_retry_after_header_on_the_response_is_honoured() -> None:
@@ -350,10 +443,16 @@ transient_errors = st.sampled_from(
 def test_decision_property_for_transient_errors(
     attempt: int, attempts: int, initial: float, max_delay: float, error: BaseException
 ) -> None:
-    """For a transient error the delay is in [0, max_delay] and it retries iff attempts remain."""
-    decision = Retry(attempts=attempts, initial=initial, max_delay=max_delay).decide(
-        attempt, error, 0.0
-    )
-    assert 0.0 <= decision.delay <= max_delay
-    assert (attempt < attempts) == decision.retry
+    """For a transient error the delay is the backoff (at most max_delay) or the server's whole
+    wait; it retries iff attempts remain and the server's wait is within max_server_wait."""
+    policy = Retry(attempts=attempts, initial=initial, max_delay=max_delay)
+    decision = policy.decide(attempt, error, 0.0)
+    hint = retry_after_of(error)
+    waits_too_long = hint is not None and hint > policy.max_server_wait
+    assert (attempt < attempts and not waits_too_long) == decision.retry
     assert decision.transient
+    if decision.retry:
+        assert 0.0 <= decision.delay <= max(max_delay, hint or 0.0)
+        assert hint is None or decision.delay >= hint
+    else:
+        assert 0.0 == decision.delay

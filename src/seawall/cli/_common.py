@@ -1,4 +1,4 @@
-"""Options and output helpers shared by the CLI's commands."""
+"""Options, ledger opening, id lookup and error reporting shared by the CLI's commands."""
 
 from __future__ import annotations
 
@@ -9,25 +9,38 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
-from seawall import Seawall, SeawallError
-from seawall.ledger import DEFAULT_LEDGER_URL
+from seawall import (
+    AmbiguousIdError,
+    HandOffNotFoundError,
+    RunNotFoundError,
+    Seawall,
+    SeawallError,
+)
+from seawall.cli._output import console, errors, text
+from seawall.errors import LedgerUnavailableError
+from seawall.ledger import DEFAULT_LEDGER_URL, LedgerLocation, locate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-console = Console()
-errors = Console(stderr=True)
+    from seawall.ledger import IdKind
+
+__all__ = ["console", "errors", "text"]
+
+LEDGER_ENV: Final = "SEAWALL_LEDGER"
+CANDIDATES: Final = 10
+"""Candidates listed for an ambiguous id prefix."""
 
 LedgerOption = Annotated[
     str | None,
     typer.Option(
         "--ledger",
-        help=f"Ledger URL (default: $SEAWALL_LEDGER, else {DEFAULT_LEDGER_URL}).",
+        help=f"Ledger URL (default: ${LEDGER_ENV}, else {DEFAULT_LEDGER_URL}).",
         show_default=False,
     ),
 ]
@@ -40,19 +53,71 @@ AppOption = Annotated[
 
 def ledger_url(value: str | None) -> str:
     """Resolve the ledger URL from the option, then ``$SEAWALL_LEDGER``, then the default."""
-    return value or os.environ.get("SEAWALL_LEDGER") or DEFAULT_LEDGER_URL
+    return value or os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER_URL
 
 
-def open_app(ledger: str | None) -> Seawall:
-    """Open an app with no registered agents, for reading the ledger.
+def _origin(value: str | None) -> str:
+    """Where the ledger URL came from, in words."""
+    if value:
+        return "from --ledger"
+    if os.environ.get(LEDGER_ENV):
+        return f"from ${LEDGER_ENV}"
+    return "the default"
+
+
+def existing_ledger(ledger: str | None) -> LedgerLocation:
+    """Find the ledger a read-only command reads; never create one.
 
     Raises:
-        typer.Exit: The ledger cannot be opened (the reason is printed on stderr).
+        typer.Exit: There is no ledger there (the message says where it looked and how to
+            point at the right one), or the URL is wrong or its server unreachable.
     """
+    url = ledger_url(ledger)
     try:
-        return Seawall(ledger_url(ledger))
+        found = locate(url)
     except SeawallError as exc:
         raise fail(exc) from exc
+    if not found.exists:
+        if found.backend == "sqlite":
+            relative = "" if url.startswith("sqlite:////") else f", relative to {Path.cwd()}"
+            detail = f"{url}, {_origin(ledger)}{relative}"
+        else:
+            detail = f"{_origin(ledger)}; the schema holds no Seawall tables"
+        raise fail(
+            LedgerUnavailableError(
+                f"no ledger at {found.where} ({detail}); nothing was created. Run this in your "
+                f"project's folder, or pass --ledger URL (or set ${LEDGER_ENV}) to name your "
+                "app's ledger",
+                url=url,
+            )
+        )
+    return found
+
+
+def open_app(ledger: str | None, *, create: bool = False) -> Seawall:
+    """Open an app with no registered agents on the ledger, for reading it (or writing to it).
+
+    Args:
+        ledger: The ``--ledger`` option.
+        create: Create the ledger when it does not exist (operator writes that may precede
+            the app's first run, such as freezing an agent). Reads never create one.
+
+    Raises:
+        typer.Exit: There is no ledger there (unless ``create``), or it cannot be opened (the
+            reason is printed on stderr).
+    """
+    url = ledger_url(ledger) if create else existing_ledger(ledger).url
+    try:
+        return Seawall(url)
+    except SeawallError as exc:
+        raise fail(exc) from exc
+
+
+def same_ledger(first: str, second: str) -> bool:
+    """Whether two ledger URLs name the same ledger (SQLite paths compared resolved)."""
+    if first.startswith("sqlite:///") and second.startswith("sqlite:///"):
+        return Path(first[10:]).resolve() == Path(second[10:]).resolve()
+    return first == second
 
 
 @contextlib.contextmanager
@@ -70,11 +135,64 @@ def using(app: Seawall) -> Iterator[Seawall]:
         app.close()
 
 
-def load_app(spec: str) -> Seawall:
-    """Import the user's app from ``module:attribute``.
+def resolve_id(app: Seawall, kind: IdKind, given: str) -> str:
+    """The full id of the run (or hand-off) ``given`` names: the id, or its unique beginning.
 
     Raises:
-        typer.BadParameter: The spec is malformed, the import fails, or it is not an app.
+        RunNotFoundError: No run id starts with ``given`` (``kind`` ``run``).
+        HandOffNotFoundError: No hand-off id starts with it (``kind`` ``handoff``).
+        AmbiguousIdError: Several do; the message lists them.
+    """
+    found = app.store.ids_with_prefix(kind, given, CANDIDATES + 1)
+    if given in found or len(found) == 1:
+        return given if given in found else found[0]
+    noun = "run" if kind == "run" else "hand-off"
+    if not found:
+        listing = "seawall runs" if kind == "run" else "seawall handoffs list --status ''"
+        error = RunNotFoundError if kind == "run" else HandOffNotFoundError
+        raise error(
+            f"no {noun} id starts with {given!r} in {app.store.url}; list them with "
+            f"`{listing}`, or pass --ledger if they are in another ledger",
+            **{f"{kind}_id": given},
+        )
+    more = len(found) > CANDIDATES
+    lines = [_candidate(app, kind, candidate) for candidate in found[:CANDIDATES]]
+    raise AmbiguousIdError(
+        f"{given!r} is the beginning of {'more than ' if more else ''}"
+        f"{min(len(found), CANDIDATES)} {noun} ids; give more of the id. "
+        f"The candidates{' (the first ' + str(CANDIDATES) + ')' if more else ''}:\n"
+        + "\n".join(lines),
+        prefix=given,
+        kind=kind,
+        candidates=found[:CANDIDATES],
+    )
+
+
+def _candidate(app: Seawall, kind: IdKind, full: str) -> str:
+    """One line describing a candidate of an ambiguous prefix."""
+    if kind == "run":
+        run = app.store.get_run(full)
+        if run is not None:
+            return f"  {full}  {run.agent}  {run.status.value}  {when(run.start_time)}"
+    else:
+        handoff = app.store.get_handoff(full)
+        if handoff is not None:
+            return f"  {full}  run {handoff.run_id}  {handoff.kind}  {handoff.status}"
+    return f"  {full}"
+
+
+def load_app(spec: str, ledger: str | None = None) -> Seawall:
+    """Import the user's app from ``module:attribute``.
+
+    Args:
+        spec: ``module:attribute``.
+        ledger: The ``--ledger`` given with it, if any: exported as ``$SEAWALL_LEDGER``
+            while the module is imported, for apps that read their ledger URL from there
+            (``Seawall(os.environ.get("SEAWALL_LEDGER", ...))``, as the demo does).
+
+    Raises:
+        typer.BadParameter: The spec is malformed, the import fails, it is not an app, or
+            ``ledger`` is not the app's ledger.
     """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
@@ -82,10 +200,18 @@ def load_app(spec: str) -> Seawall:
     here = str(Path.cwd())
     if here not in sys.path:
         sys.path.insert(0, here)
+    previous = os.environ.get(LEDGER_ENV)
+    if ledger is not None:
+        os.environ[LEDGER_ENV] = ledger
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    finally:
+        if previous is None:
+            os.environ.pop(LEDGER_ENV, None)
+        else:
+            os.environ[LEDGER_ENV] = previous
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
@@ -93,12 +219,22 @@ def load_app(spec: str) -> Seawall:
         target = getattr(target, part)
     if not isinstance(target, Seawall):
         raise typer.BadParameter(f"{spec} is a {type(target).__name__}, not a seawall.Seawall app")
+    if ledger is not None and not same_ledger(ledger, target.store.url):
+        raise typer.BadParameter(
+            f"--ledger {ledger} is not the ledger of {spec} ({target.store.url}); drop "
+            "--ledger, or create the app with the ledger you mean"
+        )
     return target
 
 
 def fail(error: SeawallError) -> typer.Exit:
     """Print a Seawall error on stderr and return the exit to raise."""
-    errors.print(f"[bold red]error[/] [dim]({error.code})[/]: {error.message}", highlight=False)
+    # Not wrapped here: the terminal wraps it, and a copied command or path stays whole.
+    errors.print(
+        f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return typer.Exit(code=1)
 
 
@@ -112,6 +248,16 @@ def when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short_when(timestamp: float | None) -> str:
+    """A Unix time for a table column: ``MM-DD HH:MM:SS`` this year, else the date and minute."""
+    if timestamp is None:
+        return "-"
+    moment = dt.datetime.fromtimestamp(timestamp).astimezone()
+    if moment.year == dt.datetime.now().astimezone().year:
+        return moment.strftime("%m-%d %H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def iso(timestamp: float | None) -> str | None:

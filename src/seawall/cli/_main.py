@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from seawall._version import VERSION
 from seawall.cli import chaos, dashboard, demo, drift, gc, migrate, operators, replays, resume, runs
 
 cli = typer.Typer(
@@ -13,6 +16,29 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"seawall {VERSION}")
+        raise typer.Exit
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    """Seawall: make LLM agents fail safely. Inspect the run ledger and recover runs."""
+
+
 cli.command("runs")(runs.runs)
 cli.command("show")(runs.show)
 cli.command("resume")(resume.resume)

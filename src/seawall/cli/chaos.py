@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
 from seawall import SeawallError
 from seawall.chaos import ChaosReport, run_session
 from seawall.cli._common import JsonOption, console, fail, print_json
+from seawall.cli._output import Column, print_table, text
 
 chaos = typer.Typer(
     name="chaos",
@@ -63,12 +65,12 @@ def run(
             workdir=workdir,
             inputs=json.loads(inputs),
             lease=lease,
-            progress=None if as_json else console.print,
+            progress=None if as_json else _progress,
         )
     except SeawallError as exc:
         raise fail(exc) from exc
     except (RuntimeError, ValueError) as exc:
-        console.print(f"[bold red]error[/]: {exc}")
+        console.print(f"[bold red]error[/]: {escape(str(exc))}")
         raise typer.Exit(code=2) from exc
     if as_json:
         print_json(report.to_dict())
@@ -78,28 +80,48 @@ def run(
         raise typer.Exit(code=1)
 
 
+def _progress(message: str) -> None:
+    console.print(text(message))
+
+
 def print_report(report: ChaosReport) -> None:
     """The report for people."""
     statuses = ", ".join(f"{count} {status}" for status, count in sorted(report.statuses.items()))
-    console.print(f"{report.runs} runs ({statuses}); {report.restarts} restart(s) after crashes")
+    console.print(
+        text(f"{report.runs} runs ({statuses}); {report.restarts} restart(s) after crashes")
+    )
     if report.faults:
-        table = Table(title="Injected faults", title_justify="left")
-        for column in ("target", "fault", "call", "class", "recovery", "run ended"):
-            table.add_column(column)
-        for f in report.faults:
-            table.add_row(
-                f["target"],
-                f["kind"],
-                str(f["call"]),
-                f["class"],
-                f["recovery"],
-                f["final_status"] or "-",
-            )
-        console.print(table)
+        print_table(
+            "Injected faults",
+            (
+                Column("target"),
+                Column("fault"),
+                Column("call", drop=1, justify="right"),
+                Column("class"),
+                Column("recovery", wrap=True),
+                Column("run ended"),
+            ),
+            [
+                [
+                    text(f["target"]),
+                    text(f["kind"]),
+                    text(f["call"]),
+                    text(f["class"]),
+                    text(f["recovery"]),
+                    text(f["final_status"] or "-"),
+                ]
+                for f in report.faults
+            ],
+        )
     for name, check in report.invariants.items():
-        mark = "[green]holds[/]" if check["ok"] else "[bold red]BROKEN[/]"
+        mark = Text("holds", style="green") if check["ok"] else Text("BROKEN", style="bold red")
         details = {k: v for k, v in check.items() if k != "ok" and v}
-        console.print(f"invariant {name}: {mark}  {json.dumps(details) if not check['ok'] else ''}")
+        console.print(
+            text(f"invariant {name}: "),
+            mark,
+            text(f"  {json.dumps(details)}" if not check["ok"] else ""),
+            sep="",
+        )
 
 
 def _toml(plan: object, seed: int) -> str:

@@ -8,8 +8,16 @@ from typing import Annotated
 
 import typer
 
-from seawall import SeawallError
-from seawall.cli._common import LedgerOption, fail, ledger_url, load_app, open_app, using
+from seawall import MissingExtraError, SeawallError
+from seawall.cli._common import (
+    LedgerOption,
+    existing_ledger,
+    fail,
+    ledger_url,
+    load_app,
+    open_app,
+    using,
+)
 
 
 def metrics(ledger: LedgerOption = None) -> None:
@@ -48,17 +56,18 @@ def dashboard(
         from seawall.dashboard import create_app  # noqa: PLC0415 - optional extra
         from seawall.dashboard._security import TOKEN_ENV, new_token  # noqa: PLC0415
     except ImportError as exc:
-        raise typer.BadParameter(
+        missing = MissingExtraError(
             f"the dashboard needs its extra ({exc.name} is missing): "
             "pip install 'seawall[dashboard]'"
-        ) from exc
+        )
+        raise fail(missing) from exc
     except SeawallError as exc:
         raise fail(exc) from exc
     user_app = None
     if app_spec is not None:
-        user_app = load_app(app_spec)
-        if ledger is not None and ledger != user_app.store.url:
-            raise typer.BadParameter(f"--ledger {ledger} differs from the ledger of {app_spec}")
+        user_app = load_app(app_spec, ledger)
+    else:
+        existing_ledger(ledger)  # the dashboard reads a ledger; it never creates an empty one
     token = os.environ.get(TOKEN_ENV) or ""
     generated = not token
     if generated:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from seawall import DriftWatch
 from seawall.cli._common import (
@@ -17,9 +16,10 @@ from seawall.cli._common import (
     open_app,
     parse_since,
     print_json,
+    short_when,
     using,
-    when,
 )
+from seawall.cli._output import Column, print_table, text
 from seawall.observe.alerts import KINDS, alert_json
 from seawall.observe.evaluation import DriftReport, evaluate, watches_in
 
@@ -61,6 +61,7 @@ def drift(
         raise typer.BadParameter(f"--kind must be one of {', '.join(KINDS)}")
     if method not in (None, "test", "psi"):
         raise typer.BadParameter("--method must be 'test' or 'psi'")
+    since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
     with using(open_app(ledger)) as app:
         watches = watches_in(app.store)
         if agent is not None:
@@ -74,9 +75,7 @@ def drift(
             )
             for name, data in sorted(watches.items())
         ]
-        alerts = app.store.list_alerts(
-            agent=agent, kind=kind, since=parse_since(since), limit=limit
-        )
+        alerts = app.store.list_alerts(agent=agent, kind=kind, since=since_at, limit=limit)
     if as_json:
         print_json(
             {
@@ -87,8 +86,10 @@ def drift(
         return
     if agent is not None and not reports:
         console.print(
-            f"Agent {agent!r} is not watched for drift in this ledger (no app recorded a "
-            "DriftWatch for it); register it with @app.agent(drift=seawall.DriftWatch(...))."
+            text(
+                f"Agent {agent!r} is not watched for drift in this ledger (no app recorded a "
+                "DriftWatch for it); register it with @app.agent(drift=seawall.DriftWatch(...))."
+            )
         )
     for report in reports:
         _print_report(report)
@@ -110,39 +111,51 @@ def _alert_json(alert: AlertRecord) -> dict[str, Any]:
 def _print_report(report: DriftReport) -> None:
     watch = report.watch
     console.print(
-        f"[bold]{escape(report.agent)}[/]: {report.samples} runs sampled; reference "
-        f"{report.reference}; current {report.current}",
-        highlight=False,
+        Text.assemble(
+            (report.agent, "bold"),
+            f": {report.samples} runs sampled; reference {report.reference}; "
+            f"current {report.current}",
+        )
     )
     if not report.stats:
-        console.print("  still collecting the reference window; nothing compared yet\n")
+        console.print(text("  still collecting the reference window; nothing compared yet\n"))
         return
-    table = Table(show_edge=False)
-    for column in ("feature", "test", "PSI", "p-value", "runs ref/cur", "state", "current"):
-        table.add_column(column)
-    for stat in report.stats:
-        table.add_row(
-            escape(stat.feature),
-            stat.test,
-            "-" if stat.psi is None else f"{stat.psi:.3f}",
-            "-" if stat.p_value is None else f"{stat.p_value:.2g}",
-            f"{stat.reference_n}/{stat.current_n}",
-            _state(stat, report.shifted),
-            escape(_shape(stat)),
-        )
-    console.print(table)
+    print_table(
+        "",
+        (
+            Column("feature"),
+            Column("test", drop=3),
+            Column("PSI", justify="right"),
+            Column("p-value", drop=2, justify="right"),
+            Column("runs ref/cur", drop=4),
+            Column("state"),
+            Column("current", drop=1, wrap=True),
+        ),
+        [
+            [
+                text(stat.feature),
+                text(stat.test),
+                text("-" if stat.psi is None else f"{stat.psi:.3f}"),
+                text("-" if stat.p_value is None else f"{stat.p_value:.2g}"),
+                text(f"{stat.reference_n}/{stat.current_n}"),
+                _state(stat, report.shifted),
+                text(_shape(stat)),
+            ]
+            for stat in report.stats
+        ],
+    )
     limit = f"PSI >= {watch.psi:g}"
     if watch.method == "test":
         limit += f" and p < {watch.alpha:g}"
-    console.print(f"  a shift is {limit}, on {watch.confirm} evaluations in a row\n")
+    console.print(text(f"  a shift is {limit}, on {watch.confirm} evaluations in a row\n"))
 
 
-def _state(stat: FeatureStat, shifted: tuple[str, ...]) -> str:
+def _state(stat: FeatureStat, shifted: tuple[str, ...]) -> Text:
     if stat.feature in shifted:
-        return "[red]alerted[/]"
+        return Text("alerted", style="red")
     if stat.shifted is None:
-        return "[dim]too few runs[/]"
-    return "[yellow]shifting[/]" if stat.shifted else "[green]stable[/]"
+        return Text("too few runs", style="dim")
+    return Text("shifting", style="yellow") if stat.shifted else Text("stable", style="green")
 
 
 def _shape(stat: FeatureStat) -> str:
@@ -153,18 +166,27 @@ def _shape(stat: FeatureStat) -> str:
 
 def _print_alerts(alerts: list[AlertRecord]) -> None:
     if not alerts:
-        console.print("No alerts.")
+        console.print(text("No alerts."))
         return
-    table = Table(show_edge=False, title="alerts, newest first")
-    for column in ("at", "kind", "agent", "feature", "statistic", "message"):
-        table.add_column(column, overflow="fold")
-    for alert in alerts:
-        table.add_row(
-            when(alert.at),
-            alert.kind,
-            escape(alert.agent or "-"),
-            escape(alert.feature or "-"),
-            "-" if alert.statistic is None else f"{alert.statistic:.3g}",
-            escape(alert.message),
-        )
-    console.print(table)
+    print_table(
+        "alerts, newest first",
+        (
+            Column("at", drop=1),
+            Column("kind"),
+            Column("agent", drop=2),
+            Column("feature", drop=3),
+            Column("statistic", drop=4, justify="right"),
+            Column("message", wrap=True),
+        ),
+        [
+            [
+                text(short_when(alert.at)),
+                text(alert.kind),
+                text(alert.agent or "-"),
+                text(alert.feature or "-"),
+                text("-" if alert.statistic is None else f"{alert.statistic:.3g}"),
+                text(alert.message),
+            ]
+            for alert in alerts
+        ],
+    )

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from seawall import Seawall, SeawallError
-from seawall.cli._common import JsonOption, LedgerOption, console, fail, ledger_url, print_json
+from seawall.cli._common import JsonOption, LedgerOption, console, existing_ledger, fail, print_json
+from seawall.cli._output import Column, print_table, text
 
 
 def gc(
@@ -23,8 +23,9 @@ def gc(
     as_json: JsonOption = False,
 ) -> None:
     """Remove staging folders of dead processes and finished runs; live runs are never touched."""
+    found = existing_ledger(ledger)
     try:
-        app = Seawall(ledger_url(ledger), staging=staging)
+        app = Seawall(found.url, staging=staging)
     except SeawallError as exc:
         raise fail(exc) from exc
     try:
@@ -48,13 +49,18 @@ def gc(
     removed = [e for e in entries if e.removed]
     verb = "would remove" if dry_run else "removed"
     if not entries:
-        console.print(f"Nothing staged under {staging}.")
+        console.print(text(f"Nothing staged under {staging.absolute()}."))
         return
-    table = Table(
-        title=f"{len(removed)} of {len(entries)} staging folder(s) {verb}", title_justify="left"
+    print_table(
+        f"{len(removed)} of {len(entries)} staging folder(s) {verb}",
+        (
+            Column("run id"),
+            Column("attempt", drop=1, justify="right"),
+            Column("action"),
+            Column("reason", wrap=True),
+        ),
+        [
+            [text(e.run_id), text(e.attempt), text(verb if e.removed else "kept"), text(e.reason)]
+            for e in entries
+        ],
     )
-    for column in ("run id", "attempt", "action", "reason"):
-        table.add_column(column)
-    for e in entries:
-        table.add_row(e.run_id, str(e.attempt), verb if e.removed else "kept", e.reason)
-    console.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from seawall import SeawallError
 from seawall.cli._common import JsonOption, LedgerOption, console, fail, ledger_url, print_json
+from seawall.cli._output import text
 from seawall.ledger import migrate as migrate_ledger
 
 
@@ -29,14 +30,10 @@ def migrate(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
         )
         return
     if not report.applied:
-        console.print(
-            f"{report.ledger} is up to date (schema version {report.to_version}).",
-            highlight=False,
-        )
+        console.print(text(f"{report.ledger} is up to date (schema version {report.to_version})."))
         return
     console.print(
-        f"{report.ledger}: schema version {report.from_version} -> {report.to_version}",
-        highlight=False,
+        text(f"{report.ledger}: schema version {report.from_version} -> {report.to_version}")
     )
     for version, name in report.applied:
-        console.print(f"  applied {name} (version {version})", highlight=False)
+        console.print(text(f"  applied {name} (version {version})"))

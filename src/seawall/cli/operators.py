@@ -7,7 +7,8 @@ from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
 from seawall import HandOffRecord, SeawallError
 from seawall.cli._common import (
@@ -20,9 +21,13 @@ from seawall.cli._common import (
     load_app,
     open_app,
     print_json,
+    resolve_id,
+    short_when,
     using,
     when,
 )
+from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
+from seawall.ledger import describe
 
 handoffs = typer.Typer(
     name="handoffs",
@@ -41,19 +46,20 @@ AppForDecision = Annotated[
 
 
 def cancel(
-    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    run_id: Annotated[str, typer.Argument(help="The run to cancel (its id or a unique prefix).")],
     reason: Annotated[str, typer.Option(help="Why, recorded on the run.")] = "",
     ledger: LedgerOption = None,
 ) -> None:
     """Cancel a run: it stops at its next ctx call, and no mutating call starts afterwards."""
     with using(open_app(ledger)) as app:
+        run_id = resolve_id(app, "run", run_id)
         recorded = app.cancel(run_id, reason=reason)
     if recorded:
         console.print(
-            f"Cancellation of {run_id} recorded; its owner stops it at the next ctx call."
+            text(f"Cancellation of {run_id} recorded; its owner stops it at the next ctx call.")
         )
     else:
-        console.print(f"Run {run_id} had already ended; nothing to cancel.")
+        console.print(text(f"Run {run_id} had already ended; nothing to cancel."))
 
 
 def handoff_json(h: HandOffRecord) -> dict[str, Any]:
@@ -78,53 +84,79 @@ def list_handoffs(
     status: Annotated[
         str | None, typer.Option(help="Only hand-offs with this status (open, decided).")
     ] = "open",
-    run: Annotated[str | None, typer.Option("--run", help="Only hand-offs of this run.")] = None,
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="Only hand-offs of this run (its id or a unique prefix)."),
+    ] = None,
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List hand-offs (open ones by default; --status '' for all)."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
+        if run is not None:
+            run = resolve_id(app, "run", run)
         found = app.handoffs(run_id=run, status=status or None)
-    finally:
-        app.close()
+        shown = {} if as_json else short_ids(app, "handoff", (h.handoff_id for h in found))
+        runs = {} if as_json else short_ids(app, "run", (h.run_id for h in found))
+        where = describe(app.store.url)
     if as_json:
         print_json([handoff_json(h) for h in found])
         return
     if not found:
-        console.print("No hand-offs match.")
+        console.print(text(f"No hand-offs match in the ledger at {where}."))
         return
-    table = Table(title=f"{len(found)} hand-off(s)", title_justify="left")
-    for column in ("hand-off id", "run id", "kind", "status", "created", "reason"):
-        table.add_column(column)
-    for h in found:
-        table.add_row(h.handoff_id, h.run_id, h.kind, h.status, when(h.created_at), h.reason[:80])
-    console.print(table)
+    columns = (
+        Column("hand-off id"),
+        Column("run id", drop=3),
+        Column("kind", drop=2),
+        Column("status"),
+        Column("created", drop=1),
+        Column("reason", wrap=True),
+    )
+    rows = [
+        [
+            text(shown[h.handoff_id]),
+            text(runs[h.run_id]),
+            text(h.kind),
+            status_text(h.status),
+            text(short_when(h.created_at)),
+            text(h.reason),
+        ]
+        for h in found
+    ]
+    print_table(f"{len(found)} hand-off(s) in {where}", columns, rows, id_note({**shown, **runs}))
 
 
 @handoffs.command("show")
 def show_handoff(
-    handoff_id: Annotated[str, typer.Argument(help="The hand-off.")],
+    handoff_id: Annotated[str, typer.Argument(help="The hand-off (its id or a unique prefix).")],
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one hand-off: the run, the reason and the output or step in question."""
     with using(open_app(ledger)) as app:
-        found = app.handoff(handoff_id)
+        found = app.handoff(resolve_id(app, "handoff", handoff_id))
     if as_json:
         print_json(handoff_json(found))
         return
-    console.print(f"[bold]Hand-off {found.handoff_id}[/] ({found.kind}, {found.status})")
-    console.print(f"run {found.run_id}, opened {when(found.created_at)}")
-    console.print(f"reason: {found.reason}")
+    console.print(
+        Text.assemble(("Hand-off ", "bold"), (found.handoff_id, "bold"), f" ({found.kind}, "),
+        status_text(found.status),
+        text(")"),
+        sep="",
+    )
+    console.print(text(f"run {found.run_id}, opened {when(found.created_at)}"))
+    console.print(text(f"reason: {found.reason}"))
     if found.decision:
-        console.print(f"decided: {found.decision} by {found.decided_by or '-'}: {found.note or ''}")
+        console.print(
+            text(f"decided: {found.decision} by {found.decided_by or '-'}: {found.note or ''}")
+        )
     console.print_json(json.dumps(found.subject, default=str))
 
 
 @handoffs.command("approve")
 def approve(
-    handoff_id: Annotated[str, typer.Argument(help="The hand-off.")],
+    handoff_id: Annotated[str, typer.Argument(help="The hand-off (its id or a unique prefix).")],
     app_spec: AppForDecision,
     edit: Annotated[
         Path | None,
@@ -141,10 +173,13 @@ def approve(
         try:
             options["output"] = json.loads(edit.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            errors.print(f"[bold red]error[/]: cannot read the edited output from {edit}: {exc}")
+            errors.print(
+                f"[bold red]error[/]: cannot read the edited output from "
+                f"{escape(str(edit))}: {escape(str(exc))}"
+            )
             raise typer.Exit(code=2) from exc
     try:
-        result = app.approve(handoff_id, **options)
+        result = app.approve(resolve_id(app, "handoff", handoff_id), **options)
     except SeawallError as exc:
         raise fail(exc) from exc
     _report(result.run_id, result.status.value, as_json)
@@ -152,7 +187,7 @@ def approve(
 
 @handoffs.command("reject")
 def reject(
-    handoff_id: Annotated[str, typer.Argument(help="The hand-off.")],
+    handoff_id: Annotated[str, typer.Argument(help="The hand-off (its id or a unique prefix).")],
     app_spec: AppForDecision,
     reason: Annotated[str, typer.Option(help="Why the output is rejected.")],
     by: Annotated[str | None, typer.Option(help="Who decides.")] = None,
@@ -161,7 +196,7 @@ def reject(
     """Reject a hand-off: the run fails with the reason."""
     app = load_app(app_spec)
     try:
-        result = app.reject(handoff_id, reason=reason, by=by)
+        result = app.reject(resolve_id(app, "handoff", handoff_id), reason=reason, by=by)
     except SeawallError as exc:
         raise fail(exc) from exc
     _report(result.run_id, result.status.value, as_json)
@@ -171,7 +206,7 @@ def _report(run_id: str, status: str, as_json: bool) -> None:
     if as_json:
         print_json({"run_id": run_id, "status": status})
     else:
-        console.print(f"Run {run_id} is now {status}.")
+        console.print(text(f"Run {run_id} is now {status}."))
 
 
 breakers = typer.Typer(
@@ -184,12 +219,10 @@ breakers = typer.Typer(
 @breakers.command("list")
 def list_breakers(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
     """List breakers the ledger knows, with their state and recent transitions."""
-    app = open_app(ledger)
-    try:
+    with using(open_app(ledger)) as app:
         states = app.breaker_states()
         events = {s.name: app.breaker_events(s.name, limit=5) for s in states}
-    finally:
-        app.close()
+        where = describe(app.store.url)
     if as_json:
         print_json(
             [
@@ -201,31 +234,35 @@ def list_breakers(ledger: LedgerOption = None, as_json: JsonOption = False) -> N
                     "opened_at": iso(s.opened_at),
                     "reason": s.reason,
                     "manual": s.manual,
-                    "events": [
-                        {
-                            "at": iso(e.at),
-                            "from": e.from_state,
-                            "to": e.to_state,
-                            "reason": e.reason,
-                        }
-                        for e in events[s.name]
-                    ],
+                    "events": [_event_json(e) for e in events[s.name]],
                 }
                 for s in states
             ]
         )
         return
     if not states:
-        console.print("No breaker has recorded anything yet.")
+        console.print(text(f"No breaker has recorded anything yet in the ledger at {where}."))
         return
-    table = Table(title=f"{len(states)} breaker(s)", title_justify="left")
-    for column in ("name", "state", "failures", "opened", "reason"):
-        table.add_column(column)
+    colours = {"closed": "green", "open": "red", "half_open": "yellow"}
+    rows = []
     for s in states:
-        colour = {"closed": "green", "open": "red", "half_open": "yellow"}[s.state]
-        state = f"[{colour}]{s.state}[/]" + (" (by hand)" if s.manual else "")
-        table.add_row(s.name, state, str(s.failures), when(s.opened_at), s.reason or "")
-    console.print(table)
+        state = Text(s.state, style=colours.get(s.state, ""))
+        if s.manual:
+            state.append(" (by hand)")
+        rows.append(
+            [text(s.name), state, text(s.failures), text(short_when(s.opened_at)), text(s.reason)]
+        )
+    print_table(
+        f"{len(states)} breaker(s) in {where}",
+        (
+            Column("name"),
+            Column("state"),
+            Column("failures", drop=2, justify="right"),
+            Column("opened", drop=1),
+            Column("reason", wrap=True),
+        ),
+        rows,
+    )
 
 
 @breakers.command("open")
@@ -234,10 +271,20 @@ def open_breaker(
     reason: Annotated[str, typer.Option(help="Why; shown to every refused run and call.")],
     ledger: LedgerOption = None,
 ) -> None:
-    """Open a breaker by hand (freeze an agent or tool); it stays open until reset."""
-    with using(open_app(ledger)) as app:
+    """Open a breaker by hand (freeze an agent or tool); it stays open until reset.
+
+    The ledger is created if it does not exist yet, so an agent can be frozen before its app
+    first runs; the message says which ledger holds the breaker.
+    """
+    with using(open_app(ledger, create=True)) as app:
         state = app.open_breaker(name, reason=reason)
-    console.print(f"{state.name} is open until `seawall breakers reset {state.name}`: {reason}")
+        where = describe(app.store.url)
+    console.print(
+        text(
+            f"{state.name} is open in the ledger at {where} until "
+            f"`seawall breakers reset {state.name}`: {reason}"
+        )
+    )
 
 
 @breakers.command("reset")
@@ -248,7 +295,8 @@ def reset_breaker(
     """Close a breaker and forget its failures."""
     with using(open_app(ledger)) as app:
         state = app.reset_breaker(name)
-    console.print(f"{state.name} is closed.")
+        where = describe(app.store.url)
+    console.print(text(f"{state.name} is closed in the ledger at {where}."))
 
 
 def _event_json(event: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from seawall import SeawallError
 from seawall.cli._common import (
@@ -19,9 +19,12 @@ from seawall.cli._common import (
     open_app,
     parse_since,
     print_json,
+    resolve_id,
+    short_when,
     using,
-    when,
 )
+from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
+from seawall.ledger import describe
 
 dlq = typer.Typer(
     name="dlq",
@@ -39,7 +42,7 @@ SinceFilter = Annotated[
 
 
 def replay(
-    run_id: Annotated[str, typer.Argument(help="The run to replay.")],
+    run_id: Annotated[str, typer.Argument(help="The run to replay (its id or a unique prefix).")],
     app_spec: AppOption,
     recorded: Annotated[
         bool,
@@ -59,11 +62,11 @@ def replay(
     as_json: JsonOption = False,
 ) -> None:
     """Re-run a run's input snapshot with the current code; exit 1 if it fails or diverges."""
-    app = load_app(app_spec)
-    if ledger is not None and ledger != app.store.url:
-        raise typer.BadParameter(f"--ledger {ledger} differs from the ledger of {app_spec}")
+    app = load_app(app_spec, ledger)
     try:
+        run_id = resolve_id(app, "run", run_id)
         result = app.replay(run_id, mode="recorded" if recorded else "live", from_node=from_node)
+        failed_nodes = [] if result.ok else app.runs(parent_run_id=result.run.run_id, limit=100)
     except SeawallError as exc:
         raise fail(exc) from exc
     body: dict[str, Any] = {
@@ -85,37 +88,71 @@ def replay(
     if as_json:
         print_json(body)
     else:
-        colour = "green" if result.ok else "red"
         console.print(
-            f"{result.mode} replay of {result.original.run_id} ({result.original.status.value}) "
-            f"→ run {result.run.run_id}: [{colour}]{result.run.status.value}[/]"
+            text(
+                f"{result.mode} replay of {result.original.run_id} "
+                f"({result.original.status.value})\n→ run {result.run.run_id}: "
+            ),
+            Text(result.run.status.value, style="green" if result.ok else "red"),
+            sep="",
         )
-        if result.divergence:
-            console.print(
-                f"[red]diverged[/] at step {result.divergence['step']}: journal holds "
-                f"{result.divergence['expected']}, the code asked for "
-                f"{result.divergence['got']}"
-            )
-        elif result.run.error:
-            console.print(f"error: {result.run.error.get('message')}")
-        _print_changes(result.output_changes, result.verdict_changes)
+        _print_failure(result.divergence, result.run.error, failed_nodes)
+        _print_changes(result.ok, result.output_changes, result.verdict_changes)
     if not result.ok:
         raise typer.Exit(code=1)
 
 
-def _print_changes(outputs: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> None:
+def _print_failure(
+    divergence: dict[str, Any] | None, error: dict[str, Any] | None, nodes: list[Any]
+) -> None:
+    """Why a replay did not succeed: its divergence, its error, and each failed node's."""
+    if divergence:
+        console.print(
+            Text("diverged", style="red"),
+            text(
+                f" at step {divergence['step']}: the journal holds {divergence['expected']}, "
+                f"the code asked for {divergence['got']}"
+            ),
+            sep="",
+        )
+    elif error:
+        console.print(text(f"error: {error.get('message')}"))
+    for node in nodes:
+        if node.status.value == "failed" and node.error_type:
+            console.print(
+                text(f"  node {node.node or node.agent}: {node.error_type}: {node.error_message}")
+            )
+
+
+def _print_changes(ok: bool, outputs: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> None:
     if not outputs and not verdicts:
-        console.print("The output and the verdicts are the same as the original's.")
+        console.print(
+            text(
+                "The output and the verdicts are the same as the original's."
+                if ok
+                else "The replay did not succeed, so there is no output to compare."
+            )
+        )
         return
     if outputs:
-        table = Table(title="Output changes", title_justify="left")
-        for column in ("path", "original", "replay"):
-            table.add_column(column)
-        for change in outputs:
-            table.add_row(change["path"], repr(change["before"])[:80], repr(change["after"])[:80])
-        console.print(table)
+        print_table(
+            "Output changes",
+            (Column("path"), Column("original", wrap=True), Column("replay", wrap=True)),
+            [
+                [text(c["path"]), text(_clip(repr(c["before"]))), text(_clip(repr(c["after"])))]
+                for c in outputs
+            ],
+        )
     for change in verdicts:
-        console.print(f"verdict {change['name']}: {change['before']} → {change['after']}")
+        console.print(text(f"verdict {change['name']}: {change['before']} → {change['after']}"))
+
+
+def _clip(value: str, limit: int = 240) -> str:
+    """``value`` cut after ``limit`` characters, at a space, marked with an ellipsis."""
+    if len(value) <= limit:
+        return value
+    cut = value.rfind(" ", 0, limit)
+    return value[: cut if cut > limit // 2 else limit] + " …"
 
 
 def _entry_json(entry: Any) -> dict[str, Any]:
@@ -149,37 +186,50 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """List dead-letter entries, oldest first."""
+    since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
     with using(open_app(ledger)) as app:
         entries = app.dlq.list(
             agent=agent,
             error_class=error_class,
-            since=parse_since(since),
+            since=since_at,
             status=None if status == "all" else status,
             limit=limit,
         )
+        shown = {} if as_json else short_ids(app, "run", (e.run_id for e in entries))
+        where = describe(app.store.url)
     if as_json:
         print_json([_entry_json(e) for e in entries])
         return
     if not entries:
-        console.print("The dead-letter queue has no matching entry.")
-        return
-    table = Table(
-        title=f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}", title_justify="left"
-    )
-    for column in ("run id", "agent", "class", "cause", "tries", "failed", "status", "error"):
-        table.add_column(column)
-    for e in entries:
-        table.add_row(
-            e.run_id,
-            e.agent,
-            e.error_class.value if e.error_class else "",
-            e.failure_cause.value if e.failure_cause else "",
-            str(e.attempts),
-            when(e.failed_at),
-            e.status if e.result is None else f"{e.status} ({e.result})",
-            (e.error_message or "")[:60],
+        console.print(
+            text(f"The dead-letter queue has no matching entry in the ledger at {where}.")
         )
-    console.print(table)
+        return
+    columns = (
+        Column("run id"),
+        Column("agent"),
+        Column("class", drop=3),
+        Column("cause", drop=5),
+        Column("tries", drop=6, justify="right"),
+        Column("failed", drop=4),
+        Column("status", drop=2),
+        Column("error", wrap=True),
+    )
+    rows = [
+        [
+            text(shown[e.run_id]),
+            text(e.agent),
+            text(e.error_class.value if e.error_class else ""),
+            text(e.failure_cause.value if e.failure_cause else ""),
+            text(e.attempts),
+            text(short_when(e.failed_at)),
+            status_text(e.status) if e.result is None else text(f"{e.status} ({e.result})"),
+            text(e.error_message),
+        ]
+        for e in entries
+    ]
+    title = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {where}"
+    print_table(title, columns, rows, id_note(shown))
 
 
 @dlq.command("redrive")
@@ -194,12 +244,13 @@ def dlq_redrive(
     as_json: JsonOption = False,
 ) -> None:
     """Re-run matching entries live with the current code, each at most once."""
+    since_at = parse_since(since)
     app = load_app(app_spec)
     try:
         outcomes = app.dlq.redrive(
             agent=agent,
             error_class=error_class,
-            since=parse_since(since),
+            since=since_at,
             limit=limit,
             rate=rate,
             dry_run=dry_run,
@@ -220,9 +271,9 @@ def dlq_redrive(
         )
     else:
         verb = "would redrive" if dry_run else "redrove"
-        console.print(f"{verb} {len(outcomes)} entr{'y' if len(outcomes) == 1 else 'ies'}")
+        console.print(text(f"{verb} {len(outcomes)} entr{'y' if len(outcomes) == 1 else 'ies'}"))
         for o in outcomes:
-            console.print(f"  {o.entry.run_id} → {o.run_id or '-'}: {o.status}")
+            console.print(text(f"  {o.entry.run_id} → {o.run_id or '-'}: {o.status}"))
     if any(o.status not in ("succeeded", "would redrive") for o in outcomes):
         raise typer.Exit(code=1)
 
@@ -236,12 +287,13 @@ def dlq_purge(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Mark matching pending entries purged (the runs stay in the ledger)."""
+    since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
     with using(open_app(ledger)) as app:
-        matching = app.dlq.list(agent=agent, error_class=error_class, since=parse_since(since))
+        matching = app.dlq.list(agent=agent, error_class=error_class, since=since_at)
         if not matching:
-            console.print("0 entries match; nothing to purge.")
+            console.print(text("0 entries match; nothing to purge."))
             return
         if not yes and not typer.confirm(f"Purge {len(matching)} entries?", default=False):
             raise typer.Exit(code=1)
-        count = app.dlq.purge(agent=agent, error_class=error_class, since=parse_since(since))
-    console.print(f"Purged {count} entr{'y' if count == 1 else 'ies'}.")
+        count = app.dlq.purge(agent=agent, error_class=error_class, since=since_at)
+    console.print(text(f"Purged {count} entr{'y' if count == 1 else 'ies'}."))

@@ -12,17 +12,21 @@ from seawall.cli._common import (
     JsonOption,
     LedgerOption,
     console,
-    errors,
     fail,
     load_app,
     print_json,
+    resolve_id,
 )
+from seawall.cli._output import text
 
 
 def resume(
     app_spec: AppOption,
     run_id: Annotated[
-        str | None, typer.Argument(help="Resume only this run (default: every expired run).")
+        str | None,
+        typer.Argument(
+            help="Resume only this run, by its id or a unique prefix (default: every expired run)."
+        ),
     ] = None,
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
@@ -32,15 +36,9 @@ def resume(
     The runs are resumed in the ledger your app was created with; --ledger, when given, must
     name that same ledger (a guard against resuming against the wrong one).
     """
-    app = load_app(app_spec)
-    if ledger is not None and ledger != app.store.url:
-        errors.print(
-            f"[bold red]error[/]: --ledger {ledger} differs from the ledger of {app_spec} "
-            f"({app.store.url}); drop --ledger, or create the app with the ledger you mean"
-        )
-        raise typer.Exit(code=2)
+    app = load_app(app_spec, ledger)
     try:
-        results = app.resume(run_id)
+        results = app.resume(None if run_id is None else resolve_id(app, "run", run_id))
     except SeawallError as exc:
         raise fail(exc) from exc
     if as_json:
@@ -58,10 +56,10 @@ def resume(
             ]
         )
     elif not results:
-        console.print("No run needed resuming.")
+        console.print(text("No run needed resuming."))
     else:
         for r in results:
             extra = f" ({r.error_class}, {r.failure_cause})" if not r.ok else ""
-            console.print(f"{r.run_id}  {r.agent}  {r.status.value}{extra}")
+            console.print(text(f"{r.run_id}  {r.agent}  {r.status.value}{extra}"))
     if any(not r.ok for r in results):
         raise typer.Exit(code=1)

@@ -17,25 +17,18 @@ from seawall.cli._common import (
     open_app,
     parse_since,
     print_json,
+    resolve_id,
     seconds,
+    short_when,
     using,
     when,
 )
+from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
+from seawall.ledger import describe
 
 if TYPE_CHECKING:
     from seawall import AttemptRecord, RunRecord, Step
     from seawall.ledger import ArtifactRecord, CompensationRecord, HandOffRecord, VerdictRecord
-
-_STATUS_STYLE = {
-    "succeeded": "green",
-    "failed": "red",
-    "running": "yellow",
-    "pending": "yellow",
-    "awaiting_human": "magenta",
-    "cancelled": "dim",
-    "skipped": "dim",
-    "quarantined": "magenta",
-}
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:
@@ -135,49 +128,51 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
+    since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
     with using(open_app(ledger)) as app:
         found = app.runs(
             status=status,
             agent=agent,
             error_class=error_class,
-            since=parse_since(since),
+            since=since_at,
             limit=limit,
         )
+        shown = {} if as_json else short_ids(app, "run", (run.run_id for run in found))
+        where = describe(app.store.url)
     if as_json:
         print_json([run_json(run) for run in found])
         return
     if not found:
-        console.print("No runs match.")
+        console.print(text(f"No runs match in the ledger at {where}."))
         return
-    table = Table(title=f"{len(found)} run(s)", title_justify="left")
-    for column in (
-        "run id",
-        "agent",
-        "status",
-        "class",
-        "cause",
-        "tries",
-        "started",
-        "took",
-        "tokens",
-        "cost $",
-    ):
-        table.add_column(column)
-    for run in found:
-        style = _STATUS_STYLE.get(run.status.value, "")
-        table.add_row(
-            run.run_id,
-            run.agent,
-            f"[{style}]{run.status.value}[/]" if style else run.status.value,
-            run.error_class.value if run.error_class else "",
-            run.failure_cause.value if run.failure_cause else "",
-            str(run.attempts),
-            when(run.start_time),
-            seconds(run.duration),
-            str(run.tokens_used),
-            f"{run.cost_usd:.4f}" if run.cost_usd else "",
-        )
-    console.print(table)
+    columns = (
+        Column("run id"),
+        Column("agent"),
+        Column("status"),
+        Column("class", drop=2),
+        Column("cause", drop=6),
+        Column("tries", drop=7, justify="right"),
+        Column("started", drop=3),
+        Column("took", drop=4, justify="right"),
+        Column("tokens", drop=8, justify="right"),
+        Column("cost $", drop=5, justify="right"),
+    )
+    rows = [
+        [
+            text(shown[run.run_id]),
+            text(run.agent),
+            status_text(run.status.value),
+            text(run.error_class.value if run.error_class else ""),
+            text(run.failure_cause.value if run.failure_cause else ""),
+            text(run.attempts),
+            text(short_when(run.start_time)),
+            text(seconds(run.duration)),
+            text(run.tokens_used),
+            text(f"{run.cost_usd:.4f}" if run.cost_usd else ""),
+        ]
+        for run in found
+    ]
+    print_table(f"{len(found)} run(s) in {where}", columns, rows, id_note(shown))
 
 
 @dataclass(frozen=True)
@@ -196,12 +191,13 @@ class _RunView:
 
 
 def show(
-    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    run_id: Annotated[str, typer.Argument(help="The run to show (its id or a unique prefix).")],
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one run: its fields, attempts, step timeline, artifacts, compensations, hand-offs."""
     with using(open_app(ledger)) as app:
+        run_id = resolve_id(app, "run", run_id)
         view = _RunView(
             run=app.get_run(run_id),
             attempts=app.attempts(run_id),
@@ -297,13 +293,19 @@ def _view_json(view: _RunView) -> dict[str, Any]:
 
 def _print_view(view: _RunView) -> None:
     run = view.run
-    style = _STATUS_STYLE.get(run.status.value, "")
     console.print(
-        f"[bold]Run {run.run_id}[/]  agent [bold]{run.agent}[/]  [{style}]{run.status.value}[/]"
+        Text.assemble(
+            ("Run ", "bold"),
+            (run.run_id, "bold"),
+            "  agent ",
+            (run.agent, "bold"),
+            "  ",
+            status_text(run.status.value),
+        )
     )
     fields = Table.grid(padding=(0, 2))
-    fields.add_column(style="dim")
-    fields.add_column()
+    fields.add_column(style="dim", no_wrap=True)
+    fields.add_column(overflow="fold")
     for label, value in (
         ("started", when(run.start_time)),
         ("ended", when(run.end_time)),
@@ -321,7 +323,7 @@ def _print_view(view: _RunView) -> None:
         ("replay of", run.replay_of or "-"),
         ("phase", run.phase or "-"),
     ):
-        fields.add_row(label, value)
+        fields.add_row(label, text(value))
     console.print(fields)
     _print_attempts(view.attempts)
     _print_steps(view.steps)
@@ -332,98 +334,150 @@ def _print_view(view: _RunView) -> None:
 def _print_attempts(attempts: list[AttemptRecord]) -> None:
     if not attempts:
         return
-    table = Table(title="Attempts", title_justify="left")
-    for column in ("#", "status", "started", "took", "class", "cause", "error", "then waited"):
-        table.add_column(column)
-    for a in attempts:
-        took = None if a.end_time is None else a.end_time - a.start_time
-        table.add_row(
-            str(a.attempt),
-            a.status,
-            when(a.start_time),
-            seconds(took),
-            a.error_class.value if a.error_class else "",
-            a.failure_cause.value if a.failure_cause else "",
-            f"{a.error_type}: {a.error_message}" if a.error_type else "",
-            seconds(a.retry_delay) if a.retry_delay is not None else "",
-        )
-    console.print(table)
+    columns = (
+        Column("#"),
+        Column("status"),
+        Column("started", drop=3),
+        Column("took", drop=4, justify="right"),
+        Column("class", drop=2),
+        Column("cause", drop=5),
+        Column("error", wrap=True),
+        Column("then waited", drop=1, justify="right"),
+    )
+    rows = [
+        [
+            text(a.attempt),
+            status_text(a.status),
+            text(short_when(a.start_time)),
+            text(seconds(None if a.end_time is None else a.end_time - a.start_time)),
+            text(a.error_class.value if a.error_class else ""),
+            text(a.failure_cause.value if a.failure_cause else ""),
+            text(f"{a.error_type}: {a.error_message}" if a.error_type else ""),
+            text(seconds(a.retry_delay) if a.retry_delay is not None else ""),
+        ]
+        for a in attempts
+    ]
+    print_table("Attempts", columns, rows)
     for a in attempts:
         # Why it was (or was not) retried, or taken over; a fenced owner says when it woke up.
         lines = [a.decision] if a.decision else []
         if a.fenced_at is not None:
             lines.append(f"its process woke up at {when(a.fenced_at)} and found the run taken over")
         for line in lines:
-            console.print(Text(f"attempt {a.attempt}: {line}"))
+            console.print(text(f"attempt {a.attempt}: {line}"))
 
 
 def _print_steps(steps: list[Step]) -> None:
     if not steps:
         return
-    table = Table(title=f"Steps ({len(steps)})", title_justify="left")
-    for column in ("seq", "att", "kind", "name", "status", "took", "tries", "key / error"):
-        table.add_column(column)
+    columns = (
+        Column("seq", justify="right"),
+        Column("att", drop=3, justify="right"),
+        Column("kind", drop=4),
+        Column("name"),
+        Column("status"),
+        Column("took", drop=2, justify="right"),
+        Column("tries", drop=5, justify="right"),
+        Column("error", wrap=True),
+        Column("idempotency key", drop=6),
+    )
+    rows = []
     for step in steps:
         record = step.record
-        note = (
-            f"[red]{record.error_type}: {record.error_message}[/]"
-            if record.error_type
-            else (record.idempotency_key or "")
+        name = Text(record.name, style="bold" if record.mutating else "")
+        if record.mutating:
+            name.append(" (mutating)", style="dim")
+        rows.append(
+            [
+                text(record.seq),
+                text(record.attempt),
+                text(record.kind),
+                name,
+                status_text(record.status),
+                text(seconds(record.duration)),
+                text(record.tries),
+                text(
+                    f"{record.error_type}: {record.error_message}" if record.error_type else "",
+                    style="red",
+                ),
+                text(record.idempotency_key),
+            ]
         )
-        name = f"[bold]{record.name}[/] (mutating)" if record.mutating else record.name
-        table.add_row(
-            str(record.seq),
-            str(record.attempt),
-            record.kind,
-            name,
-            record.status,
-            seconds(record.duration),
-            str(record.tries),
-            note,
-        )
-    console.print(table)
+    print_table(f"Steps ({len(steps)})", columns, rows)
 
 
 def _print_verdicts(verdicts: list[VerdictRecord]) -> None:
     if not verdicts:
         return
-    table = Table(title="Verification", title_justify="left")
-    for column in ("att", "kind", "verifier", "verdict", "took", "message"):
-        table.add_column(column)
-    for v in verdicts:
-        verdict = (
-            "[green]passed[/]"
+    columns = (
+        Column("att", drop=2, justify="right"),
+        Column("kind", drop=3),
+        Column("verifier"),
+        Column("verdict"),
+        Column("took", drop=1, justify="right"),
+        Column("message", wrap=True),
+    )
+    rows = [
+        [
+            text(v.attempt),
+            text(v.kind),
+            text(v.name),
+            Text("passed", style="green")
             if v.passed
-            else "[red]verifier error[/]"
-            if v.error
-            else "[red]failed[/]"
-        )
-        table.add_row(str(v.attempt), v.kind, v.name, verdict, seconds(v.duration), v.message or "")
-    console.print(table)
+            else Text("verifier error" if v.error else "failed", style="red"),
+            text(seconds(v.duration)),
+            text(v.message),
+        ]
+        for v in verdicts
+    ]
+    print_table("Verification", columns, rows)
 
 
 def _print_settling(view: _RunView) -> None:
     if view.artifacts:
-        table = Table(title=f"Artifacts ({len(view.artifacts)})", title_justify="left")
-        for column in ("name", "bytes", "sha256", "committed"):
-            table.add_column(column)
-        for artifact in view.artifacts:
-            table.add_row(
-                artifact.name,
-                f"{artifact.size:,}",
-                artifact.sha256[:16],
-                when(artifact.committed_at),
-            )
-        console.print(table)
+        print_table(
+            f"Artifacts ({len(view.artifacts)})",
+            (
+                Column("name"),
+                Column("bytes", justify="right"),
+                Column("sha256", drop=2),
+                Column("committed", drop=1),
+            ),
+            [
+                [
+                    text(a.name),
+                    text(f"{a.size:,}"),
+                    text(a.sha256[:16]),
+                    text(short_when(a.committed_at)),
+                ]
+                for a in view.artifacts
+            ],
+        )
     if view.compensations:
-        table = Table(title="Compensations (newest step first)", title_justify="left")
-        for column in ("step", "tool", "status", "tries", "error"):
-            table.add_column(column)
-        for c in view.compensations:
-            error = f"{c.error_type}: {c.error_message}" if c.error_type else ""
-            table.add_row(str(c.seq), c.tool, c.status, str(c.tries), error)
-        console.print(table)
+        print_table(
+            "Compensations (newest step first)",
+            (
+                Column("step", justify="right"),
+                Column("tool"),
+                Column("status"),
+                Column("tries", drop=1, justify="right"),
+                Column("error", wrap=True),
+            ),
+            [
+                [
+                    text(c.seq),
+                    text(c.tool),
+                    status_text(c.status),
+                    text(c.tries),
+                    text(f"{c.error_type}: {c.error_message}" if c.error_type else ""),
+                ]
+                for c in view.compensations
+            ],
+        )
     for h in view.handoffs:
         console.print(
-            f"[bold magenta]hand-off {h.status}[/] ({h.kind}, {h.handoff_id}): {h.reason}"
+            Text.assemble(
+                (f"hand-off {h.status}", "bold magenta"),
+                f" ({h.kind}, {h.handoff_id}): {h.reason}",
+            )
         )

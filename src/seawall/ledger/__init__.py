@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from seawall.errors import LedgerURLError
-from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow, Store
+from seawall.ledger._location import (
+    DEFAULT_LEDGER_URL,
+    LedgerLocation,
+    describe,
+    locate,
+    split_url,
+)
+from seawall.ledger._protocol import AttemptOutcome, IdKind, NewRun, RunOutcome, StepRow, Store
 from seawall.ledger._records import (
     AlertRecord,
     ArtifactRecord,
@@ -25,8 +32,6 @@ from seawall.ledger._records import (
 from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
-DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
-
 __all__ = [
     "DEFAULT_LEDGER_URL",
     "LATENCY_BOUNDS",
@@ -41,6 +46,8 @@ __all__ = [
     "DriftSample",
     "Durability",
     "HandOffRecord",
+    "IdKind",
+    "LedgerLocation",
     "MigrationReport",
     "NewRun",
     "PostgresStore",
@@ -55,6 +62,8 @@ __all__ = [
     "StepRow",
     "Store",
     "VerdictRecord",
+    "describe",
+    "locate",
     "migrate",
     "open_store",
 ]
@@ -85,37 +94,17 @@ def open_store(
             extra is not installed for a PostgreSQL URL.
         LedgerUnavailableError: The PostgreSQL server cannot be reached.
     """
-    url = url or DEFAULT_LEDGER_URL
     if durability not in ("crash", "power"):
         raise LedgerURLError(
             f"durability={durability!r} is not a durability level; use 'crash' (the default: "
             "survive a process crash) or 'power' (fsync: survive power loss)"
         )
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise LedgerURLError(
-            f"ledger URL {url!r} has no scheme; use sqlite:///path/to/ledger.db or "
-            "postgresql://user@host/dbname",
-            url=url,
-        )
-    if scheme == "sqlite":
-        if not rest.startswith("/") or rest == "/":
-            raise LedgerURLError(
-                f"ledger URL {url!r} has no file path; use sqlite:///relative/ledger.db or "
-                "sqlite:////absolute/ledger.db",
-                url=url,
-            )
-        return SQLiteStore(rest[1:], durability=durability, busy_timeout=busy_timeout)
-    if scheme in ("postgresql", "postgres"):
-        from seawall.ledger.postgres import PostgresStore  # noqa: PLC0415 - only when used
+    backend, target = split_url(url)
+    if backend == "sqlite":
+        return SQLiteStore(target, durability=durability, busy_timeout=busy_timeout)
+    from seawall.ledger.postgres import PostgresStore  # noqa: PLC0415 - only when used
 
-        return PostgresStore(url)
-    raise LedgerURLError(
-        f"ledger URL {url!r} has the unknown scheme {scheme!r}; use sqlite:///path/to/ledger.db "
-        "or postgresql://user@host/dbname",
-        url=url,
-        scheme=scheme,
-    )
+    return PostgresStore(target)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from seawall._failures import RunStatus
 
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from seawall.policies.breaker import BreakerState
 
 T = TypeVar("T")
+
+IdKind = Literal["run", "handoff"]
+"""The kinds of id :meth:`Store.ids_with_prefix` looks up."""
 
 StepRow = tuple[
     str,  # run_id
@@ -182,6 +185,9 @@ class Store(Protocol):
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""
+
+    def ids_with_prefix(self, kind: IdKind, prefix: str, limit: int = 10) -> list[str]:
+        """Return up to ``limit`` ids of ``kind`` that start with ``prefix`` (exact, sorted)."""
 
     # aggregates (dashboard, metrics) ------------------------------------------------------
     def run_stats(

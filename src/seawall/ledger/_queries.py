@@ -39,6 +39,8 @@ class Dialect:
         mark: The placeholder of the driver (``?`` or ``%s``).
         like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
         floor: An integer floor of a non-negative number, ``{}`` standing for the number.
+        starts_with: The case-sensitive prefix match that can use the column's index: SQLite's
+            ``GLOB`` (its ``LIKE`` ignores case), PostgreSQL's ``LIKE``.
         share: The clause that locks a row read in a write against concurrent updates until
             the transaction ends (``FOR SHARE``); empty where writers are serialised anyway
             (SQLite's ``BEGIN IMMEDIATE``).
@@ -47,15 +49,38 @@ class Dialect:
     mark: str
     like: str
     floor: str
+    starts_with: str
     share: str = ""
 
     def sql(self, text: str) -> str:
         """``text`` (written with ``?`` placeholders) in this dialect."""
         return text if self.mark == "?" else text.replace("?", self.mark)
 
+    def prefix_pattern(self, prefix: str) -> str:
+        """The :attr:`starts_with` pattern of exactly the values beginning with ``prefix``."""
+        if self.starts_with == "GLOB":
+            literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
+            return literal + "*"
+        literal = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return literal + "%"
 
-SQLITE: Final = Dialect("?", "LIKE", "CAST({} AS INTEGER)")
-POSTGRES: Final = Dialect("%s", "ILIKE", "floor({})::bigint", " FOR SHARE")
+
+SQLITE: Final = Dialect("?", "LIKE", "CAST({} AS INTEGER)", "GLOB")
+POSTGRES: Final = Dialect("%s", "ILIKE", "floor({})::bigint", "LIKE", " FOR SHARE")
+
+ID_KINDS: Final = {"run": ("runs", "run_id"), "handoff": ("handoffs", "handoff_id")}
+"""The kinds of id a person types (``seawall show RUN``...): their table and column."""
+
+
+def ids_with_prefix(dialect: Dialect, kind: str, prefix: str, limit: int) -> tuple[str, list[Any]]:
+    """The ids of ``kind`` (``run`` or ``handoff``) that start with ``prefix``, in order."""
+    table, column = ID_KINDS[kind]
+    sql = (
+        f"SELECT {column} FROM {table} WHERE {column} {dialect.starts_with} ? "
+        f"ORDER BY {column} LIMIT ?"
+    )
+    return dialect.sql(sql), [dialect.prefix_pattern(prefix), limit]
+
 
 RUN_COLUMNS: Final = (
     "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "

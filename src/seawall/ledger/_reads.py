@@ -11,12 +11,14 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from seawall.errors import UsageError
 from seawall.ledger import _queries as queries
 from seawall.ledger._records import ArtifactRecord, BreakerEvent, CompensationRecord
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from seawall.ledger._protocol import IdKind
     from seawall.ledger._queries import Dialect
     from seawall.ledger._records import (
         AlertRecord,
@@ -55,6 +57,18 @@ class SharedReads(abc.ABC):
             f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,), "read a run"
         )
         return queries.run_record(rows[0]) if rows else None
+
+    def ids_with_prefix(self, kind: IdKind, prefix: str, limit: int = 10) -> list[str]:
+        """Return the ids of ``kind`` (``run`` or ``handoff``) starting with ``prefix``, sorted.
+
+        The match is exact and case-sensitive (``%``, ``_``, ``*``... are plain characters);
+        it uses the id's index (on PostgreSQL, where the database's collation is ``C``, else
+        it scans). At most ``limit`` ids are returned.
+        """
+        if kind not in queries.ID_KINDS:
+            raise UsageError(f"no id kind {kind!r}; use one of {sorted(queries.ID_KINDS)}")
+        sql, params = queries.ids_with_prefix(self.dialect, kind, prefix, limit)
+        return [str(row[0]) for row in self._fetchall(sql, params, f"find {kind} ids")]
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""

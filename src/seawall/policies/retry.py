@@ -1,12 +1,18 @@
 """Retry policy: which failures are transient, and how long to wait before the next attempt.
 
-The decision is a pure function of the attempt number, the error and the time spent so far.
-Backoff timing comes from tenacity's full-jitter exponential wait; its state is created only
-after a failure, so a call that succeeds pays nothing for the retry machinery.
+The decision is a pure function of the attempt number, the error, the time spent so far and
+the current time (injected; it dates a ``Retry-After`` given as an HTTP date). Backoff timing
+comes from tenacity's full-jitter exponential wait; its state is created only after a failure,
+so a call that succeeds pays nothing for the retry machinery.
+
+A server's wait (``Retry-After`` in seconds or as an HTTP date, ``retry-after-ms``) is honoured
+in full, even past the backoff cap ``max_delay``, up to ``max_server_wait``; a longer wait is
+never shortened: the call fails with a :class:`~seawall.ServerWaitError` that states it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import math
 import time
@@ -15,7 +21,14 @@ from typing import Any, Final
 
 import tenacity
 
-from seawall.errors import ConfigurationError, PermanentError, RetryableError, SeawallError
+from seawall.errors import (
+    BreakerOpenError,
+    ConfigurationError,
+    PermanentError,
+    RetryableError,
+    SeawallError,
+    ServerWaitError,
+)
 
 _TRANSIENT_STATUS: Final = frozenset({408, 425, 429})
 _HTTP_CLIENT_ERROR: Final = range(400, 500)
@@ -42,12 +55,34 @@ class RetryDecision:
         delay: Seconds to wait before it (0 when ``retry`` is false).
         transient: Whether the error was classified as transient.
         reason: Why, in words (``permanent error``, ``attempts exhausted``, ``deadline``...).
+        server_wait: When the retry was refused because of the wait a server asked for
+            (over ``max_server_wait`` or past the deadline): that wait in seconds.
     """
 
     retry: bool
     delay: float
     transient: bool
     reason: str
+    server_wait: float | None = None
+
+    def failure(self, error: BaseException) -> BaseException:
+        """The error to raise when this decision gives up on ``error``.
+
+        It is ``error`` itself, unless a server's wait was refused (longer than
+        ``max_server_wait``, or ending past the deadline): then a
+        :class:`~seawall.ServerWaitError` that states the wait, caused by ``error``.
+        """
+        if self.retry or self.server_wait is None or isinstance(error, ServerWaitError):
+            return error
+        refused = ServerWaitError(
+            f"{type(error).__name__}: {str(error)[:500]} -- {self.reason}; the call failed "
+            "instead of retrying sooner than the server asked",
+            retry_after=self.server_wait,
+            wait=self.server_wait,
+            error_type=type(error).__name__,
+        )
+        refused.__cause__ = error
+        return refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +92,16 @@ class Retry:
     Args:
         attempts: Total attempts, the first included (1 means no retry).
         initial: Width in seconds of the first backoff window; the window doubles each time.
-        max_delay: Cap on any single wait, a server's ``Retry-After`` included.
+        max_delay: Cap on the backoff. A server's wait is not cut to it: see
+            ``max_server_wait``.
         deadline: Give up when the next attempt would start later than this many seconds
             after the first one started (``None``: no deadline).
         retry_on: Extra exception types to treat as transient.
         give_up_on: Extra exception types to treat as permanent (checked first).
+        max_server_wait: The longest wait a server may ask for (``Retry-After``,
+            ``retry-after-ms``, or ``RetryableError(retry_after=...)``) that is honoured, in
+            full; a server asking for longer makes the call fail with a
+            :class:`~seawall.ServerWaitError` stating the wait, never a shorter wait.
         crash_loop: Takeovers in a row after which a run whose process keeps dying without
             progress (its journal gained no completed step) stops as ``crash_loop``. A crash is
             not an error of the agent: it never spends ``attempts``.
@@ -79,6 +119,7 @@ class Retry:
     deadline: float | None = None
     retry_on: tuple[type[BaseException], ...] = ()
     give_up_on: tuple[type[BaseException], ...] = ()
+    max_server_wait: float = 60.0
     crash_loop: int = 3
 
     def __post_init__(self) -> None:
@@ -100,7 +141,7 @@ class Retry:
                 f"Retry(crash_loop={self.crash_loop!r}) must be an integer >= 1 (takeovers in a "
                 "row without progress before the run stops)"
             )
-        for name in ("initial", "max_delay"):
+        for name in ("initial", "max_delay", "max_server_wait"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0 or not math.isfinite(value):
                 raise ConfigurationError(
@@ -124,7 +165,13 @@ class Retry:
                 )
 
     def decide(
-        self, attempt: int, error: BaseException, elapsed: float, *, asked: bool = False
+        self,
+        attempt: int,
+        error: BaseException,
+        elapsed: float,
+        *,
+        now: float | None = None,
+        asked: bool = False,
     ) -> RetryDecision:
         """Decide whether to retry after attempt number ``attempt`` failed with ``error``.
 
@@ -132,13 +179,15 @@ class Retry:
             attempt: The number of the attempt that just failed (1-based).
             error: What it raised.
             elapsed: Seconds since the first attempt started.
+            now: The current Unix time, to date a ``Retry-After`` given as an HTTP date
+                (default: the system clock).
             asked: Whether the attempt asked a model or a read-only tool before failing. A
                 permanent error that follows such an answer may not come back when the next
                 attempt asks again, so it is retried too (never one of Seawall's own errors,
                 which say what to fix).
 
         Returns:
-            The decision, with the backoff delay when it is to retry.
+            The decision, with the delay when it is to retry.
         """
         transient = is_transient(error, self.retry_on, self.give_up_on)
         if not transient and not (
@@ -152,13 +201,34 @@ class Retry:
                 retry=False, delay=0.0, transient=True, reason=f"{self.attempts} attempts exhausted"
             )
         delay = self.backoff(attempt)
-        hint = retry_after_of(error)
-        if hint is not None:
+        hint = retry_after_of(error, now=now)
+        server_wait: float | None = None
+        if hint is not None and isinstance(error, BreakerOpenError):
+            # A breaker's cooldown is our own estimate, not a server's demand: capped as backoff.
+            delay = min(max(delay, hint), self.max_delay)
+        elif hint is not None:
+            server_wait = hint
+            if hint > self.max_server_wait:
+                return RetryDecision(
+                    retry=False,
+                    delay=0.0,
+                    transient=True,
+                    reason=f"the server asked to wait {hint:g}s before a retry, longer than "
+                    f"Retry(max_server_wait={self.max_server_wait:g}) allows",
+                    server_wait=hint,
+                )
             delay = max(delay, hint)
-        delay = min(delay, self.max_delay)
         if self.deadline is not None and elapsed + delay > self.deadline:
+            reason = f"deadline of {self.deadline}s"
+            if server_wait is not None and elapsed + server_wait > self.deadline:
+                reason = (
+                    f"the server asked to wait {server_wait:g}s before a retry, which ends past "
+                    f"the deadline of {self.deadline:g}s"
+                )
+            else:
+                server_wait = None
             return RetryDecision(
-                retry=False, delay=0.0, transient=True, reason=f"deadline of {self.deadline}s"
+                retry=False, delay=0.0, transient=True, reason=reason, server_wait=server_wait
             )
         if transient:
             return RetryDecision(retry=True, delay=delay, transient=True, reason="transient error")
@@ -223,37 +293,74 @@ def _http_status(error: BaseException) -> int | None:
     return None
 
 
-def retry_after_of(error: BaseException) -> float | None:
+def retry_after_of(error: BaseException, *, now: float | None = None) -> float | None:
     """Return the wait a server asked for, if the error carries one.
 
-    Looks at a ``retry_after`` attribute, then at a ``Retry-After`` header on the error or its
-    ``response`` (seconds or an HTTP date).
+    Looks at a ``retry_after`` attribute (seconds), then at the headers of the error and of
+    its ``response``: ``retry-after-ms`` (milliseconds, sent by OpenAI-compatible APIs), then
+    ``Retry-After`` (seconds or an HTTP date). Header names match in any case.
 
     Args:
         error: The exception raised by the failed attempt.
+        now: The current Unix time, to turn an HTTP date into seconds (default: the system
+            clock).
 
     Returns:
-        Seconds to wait, or ``None`` when the error carries no hint.
+        Seconds to wait (0 for a date already past), or ``None`` when the error carries no
+        readable hint.
     """
     value: Any = getattr(error, "retry_after", None)
-    if value is None:
-        for holder in (error, getattr(error, "response", None)):
-            headers = getattr(holder, "headers", None)
-            if headers is not None and hasattr(headers, "get"):
-                value = headers.get("retry-after") or headers.get("Retry-After")
-                if value is not None:
-                    break
-    if value is None:
+    if value is not None:
+        return _wait(value, now)
+    for holder in (error, getattr(error, "response", None)):
+        headers = getattr(holder, "headers", None)
+        if headers is None or not hasattr(headers, "get"):
+            continue
+        millis = _number(_header(headers, "retry-after-ms"))
+        if millis is not None:
+            return millis / 1000
+        text = _header(headers, "retry-after")
+        if text is not None:
+            wait = _wait(text, now)
+            if wait is not None:
+                return wait
+    return None
+
+
+def _header(headers: Any, name: str) -> Any:
+    """The value of header ``name`` (lower case) in a mapping-like object, in any case."""
+    for spelling in (name, name.title()):
+        value = headers.get(spelling)
+        if value is not None:
+            return value
+    items = getattr(headers, "items", None)
+    if callable(items):
+        for key, value in items():
+            if str(key).lower() == name:
+                return value
+    return None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite number of at least 0, or ``None`` when it is not a number."""
+    if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return max(0.0, float(value)) if math.isfinite(value) else None
-    text = str(value).strip()
     try:
-        return max(0.0, float(text))
+        number = float(value if isinstance(value, int | float) else str(value).strip())
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, number) if math.isfinite(number) else None
+
+
+def _wait(value: Any, now: float | None) -> float | None:
+    """Seconds from a ``Retry-After`` value: a number of seconds, or an HTTP date."""
+    seconds = _number(value)
+    if seconds is not None or isinstance(value, int | float):
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(str(value).strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT; a date without a zone is read so
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
