@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
+TORCH_VERSION ?= 2.13.0
 
 .PHONY: demo test lint format bench docs clean
 
@@ -11,7 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# torch is asked for by its exact version first: that CPU build is what sentence-transformers
+# (the semantic drift tests) then uses, instead of a multi-GB CUDA build a plain "torch" would pick.
 $(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'torch==$(TORCH_VERSION)'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

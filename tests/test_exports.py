@@ -73,6 +73,7 @@ EXPECTED = [
     "SchemaVersionError",
     "Seawall",
     "SeawallError",
+    "SemanticWatch",
     "SerializationError",
     "SnapshotError",
     "Step",

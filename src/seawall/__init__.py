@@ -73,6 +73,7 @@ from seawall.ledger import (
 from seawall.observe.alerts import AlertRules, CallbackSink, LogSink, WebhookSink
 from seawall.observe.cost import Price
 from seawall.observe.drift import DriftWatch
+from seawall.observe.semantic import SemanticWatch
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
 __version__ = VERSION
@@ -146,6 +147,7 @@ __all__ = [
     "SchemaVersionError",
     "Seawall",
     "SeawallError",
+    "SemanticWatch",
     "SerializationError",
     "SnapshotError",
     "Step",

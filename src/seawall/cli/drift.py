@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.markup import escape
@@ -26,6 +26,7 @@ from seawall.observe.evaluation import DriftReport, evaluate, watches_in
 if TYPE_CHECKING:
     from seawall import AlertRecord
     from seawall.observe.drift import FeatureStat
+    from seawall.observe.semantic import SemanticStat, SemanticWatch
 
 
 def drift(
@@ -114,8 +115,11 @@ def _print_report(report: DriftReport) -> None:
         f"{report.reference}; current {report.current}",
         highlight=False,
     )
+    if report.semantic is not None:
+        _print_meaning(report)
     if not report.stats:
-        console.print("  still collecting the reference window; nothing compared yet\n")
+        if report.semantic is None:
+            console.print("  still collecting the reference window; nothing compared yet\n")
         return
     table = Table(show_edge=False)
     for column in ("feature", "test", "PSI", "p-value", "runs ref/cur", "state", "current"):
@@ -127,7 +131,7 @@ def _print_report(report: DriftReport) -> None:
             "-" if stat.psi is None else f"{stat.psi:.3f}",
             "-" if stat.p_value is None else f"{stat.p_value:.2g}",
             f"{stat.reference_n}/{stat.current_n}",
-            _state(stat, report.shifted),
+            _state(stat.shifted, stat.feature in report.shifted),
             escape(_shape(stat)),
         )
     console.print(table)
@@ -137,12 +141,35 @@ def _print_report(report: DriftReport) -> None:
     console.print(f"  a shift is {limit}, on {watch.confirm} evaluations in a row\n")
 
 
-def _state(stat: FeatureStat, shifted: tuple[str, ...]) -> str:
-    if stat.feature in shifted:
+def _print_meaning(report: DriftReport) -> None:
+    stat = cast("SemanticStat", report.semantic)
+    semantic = cast("SemanticWatch", report.watch.semantic)
+    state = _state(stat.shifted, "semantic" in report.shifted)
+    runs = f"runs ref/cur {stat.reference_n}/{stat.current_n}"
+    if stat.shift is None:
+        console.print(f"  meaning ({escape(stat.model)}): {state}, {runs}", highlight=False)
+        return
+    p_value = "" if stat.p_value is None else f", energy test p={stat.p_value:.2g}"
+    console.print(
+        f"  meaning ({escape(stat.model)}): shift {stat.shift:.3f}{p_value}, {runs}: {state} "
+        f"(a shift is >= {semantic.min_shift:g} with p < {semantic.alpha:g})",
+        highlight=False,
+    )
+    if stat.typical is not None:
+        console.print(f"    typical reference output: {escape(repr(stat.typical.text))}")
+    if stat.most_shifted:
+        console.print("    most shifted recent outputs (similarity to the nearest reference one):")
+    for example in stat.most_shifted:
+        console.print(f"      {example.similarity:.2f} {escape(repr(example.text))}")
+    console.print()
+
+
+def _state(shifted: bool | None, alerted: bool) -> str:
+    if alerted:
         return "[red]alerted[/]"
-    if stat.shifted is None:
+    if shifted is None:
         return "[dim]too few runs[/]"
-    return "[yellow]shifting[/]" if stat.shifted else "[green]stable[/]"
+    return "[yellow]shifting[/]" if shifted else "[green]stable[/]"
 
 
 def _shape(stat: FeatureStat) -> str:
