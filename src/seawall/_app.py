@@ -443,8 +443,8 @@ class Seawall:
                 ``"handoff"`` or ``seawall.OnDrift(retries=..., fallback=..., then=...)``.
             min_confidence: Lowest reported confidence that is trusted (``ctx.confidence(x)``
                 or a ``confidence`` field of the output).
-            guards: Budgets and guards of each run (default ``Guards()``: at most 3 mutating
-                calls in a row without a verification gate).
+            guards: Budgets and guards of each run (default ``Guards()``: at most 3
+                destructive calls in a row without a verification gate).
             breaker: The agent's circuit breaker (default: opens after 3 consecutive failed
                 runs, half-opens after 30 s); ``False`` for none.
             max_concurrency: Runs of this agent that execute at once in this process.
@@ -510,6 +510,7 @@ class Seawall:
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
         llm: bool = False,
+        destructive: bool = False,
     ) -> Callable[[F], F]: ...
     def tool(
         self,
@@ -530,6 +531,7 @@ class Seawall:
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
         llm: bool = False,
+        destructive: bool = False,
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -567,6 +569,10 @@ class Seawall:
             llm: It calls a language model: journaled like a read-only tool under the kind
                 ``llm``, traced as a GenAI call (the model from its ``model=`` argument) and
                 measured per model. Record the response's usage with ``ctx.record_usage``.
+            destructive: Its side effect destroys or overwrites something (a delete, a payment,
+                a deploy); implies ``mutating``. The default guards refuse a 4th destructive call
+                in a row without a passing ``ctx.verify`` gate; ordinary mutating calls (a
+                notification) are not limited by default.
 
         Returns:
             The function itself, or a decorator.
@@ -589,6 +595,7 @@ class Seawall:
                 contradicts=contradicts,
                 consistency_key=consistency_key,
                 llm=llm,
+                destructive=destructive,
             )
             existing = self._tools.get(spec.name)
             if existing is not None and existing.fn is not target:

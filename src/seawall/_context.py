@@ -455,6 +455,7 @@ class BaseContext:
             )
         journal = self._journal
         journal.mutations_since_gate = 0
+        journal.destructive_since_gate = 0
         journal.calls_since_gate = 0
         return value
 
@@ -474,6 +475,8 @@ class BaseContext:
                 mutating=spec.mutating,
                 mutations_since_gate=journal.mutations_since_gate,
                 calls_since_gate=journal.calls_since_gate,
+                destructive=spec.destructive,
+                destructive_since_gate=journal.destructive_since_gate,
             )
         _, request_hash, column, blobs = journal.encode(
             (spec.name, args, kwargs), f"arguments of tool {spec.name!r}"
@@ -487,6 +490,8 @@ class BaseContext:
         journal.calls_since_gate += 1
         if spec.mutating:
             journal.mutations_since_gate += 1
+        if spec.destructive:
+            journal.destructive_since_gate += 1
         if served is not MISSING and served is not CHECK_READ_BACK:
             value = rebuild_response(spec, served)
             self._observe(spec, seq, value, args, kwargs)
@@ -671,6 +676,7 @@ class BaseContext:
                 feedback=[message],
             )
         self._journal.mutations_since_gate = 0
+        self._journal.destructive_since_gate = 0
 
     def _record_end(
         self,

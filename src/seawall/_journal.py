@@ -83,6 +83,7 @@ class Journal:
         "cancelled",
         "codec",
         "confidence",
+        "destructive_since_gate",
         "facts",
         "feedback",
         "flush_every",
@@ -145,6 +146,7 @@ class Journal:
         self.calls = 0
         self.calls_since_gate = 0
         self.mutations_since_gate = 0
+        self.destructive_since_gate = 0
         self.facts: dict[str, tuple[Any, str]] = {}
         self.confidence: float | None = None
         self.mutations = sum(

@@ -69,6 +69,9 @@ class ToolSpec:
         name: Name in the journal.
         fn: The callable.
         mutating: Whether it has side effects (its intent is written before it runs).
+        destructive: Whether its side effect destroys or overwrites something (a delete, a
+            payment, a deploy): such calls are limited by the streak guard
+            (``Guards.max_destructive_without_gate``). Destructive implies mutating.
         idempotent: Whether re-issuing it with the same idempotency key is safe.
         retry: Its own retry policy for failed calls.
         is_async: Whether it is a coroutine function.
@@ -101,6 +104,7 @@ class ToolSpec:
     contradicts: Callable[[Any, Any], bool] | None = None
     consistency_key: Callable[..., Any] | None = None
     llm: bool = False
+    destructive: bool = False
 
     @property
     def kind(self) -> str:
@@ -126,13 +130,26 @@ class ToolSpec:
         contradicts: Callable[[Any, Any], bool] | None = None,
         consistency_key: Callable[..., Any] | None = None,
         llm: bool = False,
+        destructive: bool = False,
     ) -> ToolSpec:
         """Validate the decorator arguments and describe ``fn``."""
         if not callable(fn):
             raise ConfigurationError(f"@app.tool needs a callable, got {fn!r}")
-        for label, flag in (("mutating", mutating), ("idempotent", idempotent), ("llm", llm)):
+        for label, flag in (
+            ("mutating", mutating),
+            ("idempotent", idempotent),
+            ("llm", llm),
+            ("destructive", destructive),
+        ):
             if not isinstance(flag, bool):
                 raise ConfigurationError(f"@app.tool({label}={flag!r}) must be True or False")
+        if destructive and llm:
+            raise ConfigurationError(
+                "@app.tool(llm=True, destructive=True): a language-model call destroys nothing; "
+                "register the tool that acts on its answer as the destructive one"
+            )
+        # A destructive call has a side effect by definition: it is journaled as mutating.
+        mutating = mutating or destructive
         if not isinstance(retry, Retry):
             raise ConfigurationError(f"@app.tool(retry={retry!r}) must be a seawall.Retry")
         if compensate is not None and not callable(compensate):
@@ -182,6 +199,7 @@ class ToolSpec:
             contradicts=contradicts,
             consistency_key=consistency_key,
             llm=llm,
+            destructive=destructive,
         )
 
 

@@ -26,34 +26,56 @@ from seawall import (
 # -- pure checks ----------------------------------------------------------------------------------
 
 
-def test_default_guards_limit_only_mutations_without_a_gate() -> None:
-    """Guards() limits 3 mutating calls in a row and nothing else."""
-    assert Guards(None, None, None, None, 3, None) == Guards()
+def test_default_guards_limit_only_destructive_calls_without_a_gate() -> None:
+    """Guards() limits 3 destructive calls in a row and nothing else."""
+    assert Guards(None, None, None, None, 3, None, None) == Guards()
 
 
-def test_check_call_allows_the_third_mutation_without_gate() -> None:
-    """The 3rd mutating call in a row (2 before it) is allowed by default."""
-    Guards().check_call(calls=10, mutating=True, mutations_since_gate=2, calls_since_gate=10)
+def test_check_call_allows_the_third_destructive_call_without_gate() -> None:
+    """The 3rd destructive call in a row (2 before it) is allowed by default."""
+    Guards().check_call(
+        calls=10,
+        mutating=True,
+        mutations_since_gate=10,
+        calls_since_gate=10,
+        destructive=True,
+        destructive_since_gate=2,
+    )
 
 
-def test_check_call_refuses_the_fourth_mutation_without_gate() -> None:
-    """The 4th mutating call in a row is refused, naming the limit."""
+def test_check_call_refuses_the_fourth_destructive_call_without_gate() -> None:
+    """The 4th destructive call in a row is refused, naming the limit."""
     with pytest.raises(GuardTrippedError) as caught:
-        Guards().check_call(calls=3, mutating=True, mutations_since_gate=3, calls_since_gate=3)
-    assert ("max_mutations_without_gate", 3) == (caught.value.limit, caught.value.value)
+        Guards().check_call(
+            calls=3,
+            mutating=True,
+            mutations_since_gate=3,
+            calls_since_gate=3,
+            destructive=True,
+            destructive_since_gate=3,
+        )
+    assert ("max_destructive_without_gate", 3) == (caught.value.limit, caught.value.value)
+
+
+def test_check_call_ordinary_mutations_are_not_limited_by_default() -> None:
+    """A mutating call that is not destructive (a notification) is never refused by default."""
+    Guards().check_call(calls=99, mutating=True, mutations_since_gate=99, calls_since_gate=99)
 
 
 def test_check_call_read_only_calls_ignore_the_mutation_guard() -> None:
-    """A read-only call is never refused by the mutation guard."""
-    Guards().check_call(calls=9, mutating=False, mutations_since_gate=9, calls_since_gate=9)
+    """A read-only call is never refused by the mutation guards."""
+    Guards(max_mutations_without_gate=1).check_call(
+        calls=9, mutating=False, mutations_since_gate=9, calls_since_gate=9
+    )
 
 
 def test_check_call_zero_mutations_without_gate_refuses_every_write() -> None:
-    """max_mutations_without_gate=0 refuses even the first mutating call."""
-    with pytest.raises(GuardTrippedError):
+    """max_mutations_without_gate=0 (opt-in) refuses even the first mutating call."""
+    with pytest.raises(GuardTrippedError) as caught:
         Guards(max_mutations_without_gate=0).check_call(
             calls=0, mutating=True, mutations_since_gate=0, calls_since_gate=0
         )
+    assert "max_mutations_without_gate" == caught.value.limit
 
 
 def test_check_call_max_tool_calls_boundary() -> None:
@@ -103,9 +125,14 @@ def test_check_deadline_boundary() -> None:
 
 def test_no_limits_set_nothing_is_checked() -> None:
     """With every limit None, nothing is refused."""
-    guards = Guards(max_mutations_without_gate=None)
+    guards = Guards(max_destructive_without_gate=None)
     guards.check_call(
-        calls=10**6, mutating=True, mutations_since_gate=10**6, calls_since_gate=10**6
+        calls=10**6,
+        mutating=True,
+        mutations_since_gate=10**6,
+        calls_since_gate=10**6,
+        destructive=True,
+        destructive_since_gate=10**6,
     )
     guards.check_usage(10**9, 10.0**6)
     guards.check_deadline(started=0.0, now=10.0**9)
@@ -119,6 +146,7 @@ def test_no_limits_set_nothing_is_checked() -> None:
         {"max_tool_calls": True},
         {"max_tokens": "100"},
         {"max_mutations_without_gate": -1},
+        {"max_destructive_without_gate": 1.5},
         {"max_calls_without_gate": 2.0},
         {"deadline": -1},
         {"deadline": math.nan},
@@ -165,7 +193,7 @@ def _tools(app: Seawall) -> tuple[Counter, Counter]:
     def read(n: int) -> int:
         return reads.hit() + n
 
-    @app.tool(name="write", mutating=True)
+    @app.tool(name="write", destructive=True)
     def write(n: int) -> int:
         return writes.hit() + n
 
@@ -224,7 +252,7 @@ def test_max_tool_calls_counts_reads_and_writes(app: Seawall) -> None:
 
 
 def test_default_guard_allows_three_writes_without_gate(app: Seawall) -> None:
-    """Default Guards(): three mutating calls in a row succeed."""
+    """Default Guards(): three destructive calls in a row succeed."""
     _, writes = _tools(app)
 
     @app.agent
@@ -237,7 +265,7 @@ def test_default_guard_allows_three_writes_without_gate(app: Seawall) -> None:
 
 
 def test_default_guard_refuses_the_fourth_write_without_gate(app: Seawall) -> None:
-    """Default Guards(): the 4th mutating call is refused before it runs; guard_tripped."""
+    """Default Guards(): the 4th destructive call is refused before it runs; guard_tripped."""
     _, writes = _tools(app)
 
     @app.agent
@@ -245,7 +273,7 @@ def test_default_guard_refuses_the_fourth_write_without_gate(app: Seawall) -> No
         return sum(ctx.call("write", i) for i in range(n))
 
     result = app.run(agent, n=4)
-    _assert_refused(result, FailureCause.GUARD_TRIPPED, "max_mutations_without_gate")
+    _assert_refused(result, FailureCause.GUARD_TRIPPED, "max_destructive_without_gate")
     assert "GuardTrippedError" == (result.error or {}).get("type")
     assert ErrorClass.PARTIAL_WRITE == result.error_class
     assert 3 == writes.calls
@@ -263,7 +291,7 @@ def test_reads_between_writes_do_not_reset_the_mutation_guard(app: Seawall) -> N
             ctx.call("read", i)
 
     result = app.run(agent)
-    _assert_refused(result, FailureCause.GUARD_TRIPPED, "max_mutations_without_gate")
+    _assert_refused(result, FailureCause.GUARD_TRIPPED, "max_destructive_without_gate")
     assert (3, 3) == (writes.calls, reads.calls)
 
 
@@ -450,4 +478,69 @@ def test_agent_catching_the_refusal_is_refused_again(app: Seawall) -> None:
 
     app.run(agent)
     assert 3 == writes.calls
-    assert ["max_mutations_without_gate"] * 3 == refusals
+    assert ["max_destructive_without_gate"] * 3 == refusals
+
+
+def test_four_idempotent_notifications_succeed_under_default_guards(app: Seawall) -> None:
+    """Ordinary mutating calls (notifications) are not limited by the default streak guard."""
+    sent: list[str] = []
+
+    @app.tool(name="notify", mutating=True, idempotent=True)
+    def notify(text: str, idempotency_key: str) -> str:
+        sent.append(idempotency_key)
+        return text
+
+    @app.agent
+    def agent(ctx: Context) -> int:
+        for i in range(4):
+            ctx.call("notify", f"message {i}")
+        return len(sent)
+
+    result = app.run(agent)
+    assert RunStatus.SUCCEEDED == result.status
+    assert 4 == len(set(sent))
+
+
+def test_mutation_streak_limit_is_opt_in(app: Seawall) -> None:
+    """Guards(max_mutations_without_gate=2) refuses the 3rd mutating call of any kind."""
+    sent: list[int] = []
+
+    @app.tool(name="notify", mutating=True)
+    def notify(n: int) -> int:
+        sent.append(n)
+        return n
+
+    @app.agent(guards=Guards(max_mutations_without_gate=2))
+    def agent(ctx: Context) -> None:
+        for i in range(3):
+            ctx.call("notify", i)
+
+    result = app.run(agent)
+    _assert_refused(result, FailureCause.GUARD_TRIPPED, "max_mutations_without_gate")
+    assert [0, 1] == sent
+
+
+def test_destructive_tool_is_journaled_as_mutating(app: Seawall) -> None:
+    """@app.tool(destructive=True) implies mutating: its intent is written before it runs."""
+
+    @app.tool(destructive=True)
+    def drop(table: str) -> str:
+        return table
+
+    spec = app.resolve_tool(drop)
+    assert (True, True) == (spec.destructive, spec.mutating)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"destructive": "yes"}, "must be True or False"),
+        ({"destructive": True, "llm": True}, "llm"),
+    ],
+)
+def test_bad_destructive_flags_are_refused(
+    app: Seawall, kwargs: dict[str, Any], message: str
+) -> None:
+    """A non-boolean destructive flag, or a destructive LLM call, is a configuration error."""
+    with pytest.raises(ConfigurationError, match=message):
+        app.tool(**kwargs)(lambda: None)

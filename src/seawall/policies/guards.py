@@ -13,6 +13,7 @@ Limit = Literal[
     "max_tool_calls",
     "max_tokens",
     "max_cost",
+    "max_destructive_without_gate",
     "max_mutations_without_gate",
     "max_calls_without_gate",
 ]
@@ -28,8 +29,11 @@ class Guards:
         max_tool_calls: Tool calls the run may make. ``budget_exceeded``.
         max_tokens: Tokens the run may record. ``budget_exceeded``.
         max_cost: Dollars the run may record. ``budget_exceeded``.
-        max_mutations_without_gate: Consecutive mutating calls allowed without a passing
+        max_destructive_without_gate: Consecutive *destructive* calls (tools registered with
+            ``destructive=True``, or annotated so by an MCP server) allowed without a passing
             ``ctx.verify`` gate between them (default 3: the 4th is refused). ``guard_tripped``.
+        max_mutations_without_gate: Consecutive mutating calls of any kind (a notification as
+            much as a deletion) allowed without a passing gate (default off). ``guard_tripped``.
         max_calls_without_gate: Consecutive tool calls of any kind allowed without a passing
             gate (default off). ``guard_tripped``.
     """
@@ -38,13 +42,15 @@ class Guards:
     max_tool_calls: int | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
-    max_mutations_without_gate: int | None = 3
+    max_destructive_without_gate: int | None = 3
+    max_mutations_without_gate: int | None = None
     max_calls_without_gate: int | None = None
 
     def __post_init__(self) -> None:
         for name in (
             "max_tool_calls",
             "max_tokens",
+            "max_destructive_without_gate",
             "max_mutations_without_gate",
             "max_calls_without_gate",
         ):
@@ -67,7 +73,14 @@ class Guards:
     # Each check is called before the action it guards; ``count`` is how many were done before.
 
     def check_call(
-        self, *, calls: int, mutating: bool, mutations_since_gate: int, calls_since_gate: int
+        self,
+        *,
+        calls: int,
+        mutating: bool,
+        mutations_since_gate: int,
+        calls_since_gate: int,
+        destructive: bool = False,
+        destructive_since_gate: int = 0,
     ) -> None:
         """Refuse a tool call that would exceed a limit.
 
@@ -78,27 +91,33 @@ class Guards:
         if self.max_tool_calls is not None and calls >= self.max_tool_calls:
             raise _budget("max_tool_calls", self.max_tool_calls, f"tool call {calls + 1}")
         if (
+            destructive
+            and self.max_destructive_without_gate is not None
+            and destructive_since_gate >= self.max_destructive_without_gate
+        ):
+            raise _streak(
+                "max_destructive_without_gate",
+                self.max_destructive_without_gate,
+                f"destructive call {destructive_since_gate + 1}",
+            )
+        if (
             mutating
             and self.max_mutations_without_gate is not None
             and mutations_since_gate >= self.max_mutations_without_gate
         ):
-            raise GuardTrippedError(
-                f"refused mutating call {mutations_since_gate + 1} in a row without a "
-                f"verification gate (max_mutations_without_gate={self.max_mutations_without_gate}):"
-                " check the state with ctx.verify(...) before more destructive calls",
-                limit="max_mutations_without_gate",
-                value=self.max_mutations_without_gate,
+            raise _streak(
+                "max_mutations_without_gate",
+                self.max_mutations_without_gate,
+                f"mutating call {mutations_since_gate + 1}",
             )
         if (
             self.max_calls_without_gate is not None
             and calls_since_gate >= self.max_calls_without_gate
         ):
-            raise GuardTrippedError(
-                f"refused tool call {calls_since_gate + 1} in a row without a verification gate "
-                f"(max_calls_without_gate={self.max_calls_without_gate}): put a ctx.verify(...) "
-                "gate in the chain",
-                limit="max_calls_without_gate",
-                value=self.max_calls_without_gate,
+            raise _streak(
+                "max_calls_without_gate",
+                self.max_calls_without_gate,
+                f"tool call {calls_since_gate + 1}",
             )
 
     def check_deadline(self, started: float, now: float) -> None:
@@ -114,6 +133,16 @@ class Guards:
             raise _budget("max_cost", self.max_cost, f"${cost:.6f}")
 
 
+def _streak(limit: str, value: int, what: str) -> GuardTrippedError:
+    return GuardTrippedError(
+        f"refused {what} in a row without a verification gate ({limit}={value}): check the "
+        "state with ctx.verify(...) before going on, or raise the limit in "
+        "@app.agent(guards=Guards(...))",
+        limit=limit,
+        value=value,
+    )
+
+
 def _budget(limit: str, value: Any, what: str) -> BudgetExceededError:
     return BudgetExceededError(
         f"the run went over its {limit} budget ({value}) at {what}; raise the limit in "
@@ -123,5 +152,5 @@ def _budget(limit: str, value: Any, what: str) -> BudgetExceededError:
     )
 
 
-NO_GUARDS = Guards(max_mutations_without_gate=None)
+NO_GUARDS = Guards(max_destructive_without_gate=None)
 """Guards that limit nothing (the journals of replays and of tooling outside agents)."""
