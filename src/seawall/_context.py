@@ -737,6 +737,11 @@ class BaseContext:
             cause = error.__context__
             raise cause if cause is not None else error
         spec = plan.spec
+        if isinstance(error, InDoubtError) and spec.mutating:
+            # The tool cannot tell whether its effect happened (its server went away mid-call):
+            # the step keeps its intent and no result, in doubt as after a crash of this process.
+            self._end_span(plan, start, tries, error)
+            raise error
         decision = spec.retry.decide(tries, error, time.time() - start)
         budgets = self._journal.budgets
         spent = (

@@ -414,3 +414,47 @@ def test_a_killed_run_resumes_without_repeating_a_tool_call(
         assert FailureCause.CRASHED == app.attempts(result.run_id)[0].failure_cause
     finally:
         app.close()
+
+
+def test_tools_of_an_mcp_server_are_journaled_with_their_annotations(
+    app: Seawall, tmp_path: Path
+) -> None:
+    """An agent with an SDK MCP server: its tools are steps, mutating or not as annotated."""
+    import os
+
+    from agents.mcp import MCPServerStdio
+
+    from seawall.integrations.openai_agents import mcp_meta
+    from tests.integrations.mcp_agent_workload import SERVER
+
+    log = tmp_path / "effects.log"
+    model = ScriptedModel(
+        [
+            turn(function_call("lookup", {"order": "A-1"}, call_id="c1")),
+            turn(function_call("refund", {"order": "A-1", "amount": 40}, call_id="c2")),
+            turn(assistant_message("Refunded.")),
+        ]
+    )
+
+    async def scenario() -> Any:
+        server = MCPServerStdio(
+            {"command": sys.executable, "args": [str(SERVER), str(log), "stdio"],
+             "env": dict(os.environ)},
+            tool_meta_resolver=mcp_meta,
+        )  # fmt: skip
+        async with server:
+            agent = Agent(name="mcpdesk", model=model, mcp_servers=[server])
+            run = register(app, agent, run_config=QUIET)
+            result = await app.arun(run, prompt="refund A-1")
+            return result, app.steps(result.run_id)
+
+    result, steps = asyncio.run(scenario())
+    assert RunStatus.SUCCEEDED == result.status, result.error
+    tools = {s.record.name: s.record for s in steps if s.record.kind == "tool"}
+    assert (False, True) == (
+        tools["mcpdesk.tool.lookup"].mutating,
+        tools["mcpdesk.tool.refund"].mutating,
+    )
+    assert app.tools["mcpdesk.tool.refund"].idempotent
+    [effect] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert tools["mcpdesk.tool.refund"].idempotency_key == effect["key"]

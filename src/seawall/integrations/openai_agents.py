@@ -64,13 +64,14 @@ from pydantic_core import to_jsonable_python  # noqa: E402
 
 from seawall import AsyncContext, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, UsageError, VerificationError  # noqa: E402
+from seawall.integrations._mcp_policy import IDEMPOTENCY_KEY, policy_of  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
     from seawall import Retry, Seawall
 
-__all__ = ["SUPPORTED", "idempotency_key", "register", "tripped"]
+__all__ = ["SUPPORTED", "idempotency_key", "mcp_meta", "register", "tripped"]
 
 _TRIPWIRES: Final = (
     InputGuardrailTripwireTriggered,
@@ -195,13 +196,17 @@ class _Journaled:
         self.tools = tools
         self.model_retry = model_retry
         self.seen_tools: set[str] = set()
+        self.has_mcp = False
         self._copies: dict[int, Agent[Any]] = {}
         self._lock = threading.Lock()
 
     def check_tools(self) -> None:
-        """Refuse options for a tool no agent has (a typo would drop ``mutating``)."""
+        """Refuse options for a tool no agent has (a typo would drop ``mutating``).
+
+        With MCP servers the tools are known only once listed, in a run: not checked then.
+        """
         unknown = sorted(set(self.tools) - self.seen_tools)
-        if unknown:
+        if unknown and not self.has_mcp:
             raise ConfigurationError(
                 f"tools= names {unknown}, which no agent has (function tools: "
                 f"{sorted(self.seen_tools) or 'none'})"
@@ -217,6 +222,14 @@ class _Journaled:
             copy.model = _JournaledModel(agent.model, self)
         copy.tools = [self._tool(tool) for tool in agent.tools]
         copy.handoffs = [self._handoff(target) for target in agent.handoffs]
+        if agent.mcp_servers:
+            self.has_mcp = True
+            listed = copy.get_mcp_tools
+
+            async def get_mcp_tools(run_context: Any) -> list[Any]:
+                return [self._tool(tool, mcp=True) for tool in await listed(run_context)]
+
+            copy.get_mcp_tools = get_mcp_tools  # type: ignore[method-assign]
         return copy
 
     def run_config(self, config: RunConfig) -> RunConfig:
@@ -228,11 +241,11 @@ class _Journaled:
             config, model=model, model_provider=_JournaledProvider(config.model_provider, self)
         )
 
-    def _tool(self, tool: Any) -> Any:
+    def _tool(self, tool: Any, *, mcp: bool = False) -> Any:
         if not isinstance(tool, FunctionTool):
             return tool  # hosted tools run on the provider's side, inside the model call
         self.seen_tools.add(tool.name)
-        step = self.tool_step(tool.name)
+        step = self.tool_step(tool.name, policy_of(tool.mcp_annotations) if mcp else {})
         invoke = tool.on_invoke_tool
 
         async def journaled(tool_context: Any, arguments: str) -> Any:
@@ -267,10 +280,13 @@ class _Journaled:
         self._register(name, _call_model, {"llm": True, "retry": self.model_retry})
         return name
 
-    def tool_step(self, tool: str) -> str:
-        """The name of the Seawall tool journaling the function tool ``tool``."""
+    def tool_step(self, tool: str, defaults: Mapping[str, Any]) -> str:
+        """The name of the Seawall tool journaling the function tool ``tool``.
+
+        ``defaults``: options of an MCP tool from its annotations (``tools=`` overrides them).
+        """
         name = f"{self.prefix}.tool.{tool}"
-        self._register(name, _tool_caller(), dict(self.tools.get(tool, {})))
+        self._register(name, _tool_caller(), {**defaults, **self.tools.get(tool, {})})
         return name
 
     def _register(self, name: str, fn: Callable[..., Any], options: Mapping[str, Any]) -> None:
@@ -306,6 +322,17 @@ def _tool_caller() -> Callable[..., Any]:
             _step_key.reset(token)
 
     return call_tool
+
+
+def mcp_meta(_context: Any = None) -> dict[str, str] | None:
+    """A ``tool_meta_resolver`` for the SDK's MCP servers: the step's key in the call's ``_meta``.
+
+    ``MCPServerStdio(..., tool_meta_resolver=mcp_meta)`` (or any SDK MCP server) sends each
+    journaled call's idempotency key under ``seawall/idempotency_key``, so the server can drop
+    a repeat (see docs/integrations-mcp.md).
+    """
+    key = _step_key.get()
+    return None if key is None else {IDEMPOTENCY_KEY: key}
 
 
 def idempotency_key() -> str | None:
