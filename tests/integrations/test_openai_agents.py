@@ -110,7 +110,7 @@ def test_model_calls_and_tools_are_journaled_with_their_usage(app: Seawall) -> N
     assert 20 + 5 + 20 + 5 + 50 + 8 == result.tokens_used
     [refund] = [s for s in app.steps(result.run_id) if s.record.name == "support.tool.refund"]
     assert refund.record.mutating
-    assert {"order": "A-1", "amount": 40} == refund.request[2]
+    assert {"arguments": {"order": "A-1", "amount": 40}} == refund.request[2]
     assert ["A-1"] == done
 
 

@@ -299,10 +299,9 @@ class _Journaled:
 
 async def _journal_tool(ctx: Any, step: str, invoke: Any, tool_context: Any, arguments: str) -> Any:
     parsed = json.loads(arguments) if arguments.strip() else {}
-    kwargs = parsed if isinstance(parsed, dict) else {"arguments": parsed}
     token = _live_call.set((invoke, tool_context, arguments))
     try:
-        return await _acall(ctx, step, kwargs)
+        return await _acall(ctx, step, {"arguments": parsed})
     finally:
         _live_call.reset(token)
 
@@ -310,7 +309,7 @@ async def _journal_tool(ctx: Any, step: str, invoke: Any, tool_context: Any, arg
 def _tool_caller() -> Callable[..., Any]:
     """A new function for each tool (the registry refuses one function under two names)."""
 
-    async def call_tool(*, idempotency_key: str, **_journaled: Any) -> Any:
+    async def call_tool(*, idempotency_key: str, arguments: Any) -> Any:
         live = _live_call.get()
         if live is None:  # pragma: no cover - only ever called through the journaled tool
             raise UsageError("an Agents SDK tool step can only run inside its agent's run")
