@@ -9,7 +9,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from seawall import (
 )
 from seawall.integrations import _versions
 from seawall.integrations.openai_agents import SUPPORTED, register
+from tests.crash.test_crash_resume import resume_when_lapsed
 from tests.integrations.agents_workload import build_app, logged
 from tests.integrations.fake_openai import FakeOpenAI, Reply, chat_completion
 
@@ -380,16 +380,6 @@ def run_child(ledger: str, log: Path, mode: str) -> int:
         timeout=120,
     )
     return done.returncode
-
-
-def resume_when_lapsed(app: Seawall, timeout: float = 10.0) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        results = app.resume()
-        if results:
-            return results
-        time.sleep(0.1)
-    raise AssertionError("no run became resumable")
 
 
 @pytest.mark.crash
