@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
 BENCH_STAMP := $(VENV)/.installed-bench
+TORCH_VERSION ?= 2.13.0
 
 .PHONY: demo test lint format bench docs clean
 
@@ -17,7 +18,10 @@ $(CORE_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# torch is asked for by its exact version first: that CPU build is what sentence-transformers
+# (the semantic drift tests) then uses, instead of a multi-GB CUDA build a plain "torch" would pick.
 $(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'torch==$(TORCH_VERSION)'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(CORE_STAMP)
 

@@ -10,6 +10,7 @@ from benchmarks import (
     bench_dashboard,
     bench_drift,
     bench_postgres,
+    bench_semantic,
     bench_tracing,
 )
 
@@ -18,6 +19,7 @@ bench_artifacts.main()
 bench_cascade.main()
 bench_tracing.main()
 bench_drift.main()
+bench_semantic.main([])
 bench_postgres.main(sys.argv[1:])
 bench_dashboard.main([])
 bench_celery.main([])

@@ -76,6 +76,7 @@ EXPECTED = [
     "SchemaVersionError",
     "Seawall",
     "SeawallError",
+    "SemanticWatch",
     "SerializationError",
     "ServerWaitError",
     "SnapshotError",

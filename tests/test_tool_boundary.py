@@ -620,3 +620,29 @@ def test_observations_are_replayed_from_the_journal(app: Seawall) -> None:
     result = app.run(agent)
     assert [1, 2] == calls
     assert "ConsistencyError" == _error_type(result)
+
+
+def test_a_mutating_tool_raising_in_doubt_leaves_its_step_in_doubt(app: Seawall) -> None:
+    """InDoubtError from a mutating tool: intent kept, no result, not retried, run in_doubt."""
+    from seawall import InDoubtError
+
+    calls: list[str] = []
+
+    @app.tool(mutating=True, retry=THREE_TRIES)
+    def charge(order: str) -> None:
+        calls.append(order)
+        raise InDoubtError("the payment server went away before answering")
+
+    @app.agent(retry=THREE_TRIES)
+    def agent(ctx: Context) -> None:
+        ctx.call(charge, "A-1")
+
+    result = app.run(agent)
+    assert (RunStatus.FAILED, FailureCause.IN_DOUBT, ErrorClass.PARTIAL_WRITE) == (
+        result.status,
+        result.failure_cause,
+        result.error_class,
+    )
+    [step] = app.steps(result.run_id)
+    assert ("started", None) == (step.record.status, step.record.end_time)
+    assert ["A-1"] == calls

@@ -77,6 +77,7 @@ from seawall.ledger import (
 from seawall.observe.alerts import AlertRules, CallbackSink, LogSink, WebhookSink
 from seawall.observe.cost import Price
 from seawall.observe.drift import DriftWatch
+from seawall.observe.semantic import SemanticWatch
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 
 __version__ = VERSION
@@ -153,6 +154,7 @@ __all__ = [
     "SchemaVersionError",
     "Seawall",
     "SeawallError",
+    "SemanticWatch",
     "SerializationError",
     "ServerWaitError",
     "SnapshotError",

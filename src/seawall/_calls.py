@@ -435,6 +435,11 @@ def _retry_delay(plan: Plan, error: Exception, tries: int) -> Steps[float]:
         raise cause if cause is not None else error
     spec = plan.spec
     journal = plan.journal
+    if isinstance(error, InDoubtError) and spec.mutating:
+        # The tool cannot tell whether its effect happened (its server went away mid-call):
+        # the step keeps its intent and no result, in doubt as after a crash of this process.
+        _end_span(plan, tries, error)
+        raise error
     decision = spec.retry.decide(tries, error, time.time() - plan.start)
     spent = False
     if decision.retry and spec.retry_budget is not None and journal.budgets is not None:

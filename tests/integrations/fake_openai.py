@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -78,9 +79,13 @@ def response_body(
 
 
 class FakeOpenAI:
-    """Serves scripted replies in order (the last one repeats); records every request body."""
+    """Serves scripted replies in order (the last one repeats); records every request body.
 
-    def __init__(self) -> None:
+    With ``answer`` the replies are computed instead: ``answer(path, body) -> Reply``.
+    """
+
+    def __init__(self, answer: Callable[[str, dict[str, Any]], Reply] | None = None) -> None:
+        self.answer = answer
         self.replies: deque[Reply] = deque()
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
@@ -90,11 +95,17 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                body = json.loads(raw or b"{}")
                 with server._lock:
-                    server.requests.append((self.path, json.loads(raw or b"{}")))
-                    reply = (
-                        server.replies.popleft() if len(server.replies) > 1 else server.replies[0]
-                    )
+                    server.requests.append((self.path, body))
+                    if server.answer is None:
+                        reply = (
+                            server.replies.popleft()
+                            if len(server.replies) > 1
+                            else server.replies[0]
+                        )
+                if server.answer is not None:
+                    reply = server.answer(self.path, body)
                 if reply.delay:
                     time.sleep(reply.delay)
                 data = (

@@ -23,6 +23,19 @@ EXPECTED = {
         "step 1: llm openai.chat.completions.create (tries: 2)",
         "model calls during the replay: 0",
     ],
+    "mcp_tools.py": [
+        "shop.tool.refund: mutating=True idempotent=True",
+        "succeeded 'refunded 40 on A-17'",
+        "step 3: tool shop.tool.refund",
+        "the server received the step's key: True",
+        "recorded replay without the server: succeeded 'refunded 40 on A-17'",
+    ],
+    "openai_agents_sdk.py": [
+        "succeeded 'Refunded 40 on A-17; your bank decides when it shows.' tokens: 96",
+        "attempt 1: failed the agent's output guardrail 'no_dates' tripped",
+        "step 3: tool support.tool.refund",
+        "refunds made: [('A-17', 40)]",
+    ],
     "pydantic_ai_agent.py": [
         "succeeded {'action': 'refund', 'amount': 40}",
         "step 5: tool support.tool.refund",

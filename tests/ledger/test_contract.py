@@ -1013,3 +1013,42 @@ def test_usage_of_retries_and_unknown_calls_round_trips(store: Store) -> None:
         record.unknown_usage_calls,
         record.unpriced_calls,
     )
+
+
+# -- drift embeddings -----------------------------------------------------------------------------
+
+
+def embedding(
+    i: int, at: float, *, agent: str = "a", model: str = "m1"
+) -> seawall.ledger.DriftEmbedding:
+    """An embedding whose codes cover the whole signed-byte range."""
+    from seawall.ledger import DriftEmbedding
+
+    codes = bytes([(i * 37 + k) % 256 for k in range(8)]) + b"\x00\x7f\x80\xff"
+    return DriftEmbedding(agent, f"r{i:03d}", at, model, 0.01 * (i + 1), codes, f"réponse {i} ✓")
+
+
+def test_drift_embeddings_round_trip_by_agent_model_and_window(store: Store) -> None:
+    """Embeddings come back byte for byte, in finishing order, per agent and model."""
+    store.add_drift_embeddings([embedding(i, float(i)) for i in range(10)])
+    store.add_drift_embeddings([embedding(0, 99.0)])  # the same run again: kept as it was
+    store.add_drift_embeddings([embedding(0, 0.0, agent="b"), embedding(20, 5.5, model="m2")])
+    assert [embedding(i, float(i)) for i in range(3)] == store.list_drift_embeddings(
+        "a", model="m1", newest=False, limit=3
+    )
+    assert ["r007", "r008", "r009"] == [
+        e.run_id for e in store.list_drift_embeddings("a", model="m1", newest=True, limit=3)
+    ]
+    assert ["r002", "r003"] == [
+        e.run_id
+        for e in store.list_drift_embeddings(
+            "a", model="m1", newest=False, limit=9, since=2, until=4
+        )
+    ]
+    assert [embedding(20, 5.5, model="m2")] == store.list_drift_embeddings(
+        "a", model="m2", newest=True, limit=10
+    )
+    assert ["r000"] == [
+        e.run_id for e in store.list_drift_embeddings("b", model="m1", newest=True, limit=5)
+    ]
+    assert 10 == count_rows(store, "drift_embeddings") - 2

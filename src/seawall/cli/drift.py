@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.text import Text
@@ -26,6 +26,7 @@ from seawall.observe.evaluation import DriftReport, evaluate, watches_in
 if TYPE_CHECKING:
     from seawall import AlertRecord
     from seawall.observe.drift import FeatureStat
+    from seawall.observe.semantic import SemanticStat, SemanticWatch
 
 
 def drift(
@@ -117,8 +118,11 @@ def _print_report(report: DriftReport) -> None:
             f"current {report.current}",
         )
     )
+    if report.semantic is not None:
+        _print_meaning(report)
     if not report.stats:
-        console.print(text("  still collecting the reference window; nothing compared yet\n"))
+        if report.semantic is None:
+            console.print(text("  still collecting the reference window; nothing compared yet\n"))
         return
     print_table(
         "",
@@ -150,12 +154,43 @@ def _print_report(report: DriftReport) -> None:
     console.print(text(f"  a shift is {limit}, on {watch.confirm} evaluations in a row\n"))
 
 
+def _print_meaning(report: DriftReport) -> None:
+    stat = cast("SemanticStat", report.semantic)
+    semantic = cast("SemanticWatch", report.watch.semantic)
+    state = _state_of(stat.shifted, alerted="semantic" in report.shifted)
+    runs = f"runs ref/cur {stat.reference_n}/{stat.current_n}"
+    if stat.shift is None:
+        console.print(Text.assemble(f"  meaning ({stat.model}): ", state, f", {runs}"))
+        return
+    p_value = "" if stat.p_value is None else f", energy test p={stat.p_value:.2g}"
+    console.print(
+        Text.assemble(
+            f"  meaning ({stat.model}): shift {stat.shift:.3f}{p_value}, {runs}: ",
+            state,
+            f" (a shift is >= {semantic.min_shift:g} with p < {semantic.alpha:g})",
+        )
+    )
+    if stat.typical is not None:
+        console.print(text(f"    typical reference output: {stat.typical.text!r}"))
+    if stat.most_shifted:
+        console.print(
+            text("    most shifted recent outputs (similarity to the nearest reference one):")
+        )
+    for example in stat.most_shifted:
+        console.print(text(f"      {example.similarity:.2f} {example.text!r}"))
+    console.print()
+
+
 def _state(stat: FeatureStat, shifted: tuple[str, ...]) -> Text:
-    if stat.feature in shifted:
+    return _state_of(stat.shifted, alerted=stat.feature in shifted)
+
+
+def _state_of(shifted: bool | None, *, alerted: bool) -> Text:
+    if alerted:
         return Text("alerted", style="red")
-    if stat.shifted is None:
+    if shifted is None:
         return Text("too few runs", style="dim")
-    return Text("shifting", style="yellow") if stat.shifted else Text("stable", style="green")
+    return Text("shifting", style="yellow") if shifted else Text("stable", style="green")
 
 
 def _shape(stat: FeatureStat) -> str:

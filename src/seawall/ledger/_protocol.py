@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         CompensationRecord,
         DeadLetter,
         DeadLetterQuery,
+        DriftEmbedding,
         DriftSample,
         HandOffRecord,
         RunQuery,
@@ -511,3 +512,22 @@ class Store(Protocol):
 
     def count_drift_samples(self, agent: str) -> int:
         """Return how many samples of ``agent`` the ledger holds."""
+
+    def add_drift_embeddings(self, embeddings: Sequence[DriftEmbedding]) -> None:
+        """Record output embeddings (a run already embedded is left as it was)."""
+
+    def list_drift_embeddings(
+        self,
+        agent: str,
+        *,
+        model: str,
+        newest: bool,
+        limit: int,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[DriftEmbedding]:
+        """Return ``limit`` embeddings of ``agent`` made by ``model``, oldest first.
+
+        As :meth:`list_drift_samples`: the first or (``newest``) the last ``limit`` of those
+        finished in ``[since, until)``, returned in the order the runs finished.
+        """

@@ -16,6 +16,7 @@ from seawall.ledger._records import (
     AlertRecord,
     AttemptRecord,
     DeadLetter,
+    DriftEmbedding,
     DriftSample,
     HandOffRecord,
     RunRecord,
@@ -256,6 +257,7 @@ ALERT_COLUMNS: Final = (
 SAMPLE_COLUMNS: Final = (
     "agent, run_id, at, decision, output_bytes, tokens, cost_usd, latency, confidence, verified"
 )
+EMBEDDING_COLUMNS: Final = "agent, run_id, at, model, scale, vector, excerpt"
 
 
 def list_alerts(
@@ -285,18 +287,75 @@ def drift_samples(
 
     With ``newest`` the rows come newest first: reverse them for time order.
     """
+    return _window(
+        dialect, "drift_samples", SAMPLE_COLUMNS, agent, None, newest, limit, since, until
+    )
+
+
+def drift_embeddings(
+    dialect: Dialect,
+    agent: str,
+    model: str,
+    newest: bool,
+    limit: int,
+    since: float | None,
+    until: float | None,
+) -> tuple[str, list[Any]]:
+    """The first (or, with ``newest``, the last) ``limit`` embeddings of ``agent`` by ``model``.
+
+    With ``newest`` the rows come newest first: reverse them for time order.
+    """
+    return _window(
+        dialect, "drift_embeddings", EMBEDDING_COLUMNS, agent, model, newest, limit, since, until
+    )
+
+
+def _window(
+    dialect: Dialect,
+    table: str,
+    columns: str,
+    agent: str,
+    model: str | None,
+    newest: bool,
+    limit: int,
+    since: float | None,
+    until: float | None,
+) -> tuple[str, list[Any]]:
+    """An agent's rows of a per-run drift table in ``[since, until)``, in finishing order."""
     clauses = ["agent = ?"]
     params: list[Any] = [agent]
-    for clause, value in (("at >= ?", since), ("at < ?", until)):
+    for clause, value in (("model = ?", model), ("at >= ?", since), ("at < ?", until)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
     order = "DESC" if newest else "ASC"
     sql = (
-        f"SELECT {SAMPLE_COLUMNS} FROM drift_samples WHERE {' AND '.join(clauses)} "
+        f"SELECT {columns} FROM {table} WHERE {' AND '.join(clauses)} "
         f"ORDER BY at {order}, run_id {order} LIMIT ?"
     )
     return dialect.sql(sql), [*params, limit]
+
+
+def insert_embeddings(dialect: Dialect) -> str:
+    """The statement recording one embedding (a run already embedded is kept as it was)."""
+    marks = ", ".join("?" * len(EMBEDDING_COLUMNS.split(", ")))
+    return dialect.sql(
+        f"INSERT INTO drift_embeddings ({EMBEDDING_COLUMNS}) VALUES ({marks}) "
+        "ON CONFLICT DO NOTHING"
+    )
+
+
+def embedding_row(embedding: DriftEmbedding) -> tuple[Any, ...]:
+    """The :data:`EMBEDDING_COLUMNS` parameters of an embedding."""
+    return (
+        embedding.agent,
+        embedding.run_id,
+        embedding.at,
+        embedding.model,
+        embedding.scale,
+        embedding.vector,
+        embedding.excerpt,
+    )
 
 
 def like_escape(text: str) -> str:
@@ -552,4 +611,17 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         trace_id=row[31],
         span_id=row[32],
         epoch=row[33],
+    )
+
+
+def drift_embedding(row: Sequence[Any]) -> DriftEmbedding:
+    """An :data:`EMBEDDING_COLUMNS` row as a record."""
+    return DriftEmbedding(
+        agent=row[0],
+        run_id=row[1],
+        at=row[2],
+        model=row[3],
+        scale=row[4],
+        vector=bytes(row[5]),
+        excerpt=row[6],
     )

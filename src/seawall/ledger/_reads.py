@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         AttemptRecord,
         DeadLetter,
         DeadLetterQuery,
+        DriftEmbedding,
         DriftSample,
         HandOffRecord,
         RunQuery,
@@ -216,3 +217,22 @@ class SharedReads(abc.ABC):
         if newest:
             rows.reverse()
         return [queries.drift_sample(row) for row in rows]
+
+    def list_drift_embeddings(
+        self,
+        agent: str,
+        *,
+        model: str,
+        newest: bool,
+        limit: int,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[DriftEmbedding]:
+        """Return the first (or, with ``newest``, the last) ``limit`` embeddings, oldest first."""
+        sql, params = queries.drift_embeddings(
+            self.dialect, agent, model, newest, limit, since, until
+        )
+        rows = self._fetchall(sql, params, f"list drift embeddings of {agent}")
+        if newest:
+            rows.reverse()
+        return [queries.drift_embedding(row) for row in rows]

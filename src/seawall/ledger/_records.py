@@ -470,3 +470,27 @@ class DriftSample:
     latency: float | None
     confidence: float | None
     verified: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class DriftEmbedding:
+    """The embedding of one finished run's output, kept for semantic drift detection.
+
+    Attributes:
+        agent: The agent.
+        run_id: The run.
+        at: When it finished (Unix time).
+        model: The embedding model that made it (embeddings of different models are never
+            compared).
+        scale: The quantisation step: the vector is ``codes * scale``.
+        vector: The vector's codes, one signed byte per dimension.
+        excerpt: The start of the text embedded (shown as evidence by alerts).
+    """
+
+    agent: str
+    run_id: str
+    at: float
+    model: str
+    scale: float
+    vector: bytes
+    excerpt: str

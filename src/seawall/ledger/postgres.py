@@ -41,6 +41,7 @@ from seawall.ledger._records import (
     AlertRecord,
     DeadLetter,
     DeadLetterQuery,
+    DriftEmbedding,
     DriftSample,
     HandOffRecord,
     RunRecord,
@@ -337,6 +338,18 @@ class PostgresStore(SharedReads):
             "SELECT count(*) FROM drift_samples WHERE agent = %s", (agent,), "count drift samples"
         )
         return int(row[0]) if row else 0
+
+    def add_drift_embeddings(self, embeddings: Sequence[DriftEmbedding]) -> None:
+        """Record output embeddings in one transaction (a run already embedded is kept)."""
+        if not embeddings:
+            return
+        rows = [queries.embedding_row(e) for e in embeddings]
+
+        def write(conn: Connection[Any], _doubt: bool) -> None:
+            with conn.cursor() as cursor:
+                cursor.executemany(queries.insert_embeddings(queries.POSTGRES), rows)
+
+        self._db.run(write, f"record {len(rows)} drift embeddings")
 
     # -- small helpers ----------------------------------------------------------------------
 

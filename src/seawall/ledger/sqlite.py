@@ -46,6 +46,7 @@ from seawall.ledger._records import (
     AlertRecord,
     DeadLetter,
     DeadLetterQuery,
+    DriftEmbedding,
     DriftSample,
     HandOffRecord,
     RunRecord,
@@ -1200,6 +1201,16 @@ class SQLiteStore(SharedReads):
             ).fetchone()
         )
         return int(row[0])
+
+    def add_drift_embeddings(self, embeddings: Sequence[DriftEmbedding]) -> None:
+        """Record output embeddings in one transaction (a run already embedded is kept)."""
+        if not embeddings:
+            return
+        with self._write() as db:
+            db.executemany(
+                queries.insert_embeddings(queries.SQLITE),
+                [queries.embedding_row(e) for e in embeddings],
+            )
 
 
 class _Ticket:

@@ -21,6 +21,10 @@ the *reference* window (the first ``reference`` runs, or a pinned period):
 A shift becomes an alert only after ``confirm`` consecutive evaluations found it, once: the
 feature then stays *shifted* (no further alert) until ``confirm`` evaluations find its PSI below
 half the threshold, and a new alert for it waits ``cooldown`` seconds after the last.
+
+``semantic=`` adds the meaning of the outputs, compared through embeddings
+(:mod:`seawall.observe.semantic`); it alerts as the feature ``semantic``, with the same
+confirmation, recovery and cooldown.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from seawall.errors import ConfigurationError, MissingExtraError
+from seawall.observe.semantic import SemanticWatch, field_of
 
 if TYPE_CHECKING:
     from seawall.ledger import DriftSample
@@ -77,10 +82,13 @@ class DriftWatch:
             that must find it gone before the feature counts as recovered).
         cooldown: Seconds after an alert before the same feature may alert again (once it
             recovered).
+        semantic: Also watch the meaning of the outputs: a
+            :class:`~seawall.observe.semantic.SemanticWatch`, or an embedder (or a function from
+            a text to a vector) to watch with its defaults. Needs ``seawall[semantic]``.
 
     Raises:
         ConfigurationError: An argument is invalid.
-        MissingExtraError: ``method="test"`` without SciPy installed.
+        MissingExtraError: ``method="test"`` without SciPy installed (with features to test).
     """
 
     decision: str | None = None
@@ -94,8 +102,9 @@ class DriftWatch:
     min_samples: int = 50
     confirm: int = 2
     cooldown: float = 3600.0
+    semantic: SemanticWatch | None = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # noqa: C901 - one check per argument
         if self.decision is not None and (
             not isinstance(self.decision, str) or not self.decision.strip()
         ):
@@ -134,7 +143,9 @@ class DriftWatch:
             raise ConfigurationError(f"DriftWatch(psi={self.psi!r}) must be a positive number")
         if not isinstance(self.cooldown, int | float) or self.cooldown < 0:
             raise ConfigurationError(f"DriftWatch(cooldown={self.cooldown!r}) must be seconds >= 0")
-        if self.method == "test":
+        if self.semantic is not None:
+            object.__setattr__(self, "semantic", SemanticWatch.of(self.semantic))
+        if self.method == "test" and self.watched:
             scipy_stats()
 
     @property
@@ -152,10 +163,12 @@ class DriftWatch:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form kept in the ledger, so ``seawall drift`` can evaluate without the app."""
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "semantic"}
         data["features"] = list(self.features)
         if isinstance(self.reference, tuple):
             data["reference"] = list(self.reference)
+        if self.semantic is not None:
+            data["semantic"] = self.semantic.to_dict()
         return data
 
     @classmethod
@@ -168,6 +181,8 @@ class DriftWatch:
             values["features"] = tuple(values["features"])
         if method is not None:
             values["method"] = method
+        if values.get("semantic") is not None:
+            values["semantic"] = SemanticWatch.from_dict(values["semantic"])
         return cls(**values)
 
 
@@ -205,16 +220,7 @@ def scipy_stats() -> Any:
 
 def decision_of(output: Any, path: str) -> str | None:
     """Read the decision at ``path`` (dotted) in an output; ``None`` when it is not there."""
-    value = output
-    for part in path.split("."):
-        if isinstance(value, Mapping):
-            if part not in value:
-                return None
-            value = value[part]
-        elif hasattr(value, part):
-            value = getattr(value, part)
-        else:
-            return None
+    value = field_of(output, path)
     if value is None:
         return None
     if isinstance(value, str):
@@ -494,13 +500,20 @@ class FeatureState:
         )
 
 
-def advance(  # noqa: PLR0911 - one outcome per transition of the state machine
+def advance(
     watch: DriftWatch, state: FeatureState, stat: FeatureStat, now: float
 ) -> tuple[FeatureState, bool]:
     """Fold one evaluation into a feature's state; return the new state and whether to alert."""
     if stat.shifted is None or stat.psi is None:
         return state, False
-    if stat.shifted:
+    return hold(watch, state, shifted=stat.shifted, calm=stat.psi < watch.psi / 2, now=now)
+
+
+def hold(
+    watch: DriftWatch, state: FeatureState, *, shifted: bool, calm: bool, now: float
+) -> tuple[FeatureState, bool]:
+    """The hysteresis of one judged evaluation: ``shifted`` now, or ``calm`` (well below it)."""
+    if shifted:
         streak = state.streak + 1
         cooled = state.last_alert is None or now - state.last_alert >= watch.cooldown
         if not state.shifted and streak >= watch.confirm and cooled:
@@ -508,11 +521,11 @@ def advance(  # noqa: PLR0911 - one outcome per transition of the state machine
         return replace(state, streak=streak, calm=0), False
     if not state.shifted:
         return replace(state, streak=0, calm=0), False
-    if stat.psi < watch.psi / 2:
-        calm = state.calm + 1
-        if calm >= watch.confirm:
+    if calm:
+        count = state.calm + 1
+        if count >= watch.confirm:
             return FeatureState(last_alert=state.last_alert), False
-        return replace(state, streak=0, calm=calm), False
+        return replace(state, streak=0, calm=count), False
     return replace(state, streak=0, calm=0), False
 
 

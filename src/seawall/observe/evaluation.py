@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from seawall.ledger import AlertRecord
+from seawall.observe import semantic as meaning
 from seawall.observe.drift import (
     Baseline,
     DriftWatch,
@@ -21,14 +22,16 @@ from seawall.observe.drift import (
     advance,
     compare,
     describe_shift,
+    hold,
     prepare,
     utc,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    from seawall.ledger import DriftSample, Store
+    from seawall.ledger import DriftEmbedding, DriftSample, Store
+    from seawall.observe.semantic import SemanticStat, SemanticWatch
 
 WATCHES_KEY: Final = "drift:watches"
 """Alert-state key of the watches of every agent (so the CLI can evaluate without the app)."""
@@ -57,6 +60,7 @@ class DriftReport:
         shifted: Features currently alerted and not recovered.
         at: When it was evaluated.
         alerts: Alerts this evaluation raised.
+        semantic: How the meaning of the outputs compares (``None``: not watched).
     """
 
     agent: str
@@ -70,6 +74,7 @@ class DriftReport:
     shifted: tuple[str, ...]
     at: float
     alerts: tuple[AlertRecord, ...] = ()
+    semantic: SemanticStat | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -83,6 +88,7 @@ class DriftReport:
             "shifted": list(self.shifted),
             "at": self.at,
             "alerts": [a.alert_id for a in self.alerts],
+            "semantic": None if self.semantic is None else self.semantic.to_dict(),
         }
 
 
@@ -115,24 +121,19 @@ def evaluate(  # noqa: C901 - windows, comparison, state: one evaluation read to
     """
     now = time.time() if now is None else now
     reference = _reference(store, agent, watch, now, reference_cache)
-    ref_ids = {s.run_id for s in reference}
     if isinstance(watch.reference, tuple):
         since: float | None = watch.reference[1]
         complete = now >= watch.reference[1]
     else:
         since = reference[-1].at if reference else None
         complete = len(reference) >= watch.reference
-    # Reference runs that finished at the very instant the current window starts are fetched
-    # too, then left out.
-    ties = sum(1 for s in reference if s.at == since)
     current = (
-        [
-            s
-            for s in store.list_drift_samples(
-                agent, newest=True, limit=watch.window + ties, since=since
-            )
-            if s.run_id not in ref_ids
-        ][-watch.window :]
+        _after(
+            reference,
+            since,
+            watch.window,
+            lambda limit: store.list_drift_samples(agent, newest=True, limit=limit, since=since),
+        )
         if complete
         else []
     )
@@ -144,6 +145,11 @@ def evaluate(  # noqa: C901 - windows, comparison, state: one evaluation read to
             if reference_cache is not None and agent in reference_cache.samples:
                 reference_cache.baselines[agent] = baselines
         stats = tuple(compare(watch, baselines, current, p_values=full))
+    semantic = (
+        None
+        if watch.semantic is None
+        else _meaning(store, agent, watch, watch.semantic, now, reference_cache, full=full)
+    )
     alerts: tuple[AlertRecord, ...] = ()
     ref_text = _describe(watch.describe_reference(), reference)
     cur_text = _describe(f"the last {watch.window} runs", current)
@@ -163,6 +169,19 @@ def evaluate(  # noqa: C901 - windows, comparison, state: one evaluation read to
                 features[stat.feature] = asdict(after)
                 if alert:
                     raised.append(_drift_alert(agent, watch, stat, ref_text, cur_text, now))
+            if semantic is not None and semantic.shifted is not None and semantic.shift is not None:
+                sem = cast("SemanticWatch", watch.semantic)
+                before = FeatureState.of(features.get("semantic"))
+                after, alert = hold(
+                    watch,
+                    before,
+                    shifted=semantic.shifted,
+                    calm=semantic.shift < sem.min_shift / 2,
+                    now=now,
+                )
+                features["semantic"] = asdict(after)
+                if alert:
+                    raised.append(_meaning_alert(agent, sem, semantic, ref_text, cur_text, now))
             if features == state.get("features"):
                 return state, raised  # nothing moved: the store need not write
             state.update(features=features, through=through)
@@ -189,6 +208,7 @@ def evaluate(  # noqa: C901 - windows, comparison, state: one evaluation read to
         shifted=shifted,
         at=now,
         alerts=alerts,
+        semantic=semantic,
     )
 
 
@@ -202,11 +222,14 @@ class References:
     def __init__(self) -> None:
         self.samples: dict[str, list[DriftSample]] = {}
         self.baselines: dict[str, dict[str, Baseline]] = {}
+        self.meanings: dict[tuple[str, str], meaning.Reference] = {}
 
     def forget(self, agent: str) -> None:
         """Drop what is kept for ``agent``."""
         self.samples.pop(agent, None)
         self.baselines.pop(agent, None)
+        for key in [k for k in self.meanings if k[0] == agent]:
+            del self.meanings[key]
 
 
 def _reference(
@@ -230,6 +253,69 @@ def _reference(
     if complete and cache is not None:
         cache.samples[agent] = found
     return found
+
+
+def _after(
+    reference: Sequence[Any],
+    since: float | None,
+    window: int,
+    newest: Callable[[int], Sequence[Any]],
+) -> list[Any]:
+    """The current window: the newest ``window`` rows since ``since`` not in the reference.
+
+    Reference rows that finished at the very instant the window starts are fetched too (by
+    ``newest(limit)``), then left out.
+    """
+    ids = {r.run_id for r in reference}
+    ties = sum(1 for r in reference if r.at == since)
+    return [r for r in newest(window + ties) if r.run_id not in ids][-window:]
+
+
+def _meaning(
+    store: Store,
+    agent: str,
+    watch: DriftWatch,
+    semantic: SemanticWatch,
+    now: float,
+    cache: References | None,
+    *,
+    full: bool,
+) -> SemanticStat:
+    """Compare the embeddings of the current window's outputs with the reference window's."""
+    model = semantic.model
+    key = (agent, model)
+    prepared = None if cache is None else cache.meanings.get(key)
+    found: Sequence[DriftEmbedding]
+    if prepared is not None:
+        found = prepared.embeddings
+        complete = True
+    elif isinstance(watch.reference, tuple):
+        start, end = watch.reference
+        found = store.list_drift_embeddings(
+            agent, model=model, newest=False, limit=MAX_PINNED, since=start, until=end
+        )
+        complete = now >= end
+    else:
+        found = store.list_drift_embeddings(agent, model=model, newest=False, limit=watch.reference)
+        complete = len(found) >= watch.reference
+    if not complete or not found:
+        return meaning.compare(semantic, None, found, min_samples=watch.min_samples)
+    if prepared is None:
+        prepared = meaning.Reference.of(found)
+        if cache is not None:
+            cache.meanings[key] = prepared
+    since = watch.reference[1] if isinstance(watch.reference, tuple) else found[-1].at
+    current = _after(
+        found,
+        since,
+        watch.window,
+        lambda limit: store.list_drift_embeddings(
+            agent, model=model, newest=True, limit=limit, since=since
+        ),
+    )
+    return meaning.compare(
+        semantic, prepared, current, min_samples=watch.min_samples, p_values=full
+    )
 
 
 def _describe(label: str, samples: Sequence[DriftSample]) -> str:
@@ -265,6 +351,39 @@ def _drift_alert(
             "current_n": stat.current_n,
         },
     )
+
+
+def _meaning_alert(
+    agent: str,
+    semantic: SemanticWatch,
+    stat: SemanticStat,
+    reference: str,
+    current: str,
+    now: float,
+) -> AlertRecord:
+    typical = "" if stat.typical is None else f" Typically it said {_quote(stat.typical.text)};"
+    shifted = f" now it says {_quote(stat.most_shifted[0].text)}." if stat.most_shifted else ""
+    return AlertRecord(
+        alert_id=uuid.uuid4().hex,
+        kind="drift",
+        agent=agent,
+        feature="semantic",
+        statistic=stat.shift,
+        threshold=semantic.min_shift,
+        window=f"reference: {reference}; current: {current}",
+        message=(
+            f"agent {agent!r} drifted: {stat.describe()}.{typical}{shifted} Check recent "
+            f"changes to its model, prompt or inputs; `seawall drift --agent {agent}` shows "
+            "the evidence"
+        ),
+        at=now,
+        details={**stat.to_dict(), "alpha": semantic.alpha, "min_shift": semantic.min_shift},
+    )
+
+
+def _quote(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
 
 
 def watches_in(store: Store) -> dict[str, dict[str, Any]]:

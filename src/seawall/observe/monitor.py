@@ -3,11 +3,13 @@
 When a run of a watched agent finishes, its sample (decision, size, tokens, cost, latency,
 confidence, verification) is appended to an in-memory buffer: a few microseconds, no I/O.
 Every ``DriftWatch.every`` samples, one daemon thread writes the buffer to the ledger in one
-transaction, compares the agent's current window with its reference window from the ledger (so
-every process's runs count), folds the result into the state the ledger keeps per agent (so a
-sustained shift raises one alert for all processes) and delivers the alerts it raises. The same
-thread records and delivers operational alerts (breaker openings, DLQ growth, hand-offs,
-overdue runs), so a slow webhook never delays a run.
+transaction (and, for agents watched for meaning, embeds their outputs in one batch per
+embedder and writes the quantised embeddings: no model runs on a run's path), compares the
+agent's current window with its reference window from the ledger (so every process's runs
+count), folds the result into the state the ledger keeps per agent (so a sustained shift raises
+one alert for all processes) and delivers the alerts it raises. The same thread records and
+delivers operational alerts (breaker openings, DLQ growth, hand-offs, overdue runs), so a slow
+webhook never delays a run.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from seawall import _payload
 from seawall._failures import FailureCause, RunStatus
 from seawall.errors import ConfigurationError, SeawallError
-from seawall.ledger import AlertRecord, DeadLetterQuery, DriftSample
+from seawall.ledger import AlertRecord, DeadLetterQuery, DriftEmbedding, DriftSample
 from seawall.observe.alerts import AlertRules, Alerts
 from seawall.observe.drift import DriftWatch, decision_of
 from seawall.observe.evaluation import WATCHES_KEY, DriftReport, References, evaluate
+from seawall.observe.semantic import quantise
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from seawall._registry import AgentSpec
     from seawall._result import RunResult
     from seawall.ledger import HandOffRecord, Store
+    from seawall.observe.semantic import SemanticWatch
     from seawall.policies.breaker import BreakerState
 
 logger = logging.getLogger("seawall.monitor")
@@ -72,6 +76,8 @@ class Monitor:
         self.alerts = alerts
         self.rules = rules
         self.evaluations = 0
+        self.embedding_failures = 0
+        """Outputs left without an embedding because their embedder failed."""
         self._buffers: defaultdict[str, _AgentBuffer] = defaultdict(_AgentBuffer)
         self._watches: dict[str, DriftWatch] = {}
         self._references = References()
@@ -213,6 +219,47 @@ class Monitor:
             for buffer in self._buffers.values():
                 buffer.samples = []
         self.store.add_drift_samples([_sample_of(f) for f in finished])
+        self._embed(finished)
+
+    def _embed(self, finished: Sequence[_Finished]) -> None:
+        """Embed the outputs of runs of agents watched for meaning, a batch per embedder."""
+        batches: dict[int, tuple[SemanticWatch, list[tuple[_Finished, str]]]] = {}
+        for run in finished:
+            watch = run.spec.drift
+            semantic = None if watch is None else watch.semantic
+            if semantic is None or run.result.status is not RunStatus.SUCCEEDED:
+                continue
+            text = semantic.text_of(run.result.output)
+            if text is not None:
+                batches.setdefault(id(semantic), (semantic, []))[1].append((run, text))
+        for semantic, batch in batches.values():
+            try:
+                vectors = semantic.embed([text for _, text in batch])
+            except Exception:
+                with self._lock:
+                    self.embedding_failures += len(batch)
+                logger.warning(
+                    "embedder %s failed on %d outputs; their runs have no embedding",
+                    semantic.model,
+                    len(batch),
+                    exc_info=True,
+                )
+                continue
+            rows = []
+            for (run, text), vector in zip(batch, vectors, strict=True):
+                scale, codes = quantise(vector)
+                rows.append(
+                    DriftEmbedding(
+                        agent=run.spec.name,
+                        run_id=run.result.run_id,
+                        at=run.at,
+                        model=semantic.model,
+                        scale=scale,
+                        vector=codes,
+                        excerpt=text[: semantic.excerpt],
+                    )
+                )
+            self.store.add_drift_embeddings(rows)
 
     def _record(self, alert: AlertRecord) -> None:
         self.store.record_alert(alert)
