@@ -24,11 +24,17 @@ from seawall.cli._common import (
     when,
 )
 from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
-from seawall.ledger import describe
+from seawall.ledger import RunQuery, describe
 
 if TYPE_CHECKING:
     from seawall import AttemptRecord, RunRecord, Step
-    from seawall.ledger import ArtifactRecord, CompensationRecord, HandOffRecord, VerdictRecord
+    from seawall.ledger import (
+        ArtifactRecord,
+        CompensationRecord,
+        HandOffRecord,
+        StepResolution,
+        VerdictRecord,
+    )
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:
@@ -188,6 +194,8 @@ class _RunView:
     compensations: list[CompensationRecord]
     handoffs: list[HandOffRecord]
     verdicts: list[VerdictRecord]
+    replays: list[RunRecord]
+    resolutions: list[StepResolution]
 
 
 def show(
@@ -208,6 +216,8 @@ def show(
             compensations=app.compensations(run_id),
             handoffs=app.handoffs(run_id=run_id),
             verdicts=app.verdicts(run_id),
+            replays=app.store.list_runs(RunQuery(replay_of=run_id, limit=100)),
+            resolutions=app.store.list_resolutions(run_id),
         )
     if as_json:
         print_json(_view_json(view))
@@ -217,6 +227,21 @@ def show(
 
 def _view_json(view: _RunView) -> dict[str, Any]:
     return {
+        "replays": [
+            {"run_id": r.run_id, "mode": r.replay_mode, "status": r.status.value}
+            for r in view.replays
+        ],
+        "resolutions": [
+            {
+                "step": r.seq,
+                "decision": r.decision,
+                "result": r.result,
+                "decided_by": r.decided_by,
+                "decided_at": iso(r.decided_at),
+                "note": r.note,
+            }
+            for r in view.resolutions
+        ],
         "run": run_json(view.run),
         "inputs": view.inputs,
         "output": view.output,
@@ -320,15 +345,33 @@ def _print_view(view: _RunView) -> None:
         ("output hash", run.output_hash or "-"),
         ("code version", run.code_version or "-"),
         ("parent run", run.parent_run_id or "-"),
-        ("replay of", run.replay_of or "-"),
+        (_relation(run), run.replay_of or "-"),
         ("phase", run.phase or "-"),
     ):
         fields.add_row(label, text(value))
     console.print(fields)
+    for later in view.replays:
+        how = "redriven" if later.replay_mode == "redrive" else f"replayed ({later.replay_mode})"
+        console.print(text(f"{how} as run {later.run_id}: {later.status.value}"))
+    for resolution in view.resolutions:
+        console.print(
+            text(
+                f"step {resolution.seq}: an operator ({resolution.decided_by or 'unnamed'}) said "
+                f"it {'happened' if resolution.decision == 'happened' else 'did not happen'} "
+                f"at {when(resolution.decided_at)}"
+                + (f": {resolution.note}" if resolution.note else "")
+            )
+        )
     _print_attempts(view.attempts)
     _print_steps(view.steps)
     _print_verdicts(view.verdicts)
     _print_settling(view)
+
+
+def _relation(run: RunRecord) -> str:
+    if run.replay_mode == "redrive":
+        return "redrive of"
+    return "replay of" if run.replay_of is None else f"{run.replay_mode or 'live'} replay of"
 
 
 def _print_attempts(attempts: list[AttemptRecord]) -> None:
