@@ -118,7 +118,9 @@ def call(
     )
     seq = journal.seq + 1
     recorded = (
-        journal.replay(seq, spec, spec.name, request_hash, column, effect=spec.mutating)
+        journal.replay(
+            seq, spec, spec.name, request_hash, column, effect=spec.mutating, blobs=blobs
+        )
         if journal.replaying
         else LIVE
     )

@@ -93,6 +93,19 @@ class Recorded:
 LIVE: Final = Recorded("live")
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The request the code makes at a step, as stored: shown as a diff when it diverges.
+
+    Attributes:
+        column: Its row column (``None`` when not kept, e.g. a drawn value).
+        blobs: The blobs the column refers to, not written yet.
+    """
+
+    column: bytes | None
+    blobs: Sequence[Blob] = ()
+
+
 def is_effect(step: StepRecord) -> bool:
     """Whether a step is a side effect that may have happened (completed or in doubt)."""
     return step.mutating and step.status in _DONE
@@ -286,6 +299,7 @@ class Journal:
         request: bytes | None = None,
         *,
         effect: bool = False,
+        blobs: Sequence[Blob] = (),
     ) -> Recorded:
         """What the journal holds for the step at ``seq`` that the code asks for.
 
@@ -296,6 +310,7 @@ class Journal:
             request_hash: The hash of the request the code makes.
             request: Its stored column, to show a divergence as a diff.
             effect: Whether the step is a side effect (a mutating call, a child run).
+            blobs: The blobs of ``request`` (not written yet), to decode it for a diff.
 
         Returns:
             Whether to serve a recorded result or execute the step (and where).
@@ -306,15 +321,16 @@ class Journal:
             InDoubtError: The step is in doubt and its tool is not idempotent.
             SerializationError: The step completed but its result could not be recorded.
         """
+        asked = Asked(request, blobs)
         if self.playback is not None:
-            return self.playback.serve(self, seq, name, request_hash, request, effect=effect)
+            return self.playback.serve(self, seq, name, request_hash, asked, effect=effect)
         step = self.line.get(seq)
         if step is not None:
             if step.name == name and step.request_hash == request_hash:
                 return self._recorded(step, spec, name)
-            self._diverge(seq, step, name, request)
+            self._diverge(seq, step, name, asked)
         if effect and self.effects:
-            return self._earlier_effect(seq, spec, name, request_hash, request)
+            return self._earlier_effect(seq, spec, name, request_hash, asked)
         earlier = self.values.get(name) if spec is None else None
         if earlier:
             # ctx.now/uuid/random of an earlier line: served in the order they were drawn, so a
@@ -355,7 +371,7 @@ class Journal:
         spec: ToolSpec | None,
         name: str,
         request_hash: str,
-        request: bytes | None,
+        request: Asked,
     ) -> Recorded:
         """Match a side effect the code asks for with the next one an earlier line did."""
         while self.effects:
@@ -421,20 +437,26 @@ class Journal:
             )
         return self.decode(step.response)
 
-    def changes(self, step: StepRecord, name: str, request: bytes | None) -> list[Any]:
+    def changes(self, step: StepRecord, name: str, request: Asked) -> list[Any]:
         """How the request the code makes differs from a recorded step's (empty if unknown)."""
-        if request is None:
+        if request.column is None:
             return []
+        own = {blob.hash: blob for blob in request.blobs}
+
+        def fetch(hashes: list[str]) -> Mapping[str, Blob]:
+            # The request's blobs are not written yet: take them from the request first.
+            return {**self._fetch([h for h in hashes if h not in own]), **own}
+
         try:
             before = self.decode(step.request)
-            after = self.decode(request)
+            after = _payload.unpack(request.column, fetch)
         except (LookupError, ValueError):
             return []
         if step.name != name and not (isinstance(before, list) and isinstance(after, list)):
             before, after = {"step": step.name}, {"step": name}
         return request_changes(before, after)
 
-    def _diverge(self, seq: int, step: StepRecord, name: str, request: bytes | None) -> None:
+    def _diverge(self, seq: int, step: StepRecord, name: str, request: Asked) -> None:
         tail = [s for s in self.line.values() if s.seq >= seq]
         if any(is_effect(s) for s in tail):
             changes = self.changes(step, name, request)

@@ -15,7 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from seawall._diff import describe
-from seawall._journal import COMPLETED, FAILED, LIVE, STARTED, Recorded, is_effect
+from seawall._journal import COMPLETED, FAILED, LIVE, STARTED, Asked, Recorded, is_effect
 from seawall.errors import ReplayDivergenceError, ReplayedToolError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class Playback:
         seq: int,
         name: str,
         request_hash: str,
-        request: bytes | None,
+        request: Asked,
         *,
         effect: bool,
     ) -> Recorded:
@@ -143,7 +143,7 @@ class Playback:
         seq: int,
         name: str,
         request_hash: str,
-        request: bytes | None,
+        request: Asked,
         following: StepRecord | None,
     ) -> Recorded:
         if following is None:

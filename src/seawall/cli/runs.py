@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -362,6 +363,7 @@ def _print_view(view: _RunView) -> None:
                 + (f": {resolution.note}" if resolution.note else "")
             )
         )
+    _print_divergence(run.error)
     _print_attempts(view.attempts)
     _print_steps(view.steps)
     _print_verdicts(view.verdicts)
@@ -372,6 +374,58 @@ def _relation(run: RunRecord) -> str:
     if run.replay_mode == "redrive":
         return "redrive of"
     return "replay of" if run.replay_of is None else f"{run.replay_mode or 'live'} replay of"
+
+
+def _print_divergence(error: dict[str, Any] | None) -> None:
+    """What the code asked for that the journal does not hold: one line per changed field."""
+    if not error or not error.get("changes"):
+        return
+    expected, got = error.get("expected"), error.get("got")
+    what = (
+        f"the code asked for {got} with other arguments than the journal holds"
+        if expected == got
+        else f"the journal holds {expected}, the code asked for {got}"
+    )
+    console.print(
+        Text("diverged", style="red"),
+        text(f" at step {error.get('step')}: {what} (journal → now)"),
+        sep="",
+    )
+    for change in error["changes"]:
+        path = str(change.get("path"))
+        # Each side gets half the line, so a change fits on one: "path: before → after".
+        room = max(_EXCERPT_MIN, (console.width - len(path) - 8) // 2)
+        before, after = change.get("before"), change.get("after")
+        console.print(
+            text(f"  {path}: {_excerpt(before, after, room)} → {_excerpt(after, before, room)}")
+        )
+
+
+_EXCERPT_MIN = 16
+"""The fewest characters of a changed value shown, however narrow the terminal."""
+_ABSENT = "<absent>"
+"""How a divergence's changes mark a field that one side does not have."""
+
+
+def _excerpt(value: Any, other: Any, room: int) -> str:
+    """``value`` as JSON in about ``room`` characters, around where it starts to differ."""
+    if value == _ABSENT:
+        return _ABSENT
+    if not isinstance(value, str) or len(value) <= room:
+        shown = json.dumps(value, ensure_ascii=False, default=repr)
+        return shown if len(shown) <= room or isinstance(value, str) else shown[:room] + "…"
+    at = 0
+    if isinstance(other, str):
+        common = min(len(value), len(other))
+        while at < common and value[at] == other[at]:
+            at += 1
+    start = max(0, at - room // 3)
+    end = min(len(value), start + room)
+    shown = json.dumps(value[start:end], ensure_ascii=False)
+    while len(shown) > room and end > at + 1:  # escapes (\" \n) make the text longer
+        end -= 1
+        shown = json.dumps(value[start:end], ensure_ascii=False)
+    return ("…" if start else "") + shown + ("…" if end < len(value) else "")
 
 
 def _print_attempts(attempts: list[AttemptRecord]) -> None:
