@@ -19,6 +19,7 @@ from seawall.ledger import DeadLetter, DeadLetterQuery
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Sequence
 
     from seawall._app import Seawall
 
@@ -54,8 +55,9 @@ class DeadLetterQueue:
         since: float | None = None,
         status: str | None = "pending",
         limit: int = 1000,
+        entry_ids: Sequence[str] = (),
     ) -> DeadLetterQuery:
-        """Build a filter (``status=None`` matches every status).
+        """Build a filter (``status=None`` matches every status; ``entry_ids``: only those).
 
         Raises:
             ConfigurationError: A filter value is not valid.
@@ -69,7 +71,12 @@ class DeadLetterQueue:
                 f"{exc}; error classes: {[c.value for c in ErrorClass]}"
             ) from exc
         return DeadLetterQuery(
-            agent=agent, error_class=cls, since=since, status=status, limit=limit
+            agent=agent,
+            error_class=cls,
+            since=since,
+            status=status,
+            limit=limit,
+            entry_ids=tuple(entry_ids),
         )
 
     def list(
@@ -80,10 +87,16 @@ class DeadLetterQueue:
         since: float | None = None,
         status: str | None = "pending",
         limit: int = 1000,
+        entry_ids: Sequence[str] = (),
     ) -> list[DeadLetter]:
         """Entries matching the filters, oldest first (pending ones by default)."""
         query = self.query(
-            agent=agent, error_class=error_class, since=since, status=status, limit=limit
+            agent=agent,
+            error_class=error_class,
+            since=since,
+            status=status,
+            limit=limit,
+            entry_ids=entry_ids,
         )
         return self._app.store.list_dead_letters(query)
 
@@ -96,6 +109,7 @@ class DeadLetterQueue:
         limit: int = 1000,
         rate: float | None = None,
         dry_run: bool = False,
+        entry_ids: Sequence[str] = (),
     ) -> builtins.list[Redrive]:
         """Re-run matching pending entries live with the current code, each at most once.
 
@@ -106,6 +120,8 @@ class DeadLetterQueue:
             limit: At most this many entries.
             rate: At most this many redrives per second.
             dry_run: Only report what would be redriven (nothing is claimed).
+            entry_ids: Only these entries (those still pending and matching the other
+                filters): what an operator saw in a dry run and confirmed.
 
         Returns:
             One outcome per entry redriven (or, for a dry run, matched).
@@ -118,6 +134,7 @@ class DeadLetterQueue:
                 limit=limit,
                 rate=rate,
                 dry_run=dry_run,
+                entry_ids=entry_ids,
             ),
             "dlq.redrive",
             "dlq.aredrive",
@@ -133,13 +150,16 @@ class DeadLetterQueue:
         limit: int = 1000,
         rate: float | None = None,
         dry_run: bool = False,
+        entry_ids: Sequence[str] = (),
     ) -> builtins.list[Redrive]:
         """Async twin of :meth:`redrive`."""
         if rate is not None and rate <= 0:
             raise ConfigurationError(
                 f"rate={rate!r} must be a positive number of redrives per second"
             )
-        query = self.query(agent=agent, error_class=error_class, since=since, limit=limit)
+        query = self.query(
+            agent=agent, error_class=error_class, since=since, limit=limit, entry_ids=entry_ids
+        )
         # Entries created by this call's own failed redrives are not taken again by it.
         query = replace(query, until=time.time())
         app = self._app

@@ -8,7 +8,9 @@ from typing import Any, Final
 from seawall.errors import LedgerURLError
 from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow, Store
 from seawall.ledger._records import (
+    AlertAck,
     AlertRecord,
+    AlertSilence,
     ArtifactRecord,
     AttemptRecord,
     BreakerEvent,
@@ -16,13 +18,22 @@ from seawall.ledger._records import (
     DeadLetter,
     DeadLetterQuery,
     DriftSample,
+    HandOffClaim,
     HandOffRecord,
+    OperatorAction,
     RunQuery,
     RunRecord,
     StepRecord,
     VerdictRecord,
 )
-from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
+from seawall.ledger._stats import (
+    LATENCY_BOUNDS,
+    ErrorCount,
+    ModelUsage,
+    QueueCount,
+    RunStats,
+    StepLatency,
+)
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
@@ -30,7 +41,9 @@ DEFAULT_LEDGER_URL: Final = "sqlite:///.seawall/ledger.db"
 __all__ = [
     "DEFAULT_LEDGER_URL",
     "LATENCY_BOUNDS",
+    "AlertAck",
     "AlertRecord",
+    "AlertSilence",
     "ArtifactRecord",
     "AttemptOutcome",
     "AttemptRecord",
@@ -40,9 +53,13 @@ __all__ = [
     "DeadLetterQuery",
     "DriftSample",
     "Durability",
+    "ErrorCount",
+    "HandOffClaim",
     "HandOffRecord",
     "MigrationReport",
+    "ModelUsage",
     "NewRun",
+    "OperatorAction",
     "PostgresStore",
     "QueueCount",
     "RunOutcome",

@@ -22,7 +22,7 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+from seawall.ledger._stats import ErrorCount, ModelUsage, QueueCount, RunStats, StepLatency
 from seawall.policies.breaker import BreakerState
 
 if TYPE_CHECKING:
@@ -39,19 +39,37 @@ class Dialect:
         mark: The placeholder of the driver (``?`` or ``%s``).
         like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
         floor: An integer floor of a non-negative number, ``{}`` standing for the number.
+        inline: Whether a payload column (``{}``) holds its JSON inline (see
+            ``seawall._payload.pack``: a ``J`` byte, then the JSON).
+        field: A field of an inline payload column's JSON object as text: ``{column}`` and
+            ``{name}`` stand for the column and the field.
     """
 
     mark: str
     like: str
     floor: str
+    inline: str
+    field: str
 
     def sql(self, text: str) -> str:
         """``text`` (written with ``?`` placeholders) in this dialect."""
         return text if self.mark == "?" else text.replace("?", self.mark)
 
 
-SQLITE: Final = Dialect("?", "LIKE", "CAST({} AS INTEGER)")
-POSTGRES: Final = Dialect("%s", "ILIKE", "floor({})::bigint")
+SQLITE: Final = Dialect(
+    "?",
+    "LIKE",
+    "CAST({} AS INTEGER)",
+    "substr({}, 1, 1) = X'4A'",
+    "json_extract(CAST(substr({column}, 2) AS TEXT), '$.{name}')",
+)
+POSTGRES: Final = Dialect(
+    "%s",
+    "ILIKE",
+    "floor({})::bigint",
+    "get_byte({}, 0) = 74",
+    "(convert_from(substring({column} from 2), 'UTF8')::jsonb ->> '{name}')",
+)
 
 RUN_COLUMNS: Final = (
     "run_id, agent, status, start_time, end_time, input_hash, output_hash, input_tokens, "
@@ -87,6 +105,8 @@ def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     if query.search:
         where.append(f"error_message IS NOT NULL AND error_message {dialect.like} ? ESCAPE '\\'")
         params.append(f"%{like_escape(query.search)}%")
+    if query.top_level:
+        where.append("parent_run_id IS NULL")
     if query.before is not None:
         where.append("(start_time, run_id) < (?, ?)")
         params += [query.before[0], query.before[1]]
@@ -121,7 +141,10 @@ def run_stats(
     sql = (
         f"SELECT {bucket} AS bucket, agent, status, error_class, COUNT(*), "
         "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input_tokens), "
-        "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)) FROM runs"
+        "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)), "
+        "SUM(CASE WHEN unpriced_calls > 0 OR cost_usd IS NULL THEN 1 ELSE 0 END), "
+        "SUM(unpriced_calls), "
+        "SUM(CASE WHEN parent_run_id IS NULL THEN 1 ELSE 0 END) FROM runs"
         f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
     )
     return dialect.sql(sql), params
@@ -131,10 +154,91 @@ def run_stats_rows(rows: Sequence[Sequence[Any]]) -> list[RunStats]:
     """Records of :func:`run_stats` rows (PostgreSQL's sums are decimals: converted)."""
     return [
         RunStats(
-            int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), float(r[8])
+            *(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])),
+            *(float(r[8]), int(r[9]), int(r[10]), int(r[11])),
         )
         for r in rows
     ]
+
+
+AGENT_NAMES: Final = (
+    "WITH RECURSIVE names(agent) AS (SELECT MIN(agent) FROM runs UNION ALL "
+    "SELECT (SELECT MIN(agent) FROM runs WHERE agent > names.agent) FROM names "
+    "WHERE names.agent IS NOT NULL) SELECT agent FROM names WHERE agent IS NOT NULL LIMIT ?"
+)
+"""The distinct agent names, in order: one index seek per name (one parameter: the limit)."""
+
+
+def usage_by_model(
+    dialect: Dialect, since: float | None, until: float | None, agent: str | None
+) -> tuple[str, list[Any]]:
+    """Recorded model usage (``usage`` steps) of the runs submitted in a range, by model.
+
+    A usage record is small enough to be stored inline, so its fields are read in SQL; one
+    whose model name made it too long to inline is left out.
+    """
+    where, params = _run_range(since, until, agent, "r.")
+    join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
+    request, response = "s.request", "s.response"
+
+    def field(column: str, name: str) -> str:
+        return dialect.field.format(column=column, name=name)
+
+    cost = field(response, "cost_usd")
+    number = "CAST({} AS DOUBLE PRECISION)"  # REAL affinity in SQLite
+    sql = (
+        f"SELECT {field(request, 'model')} AS model, COUNT(*), "
+        f"SUM({number.format(field(request, 'input_tokens'))}), "
+        f"SUM({number.format(field(request, 'output_tokens'))}), "
+        f"SUM({number.format(cost)}), SUM(CASE WHEN {cost} IS NULL THEN 1 ELSE 0 END) "
+        f"FROM steps s{join}"
+        + (where + " AND" if where else " WHERE")
+        + f" s.kind = 'usage' AND s.status = 'completed' AND {dialect.inline.format(request)} "
+        f"AND {dialect.inline.format(response)} GROUP BY model ORDER BY model"
+    )
+    return dialect.sql(sql), params
+
+
+def model_usage_rows(rows: Sequence[Sequence[Any]]) -> list[ModelUsage]:
+    """Records of :func:`usage_by_model` rows, the costliest first."""
+    found = [
+        ModelUsage(
+            str(r[0]), int(r[1]), int(r[2] or 0), int(r[3] or 0), float(r[4] or 0), int(r[5])
+        )
+        for r in rows
+    ]
+    return sorted(found, key=lambda m: (-m.cost_usd, -m.calls, m.model))
+
+
+def error_counts(
+    dialect: Dialect,
+    since: float,
+    until: float | None,
+    bucket_seconds: float,
+    agent: str | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """Runs with an error message in a range, counted by bucket, agent, class, type, message.
+
+    Raises:
+        ValueError: ``bucket_seconds`` is not positive.
+    """
+    if bucket_seconds <= 0:
+        raise ValueError("bucket_seconds must be positive")
+    where, params = _run_range(since, until, agent, "")
+    bucket = dialect.floor.format("(start_time - ?) / ?")
+    sql = (
+        f"SELECT {bucket} AS bucket, agent, error_class, error_type, error_message, COUNT(*) "
+        f"FROM runs{where} AND error_message IS NOT NULL "
+        "GROUP BY bucket, agent, error_class, error_type, error_message "
+        "ORDER BY COUNT(*) DESC, bucket LIMIT ?"
+    )
+    return dialect.sql(sql), [since, bucket_seconds, *params, limit]
+
+
+def error_count_rows(rows: Sequence[Sequence[Any]]) -> list[ErrorCount]:
+    """Records of :func:`error_counts` rows."""
+    return [ErrorCount(int(r[0]), r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
 
 
 def step_latency(
@@ -218,6 +322,9 @@ def dlq_where(query: DeadLetterQuery, dialect: Dialect) -> tuple[str, list[Any]]
     if query.excluded:
         where.append(f"agent NOT IN ({', '.join('?' * len(query.excluded))})")
         params.extend(query.excluded)
+    if query.entry_ids:
+        where.append(f"entry_id IN ({', '.join('?' * len(query.entry_ids))})")
+        params.extend(query.entry_ids)
     return dialect.sql(" WHERE " + " AND ".join(where)) if where else "", params
 
 
@@ -230,15 +337,26 @@ SAMPLE_COLUMNS: Final = (
 
 
 def list_alerts(
-    dialect: Dialect, agent: str | None, kind: str | None, since: float | None, limit: int
+    dialect: Dialect,
+    agent: str | None,
+    kind: str | None,
+    since: float | None,
+    limit: int,
+    acknowledged: bool | None = None,
 ) -> tuple[str, list[Any]]:
-    """Alerts matching the filters, newest first."""
+    """Alerts matching the filters, newest first.
+
+    ``acknowledged``: only those with (or without) an operator's acknowledgement.
+    """
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (("agent = ?", agent), ("kind = ?", kind), ("at >= ?", since)):
         if value is not None:
             clauses.append(column)
             params.append(value)
+    if acknowledged is not None:
+        exists = "EXISTS (SELECT 1 FROM alert_acks k WHERE k.alert_id = alerts.alert_id)"
+        clauses.append(exists if acknowledged else f"NOT {exists}")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = f"SELECT {ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC LIMIT ?"
     return dialect.sql(sql), [*params, limit]

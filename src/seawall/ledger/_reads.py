@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         StepRecord,
         VerdictRecord,
     )
-    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+    from seawall.ledger._stats import ErrorCount, ModelUsage, QueueCount, RunStats, StepLatency
     from seawall.policies.breaker import BreakerState
 
 
@@ -84,6 +84,37 @@ class SharedReads(abc.ABC):
         """Histogram of finished tool and model call durations, per kind and name."""
         sql, params, edges = queries.step_latency(self.dialect, bounds, since, until, agent)
         return queries.step_latency_rows(self._fetchall(sql, params, "measure step latency"), edges)
+
+    def agent_names(self, *, limit: int = 1000) -> list[str]:
+        """Return the names of the agents (and graphs) that have runs, in order."""
+        return [row[0] for row in self._rows(queries.AGENT_NAMES, (limit,), "list agent names")]
+
+    def usage_by_model(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[ModelUsage]:
+        """Model calls recorded by the runs submitted in ``[since, until)``, by model."""
+        sql, params = queries.usage_by_model(self.dialect, since, until, agent)
+        return queries.model_usage_rows(self._fetchall(sql, params, "sum usage by model"))
+
+    def error_counts(
+        self,
+        *,
+        since: float,
+        bucket_seconds: float,
+        until: float | None = None,
+        agent: str | None = None,
+        limit: int = 5000,
+    ) -> list[ErrorCount]:
+        """Count runs with an error message by time bucket, agent, class, type and message.
+
+        Runs submitted in ``[since, until)``; the largest counts first, at most ``limit`` rows.
+        """
+        sql, params = queries.error_counts(self.dialect, since, until, bucket_seconds, agent, limit)
+        return queries.error_count_rows(self._fetchall(sql, params, "count errors"))
 
     def backlog(self) -> list[QueueCount]:
         """Count pending DLQ entries and open hand-offs by agent."""
@@ -182,9 +213,10 @@ class SharedReads(abc.ABC):
         kind: str | None = None,
         since: float | None = None,
         limit: int = 100,
+        acknowledged: bool | None = None,
     ) -> list[AlertRecord]:
         """Return alerts matching the filters, newest first."""
-        sql, params = queries.list_alerts(self.dialect, agent, kind, since, limit)
+        sql, params = queries.list_alerts(self.dialect, agent, kind, since, limit, acknowledged)
         return [queries.alert_record(row) for row in self._fetchall(sql, params, "list alerts")]
 
     def list_drift_samples(

@@ -50,7 +50,12 @@ class RunStats:
         retries: Attempts beyond the first, summed over those runs.
         input_tokens: Input tokens they recorded.
         output_tokens: Output tokens they recorded.
-        cost_usd: Cost they recorded (runs with an unknown cost count as zero).
+        cost_usd: Cost they recorded (runs with an unknown cost count as zero: see
+            ``unpriced_runs``).
+        unpriced_runs: Runs among them with a model call of unknown price: ``cost_usd`` is
+            then a lower bound.
+        unpriced_calls: Model calls of those runs that had no price.
+        top_level: Runs among them that no other run spawned (not a graph node or child).
     """
 
     bucket: int
@@ -62,6 +67,9 @@ class RunStats:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    unpriced_runs: int = 0
+    unpriced_calls: int = 0
+    top_level: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +137,45 @@ class QueueCount:
     agent: str
     label: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """The model calls recorded (``ctx.record_usage``) by the runs of a range, for one model.
+
+    Attributes:
+        model: The model's name.
+        calls: Calls recorded.
+        input_tokens: Their input tokens (calls of unknown usage count as zero).
+        output_tokens: Their output tokens.
+        cost_usd: Their known cost: a lower bound when ``unpriced_calls`` is not zero.
+        unpriced_calls: Calls whose cost is unknown (no price for the model).
+    """
+
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    unpriced_calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCount:
+    """Runs of one time bucket that ended with one error message.
+
+    Attributes:
+        bucket: Index of the time bucket (as in :class:`RunStats`).
+        agent: The agent.
+        error_class: Their error class.
+        error_type: The type name of their final error.
+        error_message: The message of their final error.
+        runs: How many runs.
+    """
+
+    bucket: int
+    agent: str
+    error_class: str | None
+    error_type: str | None
+    error_message: str
+    runs: int

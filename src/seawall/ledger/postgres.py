@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -35,6 +36,7 @@ from seawall._payload import Blob
 from seawall.errors import LedgerCorruptedError, LedgerError, RunCancelled, SchemaVersionError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._operators import OperatorRecords
 from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
 from seawall.ledger._reads import SharedReads
 from seawall.ledger._records import (
@@ -104,7 +106,7 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class PostgresStore(SharedReads):
+class PostgresStore(SharedReads, OperatorRecords):
     """A :class:`~seawall.ledger.Store` on a PostgreSQL schema.
 
     Args:
@@ -650,9 +652,7 @@ class PostgresStore(SharedReads):
 
         Concurrent claimers skip each other's locked rows, so each takes a different entry.
         """
-        pending = DeadLetterQuery(
-            query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
-        )
+        pending = replace(query, status="pending", limit=1)
         where, params = queries.dlq_where(pending, queries.POSTGRES)
         columns = ", ".join(f"picked.{c.strip()}" for c in queries.DLQ_COLUMNS.split(","))
 

@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -41,6 +42,7 @@ from seawall.errors import (
 )
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._operators import OperatorRecords
 from seawall.ledger._reads import SharedReads
 from seawall.ledger._records import (
     AlertRecord,
@@ -115,7 +117,7 @@ def _translate(exc: sqlite3.Error, path: str, busy_timeout: float) -> LedgerErro
     )
 
 
-class SQLiteStore(SharedReads):
+class SQLiteStore(SharedReads, OperatorRecords):
     """A :class:`~seawall.ledger.Store` on one SQLite file.
 
     Args:
@@ -321,6 +323,13 @@ class SQLiteStore(SharedReads):
         del what
         rows: list[tuple[Any, ...]] = self._read(lambda db: db.execute(sql, params).fetchall())
         return rows
+
+    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one write statement in its own durable transaction; return the rows it changed."""
+        del what
+        with self._write(durable=True) as db:
+            count: int = db.execute(sql, params).rowcount
+            return count
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -613,9 +622,7 @@ class SQLiteStore(SharedReads):
 
     def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
         """Take the oldest pending entry matching ``query`` for redriving (one claimer wins)."""
-        pending = DeadLetterQuery(
-            query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
-        )
+        pending = replace(query, status="pending", limit=1)
         where, params = queries.dlq_where(pending, queries.SQLITE)
         with self._write(durable=True) as db:
             row = db.execute(
