@@ -149,10 +149,15 @@ def test_seawall_dashboard_cli_prints_a_token_and_serves(
     assert 0 == result.exit_code, result.output
     assert ("127.0.0.1", 8765) == (served["host"], served["port"])
     token = result.output.split("Operator token")[1].split(":", 1)[1].split()[0]
-    with TestClient(served["app"]) as client:  # type: ignore[arg-type]
-        assert (
-            303 == client.post("/login", data={"token": token}, follow_redirects=False).status_code
+    with TestClient(served["app"], base_url="http://127.0.0.1:8765") as client:  # type: ignore[arg-type]
+        assert 303 == client.get("/", follow_redirects=False).status_code  # reading needs a login
+        login = client.post(
+            "/login",
+            data={"token": token},
+            headers={"origin": "http://127.0.0.1:8765"},
+            follow_redirects=False,
         )
+        assert 303 == login.status_code
 
 
 def test_seawall_dashboard_cli_uses_the_token_from_the_environment(
@@ -171,7 +176,7 @@ def test_seawall_dashboard_cli_uses_the_token_from_the_environment(
             pass  # runs the lifespan, which closes the ledger the dashboard opened
 
     monkeypatch.setattr(uvicorn, "run", serve)
-    monkeypatch.setenv("SEAWALL_DASHBOARD_TOKEN", "from-env")
+    monkeypatch.setenv("SEAWALL_DASHBOARD_TOKEN", "from-the-environment")
     app, _ = seeded_app
     result = CliRunner().invoke(cli, ["dashboard", "--ledger", app.store.url, "--port", "9999"])
     assert 0 == result.exit_code, result.output

@@ -713,6 +713,17 @@ def test_handoffs_round_trip_and_are_decided_once(store: Store) -> None:
     assert ["h2"] == [h.handoff_id for h in store.list_handoffs(status="open")]
 
 
+def test_handoffs_page_oldest_first(store: Store) -> None:
+    """list_handoffs(oldest_first=True, after=...) pages in creation order, ties by id."""
+    create(store, "r1")
+    for handoff_id, at in (("h3", 2.0), ("h1", 1.0), ("h2", 2.0)):
+        store.open_handoff(_handoff(handoff_id, "r1", at))
+    first = store.list_handoffs(status="open", oldest_first=True, limit=2)
+    assert ["h1", "h2"] == [h.handoff_id for h in first]
+    rest = store.list_handoffs(status="open", oldest_first=True, after=(2.0, "h2"))
+    assert ["h3"] == [h.handoff_id for h in rest]
+
+
 # -- dead-letter queue ------------------------------------------------------------------------
 
 
@@ -988,6 +999,7 @@ def test_silences_are_listed_and_lifted_once(store: Store) -> None:
     assert [] == store.list_silences(ending_after=160.0)
     lifted = store.list_silences()[0]
     assert ("bob", 130.0, 130.0) == (lifted.lifted_by, lifted.lifted_at, lifted.until)
+    assert False is lifted.mutes(raised)  # lifting shows what it muted
 
 
 def test_handoff_claims_warn_and_can_be_taken_over(store: Store) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from seawall import From, Graph, Input, Retry, Seawall
+from seawall import ErrorClass, From, Graph, Input, Retry, Seawall
 from seawall.ledger import LATENCY_BOUNDS, RunQuery, StepLatency
 
 LEDGERS = ("sqlite", "postgres")
@@ -198,5 +198,8 @@ def test_error_counts_and_top_level_runs(app: Seawall) -> None:
     assert {lone, flow} <= top
     assert 5 == len(every) - len(top) + 3  # two nodes are not top-level
     assert 3 == sum(r.top_level for r in app.store.run_stats())
+    roots = RunQuery(error_classes=(ErrorClass.CLEAN_ABORT, ErrorClass.SILENT_DRIFT))
+    assert 3 == len(app.store.list_runs(roots))  # the two lone runs and the first node
+    assert [] == app.store.list_runs(RunQuery(retried=True))
     with pytest.raises(ValueError, match="bucket_seconds"):
         app.store.error_counts(since=since, bucket_seconds=0)

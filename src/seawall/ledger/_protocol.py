@@ -304,9 +304,19 @@ class Store(Protocol):
         """Record a new hand-off to a person, durably."""
 
     def list_handoffs(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+        after: tuple[float, str] | None = None,
     ) -> list[HandOffRecord]:
-        """Return hand-offs, newest first."""
+        """Return hand-offs, newest first.
+
+        With ``oldest_first`` they come oldest first, and ``after`` (the ``(created_at,
+        handoff_id)`` of the last one of a page) pages through them.
+        """
 
     def record_verdicts(
         self, run_id: str, attempt: int, kind: str, verdicts: Sequence[dict[str, Any]]

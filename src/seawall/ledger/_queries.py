@@ -105,8 +105,7 @@ def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     if query.search:
         where.append(f"error_message IS NOT NULL AND error_message {dialect.like} ? ESCAPE '\\'")
         params.append(f"%{like_escape(query.search)}%")
-    if query.top_level:
-        where.append("parent_run_id IS NULL")
+    _narrow(query, where, params)
     if query.before is not None:
         where.append("(start_time, run_id) < (?, ?)")
         params += [query.before[0], query.before[1]]
@@ -115,6 +114,17 @@ def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY start_time DESC, run_id DESC LIMIT ? OFFSET ?"
     return dialect.sql(sql), [*params, query.limit, query.offset]
+
+
+def _narrow(query: RunQuery, where: list[str], params: list[Any]) -> None:
+    """Add the dashboard's narrower run filters (top-level, several classes, retried)."""
+    if query.top_level:
+        where.append("parent_run_id IS NULL")
+    if query.error_classes:
+        where.append(f"error_class IN ({', '.join('?' * len(query.error_classes))})")
+        params += [str(c) for c in query.error_classes]
+    if query.retried:
+        where.append("attempts > 1")
 
 
 def run_stats(
@@ -433,19 +443,28 @@ HANDOFF_COLUMNS: Final = (
 
 
 def list_handoffs(
-    dialect: Dialect, run_id: str | None, status: str | None, limit: int
+    dialect: Dialect,
+    run_id: str | None,
+    status: str | None,
+    limit: int,
+    oldest_first: bool = False,
+    after: tuple[float, str] | None = None,
 ) -> tuple[str, list[Any]]:
-    """Hand-offs of a run and/or in a status, newest first."""
+    """Hand-offs of a run and/or in a status, newest first (or oldest first, keyset-paged)."""
     where: list[str] = []
     params: list[Any] = []
     for clause, value in (("run_id = ?", run_id), ("status = ?", status)):
         if value is not None:
             where.append(clause)
             params.append(value)
+    if oldest_first and after is not None:
+        where.append("(created_at, handoff_id) > (?, ?)")
+        params += [after[0], after[1]]
     sql = f"SELECT {HANDOFF_COLUMNS} FROM handoffs"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return dialect.sql(sql + " ORDER BY created_at DESC LIMIT ?"), [*params, limit]
+    order = " ORDER BY created_at, handoff_id" if oldest_first else " ORDER BY created_at DESC"
+    return dialect.sql(sql + order + " LIMIT ?"), [*params, limit]
 
 
 def attempt_record(r: Sequence[Any]) -> AttemptRecord:

@@ -171,10 +171,18 @@ class SharedReads(abc.ABC):
         return queries.handoff_record(rows[0]) if rows else None
 
     def list_handoffs(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+        after: tuple[float, str] | None = None,
     ) -> list[HandOffRecord]:
-        """Return hand-offs, newest first."""
-        sql, params = queries.list_handoffs(self.dialect, run_id, status, limit)
+        """Return hand-offs, newest first (or oldest first, after a ``(created_at, id)``)."""
+        sql, params = queries.list_handoffs(
+            self.dialect, run_id, status, limit, oldest_first, after
+        )
         return [queries.handoff_record(r) for r in self._fetchall(sql, params, "list hand-offs")]
 
     def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:

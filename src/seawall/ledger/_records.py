@@ -191,6 +191,9 @@ class RunQuery:
         replay_of: Only replays of this run.
         top_level: Only runs no other run spawned (no parent: graph runs and lone agent
             runs, not a graph's nodes nor a run's children).
+        error_classes: Only runs with one of these error classes (with ``error_class``, the
+            runs must match both).
+        retried: Only runs that took more than one attempt.
     """
 
     status: RunStatus | None = None
@@ -205,6 +208,8 @@ class RunQuery:
     before: tuple[float, str] | None = None
     replay_of: str | None = None
     top_level: bool = False
+    error_classes: tuple[ErrorClass, ...] = ()
+    retried: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,9 +522,13 @@ class AlertSilence:
         return self.starts_at <= at < self.until
 
     def mutes(self, alert: AlertRecord) -> bool:
-        """Whether ``alert`` is one of those it mutes (same kind, agent, feature, in time)."""
+        """Whether it mutes ``alert``: same kind (agent, feature), raised while it lasts.
+
+        Lifting a silence un-mutes what it muted (an operator lifts one to see them again).
+        """
         return (
-            alert.kind == self.kind
+            self.lifted_at is None
+            and alert.kind == self.kind
             and (self.agent is None or alert.agent == self.agent)
             and (self.feature is None or alert.feature == self.feature)
             and self.active(alert.at)
