@@ -10,6 +10,7 @@ import pytest
 from seawall import RunStatus
 from seawall.ledger import AlertRecord
 from tests.dashboard.conftest import BASE_URL, OPERATOR, ORIGIN, TOKEN, csrf_of, login
+from tests.dashboard.workload import record_drift
 
 if TYPE_CHECKING:
     from starlette.testclient import TestClient
@@ -310,32 +311,12 @@ def test_claims_show_who_is_on_a_handoff(
     assert [(OPERATOR, "handoff_claim"), ("bob", "handoff_claim")] == actions
 
 
-def _drift_alert(app: Seawall, alert_id: str = "d1", agent: str = "researcher") -> None:
-    app.store.record_alert(
-        AlertRecord(
-            alert_id,
-            "drift",
-            agent,
-            "decision",
-            0.31,
-            0.2,
-            "reference: the first 300 runs; current: the last 100 runs",
-            f"agent {agent!r} drifted",
-            1e9 * 1.7,
-            {"psi": 0.31, "p_value": 2e-7, "test": "chi2", "alpha": 1e-5,
-             "reference": {"approve": 0.85, "refund": 0.15},
-             "current": {"approve": 0.62, "refund": 0.38},
-             "reference_n": 300, "current_n": 100},
-        )
-    )  # fmt: skip
-
-
 def test_acknowledge_an_alert_records_who_and_moves_it(
     client: TestClient, seeded_app: tuple[Seawall, Seeded]
 ) -> None:
     """An acknowledged drift alert leaves the open list; the ledger keeps who and the note."""
     app, _ = seeded_app
-    _drift_alert(app)
+    record_drift(app, "d1")
     login(client)
     csrf = csrf_of(client, "/drift")
     page = client.post(

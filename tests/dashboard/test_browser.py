@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from seawall import RunStatus
-from seawall.ledger import AlertRecord
 from seawall.testing import no_waits
 from tests.dashboard.browser import chromium, free_port, log_in, overflow, serving
 from tests.dashboard.conftest import TOKEN, dashboard
+from tests.dashboard.workload import record_drift
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -152,23 +152,8 @@ def test_drift_evidence_and_acknowledge(
     page: Any, seeded_app: tuple[Seawall, Seeded], tmp_path: Path
 ) -> None:
     """The drift page shows the shift's evidence; acknowledging moves it out of the open list."""
-    import time
-
     app, _ = seeded_app
-    details = {
-        "psi": 0.31,
-        "p_value": 2e-7,
-        "test": "chi2",
-        "alpha": 1e-5,
-        "reference": {"approve": 0.85, "refund": 0.15},
-        "current": {"approve": 0.62, "refund": 0.38},
-        "reference_n": 300,
-        "current_n": 100,
-    }
-    alert = AlertRecord(
-        "d1", "drift", "researcher", "decision", 0.31, 0.2, "w", "drifted", time.time(), details
-    )
-    app.store.record_alert(alert)
+    record_drift(app, "d1")
     log_in(page, TOKEN)
     page.goto("/")
     assert "1\ndrift alerts open" in page.inner_text(".attention")
@@ -260,6 +245,7 @@ def test_hostile_names_stay_within_the_viewport(
         "/",
         "/runs",
         "/errors",
+        "/cost",
         "/dlq",
         "/drift",
         "/handoffs",

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from seawall.ledger import AlertAck, AlertRecord
-from tests.dashboard.workload import XSS
+from seawall.ledger import AlertAck
+from tests.dashboard.workload import DRIFT_EVIDENCE, XSS, record_drift
 
 if TYPE_CHECKING:
     from starlette.testclient import TestClient
@@ -230,39 +230,12 @@ def test_handoffs_are_paged_oldest_first(
     assert ids[0][:12] not in second
 
 
-def _drift(app: Seawall, alert_id: str, details: dict[str, object], **fields: object) -> None:
-    values: dict[str, object] = {
-        "kind": "drift",
-        "agent": "researcher",
-        "feature": "decision",
-        "statistic": 0.31,
-        "threshold": 0.2,
-        "window": "reference: the first 300 runs; current: the last 100 runs",
-        "message": "agent 'researcher' drifted",
-        "at": time.time(),
-        **fields,
-    }
-    app.store.record_alert(AlertRecord(alert_id=alert_id, details=details, **values))  # type: ignore[arg-type]
-
-
-EVIDENCE = {
-    "psi": 0.31,
-    "p_value": 2e-7,
-    "test": "chi2",
-    "alpha": 1e-5,
-    "reference": {"approve": 0.85, "refund": 0.15},
-    "current": {"approve": 0.62, "refund": 0.38},
-    "reference_n": 300,
-    "current_n": 100,
-}
-
-
 def test_drift_page_shows_the_evidence(
     reader: TestClient, seeded_app: tuple[Seawall, Seeded]
 ) -> None:
     """A drift alert shows its effect size, p-value, both distributions and the window."""
     app, _ = seeded_app
-    _drift(app, "d1", EVIDENCE)
+    record_drift(app, "d1")
     page = reader.get("/drift").text
     assert '<b>0.310</b> <span class="badge c-large">large</span>' in page  # PSI, in words
     assert '<b>2e-07</b> <span class="dim">chi2, significant below 1e-05' in page
@@ -279,7 +252,7 @@ def test_drift_evidence_of_unknown_shape_is_shown_generically(
 ) -> None:
     """Numbers that are not shares become a table; keys the page does not know are listed."""
     app, _ = seeded_app
-    _drift(
+    record_drift(
         app,
         "d2",
         {
@@ -310,8 +283,8 @@ def test_overview_drift_panel_shows_open_drift_only(
 ) -> None:
     """The overview lists open drift alerts (not acknowledged ones, not operational ones)."""
     app, _ = seeded_app
-    _drift(app, "d1", EVIDENCE)
-    _drift(app, "d2", {**EVIDENCE, "psi": 0.12}, agent="echo", feature="verified")
+    record_drift(app, "d1")
+    record_drift(app, "d2", {**DRIFT_EVIDENCE, "psi": 0.12}, agent="echo", feature="verified")
     app.store.acknowledge_alert(AlertAck("d2", "ada", time.time()))
     page = reader.get("/").text
     assert "<b>1</b><span>drift alerts open</span>" in page
@@ -382,7 +355,7 @@ def test_runs_filters_top_level_classes_and_retried(
 
 def test_agent_picker_lists_every_agent(reader: TestClient) -> None:
     """The runs, overview, DLQ, drift and errors filters offer each agent of the ledger."""
-    for path in ("/", "/runs", "/dlq", "/drift", "/errors"):
+    for path in ("/", "/runs", "/dlq", "/drift", "/errors", "/cost"):
         page = reader.get(path).text
         picker = page.split('<select name="agent">')[1].split("</select>")[0]
         for name in ("echo", "flaky", "pipeline", "researcher", "writer"):
@@ -423,7 +396,9 @@ def test_unpriced_calls_are_shown_never_as_zero(
     page = reader.get("/").text
     assert "≥ $0.03" in page
     assert "1 calls unpriced" in page
-    assert "unpriced (1 calls)" in page  # cost by model
+    costs = reader.get("/cost").text
+    assert "unpriced (1 calls)" in costs  # cost by model
+    assert "$0.0300" in costs  # the researcher's priced calls
     assert "1 calls unpriced" in reader.get(f"/runs/{run_id}").text
 
 

@@ -11,6 +11,7 @@ form; only the confirmed post acts, and only on what was shown.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -26,11 +27,16 @@ from seawall.errors import SeawallError
 from seawall.ledger import AlertAck, AlertSilence, HandOffClaim
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from starlette.datastructures import FormData
     from starlette.requests import Request
 
     from seawall import Seawall
     from seawall.dashboard._security import Identity
+
+    Action = Callable[[Request, FormData, Identity], Awaitable[Response]]
+    """An action's body: the request, its checked form and the operator posting it."""
 
 PREVIEW: Final = 500
 """Most DLQ entries one confirmed redrive takes (larger sets go in several batches)."""
@@ -53,15 +59,20 @@ def _failed(request: Request, error: SeawallError | str, status_code: int = 409)
     return render(request, "error.html", status_code=status_code, title="Not done", message=message)
 
 
-async def _checked(request: Request) -> tuple[FormData, Identity] | Response:
-    """The posted form and its operator, or the refusal."""
-    identity = who(request)
-    if identity is None or not identity.can_act:
-        return refused(request)
-    form = await request.form()
-    if not same(identity.csrf, form.get("csrf")):
-        return refused(request)
-    return form, identity
+def acting(action: Action) -> Callable[[Request], Awaitable[Response]]:
+    """Run ``action(request, form, operator)`` only for an operator posting their form token."""
+
+    @functools.wraps(action)
+    async def checked(request: Request) -> Response:
+        identity = who(request)
+        if identity is None or not identity.can_act:
+            return refused(request)
+        form = await request.form()
+        if not same(identity.csrf, form.get("csrf")):
+            return refused(request)
+        return await action(request, form, identity)
+
+    return checked
 
 
 def _runner(request: Request) -> Seawall | Response:
@@ -94,12 +105,9 @@ def _with(path: str, done: str) -> str:
 # -- replay ---------------------------------------------------------------------------------
 
 
-async def replay(request: Request) -> Response:  # noqa: PLR0911 - a page per refusal
+@acting
+async def replay(request: Request, form: FormData, _operator: Identity) -> Response:
     """Replay a run: recorded at once (nothing executes), live after a confirmation."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, _ = checked
     runner = _runner(request)
     if isinstance(runner, Response):
         return runner
@@ -146,12 +154,11 @@ def _preview(app: Seawall, form: FormData) -> dict[str, Any]:
     }
 
 
-async def redrive(request: Request) -> Response:  # noqa: PLR0911 - a page per refusal
+@acting
+async def redrive(  # noqa: PLR0911 - a page per refusal
+    request: Request, form: FormData, _operator: Identity
+) -> Response:
     """Preview a redrive (a dry run of the selection or of the filters), or do a confirmed one."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, _ = checked
     if form.get("confirm") != "1":
         if not form.getlist("entry") and form.get("all") != "1":
             return _failed(request, "Select entries to redrive (or redrive all matching).", 400)
@@ -191,12 +198,9 @@ async def redrive(request: Request) -> Response:  # noqa: PLR0911 - a page per r
 # -- breakers -------------------------------------------------------------------------------
 
 
-async def reset_breaker(request: Request) -> Response:
+@acting
+async def reset_breaker(request: Request, form: FormData, _operator: Identity) -> Response:
     """Close a breaker and forget its failures, after a confirmation."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, _ = checked
     name = _text(form, "name")
     if not name:
         return _failed(request, "name the breaker to reset", 400)
@@ -244,12 +248,9 @@ async def _kept(
     )
 
 
-async def approve(request: Request) -> Response:
+@acting
+async def approve(request: Request, form: FormData, identity: Identity) -> Response:
     """Approve a hand-off, with the run's output or an edited one (JSON, verified again)."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, identity = checked
     runner = _runner(request)
     if isinstance(runner, Response):
         return runner
@@ -278,12 +279,9 @@ async def approve(request: Request) -> Response:
     return RedirectResponse("/handoffs?done=approved", status_code=303)
 
 
-async def reject(request: Request) -> Response:
+@acting
+async def reject(request: Request, form: FormData, identity: Identity) -> Response:
     """Reject a hand-off with a reason: the run fails ``silent_drift``."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, identity = checked
     runner = _runner(request)
     if isinstance(runner, Response):
         return runner
@@ -299,12 +297,9 @@ async def reject(request: Request) -> Response:
     return RedirectResponse("/handoffs?done=rejected", status_code=303)
 
 
-async def claim(request: Request) -> Response:
+@acting
+async def claim(request: Request, form: FormData, identity: Identity) -> Response:
     """Claim a hand-off (others see who is on it), take it over, or release one's claim."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, identity = checked
     handoff_id = request.path_params["handoff_id"]
     store = state(request).reader.store
     what = _text(form, "what") or "claim"
@@ -329,12 +324,9 @@ async def claim(request: Request) -> Response:
 # -- alerts ---------------------------------------------------------------------------------
 
 
-async def acknowledge(request: Request) -> Response:
+@acting
+async def acknowledge(request: Request, form: FormData, identity: Identity) -> Response:
     """Acknowledge an alert ("seen, on it"), with an optional note."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, identity = checked
     alert_id = request.path_params["alert_id"]
     store = state(request).reader.store
     ack = AlertAck(alert_id, identity.name, time.time(), _text(form, "note") or None)
@@ -347,12 +339,9 @@ async def acknowledge(request: Request) -> Response:
     return RedirectResponse(_with(_back(form, "/drift"), "acked"), status_code=303)
 
 
-async def silence(request: Request) -> Response:
+@acting
+async def silence(request: Request, form: FormData, identity: Identity) -> Response:
     """Mute one kind of alert (of an agent and feature, or any) for a while."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, identity = checked
     from seawall.observe.alerts import KINDS  # noqa: PLC0415 - the list may grow
 
     kind = _text(form, "kind")
@@ -388,12 +377,9 @@ async def silence(request: Request) -> Response:
     return RedirectResponse(_with(_back(form, "/drift"), "silenced"), status_code=303)
 
 
-async def lift(request: Request) -> Response:
+@acting
+async def lift(request: Request, form: FormData, identity: Identity) -> Response:
     """End a silence early."""
-    checked = await _checked(request)
-    if isinstance(checked, Response):
-        return checked
-    form, identity = checked
     silence_id = request.path_params["silence_id"]
     store = state(request).reader.store
     lifted = await run_in_threadpool(

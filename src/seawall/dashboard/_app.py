@@ -143,6 +143,7 @@ def create_app(
         Route("/runs/{run_id}", _pages.run_detail),
         Route("/runs/{run_id}/replay", _actions.replay, methods=["POST"]),
         Route("/errors", _pages.errors),
+        Route("/cost", _pages.cost),
         Route("/dlq", _queues.dlq),
         Route("/dlq/redrive", _actions.redrive, methods=["POST"]),
         Route("/breakers", _queues.breakers),

@@ -108,7 +108,6 @@ def _overview_data(
             (row, row.quantile(0.5), row.quantile(0.95))
             for row in sorted(latency, key=lambda r: -r.calls)
         ],
-        "models": store.usage_by_model(since=since, agent=agent),
         "open_breakers": [b for b in breakers if b.state != "closed"],
         "dlq_depth": sum(q.count for q in backlog if q.queue == "dlq"),
         "handoffs_waiting": sum(q.count for q in backlog if q.queue == "handoff"),
@@ -146,6 +145,33 @@ async def overview(request: Request) -> Response:
         ranges=list(_views.RANGES),
         agent=agent or "",
         **data,
+    )
+
+
+# -- cost -----------------------------------------------------------------------------------
+
+
+def _cost_data(app: Seawall, window: str, agent: str | None, clock: _views.Clock) -> dict[str, Any]:
+    since, bucket, buckets = _start(window, time.time())
+    store = app.store
+    stats = store.run_stats(since=since, agent=agent)
+    series = _views.time_series(stats, since=since, bucket=bucket, buckets=buckets, clock=clock)
+    return {
+        "series": series,
+        "scope": {"agent": agent, "since": clock.form(since)},
+        "models": store.usage_by_model(since=since, agent=agent),
+        "agents": store.agent_names(),
+    }
+
+
+async def cost(request: Request) -> Response:
+    """Cost by agent and by model over a range; unpriced calls counted, never taken as $0."""
+    window = _window(request)
+    agent = request.query_params.get("agent") or None
+    shared = state(request)
+    data = await run_in_threadpool(_cost_data, shared.reader, window, agent, shared.clock)
+    return render(
+        request, "cost.html", window=window, ranges=list(_views.RANGES), agent=agent or "", **data
     )
 
 

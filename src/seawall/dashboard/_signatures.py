@@ -2,7 +2,7 @@
 
 Pure functions over the ledger's error counts (:meth:`~seawall.ledger.Store.error_counts`): a
 message's signature is its text with the parts that vary from run to run (UUIDs, hex ids,
-numbers, quoted values) replaced by placeholders, after its error type.
+IP addresses, numbers, quoted values) replaced by placeholders, after its error type.
 """
 
 from __future__ import annotations
@@ -22,11 +22,18 @@ if TYPE_CHECKING:
 _VARYING: Final = re.compile(
     r"""(?P<uuid>\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b)
       | (?P<hex>\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b)
+      | (?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b)
       | (?P<quoted>'[^']{0,200}'|"[^"]{0,200}")
       | (?P<number>(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]))""",
     re.VERBOSE | re.IGNORECASE,
 )
-_PLACEHOLDER: Final = {"uuid": "<id>", "hex": "<id>", "quoted": "'…'", "number": "<n>"}
+_PLACEHOLDER: Final = {
+    "uuid": "<id>",
+    "hex": "<id>",
+    "ip": "<ip>",
+    "quoted": "'…'",
+    "number": "<n>",
+}
 SIGNATURE_CHARS: Final = 240
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from seawall._failures import ErrorClass, RunStatus
 from seawall.errors import ConfigurationError
@@ -334,8 +334,3 @@ def check_trace_url(template: str | None) -> str | None:
     if "{trace_id}" not in template or "{" in sample:
         raise bad
     return template
-
-
-def escape_text(value: Any) -> Markup:
-    """Escape any value for HTML (``None`` as empty)."""
-    return escape("" if value is None else str(value))
