@@ -17,6 +17,13 @@ from seawall import Seawall
 from seawall.ledger import open_store
 from seawall.testing import no_waits
 from tests.postgres_schemas import empty_schema, fresh_postgres_ledger
+from tests.servers import (
+    throwaway_postgres,
+    throwaway_postgres_ledger,
+    throwaway_postgres_module,
+    throwaway_redis,
+    throwaway_redis_module,
+)
 from tests.services import (
     POSTGRES_URL,
     chromium_path,
@@ -26,7 +33,17 @@ from tests.services import (
     require,
 )
 
-__all__ = ["chromium_path", "postgres_url", "rabbitmq_url", "redis_url"]
+__all__ = [
+    "chromium_path",
+    "postgres_url",
+    "rabbitmq_url",
+    "redis_url",
+    "throwaway_postgres",
+    "throwaway_postgres_ledger",
+    "throwaway_postgres_module",
+    "throwaway_redis",
+    "throwaway_redis_module",
+]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

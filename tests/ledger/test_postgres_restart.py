@@ -1,15 +1,11 @@
 """PostgreSQL restarted in the middle of a run: the run carries on and nothing is lost.
 
-NOTE: the test in this file RESTARTS THE SHARED POSTGRESQL SERVER (``pg_ctlcluster ... main
-restart``, a few seconds). It is marked ``pg_restart``; leave it out with ``-m "not pg_restart"``.
-It needs root (or the postgres user) and Debian's ``pg_ctlcluster``, and skips without them.
+The server restarted is a throwaway one this test starts itself (``tests/servers.py``), never the
+machine's shared server.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,30 +14,22 @@ import pytest
 
 from seawall import Context, Guards, RunResult, RunStatus, Seawall
 from seawall.ledger import PostgresStore
+from tests.servers import StopMode, ThrowawayPostgres
 
-LEDGERS = ("postgres",)
-pytestmark = [pytest.mark.pg_restart, pytest.mark.slow]
-
-
-def _restart_postgres() -> None:
-    """Restart the local PostgreSQL cluster (fast shutdown, then start)."""
-    config = Path("/etc/postgresql")
-    clusters = sorted(p.name for p in config.iterdir()) if config.is_dir() else []
-    if os.geteuid() != 0 or shutil.which("pg_ctlcluster") is None or not clusters:
-        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster (Debian's postgresql)")
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+pytestmark = pytest.mark.slow
 
 
-def test_server_restart_mid_run_loses_nothing(ledger_url: str, tmp_path: Path) -> None:
-    """A run whose server restarts mid-step finishes with each side effect done once."""
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_server_restart_mid_run_loses_nothing(
+    mode: StopMode,
+    throwaway_postgres: ThrowawayPostgres,
+    throwaway_postgres_ledger: str,
+    tmp_path: Path,
+) -> None:
+    """A run whose server restarts (cleanly or as a crash) mid-step does each effect once."""
     effects = tmp_path / "effects.log"
     reached, proceed = threading.Event(), threading.Event()
-    app = Seawall(ledger_url + "&retry_timeout=90", lease=5.0)
+    app = Seawall(throwaway_postgres_ledger + "&retry_timeout=90", lease=5.0)
     try:
 
         @app.tool(mutating=True)
@@ -66,7 +54,9 @@ def test_server_restart_mid_run_loses_nothing(ledger_url: str, tmp_path: Path) -
         runner.start()
         assert reached.wait(60)
         try:
-            _restart_postgres()
+            before = throwaway_postgres.pid
+            throwaway_postgres.restart(mode)
+            assert before != throwaway_postgres.pid
         finally:
             proceed.set()
             runner.join(180)
