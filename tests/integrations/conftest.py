@@ -15,6 +15,7 @@ import pytest
 
 from seawall.errors import LedgerURLError
 from seawall.ledger import open_store
+from tests.postgres_schemas import fresh_postgres_ledger
 from tests.services import POSTGRES_URL, REDIS_URL, require
 
 
@@ -24,8 +25,9 @@ def _ledger(kind: str, folder: Path) -> Iterator[str]:
         yield f"sqlite:///{folder / 'ledger.db'}"
         return
     require("postgresql")
-    try:
-        open_store(POSTGRES_URL).close()
+    try:  # a throwaway schema: the server's default one may hold a newer branch's ledger
+        with fresh_postgres_ledger(POSTGRES_URL, "probe") as probe:
+            open_store(probe).close()
     except LedgerURLError as exc:
         pytest.skip(f"this build has no PostgreSQL ledger: {exc.message}")
     import psycopg

@@ -201,7 +201,7 @@ def _too_large(request: Request, limit: int) -> Response:
         413,
         "Too large",
         f"The request body is larger than this dashboard accepts ({limit:,} bytes)."
-        + ("" if limit > 16 * 1024 else " Log in first."),
+        + ("" if limit > LOGIN_BODY else " Log in first."),
     )
 
 
