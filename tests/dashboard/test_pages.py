@@ -45,7 +45,7 @@ def test_overview_agent_filter_and_bad_range(reader: TestClient) -> None:
     """The agent filter narrows the totals; an unknown range is a 400."""
     page = reader.get("/", params={"agent": "flaky"})
     assert 200 == page.status_code
-    assert "<b>1</b><span>runs (1 top-level)</span>" in page.text
+    assert "<b>1</b><span>runs</span>" in page.text
     assert 400 == reader.get("/", params={"range": "2y"}).status_code
 
 
@@ -300,7 +300,10 @@ def test_overview_separates_root_failures_from_contained_ones(reader: TestClient
     page = reader.get("/").text
     assert "<b>3</b><span>root failures" in page  # flaky, the graph's node, writer's drift
     assert "<b>2</b><span>contained" in page  # the skipped node and the graph run
-    assert "<b>9</b><span>runs (7 top-level)" in page
+    assert "<b>9</b><span>runs</span>" in page
+    top = re.search(r'<a href="(/runs\?[^"]*top=1[^"]*)">Top-level runs only', page)
+    assert top is not None
+    assert 7 == len(_listed(reader, top.group(1)))  # the graph's two nodes left out
 
 
 def _params(url: str) -> dict[str, str]:

@@ -54,7 +54,14 @@ def _overview_data(
     since, bucket, buckets = _start(window, time.time())
     store = app.store
     stats = store.run_stats(since=since, bucket_seconds=bucket, agent=agent)
-    series = _views.time_series(stats, since=since, bucket=bucket, buckets=buckets, clock=clock)
+    series = _views.time_series(
+        stats,
+        since=since,
+        bucket=bucket,
+        buckets=buckets,
+        clock=clock,
+        unpriced=store.unpriced_usage(since=since, agent=agent),
+    )
     latency = store.step_latency(bounds=LATENCY_BOUNDS, since=since, agent=agent)
     breakers = store.list_breakers()
     backlog = store.backlog()
@@ -155,7 +162,10 @@ def _cost_data(app: Seawall, window: str, agent: str | None, clock: _views.Clock
     since, bucket, buckets = _start(window, time.time())
     store = app.store
     stats = store.run_stats(since=since, agent=agent)
-    series = _views.time_series(stats, since=since, bucket=bucket, buckets=buckets, clock=clock)
+    unpriced = store.unpriced_usage(since=since, agent=agent)
+    series = _views.time_series(
+        stats, since=since, bucket=bucket, buckets=buckets, clock=clock, unpriced=unpriced
+    )
     return {
         "series": series,
         "scope": {"agent": agent, "since": clock.form(since)},

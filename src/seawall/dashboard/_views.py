@@ -16,7 +16,7 @@ from seawall.errors import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from seawall.ledger import RunStats
+    from seawall.ledger import RunStats, UnpricedCount
 
 HOUR: Final = 3600.0
 DAY: Final = 86400.0
@@ -218,13 +218,19 @@ def fields(value: Any) -> list[tuple[str, Payload]]:
 
 
 def time_series(
-    rows: Sequence[RunStats], *, since: float, bucket: float, buckets: int, clock: Clock
+    rows: Sequence[RunStats],
+    *,
+    since: float,
+    bucket: float,
+    buckets: int,
+    clock: Clock,
+    unpriced: Sequence[UnpricedCount] = (),
 ) -> dict[str, Any]:
     """Chart series from run stats: outcomes, tokens, cost per bucket; classes and cost per agent.
 
     ``totals`` separates root failures (a class other than ``cascade``) from contained ones
     (``cascade``: skipped or stopped by an upstream failure or an open breaker), and counts the
-    runs whose cost is only a lower bound (a model call had no price).
+    runs whose cost is only a lower bound (``unpriced``: a model call had no price).
     """
     labels = [clock.bucket_label(since + i * bucket, bucket) for i in range(buckets)]
     outcomes = {name: [0] * buckets for name in OUTCOMES}
@@ -234,7 +240,7 @@ def time_series(
     spend: dict[str, dict[str, float]] = {}
     totals: dict[str, float] = dict.fromkeys(
         (
-            *("runs", "top_level", "failed", "root", "contained", "retries", "tokens", "cost"),
+            *("runs", "failed", "root", "contained", "retries", "tokens", "cost"),
             *("unpriced_runs", "unpriced_calls"),
         ),
         0,
@@ -247,12 +253,9 @@ def time_series(
         cost["cost"][i] += row.cost_usd
         for key, value in (
             ("runs", row.runs),
-            ("top_level", row.top_level),
             ("retries", row.retries),
             ("tokens", row.input_tokens + row.output_tokens),
             ("cost", row.cost_usd),
-            ("unpriced_runs", row.unpriced_runs),
-            ("unpriced_calls", row.unpriced_calls),
         ):
             totals[key] += value
         agent_spend = spend.setdefault(
@@ -261,12 +264,17 @@ def time_series(
         agent_spend["runs"] += row.runs
         agent_spend["tokens"] += row.input_tokens + row.output_tokens
         agent_spend["cost"] += row.cost_usd
-        agent_spend["unpriced_calls"] += row.unpriced_calls
         if row.error_class:
             totals["failed"] += row.runs
             totals["contained" if row.error_class == CONTAINED else "root"] += row.runs
             agent = by_agent.setdefault(row.agent, {})
             agent[row.error_class] = agent.get(row.error_class, 0) + row.runs
+
+    for count in unpriced:
+        totals["unpriced_runs"] += count.runs
+        totals["unpriced_calls"] += count.calls
+        if count.agent in spend:
+            spend[count.agent]["unpriced_calls"] += count.calls
 
     def roots_first(item: tuple[str, dict[str, float]]) -> tuple[float, float]:
         counts = item[1]

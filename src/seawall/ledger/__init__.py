@@ -33,6 +33,7 @@ from seawall.ledger._stats import (
     QueueCount,
     RunStats,
     StepLatency,
+    UnpricedCount,
 )
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
@@ -71,6 +72,7 @@ __all__ = [
     "StepRecord",
     "StepRow",
     "Store",
+    "UnpricedCount",
     "VerdictRecord",
     "migrate",
     "open_store",

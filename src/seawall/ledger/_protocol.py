@@ -38,7 +38,14 @@ if TYPE_CHECKING:
         StepRecord,
         VerdictRecord,
     )
-    from seawall.ledger._stats import ErrorCount, ModelUsage, QueueCount, RunStats, StepLatency
+    from seawall.ledger._stats import (
+        ErrorCount,
+        ModelUsage,
+        QueueCount,
+        RunStats,
+        StepLatency,
+        UnpricedCount,
+    )
     from seawall.policies.breaker import BreakerState
 
 T = TypeVar("T")
@@ -216,6 +223,18 @@ class Store(Protocol):
 
     def agent_names(self, *, limit: int = 1000) -> list[str]:
         """Return the names of the agents (and graphs) that have runs, in order."""
+
+    def unpriced_usage(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[UnpricedCount]:
+        """Count runs submitted in ``[since, until)`` that made model calls of unknown price.
+
+        By agent: how many runs, and how many unpriced calls (their cost is a lower bound).
+        """
 
     def usage_by_model(
         self,

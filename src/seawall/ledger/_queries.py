@@ -22,7 +22,14 @@ from seawall.ledger._records import (
     StepRecord,
     VerdictRecord,
 )
-from seawall.ledger._stats import ErrorCount, ModelUsage, QueueCount, RunStats, StepLatency
+from seawall.ledger._stats import (
+    ErrorCount,
+    ModelUsage,
+    QueueCount,
+    RunStats,
+    StepLatency,
+    UnpricedCount,
+)
 from seawall.policies.breaker import BreakerState
 
 if TYPE_CHECKING:
@@ -151,10 +158,7 @@ def run_stats(
     sql = (
         f"SELECT {bucket} AS bucket, agent, status, error_class, COUNT(*), "
         "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input_tokens), "
-        "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)), "
-        "SUM(CASE WHEN unpriced_calls > 0 OR cost_usd IS NULL THEN 1 ELSE 0 END), "
-        "SUM(unpriced_calls), "
-        "SUM(CASE WHEN parent_run_id IS NULL THEN 1 ELSE 0 END) FROM runs"
+        "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)) FROM runs"
         f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
     )
     return dialect.sql(sql), params
@@ -164,11 +168,33 @@ def run_stats_rows(rows: Sequence[Sequence[Any]]) -> list[RunStats]:
     """Records of :func:`run_stats` rows (PostgreSQL's sums are decimals: converted)."""
     return [
         RunStats(
-            *(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])),
-            *(float(r[8]), int(r[9]), int(r[10]), int(r[11])),
+            int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), float(r[8])
         )
         for r in rows
     ]
+
+
+def unpriced(dialect: Dialect, since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """The agent and unpriced calls of each run with model calls of unknown price.
+
+    Only the time range is in SQL: the covering partial index ``runs_unpriced`` holds just those
+    runs, and a ``GROUP BY agent`` or an agent filter would lead the planner to the agent index
+    and every run of the range. :func:`unpriced_rows` counts them.
+    """
+    where, params = _run_range(since, until, None, "")
+    where = (where + " AND" if where else " WHERE") + " unpriced_calls > 0"
+    return dialect.sql(f"SELECT agent, unpriced_calls FROM runs{where}"), params
+
+
+def unpriced_rows(rows: Sequence[Sequence[Any]], agent: str | None) -> list[UnpricedCount]:
+    """Counts of :func:`unpriced` rows by agent (of ``agent`` only, when given)."""
+    counts: dict[str, list[int]] = {}
+    for name, calls in rows:
+        if agent is None or name == agent:
+            total = counts.setdefault(str(name), [0, 0])
+            total[0] += 1
+            total[1] += int(calls)
+    return [UnpricedCount(name, runs, calls) for name, (runs, calls) in sorted(counts.items())]
 
 
 AGENT_NAMES: Final = (

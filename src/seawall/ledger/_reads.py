@@ -30,7 +30,14 @@ if TYPE_CHECKING:
         StepRecord,
         VerdictRecord,
     )
-    from seawall.ledger._stats import ErrorCount, ModelUsage, QueueCount, RunStats, StepLatency
+    from seawall.ledger._stats import (
+        ErrorCount,
+        ModelUsage,
+        QueueCount,
+        RunStats,
+        StepLatency,
+        UnpricedCount,
+    )
     from seawall.policies.breaker import BreakerState
 
 
@@ -88,6 +95,17 @@ class SharedReads(abc.ABC):
     def agent_names(self, *, limit: int = 1000) -> list[str]:
         """Return the names of the agents (and graphs) that have runs, in order."""
         return [row[0] for row in self._rows(queries.AGENT_NAMES, (limit,), "list agent names")]
+
+    def unpriced_usage(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[UnpricedCount]:
+        """Runs submitted in ``[since, until)`` with model calls of unknown price, by agent."""
+        sql, params = queries.unpriced(self.dialect, since, until)
+        return queries.unpriced_rows(self._fetchall(sql, params, "count unpriced runs"), agent)
 
     def usage_by_model(
         self,

@@ -50,12 +50,7 @@ class RunStats:
         retries: Attempts beyond the first, summed over those runs.
         input_tokens: Input tokens they recorded.
         output_tokens: Output tokens they recorded.
-        cost_usd: Cost they recorded (runs with an unknown cost count as zero: see
-            ``unpriced_runs``).
-        unpriced_runs: Runs among them with a model call of unknown price: ``cost_usd`` is
-            then a lower bound.
-        unpriced_calls: Model calls of those runs that had no price.
-        top_level: Runs among them that no other run spawned (not a graph node or child).
+        cost_usd: Cost they recorded (runs with an unknown cost count as zero).
     """
 
     bucket: int
@@ -67,9 +62,6 @@ class RunStats:
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    unpriced_runs: int = 0
-    unpriced_calls: int = 0
-    top_level: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +171,18 @@ class ErrorCount:
     error_type: str | None
     error_message: str
     runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedCount:
+    """Runs of one agent with model calls of unknown price: their cost is a lower bound.
+
+    Attributes:
+        agent: The agent.
+        runs: Runs with at least one unpriced call.
+        calls: Unpriced calls of those runs.
+    """
+
+    agent: str
+    runs: int
+    calls: int

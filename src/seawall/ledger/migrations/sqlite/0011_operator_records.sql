@@ -1,6 +1,7 @@
 -- What operators decide, kept with the ledger: acknowledgements and silences of alerts, claims on
 -- hand-offs, and a log of every decision with the name of who made it (the dashboard records one
--- for each replay, redrive, breaker reset, hand-off decision and alert answer).
+-- for each replay, redrive, breaker reset, hand-off decision and alert answer). And an index of
+-- the runs whose cost is a lower bound.
 
 -- One acknowledgement per alert: the first one stands.
 CREATE TABLE alert_acks (
@@ -43,3 +44,7 @@ CREATE TABLE operator_actions (
     details   TEXT NOT NULL
 );
 CREATE INDEX operator_actions_by_at ON operator_actions (at, action_id);
+
+-- The runs whose cost is a lower bound (a model call had no price): few, so the dashboard counts
+-- them without reading the others.
+CREATE INDEX runs_unpriced ON runs (start_time, agent, unpriced_calls) WHERE unpriced_calls > 0;
