@@ -16,6 +16,8 @@ from seawall.errors import SeawallError
 from seawall.ledger import LATENCY_BOUNDS, RunQuery
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.requests import Request
 
     from seawall import Seawall, Step
@@ -139,20 +141,23 @@ def _histogram(latency: list[StepLatency]) -> Any:
     return _charts.stacked_bars(labels, {"calls": counts}, title="Call latency histogram")
 
 
-async def overview(request: Request) -> Response:
-    """Overview: what needs a person first, then outcomes, failures, cost and latency."""
+async def _ranged(
+    request: Request,
+    compute: Callable[[Seawall, str, str | None, _views.Clock], dict[str, Any]],
+    template: str,
+) -> Response:
+    """A page over a time range and an agent: its data computed in a worker thread, rendered."""
     window = _window(request)
     agent = request.query_params.get("agent") or None
     shared = state(request)
-    data = await run_in_threadpool(_overview_data, shared.reader, window, agent, shared.clock)
-    return render(
-        request,
-        "overview.html",
-        window=window,
-        ranges=list(_views.RANGES),
-        agent=agent or "",
-        **data,
-    )
+    data = await run_in_threadpool(compute, shared.reader, window, agent, shared.clock)
+    ranges = list(_views.RANGES)
+    return render(request, template, window=window, ranges=ranges, agent=agent or "", **data)
+
+
+async def overview(request: Request) -> Response:
+    """Overview: what needs a person first, then outcomes, failures, cost and latency."""
+    return await _ranged(request, _overview_data, "overview.html")
 
 
 # -- cost -----------------------------------------------------------------------------------
@@ -176,13 +181,7 @@ def _cost_data(app: Seawall, window: str, agent: str | None, clock: _views.Clock
 
 async def cost(request: Request) -> Response:
     """Cost by agent and by model over a range; unpriced calls counted, never taken as $0."""
-    window = _window(request)
-    agent = request.query_params.get("agent") or None
-    shared = state(request)
-    data = await run_in_threadpool(_cost_data, shared.reader, window, agent, shared.clock)
-    return render(
-        request, "cost.html", window=window, ranges=list(_views.RANGES), agent=agent or "", **data
-    )
+    return await _ranged(request, _cost_data, "cost.html")
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -398,13 +397,7 @@ def _errors_data(
 
 async def errors(request: Request) -> Response:
     """Errors grouped by signature (ids and numbers set aside), root failures first, with trend."""
-    window = _window(request)
-    agent = request.query_params.get("agent") or None
-    shared = state(request)
-    data = await run_in_threadpool(_errors_data, shared.reader, window, agent, shared.clock)
-    return render(
-        request, "errors.html", window=window, ranges=list(_views.RANGES), agent=agent or "", **data
-    )
+    return await _ranged(request, _errors_data, "errors.html")
 
 
 async def metrics(request: Request) -> Response:
