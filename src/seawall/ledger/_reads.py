@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from seawall.ledger import _aggregates as aggregates
 from seawall.ledger import _queries as queries
 from seawall.ledger._records import ArtifactRecord, BreakerEvent, CompensationRecord
 
@@ -94,7 +95,7 @@ class SharedReads(abc.ABC):
 
     def agent_names(self, *, limit: int = 1000) -> list[str]:
         """Return the names of the agents (and graphs) that have runs, in order."""
-        return [row[0] for row in self._rows(queries.AGENT_NAMES, (limit,), "list agent names")]
+        return [row[0] for row in self._rows(aggregates.AGENT_NAMES, (limit,), "list agent names")]
 
     def unpriced_usage(
         self,
@@ -104,8 +105,8 @@ class SharedReads(abc.ABC):
         agent: str | None = None,
     ) -> list[UnpricedCount]:
         """Runs submitted in ``[since, until)`` with model calls of unknown price, by agent."""
-        sql, params = queries.unpriced(self.dialect, since, until)
-        return queries.unpriced_rows(self._fetchall(sql, params, "count unpriced runs"), agent)
+        sql, params = aggregates.unpriced(self.dialect, since, until)
+        return aggregates.unpriced_rows(self._fetchall(sql, params, "count unpriced runs"), agent)
 
     def usage_by_model(
         self,
@@ -115,8 +116,8 @@ class SharedReads(abc.ABC):
         agent: str | None = None,
     ) -> list[ModelUsage]:
         """Model calls recorded by the runs submitted in ``[since, until)``, by model."""
-        sql, params = queries.usage_by_model(self.dialect, since, until, agent)
-        return queries.model_usage_rows(self._fetchall(sql, params, "sum usage by model"))
+        sql, params = aggregates.usage_by_model(self.dialect, since, until, agent)
+        return aggregates.model_usage_rows(self._fetchall(sql, params, "sum usage by model"))
 
     def error_counts(
         self,
@@ -131,8 +132,10 @@ class SharedReads(abc.ABC):
 
         Runs submitted in ``[since, until)``; the largest counts first, at most ``limit`` rows.
         """
-        sql, params = queries.error_counts(self.dialect, since, until, bucket_seconds, agent, limit)
-        return queries.error_count_rows(self._fetchall(sql, params, "count errors"))
+        sql, params = aggregates.error_counts(
+            self.dialect, since, until, bucket_seconds, agent, limit
+        )
+        return aggregates.error_count_rows(self._fetchall(sql, params, "count errors"))
 
     def backlog(self) -> list[QueueCount]:
         """Count pending DLQ entries and open hand-offs by agent."""
