@@ -7,7 +7,7 @@ CORE_STAMP := $(VENV)/.installed-core
 BENCH_STAMP := $(VENV)/.installed-bench
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test lint format bench docs clean
+.PHONY: demo test lint format bench docs screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(BENCH_STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m seawall.cli._reference > docs/cli-reference.md
+
+# The dashboard's pages (light and dark) for docs/dashboard.md; needs Debian's chromium.
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.dashboard.screenshots docs/img
 
 clean:
 	rm -rf $(VENV) .seawall .pytest_cache .mypy_cache .ruff_cache .coverage*

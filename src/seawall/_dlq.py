@@ -37,6 +37,7 @@ from seawall.ledger import DeadLetter, DeadLetterQuery, NewRun, StepResolution
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Sequence
 
     from seawall._app import Seawall
     from seawall._registry import AgentSpec
@@ -82,8 +83,12 @@ class DeadLetterQueue:
         status: str | None = "open",
         limit: int = 1000,
         run_id: str | None = None,
+        entry_ids: Sequence[str] = (),
     ) -> DeadLetterQuery:
-        """Build a filter (``status=None`` matches every status; ``open``: pending or claimed).
+        """Build a filter of entries.
+
+        ``status=None`` matches every status, ``open`` pending or claimed ones; ``entry_ids``
+        keeps only those entries.
 
         Raises:
             ConfigurationError: A filter value is not valid.
@@ -97,7 +102,13 @@ class DeadLetterQueue:
                 f"{exc}; error classes: {[c.value for c in ErrorClass]}"
             ) from exc
         return DeadLetterQuery(
-            agent=agent, error_class=cls, since=since, status=status, limit=limit, run_id=run_id
+            agent=agent,
+            error_class=cls,
+            since=since,
+            status=status,
+            limit=limit,
+            run_id=run_id,
+            entry_ids=tuple(entry_ids),
         )
 
     def list(
@@ -108,10 +119,16 @@ class DeadLetterQueue:
         since: float | None = None,
         status: str | None = "open",
         limit: int = 1000,
+        entry_ids: Sequence[str] = (),
     ) -> list[DeadLetter]:
         """Entries matching the filters, oldest first (pending and claimed ones by default)."""
         query = self.query(
-            agent=agent, error_class=error_class, since=since, status=status, limit=limit
+            agent=agent,
+            error_class=error_class,
+            since=since,
+            status=status,
+            limit=limit,
+            entry_ids=entry_ids,
         )
         return self._app.store.list_dead_letters(query)
 
@@ -129,6 +146,7 @@ class DeadLetterQueue:
         dry_run: bool = False,
         fresh: bool = False,
         repeat_effects: bool = False,
+        entry_ids: Sequence[str] = (),
     ) -> builtins.list[Redrive]:
         """Redrive matching entries with the current code, each at most once.
 
@@ -147,6 +165,8 @@ class DeadLetterQueue:
             fresh: Start every run afresh (new idempotency keys) instead of continuing it.
             repeat_effects: Confirm a fresh redrive of runs whose side effects were not
                 compensated: they will happen again (the dry run lists them).
+            entry_ids: Only these entries (those still pending and matching the other
+                filters): what an operator saw in a dry run and confirmed.
 
         Returns:
             One outcome per entry matched.
@@ -162,6 +182,7 @@ class DeadLetterQueue:
                 dry_run=dry_run,
                 fresh=fresh,
                 repeat_effects=repeat_effects,
+                entry_ids=entry_ids,
             ),
             "dlq.redrive",
             "dlq.aredrive",
@@ -180,6 +201,7 @@ class DeadLetterQueue:
         dry_run: bool = False,
         fresh: bool = False,
         repeat_effects: bool = False,
+        entry_ids: Sequence[str] = (),
     ) -> builtins.list[Redrive]:
         """Async twin of :meth:`redrive`."""
         if rate is not None and rate <= 0:
@@ -194,6 +216,7 @@ class DeadLetterQueue:
             limit=limit,
             run_id=run_id,
             status="pending",
+            entry_ids=entry_ids,
         )
         # Entries created by this call's own failed redrives are not taken again by it.
         query = replace(query, until=time.time())

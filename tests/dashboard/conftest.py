@@ -18,6 +18,23 @@ if TYPE_CHECKING:
     from starlette.testclient import TestClient
 
 TOKEN = "test-operator-token"  # noqa: S105 - a test's token
+VIEWER_TOKEN = "test-viewer-token"  # noqa: S105 - a test's token
+OPERATOR = "ada"
+BASE_URL = "http://127.0.0.1:8765"
+ORIGIN = {"origin": BASE_URL}
+"""What a browser sends with a form posted from the dashboard's own pages."""
+
+
+def dashboard(app: Seawall, **options: object) -> object:
+    """The dashboard over ``app``, with one operator (ada) and one viewer (vic)."""
+    from seawall.dashboard import create_app
+
+    settings: dict[str, object] = {
+        "operators": {OPERATOR: TOKEN},
+        "viewers": {"vic": VIEWER_TOKEN},
+        **options,
+    }
+    return create_app(app=app, **settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -36,23 +53,28 @@ def seeded_app(tmp_path: Path, ledger_url: str) -> Iterator[tuple[Seawall, Seede
 
 @pytest.fixture
 def client(seeded_app: tuple[Seawall, Seeded]) -> Iterator[TestClient]:
-    """A test client of the dashboard over the seeded app (not logged in)."""
+    """A browser on the dashboard over the seeded app, not logged in."""
     from starlette.testclient import TestClient
 
-    from seawall.dashboard import create_app
-
-    with TestClient(create_app(app=seeded_app[0], token=TOKEN)) as test_client:
+    with TestClient(dashboard(seeded_app[0]), base_url=BASE_URL, headers=ORIGIN) as test_client:
         yield test_client
 
 
-def login(client: TestClient) -> None:
-    """Open an operator session on ``client``."""
-    response = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+@pytest.fixture
+def reader(client: TestClient) -> TestClient:
+    """The same browser, logged in as a viewer (reads every page, acts on none)."""
+    login(client, VIEWER_TOKEN)
+    return client
+
+
+def login(client: TestClient, token: str = TOKEN) -> None:
+    """Open a session on ``client`` (the operator's by default)."""
+    response = client.post("/login", data={"token": token}, follow_redirects=False)
     assert 303 == response.status_code
 
 
 def csrf_of(client: TestClient, path: str) -> str:
-    """The CSRF token the action forms of ``path`` carry."""
+    """The CSRF token the forms of ``path`` carry."""
     found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
     assert found is not None
     return found.group(1)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from seawall import Seawall
     from tests.dashboard.workload import Seeded
 
@@ -149,10 +152,15 @@ def test_seawall_dashboard_cli_prints_a_token_and_serves(
     assert 0 == result.exit_code, result.output
     assert ("127.0.0.1", 8765) == (served["host"], served["port"])
     token = result.output.split("Operator token")[1].split(":", 1)[1].split()[0]
-    with TestClient(served["app"]) as client:  # type: ignore[arg-type]
-        assert (
-            303 == client.post("/login", data={"token": token}, follow_redirects=False).status_code
+    with TestClient(served["app"], base_url="http://127.0.0.1:8765") as client:  # type: ignore[arg-type]
+        assert 303 == client.get("/", follow_redirects=False).status_code  # reading needs a login
+        login = client.post(
+            "/login",
+            data={"token": token},
+            headers={"origin": "http://127.0.0.1:8765"},
+            follow_redirects=False,
         )
+        assert 303 == login.status_code
 
 
 def test_seawall_dashboard_cli_uses_the_token_from_the_environment(
@@ -171,9 +179,67 @@ def test_seawall_dashboard_cli_uses_the_token_from_the_environment(
             pass  # runs the lifespan, which closes the ledger the dashboard opened
 
     monkeypatch.setattr(uvicorn, "run", serve)
-    monkeypatch.setenv("SEAWALL_DASHBOARD_TOKEN", "from-env")
+    monkeypatch.setenv("SEAWALL_DASHBOARD_TOKEN", "from-the-environment")
     app, _ = seeded_app
     result = CliRunner().invoke(cli, ["dashboard", "--ledger", app.store.url, "--port", "9999"])
     assert 0 == result.exit_code, result.output
     assert "Operator token" not in result.output
     assert "9999" in result.output
+
+
+def test_seawall_dashboard_cli_serves_other_hosts_and_named_operators(
+    seeded_app: tuple[Seawall, Seeded], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--allowed-host adds a host name; --operators and --viewers read named tokens from files."""
+    pytest.importorskip("uvicorn")
+    import uvicorn
+    from starlette.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from seawall.cli._main import cli
+
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.delenv("SEAWALL_DASHBOARD_TOKEN", raising=False)
+    operators = tmp_path / "operators.json"
+    operators.write_text(json.dumps({"ada": "ada-token-0123456789"}))
+    viewers = tmp_path / "viewers.json"
+    viewers.write_text(json.dumps({"prometheus": "scrape-token-0123456789"}))
+    app, _ = seeded_app
+    argv = ["dashboard", "--ledger", app.store.url, "--host", "0.0.0.0"]  # noqa: S104
+    argv += ["--allowed-host", "ops.example.com", "--operators", str(operators)]
+    result = CliRunner().invoke(cli, [*argv, "--viewers", str(viewers)])
+    assert 0 == result.exit_code, result.output
+    assert "Operator token" not in result.output  # named operators: nothing generated
+    web = served["app"]
+    with TestClient(web, base_url="http://ops.example.com") as client:  # type: ignore[arg-type]
+        scrape = {"authorization": "Bearer scrape-token-0123456789"}
+        assert 200 == client.get("/metrics", headers=scrape).status_code
+        login = client.post(
+            "/login",
+            data={"token": "ada-token-0123456789"},
+            headers={"origin": "http://ops.example.com"},
+            follow_redirects=False,
+        )
+        assert 303 == login.status_code
+    with TestClient(web, base_url="http://rebound.example") as client:  # type: ignore[arg-type]
+        assert 400 == client.get("/metrics", headers=scrape).status_code
+
+
+def test_seawall_dashboard_cli_refuses_a_malformed_operators_file(
+    seeded_app: tuple[Seawall, Seeded], tmp_path: Path
+) -> None:
+    """A file that is not {name: token} exits 1 naming the option and the expected shape."""
+    from typer.testing import CliRunner
+
+    from seawall.cli._main import cli
+
+    bad = tmp_path / "operators.json"
+    bad.write_text('["ada"]')
+    app, _ = seeded_app
+    result = CliRunner().invoke(
+        cli, ["dashboard", "--ledger", app.store.url, "--operators", str(bad)]
+    )
+    assert 1 == result.exit_code
+    assert "--operators" in result.output
+    assert "names to tokens" in result.output

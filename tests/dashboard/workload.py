@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from seawall import Context, From, Graph, Input, Retry, Seawall, verify
+from seawall.ledger import AlertRecord
 
 XSS = "<script>alert('pwned')</script>"
 
@@ -85,3 +87,35 @@ def run_workload(app: Seawall) -> Seeded:
     seeded.parked = app.run("writer", title="Draft").run_id
     seeded.graph = app.run(app.graphs["pipeline"], topic="t").run_id
     return seeded
+
+
+DRIFT_EVIDENCE: dict[str, Any] = {
+    "psi": 0.31,
+    "p_value": 2e-7,
+    "test": "chi2",
+    "alpha": 1e-5,
+    "reference": {"approve": 0.85, "refund": 0.15},
+    "current": {"approve": 0.62, "refund": 0.38},
+    "reference_n": 300,
+    "current_n": 100,
+}
+"""The details of a drift alert, as ``seawall.observe.evaluation`` records them."""
+
+
+def record_drift(
+    app: Seawall, alert_id: str, details: dict[str, Any] | None = None, **fields: Any
+) -> None:
+    """Record a drift alert of the researcher's decision (``fields`` override its columns)."""
+    values: dict[str, Any] = {
+        "kind": "drift",
+        "agent": "researcher",
+        "feature": "decision",
+        "statistic": 0.31,
+        "threshold": 0.2,
+        "window": "reference: the first 300 runs; current: the last 100 runs",
+        "message": "agent 'researcher' drifted",
+        "at": time.time(),
+        **fields,
+    }
+    evidence = DRIFT_EVIDENCE if details is None else details
+    app.store.record_alert(AlertRecord(alert_id=alert_id, details=evidence, **values))

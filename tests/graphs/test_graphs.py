@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from typing import Any, TypedDict
 
 import pytest
@@ -228,11 +227,10 @@ def test_ready_nodes_run_concurrently_up_to_the_bound(app: Seawall) -> None:
     for i in range(8):
         agent = app.agent(name=f"w{i}")(_clone(work, f"w{i}"))
         graph.add(agent, name=f"w{i}", inputs={"x": Input("x")})
-    start = time.monotonic()
     result = app.run(graph, x=1)
     assert RunStatus.SUCCEEDED == result.status
-    assert 3 == active["peak"]
-    assert time.monotonic() - start < 8 * 0.05
+    assert 3 == active["peak"]  # they overlapped, up to the bound (no wall-clock assertion)
+    assert 0 == active["now"]
 
 
 def _clone(fn: Any, name: str) -> Any:

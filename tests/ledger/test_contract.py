@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,9 +19,14 @@ import seawall
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._payload import unpack
 from seawall.ledger import (
+    AlertAck,
+    AlertRecord,
+    AlertSilence,
     AttemptOutcome,
     DeadLetterQuery,
+    HandOffClaim,
     HandOffRecord,
+    OperatorAction,
     PostgresStore,
     RunQuery,
     SQLiteStore,
@@ -806,6 +812,17 @@ def test_handoffs_round_trip_and_are_decided_once(store: Store) -> None:
     assert ["h2"] == [h.handoff_id for h in store.list_handoffs(status="open")]
 
 
+def test_handoffs_page_oldest_first(store: Store) -> None:
+    """list_handoffs(oldest_first=True, after=...) pages in creation order, ties by id."""
+    create(store, "r1")
+    for handoff_id, at in (("h3", 2.0), ("h1", 1.0), ("h2", 2.0)):
+        store.open_handoff(_handoff(handoff_id, "r1", at), epoch=1)
+    first = store.list_handoffs(status="open", oldest_first=True, limit=2)
+    assert ["h1", "h2"] == [h.handoff_id for h in first]
+    rest = store.list_handoffs(status="open", oldest_first=True, after=(2.0, "h2"))
+    assert ["h3"] == [h.handoff_id for h in rest]
+
+
 # -- dead-letter queue ------------------------------------------------------------------------
 
 
@@ -868,6 +885,20 @@ def test_claim_takes_the_oldest_pending_entry_once(store: Store) -> None:
         for e in store.list_dead_letters(DeadLetterQuery(status=None))
     }
     assert {"old": ("redriving", "me"), "new": ("redriving", "me")} == statuses
+
+
+def test_entry_ids_select_exactly_those_entries(store: Store) -> None:
+    """DeadLetterQuery(entry_ids=...) lists and claims only the named entries."""
+    _failed(store, "old", end=10.0)
+    _failed(store, "mid", end=20.0)
+    _failed(store, "new", end=30.0)
+    by_run = {e.run_id: e.entry_id for e in store.list_dead_letters(DeadLetterQuery())}
+    chosen = DeadLetterQuery(entry_ids=(by_run["new"], by_run["mid"]))
+    assert ["mid", "new"] == [e.run_id for e in store.list_dead_letters(chosen)]
+    claimed = store.claim_dead_letter(DeadLetterQuery(entry_ids=(by_run["new"],)), "me", 50.0)
+    assert "new" == (claimed or pytest.fail("not claimed")).run_id
+    assert store.claim_dead_letter(DeadLetterQuery(entry_ids=(by_run["new"],)), "me", 51.0) is None
+    assert ["old", "mid"] == [e.run_id for e in store.list_dead_letters(DeadLetterQuery())]
 
 
 def test_released_entry_can_be_claimed_again(store: Store) -> None:
@@ -1052,3 +1083,99 @@ def test_drift_embeddings_round_trip_by_agent_model_and_window(store: Store) -> 
         e.run_id for e in store.list_drift_embeddings("b", model="m1", newest=True, limit=5)
     ]
     assert 10 == count_rows(store, "drift_embeddings") - 2
+
+
+# -- operators' records -----------------------------------------------------------------------
+
+
+def _alert(store: Store, alert_id: str, *, at: float = 10.0, agent: str = "a") -> None:
+    store.record_alert(
+        AlertRecord(alert_id, "drift", agent, "decision", 0.4, 0.2, "w", "m", at, {"psi": 0.4})
+    )
+
+
+def test_first_acknowledgement_of_an_alert_stands(store: Store) -> None:
+    """acknowledge_alert records one ack per alert (the first), none for an unknown alert."""
+    _alert(store, "x")
+    first = store.acknowledge_alert(AlertAck("x", "ada", 11.0, "on it"))
+    second = store.acknowledge_alert(AlertAck("x", "bob", 12.0, None))
+    assert AlertAck("x", "ada", 11.0, "on it") == first == second
+    assert store.acknowledge_alert(AlertAck("nope", "ada", 11.0)) is None
+    assert {"x": first} == store.alert_acks(["x", "nope", "x"])
+    assert {} == store.alert_acks([])
+
+
+def test_list_alerts_filters_by_acknowledgement(store: Store) -> None:
+    """list_alerts(acknowledged=...) keeps alerts with, or without, an acknowledgement."""
+    _alert(store, "x", at=1.0)
+    _alert(store, "y", at=2.0)
+    store.acknowledge_alert(AlertAck("x", "ada", 3.0))
+    assert ["x"] == [a.alert_id for a in store.list_alerts(acknowledged=True)]
+    assert ["y"] == [a.alert_id for a in store.list_alerts(acknowledged=False)]
+    assert ["y", "x"] == [a.alert_id for a in store.list_alerts()]
+
+
+def test_silences_are_listed_and_lifted_once(store: Store) -> None:
+    """A silence mutes its kind, agent and feature while it lasts; lifting ends it once."""
+    silence = AlertSilence("s1", "drift", "a", None, 100.0, 200.0, "ada", "deploy")
+    store.add_silence(silence)
+    store.add_silence(AlertSilence("s2", "dlq_growth", None, None, 100.0, 150.0, "bob"))
+    assert ["s1", "s2"] == [s.silence_id for s in store.list_silences()]
+    assert ["s1"] == [s.silence_id for s in store.list_silences(ending_after=160.0)]
+    (kept,) = store.list_silences(ending_after=160.0)
+    assert silence == kept
+    raised = AlertRecord("x", "drift", "a", "latency", 0.4, 0.2, "w", "m", 120.0)
+    assert (True, False, False) == (
+        kept.mutes(raised),
+        kept.mutes(replace(raised, agent="b")),
+        kept.mutes(replace(raised, at=250.0)),
+    )
+    assert (True, False) == (
+        store.lift_silence("s1", by="bob", at=130.0),
+        store.lift_silence("s1", by="bob", at=131.0),
+    )
+    assert False is store.lift_silence("s2", by="bob", at=160.0)  # already over
+    assert [] == store.list_silences(ending_after=160.0)
+    lifted = store.list_silences()[0]
+    assert ("bob", 130.0, 130.0) == (lifted.lifted_by, lifted.lifted_at, lifted.until)
+    assert False is lifted.mutes(raised)  # lifting shows what it muted
+
+
+def test_handoff_claims_warn_and_can_be_taken_over(store: Store) -> None:
+    """The first claim on an open hand-off stands unless taken over; decided ones refuse."""
+    create(store, "r1")
+    store.open_handoff(_handoff("h1", "r1", 1.0), epoch=1)
+    store.open_handoff(_handoff("h2", "r1", 2.0), epoch=1)
+    assert HandOffClaim("h1", "ada", 5.0) == store.claim_handoff(HandOffClaim("h1", "ada", 5.0))
+    assert (
+        "ada" == (store.claim_handoff(HandOffClaim("h1", "bob", 6.0)) or pytest.fail("no claim")).by
+    )
+    taken = store.claim_handoff(HandOffClaim("h1", "bob", 7.0), take_over=True)
+    assert HandOffClaim("h1", "bob", 7.0) == taken
+    assert (False, True) == (
+        store.release_handoff("h1", by="ada"),
+        store.release_handoff("h1", by="bob"),
+    )
+    assert {} == store.handoff_claims(["h1", "h2"])
+    store.decide_handoff("h2", decision="approved", decided_by="ada", note=None, at=8.0)
+    assert store.claim_handoff(HandOffClaim("h2", "ada", 9.0)) is None
+    assert store.claim_handoff(HandOffClaim("nope", "ada", 9.0)) is None
+
+
+def test_operator_actions_round_trip_newest_first(store: Store) -> None:
+    """record_operator_action keeps who did what; the list filters and pages by keyset."""
+    for i, (who, what) in enumerate((("ada", "replay"), ("bob", "redrive"), ("ada", "redrive"))):
+        store.record_operator_action(
+            OperatorAction(f"a{i}", 10.0 + i, who, what, f"run{i}", {"n": i, "ids": ["x"]})
+        )
+    store.record_operator_action(OperatorAction("a0", 99.0, "eve", "forged", "x"))
+    actions = store.list_operator_actions()
+    assert ["a2", "a1", "a0"] == [a.action_id for a in actions]
+    assert OperatorAction("a0", 10.0, "ada", "replay", "run0", {"ids": ["x"], "n": 0}) == actions[2]
+    assert ["a2", "a0"] == [a.action_id for a in store.list_operator_actions(operator="ada")]
+    assert ["a2", "a1"] == [a.action_id for a in store.list_operator_actions(action="redrive")]
+    assert ["a1"] == [a.action_id for a in store.list_operator_actions(target="run1")]
+    assert ["a1", "a0"] == [
+        a.action_id for a in store.list_operator_actions(before=(actions[0].at, "a2"))
+    ]
+    assert ["a2"] == [a.action_id for a in store.list_operator_actions(limit=1)]

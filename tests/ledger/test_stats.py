@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from seawall import Retry, Seawall
+from seawall import ErrorClass, From, Graph, Input, Retry, Seawall
 from seawall.ledger import LATENCY_BOUNDS, RunQuery, StepLatency
 
 LEDGERS = ("sqlite", "postgres")
@@ -130,3 +132,76 @@ def test_a_migration_merged_below_the_newest_is_still_applied(tmp_path: Path) ->
         assert 1 == db.execute("SELECT count(*) FROM seawall_meta WHERE version = 7").fetchone()[0]
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"runs_errors", "runs_by_replay"} <= names
+
+
+def test_agent_names_are_distinct_and_ordered(app: Seawall) -> None:
+    """agent_names lists each agent with runs once, in order, up to the limit."""
+    for name in ("zeta", "alpha", "mid"):
+        app.agent(name=name)(lambda ctx: 1)
+    for name in ("zeta", "alpha", "zeta", "mid"):
+        app.run(name)
+    assert ["alpha", "mid", "zeta"] == app.store.agent_names()
+    assert ["alpha"] == app.store.agent_names(limit=1)
+
+
+def test_unpriced_calls_and_usage_by_model(app: Seawall) -> None:
+    """A run with an unpriced call counts as unpriced; usage by model sums known cost apart."""
+
+    @app.agent(name="spender")
+    def spender(ctx: Any, unpriced: bool) -> int:
+        ctx.record_usage(model="m-known", input_tokens=100, output_tokens=10, cost_usd=0.5)
+        if unpriced:
+            ctx.record_usage(model="no-such-model-zz", input_tokens=7, output_tokens=None)
+        return 1
+
+    app.run("spender", unpriced=False)
+    app.run("spender", unpriced=True)
+    (row,) = app.store.run_stats()
+    assert (2, 1.0) == (row.runs, row.cost_usd)  # the known part: a lower bound
+    (unpriced,) = app.store.unpriced_usage()
+    assert ("spender", 1, 1) == (unpriced.agent, unpriced.runs, unpriced.calls)
+    assert [] == app.store.unpriced_usage(agent="nobody")
+    models = app.store.usage_by_model()
+    assert [("m-known", 2, 200, 20, 1.0, 0), ("no-such-model-zz", 1, 7, 0, 0.0, 1)] == [
+        (m.model, m.calls, m.input_tokens, m.output_tokens, m.cost_usd, m.unpriced_calls)
+        for m in models
+    ]
+    assert [] == app.store.usage_by_model(agent="nobody")
+    assert [] == app.store.usage_by_model(since=time.time() + 60)
+
+
+def test_error_counts_and_top_level_runs(app: Seawall) -> None:
+    """Errors are counted by bucket and message; top-level runs exclude graph nodes."""
+
+    @app.agent(name="a", retry=Retry(attempts=1))
+    def a(ctx: object, n: int) -> str:
+        raise ValueError(f"order {n} not found")
+
+    @app.agent(name="after")
+    def after(ctx: object, text: str) -> str:
+        return text
+
+    graph = Graph("flow")
+    graph.add(a, name="first", inputs={"n": Input("n")})
+    graph.add(after, name="second", inputs={"text": From("first")})
+    app.graph(graph)
+    lone = app.run("a", n=1).run_id
+    app.run("a", n=1)
+    flow = app.run(app.graphs["flow"], n=2).run_id
+    since = app.get_run(lone).start_time - 1
+    counts = app.store.error_counts(since=since, bucket_seconds=3600)
+    by_message = {(c.agent, c.error_message): (c.bucket, c.error_type, c.runs) for c in counts}
+    assert (0, "ValueError", 2) == by_message[("a", "order 1 not found")]
+    assert (0, "ValueError", 1) == by_message[("a", "order 2 not found")]
+    assert 2 == counts[0].runs  # largest first
+    assert 1 == len(app.store.error_counts(since=since, bucket_seconds=3600, limit=1))
+    assert {"after", "flow"} <= {c.agent for c in counts}  # the skipped node, the graph run
+    top = {r.run_id for r in app.store.list_runs(RunQuery(top_level=True))}
+    every = {r.run_id for r in app.store.list_runs(RunQuery())}
+    assert {lone, flow} <= top
+    assert 5 == len(every) - len(top) + 3  # two nodes are not top-level
+    roots = RunQuery(error_classes=(ErrorClass.CLEAN_ABORT, ErrorClass.SILENT_DRIFT))
+    assert 3 == len(app.store.list_runs(roots))  # the two lone runs and the first node
+    assert [] == app.store.list_runs(RunQuery(retried=True))
+    with pytest.raises(ValueError, match="bucket_seconds"):
+        app.store.error_counts(since=since, bucket_seconds=0)

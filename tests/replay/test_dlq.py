@@ -229,6 +229,20 @@ def test_dry_run_claims_nothing(desk: Desk) -> None:
     assert [2] == desk.charged
 
 
+def test_entry_ids_redrive_exactly_the_confirmed_entries(desk: Desk) -> None:
+    """A dry run's entry ids, confirmed, redrive those entries and no others."""
+    run_ids = fail_all(desk)
+    desk.fixed.update({"clean", "partial", "drift"})
+    preview = desk.app.dlq.redrive(dry_run=True, entry_ids=[], agent="clean")
+    chosen = [o.entry.entry_id for o in preview]
+    assert [run_ids["clean"]] == [e.run_id for e in desk.app.dlq.list(entry_ids=chosen)]
+    outcomes = desk.app.dlq.redrive(entry_ids=chosen)
+    assert [(run_ids["clean"], "succeeded")] == [(o.entry.run_id, o.status) for o in outcomes]
+    assert [] == desk.app.dlq.redrive(entry_ids=chosen)  # each entry at most once
+    pending = {e.run_id for e in desk.app.dlq.list()}
+    assert {run_ids["partial"], run_ids["drift"]} == pending
+
+
 def test_rate_spaces_the_redrives(desk: Desk) -> None:
     """rate=20 per second: three redrives take at least two intervals of 50 ms."""
     fail_all(desk)

@@ -1,21 +1,37 @@
 """Charts as inline SVG, drawn from numbers with no JavaScript and nothing fetched.
 
-Every label is escaped here (agent and tool names come from the ledger); colours are CSS classes
-(``c-succeeded``, ``c-clean_abort``...) so the stylesheet owns the palette. Each function returns
-markup ready to embed (:class:`markupsafe.Markup`).
+Every label is escaped here (agent and tool names come from the ledger), and its bidirectional
+control characters are shown as markers (SVG has no ``<bdi>``); colours are CSS classes
+(``c-succeeded``, ``c-clean_abort``...) so the stylesheet owns the palette. Bars may link to the
+runs they count. Each function returns markup ready to embed (:class:`markupsafe.Markup`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
+from html import escape as _escape
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
+from seawall.dashboard._views import visible_controls
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+
+    Href = Callable[[int, str], str | None]
+    """Where a bar links: ``href(bar index, series name)`` (``None``: no link)."""
+
+
+def escape(text: str) -> str:
+    """Escape ``text`` for SVG, showing its bidirectional controls as visible markers."""
+    return _escape(visible_controls(text))
+
+
+def _linked(markup: str, href: str | None) -> str:
+    return markup if href is None else f'<a href="{_escape(href)}">{markup}</a>'
+
 
 _LABEL_PX = 80  # horizontal room an x-axis label needs, in pixels
 _LABEL = 20  # characters of a row or node label before it is clipped
@@ -77,6 +93,7 @@ def stacked_bars(
     width: int = 420,
     height: int = 200,
     prefix: str = "",
+    href: Href | None = None,
 ) -> Markup:
     """Vertical bars, one per label, stacked by series (in the mapping's order).
 
@@ -87,6 +104,7 @@ def stacked_bars(
         width: Width in pixels (the SVG scales to its container).
         height: Height in pixels.
         prefix: Prefix of the values (``$``).
+        href: Where each bar segment links (the runs it counts).
     """
     left, right, top, bottom = 48, 8, 10, 44
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -119,11 +137,12 @@ def stacked_bars(
                 continue
             h = plot_h * value / ceiling
             base -= h
-            parts.append(
+            rect = (
                 f'<rect class="{_cls(name)}" x="{x:.1f}" y="{base:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}"><title>{escape(label)} · {escape(name)}: '
                 f"{escape(prefix)}{escape(number(value))}</title></rect>"
             )
+            parts.append(_linked(rect, None if href is None else href(i, name)))
         if i % every == 0:
             parts.append(
                 f'<text class="axis" x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" '
@@ -141,8 +160,12 @@ def horizontal_bars(
     title: str,
     width: int = 420,
     series: Sequence[str] = (),
+    href: Href | None = None,
 ) -> Markup:
-    """Horizontal bars, one per row label, stacked by series (e.g. error classes by agent)."""
+    """Horizontal bars, one per row label, stacked by series (e.g. error classes by agent).
+
+    ``href(row, name)`` links a segment (``name`` is ``""`` for the row's label).
+    """
     left, right, row_h = 110, 40, 22
     names = list(series) or sorted({name for _, values in rows for name in values})
     height = 16 + row_h * max(len(rows), 1) + 26
@@ -156,22 +179,24 @@ def horizontal_bars(
     ]
     for i, (label, values) in enumerate(rows):
         y = 8 + i * row_h
-        short = _clip(label, _LABEL)
-        parts.append(
+        short = _clip(visible_controls(label), _LABEL)
+        text = (
             f'<text x="{left - 8}" y="{y + 14}" text-anchor="end"><title>{escape(label)}</title>'
             f"{escape(short)}</text>"
         )
+        parts.append(_linked(text, None if href is None else href(i, "")))
         x = float(left)
         for name in names:
             value = values.get(name, 0)
             if value <= 0:
                 continue
             w = plot_w * value / ceiling
-            parts.append(
+            rect = (
                 f'<rect class="{_cls(name)}" x="{x:.1f}" y="{y + 3}" width="{w:.1f}" '
                 f'height="{row_h - 6}" rx="2"><title>{escape(label)} · {escape(name)}: '
                 f"{escape(number(value))}</title></rect>"
             )
+            parts.append(_linked(rect, None if href is None else href(i, name)))
             x += w
         parts.append(
             f'<text class="axis" x="{x + 6:.1f}" y="{y + 14}">'
@@ -224,7 +249,7 @@ def waterfall(spans: Sequence[Span], *, total: float, title: str, width: int = 1
         y = 18 + i * row_h
         x = left + plot_w * span.start / span_total
         w = max(plot_w * (span.duration or 0) / span_total, 2.0)
-        label = _clip(span.label, _STEP_LABEL)
+        label = _clip(visible_controls(span.label), _STEP_LABEL)
         tip = f"{span.label}: {duration_text(span.duration)} {span.note}".strip()
         parts.append(
             f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{escape(label)}</text>'
@@ -306,7 +331,7 @@ def dag(nodes: Sequence[DagNode], *, title: str) -> Markup:
             )
     for node in nodes:
         x, y = where[node.name]
-        name = _clip(node.name, _LABEL)
+        name = _clip(visible_controls(node.name), _LABEL)
         box = (
             f'<rect class="node {_cls(node.status)}" x="{x:.0f}" y="{y:.0f}" width="{box_w}" '
             f'height="{box_h}" rx="6"/><text class="node-name" x="{x + 10:.0f}" y="{y + 18:.0f}">'
@@ -331,3 +356,69 @@ def duration_text(seconds: float | None) -> str:
     if seconds < _MINUTES_FROM:
         return f"{seconds:.2f} s"
     return f"{seconds / 60:.1f} min"
+
+
+def distribution(
+    reference: Mapping[str, float],
+    current: Mapping[str, float],
+    *,
+    title: str,
+    width: int = 460,
+) -> Markup:
+    """Two distributions side by side: one pair of bars (reference, recent) per category.
+
+    Values are shares (0 to 1); a category missing from one side counts as 0 there.
+    """
+    names = list(dict.fromkeys([*reference, *current]))[:20]
+    left, right, row_h = 130, 60, 30
+    height = 10 + row_h * max(len(names), 1) + 24
+    plot_w = width - left - right
+    top = max([*reference.values(), *current.values(), 0.0]) or 1.0
+    parts = [
+        (
+            f'<svg class="chart distribution" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        )
+    ]
+    for i, name in enumerate(names):
+        y = 6 + i * row_h
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 16}" text-anchor="end"><title>{escape(name)}</title>'
+            f"{escape(_clip(visible_controls(name), _LABEL))}</text>"
+        )
+        for j, (side, values) in enumerate((("reference", reference), ("recent", current))):
+            share = float(values.get(name, 0.0))
+            w = max(plot_w * share / top, 1.0)
+            parts.append(
+                f'<rect class="c-{side}" x="{left}" y="{y + 2 + j * 12}" width="{w:.1f}" '
+                f'height="10" rx="2"><title>{escape(name)} · {side}: {share:.1%}</title></rect>'
+                f'<text class="axis" x="{left + w + 4:.1f}" y="{y + 11 + j * 12}">'
+                f"{share:.1%}</text>"
+            )
+    parts.append(_legend(["reference", "recent"], height - 6))
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
+
+
+def sparkline(values: Sequence[float], *, title: str, width: int = 160, height: int = 28) -> Markup:
+    """A small bar trend (one bar per time bucket), for a table cell."""
+    count = max(len(values), 1)
+    top = max([*values, 0]) or 1
+    slot = width / count
+    parts = [
+        (
+            f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-label="{escape(title)}">'
+            f"<title>{escape(title)}</title>"
+        )
+    ]
+    for i, value in enumerate(values):
+        if value <= 0:
+            continue
+        h = max((height - 2) * value / top, 1.5)
+        parts.append(
+            f'<rect x="{i * slot:.1f}" y="{height - h:.1f}" width="{max(slot - 1, 1):.1f}" '
+            f'height="{h:.1f}"/>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above

@@ -1,8 +1,7 @@
-"""The dashboard's pages (GET): overview, runs, run detail, DLQ, breakers, hand-offs, drift."""
+"""The dashboard's run pages (GET): overview, runs, run detail, errors by signature, metrics."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -11,70 +10,82 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from seawall._failures import ErrorClass, RunStatus
-from seawall.dashboard import _charts, _views
+from seawall.dashboard import _alerts, _charts, _signatures, _views
 from seawall.dashboard._state import render, state
 from seawall.errors import SeawallError
-from seawall.ledger import LATENCY_BOUNDS, DeadLetterQuery, RunQuery
+from seawall.ledger import LATENCY_BOUNDS, RunQuery
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.requests import Request
 
     from seawall import Seawall, Step
-    from seawall.ledger import AttemptRecord, RunRecord, StepLatency, Store
+    from seawall.ledger import AttemptRecord, RunRecord, StepLatency
 
 PAGE_SIZE: Final = 50
 MAX_STEPS: Final = 500
 """Steps shown on a run's page (timeline and table); the CLI's ``show --json`` has them all."""
-NOT_AVAILABLE: Final = "drift detection not available in this ledger"
-
-
-def _filters(request: Request, *names: str) -> dict[str, str]:
-    """The non-empty query parameters among ``names``."""
-    return {name: value for name in names if (value := request.query_params.get(name, "").strip())}
+MAX_ERROR_ROWS: Final = 5000
+"""Error counts read for the errors page (the largest first)."""
 
 
 def _bad(message: str) -> HTTPException:
     return HTTPException(400, message)
 
 
-def _alerts(
-    store: Store, *, agent: str | None = None, since: float | None = None, limit: int = 100
-) -> list[Any] | None:
-    """Drift alerts, or ``None`` when this ledger's store has no alert table."""
-    list_alerts = getattr(store, "list_alerts", None)
-    if list_alerts is None:
-        return None
-    found: list[Any] = list_alerts(agent=agent, since=since, limit=limit)
-    return found
+def _window(request: Request) -> str:
+    window = request.query_params.get("range", _views.DEFAULT_RANGE)
+    if window not in _views.RANGES:
+        raise _bad(f"range must be one of {', '.join(_views.RANGES)}")
+    return window
 
 
-def _alert_rows(alerts: list[Any]) -> list[dict[str, Any]]:
-    """Alerts as ordered field/value mappings (their record type belongs to the drift store)."""
-    rows = []
-    for alert in alerts:
-        if dataclasses.is_dataclass(alert) and not isinstance(alert, type):
-            rows.append(dataclasses.asdict(alert))
-        else:
-            rows.append(dict(vars(alert)))
-    return rows
+def _start(window: str, now: float) -> tuple[float, float, int]:
+    """The range's first bucket start, the bucket width and the bucket count."""
+    span, bucket = _views.RANGES[window]
+    return (now // bucket + 1) * bucket - span, bucket, round(span / bucket)
 
 
 # -- overview -------------------------------------------------------------------------------
 
 
-def _overview_data(app: Seawall, window: str, agent: str | None) -> dict[str, Any]:
-    span, bucket = _views.RANGES[window]
-    now = time.time()
-    since = (now // bucket + 1) * bucket - span
+def _overview_data(
+    app: Seawall, window: str, agent: str | None, clock: _views.Clock
+) -> dict[str, Any]:
+    since, bucket, buckets = _start(window, time.time())
     store = app.store
     stats = store.run_stats(since=since, bucket_seconds=bucket, agent=agent)
-    series = _views.time_series(stats, since=since, bucket=bucket, buckets=round(span / bucket))
+    series = _views.time_series(
+        stats,
+        since=since,
+        bucket=bucket,
+        buckets=buckets,
+        clock=clock,
+        unpriced=store.unpriced_usage(since=since, agent=agent),
+    )
     latency = store.step_latency(bounds=LATENCY_BOUNDS, since=since, agent=agent)
     breakers = store.list_breakers()
     backlog = store.backlog()
-    alerts = _alerts(store, agent=agent, since=since, limit=5)
+    drift_open = _alerts.open_alerts(store, _alerts.drift_kinds(), limit=200)
+    operational_open = _alerts.open_alerts(store, _alerts.OPERATIONAL, limit=200)
+    starts = series["starts"]
+    scope = {"agent": agent, "since": clock.form(since)}
+
+    def bucket_runs(i: int, name: str) -> str:
+        since_i, until_i = clock.form(starts[i]), clock.form(starts[i] + bucket)
+        filters = _views.series_filter(name)
+        return _views.link("/runs", agent=agent, since=since_i, until=until_i, **filters)
+
+    def agent_runs(row: int, name: str) -> str:
+        filters = {"error_class": name} if name else {}
+        return _views.link("/runs", **{**scope, "agent": series["by_agent"][row][0]}, **filters)
+
     return {
         "series": series,
+        "since": since,
+        "scope": scope,
+        "roots": list(_views.ROOT_CLASSES),
         "charts": {
             "outcomes": _charts.stacked_bars(
                 series["labels"],
@@ -82,17 +93,23 @@ def _overview_data(app: Seawall, window: str, agent: str | None) -> dict[str, An
                 title="Runs over time by outcome",
                 width=1300,
                 height=240,
+                href=bucket_runs,
             ),
             "classes": _charts.horizontal_bars(
                 series["by_agent"],
                 title="Failure classes by agent",
                 series=[c.value for c in ErrorClass],
+                href=agent_runs,
             ),
             "tokens": _charts.stacked_bars(
-                series["labels"], series["tokens"], title="Tokens over time"
+                series["labels"], series["tokens"], title="Tokens over time", href=bucket_runs
             ),
             "cost": _charts.stacked_bars(
-                series["labels"], series["cost"], title="Cost over time (USD)", prefix="$"
+                series["labels"],
+                series["cost"],
+                title="Cost over time (USD)",
+                prefix="$",
+                href=bucket_runs,
             ),
             "histogram": _histogram(latency),
         },
@@ -103,7 +120,9 @@ def _overview_data(app: Seawall, window: str, agent: str | None) -> dict[str, An
         "open_breakers": [b for b in breakers if b.state != "closed"],
         "dlq_depth": sum(q.count for q in backlog if q.queue == "dlq"),
         "handoffs_waiting": sum(q.count for q in backlog if q.queue == "handoff"),
-        "alerts": None if alerts is None else _alert_rows(alerts),
+        "drift": drift_open,
+        "operational": operational_open,
+        "agents": store.agent_names(),
     }
 
 
@@ -122,33 +141,65 @@ def _histogram(latency: list[StepLatency]) -> Any:
     return _charts.stacked_bars(labels, {"calls": counts}, title="Call latency histogram")
 
 
-async def overview(request: Request) -> Response:
-    """Overview: outcomes over time, failure classes, cost, latency, what waits for a person."""
-    window = request.query_params.get("range", _views.DEFAULT_RANGE)
-    if window not in _views.RANGES:
-        raise _bad(f"range must be one of {', '.join(_views.RANGES)}")
+async def _ranged(
+    request: Request,
+    compute: Callable[[Seawall, str, str | None, _views.Clock], dict[str, Any]],
+    template: str,
+) -> Response:
+    """A page over a time range and an agent: its data computed in a worker thread, rendered."""
+    window = _window(request)
     agent = request.query_params.get("agent") or None
-    data = await run_in_threadpool(_overview_data, state(request).reader, window, agent)
-    return render(
-        request,
-        "overview.html",
-        window=window,
-        ranges=list(_views.RANGES),
-        agent=agent or "",
-        **data,
+    shared = state(request)
+    data = await run_in_threadpool(compute, shared.reader, window, agent, shared.clock)
+    ranges = list(_views.RANGES)
+    return render(request, template, window=window, ranges=ranges, agent=agent or "", **data)
+
+
+async def overview(request: Request) -> Response:
+    """Overview: what needs a person first, then outcomes, failures, cost and latency."""
+    return await _ranged(request, _overview_data, "overview.html")
+
+
+# -- cost -----------------------------------------------------------------------------------
+
+
+def _cost_data(app: Seawall, window: str, agent: str | None, clock: _views.Clock) -> dict[str, Any]:
+    since, bucket, buckets = _start(window, time.time())
+    store = app.store
+    stats = store.run_stats(since=since, agent=agent)
+    unpriced = store.unpriced_usage(since=since, agent=agent)
+    series = _views.time_series(
+        stats, since=since, bucket=bucket, buckets=buckets, clock=clock, unpriced=unpriced
     )
+    return {
+        "series": series,
+        "scope": {"agent": agent, "since": clock.form(since)},
+        "models": store.usage_by_model(since=since, agent=agent),
+        "agents": store.agent_names(),
+    }
+
+
+async def cost(request: Request) -> Response:
+    """Cost by agent and by model over a range; unpriced calls counted, never taken as $0."""
+    return await _ranged(request, _cost_data, "cost.html")
 
 
 # -- runs -----------------------------------------------------------------------------------
 
 
-def _run_query(request: Request) -> tuple[RunQuery, dict[str, str]]:
-    params = _filters(request, "agent", "status", "error_class", "since", "until", "q")
+def _run_query(request: Request, clock: _views.Clock) -> tuple[RunQuery, dict[str, Any]]:
+    names = ("agent", "status", "since", "until", "q", "top", "retried")
+    params: dict[str, Any] = {
+        name: value for name in names if (value := request.query_params.get(name, "").strip())
+    }
+    classes = [c for c in request.query_params.getlist("error_class") if c.strip()]
+    if classes:
+        params["error_class"] = classes
     try:
         status = RunStatus(params["status"]) if "status" in params else None
-        error_class = ErrorClass(params["error_class"]) if "error_class" in params else None
-        since = _views.parse_time(params.get("since"))
-        until = _views.parse_time(params.get("until"))
+        error_classes = tuple(ErrorClass(c) for c in classes)
+        since = clock.parse(params.get("since"))
+        until = clock.parse(params.get("until"))
         before = None
         if cursor := request.query_params.get("before"):
             stamp, _, run_id = cursor.partition(":")
@@ -158,20 +209,28 @@ def _run_query(request: Request) -> tuple[RunQuery, dict[str, str]]:
     query = RunQuery(
         status=status,
         agent=params.get("agent"),
-        error_class=error_class,
+        error_class=error_classes[0] if len(error_classes) == 1 else None,
+        error_classes=error_classes if len(error_classes) > 1 else (),
         since=since,
         until=until,
         search=params.get("q"),
         before=before,
         limit=PAGE_SIZE + 1,
+        top_level=params.get("top") == "1",
+        retried=params.get("retried") == "1",
     )
     return query, params
 
 
+def _runs_data(app: Seawall, query: RunQuery) -> tuple[list[RunRecord], list[str]]:
+    return app.store.list_runs(query), app.store.agent_names()
+
+
 async def runs(request: Request) -> Response:
     """The runs table: filters, and keyset paging (no offsets) that stays fast on deep pages."""
-    query, params = _run_query(request)
-    found = await run_in_threadpool(state(request).reader.store.list_runs, query)
+    shared = state(request)
+    query, params = _run_query(request, shared.clock)
+    found, agents = await run_in_threadpool(_runs_data, shared.reader, query)
     page, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
     older = None
     if more:
@@ -182,17 +241,19 @@ async def runs(request: Request) -> Response:
         "runs.html",
         runs=page,
         params=params,
+        classes_chosen=params.get("error_class", []),
         older=older,
         paged=query.before is not None,
         statuses=_views.STATUSES,
         classes=_views.ERROR_CLASSES,
+        agents=agents,
     )
 
 
 # -- run detail -----------------------------------------------------------------------------
 
 
-def _detail(app: Seawall, run_id: str) -> dict[str, Any]:
+def _detail(app: Seawall, run_id: str, trace_url: str | None) -> dict[str, Any]:
     store = app.store
     run = store.get_run(run_id)
     if run is None:
@@ -209,6 +270,7 @@ def _detail(app: Seawall, run_id: str) -> dict[str, Any]:
     output = app.output_of(run_id)
     return {
         "run": run,
+        "trace": _views.trace_link(trace_url, run.run_id, run.trace_id, run.span_id),
         "attempts": attempts,
         "steps": steps[:MAX_STEPS],
         "step_count": len(steps),
@@ -296,75 +358,46 @@ def _dag(app: Seawall, run: RunRecord, children: list[RunRecord]) -> Any:
 async def run_detail(request: Request) -> Response:
     """One run: fields, attempts, step timeline, payloads, verdicts, artifacts, links, DAG."""
     run_id = request.path_params["run_id"]
-    data = await run_in_threadpool(_detail, state(request).reader, run_id)
+    shared = state(request)
+    data = await run_in_threadpool(_detail, shared.reader, run_id, shared.trace_url)
     return render(request, "run.html", **data)
 
 
-# -- operator queues ------------------------------------------------------------------------
+# -- errors by signature --------------------------------------------------------------------
 
 
-async def dlq(request: Request) -> Response:
-    """The dead-letter queue, filtered; operators select entries and redrive them."""
-    params = _filters(request, "agent", "error_class", "status")
-    status = params.get("status", "pending")
-    try:
-        query = DeadLetterQuery(
-            agent=params.get("agent"),
-            error_class=ErrorClass(params["error_class"]) if "error_class" in params else None,
-            status=None if status == "any" else status,
-            limit=500,
+def _errors_data(
+    app: Seawall, window: str, agent: str | None, clock: _views.Clock
+) -> dict[str, Any]:
+    since, bucket, buckets = _start(window, time.time())
+    counts = app.store.error_counts(
+        since=since, bucket_seconds=bucket, agent=agent, limit=MAX_ERROR_ROWS
+    )
+    groups = _signatures.group_errors(counts, buckets)
+    rows = []
+    for group in groups[:200]:
+        agents = list(group.agents)
+        trend = _charts.sparkline(group.trend, title=f"{group.runs} runs over the range")
+        search = _views.link(
+            "/runs",
+            q=group.fragment,
+            error_class=group.error_class,
+            agent=agents[0] if len(agents) == 1 else agent,
+            since=clock.form(since),
         )
-    except ValueError as exc:
-        raise _bad(f"bad filter: {exc}") from exc
-    entries = await run_in_threadpool(state(request).reader.store.list_dead_letters, query)
-    return render(
-        request,
-        "dlq.html",
-        entries=entries,
-        params=params,
-        status=status,
-        classes=_views.ERROR_CLASSES,
-        outcomes=None,
-    )
+        last = group.last_bucket
+        rows.append((group, trend, search, since + last * bucket if last >= 0 else None))
+    return {
+        "groups": rows,
+        "partial": len(counts) >= MAX_ERROR_ROWS,
+        "agents": app.store.agent_names(),
+        "bucket": bucket,
+    }
 
 
-def _breaker_data(app: Seawall) -> list[tuple[Any, list[Any]]]:
-    return [(b, app.store.breaker_events(b.name, 10)) for b in app.store.list_breakers()]
-
-
-async def breakers(request: Request) -> Response:
-    """Every breaker's state and recent transitions; operators reset them."""
-    found = await run_in_threadpool(_breaker_data, state(request).reader)
-    return render(request, "breakers.html", breakers=found)
-
-
-def _handoff_data(app: Seawall) -> dict[str, Any]:
-    waiting = app.store.list_handoffs(status="open", limit=200)
-    outputs = {}
-    for handoff in waiting:
-        run = app.store.get_run(handoff.run_id)
-        outputs[handoff.handoff_id] = (run, app.output_of(handoff.run_id))
-    decided = [h for h in app.store.list_handoffs(limit=50) if h.status != "open"]
-    return {"waiting": waiting, "outputs": outputs, "decided": decided}
-
-
-async def handoffs(request: Request) -> Response:
-    """Hand-offs waiting for a person (approve, edit, reject) and recent decisions."""
-    data = await run_in_threadpool(_handoff_data, state(request).reader)
-    return render(request, "handoffs.html", **data)
-
-
-async def drift(request: Request) -> Response:
-    """Drift alerts (when the ledger has the drift-alert table)."""
-    agent = request.query_params.get("agent") or None
-    alerts = await run_in_threadpool(_alerts, state(request).reader.store, agent=agent, limit=200)
-    return render(
-        request,
-        "drift.html",
-        alerts=None if alerts is None else _alert_rows(alerts),
-        agent=agent or "",
-        not_available=NOT_AVAILABLE,
-    )
+async def errors(request: Request) -> Response:
+    """Errors grouped by signature (ids and numbers set aside), root failures first, with trend."""
+    return await _ranged(request, _errors_data, "errors.html")
 
 
 async def metrics(request: Request) -> Response:

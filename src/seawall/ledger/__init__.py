@@ -15,7 +15,9 @@ from seawall.ledger._location import (
 )
 from seawall.ledger._protocol import AttemptOutcome, IdKind, NewRun, RunOutcome, StepRow, Store
 from seawall.ledger._records import (
+    AlertAck,
     AlertRecord,
+    AlertSilence,
     ArtifactRecord,
     AttemptRecord,
     BreakerEvent,
@@ -24,20 +26,32 @@ from seawall.ledger._records import (
     DeadLetterQuery,
     DriftEmbedding,
     DriftSample,
+    HandOffClaim,
     HandOffRecord,
+    OperatorAction,
     RunQuery,
     RunRecord,
     StepRecord,
     StepResolution,
     VerdictRecord,
 )
-from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
+from seawall.ledger._stats import (
+    LATENCY_BOUNDS,
+    ErrorCount,
+    ModelUsage,
+    QueueCount,
+    RunStats,
+    StepLatency,
+    UnpricedCount,
+)
 from seawall.ledger.sqlite import Durability, SQLiteStore
 
 __all__ = [
     "DEFAULT_LEDGER_URL",
     "LATENCY_BOUNDS",
+    "AlertAck",
     "AlertRecord",
+    "AlertSilence",
     "ArtifactRecord",
     "AttemptOutcome",
     "AttemptRecord",
@@ -48,11 +62,15 @@ __all__ = [
     "DriftEmbedding",
     "DriftSample",
     "Durability",
+    "ErrorCount",
+    "HandOffClaim",
     "HandOffRecord",
     "IdKind",
     "LedgerLocation",
     "MigrationReport",
+    "ModelUsage",
     "NewRun",
+    "OperatorAction",
     "PostgresStore",
     "QueueCount",
     "RunOutcome",
@@ -65,6 +83,7 @@ __all__ = [
     "StepResolution",
     "StepRow",
     "Store",
+    "UnpricedCount",
     "VerdictRecord",
     "describe",
     "locate",

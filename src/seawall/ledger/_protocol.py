@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from seawall._failures import ErrorClass, FailureCause
     from seawall._payload import Blob
     from seawall.ledger._records import (
+        AlertAck,
         AlertRecord,
+        AlertSilence,
         ArtifactRecord,
         AttemptRecord,
         BreakerEvent,
@@ -29,14 +31,23 @@ if TYPE_CHECKING:
         DeadLetterQuery,
         DriftEmbedding,
         DriftSample,
+        HandOffClaim,
         HandOffRecord,
+        OperatorAction,
         RunQuery,
         RunRecord,
         StepRecord,
         StepResolution,
         VerdictRecord,
     )
-    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+    from seawall.ledger._stats import (
+        ErrorCount,
+        ModelUsage,
+        QueueCount,
+        RunStats,
+        StepLatency,
+        UnpricedCount,
+    )
     from seawall.policies.breaker import BreakerState
 
 T = TypeVar("T")
@@ -222,6 +233,49 @@ class Store(Protocol):
         ``agent``, with cumulative counts at each of ``bounds`` (seconds, ascending).
         """
 
+    def agent_names(self, *, limit: int = 1000) -> list[str]:
+        """Return the names of the agents (and graphs) that have runs, in order."""
+
+    def unpriced_usage(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[UnpricedCount]:
+        """Count runs submitted in ``[since, until)`` that made model calls of unknown price.
+
+        By agent: how many runs, and how many unpriced calls (their cost is a lower bound).
+        """
+
+    def usage_by_model(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[ModelUsage]:
+        """Sum the model calls (``ctx.record_usage``) of runs submitted in ``[since, until)``.
+
+        One row per model, the costliest first; calls whose price is unknown are counted
+        apart (``unpriced_calls``), never as zero cost.
+        """
+
+    def error_counts(
+        self,
+        *,
+        since: float,
+        bucket_seconds: float,
+        until: float | None = None,
+        agent: str | None = None,
+        limit: int = 5000,
+    ) -> list[ErrorCount]:
+        """Count runs with an error message by time bucket, agent, class, type and message.
+
+        Runs submitted in ``[since, until)``; bucket ``i`` as in :meth:`run_stats`. The
+        largest counts come first; at most ``limit`` rows.
+        """
+
     def backlog(self) -> list[QueueCount]:
         """Count pending DLQ entries and open hand-offs by agent (and class or kind)."""
 
@@ -292,9 +346,19 @@ class Store(Protocol):
         """Record a new hand-off to a person, durably (fenced by its run's epoch)."""
 
     def list_handoffs(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+        after: tuple[float, str] | None = None,
     ) -> list[HandOffRecord]:
-        """Return hand-offs, newest first."""
+        """Return hand-offs, newest first.
+
+        With ``oldest_first`` they come oldest first, and ``after`` (the ``(created_at,
+        handoff_id)`` of the last one of a page) pages through them.
+        """
 
     def record_verdicts(
         self,
@@ -512,8 +576,12 @@ class Store(Protocol):
         kind: str | None = None,
         since: float | None = None,
         limit: int = 100,
+        acknowledged: bool | None = None,
     ) -> list[AlertRecord]:
-        """Return alerts (of ``agent``, of ``kind``, raised at or after ``since``), newest first."""
+        """Return alerts (of ``agent``, of ``kind``, raised at or after ``since``), newest first.
+
+        ``acknowledged``: only alerts an operator acknowledged (``True``) or not (``False``).
+        """
 
     def update_alert_state(
         self,
@@ -569,3 +637,47 @@ class Store(Protocol):
         As :meth:`list_drift_samples`: the first or (``newest``) the last ``limit`` of those
         finished in ``[since, until)``, returned in the order the runs finished.
         """
+
+    # operators' records ---------------------------------------------------------------------
+    def acknowledge_alert(self, ack: AlertAck) -> AlertAck | None:
+        """Record an acknowledgement of an alert; return the one that stands (the first).
+
+        ``None`` when the ledger has no such alert.
+        """
+
+    def alert_acks(self, alert_ids: Sequence[str]) -> dict[str, AlertAck]:
+        """Return the acknowledgements of any of ``alert_ids``, by alert id."""
+
+    def add_silence(self, silence: AlertSilence) -> None:
+        """Record a silence of alerts."""
+
+    def list_silences(
+        self, *, ending_after: float | None = None, limit: int = 100
+    ) -> list[AlertSilence]:
+        """Return silences (ending after ``ending_after``), the latest to end first."""
+
+    def lift_silence(self, silence_id: str, *, by: str, at: float) -> bool:
+        """End a silence early; false when it is unknown, lifted or over."""
+
+    def claim_handoff(self, claim: HandOffClaim, *, take_over: bool = False) -> HandOffClaim | None:
+        """Claim an open hand-off; return the claim that stands (``None``: not open)."""
+
+    def release_handoff(self, handoff_id: str, *, by: str) -> bool:
+        """Drop ``by``'s claim on a hand-off; false when ``by`` does not hold it."""
+
+    def handoff_claims(self, handoff_ids: Sequence[str]) -> dict[str, HandOffClaim]:
+        """Return the claims on any of ``handoff_ids``, by hand-off id."""
+
+    def record_operator_action(self, action: OperatorAction) -> None:
+        """Record an operator's decision (who, what, on what, when)."""
+
+    def list_operator_actions(
+        self,
+        *,
+        operator: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[OperatorAction]:
+        """Return operators' decisions, newest first (keyset paging with ``before``)."""

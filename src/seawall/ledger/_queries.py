@@ -45,12 +45,18 @@ class Dialect:
         share: The clause that locks a row read in a write against concurrent updates until
             the transaction ends (``FOR SHARE``); empty where writers are serialised anyway
             (SQLite's ``BEGIN IMMEDIATE``).
+        inline: Whether a payload column (``{}``) holds its JSON inline (see
+            ``seawall._payload.pack``: a ``J`` byte, then the JSON).
+        field: A field of an inline payload column's JSON object as text: ``{column}`` and
+            ``{name}`` stand for the column and the field.
     """
 
     mark: str
     like: str
     floor: str
     starts_with: str
+    inline: str
+    field: str
     share: str = ""
 
     def sql(self, text: str) -> str:
@@ -66,8 +72,23 @@ class Dialect:
         return literal + "%"
 
 
-SQLITE: Final = Dialect("?", "LIKE", "CAST({} AS INTEGER)", "GLOB")
-POSTGRES: Final = Dialect("%s", "ILIKE", "floor({})::bigint", "LIKE", " FOR SHARE")
+SQLITE: Final = Dialect(
+    mark="?",
+    like="LIKE",
+    floor="CAST({} AS INTEGER)",
+    starts_with="GLOB",
+    inline="substr({}, 1, 1) = X'4A'",
+    field="json_extract(CAST(substr({column}, 2) AS TEXT), '$.{name}')",
+)
+POSTGRES: Final = Dialect(
+    mark="%s",
+    like="ILIKE",
+    floor="floor({})::bigint",
+    starts_with="LIKE",
+    inline="get_byte({}, 0) = 74",
+    field="(convert_from(substring({column} from 2), 'UTF8')::jsonb ->> '{name}')",
+    share=" FOR SHARE",
+)
 
 ID_KINDS: Final = {"run": ("runs", "run_id"), "handoff": ("handoffs", "handoff_id")}
 """The kinds of id a person types (``seawall show RUN``...): their table and column."""
@@ -117,6 +138,7 @@ def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     if query.search:
         where.append(f"error_message IS NOT NULL AND error_message {dialect.like} ? ESCAPE '\\'")
         params.append(f"%{like_escape(query.search)}%")
+    _narrow(query, where, params)
     if query.before is not None:
         where.append("(start_time, run_id) < (?, ?)")
         params += [query.before[0], query.before[1]]
@@ -125,6 +147,17 @@ def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY start_time DESC, run_id DESC LIMIT ? OFFSET ?"
     return dialect.sql(sql), [*params, query.limit, query.offset]
+
+
+def _narrow(query: RunQuery, where: list[str], params: list[Any]) -> None:
+    """Add the dashboard's narrower run filters (top-level, several classes, retried)."""
+    if query.top_level:
+        where.append("parent_run_id IS NULL")
+    if query.error_classes:
+        where.append(f"error_class IN ({', '.join('?' * len(query.error_classes))})")
+        params += [str(c) for c in query.error_classes]
+    if query.retried:
+        where.append("attempts > 1")
 
 
 def run_stats(
@@ -266,6 +299,9 @@ def dlq_where(query: DeadLetterQuery, dialect: Dialect) -> tuple[str, list[Any]]
     if query.excluded_runs:
         where.append(f"run_id NOT IN ({', '.join('?' * len(query.excluded_runs))})")
         params.extend(query.excluded_runs)
+    if query.entry_ids:
+        where.append(f"entry_id IN ({', '.join('?' * len(query.entry_ids))})")
+        params.extend(query.entry_ids)
     return dialect.sql(" WHERE " + " AND ".join(where)) if where else "", params
 
 
@@ -279,15 +315,26 @@ EMBEDDING_COLUMNS: Final = "agent, run_id, at, model, scale, vector, excerpt"
 
 
 def list_alerts(
-    dialect: Dialect, agent: str | None, kind: str | None, since: float | None, limit: int
+    dialect: Dialect,
+    agent: str | None,
+    kind: str | None,
+    since: float | None,
+    limit: int,
+    acknowledged: bool | None = None,
 ) -> tuple[str, list[Any]]:
-    """Alerts matching the filters, newest first."""
+    """Alerts matching the filters, newest first.
+
+    ``acknowledged``: only those with (or without) an operator's acknowledgement.
+    """
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (("agent = ?", agent), ("kind = ?", kind), ("at >= ?", since)):
         if value is not None:
             clauses.append(column)
             params.append(value)
+    if acknowledged is not None:
+        exists = "EXISTS (SELECT 1 FROM alert_acks k WHERE k.alert_id = alerts.alert_id)"
+        clauses.append(exists if acknowledged else f"NOT {exists}")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = f"SELECT {ALERT_COLUMNS} FROM alerts{where} ORDER BY at DESC, alert_id DESC LIMIT ?"
     return dialect.sql(sql), [*params, limit]
@@ -422,19 +469,28 @@ HANDOFF_COLUMNS: Final = (
 
 
 def list_handoffs(
-    dialect: Dialect, run_id: str | None, status: str | None, limit: int
+    dialect: Dialect,
+    run_id: str | None,
+    status: str | None,
+    limit: int,
+    oldest_first: bool = False,
+    after: tuple[float, str] | None = None,
 ) -> tuple[str, list[Any]]:
-    """Hand-offs of a run and/or in a status, newest first."""
+    """Hand-offs of a run and/or in a status, newest first (or oldest first, keyset-paged)."""
     where: list[str] = []
     params: list[Any] = []
     for clause, value in (("run_id = ?", run_id), ("status = ?", status)):
         if value is not None:
             where.append(clause)
             params.append(value)
+    if oldest_first and after is not None:
+        where.append("(created_at, handoff_id) > (?, ?)")
+        params += [after[0], after[1]]
     sql = f"SELECT {HANDOFF_COLUMNS} FROM handoffs"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return dialect.sql(sql + " ORDER BY created_at DESC LIMIT ?"), [*params, limit]
+    order = " ORDER BY created_at, handoff_id" if oldest_first else " ORDER BY created_at DESC"
+    return dialect.sql(sql + order + " LIMIT ?"), [*params, limit]
 
 
 def attempt_record(r: Sequence[Any]) -> AttemptRecord:

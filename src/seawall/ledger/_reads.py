@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from seawall.errors import UsageError
+from seawall.ledger import _aggregates as aggregates
 from seawall.ledger import _queries as queries
 from seawall.ledger._records import (
     ArtifactRecord,
@@ -39,7 +40,14 @@ if TYPE_CHECKING:
         StepRecord,
         VerdictRecord,
     )
-    from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+    from seawall.ledger._stats import (
+        ErrorCount,
+        ModelUsage,
+        QueueCount,
+        RunStats,
+        StepLatency,
+        UnpricedCount,
+    )
     from seawall.policies.breaker import BreakerState
 
 
@@ -106,6 +114,50 @@ class SharedReads(abc.ABC):
         sql, params, edges = queries.step_latency(self.dialect, bounds, since, until, agent)
         return queries.step_latency_rows(self._fetchall(sql, params, "measure step latency"), edges)
 
+    def agent_names(self, *, limit: int = 1000) -> list[str]:
+        """Return the names of the agents (and graphs) that have runs, in order."""
+        return [row[0] for row in self._rows(aggregates.AGENT_NAMES, (limit,), "list agent names")]
+
+    def unpriced_usage(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[UnpricedCount]:
+        """Runs submitted in ``[since, until)`` with model calls of unknown price, by agent."""
+        sql, params = aggregates.unpriced(self.dialect, since, until)
+        return aggregates.unpriced_rows(self._fetchall(sql, params, "count unpriced runs"), agent)
+
+    def usage_by_model(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        agent: str | None = None,
+    ) -> list[ModelUsage]:
+        """Model calls recorded by the runs submitted in ``[since, until)``, by model."""
+        sql, params = aggregates.usage_by_model(self.dialect, since, until, agent)
+        return aggregates.model_usage_rows(self._fetchall(sql, params, "sum usage by model"))
+
+    def error_counts(
+        self,
+        *,
+        since: float,
+        bucket_seconds: float,
+        until: float | None = None,
+        agent: str | None = None,
+        limit: int = 5000,
+    ) -> list[ErrorCount]:
+        """Count runs with an error message by time bucket, agent, class, type and message.
+
+        Runs submitted in ``[since, until)``; the largest counts first, at most ``limit`` rows.
+        """
+        sql, params = aggregates.error_counts(
+            self.dialect, since, until, bucket_seconds, agent, limit
+        )
+        return aggregates.error_count_rows(self._fetchall(sql, params, "count errors"))
+
     def backlog(self) -> list[QueueCount]:
         """Count pending DLQ entries and open hand-offs by agent."""
         return queries.backlog_rows(self._rows(queries.BACKLOG, (), "count the backlog"))
@@ -161,10 +213,18 @@ class SharedReads(abc.ABC):
         return queries.handoff_record(rows[0]) if rows else None
 
     def list_handoffs(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+        after: tuple[float, str] | None = None,
     ) -> list[HandOffRecord]:
-        """Return hand-offs, newest first."""
-        sql, params = queries.list_handoffs(self.dialect, run_id, status, limit)
+        """Return hand-offs, newest first (or oldest first, after a ``(created_at, id)``)."""
+        sql, params = queries.list_handoffs(
+            self.dialect, run_id, status, limit, oldest_first, after
+        )
         return [queries.handoff_record(r) for r in self._fetchall(sql, params, "list hand-offs")]
 
     def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
@@ -226,9 +286,10 @@ class SharedReads(abc.ABC):
         kind: str | None = None,
         since: float | None = None,
         limit: int = 100,
+        acknowledged: bool | None = None,
     ) -> list[AlertRecord]:
         """Return alerts matching the filters, newest first."""
-        sql, params = queries.list_alerts(self.dialect, agent, kind, since, limit)
+        sql, params = queries.list_alerts(self.dialect, agent, kind, since, limit, acknowledged)
         return [queries.alert_record(row) for row in self._fetchall(sql, params, "list alerts")]
 
     def list_drift_samples(

@@ -204,6 +204,11 @@ class RunQuery:
             order, i.e. older than the last run of the previous page. Unlike ``offset`` it stays
             fast however deep the page.
         replay_of: Only replays of this run.
+        top_level: Only runs no other run spawned (no parent: graph runs and lone agent
+            runs, not a graph's nodes nor a run's children).
+        error_classes: Only runs with one of these error classes (with ``error_class``, the
+            runs must match both).
+        retried: Only runs that took more than one attempt.
     """
 
     status: RunStatus | None = None
@@ -217,6 +222,9 @@ class RunQuery:
     search: str | None = None
     before: tuple[float, str] | None = None
     replay_of: str | None = None
+    top_level: bool = False
+    error_classes: tuple[ErrorClass, ...] = ()
+    retried: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +395,7 @@ class DeadLetterQuery:
         run_id: Only the entry of this run.
         stale_before: For ``claimable``: claims older than this Unix time have expired.
         excluded_runs: Runs whose entries are left out.
+        entry_ids: Only these entries (empty: any).
     """
 
     agent: str | None = None
@@ -399,6 +408,7 @@ class DeadLetterQuery:
     run_id: str | None = None
     stale_before: float | None = None
     excluded_runs: tuple[str, ...] = ()
+    entry_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,3 +537,108 @@ class DriftEmbedding:
     scale: float
     vector: bytes
     excerpt: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAck:
+    """An operator's acknowledgement of an alert ("seen, on it").
+
+    Attributes:
+        alert_id: The alert.
+        by: Who acknowledged it.
+        at: When.
+        note: What they said.
+    """
+
+    alert_id: str
+    by: str
+    at: float
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSilence:
+    """Mutes the alerts of one kind (of one agent and feature, or any) for a while.
+
+    Attributes:
+        silence_id: Unique id.
+        kind: The alert kind it mutes (``drift``, ``dlq_growth``, ...).
+        agent: Only alerts about this agent (``None``: any agent).
+        feature: Only alerts about this feature (``None``: any feature).
+        starts_at: Alerts raised from this Unix time on are muted...
+        ends_at: ...until this one.
+        created_by: Who silenced them.
+        note: Why.
+        lifted_by: Who ended the silence early, if someone did.
+        lifted_at: When.
+    """
+
+    silence_id: str
+    kind: str
+    agent: str | None
+    feature: str | None
+    starts_at: float
+    ends_at: float
+    created_by: str
+    note: str | None = None
+    lifted_by: str | None = None
+    lifted_at: float | None = None
+
+    @property
+    def until(self) -> float:
+        """When the silence ends (or ended): its end, or its lifting when earlier."""
+        return self.ends_at if self.lifted_at is None else min(self.ends_at, self.lifted_at)
+
+    def active(self, at: float) -> bool:
+        """Whether it mutes alerts raised at ``at``."""
+        return self.starts_at <= at < self.until
+
+    def mutes(self, alert: AlertRecord) -> bool:
+        """Whether it mutes ``alert``: same kind (agent, feature), raised while it lasts.
+
+        Lifting a silence un-mutes what it muted (an operator lifts one to see them again).
+        """
+        return (
+            self.lifted_at is None
+            and alert.kind == self.kind
+            and (self.agent is None or alert.agent == self.agent)
+            and (self.feature is None or alert.feature == self.feature)
+            and self.active(alert.at)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HandOffClaim:
+    """Who took an open hand-off (a claim warns others; it does not lock).
+
+    Attributes:
+        handoff_id: The hand-off.
+        by: Who claimed it.
+        at: When.
+    """
+
+    handoff_id: str
+    by: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    """One decision an operator made: the audit log of the dashboard and other tools.
+
+    Attributes:
+        action_id: Unique id.
+        at: When (Unix time).
+        operator: Who (an operator's name).
+        action: What (``replay``, ``redrive``, ``breaker_reset``, ``handoff_approve``,
+            ``handoff_reject``, ``alert_ack``, ``alert_silence``, ...).
+        target: On what (a run id, a breaker's name, an alert id...).
+        details: Its parameters and outcome (JSON).
+    """
+
+    action_id: str
+    at: float
+    operator: str
+    action: str
+    target: str
+    details: dict[str, Any] = field(default_factory=dict)

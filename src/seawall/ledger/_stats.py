@@ -129,3 +129,60 @@ class QueueCount:
     agent: str
     label: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """The model calls recorded (``ctx.record_usage``) by the runs of a range, for one model.
+
+    Attributes:
+        model: The model's name.
+        calls: Calls recorded.
+        input_tokens: Their input tokens (calls of unknown usage count as zero).
+        output_tokens: Their output tokens.
+        cost_usd: Their known cost: a lower bound when ``unpriced_calls`` is not zero.
+        unpriced_calls: Calls whose cost is unknown (no price for the model).
+    """
+
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    unpriced_calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCount:
+    """Runs of one time bucket that ended with one error message.
+
+    Attributes:
+        bucket: Index of the time bucket (as in :class:`RunStats`).
+        agent: The agent.
+        error_class: Their error class.
+        error_type: The type name of their final error.
+        error_message: The message of their final error.
+        runs: How many runs.
+    """
+
+    bucket: int
+    agent: str
+    error_class: str | None
+    error_type: str | None
+    error_message: str
+    runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedCount:
+    """Runs of one agent with model calls of unknown price: their cost is a lower bound.
+
+    Attributes:
+        agent: The agent.
+        runs: Runs with at least one unpriced call.
+        calls: Unpriced calls of those runs.
+    """
+
+    agent: str
+    runs: int
+    calls: int

@@ -36,6 +36,7 @@ from seawall._payload import Blob
 from seawall.errors import LedgerCorruptedError, LedgerError, SchemaVersionError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._operators import OperatorRecords
 from seawall.ledger._postgres_pool import Connections, PostgresTarget, parse_url
 from seawall.ledger._reads import SharedReads
 from seawall.ledger._records import (
@@ -117,7 +118,7 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class PostgresStore(SharedReads):
+class PostgresStore(SharedReads, OperatorRecords):
     """A :class:`~seawall.ledger.Store` on a PostgreSQL schema.
 
     Args:

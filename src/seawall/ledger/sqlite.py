@@ -42,6 +42,7 @@ from seawall.errors import (
 )
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._operators import OperatorRecords
 from seawall.ledger._reads import SharedReads
 from seawall.ledger._records import (
     AlertRecord,
@@ -124,7 +125,7 @@ def _translate(exc: sqlite3.Error, path: str, busy_timeout: float) -> LedgerErro
     )
 
 
-class SQLiteStore(SharedReads):
+class SQLiteStore(SharedReads, OperatorRecords):
     """A :class:`~seawall.ledger.Store` on one SQLite file.
 
     Args:
@@ -390,6 +391,13 @@ class SQLiteStore(SharedReads):
         del what
         rows: list[tuple[Any, ...]] = self._read(lambda db: db.execute(sql, params).fetchall())
         return rows
+
+    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one write statement in its own durable transaction; return the rows it changed."""
+        del what
+        with self._write(durable=True) as db:
+            count: int = db.execute(sql, params).rowcount
+            return count
 
     def _ensure_open(self) -> None:
         if self._closed:
