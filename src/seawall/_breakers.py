@@ -83,6 +83,16 @@ class Breakers:
         with self._lock:
             self._cache[state.name] = (state, time.monotonic())
 
+    def admits(self, name: str) -> bool:
+        """Whether ``name`` is known closed right now, so admitting needs no ledger call."""
+        cached = self._fresh(name)
+        return cached is not None and cached.state == "closed"
+
+    def quiet(self, name: str) -> bool:
+        """Whether a success of ``name`` has nothing to record (known closed, no failures)."""
+        cached = self._fresh(name)
+        return cached is not None and cached.state == "closed" and cached.failures == 0
+
     def admit(self, name: str, kind: str, policy: Breaker) -> Admission:
         """Whether one run or call may go through now (claims the probe when half-open)."""
         cached = self._fresh(name)

@@ -168,7 +168,7 @@ def _execute(plan: Plan, recorded: Recorded) -> Steps[Any]:
             if spec.rate_limit is not None:
                 yield Turn(spec.rate_limit)
             raw = yield Invoke(spec.fn, *args, **plan.call_kwargs)
-            result = yield from _checked(plan, raw, tries)
+            result = raw if spec.returns is None else (yield from _checked(plan, raw, tries))
             break
         except Exception as exc:
             if journal.interrupted is not None:
@@ -179,7 +179,10 @@ def _execute(plan: Plan, recorded: Recorded) -> Steps[Any]:
                 raise AttemptAbandoned from exc
             tries += 1
     yield from _succeeded(plan, result, tries)
-    yield from _check_contradiction(plan, result)
+    if journal.breakers is not None and (
+        spec.contradicts is not None or spec.consistency_key is not None
+    ):
+        yield from _check_contradiction(plan, result)
     if spec.read_back is not None:
         began = time.perf_counter()
         ok = yield Invoke(spec.read_back, result, *args, **kwargs)
@@ -192,12 +195,13 @@ def _begin(plan: Plan, *, counted: bool) -> Steps[None]:
     """A live call is about to start: breaker, budget, trace, and a mutating call's intent."""
     journal = plan.journal
     spec = plan.spec
-    if spec.breaker is not None and journal.breakers is not None:
-        yield Ledger(journal.breakers.check, f"tool:{spec.name}", "tool", spec.breaker)
+    breakers = journal.breakers
+    if spec.breaker is not None and breakers is not None and not breakers.admits(spec.policy_name):
+        yield Ledger(breakers.check, spec.policy_name, "tool", spec.breaker)
     if spec.retry_budget is not None and journal.budgets is not None:
-        journal.budgets.count(f"tool:{spec.name}")
+        journal.budgets.count(spec.policy_name)
     if spec.mutating:
-        yield from _write_intent(plan)
+        yield _intent(plan)
         if not counted:
             journal.mutations += 1
     if journal.trace is not None:
@@ -206,6 +210,11 @@ def _begin(plan: Plan, *, counted: bool) -> Steps[None]:
 
 def _write_intent(plan: Plan) -> Steps[None]:
     """Make a mutating call's intent durable before it runs."""
+    yield _intent(plan)
+
+
+def _intent(plan: Plan) -> Ledger:
+    """The request that makes a mutating call's intent durable (the hot path: no generator)."""
     journal = plan.journal
     row = journal.row(
         plan.seq,
@@ -220,7 +229,7 @@ def _write_intent(plan: Plan) -> Steps[None]:
         time.time(),
         None,
     )
-    yield Ledger(journal.write_intent, row, plan.blobs)
+    return Ledger(journal.write_intent, row, plan.blobs)
 
 
 def _observe(
@@ -275,10 +284,9 @@ def _recovered(plan: Plan, found: Any) -> Steps[Any]:
 def _succeeded(plan: Plan, result: Any, tries: int) -> Steps[None]:
     journal = plan.journal
     spec = plan.spec
-    if spec.breaker is not None and journal.breakers is not None:
-        yield Ledger(
-            journal.breakers.outcome, f"tool:{spec.name}", "tool", spec.breaker, success=True
-        )
+    breakers = journal.breakers
+    if spec.breaker is not None and breakers is not None and not breakers.quiet(spec.policy_name):
+        yield Ledger(breakers.outcome, spec.policy_name, "tool", spec.breaker, success=True)
     try:
         response, blobs = journal.stored(result, f"result of tool {spec.name!r}")
     except SerializationError as exc:
@@ -286,7 +294,9 @@ def _succeeded(plan: Plan, result: Any, tries: int) -> Steps[None]:
         yield from _record_end(plan, None, [], exc, tries, COMPLETED)
         _end_span(plan, tries, exc)
         raise
-    yield from _record_end(plan, response, blobs, None, tries, COMPLETED)
+    end = _end(plan, response, blobs, None, tries, COMPLETED)
+    if end is not None:
+        yield end
     _end_span(plan, tries, None)
 
 
@@ -326,7 +336,7 @@ def _check_contradiction(plan: Plan, result: Any) -> Steps[None]:
         return
     reason = f"contradictory results: {previous!r} then {result!r}"[:300]
     if spec.breaker is not None:
-        yield Ledger(breakers.contradiction, f"tool:{spec.name}", "tool", spec.breaker, reason)
+        yield Ledger(breakers.contradiction, spec.policy_name, "tool", spec.breaker, reason)
     raise ConsistencyError(
         f"tool {spec.name!r} contradicted itself ({reason}); its breaker is open and the "
         "step stops before the agent builds on either answer",
@@ -379,10 +389,24 @@ def _record_end(
     tries: int,
     status: str,
 ) -> Steps[None]:
+    end = _end(plan, response, blobs, error, tries, status)
+    if end is not None:
+        yield end
+
+
+def _end(
+    plan: Plan,
+    response: bytes | None,
+    blobs: list[Blob],
+    error: BaseException | None,
+    tries: int,
+    status: str,
+) -> Ledger | None:
+    """Record a step's end: the request writing it, if one is due now (else it is buffered)."""
     journal = plan.journal
     spec = plan.spec
     if spec.mutating:
-        yield Ledger(
+        return Ledger(
             journal.complete,
             plan.seq,
             status=status,
@@ -391,7 +415,6 @@ def _record_end(
             tries=tries,
             blobs=blobs,
         )
-        return
     end = time.time()
     due = journal.buffer(
         journal.row(
@@ -413,8 +436,7 @@ def _record_end(
         [*plan.blobs, *blobs] if plan.blobs else blobs,
         end - plan.start,
     )
-    if due:
-        yield Ledger(journal.flush)
+    return Ledger(journal.flush) if due else None
 
 
 def _checked(plan: Plan, raw: Any, tries: int) -> Steps[Any]:
@@ -447,7 +469,7 @@ def _retry_delay(plan: Plan, error: Exception, tries: int) -> Steps[float]:
     decision = spec.retry.decide(tries, error, time.time() - plan.start)
     spent = False
     if decision.retry and spec.retry_budget is not None and journal.budgets is not None:
-        allowed = yield Ledger(journal.budgets.allow_retry, f"tool:{spec.name}", spec.retry_budget)
+        allowed = yield Ledger(journal.budgets.allow_retry, spec.policy_name, spec.retry_budget)
         spent = not allowed
     if not decision.retry or spent:
         # A spent budget fails the call fast; its breaker takes it from there.
@@ -468,7 +490,7 @@ def _failed(plan: Plan, error: BaseException, tries: int) -> Steps[None]:
     if spec.breaker is not None and breakers is not None and not isinstance(error, MISUSE):
         yield Ledger(
             breakers.outcome,
-            f"tool:{spec.name}",
+            spec.policy_name,
             "tool",
             spec.breaker,
             success=False,

@@ -557,12 +557,10 @@ class Journal:
         self.check()
         self._trim()
         rows, pending_blobs = self.pending, self.pending_blobs
-        self._write(
-            self.store.write_intent,
-            row,
-            rows,
-            pending_blobs + blobs if pending_blobs else blobs,
-            epoch=self.epoch,
+        # Called as a step machine's Ledger request, whose driver interrupts the attempt when
+        # the lease or the ledger is lost.
+        self.store.write_intent(
+            row, rows, pending_blobs + blobs if pending_blobs else blobs, epoch=self.epoch
         )
         self.pending, self.pending_blobs = [], []
 
@@ -576,10 +574,12 @@ class Journal:
         tries: int,
         blobs: list[Blob],
     ) -> None:
-        """Record the result of a mutating step whose intent is written."""
+        """Record the result of a mutating step whose intent is written.
+
+        Called as a step machine's Ledger request, like :meth:`write_intent`.
+        """
         self.check()
-        self._write(
-            self.store.complete_step,
+        self.store.complete_step(
             self.run_id,
             seq,
             status=status,

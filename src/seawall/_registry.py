@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from seawall._backpressure import RateLimit
@@ -76,6 +76,7 @@ class ToolSpec:
         retry: Its own retry policy for failed calls.
         is_async: Whether it is a coroutine function.
         accepts_key: Whether it takes an ``idempotency_key`` keyword.
+        policy_name: ``tool:<name>``: the name of its breaker and retry budget.
         accepts_token: Whether it takes a ``fencing_token`` keyword (the attempt's epoch,
             passed at call time and kept out of the request, so a resume asks the same).
         compensate: Undoes a completed call: ``compensate(result, *args, **kwargs)``.
@@ -108,6 +109,11 @@ class ToolSpec:
     llm: bool = False
     destructive: bool = False
     accepts_token: bool = False
+    policy_name: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        # Its breaker's and retry budget's name, built once (it is asked for on every call).
+        object.__setattr__(self, "policy_name", f"tool:{self.name}")
 
     @property
     def kind(self) -> str:

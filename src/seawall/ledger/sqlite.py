@@ -340,6 +340,36 @@ class SQLiteStore(SharedReads, OperatorRecords):
             time.sleep(min(delay, max(0.0, deadline - now)))
             delay = min(delay * 2, 0.05)
 
+    def _fenced_statement(self, sql: str, params: Sequence[Any], run_id: str, epoch: int) -> None:
+        """Run one fenced autocommit statement of the hot path; refused unless it hit one row.
+
+        The per-step path, so written without a context manager: the connection's lock is
+        taken and released here, and the busy loop is entered only when the lock is contended.
+
+        Raises:
+            LedgerWouldBlock: Another thread or process holds the ledger under ``nowait``.
+            LeaseLostError: Another owner took the run over (or, for an intent, it was
+                cancelled); nothing was written.
+        """
+        if not self._lock.acquire(blocking=not waiting_forbidden()):
+            raise LedgerWouldBlock(f"the ledger {self.path} is busy in another thread")
+        try:
+            self._ensure_open()
+            db = self._db
+            try:
+                try:
+                    changed = db.execute(sql, params).rowcount
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                    changed = self._busy(db, sql, params).rowcount
+                if changed != 1:
+                    raise writes.refusal(db, queries.SQLITE, run_id, epoch)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path, self.busy_timeout) from exc
+        finally:
+            self._lock.release()
+
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE write transaction; fsynced when ``durable`` at the power level."""
@@ -962,13 +992,7 @@ class SQLiteStore(SharedReads, OperatorRecords):
         if not pending and not blobs and not self._power:
             # Hot path: one autocommit statement, which also refuses the intent when the run was
             # cancelled or taken over (the checks and the insert are one atomic step).
-            with self._hold() as db:
-                try:
-                    inserted = self._busy(db, _INSERT_INTENT, (*row, run_id, epoch)).rowcount
-                    if inserted != 1:
-                        raise writes.refusal(db, queries.SQLITE, run_id, epoch)
-                except sqlite3.Error as exc:
-                    raise _translate(exc, self.path, self.busy_timeout) from exc
+            self._fenced_statement(_INSERT_INTENT, (*row, run_id, epoch), run_id, epoch)
             return
         if not self._power:
             with self._write(durable=True) as db:
@@ -1105,12 +1129,7 @@ class SQLiteStore(SharedReads, OperatorRecords):
             self._group(_Ticket([], [params], list(blobs), durable=False, epoch=epoch))
             return
         if not blobs:
-            with self._hold() as db:
-                try:
-                    if self._busy(db, _COMPLETE_STEP, (*params, run_id, epoch)).rowcount != 1:
-                        raise writes.refusal(db, queries.SQLITE, run_id, epoch)
-                except sqlite3.Error as exc:
-                    raise _translate(exc, self.path, self.busy_timeout) from exc
+            self._fenced_statement(_COMPLETE_STEP, (*params, run_id, epoch), run_id, epoch)
             return
         with self._write() as db:
             _put_blobs(db, blobs)
