@@ -15,7 +15,7 @@ from celery import Celery
 
 from seawall import Seawall
 
-from .celery_worker import build
+from .celery_worker import VISIBILITY, build
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integrations.celery_worker:celery_app"
@@ -29,19 +29,25 @@ class Fleet:
         tmp: A private folder (worker logs, the side-effect log, hold files).
         ledger: The ledger URL every process uses.
         broker: The broker URL.
+        visibility: The broker's visibility timeout (``None``: Seawall's default, an hour).
     """
 
-    def __init__(self, tmp: Path, ledger: str, broker: str) -> None:
+    def __init__(
+        self, tmp: Path, ledger: str, broker: str, visibility: float | None = VISIBILITY
+    ) -> None:
         self.tmp = tmp
         self.ledger = ledger
         self.broker = broker
+        self.visibility = visibility
         tag = uuid.uuid4().hex[:10]
         self.queue = f"seawall-test-{tag}"
         self.prefix = f"seawall-test-{tag}:"
         self.effects = tmp / "effects.log"
         self.effects.touch()
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self.celery_app, self.app = build(ledger, broker, self.queue, self.prefix, self.effects)
+        self.celery_app, self.app = build(
+            ledger, broker, self.queue, self.prefix, self.effects, visibility
+        )
 
     def env(self) -> dict[str, str]:
         """The environment of a worker process."""
@@ -52,6 +58,7 @@ class Fleet:
             SEAWALL_CELERY_QUEUE=self.queue,
             SEAWALL_CELERY_PREFIX=self.prefix,
             SEAWALL_CELERY_EFFECTS=str(self.effects),
+            SEAWALL_CELERY_VISIBILITY="" if self.visibility is None else str(self.visibility),
             PYTHONPATH=str(ROOT),
         )
         return env
@@ -60,11 +67,23 @@ class Fleet:
         """The log file of worker ``name``."""
         return self.tmp / f"worker-{name}.log"
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        """Start worker ``name`` (one prefork pool process) and wait until it consumes."""
-        log = self.log(name)
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
+    def start(self, *names: str) -> None:
+        """Start workers ``names`` (one prefork pool process each) and wait until they consume."""
+        for name in names:
+            self._launch(name)
+        deadline = time.monotonic() + READY_TIMEOUT
+        for name in names:
+            log, proc = self.log(name), self.workers[name]
+            while b" ready." not in log.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self.kill(name)
+                    text = log.read_text(errors="replace")[-3000:]
+                    raise AssertionError(f"worker {name} did not start:\n{text}")
+                time.sleep(0.05)
+
+    def _launch(self, name: str) -> None:
+        with self.log(name).open("ab") as out:
+            self.workers[name] = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -92,15 +111,6 @@ class Fleet:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.workers[name] = proc
-        deadline = time.monotonic() + READY_TIMEOUT
-        while b" ready." not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self.kill(name)
-                text = log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"worker {name} did not start:\n{text}")
-            time.sleep(0.05)
-        return proc
 
     def kill(self, name: str) -> None:
         """SIGKILL worker ``name`` with its pool processes, and reap it."""
