@@ -136,6 +136,10 @@ class Fleet:
                 raise AssertionError(f"no worker logged {text!r} within {timeout} s")
             time.sleep(0.05)
 
+    def effect_keys(self) -> list[str]:
+        """The idempotency keys of every side effect logged, in order (one per effect)."""
+        return [line.split(":", 3)[3] for line in self.effects.read_text().splitlines()]
+
     def effects_of(self, order: str) -> list[str]:
         """The side effects logged for ``order``, in order (``kind``)."""
         return [

@@ -57,18 +57,18 @@ def build(
 def register(app: Seawall, effects: Path) -> None:
     """Register the agents and tools every process of the tests shares."""
 
-    def log_effect(kind: str, order: str) -> str:
+    def log_effect(kind: str, order: str, key: str) -> str:
         with effects.open("a") as out:
-            out.write(f"{kind}:{order}:{os.getpid()}\n")
+            out.write(f"{kind}:{order}:{os.getpid()}:{key}\n")
         return f"{kind}-{order}"
 
     @app.tool(mutating=True)
-    def charge(order: str) -> str:
-        return log_effect("charge", order)
+    def charge(order: str, idempotency_key: str) -> str:
+        return log_effect("charge", order, idempotency_key)
 
     @app.tool(mutating=True)
-    def ship(order: str) -> str:
-        return log_effect("ship", order)
+    def ship(order: str, idempotency_key: str) -> str:
+        return log_effect("ship", order, idempotency_key)
 
     @app.agent
     def checkout(ctx: Context, order: str, hold: str | None = None) -> dict[str, Any]:

@@ -134,36 +134,6 @@ def test_a_run_whose_message_was_lost_is_sent_again_by_a_worker(fleet: Fleet) ->
 
 
 @pytest.mark.crash
-def test_a_sigkilled_worker_run_is_taken_over_with_each_side_effect_once(
-    tmp_path: Path, redis_ledger: tuple[str, str]
-) -> None:
-    """Kill the worker mid-run: another worker resumes it from the journal, effects once."""
-    ledger, broker = redis_ledger
-    fleet = Fleet(tmp_path, ledger, broker)
-    try:
-        fleet.start("a", "b")
-        hold = tmp_path / "hold"
-        hold.touch()
-        handle = fleet.app.submit("checkout", order="o-kill", hold=str(hold))
-        wait_for(Path(f"{hold}.reached"))
-        [first] = fleet.app.attempts(handle.run_id)
-        victim = fleet.owner_of(int(first.owner.split(":")[1]))
-        fleet.kill(victim)
-        hold.unlink()
-        result = handle.result(timeout=WAIT)
-        assert RunStatus.SUCCEEDED == result.status
-        assert ["charge", "ship"] == fleet.effects_of("o-kill")
-        crashed, finished = result.attempts
-        assert FailureCause.CRASHED == crashed.failure_cause
-        assert ErrorClass.PARTIAL_WRITE == crashed.error_class
-        assert crashed.owner != finished.owner
-        survivor = "b" if victim == "a" else "a"
-        assert survivor == fleet.owner_of(result.output["worker_pid"])
-    finally:
-        fleet.close()
-
-
-@pytest.mark.crash
 def test_a_sigkilled_pool_process_run_is_redelivered_and_resumed_after_its_lease(
     fleet: Fleet, tmp_path: Path
 ) -> None:

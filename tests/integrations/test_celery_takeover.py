@@ -88,6 +88,11 @@ def test_a_whole_worker_sigkill_is_taken_over_at_the_default_visibility_timeout(
         finished = max(fleet.app.get_run(r.run_id).end_time or 0.0 for r in results)
         assert finished - fault < FAULT_BOUND
         assert [["charge", "ship"]] * 5 == [fleet.effects_of(f"k-{i}") for i in range(5)]
+        keys = fleet.effect_keys()
+        assert sorted(set(keys)) == sorted(keys)
+        assert [f"{results[0].run_id}:1", f"{results[0].run_id}:2"] == [
+            key for key in keys if key.startswith(results[0].run_id)
+        ]
         crashed, resumed = results[0].attempts
         assert FailureCause.CRASHED == crashed.failure_cause
         survivor = "b" if victim == "a" else "a"
@@ -123,6 +128,8 @@ def test_a_broker_restart_with_a_backlog_is_recovered_with_one_resend_per_lost_m
         assert finished - fault < FAULT_BOUND
         assert [1] * 22 == [len(result.attempts) for result in results]
         assert [["charge", "ship"]] * 20 == [fleet.effects_of(f"q-{i}") for i in range(20)]
+        keys = fleet.effect_keys()
+        assert (44, 44) == (len(keys), len(set(keys)))
         resent = sum(
             int(found)
             for log in tmp_path.glob("worker-*.log")

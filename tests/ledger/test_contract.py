@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 LEDGERS = ("sqlite", "postgres")
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -497,32 +498,48 @@ def test_only_one_of_two_claims_succeeds(store: Store) -> None:
     assert "one" == (store.get_run("r1") or pytest.fail("run lost")).lease_owner
 
 
-def test_concurrent_claims_from_two_stores_have_one_winner(ledger_url: str) -> None:
-    """Two stores (two connections) claiming at once: exactly one succeeds."""
+def race(
+    ledger_url: str, prepare: Callable[[Store], None], act: Callable[[str, Store], T]
+) -> dict[str, T]:
+    """Run ``act(name, store)`` at once from two stores (two connections) named one and two."""
     first, second = open_store(ledger_url), open_store(ledger_url)
     try:
-        create(first, "r1", lease_expires_at=2000.0)
-        results: dict[str, int | None] = {}
+        prepare(first)
+        results: dict[str, T] = {}
         barrier = threading.Barrier(2)
 
-        def claim(name: str, opened: Store) -> None:
+        def go(name: str, opened: Store) -> None:
             barrier.wait()
-            results[name] = opened.claim_run("r1", name, 2600.0, now=2500.0)
+            results[name] = act(name, opened)
 
         threads = [
-            threading.Thread(target=claim, args=(name, opened))
+            threading.Thread(target=go, args=(name, opened))
             for name, opened in (("one", first), ("two", second))
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert [None, 2] == sorted(results.values(), key=lambda e: e or 0)
-        winner = next(name for name, won in results.items() if won)
-        assert winner == (first.get_run("r1") or pytest.fail("run lost")).lease_owner
+        return results
     finally:
         first.close()
         second.close()
+
+
+def test_concurrent_claims_from_two_stores_have_one_winner(ledger_url: str) -> None:
+    """Two stores (two connections) claiming at once: exactly one succeeds."""
+    results = race(
+        ledger_url,
+        lambda store: create(store, "r1", lease_expires_at=2000.0),
+        lambda name, store: store.claim_run("r1", name, 2600.0, now=2500.0),
+    )
+    assert [None, 2] == sorted(results.values(), key=lambda e: e or 0)
+    winner = next(name for name, won in results.items() if won)
+    store = open_store(ledger_url)
+    try:
+        assert winner == (store.get_run("r1") or pytest.fail("run lost")).lease_owner
+    finally:
+        store.close()
 
 
 def test_claim_refuses_a_finished_run(store: Store) -> None:
@@ -568,28 +585,12 @@ def test_the_sweeper_lease_has_one_holder_at_a_time(store: Store) -> None:
 
 def test_concurrent_sweeper_claims_from_two_stores_have_one_winner(ledger_url: str) -> None:
     """Two processes claiming a lapsed sweeper lease at once: exactly one holds it."""
-    first, second = open_store(ledger_url), open_store(ledger_url)
-    try:
-        first.claim_sweeper("s", "old", now=100.0, expires_at=110.0)
-        results: dict[str, bool] = {}
-        barrier = threading.Barrier(2)
-
-        def claim(name: str, opened: Store) -> None:
-            barrier.wait()
-            results[name] = opened.claim_sweeper("s", name, now=120.0, expires_at=130.0)
-
-        threads = [
-            threading.Thread(target=claim, args=(name, opened))
-            for name, opened in (("one", first), ("two", second))
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert [False, True] == sorted(results.values())
-    finally:
-        first.close()
-        second.close()
+    results = race(
+        ledger_url,
+        lambda store: store.claim_sweeper("s", "old", now=100.0, expires_at=110.0),
+        lambda name, store: store.claim_sweeper("s", name, now=120.0, expires_at=130.0),
+    )
+    assert [False, True] == sorted(results.values())
 
 
 def test_resend_lapsed_hands_over_each_lapse_once(store: Store) -> None:
@@ -670,33 +671,19 @@ def test_a_run_marked_resent_is_sent_last_and_not_again_within_the_bound(store: 
 
 def test_concurrent_hand_overs_from_two_stores_take_each_run_once(ledger_url: str) -> None:
     """Two sweeps at once: every lapsed run is handed over by exactly one of them."""
-    first, second = open_store(ledger_url), open_store(ledger_url)
-    try:
+
+    def prepare(store: Store) -> None:
         for i in range(20):
-            routed(first, f"r{i:02}", lease_expires_at=1500.0)
-        results: dict[str, list[str]] = {}
-        barrier = threading.Barrier(2)
+            routed(store, f"r{i:02}", lease_expires_at=1500.0)
 
-        def sweep(name: str, opened: Store) -> None:
-            barrier.wait()
-            taken: list[str] = []
-            while batch := opened.resend_lapsed(ROUTE, 1600.0, ["agent"], 1540.0, 3):
-                taken += [r.run_id for r in batch]
-            results[name] = taken
+    def sweep(_: str, store: Store) -> list[str]:
+        taken: list[str] = []
+        while batch := store.resend_lapsed(ROUTE, 1600.0, ["agent"], 1540.0, 3):
+            taken += [r.run_id for r in batch]
+        return taken
 
-        threads = [
-            threading.Thread(target=sweep, args=(name, opened))
-            for name, opened in (("one", first), ("two", second))
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        taken = results["one"] + results["two"]
-        assert sorted(f"r{i:02}" for i in range(20)) == sorted(taken)
-    finally:
-        first.close()
-        second.close()
+    results = race(ledger_url, prepare, sweep)
+    assert sorted(f"r{i:02}" for i in range(20)) == sorted(results["one"] + results["two"])
 
 
 def test_renew_leases_extends_only_leases_held_at_their_epoch(store: Store) -> None:
