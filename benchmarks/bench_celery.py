@@ -191,32 +191,37 @@ LOST = re.compile(r"(\d+) pending run\(s\) whose message the broker lost")
 LAPSED = re.compile(r"(\d+) run\(s\) whose owner stopped renewing its lease")
 
 
-def _victim(app: Any, workers: Workers, stop: threading.Event) -> int | None:
-    """The slot of a worker executing a run right now (looked for during 2 s at most)."""
+def _victim(app: Any, workers: Workers, stop: threading.Event) -> tuple[int, str] | None:
+    """A worker executing a run right now, and the run (looked for during 2 s at most)."""
     deadline = time.monotonic() + 2.0
     while not stop.is_set() and time.monotonic() < deadline:
         for run in app.runs(status="running", limit=20):
             slot = workers.slot_of(int((run.lease_owner or "::").split(":")[1] or 0))
             if slot is not None:
-                return slot
+                return slot, run.run_id
         time.sleep(0.01)
     return None
 
 
-def _takeovers(app: Any, runs: list[Any], kills: list[float]) -> list[float]:
-    """Seconds from each kill to the claim of a run its victim was executing."""
+def _takeovers(app: Any, kills: list[tuple[float, str]]) -> list[float]:
+    """Seconds from each kill to another worker's claim of the run the victim was executing.
+
+    The claim is when the taker closed the dead attempt (its end), or, for a run killed before
+    its attempt began, when the taker's attempt began. A run that ended before the kill landed
+    was not taken over: it is left out.
+    """
     from seawall import FailureCause
 
     latencies = []
-    for run in runs:
-        if run.attempts < 2:
-            continue
-        for attempt in app.attempts(run.run_id):
-            if attempt.failure_cause is not FailureCause.CRASHED or attempt.end_time is None:
-                continue
-            before = [k for k in kills if attempt.start_time <= k <= attempt.end_time]
-            if before:
-                latencies.append(attempt.end_time - max(before))
+    for killed_at, run_id in kills:
+        for attempt in app.attempts(run_id):
+            crashed = attempt.failure_cause is FailureCause.CRASHED and attempt.end_time
+            if crashed and attempt.start_time <= killed_at <= attempt.end_time:
+                latencies.append(attempt.end_time - killed_at)
+                break
+            if attempt.start_time > killed_at:
+                latencies.append(attempt.start_time - killed_at)
+                break
     return sorted(latencies)
 
 
@@ -235,8 +240,8 @@ def _measure(app: Any, n: int, effects: Path, tag: str) -> dict[str, Any]:
     duplicate_rows = sum(1 for count in keys.values() if count != 1)
     files = {path.name: path for path in effects.iterdir() if path.name.startswith(tag)}
     applied = Counter({name: len(path.read_text().splitlines()) for name, path in files.items()})
-    missing_effects = n - len(files)
-    repeated_effects = sum(1 for count in applied.values() if count != 1)
+    missing_effects = n - sum(1 for count in applied.values() if count > 0)
+    repeated_effects = sum(1 for count in applied.values() if count > 1)
     latencies = sorted((run.end_time - run.start_time) for run in runs if run.end_time is not None)
     first = min(run.start_time for run in runs)
     last = max(run.end_time or 0.0 for run in runs)
@@ -284,7 +289,7 @@ def _celery(
         workers = Workers(base, env, queue)
         stop = threading.Event()
         killer: threading.Thread | None = None
-        kills: list[float] = []
+        kills: list[tuple[float, str]] = []
         try:
             for slot in range(workers_n):
                 workers.start(slot)
@@ -300,10 +305,11 @@ def _celery(
                     wait = FIRST_KILL
                     while not stop.wait(wait):
                         wait = kill_every
-                        slot = _victim(app, workers, stop)
-                        if slot is None:
+                        victim = _victim(app, workers, stop)
+                        if victim is None:
                             continue
-                        kills.append(time.time())
+                        slot, run_id = victim
+                        kills.append((time.time(), run_id))
                         workers.kill(slot)
                         workers.kills += 1
                         workers.start(slot)
@@ -325,7 +331,7 @@ def _celery(
             "kills": workers.kills,
             "kill_scenario": kill_every is not None,
             "lease": LEASE,
-            "takeovers": _takeovers(app, app.runs(limit=n + 10), kills),
+            "takeovers": _takeovers(app, kills),
             "resent_lost": sum(int(c) for text in logs for c in LOST.findall(text)),
             "resent_lapsed": sum(int(c) for text in logs for c in LAPSED.findall(text)),
         }
@@ -390,7 +396,10 @@ def _line(name: str, r: dict[str, Any]) -> str:
         )
     kills = ""
     if r.get("kill_scenario"):
-        kills = f", {r['kills']} workers SIGKILLed, {r['resumed_runs']} runs resumed"
+        kills = (
+            f", {r['kills']} workers SIGKILLed mid-run, {len(r['takeovers'])} of their runs "
+            f"taken over ({r['resumed_runs']} resumed after a started attempt)"
+        )
     if r.get("takeovers"):
         taken = r["takeovers"]
         kills += (

@@ -38,13 +38,19 @@ def build(ledger: str, effects: Path, executor: Executor | None) -> Seawall:
     app = Seawall(ledger, lease=LEASE, executor=executor)
 
     def applied(result: Any, key: str) -> bool:
-        return (effects / key).exists()
+        # A process killed between creating the file and writing its line applied nothing.
+        path = effects / key
+        return path.exists() and path.stat().st_size > 0
 
     @app.tool(mutating=True, read_back=applied)
     def effect(key: str) -> str:
-        # One file per key, appended to: a second application would show as a second line.
-        with (effects / key).open("a") as out:
-            out.write(f"{os.getpid()}\n")
+        # One file per key, appended to (one write of one line: all or nothing): a second
+        # application would show as a second line.
+        fd = os.open(effects / key, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
         return key
 
     @app.agent
