@@ -88,11 +88,14 @@ def test_an_idle_process_does_not_sweep(pair: tuple[Seawall, Seawall]) -> None:
 
 
 def test_a_serving_process_sweeps_from_its_heartbeat(pair: tuple[Seawall, Seawall]) -> None:
-    """A worker's main process serves: its heartbeat sweeps with no run in flight."""
-    serving, other = pair
+    """A worker's main process serves: with no run in flight its heartbeat takes a run over."""
+    serving, dead = pair
+    run_id = abandoned_run(dead, 3)
+    dead.close()
     serving.takeover.serve()
-    serving.takeover.beat()
-    assert not other.takeover.sweep().swept
+    result = serving.wait(run_id, timeout=30)
+    assert (RunStatus.SUCCEEDED, 6) == (result.status, result.output)
+    assert [serving.leases.owner] == [a.owner for a in result.attempts]
 
 
 def test_the_heartbeat_of_a_busy_process_takes_over_a_dead_owner_run(

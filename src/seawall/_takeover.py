@@ -135,6 +135,9 @@ class Takeover:
         self._suspects: frozenset[str] = frozenset()
         self._taking: set[str] = set()
         self._lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._due = False
+        self._sweeping = False
 
     @property
     def every(self) -> float:
@@ -152,10 +155,12 @@ class Takeover:
         self.app.leases.start()
 
     def beat(self) -> None:
-        """Heartbeat work: sweep when this process takes part and a sweep is due.
+        """Heartbeat work: start a sweep when this process takes part and one is due.
 
-        A process takes part while it has runs in flight, or once :meth:`serve` was called. A
-        sweep that fails is logged and tried again when the next is due: the heartbeat goes on.
+        A process takes part while it has runs in flight, or once :meth:`serve` was called. The
+        sweep runs on a thread of its own, so a broker or ledger that hangs never delays the
+        renewal of the leases this process holds; one that fails is logged and tried again when
+        the next is due.
         """
         if not (self.serving or self.app.leases.held()):
             return
@@ -163,12 +168,30 @@ class Takeover:
         if now < self._next:
             return
         self._next = now + self.every
-        try:
-            self.sweep(now)
-        except Exception:  # a broker's or the ledger's fault must not stop the heartbeat
-            logger.warning(
-                "takeover sweep failed; trying again in %.1f s", self.every, exc_info=True
-            )
+        with self._wake:
+            self._due = True
+            if self._sweeping:
+                self._wake.notify()
+                return
+            self._sweeping = True
+        threading.Thread(target=self._sweeps, name="seawall-takeover", daemon=True).start()
+
+    def _sweeps(self) -> None:
+        """The sweeping thread: one sweep per beat that asked, until none asks for a while."""
+        while True:
+            with self._wake:
+                if not self._due:
+                    self._wake.wait(timeout=4 * self.every)
+                if not self._due:
+                    self._sweeping = False
+                    return
+                self._due = False
+            try:
+                self.sweep()
+            except Exception:  # a broker's or the ledger's fault must not stop the sweeps
+                logger.warning(
+                    "takeover sweep failed; trying again in %.1f s", self.every, exc_info=True
+                )
 
     def sweep(self, now: float | None = None) -> Sweep:
         """Sweep once, if this process holds (or can take) the sweeper lease.
