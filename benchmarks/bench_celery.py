@@ -189,6 +189,23 @@ FIRST_KILL = 1.0
 """Seconds before the first kill: a short load gets one too."""
 LOST = re.compile(r"(\d+) pending run\(s\) whose message the broker lost")
 LAPSED = re.compile(r"(\d+) run\(s\) whose owner stopped renewing its lease")
+RESENT = re.compile(
+    r"^\[([\d-]+ [\d:,]+): WARNING/MainProcess\] \d+ run\(s\) whose owner stopped renewing "
+    r"its lease; sent to the workers again: (.*)$",
+    re.MULTILINE,
+)
+
+
+def _first_resends(logs: list[str]) -> dict[str, float]:
+    """When a sweep first sent each lapsed run again, from the workers' logs (local time)."""
+    first: dict[str, float] = {}
+    for text in logs:
+        for stamp, ids in RESENT.findall(text):
+            at = time.mktime(time.strptime(stamp.split(",")[0], "%Y-%m-%d %H:%M:%S"))
+            at += int(stamp.split(",")[1]) / 1000
+            for run_id in re.findall(r"(\w+) \(of ", ids):
+                first[run_id] = min(first.get(run_id, at), at)
+    return first
 
 
 def _victim(app: Any, workers: Workers, stop: threading.Event) -> tuple[int, str] | None:
@@ -325,6 +342,7 @@ def _celery(
             workers.close()
         result = _measure(app, n, effects, tag)
         logs = [log.read_text(errors="replace") for log in base.glob("worker-*.log")]
+        first_resent = _first_resends(logs)
         result |= {
             "ledger": label,
             "submit_per_s": n / submit_s,
@@ -332,6 +350,11 @@ def _celery(
             "kill_scenario": kill_every is not None,
             "lease": LEASE,
             "takeovers": _takeovers(app, kills),
+            "detections": sorted(
+                first_resent[run_id] - killed_at
+                for killed_at, run_id in kills
+                if first_resent.get(run_id, 0.0) > killed_at
+            ),
             "resent_lost": sum(int(c) for text in logs for c in LOST.findall(text)),
             "resent_lapsed": sum(int(c) for text in logs for c in LAPSED.findall(text)),
         }
@@ -403,10 +426,16 @@ def _line(name: str, r: dict[str, Any]) -> str:
     if r.get("takeovers"):
         taken = r["takeovers"]
         kills += (
-            f"; takeover latency from the kill: p50 {1000 * statistics.median(taken):,.0f} ms, "
-            f"p99 {1000 * _percentile(taken, 0.99):,.0f} ms ({len(taken)} runs, lease "
-            f"{r['lease']:g} s, visibility timeout left at an hour)"
+            f"; takeover latency from the kill (lease {r['lease']:g} s, visibility timeout left "
+            f"at an hour): claimed by another worker p50 {1000 * statistics.median(taken):,.0f} "
+            f"ms, p99 {1000 * _percentile(taken, 0.99):,.0f} ms ({len(taken)} runs)"
         )
+        found = r["detections"]
+        if found:
+            kills += (
+                f", re-sent by the sweep p50 {1000 * statistics.median(found):,.0f} ms, p99 "
+                f"{1000 * _percentile(found, 0.99):,.0f} ms (the rest is the queue ahead of it)"
+            )
     if r.get("resent_lapsed") or r.get("resent_lost"):
         kills += (
             f"; sweeps re-sent {r['resent_lapsed']} lapsed and {r['resent_lost']} lost-message "

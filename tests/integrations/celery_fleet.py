@@ -14,6 +14,7 @@ from pathlib import Path
 from celery import Celery
 
 from seawall import Seawall
+from seawall.integrations.celery import TAKEOVER_SUFFIX
 
 from .celery_worker import VISIBILITY, build
 
@@ -158,7 +159,7 @@ class Fleet:
 
 
 def purge(celery_app: Celery, queue: str, prefix: str) -> None:
-    """Delete the test's queue (RabbitMQ) or its keys (Redis)."""
+    """Delete the test's queues (RabbitMQ: the runs' and the takeover queue) or keys (Redis)."""
     url = str(celery_app.conf.broker_url)
     if url.startswith("redis"):
         import redis
@@ -172,9 +173,11 @@ def purge(celery_app: Celery, queue: str, prefix: str) -> None:
             client.close()
         return
     with celery_app.connection_for_write() as conn:
-        channel = conn.default_channel
-        with contextlib.suppress(Exception):
-            channel.queue_delete(queue)
+        for name in (queue, queue + TAKEOVER_SUFFIX):
+            channel = conn.channel()
+            with contextlib.suppress(Exception):
+                channel.queue_delete(name)
+                channel.close()
 
 
 def wait_for(path: Path, timeout: float = 30.0) -> None:

@@ -25,6 +25,7 @@ relies on (late acknowledgement, reject on worker loss, prefetch of one).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -60,6 +61,8 @@ DEFAULT_VISIBILITY_TIMEOUT: Final = 3600.0
 """Seconds Redis (and SQS) wait before handing an unacknowledged message to another worker."""
 RECHECK_MARGIN: Final = 0.25
 """Share of the lease added to a deferred delivery's delay, so it looks after the lapse."""
+TAKEOVER_SUFFIX: Final = ".takeover"
+"""Appended to the queue's name: the queue of ids the takeover sweeps send again."""
 
 
 class CeleryExecutor:
@@ -155,6 +158,7 @@ class CeleryExecutor:
             ignore_result=True,
             typing=False,
         )(take)
+        signals.celeryd_after_setup.connect(self._consume_takeovers, weak=False)
         signals.worker_process_init.connect(self._after_fork, weak=False)
         signals.worker_ready.connect(self._serve, weak=False)
         signals.worker_shutdown.connect(self._stop_serving, weak=False)
@@ -179,6 +183,19 @@ class CeleryExecutor:
         if self._app is not None:
             self._app.reopen_after_fork()
 
+    def _consume_takeovers(self, instance: Any = None, **_: Any) -> None:
+        """A worker consuming the runs' queue consumes its takeover queue too.
+
+        Ids sent again by the takeover sweeps go there, so they do not wait behind the
+        backlog of the runs' queue (a worker takes from both queues in turn).
+        """
+        app = getattr(instance, "app", None)
+        if app is not self.celery_app:
+            return
+        queues = app.amqp.queues
+        if self._queue_name() in queues.consume_from:
+            queues.select_add(self.takeover_queue)
+
     def _serve(self, **_: Any) -> None:
         """In a worker's main process: take part in the takeover sweeps until it stops."""
         if self._app is not None:
@@ -195,36 +212,39 @@ class CeleryExecutor:
         """``celery:QUEUE``: the worker processes consuming it share one sweeper."""
         return f"celery:{self._queue_name()}"
 
+    @property
+    def takeover_queue(self) -> str:
+        """The queue of the ids the takeover sweeps send again (``QUEUE.takeover``)."""
+        return self._queue_name() + TAKEOVER_SUFFIX
+
     def resend(self, run_id: str) -> None:
         """Send a recorded run's id to the workers again (a takeover sweep's hand-over).
 
+        It goes to :attr:`takeover_queue`, which the workers of the runs' queue take from in
+        turn with it: a dead worker's run does not wait behind the queue's backlog.
+
         Raises:
             BrokerUnavailableError: The broker could not be reached.
         """
-        self.send(run_id, fail_run=False)
+        self.send(run_id, fail_run=False, queue=self.takeover_queue)
 
     def queued(self) -> int:
-        """Return how many messages wait in the queue (not those a worker has reserved).
+        """Return how many messages wait in the runs' queue and the takeover queue.
+
+        Messages a worker has reserved are not counted.
 
         Raises:
             BrokerUnavailableError: The broker could not be reached.
         """
-        name = self._queue_name()
+        names = [self._queue_name(), self.takeover_queue]
         with self.celery_app.connection_for_read() as conn:
             unreachable = (*conn.connection_errors, OperationalError, OSError)
             try:
                 conn.ensure_connection(max_retries=1)
-                channel = conn.default_channel
-                # A broker emulated by Kombu (Redis, SQS) counts a queue it has not seen as empty;
-                # RabbitMQ's passive declare fails on it, and creates nothing.
-                passive = not isinstance(channel, virtual.Channel)
-                try:
-                    return int(channel.queue_declare(queue=name, passive=passive).message_count)
-                except conn.channel_errors:
-                    return 0
+                return sum(_queue_length(conn, name) for name in names)
             except unreachable as exc:
                 raise self._unavailable(
-                    f"could not count the messages of queue {name!r}", exc
+                    f"could not count the messages of the queues {names}", exc
                 ) from exc
 
     def _queue_name(self) -> str:
@@ -277,7 +297,14 @@ class CeleryExecutor:
         self.send(run_id)
         return await wait_for_run(app, run_id, None)
 
-    def send(self, run_id: str, *, countdown: float | None = None, fail_run: bool = True) -> None:
+    def send(
+        self,
+        run_id: str,
+        *,
+        countdown: float | None = None,
+        fail_run: bool = True,
+        queue: str | None = None,
+    ) -> None:
         """Send a recorded run's id to the workers.
 
         Args:
@@ -285,6 +312,7 @@ class CeleryExecutor:
             countdown: Deliver it after this many seconds.
             fail_run: When the broker cannot be reached, record the run failed with the
                 error (for a first submission; not for a look again at a run).
+            queue: The queue (default: the executor's).
 
         Raises:
             BrokerUnavailableError: The broker could not be reached.
@@ -295,7 +323,7 @@ class CeleryExecutor:
         try:
             task.apply_async(
                 (run_id,),
-                queue=self.queue,
+                queue=queue or self.queue,
                 countdown=countdown,
                 retry=True,
                 retry_policy=self.retry_policy,
@@ -355,4 +383,20 @@ class CeleryExecutor:
         return {"run_id": run_id, "status": "deferred"}
 
 
-__all__ = ["DEFAULT_TASK_NAME", "CeleryExecutor"]
+def _queue_length(conn: Any, name: str) -> int:
+    """The messages waiting in queue ``name`` (0 when the broker does not know it)."""
+    channel = conn.channel()
+    try:
+        # A broker emulated by Kombu (Redis, SQS) counts a queue it has not seen as empty;
+        # RabbitMQ's passive declare fails on it (and closes the channel), creating nothing.
+        passive = not isinstance(channel, virtual.Channel)
+        try:
+            return int(channel.queue_declare(queue=name, passive=passive).message_count)
+        except conn.channel_errors:
+            return 0
+    finally:
+        with contextlib.suppress(*conn.channel_errors, *conn.connection_errors):
+            channel.close()
+
+
+__all__ = ["DEFAULT_TASK_NAME", "TAKEOVER_SUFFIX", "CeleryExecutor"]
