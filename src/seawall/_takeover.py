@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
+from seawall.errors import BrokerUnavailableError
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
     from concurrent.futures import Future
@@ -246,10 +248,21 @@ class Takeover:
             candidates = store.oldest_unclaimed(None, agents, now, BATCH)
             return [r for r in candidates if r.start_time < now - self.bound]
         unclaimed = store.count_unclaimed(relay.route, agents, now)
-        missing = lost_messages(unclaimed, relay.queued()) if unclaimed else 0
-        return (
-            store.oldest_unclaimed(relay.route, agents, now, min(missing, BATCH)) if missing else []
-        )
+        if not unclaimed:
+            return []
+        try:
+            queued = relay.queued()
+        except BrokerUnavailableError:
+            logger.warning(
+                "%d unclaimed run(s) on %s, but the broker cannot be reached to tell which lost "
+                "their message: none is taken",
+                unclaimed,
+                relay.route,
+                exc_info=True,
+            )
+            return []
+        missing = lost_messages(unclaimed, queued)
+        return store.oldest_unclaimed(relay.route, agents, now, min(missing, BATCH))
 
     def _resend_lost(
         self, relay: Relay, agents: list[str], now: float

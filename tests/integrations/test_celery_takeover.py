@@ -64,6 +64,29 @@ def test_a_sweep_resends_a_lost_message_once_two_sweeps_agree(
         celery_app.close()
 
 
+def test_resume_takes_the_runs_whose_message_was_lost_and_leaves_the_queued_ones(
+    tmp_path: Path, celery_ledger: str
+) -> None:
+    """seawall resume executes here the unclaimed runs beyond what the queue holds."""
+    require("redis")
+    tag = uuid.uuid4().hex[:10]
+    queue, prefix = f"seawall-test-{tag}", f"seawall-test-{tag}:"
+    celery_app, app = build(celery_ledger, REDIS_URL, queue, prefix, tmp_path / "effects")
+    try:
+        route = executor_of(app).route
+        spec = app.resolve_agent("double")
+        lost = [app.record_run(spec, {"x": i}, queued=True, route=route)[0] for i in (1, 2)]
+        queued = app.submit("double", x=3).run_id
+        results = app.resume()
+        assert sorted(lost) == sorted(r.run_id for r in results)
+        assert [2, 4] == sorted(r.output for r in results)
+        assert RunStatus.PENDING == app.get_run(queued).status
+    finally:
+        app.close()
+        purge(celery_app, queue, prefix)
+        celery_app.close()
+
+
 @pytest.mark.crash
 def test_a_whole_worker_sigkill_is_taken_over_at_the_default_visibility_timeout(
     tmp_path: Path, celery_ledger: str
