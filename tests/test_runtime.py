@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from seawall import (
     AsyncContext,
@@ -22,6 +23,7 @@ from seawall import (
     Seawall,
     UsageError,
 )
+from seawall.cli import cli
 
 LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers
 
@@ -348,6 +350,55 @@ def test_divergence_over_a_completed_side_effect_stops_the_run(app: Seawall) -> 
     assert 2 == len(result.attempts)
     assert 1 == result.error["step"]
     assert ErrorClass.PARTIAL_WRITE == result.error_class
+
+
+SYSTEM_PROMPT = "You file support tickets."
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        pytest.param(SYSTEM_PROMPT, id="inline-request"),
+        pytest.param(SYSTEM_PROMPT + " Be brief." * 30, id="blob-request"),
+    ],
+)
+def test_a_divergence_over_a_completed_side_effect_says_what_changed(
+    app: Seawall, ledger_url: str, system: str
+) -> None:
+    """A retry sends a completed side effect another conversation: the error's message, its
+    ``changes`` and `seawall show` name the field (``messages[3].content``) and both values."""
+    stamps = iter(["sent at 10:00", "sent at 10:05"])  # a wall clock, not ctx.now()
+
+    @app.tool(mutating=True)
+    def post_transcript(messages: list[dict[str, str]]) -> str:
+        return "posted"
+
+    failures = {"left": 1}
+
+    @app.agent(retry=Retry(attempts=2, initial=0))
+    def agent(ctx: Context) -> str:
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "My parcel is late."},
+            {"role": "assistant", "content": "I filed ticket T-9."},
+            {"role": "user", "content": next(stamps)},
+        ]
+        ctx.call(post_transcript, messages=messages)
+        if failures["left"]:
+            failures["left"] -= 1
+            raise TimeoutError("the mailer timed out")
+        return "done"
+
+    result = app.run(agent)
+    assert (RunStatus.FAILED, FailureCause.DIVERGENCE) == (result.status, result.failure_cause)
+    error = result.error or {}
+    change = {"path": "messages[3].content", "before": "sent at 10:00", "after": "sent at 10:05"}
+    assert [change] == error["changes"]
+    line = 'messages[3].content: "sent at 10:00" → "sent at 10:05"'
+    assert line in error["message"]
+    shown = CliRunner().invoke(cli, ["show", result.run_id, "--ledger", ledger_url])
+    assert 0 == shown.exit_code, shown.output
+    assert f"  {line}\n" in shown.output  # on a line of its own, not wrapped in a table cell
 
 
 def test_async_agent_timeout(app: Seawall) -> None:

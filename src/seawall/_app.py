@@ -1158,17 +1158,25 @@ class Seawall:
         return dict(self._graphs)
 
     def replay(
-        self, run_id: str, *, mode: Mode = "recorded", from_node: str | None = None
+        self,
+        run_id: str,
+        *,
+        mode: Mode = "recorded",
+        from_node: str | None = None,
+        allow_mutations: bool = False,
     ) -> ReplayResult:
         """Run the current code on a run's input snapshot, as a new run marked ``replay_of``.
 
         Args:
             run_id: The run to replay (it must have ended).
-            mode: ``"recorded"``: every journaled call is served from the original's journal,
-                nothing is executed, and asking for anything else stops with a divergence
-                report. ``"live"``: calls run live (the path after a fix).
+            mode: ``"recorded"``: journaled calls are served from the original's journal while
+                the code asks for them; after a fix, read-only calls the recording lacks run
+                live and a side effect it lacks stops the replay with a readable diff (see
+                ``allow_mutations``). ``"live"``: every call runs live.
             from_node: For a graph run: nodes upstream of this one are served from the
                 original run's outputs; it and its dependents run again.
+            allow_mutations: For a recorded replay: a side effect the recording lacks runs
+                live instead of stopping the replay.
 
         Returns:
             The new run, with the differences of its output and verdicts from the original's.
@@ -1180,16 +1188,25 @@ class Seawall:
             SnapshotError: Its input snapshot is missing or does not match its hash.
         """
         result: ReplayResult = self._sync(
-            self.areplay(run_id, mode=mode, from_node=from_node), "replay", "areplay"
+            self.areplay(run_id, mode=mode, from_node=from_node, allow_mutations=allow_mutations),
+            "replay",
+            "areplay",
         )
         return result
 
     async def areplay(
-        self, run_id: str, *, mode: Mode = "recorded", from_node: str | None = None
+        self,
+        run_id: str,
+        *,
+        mode: Mode = "recorded",
+        from_node: str | None = None,
+        allow_mutations: bool = False,
     ) -> ReplayResult:
         """Async twin of :meth:`replay`."""
         self._check_open()
-        return await replay(self, run_id, mode, from_node=from_node)
+        return await replay(
+            self, run_id, mode, from_node=from_node, allow_mutations=allow_mutations
+        )
 
     # -- breakers -------------------------------------------------------------------------------
 

@@ -79,6 +79,8 @@ class Plan:
         call_kwargs = kwargs
         if spec.accepts_key and "idempotency_key" not in kwargs:
             call_kwargs = {**kwargs, "idempotency_key": key}
+        if spec.accepts_token and "fencing_token" not in kwargs:
+            call_kwargs = {**call_kwargs, "fencing_token": journal.epoch}
         self.call_kwargs = call_kwargs
         self.span: Span | None = None
         self.start = 0.0
@@ -116,7 +118,9 @@ def call(
     )
     seq = journal.seq + 1
     recorded = (
-        journal.replay(seq, spec, spec.name, request_hash, column, effect=spec.mutating)
+        journal.replay(
+            seq, spec, spec.name, request_hash, column, effect=spec.mutating, blobs=blobs
+        )
         if journal.replaying
         else LIVE
     )

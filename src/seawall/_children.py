@@ -91,7 +91,7 @@ def child_run(
     )
     seq = journal.seq + 1
     recorded = (
-        journal.replay(seq, None, spec.name, request_hash, column, effect=True)
+        journal.replay(seq, None, spec.name, request_hash, column, effect=True, blobs=blobs)
         if journal.replaying
         else LIVE
     )

@@ -268,7 +268,9 @@ class BaseContext:
         _, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
         seq = journal.seq + 1
         recorded = (
-            journal.replay(seq, None, "usage", request_hash, column) if journal.replaying else LIVE
+            journal.replay(seq, None, "usage", request_hash, column, blobs=blobs)
+            if journal.replaying
+            else LIVE
         )
         journal.seq = seq
         if recorded.action != "serve":
@@ -332,12 +334,14 @@ class BaseContext:
         if not verifiers:
             raise ConfigurationError("ctx.verify(value, *verifiers) needs at least one verifier")
         names = [v.name for v in verifiers]
-        _, request_hash, column, _ = journal.encode(
+        _, request_hash, column, blobs = journal.encode(
             {"value": value, "verifiers": names}, "ctx.verify() value"
         )
         seq = journal.seq + 1
         recorded = (
-            journal.replay(seq, None, "verify", request_hash, column) if journal.replaying else LIVE
+            journal.replay(seq, None, "verify", request_hash, column, blobs=blobs)
+            if journal.replaying
+            else LIVE
         )
         journal.seq = seq
         if recorded.action == "serve":

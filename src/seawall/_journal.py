@@ -39,8 +39,6 @@ from seawall.errors import (
     JournalDivergenceError,
     LeaseLostError,
     LedgerError,
-    ReplayDivergenceError,
-    ReplayedToolError,
     RunCancelled,
     SerializationError,
 )
@@ -54,6 +52,7 @@ if TYPE_CHECKING:
     from seawall._breakers import Breakers
     from seawall._budgets import RetryBudgets
     from seawall._payload import Blob, PayloadCodec
+    from seawall._playback import Playback
     from seawall._registry import ToolSpec
     from seawall.ledger import StepRecord, StepRow, Store
     from seawall.observe.tracing import RunTrace
@@ -94,6 +93,19 @@ class Recorded:
 LIVE: Final = Recorded("live")
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The request the code makes at a step, as stored: shown as a diff when it diverges.
+
+    Attributes:
+        column: Its row column (``None`` when not kept, e.g. a drawn value).
+        blobs: The blobs the column refers to, not written yet.
+    """
+
+    column: bytes | None
+    blobs: Sequence[Blob] = ()
+
+
 def is_effect(step: StepRecord) -> bool:
     """Whether a step is a side effect that may have happened (completed or in doubt)."""
     return step.mutating and step.status in _DONE
@@ -115,12 +127,13 @@ class Journal:
         guards: The run's budgets and guards.
         started: When the run was submitted.
         feedback: The verifiers' messages from a rejected earlier attempt.
-        strict: A recorded replay: every step is served from ``recorded``, nothing runs live.
+        strict: A recorded replay: steps are served from ``recorded`` by ``playback``.
         breakers: The app's breakers (``None``: none checked).
         budgets: The app's retry budgets (``None``: none counted).
         prices: Prices LLM calls recorded without a cost.
         blobs: Blobs of ``recorded`` read beforehand, so serving a step reads nothing.
         trace: The run's trace, when it is traced.
+        playback: For a recorded replay: the recording it serves from.
     """
 
     __slots__ = (
@@ -151,6 +164,7 @@ class Journal:
         "oldest_pending",
         "pending",
         "pending_blobs",
+        "playback",
         "prices",
         "replaying",
         "retried_usage",
@@ -186,6 +200,7 @@ class Journal:
         prices: PriceTable | None = None,
         blobs: Mapping[str, Blob] | None = None,
         trace: RunTrace | None = None,
+        playback: Playback | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -226,24 +241,25 @@ class Journal:
         self.facts: dict[str, tuple[Any, str]] = {}
         self.confidence: float | None = None
         self.mutations = sum(1 for step in recorded if is_effect(step))
-        self.strict = strict
+        self.strict = strict or playback is not None
+        self.playback = playback
         self.breakers = breakers
         self.budgets = budgets
-        self.replaying = bool(recorded) or strict
+        self.replaying = bool(recorded) or self.strict
         self.usage: dict[int, UsageEntry] = {}
         self.prices = prices or _DEFAULT_PRICES
         self.trace = trace
         self.retried_usage: list[UsageEntry] = []
-        if strict:
-            # A recorded replay executes nothing: it has no side effects of its own.
+        if self.strict:
+            # A recorded replay has no side effects of its own.
             self.mutations = 0
             return
         for step in earlier:
             if step.kind == "usage" and step.status == COMPLETED:
-                self.retried_usage.append(self._usage_of(step))
+                self.retried_usage.append(self.usage_of(step))
         for step in self.line.values():
             if step.kind == "usage" and step.status == COMPLETED:
-                self.usage[step.seq] = self._usage_of(step)
+                self.usage[step.seq] = self.usage_of(step)
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -283,6 +299,7 @@ class Journal:
         request: bytes | None = None,
         *,
         effect: bool = False,
+        blobs: Sequence[Blob] = (),
     ) -> Recorded:
         """What the journal holds for the step at ``seq`` that the code asks for.
 
@@ -293,6 +310,7 @@ class Journal:
             request_hash: The hash of the request the code makes.
             request: Its stored column, to show a divergence as a diff.
             effect: Whether the step is a side effect (a mutating call, a child run).
+            blobs: The blobs of ``request`` (not written yet), to decode it for a diff.
 
         Returns:
             Whether to serve a recorded result or execute the step (and where).
@@ -303,25 +321,26 @@ class Journal:
             InDoubtError: The step is in doubt and its tool is not idempotent.
             SerializationError: The step completed but its result could not be recorded.
         """
-        if self.strict:
-            return self._serve_strictly(seq, name, request_hash, request, effect=effect)
+        asked = Asked(request, blobs)
+        if self.playback is not None:
+            return self.playback.serve(self, seq, name, request_hash, asked, effect=effect)
         step = self.line.get(seq)
         if step is not None:
             if step.name == name and step.request_hash == request_hash:
                 return self._recorded(step, spec, name)
-            self._diverge(seq, step, name, request)
+            self._diverge(seq, step, name, asked)
         if effect and self.effects:
-            return self._earlier_effect(seq, spec, name, request_hash, request)
+            return self._earlier_effect(seq, spec, name, request_hash, asked)
         earlier = self.values.get(name) if spec is None else None
         if earlier:
             # ctx.now/uuid/random of an earlier line: served in the order they were drawn, so a
             # retry that asks again still gets the ids and times its side effects were made with.
-            return Recorded("serve", self._result_of(earlier.popleft(), name))
+            return Recorded("serve", self.result_of(earlier.popleft(), name))
         return LIVE
 
     def _recorded(self, step: StepRecord, spec: ToolSpec | None, name: str) -> Recorded:
         if step.status == COMPLETED:
-            return Recorded("serve", self._result_of(step, name), step.seq)
+            return Recorded("serve", self.result_of(step, name), step.seq)
         if step.status == STARTED and step.mutating:
             if step.kind == "run":
                 # A child run cut off by a crash: its id is the step's key; take it over.
@@ -352,7 +371,7 @@ class Journal:
         spec: ToolSpec | None,
         name: str,
         request_hash: str,
-        request: bytes | None,
+        request: Asked,
     ) -> Recorded:
         """Match a side effect the code asks for with the next one an earlier line did."""
         while self.effects:
@@ -363,7 +382,7 @@ class Journal:
             if done.status == FAILED:
                 self.effects.popleft()  # it raised: nothing of it to keep
                 continue
-            changes = self._changes(done, name, request)
+            changes = self.changes(done, name, request)
             raise JournalDivergenceError(
                 f"step {done.seq}: a retry asks for {name!r} where the run already did "
                 f"{done.name!r} (key {done.idempotency_key}); that side effect is done and "
@@ -407,86 +426,7 @@ class Journal:
             got="end of run",
         )
 
-    def _serve_strictly(
-        self, seq: int, name: str, request_hash: str, request: bytes | None, *, effect: bool
-    ) -> Recorded:
-        """Recorded replay: serve step ``seq`` from the original journal, or stop.
-
-        Raises:
-            ReplayDivergenceError: The journal holds another step (or none) at ``seq``, or the
-                step's outcome was never recorded.
-            ReplayedToolError: The step failed in the original run.
-        """
-        step = self.line.get(seq)
-        if step is None and effect:
-            while self.effects and self.effects[0].status == FAILED:
-                self.effects.popleft()
-            if self.effects:
-                step = self.effects.popleft()
-        if step is None:
-            last = max(self.line, default=self.base)
-            raise ReplayDivergenceError(
-                f"step {seq}: the code asks for {name!r} but the original journal ends at step "
-                f"{last}; the current code makes more calls than the recorded run",
-                run_id=self.run_id,
-                step=seq,
-                expected="end of journal",
-                got=name,
-            )
-        if step.name != name or step.request_hash != request_hash:
-            changes = self._changes(step, name, request)
-            raise ReplayDivergenceError(
-                f"step {seq}: the journal holds {step.name!r} but the code asks for {name!r}"
-                + (f" with other arguments: {describe(changes)}" if step.name == name else ""),
-                run_id=self.run_id,
-                step=seq,
-                expected=f"{step.name} {step.request_hash[:12]}",
-                got=f"{name} {request_hash[:12]}",
-                changes=[c.to_dict() for c in changes],
-            )
-        if step.status == STARTED:
-            raise ReplayDivergenceError(
-                f"step {seq} ({name}) was in doubt in the original run: its result was never "
-                "recorded, so a recorded replay cannot serve it",
-                run_id=self.run_id,
-                step=seq,
-                expected="a recorded result",
-                got=name,
-            )
-        self.pending.append(
-            (
-                self.run_id,
-                seq,
-                self.attempt,
-                step.kind,
-                step.name,
-                1 if step.mutating else 0,
-                step.idempotency_key,
-                step.request_hash,
-                step.request,
-                step.response,
-                step.status,
-                step.start_time,
-                step.end_time,
-                step.error_type,
-                step.error_message,
-                step.tries,
-            )
-        )
-        if step.status == FAILED:
-            raise ReplayedToolError(
-                f"step {seq} ({name}) failed in the original run with {step.error_type}: "
-                f"{step.error_message}",
-                run_id=self.run_id,
-                step=seq,
-                error_type=step.error_type,
-                error_message=step.error_message,
-            )
-        if step.kind == "usage":
-            self.usage[seq] = self._usage_of(step)
-        return Recorded("serve", self._result_of(step, name), seq)
-
-    def _result_of(self, step: StepRecord, name: str) -> Any:
+    def result_of(self, step: StepRecord, name: str) -> Any:
         """A completed step's recorded result (one whose result could not be stored raises)."""
         if step.response is None:
             raise SerializationError(
@@ -497,22 +437,29 @@ class Journal:
             )
         return self.decode(step.response)
 
-    def _changes(self, step: StepRecord, name: str, request: bytes | None) -> list[Any]:
-        if request is None:
+    def changes(self, step: StepRecord, name: str, request: Asked) -> list[Any]:
+        """How the request the code makes differs from a recorded step's (empty if unknown)."""
+        if request.column is None:
             return []
+        own = {blob.hash: blob for blob in request.blobs}
+
+        def fetch(hashes: list[str]) -> Mapping[str, Blob]:
+            # The request's blobs are not written yet: take them from the request first.
+            return {**self._fetch([h for h in hashes if h not in own]), **own}
+
         try:
             before = self.decode(step.request)
-            after = self.decode(request)
+            after = _payload.unpack(request.column, fetch)
         except (LookupError, ValueError):
             return []
         if step.name != name and not (isinstance(before, list) and isinstance(after, list)):
             before, after = {"step": step.name}, {"step": name}
         return request_changes(before, after)
 
-    def _diverge(self, seq: int, step: StepRecord, name: str, request: bytes | None) -> None:
+    def _diverge(self, seq: int, step: StepRecord, name: str, request: Asked) -> None:
         tail = [s for s in self.line.values() if s.seq >= seq]
         if any(is_effect(s) for s in tail):
-            changes = self._changes(step, name, request)
+            changes = self.changes(step, name, request)
             raise JournalDivergenceError(
                 f"step {seq}: the journal holds a call to {step.name!r} but the code now asks for "
                 f"{name!r}"
@@ -706,7 +653,8 @@ class Journal:
             totals.add_retried(entry)
         return totals
 
-    def _usage_of(self, step: StepRecord) -> UsageEntry:
+    def usage_of(self, step: StepRecord) -> UsageEntry:
+        """The usage a recorded ``usage`` step holds."""
         request = self.decode(step.request)
         response = None if step.response is None else self.decode(step.response)
         return usage_entry(request, response)

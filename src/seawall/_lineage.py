@@ -42,6 +42,8 @@ class Lineage:
             scheduled before the process died).
         settled: The last attempt failed with no retry to follow, but the run was never
             finished (its process died in between): it must be finished, not run again.
+        journaled: The journal already holds steps for the next attempt to read (a resumed
+            run, or a redrive carrying on the journal of the run it redrives).
     """
 
     attempts: int = 0
@@ -50,6 +52,7 @@ class Lineage:
     base: int = 0
     new_line: bool = False
     settled: AttemptRecord | None = None
+    journaled: bool = False
 
 
 def lineage_of(attempts: Sequence[AttemptRecord]) -> Lineage:
@@ -79,6 +82,7 @@ def lineage_of(attempts: Sequence[AttemptRecord]) -> Lineage:
         base=last.base_seq,
         new_line=scheduled,
         settled=settled,
+        journaled=True,
     )
 
 

@@ -76,6 +76,8 @@ class ToolSpec:
         retry: Its own retry policy for failed calls.
         is_async: Whether it is a coroutine function.
         accepts_key: Whether it takes an ``idempotency_key`` keyword.
+        accepts_token: Whether it takes a ``fencing_token`` keyword (the attempt's epoch,
+            passed at call time and kept out of the request, so a resume asks the same).
         compensate: Undoes a completed call: ``compensate(result, *args, **kwargs)``.
         returns: What every response must be (a Pydantic model, a JSON Schema dict, a type, or
             a validating function); checked at the boundary, before the agent sees it.
@@ -105,6 +107,7 @@ class ToolSpec:
     consistency_key: Callable[..., Any] | None = None
     llm: bool = False
     destructive: bool = False
+    accepts_token: bool = False
 
     @property
     def kind(self) -> str:
@@ -187,6 +190,7 @@ class ToolSpec:
             retry=retry,
             is_async=is_async_callable(fn),
             accepts_key=_accepts_keyword(fn, "idempotency_key"),
+            accepts_token=_accepts_keyword(fn, "fencing_token"),
             compensate=compensate,
             returns=returns,
             read_back=read_back,

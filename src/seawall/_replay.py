@@ -1,8 +1,12 @@
 """Replay: run the current code on a failed run's input snapshot, served or live.
 
-- ``recorded``: every journaled tool call, LLM call and ``ctx.now/uuid/random`` is served from
-  the original run's journal, by sequence; nothing is executed. Code that asks for anything else
-  stops with :class:`~seawall.ReplayDivergenceError` naming the step.
+- ``recorded``: the journaled tool calls, LLM calls and ``ctx.now/uuid/random`` are served from
+  the original run's journal while the code asks for them. After a fix, where the code asks for
+  something the recording lacks or recorded otherwise, a read-only call runs live and a side
+  effect is served only if it is the recording's next one (by tool and request); any other side
+  effect stops the replay with :class:`~seawall.ReplayDivergenceError` and a readable diff, unless
+  mutations are allowed. The result lists what was served, run live or stopped
+  (:mod:`seawall._playback`).
 - ``live``: a new run on the same snapshot with live calls: the path after a fix.
 
 Both write a new run marked ``replay_of`` and never touch the original.
@@ -11,7 +15,7 @@ Both write a new run marked ``replay_of`` and never touch the original.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from seawall import _payload
@@ -41,6 +45,9 @@ class ReplayResult:
         verdict_changes: Verifiers whose verdict differs (name, before, after).
         divergence: For a recorded replay that diverged: the step, what the journal holds and
             what the code asked for.
+        steps: For a recorded replay: each step the code asked for, ``served`` from the
+            recording, run ``live``, or where it ``stopped``; and the recorded side effects it
+            did ``not ask`` for (``step``, ``name``, ``action``, ``detail``).
     """
 
     mode: Mode
@@ -49,6 +56,7 @@ class ReplayResult:
     output_changes: list[dict[str, Any]] = field(default_factory=list)
     verdict_changes: list[dict[str, Any]] = field(default_factory=list)
     divergence: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +105,7 @@ async def replay(
     *,
     from_node: str | None = None,
     parent_run_id: str | None = None,
+    allow_mutations: bool = False,
 ) -> ReplayResult:
     """Replay ``run_id`` (see the module docstring).
 
@@ -148,6 +157,7 @@ async def replay(
         workflow=original.workflow,
         node=original.node,
     )
+    report: list[dict[str, Any]] = []
     result = await execute_run(
         app,
         spec,
@@ -156,13 +166,15 @@ async def replay(
         epoch=1,
         started=now,
         replay_source=run_id if mode == "recorded" else None,
+        replay_mutations=allow_mutations,
+        replay_report=report,
     )
     if mode == "live" and result.ok:
         # The failure is dealt with: its dead-letter entry (if still pending) is settled.
         app.store.settle_dead_letter(
             run_id, redrive_run_id=result.run_id, result=result.status.value, at=time.time()
         )
-    return compare(app, original, result, mode)
+    return replace(compare(app, original, result, mode), steps=report)
 
 
 async def _replay_graph(

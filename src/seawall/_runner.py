@@ -31,6 +31,7 @@ from seawall._outcome import (
     finish,
     settle_failure,
 )
+from seawall._playback import Playback
 from seawall._result import RunResult
 from seawall.errors import (
     AttemptAbandoned,
@@ -71,6 +72,8 @@ async def execute_run(
     lineage: Lineage | None = None,
     started: float | None = None,
     replay_source: str | None = None,
+    replay_mutations: bool = False,
+    replay_report: list[dict[str, Any]] | None = None,
     host: Host | None = None,
 ) -> RunResult:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
@@ -86,8 +89,10 @@ async def execute_run(
         epoch: The epoch of the lease this process holds on the run.
         lineage: What earlier attempts left (a resumed run's).
         started: When the run was submitted, for the retry deadline and the guards.
-        replay_source: For a recorded replay, the original run whose journal serves every
-            step: nothing is executed live, one attempt is made, nothing is compensated.
+        replay_source: For a recorded replay, the original run whose journal serves the steps
+            (see :mod:`seawall._playback`): one attempt is made, nothing is compensated.
+        replay_mutations: For a recorded replay: side effects the recording lacks may run live.
+        replay_report: For a recorded replay: receives what was served, run live or stopped.
         host: For a child run of a sync agent: the parent's thread, which runs this run's
             sync agent while it waits for it (so nesting never exhausts the worker threads).
 
@@ -97,6 +102,8 @@ async def execute_run(
     """
     with app.telemetry.run(app.store, run_id, graph=False) as traced:
         loop = _Attempts(app, spec, run_id, inputs, epoch, lineage or Lineage(), traced, host)
+        loop.replay_mutations = replay_mutations
+        loop.replay_report = replay_report
         result = await loop.run(started, replay_source)
     _log_end(result)
     return result
@@ -149,8 +156,10 @@ class _Attempts:
         self.drift_retries = lineage.drift_retries
         self.base = lineage.base
         self.new_line = lineage.new_line
-        self.resumed = lineage.attempts > 0
+        self.resumed = lineage.attempts > 0 or lineage.journaled
         self.feedback: tuple[str, ...] = ()
+        self.replay_mutations = False
+        self.replay_report: list[dict[str, Any]] | None = None
 
     async def run(self, started: float | None, replay_source: str | None) -> RunResult:
         app = self.app
@@ -175,11 +184,12 @@ class _Attempts:
         app, io, store = self.app, self.app.io, self.app.store
         strict = replay_source is not None
         recorded: Sequence[StepRecord] = []
+        original_base = 0
         if strict:
             assert replay_source is not None  # noqa: S101 - narrowed for the type checker
             recorded = await io.run(store.load_steps, replay_source)
             attempts = await io.run(store.list_attempts, replay_source)
-            self.base = attempts[-1].base_seq if attempts else 0
+            original_base = attempts[-1].base_seq if attempts else 0
         elif self.attempt > 1 or self.resumed:
             recorded = await io.run(store.load_steps, self.run_id)
         if self.new_line:
@@ -187,6 +197,16 @@ class _Attempts:
             self.base = max((s.seq for s in recorded), default=self.base)
             self.new_line = False
         blobs = await _blobs_of(app, recorded)
+        playback = (
+            Playback(
+                recorded,
+                original_base,
+                allow_mutations=self.replay_mutations,
+                report=self.replay_report,
+            )
+            if strict
+            else None
+        )
         await io.run(
             store.start_attempt,
             self.run_id,
@@ -216,6 +236,7 @@ class _Attempts:
             prices=app.prices,
             blobs=blobs,
             trace=self.traced,
+            playback=playback,
         )
 
     async def _one(self, journal: Journal, first_start: float) -> RunResult | float:
@@ -232,7 +253,9 @@ class _Attempts:
         try:
             output = await self._attempt(journal, staging, live)
             journal.check()
-            if not journal.strict:
+            if journal.playback is not None:
+                journal.playback.finish()
+            else:
                 journal.check_all_effects_served()
             await app.io.run(journal.flush)
             await _drift.verify_output(app, spec, run_id, attempt, output, self.inputs, journal)

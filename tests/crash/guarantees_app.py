@@ -11,11 +11,19 @@ against. Faults are the child process's own, at the dangerous moments:
 - ``stop-before-finish``: SIGSTOP itself after the agent returned, before the run's end is
   recorded;
 - ``kill-in-lookup K``: SIGKILL itself inside the read of step K;
+- ``kill-before-charge K``: SIGKILL itself inside charge K, after its intent and before its
+  side effect (the charge is in doubt, and did not happen);
+- ``kill-after-charge K``: SIGKILL itself after charge K's side effect (in doubt, happened);
+- ``bug-at K``: the read of step K raises ``ValueError`` (a bug; the run fails partial_write);
 - ``wait-in-lookup K`` / ``wait-after-charge K``: write ``LOG.at`` and wait for ``LOG.go``
   (the test breaks the ledger meanwhile).
+- ``stop-in-publish``: runs the ``report`` agent instead, whose idempotent ``publish`` tool
+  writes to a store that keeps the highest fencing token it accepted (``LOG.store``); the child
+  SIGSTOPs itself inside ``publish``, after it was handed its token and before it writes.
 
-Usage: python -m tests.crash.guarantees_app LEDGER_URL LOG MODE [K] [RESUME_RUN_ID]
-It prints the run's result as JSON (``run_id``, ``status``, ``failure_cause``).
+Usage: python -m tests.crash.guarantees_app LEDGER_URL LOG MODE [K] [RESUME_RUN_ID | redrive]
+It prints the run's result as JSON (``run_id``, ``status``, ``failure_cause``); ``redrive``
+redrives the DLQ instead and prints the outcomes.
 """
 
 from __future__ import annotations
@@ -67,6 +75,27 @@ def _wait_for_go(log: Path, step: int) -> None:
         time.sleep(0.01)
 
 
+def store_state(path: Path) -> dict[str, Any]:
+    """The fenced store's state: the highest token accepted, the writes and the refusals."""
+    if not path.exists():
+        return {"token": 0, "writes": [], "refused": []}
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
+
+
+def _fenced_write(path: Path, text: str, token: int) -> bool:
+    """A store that refuses a writer whose fencing token is below one it has accepted."""
+    state = store_state(path)
+    accepted = token >= state["token"]
+    if accepted:
+        state["token"] = token
+        state["writes"].append({"text": text, "token": token, "pid": os.getpid()})
+    else:
+        state["refused"].append({"text": text, "token": token, "pid": os.getpid()})
+    path.write_text(json.dumps(state))
+    return accepted
+
+
 def build(ledger: str, log: Path, mode: str = "none", at: int = 0, **options: Any) -> Seawall:
     """The app; ``mode`` and ``at`` choose the child's own fault (see the module docstring)."""
     app = Seawall(ledger, lease=LEASE, **options)
@@ -81,12 +110,18 @@ def build(ledger: str, log: Path, mode: str = "none", at: int = 0, **options: An
                 _signal_myself(signal.SIGKILL)
             elif mode == "wait-in-lookup":
                 _wait_for_go(log, step)
+            elif mode == "bug-at":
+                raise ValueError(f"a bug reading invoice {step}")
         # Keys deliberately out of sorted order: the journal must serve them as returned.
         return {"step": step, "amount": step * 10, "currency": "EUR"}
 
     @app.tool(mutating=True)
     def charge(step: int, amount: int, idempotency_key: str) -> dict[str, Any]:
+        if step == at and os.getpid() == me and mode == "kill-before-charge":
+            _signal_myself(signal.SIGKILL)
         _append(log, {"step": step, "amount": amount, "key": idempotency_key, "pid": os.getpid()})
+        if step == at and os.getpid() == me and mode == "kill-after-charge":
+            _signal_myself(signal.SIGKILL)
         if step == at and os.getpid() == me:
             if mode == "stop-after-charge":
                 _signal_myself(signal.SIGSTOP)
@@ -102,6 +137,16 @@ def build(ledger: str, log: Path, mode: str = "none", at: int = 0, **options: An
             receipt = ctx.call(charge, step, invoice["amount"])
             total += receipt["amount"]
         return {"total": total, "steps": n}
+
+    @app.tool(mutating=True, idempotent=True)
+    def publish(text: str, fencing_token: int) -> bool:
+        if os.getpid() == me and mode == "stop-in-publish":
+            _signal_myself(signal.SIGSTOP)
+        return _fenced_write(log.with_suffix(".store"), text, fencing_token)
+
+    @app.agent(name="report")
+    def report(ctx: Context, text: str) -> bool:
+        return bool(ctx.call(publish, text))
 
     if mode == "stop-before-finish":
 
@@ -119,9 +164,15 @@ def main(argv: list[str]) -> None:
     at = int(argv[3]) if len(argv) > 3 else 0
     app = build(ledger, log, mode, at)
     try:
+        if len(argv) > 4 and argv[4] == "redrive":
+            outcomes = app.dlq.redrive()
+            print(json.dumps([[o.entry.run_id, o.run_id, o.status] for o in outcomes]))
+            return
         if len(argv) > 4:
             results = app.resume(argv[4])
             result = results[0] if results else None
+        elif mode == "stop-in-publish":
+            result = app.run("report", text="quarterly")
         else:
             result = app.run("invoices", n=STEPS)
         if result is None:

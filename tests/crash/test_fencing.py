@@ -19,7 +19,7 @@ import pytest
 from seawall import FailureCause, RunResult, RunStatus, Seawall
 from seawall.ledger import RunQuery
 
-from .guarantees_app import LEASE, STEPS, build, effects
+from .guarantees_app import LEASE, STEPS, build, effects, store_state
 
 LEDGERS = ("sqlite", "postgres")
 pytestmark = pytest.mark.crash
@@ -122,6 +122,38 @@ def test_a_stale_owner_is_fenced_and_repeats_nothing(
         else:
             assert RunStatus.SUCCEEDED == after.status
             assert list(range(1, STEPS + 1)) == [e["step"] for e in effects(log)]
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        app.close()
+
+
+def test_a_stale_call_in_flight_is_refused_by_a_store_that_checks_fencing_tokens(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """The owner stalls inside an idempotent publish, holding token 1; the new owner re-issues it
+    with token 2; the woken call's write is refused by the store, and its result by the ledger."""
+    log = tmp_path / "effects.log"
+    child = start_child(ledger_url, log, "stop-in-publish")
+    wait_stopped(child)  # stalled inside the tool, its token already handed to it
+    app = build(ledger_url, log)
+    try:
+        run_id = the_run(app)
+        taken = take_over(app, run_id)
+        assert RunStatus.SUCCEEDED == taken.status
+        assert True is taken.output
+        printed = wake(child)
+        store = store_state(log.with_suffix(".store"))
+        assert [("quarterly", 2)] == [(w["text"], w["token"]) for w in store["writes"]]
+        assert [("quarterly", 1, child.pid)] == [
+            (r["text"], r["token"], r["pid"]) for r in store["refused"]
+        ]
+        after = app.get_run(run_id)
+        assert (RunStatus.SUCCEEDED, 2) == (after.status, after.epoch)
+        assert app.attempts(run_id)[0].fenced_at is not None
+        # The stale caller's app.run reports the run as its successor finished it.
+        assert {"run_id": run_id, "status": "succeeded", "failure_cause": None} == printed
     finally:
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)

@@ -44,6 +44,26 @@ def chat_completion(
     return body
 
 
+def tool_call_completion(
+    name: str, arguments: dict[str, Any], call_id: str, *, model: str = "gpt-4o-mini"
+) -> dict[str, Any]:
+    """A chat.completions response body whose assistant message asks for one tool call."""
+    body = chat_completion(model=model)
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    body["choices"][0]["message"] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+        ],
+    }
+    return body
+
+
 def response_body(
     text: str = "hello", *, model: str = "gpt-4o-mini", usage: bool = True
 ) -> dict[str, Any]:

@@ -31,6 +31,7 @@ APP_SOURCE = textwrap.dedent(
     app = Seawall(os.environ["SEAWALL_REPLAY_CLI_LEDGER"], lease=2.0)
     BROKEN = {"tea", "coffee"}
     EXTRA_CALL = False
+    EXTRA_LOOKUP = False
     CALLS = []
 
 
@@ -50,8 +51,10 @@ APP_SOURCE = textwrap.dedent(
     def checkout(ctx: Context, sku: str) -> dict:
         price = ctx.call(lookup, sku)
         paid = ctx.call(charge, price)
-        if EXTRA_CALL:
+        if EXTRA_LOOKUP:
             ctx.call(lookup, "gift-wrap")
+        if EXTRA_CALL:
+            ctx.call(charge, 1)
         if sku in BROKEN:
             raise RuntimeError("bug: the receipt is never built")
         return {"sku": sku, "paid": paid}
@@ -107,8 +110,21 @@ def test_recorded_replay_prints_json_and_exits_0(shop: ModuleType) -> None:
     assert original == shop.app.get_run(body["run_id"]).replay_of
 
 
+def test_extra_read_only_call_runs_live_and_is_reported(shop: ModuleType) -> None:
+    """A read-only call the recording lacks runs live; the report names the step."""
+    original = failed(shop)
+    shop.BROKEN.clear()
+    shop.EXTRA_LOOKUP = True
+    before = len(shop.CALLS)
+    out = invoke("replay", original, "--app", APP, "--recorded")
+    assert 0 == out.exit_code, out.output
+    assert "2 of 3 step(s) served from the recording" in out.output
+    assert "step 3 lookup: live" in out.output
+    assert [("lookup", "gift-wrap")] == shop.CALLS[before:]
+
+
 def test_divergent_replay_exits_1_and_names_the_step(shop: ModuleType) -> None:
-    """A replay asking for a call the journal lacks exits 1 and prints where."""
+    """A replay asking for a side effect the journal lacks exits 1 and prints where."""
     original = failed(shop)
     shop.BROKEN.clear()
     shop.EXTRA_CALL = True
@@ -129,7 +145,7 @@ def test_divergent_replay_json_has_the_divergence(shop: ModuleType) -> None:
     assert "divergence" == body["failure_cause"]
     assert 3 == body["divergence"]["step"]
     assert "end of journal" == body["divergence"]["expected"]
-    assert "lookup" == body["divergence"]["got"]
+    assert body["divergence"]["got"].startswith("charge ")
 
 
 def test_live_replay_calls_the_tools(shop: ModuleType) -> None:

@@ -142,8 +142,8 @@ def test_list_filters_by_status(desk: Desk) -> None:
     assert set(run_ids.values()) == {e.run_id for e in desk.app.dlq.list(status=None)}
 
 
-def test_redrive_after_a_fix_reruns_each_entry_live(desk: Desk) -> None:
-    """Fixed entries are redriven with the current code and recorded as such."""
+def test_redrive_after_a_fix_continues_each_run(desk: Desk) -> None:
+    """Fixed entries go on with the current code; completed side effects are not repeated."""
     run_ids = fail_all(desk)
     desk.fixed.update({"clean", "partial", "drift"})
     outcomes = desk.app.dlq.redrive()
@@ -159,8 +159,25 @@ def test_redrive_after_a_fix_reruns_each_entry_live(desk: Desk) -> None:
         assert outcome.run_id == entry.redrive_run_id
         redrive = desk.app.get_run(entry.redrive_run_id)
         assert entry.run_id == redrive.replay_of
-        assert "live" == redrive.replay_mode
+        assert "redrive" == redrive.replay_mode
         assert RunStatus.SUCCEEDED == redrive.status
+    assert [2] == desk.charged
+
+
+def test_a_fresh_redrive_repeats_side_effects_only_when_confirmed(desk: Desk) -> None:
+    """fresh=True starts over with new keys; a run with a completed charge needs consent."""
+    run_ids = fail_all(desk)
+    desk.fixed.update({"clean", "partial", "drift"})
+    [refused] = desk.app.dlq.redrive(agent="partial", fresh=True)
+    assert ("error", None, "fresh") == (refused.status, refused.run_id, refused.mode)
+    assert refused.error is not None
+    assert "repeat 1 side effect" in refused.error
+    assert 1 == len(refused.repeats)
+    assert [run_ids["partial"]] == [e.run_id for e in desk.app.dlq.list(agent="partial")]
+    [outcome] = desk.app.dlq.redrive(agent="partial", fresh=True, repeat_effects=True)
+    assert "succeeded" == outcome.status
+    assert outcome.run_id is not None
+    assert "live" == desk.app.get_run(outcome.run_id).replay_mode
     assert [2, 2] == desk.charged
 
 
@@ -195,7 +212,8 @@ def test_one_redrive_call_reruns_a_still_failing_entry_once(desk: Desk) -> None:
     desk.app.run("partial", n=5)
     outcomes = desk.app.dlq.redrive(limit=5)
     assert ["failed"] == [o.status for o in outcomes]
-    assert [5, 5] == desk.charged
+    assert [5] == desk.charged
+    assert 1 == len(desk.app.dlq.list())
 
 
 def test_dry_run_claims_nothing(desk: Desk) -> None:

@@ -74,9 +74,12 @@ def shop(app: Seawall) -> Shop:
             price = ctx.call(lookup, sku.upper())
         else:
             price = ctx.call(lookup, sku)
-        paid = ctx.call(charge, price * qty)
+        amount = price * qty + (1 if state.variant == "other_amount" else 0)
+        paid = ctx.call(charge, amount)
         if state.variant == "more":
             ctx.call(lookup, "gift-wrap")
+        if state.variant == "more_charge":
+            ctx.call(charge, 1)
         if not state.fixed:
             raise RuntimeError("bug: the receipt is never built")
         return {
@@ -194,13 +197,33 @@ def test_replay_of_an_unchanged_output_reports_no_changes(shop: Shop) -> None:
 
 
 @pytest.mark.parametrize(
-    ("variant", "step"),
-    [("other_tool", 1), ("other_args", 1), ("more", 3)],
+    ("variant", "live"),
+    [("other_tool", "stock"), ("other_args", "lookup"), ("more", "lookup")],
 )
-def test_recorded_replay_reports_a_divergence(shop: Shop, variant: str, step: int) -> None:
-    """Code asking for what the journal does not hold stops the replay, naming the step."""
+def test_a_read_the_recording_lacks_runs_live(shop: Shop, variant: str, live: str) -> None:
+    """Code asking for a read the recording does not hold runs it live and reports the step."""
     original = failed_run(shop)
-    recorded_lookup = f"lookup {shop.app.steps(original)[0].record.request_hash[:12]}"
+    shop.fixed = True
+    shop.variant = variant
+    result = shop.app.replay(original, mode="recorded")
+    assert result.ok, result.steps
+    actions = [(s["name"], s["action"]) for s in result.steps]
+    assert (live, "live") in actions
+    assert ("charge", "served") in actions
+    assert 1 == shop.calls["charge"]
+    assert [30] == shop.charged
+
+
+@pytest.mark.parametrize(
+    ("variant", "step", "expected_end"),
+    [("other_amount", 2, False), ("more_charge", 3, True)],
+)
+def test_a_side_effect_the_recording_lacks_stops_the_replay(
+    shop: Shop, variant: str, step: int, expected_end: bool
+) -> None:
+    """A side effect not held next by the recording is a divergence, with a readable diff."""
+    original = failed_run(shop)
+    recorded_charge = shop.app.steps(original)[1].record.request_hash[:12]
     shop.fixed = True
     shop.variant = variant
     result = shop.app.replay(original, mode="recorded")
@@ -210,17 +233,24 @@ def test_recorded_replay_reports_a_divergence(shop: Shop, variant: str, step: in
     assert FailureCause.DIVERGENCE == shop.app.get_run(result.run.run_id).failure_cause
     assert result.divergence is not None
     assert step == result.divergence["step"]
-    if variant == "more":
+    assert result.divergence["got"].startswith("charge ")
+    if expected_end:
         assert "end of journal" == result.divergence["expected"]
-        assert "lookup" == result.divergence["got"]
     else:
-        assert recorded_lookup == result.divergence["expected"]
-        assert result.divergence["got"] != result.divergence["expected"]
-    if variant == "other_tool":
-        assert result.divergence["got"].startswith("stock ")
-    if variant == "other_args":
-        assert result.divergence["got"].startswith("lookup ")
-    assert Counter({"lookup": 1, "charge": 1}) == shop.calls
+        assert f"charge {recorded_charge}" == result.divergence["expected"]
+        assert result.divergence["changes"], "the diff names what changed"
+    assert [30] == shop.charged
+    assert ("charge", "stopped") == (result.steps[-1]["name"], result.steps[-1]["action"])
+
+
+def test_allow_mutations_lets_a_new_side_effect_run_live(shop: Shop) -> None:
+    """With allow_mutations the replay sends the side effect the recording lacks."""
+    original = failed_run(shop)
+    shop.fixed = True
+    shop.variant = "more_charge"
+    result = shop.app.replay(original, mode="recorded", allow_mutations=True)
+    assert result.ok, result.steps
+    assert [30, 1] == shop.charged
 
 
 def test_an_in_doubt_step_of_the_original_is_a_divergence(shop: Shop, ledger_url: str) -> None:
@@ -239,24 +269,24 @@ def test_an_in_doubt_step_of_the_original_is_a_divergence(shop: Shop, ledger_url
     assert result.divergence is not None
     assert 2 == result.divergence["step"]
     assert "a recorded result" == result.divergence["expected"]
-    assert "charge" == result.divergence["got"]
+    assert result.divergence["got"].startswith("charge ")
     assert [30] == shop.charged
 
 
-def test_a_tool_that_failed_in_the_original_fails_the_same_way(app: Seawall) -> None:
-    """A recorded tool failure is raised again as ReplayedToolError naming the original type."""
+def test_a_side_effect_that_failed_in_the_original_fails_the_same_way(app: Seawall) -> None:
+    """A recorded failed side effect is raised again as ReplayedToolError, never re-sent."""
     calls: list[str] = []
 
-    @app.tool(name="quote")
-    def quote(sku: str) -> int:
+    @app.tool(name="ship", mutating=True)
+    def ship(sku: str) -> int:
         calls.append(sku)
         raise ValueError("no such sku")
 
-    @app.agent(name="quoter", retry=Retry(attempts=1))
-    def quoter(ctx: Context, sku: str) -> int:
-        return int(ctx.call(quote, sku))
+    @app.agent(name="shipper", retry=Retry(attempts=1))
+    def shipper(ctx: Context, sku: str) -> int:
+        return int(ctx.call(ship, sku))
 
-    original = app.run("quoter", sku="tea")
+    original = app.run("shipper", sku="tea")
     assert "ValueError" == original.error["type"]
     result = app.replay(original.run_id, mode="recorded")
     assert RunStatus.FAILED == result.run.status
@@ -266,6 +296,37 @@ def test_a_tool_that_failed_in_the_original_fails_the_same_way(app: Seawall) -> 
     assert "no such sku" == result.run.error["error_message"]
     assert "ValueError" in result.run.error["message"]
     assert ["tea"] == calls
+    assert [("served", "its recorded failure")] == [
+        (s["action"], s["detail"]) for s in result.steps
+    ]
+
+
+def test_a_read_that_failed_in_the_original_is_asked_again(app: Seawall) -> None:
+    """A failed read-only call runs live in the replay (it may answer now) and is reported."""
+    calls: list[str] = []
+    healthy: list[bool] = []
+
+    @app.tool(name="quote")
+    def quote(sku: str) -> int:
+        calls.append(sku)
+        if not healthy:
+            raise ValueError("quote service down")
+        return 7
+
+    @app.agent(name="quoter", retry=Retry(attempts=1))
+    def quoter(ctx: Context, sku: str) -> int:
+        return int(ctx.call(quote, sku))
+
+    original = app.run("quoter", sku="tea")
+    assert "ValueError" == original.error["type"]
+    healthy.append(True)
+    result = app.replay(original.run_id, mode="recorded")
+    assert result.ok
+    assert 7 == result.run.output
+    assert ["tea", "tea"] == calls
+    assert [("live", "it failed in the recording: asked again")] == [
+        (s["action"], s["detail"]) for s in result.steps
+    ]
 
 
 def test_clock_uuid_and_random_are_served_so_the_output_hash_is_identical(app: Seawall) -> None:

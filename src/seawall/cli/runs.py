@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,11 +25,17 @@ from seawall.cli._common import (
     when,
 )
 from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
-from seawall.ledger import describe
+from seawall.ledger import RunQuery, describe
 
 if TYPE_CHECKING:
     from seawall import AttemptRecord, RunRecord, Step
-    from seawall.ledger import ArtifactRecord, CompensationRecord, HandOffRecord, VerdictRecord
+    from seawall.ledger import (
+        ArtifactRecord,
+        CompensationRecord,
+        HandOffRecord,
+        StepResolution,
+        VerdictRecord,
+    )
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:
@@ -188,6 +195,8 @@ class _RunView:
     compensations: list[CompensationRecord]
     handoffs: list[HandOffRecord]
     verdicts: list[VerdictRecord]
+    replays: list[RunRecord]
+    resolutions: list[StepResolution]
 
 
 def show(
@@ -208,6 +217,8 @@ def show(
             compensations=app.compensations(run_id),
             handoffs=app.handoffs(run_id=run_id),
             verdicts=app.verdicts(run_id),
+            replays=app.store.list_runs(RunQuery(replay_of=run_id, limit=100)),
+            resolutions=app.store.list_resolutions(run_id),
         )
     if as_json:
         print_json(_view_json(view))
@@ -217,6 +228,21 @@ def show(
 
 def _view_json(view: _RunView) -> dict[str, Any]:
     return {
+        "replays": [
+            {"run_id": r.run_id, "mode": r.replay_mode, "status": r.status.value}
+            for r in view.replays
+        ],
+        "resolutions": [
+            {
+                "step": r.seq,
+                "decision": r.decision,
+                "result": r.result,
+                "decided_by": r.decided_by,
+                "decided_at": iso(r.decided_at),
+                "note": r.note,
+            }
+            for r in view.resolutions
+        ],
         "run": run_json(view.run),
         "inputs": view.inputs,
         "output": view.output,
@@ -320,15 +346,86 @@ def _print_view(view: _RunView) -> None:
         ("output hash", run.output_hash or "-"),
         ("code version", run.code_version or "-"),
         ("parent run", run.parent_run_id or "-"),
-        ("replay of", run.replay_of or "-"),
+        (_relation(run), run.replay_of or "-"),
         ("phase", run.phase or "-"),
     ):
         fields.add_row(label, text(value))
     console.print(fields)
+    for later in view.replays:
+        how = "redriven" if later.replay_mode == "redrive" else f"replayed ({later.replay_mode})"
+        console.print(text(f"{how} as run {later.run_id}: {later.status.value}"))
+    for resolution in view.resolutions:
+        console.print(
+            text(
+                f"step {resolution.seq}: an operator ({resolution.decided_by or 'unnamed'}) said "
+                f"it {'happened' if resolution.decision == 'happened' else 'did not happen'} "
+                f"at {when(resolution.decided_at)}"
+                + (f": {resolution.note}" if resolution.note else "")
+            )
+        )
+    _print_divergence(run.error)
     _print_attempts(view.attempts)
     _print_steps(view.steps)
     _print_verdicts(view.verdicts)
     _print_settling(view)
+
+
+def _relation(run: RunRecord) -> str:
+    if run.replay_mode == "redrive":
+        return "redrive of"
+    return "replay of" if run.replay_of is None else f"{run.replay_mode or 'live'} replay of"
+
+
+def _print_divergence(error: dict[str, Any] | None) -> None:
+    """What the code asked for that the journal does not hold: one line per changed field."""
+    if not error or not error.get("changes"):
+        return
+    expected, got = error.get("expected"), error.get("got")
+    what = (
+        f"the code asked for {got} with other arguments than the journal holds"
+        if expected == got
+        else f"the journal holds {expected}, the code asked for {got}"
+    )
+    console.print(
+        Text("diverged", style="red"),
+        text(f" at step {error.get('step')}: {what} (journal → now)"),
+        sep="",
+    )
+    for change in error["changes"]:
+        path = str(change.get("path"))
+        # Each side gets half the line, so a change fits on one: "path: before → after".
+        room = max(_EXCERPT_MIN, (console.width - len(path) - 8) // 2)
+        before, after = change.get("before"), change.get("after")
+        console.print(
+            text(f"  {path}: {_excerpt(before, after, room)} → {_excerpt(after, before, room)}")
+        )
+
+
+_EXCERPT_MIN = 16
+"""The fewest characters of a changed value shown, however narrow the terminal."""
+_ABSENT = "<absent>"
+"""How a divergence's changes mark a field that one side does not have."""
+
+
+def _excerpt(value: Any, other: Any, room: int) -> str:
+    """``value`` as JSON in about ``room`` characters, around where it starts to differ."""
+    if value == _ABSENT:
+        return _ABSENT
+    if not isinstance(value, str) or len(value) <= room:
+        shown = json.dumps(value, ensure_ascii=False, default=repr)
+        return shown if len(shown) <= room or isinstance(value, str) else shown[:room] + "…"
+    at = 0
+    if isinstance(other, str):
+        common = min(len(value), len(other))
+        while at < common and value[at] == other[at]:
+            at += 1
+    start = max(0, at - room // 3)
+    end = min(len(value), start + room)
+    shown = json.dumps(value[start:end], ensure_ascii=False)
+    while len(shown) > room and end > at + 1:  # escapes (\" \n) make the text longer
+        end -= 1
+        shown = json.dumps(value[start:end], ensure_ascii=False)
+    return ("…" if start else "") + shown + ("…" if end < len(value) else "")
 
 
 def _print_attempts(attempts: list[AttemptRecord]) -> None:

@@ -28,6 +28,7 @@ from seawall.ledger._records import (
     RunQuery,
     RunRecord,
     StepRecord,
+    StepResolution,
     VerdictRecord,
 )
 from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
@@ -61,6 +62,7 @@ __all__ = [
     "SQLiteStore",
     "StepLatency",
     "StepRecord",
+    "StepResolution",
     "StepRow",
     "Store",
     "VerdictRecord",

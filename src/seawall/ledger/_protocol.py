@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         RunQuery,
         RunRecord,
         StepRecord,
+        StepResolution,
         VerdictRecord,
     )
     from seawall.ledger._stats import QueueCount, RunStats, StepLatency
@@ -340,8 +341,45 @@ class Store(Protocol):
     def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
         """Return DLQ entries matching ``query``, oldest first."""
 
-    def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
-        """Take the oldest pending entry matching ``query`` for redriving; one claimer wins."""
+    def claim_dead_letter(
+        self, query: DeadLetterQuery, owner: str, at: float, *, stale_before: float = 0.0
+    ) -> DeadLetter | None:
+        """Take the oldest claimable entry matching ``query`` for redriving; one claimer wins.
+
+        Claimable: pending, or claimed before ``stale_before`` by a redriver that died before
+        its redrive run was recorded (a claim is a lease: it expires).
+        """
+
+    def begin_redrive(
+        self, entry_id: str, owner: str, run: NewRun, source_run_id: str | None
+    ) -> bool:
+        """Record the run redriving a claimed entry, with the journal it continues, at once.
+
+        Returns:
+            Whether ``owner`` still held the claim (else nothing was written).
+        """
+
+    def resolve_step(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        happened: bool,
+        response: bytes | None,
+        result_json: str | None,
+        blobs: Sequence[Blob],
+        by: str | None,
+        note: str | None,
+        at: float,
+    ) -> bool:
+        """Record an operator's word on an in-doubt step of an ended run.
+
+        Returns:
+            Whether the step was in doubt (else nothing was written).
+        """
+
+    def list_resolutions(self, run_id: str) -> list[StepResolution]:
+        """Return the operators' resolutions of a run's in-doubt steps, by step."""
 
     def finish_dead_letter(
         self, entry_id: str, *, redrive_run_id: str, result: str, at: float

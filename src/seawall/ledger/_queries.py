@@ -293,12 +293,27 @@ def backlog_rows(rows: Sequence[Sequence[Any]]) -> list[QueueCount]:
     return [QueueCount(*row) for row in ordered]
 
 
+CLAIMABLE: Final = (
+    "(status = 'pending' OR (status = 'redriving' AND redrive_run_id IS NULL AND claimed_at < ?))"
+)
+"""An entry a redriver may take: pending, or claimed by one that died before its redrive began
+(a claim is a lease: it expires). One parameter: the claims older than this time expired."""
+
+
 def dlq_where(query: DeadLetterQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     """The ``WHERE`` clause (with a leading space, or empty) selecting DLQ entries."""
     where: list[str] = []
     params: list[Any] = []
+    if query.status == "open":
+        where.append("status IN ('pending', 'redriving')")
+    elif query.status == "claimable":
+        where.append(CLAIMABLE)
+        params.append(0.0 if query.stale_before is None else query.stale_before)
+    elif query.status is not None:
+        where.append("status = ?")
+        params.append(query.status)
     for clause, value in (
-        ("status = ?", query.status),
+        ("run_id = ?", query.run_id),
         ("agent = ?", query.agent),
         ("error_class = ?", None if query.error_class is None else str(query.error_class)),
         ("failed_at >= ?", query.since),
@@ -310,6 +325,9 @@ def dlq_where(query: DeadLetterQuery, dialect: Dialect) -> tuple[str, list[Any]]
     if query.excluded:
         where.append(f"agent NOT IN ({', '.join('?' * len(query.excluded))})")
         params.extend(query.excluded)
+    if query.excluded_runs:
+        where.append(f"run_id NOT IN ({', '.join('?' * len(query.excluded_runs))})")
+        params.extend(query.excluded_runs)
     return dialect.sql(" WHERE " + " AND ".join(where)) if where else "", params
 
 
@@ -557,7 +575,7 @@ STEP_COLUMNS: Final = (
 
 DLQ_COLUMNS: Final = (
     "entry_id, run_id, agent, error_class, failure_cause, error_message, failed_at, attempts, "
-    "status, claimed_by, redriven_at, redrive_run_id, result, previous_entry_id"
+    "status, claimed_by, redriven_at, redrive_run_id, result, previous_entry_id, claimed_at"
 )
 
 
@@ -578,6 +596,7 @@ def dead_letter_record(row: Sequence[Any]) -> DeadLetter:
         redrive_run_id=row[11],
         result=row[12],
         previous_entry_id=row[13],
+        claimed_at=row[14],
     )
 
 

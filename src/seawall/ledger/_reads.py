@@ -9,11 +9,17 @@ methods here are written once.
 from __future__ import annotations
 
 import abc
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from seawall.errors import UsageError
 from seawall.ledger import _queries as queries
-from seawall.ledger._records import ArtifactRecord, BreakerEvent, CompensationRecord
+from seawall.ledger._records import (
+    ArtifactRecord,
+    BreakerEvent,
+    CompensationRecord,
+    StepResolution,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -193,6 +199,29 @@ class SharedReads(abc.ABC):
             "list dead letters",
         )
         return [queries.dead_letter_record(row) for row in rows]
+
+    def list_resolutions(self, run_id: str) -> list[StepResolution]:
+        """Return the operators' resolutions of a run's in-doubt steps, by step."""
+        rows = self._fetchall(
+            self.dialect.sql(
+                "SELECT run_id, seq, decision, result, decided_by, decided_at, note "
+                "FROM step_resolutions WHERE run_id = ? ORDER BY seq"
+            ),
+            [run_id],
+            "list step resolutions",
+        )
+        return [
+            StepResolution(
+                run_id=r[0],
+                seq=r[1],
+                decision=r[2],
+                result=None if r[3] is None else json.loads(r[3]),
+                decided_by=r[4],
+                decided_at=r[5],
+                note=r[6],
+            )
+            for r in rows
+        ]
 
     def list_breakers(self) -> list[BreakerState]:
         """Return every breaker the ledger knows, by name."""

@@ -346,6 +346,7 @@ class DeadLetter:
         attempts: Attempts it made.
         status: ``pending``, ``redriving``, ``redriven`` or ``purged``.
         claimed_by: The redriver that took it.
+        claimed_at: When it was taken (a claim whose redrive never started expires).
         redriven_at: When it was redriven.
         redrive_run_id: The run that redrove it.
         result: How that run ended.
@@ -366,6 +367,7 @@ class DeadLetter:
     redrive_run_id: str | None
     result: str | None
     previous_entry_id: str | None
+    claimed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,10 +378,15 @@ class DeadLetterQuery:
         agent: Only entries of this agent.
         error_class: Only entries of this class.
         since: Only entries that failed at or after this Unix time.
-        status: Only entries with this status (``None``: any).
+        status: Only entries with this status (``None``: any; ``open``: pending or being
+            redriven; ``claimable``: pending, or claimed by a redriver that died before its
+            redrive started, longer ago than ``stale_before``).
         limit: At most this many.
         until: Only entries that failed before this Unix time.
         excluded: Agents whose entries are left out.
+        run_id: Only the entry of this run.
+        stale_before: For ``claimable``: claims older than this Unix time have expired.
+        excluded_runs: Runs whose entries are left out.
     """
 
     agent: str | None = None
@@ -389,6 +396,32 @@ class DeadLetterQuery:
     limit: int = 1000
     until: float | None = None
     excluded: tuple[str, ...] = ()
+    run_id: str | None = None
+    stale_before: float | None = None
+    excluded_runs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepResolution:
+    """What an operator said of a step left in doubt.
+
+    Attributes:
+        run_id: The run.
+        seq: The step.
+        decision: ``happened`` or ``did_not_happen``.
+        result: The step's result as the operator gave it (for ``happened``), if any.
+        decided_by: Who said so.
+        decided_at: When.
+        note: Why, in their words.
+    """
+
+    run_id: str
+    seq: int
+    decision: str
+    result: Any
+    decided_by: str | None
+    decided_at: float
+    note: str | None
 
 
 @dataclass(frozen=True, slots=True)

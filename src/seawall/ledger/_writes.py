@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from seawall._failures import RunStatus
+from seawall._failures import FailureCause, RunStatus
 from seawall.errors import LeaseLostError, RunCancelled
 from seawall.ledger._queries import LAPSED, RUN_COLUMNS, UNCLAIMED, among, routed, run_record
 
@@ -45,11 +45,16 @@ def enqueue_dead_letter(
     run that has an entry links to it (``previous_entry_id``), so a redrive chain can be read.
     """
     row = conn.execute(
-        dialect.sql("SELECT agent, replay_of, replay_mode FROM runs WHERE run_id = ?"), (run_id,)
+        dialect.sql(
+            "SELECT agent, replay_of, replay_mode, parent_run_id, node FROM runs WHERE run_id = ?"
+        ),
+        (run_id,),
     ).fetchone()
     if row is None or row[2] == "recorded":
         return
-    agent, replay_of, _ = row
+    agent, replay_of, _, parent, node = row
+    if outcome.status is RunStatus.SKIPPED and (parent is not None or node is not None):
+        return  # a refused child or graph node: its parent's own entry redrives it
     previous = None
     if replay_of is not None:
         found = conn.execute(
@@ -278,8 +283,19 @@ def finish_run(
     ).rowcount
     if updated != 1:
         raise refusal(conn, dialect, run_id, epoch)
-    if outcome.status is RunStatus.FAILED:
+    if outcome.status is RunStatus.FAILED or (
+        outcome.status is RunStatus.SKIPPED and outcome.failure_cause is FailureCause.BREAKER_OPEN
+    ):
+        # A run an open breaker refused is parked in the DLQ, not dropped (nothing lost).
         enqueue_dead_letter(conn, dialect, run_id, outcome)
+    # The end of a redrive run settles the DLQ entry it redrove.
+    conn.execute(
+        dialect.sql(
+            "UPDATE dlq SET status = 'redriven', redriven_at = ?, result = ? "
+            "WHERE redrive_run_id = ? AND status = 'redriving'"
+        ),
+        (outcome.end_time, outcome.status.value, run_id),
+    )
     if outcome.status is RunStatus.SUCCEEDED:
         conn.execute(
             dialect.sql(
@@ -435,3 +451,101 @@ def mark_resent(
     ).fetchall()
     marked = {row[0] for row in rows}
     return [run_id for run_id in run_ids if run_id in marked]
+
+
+STEP_COPY: Final = (
+    "INSERT INTO steps (run_id, seq, attempt, kind, name, mutating, idempotency_key, "
+    "request_hash, request, response, status, start_time, end_time, error_type, error_message, "
+    "tries) SELECT ?, seq, 0, kind, name, mutating, idempotency_key, request_hash, request, "
+    "response, status, start_time, end_time, error_type, error_message, tries FROM steps "
+    "WHERE run_id = ?"
+)
+"""Copy one run's journal into another's (attempt 0: carried over), keys and results kept."""
+
+
+def begin_redrive(
+    conn: Connection,
+    dialect: Dialect,
+    entry_id: str,
+    owner: str,
+    run: NewRun,
+    source_run_id: str | None,
+) -> bool:
+    """Record the run that redrives a claimed entry, with the failed run's journal if it goes on.
+
+    One transaction: the entry names the new run (so a redriver that dies now leaves a run any
+    process resumes, never a second redrive), the run is recorded, and the journal it continues
+    is copied into it (``source_run_id``; ``None`` for a fresh start).
+
+    Returns:
+        Whether the entry was still claimed by ``owner`` (else nothing is written).
+    """
+    linked = conn.execute(
+        dialect.sql(
+            "UPDATE dlq SET redrive_run_id = ? WHERE entry_id = ? AND status = 'redriving' "
+            "AND claimed_by = ? AND redrive_run_id IS NULL"
+        ),
+        (run.run_id, entry_id, owner),
+    ).rowcount
+    if linked != 1:
+        return False
+    conn.execute(dialect.sql(INSERT_RUN), new_run_params(run))
+    if source_run_id is not None:
+        conn.execute(dialect.sql(STEP_COPY), (run.run_id, source_run_id))
+    return True
+
+
+def resolve_step(
+    conn: Connection,
+    dialect: Dialect,
+    run_id: str,
+    seq: int,
+    *,
+    happened: bool,
+    response: bytes | None,
+    result_json: str | None,
+    by: str | None,
+    note: str | None,
+    at: float,
+) -> bool:
+    """Record an operator's word on an in-doubt step of an ended run; false if none is there.
+
+    "It happened" completes the step (with the result given, if any): a redrive serves it.
+    "It did not happen" marks it failed: a redrive issues it again, with its original key.
+    """
+    updated = conn.execute(
+        dialect.sql(
+            "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
+            "error_message = ? WHERE run_id = ? AND seq = ? AND status = 'started' "
+            "AND mutating = 1 AND EXISTS (SELECT 1 FROM runs WHERE run_id = ? "
+            "AND status NOT IN ('pending', 'running'))"
+        ),
+        (
+            "completed" if happened else "failed",
+            response if happened else None,
+            at,
+            None if happened else "ResolvedNotHappened",
+            None if happened else f"an operator ({by or 'unnamed'}) said it did not happen",
+            run_id,
+            seq,
+            run_id,
+        ),
+    ).rowcount
+    if updated != 1:
+        return False
+    conn.execute(
+        dialect.sql(
+            "INSERT INTO step_resolutions (run_id, seq, decision, result, decided_by, decided_at, "
+            "note) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ),
+        (
+            run_id,
+            seq,
+            "happened" if happened else "did_not_happen",
+            result_json,
+            by,
+            at,
+            note,
+        ),
+    )
+    return True

@@ -26,6 +26,7 @@ retries across a server restart, what is redone when a commit's outcome is unkno
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from importlib import resources
@@ -683,15 +684,19 @@ class PostgresStore(SharedReads):
 
     # -- dead-letter queue ------------------------------------------------------------------
 
-    def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
-        """Take the oldest pending entry matching ``query`` for redriving (one claimer wins).
+    def claim_dead_letter(
+        self, query: DeadLetterQuery, owner: str, at: float, *, stale_before: float = 0.0
+    ) -> DeadLetter | None:
+        """Take the oldest claimable entry matching ``query`` for redriving (one claimer wins).
 
-        Concurrent claimers skip each other's locked rows, so each takes a different entry.
+        Claimable: pending, or claimed before ``stale_before`` by a redriver that died before
+        its redrive started. Concurrent claimers skip each other's locked rows, so each takes a
+        different entry.
         """
-        pending = DeadLetterQuery(
-            query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
+        claimable = dataclasses.replace(
+            query, status="claimable", limit=1, stale_before=stale_before
         )
-        where, params = queries.dlq_where(pending, queries.POSTGRES)
+        where, params = queries.dlq_where(claimable, queries.POSTGRES)
         columns = ", ".join(f"picked.{c.strip()}" for c in queries.DLQ_COLUMNS.split(","))
 
         def write(conn: Connection[Any], doubt: bool) -> DeadLetter | None:
@@ -708,13 +713,74 @@ class PostgresStore(SharedReads):
                 "ORDER BY failed_at, entry_id LIMIT 1 FOR UPDATE SKIP LOCKED), "
                 "claimed AS (UPDATE dlq SET status = 'redriving', claimed_by = %s, "
                 "claimed_at = %s FROM picked WHERE dlq.entry_id = picked.entry_id "
-                "AND dlq.status = 'pending' RETURNING dlq.entry_id) "
+                "AND (dlq.status = 'pending' OR (dlq.status = 'redriving' "
+                "AND dlq.redrive_run_id IS NULL AND dlq.claimed_at < %s)) "
+                "RETURNING dlq.entry_id) "
                 f"SELECT {columns} FROM picked JOIN claimed USING (entry_id)",
-                [*params, owner, at],
+                [*params, owner, at, stale_before],
             ).fetchone()
             return None if row is None else queries.dead_letter_record(row)
 
         return self._db.run(write, "claim a DLQ entry", transaction=False)
+
+    def begin_redrive(
+        self, entry_id: str, owner: str, run: NewRun, source_run_id: str | None
+    ) -> bool:
+        """Record a claimed entry's redrive run (with the journal it continues) in one go."""
+
+        def write(conn: Connection[Any], doubt: bool) -> bool:
+            if (
+                doubt
+                and conn.execute(
+                    "SELECT 1 FROM dlq WHERE entry_id = %s AND redrive_run_id = %s",
+                    (entry_id, run.run_id),
+                ).fetchone()
+            ):
+                return True  # the earlier try committed
+            return writes.begin_redrive(conn, queries.POSTGRES, entry_id, owner, run, source_run_id)
+
+        return self._db.run(write, f"begin the redrive of DLQ entry {entry_id}")
+
+    def resolve_step(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        happened: bool,
+        response: bytes | None,
+        result_json: str | None,
+        blobs: Sequence[Blob],
+        by: str | None,
+        note: str | None,
+        at: float,
+    ) -> bool:
+        """Record an operator's word on an in-doubt step of an ended run."""
+
+        def write(conn: Connection[Any], doubt: bool) -> bool:
+            if (
+                doubt
+                and conn.execute(
+                    "SELECT 1 FROM step_resolutions WHERE run_id = %s AND seq = %s "
+                    "AND decided_at = %s",
+                    (run_id, seq, at),
+                ).fetchone()
+            ):
+                return True
+            _put_blobs(conn, blobs)
+            return writes.resolve_step(
+                conn,
+                queries.POSTGRES,
+                run_id,
+                seq,
+                happened=happened,
+                response=response,
+                result_json=result_json,
+                by=by,
+                note=note,
+                at=at,
+            )
+
+        return self._db.run(write, f"resolve step {seq} of run {run_id}")
 
     def finish_dead_letter(
         self, entry_id: str, *, redrive_run_id: str, result: str, at: float

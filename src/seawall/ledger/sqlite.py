@@ -20,6 +20,7 @@ growing WAL and background checkpoints).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -681,12 +682,18 @@ class SQLiteStore(SharedReads):
 
     # -- dead-letter queue ------------------------------------------------------------------
 
-    def claim_dead_letter(self, query: DeadLetterQuery, owner: str, at: float) -> DeadLetter | None:
-        """Take the oldest pending entry matching ``query`` for redriving (one claimer wins)."""
-        pending = DeadLetterQuery(
-            query.agent, query.error_class, query.since, "pending", 1, query.until, query.excluded
+    def claim_dead_letter(
+        self, query: DeadLetterQuery, owner: str, at: float, *, stale_before: float = 0.0
+    ) -> DeadLetter | None:
+        """Take the oldest claimable entry matching ``query`` for redriving (one claimer wins).
+
+        Claimable: pending, or claimed before ``stale_before`` by a redriver that died before
+        its redrive started.
+        """
+        claimable = dataclasses.replace(
+            query, status="claimable", limit=1, stale_before=stale_before
         )
-        where, params = queries.dlq_where(pending, queries.SQLITE)
+        where, params = queries.dlq_where(claimable, queries.SQLITE)
         with self._write(durable=True) as db:
             row = db.execute(
                 f"SELECT {queries.DLQ_COLUMNS} FROM dlq{where} "
@@ -697,10 +704,46 @@ class SQLiteStore(SharedReads):
                 return None
             claimed = db.execute(
                 "UPDATE dlq SET status = 'redriving', claimed_by = ?, claimed_at = ? "
-                "WHERE entry_id = ? AND status = 'pending'",
-                (owner, at, row[0]),
+                f"WHERE entry_id = ? AND {queries.CLAIMABLE}",
+                (owner, at, row[0], stale_before),
             ).rowcount
             return queries.dead_letter_record(row) if claimed == 1 else None
+
+    def begin_redrive(
+        self, entry_id: str, owner: str, run: NewRun, source_run_id: str | None
+    ) -> bool:
+        """Record a claimed entry's redrive run (with the journal it continues) in one go."""
+        with self._write(durable=True) as db:
+            return writes.begin_redrive(db, queries.SQLITE, entry_id, owner, run, source_run_id)
+
+    def resolve_step(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        happened: bool,
+        response: bytes | None,
+        result_json: str | None,
+        blobs: Sequence[Blob],
+        by: str | None,
+        note: str | None,
+        at: float,
+    ) -> bool:
+        """Record an operator's word on an in-doubt step of an ended run."""
+        with self._write(durable=True) as db:
+            _put_blobs(db, blobs)
+            return writes.resolve_step(
+                db,
+                queries.SQLITE,
+                run_id,
+                seq,
+                happened=happened,
+                response=response,
+                result_json=result_json,
+                by=by,
+                note=note,
+                at=at,
+            )
 
     def finish_dead_letter(
         self, entry_id: str, *, redrive_run_id: str, result: str, at: float
