@@ -1198,7 +1198,7 @@ class PostgresStore(SharedReads):
     def claim_sweeper(self, name: str, owner: str, now: float, expires_at: float) -> bool:
         """Take the sweeper lease ``name`` when it lapsed, or renew it for ``owner``.
 
-        A claim whose commit's outcome is unknown is not redone: the sweep it was for is skipped.
+        Safe to redo after a commit whose outcome is unknown: a holder renews its own lease.
         """
 
         def write(conn: Connection[Any], _doubt: bool) -> bool:
