@@ -3,8 +3,11 @@
 Three scenarios on the same workload (one agent, one journaled mutating call per run):
 
 1. ``celery``: N runs submitted to 4 Celery workers (prefork, one pool process each).
-2. ``celery+kill``: the same while one worker is SIGKILLed (with its pool) every 10 s and
-   restarted.
+2. ``celery+kill``: the same while a worker executing a run is SIGKILLed whole (main process and
+   pool) after 1 s and then every 10 s, and restarted. Redis keeps its default visibility
+   timeout (an hour): the killed worker's runs are taken over by the takeover sweeps. Prints the
+   takeover latency (p50/p99, from the kill to the run's claim by another worker) and fails when
+   no worker was killed or no run was taken over.
 3. ``local``: the same N runs submitted to the local executor (4 submission threads).
 
 For each: runs/s (first submission to last finish), p50/p99 submit-to-finish latency (from the
@@ -27,7 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
+import re
 import signal
 import socket
 import statistics
@@ -137,6 +140,14 @@ class Workers:
             )
         self.procs[slot] = proc
 
+    def slot_of(self, pid: int) -> int | None:
+        """The slot of the worker whose process group holds ``pid`` (``None``: gone)."""
+        try:
+            group = os.getpgid(pid)
+        except ProcessLookupError:
+            return None
+        return next((slot for slot, proc in self.procs.items() if proc.pid == group), None)
+
     def kill(self, slot: int) -> None:
         proc = self.procs.pop(slot)
         with contextlib.suppress(ProcessLookupError):
@@ -174,6 +185,67 @@ def _wait_all(app: Any, n: int, timeout: float) -> None:
         time.sleep(0.5 if sum(r.status is RunStatus.SUCCEEDED for r in runs) < n else 0.1)
 
 
+FIRST_KILL = 1.0
+"""Seconds before the first kill: a short load gets one too."""
+LOST = re.compile(r"(\d+) pending run\(s\) whose message the broker lost")
+LAPSED = re.compile(r"(\d+) run\(s\) whose owner stopped renewing its lease")
+RESENT = re.compile(
+    r"^\[([\d-]+ [\d:,]+): WARNING/MainProcess\] \d+ run\(s\) whose owner stopped renewing "
+    r"its lease; sent to the workers again: (.*)$",
+    re.MULTILINE,
+)
+
+
+def _first_resends(logs: list[str]) -> dict[str, float]:
+    """When a sweep first sent each lapsed run again, from the workers' logs (local time)."""
+    first: dict[str, float] = {}
+    for text in logs:
+        for stamp, ids in RESENT.findall(text):
+            at = time.mktime(time.strptime(stamp.split(",")[0], "%Y-%m-%d %H:%M:%S"))
+            at += int(stamp.split(",")[1]) / 1000
+            for run_id in re.findall(r"(\w+) \(of ", ids):
+                first[run_id] = min(first.get(run_id, at), at)
+    return first
+
+
+def _victim(app: Any, workers: Workers, stop: threading.Event) -> tuple[int, str] | None:
+    """A worker executing a run right now, and the run (looked for during 2 s at most)."""
+    deadline = time.monotonic() + 2.0
+    while not stop.is_set() and time.monotonic() < deadline:
+        for run in app.runs(status="running", limit=20):
+            slot = workers.slot_of(int((run.lease_owner or "::").split(":")[1] or 0))
+            if slot is not None:
+                return slot, run.run_id
+        time.sleep(0.01)
+    return None
+
+
+def _takeovers(app: Any, kills: list[tuple[float, str]]) -> list[float]:
+    """Seconds from each kill to another worker's claim of the run the victim was executing.
+
+    The claim is when the taker closed the dead attempt (its end), or, for a run killed before
+    its attempt began, when the taker's attempt began. A run that ended before the kill landed
+    was not taken over: it is left out.
+    """
+    from seawall import FailureCause
+
+    latencies = []
+    for killed_at, run_id in kills:
+        for attempt in app.attempts(run_id):
+            crashed = attempt.failure_cause is FailureCause.CRASHED and attempt.end_time
+            if crashed and attempt.start_time <= killed_at <= attempt.end_time:
+                latencies.append(attempt.end_time - killed_at)
+                break
+            if attempt.start_time > killed_at:
+                latencies.append(attempt.start_time - killed_at)
+                break
+    return sorted(latencies)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, int(share * len(values)))]
+
+
 def _measure(app: Any, n: int, effects: Path, tag: str) -> dict[str, Any]:
     """Read the outcome back from the ledger and the side-effect files, and check them."""
     from seawall import RunStatus
@@ -185,8 +257,8 @@ def _measure(app: Any, n: int, effects: Path, tag: str) -> dict[str, Any]:
     duplicate_rows = sum(1 for count in keys.values() if count != 1)
     files = {path.name: path for path in effects.iterdir() if path.name.startswith(tag)}
     applied = Counter({name: len(path.read_text().splitlines()) for name, path in files.items()})
-    missing_effects = n - len(files)
-    repeated_effects = sum(1 for count in applied.values() if count != 1)
+    missing_effects = n - sum(1 for count in applied.values() if count > 0)
+    repeated_effects = sum(1 for count in applied.values() if count > 1)
     latencies = sorted((run.end_time - run.start_time) for run in runs if run.end_time is not None)
     first = min(run.start_time for run in runs)
     last = max(run.end_time or 0.0 for run in runs)
@@ -195,7 +267,7 @@ def _measure(app: Any, n: int, effects: Path, tag: str) -> dict[str, Any]:
         "runs": n,
         "runs_per_s": n / (last - first),
         "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "p99_ms": 1000 * _percentile(latencies, 0.99),
         "lost_or_extra_rows": lost_or_extra,
         "duplicate_rows": duplicate_rows,
         "not_succeeded": dict(not_ok),
@@ -208,7 +280,7 @@ def _measure(app: Any, n: int, effects: Path, tag: str) -> dict[str, Any]:
 def _celery(
     n: int, ledger_kind: str, kill_every: float | None, workers_n: int, base: Path
 ) -> dict[str, Any]:
-    from benchmarks.celery_app import build, celery_for
+    from benchmarks.celery_app import LEASE, build, celery_for
     from seawall.integrations.celery import CeleryExecutor
 
     tag = uuid.uuid4().hex[:10]
@@ -220,7 +292,7 @@ def _celery(
     ready.mkdir()
     with ledger_for(ledger_kind, base) as (ledger, label):
         celery_app = celery_for(REDIS, prefix)
-        app = build(ledger, effects, CeleryExecutor(celery_app, queue=queue, resend_after=None))
+        app = build(ledger, effects, CeleryExecutor(celery_app, queue=queue))
         env = dict(os.environ)
         env.update(
             SEAWALL_BENCH_LEDGER=ledger,
@@ -234,6 +306,7 @@ def _celery(
         workers = Workers(base, env, queue)
         stop = threading.Event()
         killer: threading.Thread | None = None
+        kills: list[tuple[float, str]] = []
         try:
             for slot in range(workers_n):
                 workers.start(slot)
@@ -244,11 +317,16 @@ def _celery(
                     raise RuntimeError("workers did not start; see their logs in " + str(base))
                 time.sleep(0.1)
             if kill_every is not None:
-                rng = random.Random(7)
 
                 def kill_loop() -> None:
-                    while not stop.wait(kill_every):
-                        slot = rng.randrange(workers_n)
+                    wait = FIRST_KILL
+                    while not stop.wait(wait):
+                        wait = kill_every
+                        victim = _victim(app, workers, stop)
+                        if victim is None:
+                            continue
+                        slot, run_id = victim
+                        kills.append((time.time(), run_id))
                         workers.kill(slot)
                         workers.kills += 1
                         workers.start(slot)
@@ -263,17 +341,22 @@ def _celery(
                 killer.join(timeout=60)
             workers.close()
         result = _measure(app, n, effects, tag)
-        resent = sum(
-            int(line.split(" run(s) pending")[0].rsplit(" ", 1)[-1])
-            for log in base.glob("worker-*.log")
-            for line in log.read_text(errors="replace").splitlines()
-            if " run(s) pending for over " in line
-        )
+        logs = [log.read_text(errors="replace") for log in base.glob("worker-*.log")]
+        first_resent = _first_resends(logs)
         result |= {
             "ledger": label,
             "submit_per_s": n / submit_s,
             "kills": workers.kills,
-            "resent": resent,
+            "kill_scenario": kill_every is not None,
+            "lease": LEASE,
+            "takeovers": _takeovers(app, kills),
+            "detections": sorted(
+                first_resent[run_id] - killed_at
+                for killed_at, run_id in kills
+                if first_resent.get(run_id, 0.0) > killed_at
+            ),
+            "resent_lost": sum(int(c) for text in logs for c in LOST.findall(text)),
+            "resent_lapsed": sum(int(c) for text in logs for c in LAPSED.findall(text)),
         }
         app.close()
         _purge(prefix)
@@ -301,7 +384,7 @@ def _local(n: int, ledger_kind: str, threads: int, base: Path) -> dict[str, Any]
     effects = base / "effects"
     effects.mkdir()
     with ledger_for(ledger_kind, base) as (ledger, label):
-        app = build(ledger, effects, LocalExecutor(max_submitted=threads))
+        app = build(ledger, effects, LocalExecutor())
         submit_s = _submit_all(app, n, tag)
         _wait_all(app, n, timeout=max(600.0, n / 5))
         result = _measure(app, n, effects, tag)
@@ -311,27 +394,53 @@ def _local(n: int, ledger_kind: str, threads: int, base: Path) -> dict[str, Any]
 
 
 def _line(name: str, r: dict[str, Any]) -> str:
-    ok = (
+    intact = (
         r["lost_or_extra_rows"] == 0
         and r["duplicate_rows"] == 0
         and not r["not_succeeded"]
         and r["missing_effects"] == 0
         and r["repeated_effects"] == 0
     )
+    killed = not r.get("kill_scenario") or (r["kills"] > 0 and bool(r["takeovers"]))
+    ok = intact and killed
     proof = (
         "nothing lost or duplicated: every run one final row (succeeded), every side effect once"
-        if ok
+        if intact
         else (
             f"CHECK FAILED: rows lost/extra {r['lost_or_extra_rows']}, duplicate rows "
             f"{r['duplicate_rows']}, not succeeded {r['not_succeeded']}, effects missing "
             f"{r['missing_effects']}, repeated {r['repeated_effects']}"
         )
     )
-    kills = (
-        f", {r['kills']} workers SIGKILLed, {r['resumed_runs']} runs resumed" if r["kills"] else ""
-    )
-    if r.get("resent"):
-        kills += f", {r['resent']} run ids re-sent by the lost-message sweep"
+    if not killed:
+        proof += (
+            f"; CHECK FAILED: the kill scenario killed {r['kills']} workers and took over "
+            f"{len(r['takeovers'])} runs (it must kill a worker mid-run and take its run over)"
+        )
+    kills = ""
+    if r.get("kill_scenario"):
+        kills = (
+            f", {r['kills']} workers SIGKILLed mid-run, {len(r['takeovers'])} of their runs "
+            f"taken over ({r['resumed_runs']} resumed after a started attempt)"
+        )
+    if r.get("takeovers"):
+        taken = r["takeovers"]
+        kills += (
+            f"; takeover latency from the kill (lease {r['lease']:g} s, visibility timeout left "
+            f"at an hour): claimed by another worker p50 {1000 * statistics.median(taken):,.0f} "
+            f"ms, p99 {1000 * _percentile(taken, 0.99):,.0f} ms ({len(taken)} runs)"
+        )
+        found = r["detections"]
+        if found:
+            kills += (
+                f", re-sent by the sweep p50 {1000 * statistics.median(found):,.0f} ms, p99 "
+                f"{1000 * _percentile(found, 0.99):,.0f} ms (the rest is the queue ahead of it)"
+            )
+    if r.get("resent_lapsed") or r.get("resent_lost"):
+        kills += (
+            f"; sweeps re-sent {r['resent_lapsed']} lapsed and {r['resent_lost']} lost-message "
+            "run ids"
+        )
     return (
         f"  [{'ok' if ok else 'FAILED'}] {name:<13} {r['runs']:,} runs: {r['runs_per_s']:,.0f} runs/s, "
         f"p50 {r['p50_ms']:,.0f} ms, p99 {r['p99_ms']:,.0f} ms submit-to-finish "

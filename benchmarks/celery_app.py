@@ -16,20 +16,18 @@ from seawall import Context, Executor, Seawall
 from seawall.integrations.celery import CeleryExecutor
 
 LEASE = 2.0
-VISIBILITY = 5.0
-RESEND_AFTER = 60.0
 
 
 def celery_for(broker: str, prefix: str) -> Celery:
-    """A Celery app on ``broker`` whose Redis keys start with ``prefix``."""
+    """A Celery app on ``broker`` whose Redis keys start with ``prefix``.
+
+    The broker's visibility timeout is left at its default (an hour): a killed worker's runs
+    are taken over by the takeover sweeps, not redelivered by Redis.
+    """
     celery_app = Celery("seawall-bench", broker=broker, set_as_current=False)
-    options: dict[str, Any] = {"visibility_timeout": VISIBILITY}
+    options: dict[str, Any] = {}
     if broker.startswith("redis"):
-        options |= {
-            "global_keyprefix": prefix,
-            "unacked_restore_interval": 1,
-            "unacked_restore_throttle": 1,
-        }
+        options |= {"global_keyprefix": prefix}
     celery_app.conf.broker_transport_options = options
     celery_app.conf.broker_connection_retry_on_startup = True
     return celery_app
@@ -40,13 +38,19 @@ def build(ledger: str, effects: Path, executor: Executor | None) -> Seawall:
     app = Seawall(ledger, lease=LEASE, executor=executor)
 
     def applied(result: Any, key: str) -> bool:
-        return (effects / key).exists()
+        # A process killed between creating the file and writing its line applied nothing.
+        path = effects / key
+        return path.exists() and path.stat().st_size > 0
 
     @app.tool(mutating=True, read_back=applied)
     def effect(key: str) -> str:
-        # One file per key, appended to: a second application would show as a second line.
-        with (effects / key).open("a") as out:
-            out.write(f"{os.getpid()}\n")
+        # One file per key, appended to (one write of one line: all or nothing): a second
+        # application would show as a second line.
+        fd = os.open(effects / key, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
         return key
 
     @app.agent
@@ -68,7 +72,5 @@ if "SEAWALL_BENCH_LEDGER" in os.environ:
     app = build(
         os.environ["SEAWALL_BENCH_LEDGER"],
         Path(os.environ["SEAWALL_BENCH_EFFECTS"]),
-        CeleryExecutor(
-            celery_app, queue=os.environ["SEAWALL_BENCH_QUEUE"], resend_after=RESEND_AFTER
-        ),
+        CeleryExecutor(celery_app, queue=os.environ["SEAWALL_BENCH_QUEUE"]),
     )

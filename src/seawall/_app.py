@@ -38,6 +38,7 @@ from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
 from seawall._resume import resume_agent_run
 from seawall._runner import execute_run
+from seawall._takeover import Takeover, resumable
 from seawall._version import VERSION
 from seawall.artifacts import (
     Destination,
@@ -337,6 +338,8 @@ class Seawall:
         # The sync API's loop is stopped with the app, or when it is garbage-collected without
         # close(), so no event loop outlives its app.
         self._finalizer = weakref.finalize(self, self._loop.close)
+        self.takeover = Takeover(self)
+        """Sweeps for runs whose owner died or whose message was lost (see ``_takeover``)."""
         if self.destination is not None and self.staging_root.is_dir():
             try:
                 self.gc()
@@ -402,9 +405,10 @@ class Seawall:
         self.store.close()
 
     def _beat(self) -> None:
-        """Heartbeat work: shared retry-budget counts, monitor upkeep."""
+        """Heartbeat work: shared retry-budget counts, monitor upkeep, takeover sweeps."""
         self.budgets.flush()
         self.monitor.beat(self.live.journals())
+        self.takeover.beat()
 
     def __enter__(self) -> Self:
         return self
@@ -829,11 +833,13 @@ class Seawall:
         queued: bool = False,
         run_id: str | None = None,
         now: float | None = None,
+        route: str | None = None,
     ) -> tuple[str, float]:
         """Record a new run and return its id and start time.
 
         The run is leased to this process (at epoch 1), or, when ``queued``, recorded
-        ``pending`` with no lease (epoch 0), for the first worker that claims it.
+        ``pending`` with no lease (epoch 0), for the first worker that claims it; ``route``
+        names where it is sent (``celery:QUEUE``).
         """
         run_id = run_id or new_run_id()
         now = time.time() if now is None else now
@@ -853,6 +859,7 @@ class Seawall:
                 replay_mode=replay_mode,
                 node=node,
                 status=RunStatus.PENDING if queued else RunStatus.RUNNING,
+                route=route,
             ),
             blobs,
         )
@@ -867,6 +874,7 @@ class Seawall:
         node: str | None = None,
         workflow: str | None = None,
         queued: bool = False,
+        route: str | None = None,
     ) -> tuple[str, float]:
         """Snapshot ``inputs`` and record a new run of ``spec``; return its id and start time.
 
@@ -884,6 +892,7 @@ class Seawall:
             workflow=workflow,
             node=node,
             queued=queued,
+            route=route,
         )
 
     async def start_child(
@@ -1271,6 +1280,9 @@ class Seawall:
     def resume(self, run_id: str | None = None) -> list[RunResult]:
         """Resume runs whose owner died (their lease lapsed), serving their journals.
 
+        Runs recorded for a worker whose message was lost (``pending``, never claimed, and
+        missing from the broker's queue) are taken and executed here too.
+
         Args:
             run_id: Resume only this run (it must be unfinished with a lapsed lease).
 
@@ -1301,16 +1313,13 @@ class Seawall:
             if run.agent not in self._graphs:
                 self.resolve_agent(run.agent)
             candidates = [run]
+            lost = []
         else:
-            expired = self.store.expired_runs(now, 10_000)
-            graphs = {r.run_id for r in expired if r.node is None and r.agent in self._graphs}
-            candidates = [
-                r
-                for r in expired
-                if (r.agent in self._agents or r.run_id in graphs)
-                and r.parent_run_id not in graphs  # the graph's coordinator resumes its nodes
-            ]
+            expired = await self.io.run(self.store.expired_runs, now, 10_000)
+            candidates = resumable(expired, self._agents, self._graphs)
+            lost = await self.io.run(self.takeover.lost_runs, now)
         jobs = [self._resume_one(run, now) for run in candidates]
+        jobs += [self.atake(run.run_id) for run in lost]
         results = await asyncio.gather(*jobs)
         return [result for result in results if result is not None]
 

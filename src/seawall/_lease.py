@@ -67,11 +67,19 @@ class Leases:
         """Start renewing the lease on ``run_id``, held at ``epoch``."""
         with self._lock:
             self._held[run_id] = (epoch, time.monotonic())
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._beat, name="seawall-heartbeat", daemon=True
-                )
-                self._thread.start()
+            self._start()
+
+    def start(self) -> None:
+        """Start the heartbeat now, before any lease is held (its ``on_beat`` work runs)."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(
+                target=self._beat, name="seawall-heartbeat", daemon=True
+            )
+            self._thread.start()
 
     def release(self, run_id: str) -> None:
         """Stop renewing the lease on ``run_id``."""

@@ -14,8 +14,9 @@ from pathlib import Path
 from celery import Celery
 
 from seawall import Seawall
+from seawall.integrations.celery import TAKEOVER_SUFFIX
 
-from .celery_worker import build
+from .celery_worker import VISIBILITY, build
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integrations.celery_worker:celery_app"
@@ -29,19 +30,25 @@ class Fleet:
         tmp: A private folder (worker logs, the side-effect log, hold files).
         ledger: The ledger URL every process uses.
         broker: The broker URL.
+        visibility: The broker's visibility timeout (``None``: Seawall's default, an hour).
     """
 
-    def __init__(self, tmp: Path, ledger: str, broker: str) -> None:
+    def __init__(
+        self, tmp: Path, ledger: str, broker: str, visibility: float | None = VISIBILITY
+    ) -> None:
         self.tmp = tmp
         self.ledger = ledger
         self.broker = broker
+        self.visibility = visibility
         tag = uuid.uuid4().hex[:10]
         self.queue = f"seawall-test-{tag}"
         self.prefix = f"seawall-test-{tag}:"
         self.effects = tmp / "effects.log"
         self.effects.touch()
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self.celery_app, self.app = build(ledger, broker, self.queue, self.prefix, self.effects)
+        self.celery_app, self.app = build(
+            ledger, broker, self.queue, self.prefix, self.effects, visibility
+        )
 
     def env(self) -> dict[str, str]:
         """The environment of a worker process."""
@@ -52,6 +59,7 @@ class Fleet:
             SEAWALL_CELERY_QUEUE=self.queue,
             SEAWALL_CELERY_PREFIX=self.prefix,
             SEAWALL_CELERY_EFFECTS=str(self.effects),
+            SEAWALL_CELERY_VISIBILITY="" if self.visibility is None else str(self.visibility),
             PYTHONPATH=str(ROOT),
         )
         return env
@@ -60,11 +68,23 @@ class Fleet:
         """The log file of worker ``name``."""
         return self.tmp / f"worker-{name}.log"
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        """Start worker ``name`` (one prefork pool process) and wait until it consumes."""
-        log = self.log(name)
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
+    def start(self, *names: str) -> None:
+        """Start workers ``names`` (one prefork pool process each) and wait until they consume."""
+        for name in names:
+            self._launch(name)
+        deadline = time.monotonic() + READY_TIMEOUT
+        for name in names:
+            log, proc = self.log(name), self.workers[name]
+            while b" ready." not in log.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self.kill(name)
+                    text = log.read_text(errors="replace")[-3000:]
+                    raise AssertionError(f"worker {name} did not start:\n{text}")
+                time.sleep(0.05)
+
+    def _launch(self, name: str) -> None:
+        with self.log(name).open("ab") as out:
+            self.workers[name] = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -92,15 +112,6 @@ class Fleet:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.workers[name] = proc
-        deadline = time.monotonic() + READY_TIMEOUT
-        while b" ready." not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self.kill(name)
-                text = log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"worker {name} did not start:\n{text}")
-            time.sleep(0.05)
-        return proc
 
     def kill(self, name: str) -> None:
         """SIGKILL worker ``name`` with its pool processes, and reap it."""
@@ -126,6 +137,10 @@ class Fleet:
                 raise AssertionError(f"no worker logged {text!r} within {timeout} s")
             time.sleep(0.05)
 
+    def effect_keys(self) -> list[str]:
+        """The idempotency keys of every side effect logged, in order (one per effect)."""
+        return [line.split(":", 3)[3] for line in self.effects.read_text().splitlines()]
+
     def effects_of(self, order: str) -> list[str]:
         """The side effects logged for ``order``, in order (``kind``)."""
         return [
@@ -144,7 +159,7 @@ class Fleet:
 
 
 def purge(celery_app: Celery, queue: str, prefix: str) -> None:
-    """Delete the test's queue (RabbitMQ) or its keys (Redis)."""
+    """Delete the test's queues (RabbitMQ: the runs' and the takeover queue) or keys (Redis)."""
     url = str(celery_app.conf.broker_url)
     if url.startswith("redis"):
         import redis
@@ -158,9 +173,11 @@ def purge(celery_app: Celery, queue: str, prefix: str) -> None:
             client.close()
         return
     with celery_app.connection_for_write() as conn:
-        channel = conn.default_channel
-        with contextlib.suppress(Exception):
-            channel.queue_delete(queue)
+        for name in (queue, queue + TAKEOVER_SUFFIX):
+            channel = conn.channel()
+            with contextlib.suppress(Exception):
+                channel.queue_delete(name)
+                channel.close()
 
 
 def wait_for(path: Path, timeout: float = 30.0) -> None:

@@ -19,15 +19,22 @@ from seawall.integrations.celery import CeleryExecutor
 
 LEASE = 1.5
 VISIBILITY = 4.0
-RESEND_AFTER = 2.0
 
 
 def build(
-    ledger: str, broker: str, queue: str, prefix: str, effects: Path
+    ledger: str,
+    broker: str,
+    queue: str,
+    prefix: str,
+    effects: Path,
+    visibility: float | None = VISIBILITY,
 ) -> tuple[Celery, Seawall]:
-    """Return the Celery app and the Seawall app, with the test agents registered."""
+    """Return the Celery app and the Seawall app, with the test agents registered.
+
+    ``visibility``: the broker's visibility timeout (``None``: Seawall's default, an hour).
+    """
     celery_app = Celery("seawall-tests", broker=broker, set_as_current=False)
-    options: dict[str, Any] = {"visibility_timeout": VISIBILITY}
+    options: dict[str, Any] = {} if visibility is None else {"visibility_timeout": visibility}
     if broker.startswith("redis"):
         # Own keys on the shared Redis; restore a dead worker's messages within a second or so.
         options |= {
@@ -41,7 +48,7 @@ def build(
         ledger,
         lease=LEASE,
         retry=Retry(attempts=3, initial=0.01, max_delay=0.05),
-        executor=CeleryExecutor(celery_app, queue=queue, resend_after=RESEND_AFTER),
+        executor=CeleryExecutor(celery_app, queue=queue),
     )
     register(app, effects)
     return celery_app, app
@@ -50,18 +57,18 @@ def build(
 def register(app: Seawall, effects: Path) -> None:
     """Register the agents and tools every process of the tests shares."""
 
-    def log_effect(kind: str, order: str) -> str:
+    def log_effect(kind: str, order: str, key: str) -> str:
         with effects.open("a") as out:
-            out.write(f"{kind}:{order}:{os.getpid()}\n")
+            out.write(f"{kind}:{order}:{os.getpid()}:{key}\n")
         return f"{kind}-{order}"
 
     @app.tool(mutating=True)
-    def charge(order: str) -> str:
-        return log_effect("charge", order)
+    def charge(order: str, idempotency_key: str) -> str:
+        return log_effect("charge", order, idempotency_key)
 
     @app.tool(mutating=True)
-    def ship(order: str) -> str:
-        return log_effect("ship", order)
+    def ship(order: str, idempotency_key: str) -> str:
+        return log_effect("ship", order, idempotency_key)
 
     @app.agent
     def checkout(ctx: Context, order: str, hold: str | None = None) -> dict[str, Any]:
@@ -94,4 +101,7 @@ if "SEAWALL_CELERY_LEDGER" in os.environ:
         os.environ["SEAWALL_CELERY_QUEUE"],
         os.environ["SEAWALL_CELERY_PREFIX"],
         Path(os.environ["SEAWALL_CELERY_EFFECTS"]),
+        float(os.environ["SEAWALL_CELERY_VISIBILITY"])
+        if os.environ.get("SEAWALL_CELERY_VISIBILITY")
+        else None,
     )

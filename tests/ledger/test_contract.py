@@ -11,7 +11,7 @@ import dataclasses
 import sqlite3
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 LEDGERS = ("sqlite", "postgres")
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -503,32 +504,48 @@ def test_only_one_of_two_claims_succeeds(store: Store) -> None:
     assert "one" == (store.get_run("r1") or pytest.fail("run lost")).lease_owner
 
 
-def test_concurrent_claims_from_two_stores_have_one_winner(ledger_url: str) -> None:
-    """Two stores (two connections) claiming at once: exactly one succeeds."""
+def race(
+    ledger_url: str, prepare: Callable[[Store], None], act: Callable[[str, Store], T]
+) -> dict[str, T]:
+    """Run ``act(name, store)`` at once from two stores (two connections) named one and two."""
     first, second = open_store(ledger_url), open_store(ledger_url)
     try:
-        create(first, "r1", lease_expires_at=2000.0)
-        results: dict[str, int | None] = {}
+        prepare(first)
+        results: dict[str, T] = {}
         barrier = threading.Barrier(2)
 
-        def claim(name: str, opened: Store) -> None:
+        def go(name: str, opened: Store) -> None:
             barrier.wait()
-            results[name] = opened.claim_run("r1", name, 2600.0, now=2500.0)
+            results[name] = act(name, opened)
 
         threads = [
-            threading.Thread(target=claim, args=(name, opened))
+            threading.Thread(target=go, args=(name, opened))
             for name, opened in (("one", first), ("two", second))
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert [None, 2] == sorted(results.values(), key=lambda e: e or 0)
-        winner = next(name for name, won in results.items() if won)
-        assert winner == (first.get_run("r1") or pytest.fail("run lost")).lease_owner
+        return results
     finally:
         first.close()
         second.close()
+
+
+def test_concurrent_claims_from_two_stores_have_one_winner(ledger_url: str) -> None:
+    """Two stores (two connections) claiming at once: exactly one succeeds."""
+    results = race(
+        ledger_url,
+        lambda store: create(store, "r1", lease_expires_at=2000.0),
+        lambda name, store: store.claim_run("r1", name, 2600.0, now=2500.0),
+    )
+    assert [None, 2] == sorted(results.values(), key=lambda e: e or 0)
+    winner = next(name for name, won in results.items() if won)
+    store = open_store(ledger_url)
+    try:
+        assert winner == (store.get_run("r1") or pytest.fail("run lost")).lease_owner
+    finally:
+        store.close()
 
 
 def test_claim_refuses_a_finished_run(store: Store) -> None:
@@ -536,6 +553,143 @@ def test_claim_refuses_a_finished_run(store: Store) -> None:
     create(store, "r1", lease_expires_at=2000.0)
     finish(store, "r1")
     assert not store.claim_run("r1", "heir", 2600.0, now=2500.0)
+
+
+# -- takeover sweeps ------------------------------------------------------------------------
+
+ROUTE = "celery:agents"
+
+
+def routed(
+    store: Store,
+    run_id: str,
+    *,
+    agent: str = "agent",
+    start: float = 1000.0,
+    lease_expires_at: float | None = None,
+    route: str | None = ROUTE,
+) -> None:
+    """Record a run sent to ``route``: ``pending`` for a worker, or leased until a time."""
+    run, blobs = new_run(run_id, agent=agent, start=start)
+    if lease_expires_at is None:
+        run = dataclasses.replace(run, owner=None, lease_expires_at=None, status=RunStatus.PENDING)
+    else:
+        run = dataclasses.replace(run, lease_expires_at=lease_expires_at)
+    store.create_run(dataclasses.replace(run, route=route), blobs)
+
+
+def test_the_sweeper_lease_has_one_holder_at_a_time(store: Store) -> None:
+    """A sweeper lease is renewed by its holder and taken by another only once it lapsed."""
+    assert store.claim_sweeper("s", "one", now=100.0, expires_at=110.0)
+    assert not store.claim_sweeper("s", "two", now=105.0, expires_at=115.0)
+    assert store.claim_sweeper("s", "one", now=106.0, expires_at=116.0)
+    assert not store.claim_sweeper("s", "two", now=115.0, expires_at=125.0)
+    assert store.claim_sweeper("s", "two", now=117.0, expires_at=127.0)
+    assert not store.claim_sweeper("s", "one", now=118.0, expires_at=128.0)
+    assert store.claim_sweeper("other", "one", now=118.0, expires_at=128.0)
+
+
+def test_concurrent_sweeper_claims_from_two_stores_have_one_winner(ledger_url: str) -> None:
+    """Two processes claiming a lapsed sweeper lease at once: exactly one holds it."""
+    results = race(
+        ledger_url,
+        lambda store: store.claim_sweeper("s", "old", now=100.0, expires_at=110.0),
+        lambda name, store: store.claim_sweeper("s", name, now=120.0, expires_at=130.0),
+    )
+    assert [False, True] == sorted(results.values())
+
+
+def test_resend_lapsed_hands_over_each_lapse_once(store: Store) -> None:
+    """A lapsed run of the route and agents named is handed over once per lapse."""
+    routed(store, "lapsed", lease_expires_at=1500.0)
+    routed(store, "live", lease_expires_at=2000.0)
+    routed(store, "stranger", agent="other", lease_expires_at=1500.0)
+    routed(store, "elsewhere", route="celery:other", lease_expires_at=1500.0)
+    routed(store, "local", route=None, lease_expires_at=1500.0)
+    routed(store, "ended", lease_expires_at=1500.0)
+    finish(store, "ended")
+
+    def hand_over(now: float, again_before: float) -> list[str]:
+        return [r.run_id for r in store.resend_lapsed(ROUTE, now, ["agent"], again_before, 10)]
+
+    assert ["lapsed"] == hand_over(1600.0, 1540.0)
+    assert [] == hand_over(1610.0, 1550.0)
+    assert ["lapsed"] == hand_over(1700.0, 1650.0)
+    assert 2 == store.claim_run("lapsed", "heir", 1800.0, now=1750.0)
+    assert ["lapsed"] == hand_over(1801.0, 1741.0)
+
+
+def test_resend_lapsed_takes_the_oldest_lapses_first_up_to_the_limit(store: Store) -> None:
+    """The runs whose lease lapsed first are handed over first."""
+    routed(store, "late", lease_expires_at=1500.0)
+    routed(store, "early", lease_expires_at=1100.0)
+    first = store.resend_lapsed(ROUTE, 1600.0, ["agent"], 1540.0, 1)
+    second = store.resend_lapsed(ROUTE, 1600.0, ["agent"], 1540.0, 1)
+    assert ["early", "late"] == [r.run_id for r in first + second]
+
+
+def test_lapsed_runs_lists_a_route_s_lapsed_runs_of_the_agents_named(store: Store) -> None:
+    """lapsed_runs reads (marks nothing) the lapsed runs of one route, oldest lapse first."""
+    routed(store, "late", route=None, lease_expires_at=1500.0)
+    routed(store, "early", route=None, lease_expires_at=1100.0)
+    routed(store, "sent", lease_expires_at=1100.0)
+    routed(store, "stranger", agent="other", route=None, lease_expires_at=1100.0)
+    assert ["early", "late"] == [r.run_id for r in store.lapsed_runs(None, ["agent"], 1600.0, 10)]
+    assert ["sent"] == [r.run_id for r in store.lapsed_runs(ROUTE, ["agent"], 1600.0, 10)]
+    assert ["early"] == [r.run_id for r in store.lapsed_runs(None, ["agent"], 1600.0, 1)]
+
+
+def test_unclaimed_runs_are_counted_and_listed_in_the_order_sent(store: Store) -> None:
+    """Pending runs no worker claimed are counted and listed by when their id was sent."""
+    routed(store, "second", start=1100.0)
+    routed(store, "first", start=1000.0)
+    routed(store, "stranger", agent="other", start=900.0)
+    routed(store, "elsewhere", route="celery:other", start=900.0)
+    routed(store, "claimed", start=900.0)
+    store.claim_run("claimed", "worker", 2000.0, now=1200.0)
+    routed(store, "running", start=900.0, lease_expires_at=3000.0)
+    assert 2 == store.count_unclaimed(ROUTE, ["agent"], 1200.0)
+    assert 1 == store.count_unclaimed(ROUTE, ["agent"], 1100.0)
+    assert 3 == store.count_unclaimed(ROUTE, ["agent", "other"], 1200.0)
+    assert 0 == store.count_unclaimed(ROUTE, [], 1200.0)
+    oldest = store.oldest_unclaimed(ROUTE, ["agent"], 1200.0, 10)
+    assert ["first", "second"] == [r.run_id for r in oldest]
+    assert ["first"] == [r.run_id for r in store.oldest_unclaimed(ROUTE, ["agent"], 1200.0, 1)]
+
+
+def test_a_run_marked_resent_is_sent_last_and_not_again_within_the_bound(store: Store) -> None:
+    """mark_resent marks an unclaimed run once per bound; it then counts as sent at that time."""
+    routed(store, "first", start=1000.0)
+    routed(store, "second", start=1100.0)
+    routed(store, "claimed", start=1000.0)
+    store.claim_run("claimed", "worker", 2000.0, now=1200.0)
+    assert ["first"] == store.mark_resent(["first", "claimed", "unknown"], 1300.0, 1240.0)
+    assert [] == store.mark_resent(["first"], 1310.0, 1250.0)
+
+    def oldest(again_before: float) -> list[str]:
+        return [r.run_id for r in store.oldest_unclaimed(ROUTE, ["agent"], again_before, 10)]
+
+    assert ["second"] == oldest(1250.0)
+    assert ["second", "first"] == oldest(1400.0)
+    assert 1 == store.count_unclaimed(ROUTE, ["agent"], 1200.0)
+    assert ["first"] == store.mark_resent(["first"], 1400.0, 1340.0)
+
+
+def test_concurrent_hand_overs_from_two_stores_take_each_run_once(ledger_url: str) -> None:
+    """Two sweeps at once: every lapsed run is handed over by exactly one of them."""
+
+    def prepare(store: Store) -> None:
+        for i in range(20):
+            routed(store, f"r{i:02}", lease_expires_at=1500.0)
+
+    def sweep(_: str, store: Store) -> list[str]:
+        taken: list[str] = []
+        while batch := store.resend_lapsed(ROUTE, 1600.0, ["agent"], 1540.0, 3):
+            taken += [r.run_id for r in batch]
+        return taken
+
+    results = race(ledger_url, prepare, sweep)
+    assert sorted(f"r{i:02}" for i in range(20)) == sorted(results["one"] + results["two"])
 
 
 def test_renew_leases_extends_only_leases_held_at_their_epoch(store: Store) -> None:

@@ -33,6 +33,9 @@ def resume(
 ) -> None:
     """Resume runs whose lease lapsed (their process died), serving their journals.
 
+    Runs recorded for a worker whose message the broker lost (pending, never claimed, missing
+    from the queue) are taken and executed here too.
+
     The runs are resumed in the ledger your app was created with; --ledger, when given, must
     name that same ledger (a guard against resuming against the wrong one).
     """

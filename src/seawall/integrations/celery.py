@@ -14,32 +14,34 @@ verification, breakers, DLQ. The submitter reads the outcome back from the ledge
 The ledger's lease, not the broker, decides who executes a run: a delivery whose run is
 leased by a live worker does not execute it, and looks again when that lease would lapse; a
 delivery whose run's owner died (its lease lapsed) takes the run over and resumes it from its
-journal, so completed side effects are not repeated. See ``docs/celery.md`` for the Celery
-settings this relies on (late acknowledgement, reject on worker loss, prefetch of one, the
-broker's visibility timeout).
+journal, so completed side effects are not repeated.
+
+The broker is not relied on to notice a dead worker: every worker's main process takes part in
+the takeover sweeps (:mod:`seawall._takeover`), which send again the id of a run whose owner
+stopped renewing its lease, and of a ``pending`` run whose message the broker lost, once each
+per bound, within about two lease periods. See ``docs/celery.md`` for the Celery settings this
+relies on (late acknowledgement, reject on worker loss, prefetch of one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from seawall._executor import RunHandle, wait_for_run
-from seawall._failures import RunStatus
 from seawall.errors import (
     BrokerUnavailableError,
     ConfigurationError,
     LedgerError,
     RunNotFoundError,
-    SeawallError,
 )
-from seawall.ledger import RunQuery
 
 try:
     from celery import signals
     from kombu.exceptions import OperationalError
+    from kombu.transport import virtual
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "seawall.integrations.celery needs Celery: pip install 'seawall[celery]'"
@@ -59,8 +61,8 @@ DEFAULT_VISIBILITY_TIMEOUT: Final = 3600.0
 """Seconds Redis (and SQS) wait before handing an unacknowledged message to another worker."""
 RECHECK_MARGIN: Final = 0.25
 """Share of the lease added to a deferred delivery's delay, so it looks after the lapse."""
-SWEEP_BATCH: Final = 1000
-"""Pending runs a sweep sends again at most."""
+TAKEOVER_SUFFIX: Final = ".takeover"
+"""Appended to the queue's name: the queue of ids the takeover sweeps send again."""
 
 
 class CeleryExecutor:
@@ -80,9 +82,6 @@ class CeleryExecutor:
             Celery app.
         publish_retries: Times a failed publish is retried (over about a second) before the
             broker is reported unavailable.
-        resend_after: Seconds a run may stay ``pending`` before a worker sends its id again
-            (a broker can lose a message, e.g. Redis when a worker is killed just after
-            popping it); the ledger's lease keeps the extra delivery harmless. ``None``: never.
         configure: Set the Celery options above (``False``: you set them yourself).
 
     Raises:
@@ -97,7 +96,6 @@ class CeleryExecutor:
         queue: str | None = None,
         task_name: str = DEFAULT_TASK_NAME,
         publish_retries: int = 2,
-        resend_after: float | None = 300.0,
         configure: bool = True,
     ) -> None:
         if not hasattr(celery_app, "task") or not hasattr(celery_app, "conf"):
@@ -109,18 +107,7 @@ class CeleryExecutor:
             raise ConfigurationError(
                 f"CeleryExecutor(publish_retries={publish_retries!r}) must be an integer >= 0"
             )
-        if resend_after is not None and (
-            not isinstance(resend_after, int | float) or resend_after <= 0
-        ):
-            raise ConfigurationError(
-                f"CeleryExecutor(resend_after={resend_after!r}) must be a positive number of "
-                "seconds or None"
-            )
         self.celery_app = celery_app
-        self.resend_after = resend_after
-        self._resent: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._sweeper: threading.Thread | None = None
         self.queue = queue
         self.task_name = task_name
         self.configure = configure
@@ -171,9 +158,10 @@ class CeleryExecutor:
             ignore_result=True,
             typing=False,
         )(take)
+        signals.celeryd_after_setup.connect(self._consume_takeovers, weak=False)
         signals.worker_process_init.connect(self._after_fork, weak=False)
-        signals.worker_ready.connect(self._start_sweeper, weak=False)
-        signals.worker_shutdown.connect(self._stop_sweeper, weak=False)
+        signals.worker_ready.connect(self._serve, weak=False)
+        signals.worker_shutdown.connect(self._stop_serving, weak=False)
 
     def _configure(self, lease: float) -> None:
         conf = self.celery_app.conf
@@ -195,61 +183,83 @@ class CeleryExecutor:
         if self._app is not None:
             self._app.reopen_after_fork()
 
-    def _start_sweeper(self, **_: Any) -> None:
-        """In a worker's main process: sweep for lost messages until the worker stops."""
-        if self.resend_after is None or self._sweeper is not None:
+    def _consume_takeovers(self, instance: Any = None, **_: Any) -> None:
+        """A worker consuming the runs' queue consumes its takeover queue too.
+
+        Ids sent again by the takeover sweeps go there, so they do not wait behind the
+        backlog of the runs' queue (a worker takes from both queues in turn).
+        """
+        app = getattr(instance, "app", None)
+        if app is not self.celery_app:
             return
-        interval = min(self.resend_after / 2, 60.0)
+        queues = app.amqp.queues
+        if self._queue_name() in queues.consume_from:
+            queues.select_add(self.takeover_queue)
 
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.sweep()
-                except SeawallError:
-                    logger.warning("sweep for lost messages failed; trying again", exc_info=True)
+    def _serve(self, **_: Any) -> None:
+        """In a worker's main process: take part in the takeover sweeps until it stops."""
+        if self._app is not None:
+            self._app.takeover.serve()
 
-        self._sweeper = threading.Thread(target=loop, name="seawall-celery-sweep", daemon=True)
-        self._sweeper.start()
+    def _stop_serving(self, **_: Any) -> None:
+        if self._app is not None:
+            self._app.takeover.serving = False
 
-    def _stop_sweeper(self, **_: Any) -> None:
-        self._stop.set()
+    # -- the takeover sweeps' relay (seawall._takeover.Relay) ------------------------------
 
-    def sweep(self, now: float | None = None) -> list[str]:
-        """Send again the ids of runs ``pending`` for longer than ``resend_after``.
+    @property
+    def route(self) -> str:
+        """``celery:QUEUE``: the worker processes consuming it share one sweeper."""
+        return f"celery:{self._queue_name()}"
 
-        Workers call it periodically; each run is sent again at most once per
-        ``resend_after``. A run whose message was only slow is not harmed: the first delivery
-        claims it, the others find it claimed or ended.
+    @property
+    def takeover_queue(self) -> str:
+        """The queue of the ids the takeover sweeps send again (``QUEUE.takeover``)."""
+        return self._queue_name() + TAKEOVER_SUFFIX
 
-        Returns:
-            The run ids sent again.
+    def resend(self, run_id: str) -> None:
+        """Send a recorded run's id to the workers again (a takeover sweep's hand-over).
+
+        It goes to :attr:`takeover_queue`, which the workers of the runs' queue take from in
+        turn with it: a dead worker's run does not wait behind the queue's backlog.
 
         Raises:
             BrokerUnavailableError: The broker could not be reached.
         """
-        if self.resend_after is None:
-            return []
-        now = time.time() if now is None else now
-        cutoff = now - self.resend_after
-        stale = self.app.store.list_runs(
-            RunQuery(status=RunStatus.PENDING, until=cutoff, limit=SWEEP_BATCH)
+        self.send(run_id, fail_run=False, queue=self.takeover_queue)
+
+    def queued(self) -> int:
+        """Return how many messages wait in the runs' queue and the takeover queue.
+
+        Messages a worker has reserved are not counted.
+
+        Raises:
+            BrokerUnavailableError: The broker could not be reached.
+        """
+        names = [self._queue_name(), self.takeover_queue]
+        with self.celery_app.connection_for_read() as conn:
+            unreachable = (*conn.connection_errors, OperationalError, OSError)
+            try:
+                conn.ensure_connection(max_retries=1)
+                return sum(_queue_length(conn, name) for name in names)
+            except unreachable as exc:
+                raise self._unavailable(
+                    f"could not count the messages of the queues {names}", exc
+                ) from exc
+
+    def _queue_name(self) -> str:
+        return str(self.queue or self.celery_app.conf.task_default_queue)
+
+    def _unavailable(
+        self, what: str, exc: BaseException, then: str = "", **fields: Any
+    ) -> BrokerUnavailableError:
+        broker = self.celery_app.connection_for_write().as_uri()
+        return BrokerUnavailableError(
+            f"{what}: the broker {broker} is unreachable ({exc}). Check that it runs and that "
+            f"broker_url is right{then}",
+            broker=broker,
+            **fields,
         )
-        self._resent = {k: at for k, at in self._resent.items() if at >= cutoff}
-        sent = []
-        for run in stale:
-            if run.run_id in self._resent:
-                continue
-            self.send(run.run_id, fail_run=False)
-            self._resent[run.run_id] = now
-            sent.append(run.run_id)
-        if sent:
-            logger.warning(
-                "%d run(s) pending for over %g s (a lost message?); sent again: %s",
-                len(sent),
-                self.resend_after,
-                ", ".join(sent[:10]),
-            )
-        return sent
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -260,7 +270,7 @@ class CeleryExecutor:
             BrokerUnavailableError: The broker could not be reached; the run is recorded
                 failed with this error (and is in the DLQ).
         """
-        run_id, _ = app.record_run(spec, inputs, queued=True)
+        run_id, _ = app.record_run(spec, inputs, queued=True, route=self.route)
         self.send(run_id)
         return RunHandle(app, run_id)
 
@@ -276,12 +286,25 @@ class CeleryExecutor:
     ) -> RunResult:
         """Record the run ``pending``, send it to a worker, and wait for it in the ledger."""
         run_id, _ = app.record_run(
-            spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow, queued=True
+            spec,
+            inputs,
+            parent_run_id=parent_run_id,
+            node=node,
+            workflow=workflow,
+            queued=True,
+            route=self.route,
         )
         self.send(run_id)
         return await wait_for_run(app, run_id, None)
 
-    def send(self, run_id: str, *, countdown: float | None = None, fail_run: bool = True) -> None:
+    def send(
+        self,
+        run_id: str,
+        *,
+        countdown: float | None = None,
+        fail_run: bool = True,
+        queue: str | None = None,
+    ) -> None:
         """Send a recorded run's id to the workers.
 
         Args:
@@ -289,6 +312,7 @@ class CeleryExecutor:
             countdown: Deliver it after this many seconds.
             fail_run: When the broker cannot be reached, record the run failed with the
                 error (for a first submission; not for a look again at a run).
+            queue: The queue (default: the executor's).
 
         Raises:
             BrokerUnavailableError: The broker could not be reached.
@@ -299,28 +323,27 @@ class CeleryExecutor:
         try:
             task.apply_async(
                 (run_id,),
-                queue=self.queue,
+                queue=queue or self.queue,
                 countdown=countdown,
                 retry=True,
                 retry_policy=self.retry_policy,
             )
         except (OperationalError, OSError) as exc:
-            broker = self.celery_app.connection_for_write().as_uri()
-            error = BrokerUnavailableError(
-                f"could not send run {run_id} to Celery: the broker {broker} is unreachable "
-                f"({exc}). Check that it runs and that broker_url is right; the run is "
-                "recorded failed (clean_abort) and waits in the DLQ: `seawall dlq redrive` "
-                "runs it again once the broker is back",
+            error = self._unavailable(
+                f"could not send run {run_id} to Celery",
+                exc,
+                "; the run is recorded failed (clean_abort) and waits in the DLQ: `seawall dlq "
+                "redrive` runs it again once the broker is back"
+                if fail_run
+                else "",
                 run_id=run_id,
-                broker=broker,
             )
             if fail_run:
                 self.app.fail_unsubmitted(run_id, error)
             raise error from exc
 
     def close(self) -> None:
-        """Stop the sweeper thread, if this process runs one (Celery owns its connections)."""
-        self._stop.set()
+        """Nothing to release: Celery owns its connections, the app its heartbeat."""
 
     # -- the worker side -------------------------------------------------------------------
 
@@ -360,4 +383,20 @@ class CeleryExecutor:
         return {"run_id": run_id, "status": "deferred"}
 
 
-__all__ = ["DEFAULT_TASK_NAME", "CeleryExecutor"]
+def _queue_length(conn: Any, name: str) -> int:
+    """The messages waiting in queue ``name`` (0 when the broker does not know it)."""
+    channel = conn.channel()
+    try:
+        # A broker emulated by Kombu (Redis, SQS) counts a queue it has not seen as empty;
+        # RabbitMQ's passive declare fails on it (and closes the channel), creating nothing.
+        passive = not isinstance(channel, virtual.Channel)
+        try:
+            return int(channel.queue_declare(queue=name, passive=passive).message_count)
+        except conn.channel_errors:
+            return 0
+    finally:
+        with contextlib.suppress(*conn.channel_errors, *conn.connection_errors):
+            channel.close()
+
+
+__all__ = ["DEFAULT_TASK_NAME", "TAKEOVER_SUFFIX", "CeleryExecutor"]

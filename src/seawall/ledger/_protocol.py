@@ -82,7 +82,8 @@ class NewRun:
 
     A ``pending`` run (queued for a distributed executor) has no lease
     (``lease_expires_at`` ``None``): :meth:`Store.expired_runs` does not list it, and the
-    first worker whose :meth:`Store.claim_run` succeeds runs it.
+    first worker whose :meth:`Store.claim_run` succeeds runs it. Its ``route`` names where it
+    was sent (``celery:QUEUE``): the takeover sweeps of that route look after it.
     """
 
     run_id: str
@@ -99,6 +100,7 @@ class NewRun:
     replay_mode: str | None = None
     node: str | None = None
     status: RunStatus = RunStatus.RUNNING
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -561,6 +563,45 @@ class Store(Protocol):
         Returns:
             The new epoch of the run's lease, or ``None`` when another owner holds it.
         """
+
+    # takeover sweeps -----------------------------------------------------------------------
+    def claim_sweeper(self, name: str, owner: str, now: float, expires_at: float) -> bool:
+        """Take the sweeper lease ``name`` when it lapsed before ``now``, or renew it for ``owner``.
+
+        Returns:
+            Whether ``owner`` holds it until ``expires_at``; one owner at a time does.
+        """
+
+    def resend_lapsed(
+        self, route: str, now: float, agents: Sequence[str], again_before: float, limit: int
+    ) -> list[RunRecord]:
+        """Mark for sending again the runs of ``agents`` on ``route`` whose lease lapsed.
+
+        A run is returned once per lapse of its lease, and again only if it was last marked
+        before ``again_before``. Oldest lapse first; concurrent callers get different runs.
+        """
+
+    def lapsed_runs(
+        self, route: str | None, agents: Sequence[str], now: float, limit: int
+    ) -> list[RunRecord]:
+        """Return the runs of ``agents`` on ``route`` (``None``: local) whose lease lapsed."""
+
+    def count_unclaimed(self, route: str | None, agents: Sequence[str], sent_before: float) -> int:
+        """Count the runs of ``agents`` sent to ``route`` that no worker claimed yet.
+
+        Only runs whose id was last sent before ``sent_before`` count.
+        """
+
+    def oldest_unclaimed(
+        self, route: str | None, agents: Sequence[str], again_before: float, limit: int
+    ) -> list[RunRecord]:
+        """Return the ``limit`` unclaimed runs of ``agents`` on ``route`` sent first.
+
+        Runs re-sent since ``again_before`` are left out.
+        """
+
+    def mark_resent(self, run_ids: Sequence[str], now: float, again_before: float) -> list[str]:
+        """Mark re-sent those of ``run_ids`` still unclaimed and not re-sent since; return them."""
 
     def ledger_bytes(self) -> int:
         """Return the storage the ledger uses, in bytes."""

@@ -49,6 +49,8 @@ class Dialect:
             ``seawall._payload.pack``: a ``J`` byte, then the JSON).
         field: A field of an inline payload column's JSON object as text: ``{column}`` and
             ``{name}`` stand for the column and the field.
+        skip_locked: The clause that locks the rows a claim picks and skips the rows another
+            claimer holds (``FOR UPDATE SKIP LOCKED``); empty where writers are serialised.
     """
 
     mark: str
@@ -58,6 +60,7 @@ class Dialect:
     inline: str
     field: str
     share: str = ""
+    skip_locked: str = ""
 
     def sql(self, text: str) -> str:
         """``text`` (written with ``?`` placeholders) in this dialect."""
@@ -88,6 +91,7 @@ POSTGRES: Final = Dialect(
     inline="get_byte({}, 0) = 74",
     field="(convert_from(substring({column} from 2), 'UTF8')::jsonb ->> '{name}')",
     share=" FOR SHARE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
 )
 
 ID_KINDS: Final = {"run": ("runs", "run_id"), "handoff": ("handoffs", "handoff_id")}
@@ -158,6 +162,63 @@ def _narrow(query: RunQuery, where: list[str], params: list[Any]) -> None:
         params += [str(c) for c in query.error_classes]
     if query.retried:
         where.append("attempts > 1")
+
+
+SENT_AT: Final = "COALESCE(resent_at, start_time)"
+"""When a run's id was last sent to the workers: at its submission, or by a sweep since."""
+
+UNCLAIMED: Final = "status = 'pending' AND epoch = 0"
+"""Runs recorded for a worker that no worker has claimed yet (their message is queued or lost)."""
+
+LAPSED: Final = "status IN ('running', 'pending') AND lease_expires_at < ?"
+"""Unfinished runs whose lease lapsed before ``?`` (their owner died or stalled)."""
+
+
+def among(column: str, values: Sequence[str]) -> str:
+    """``column IN (?, ...)`` for ``values`` (false when there are none)."""
+    return f"{column} IN ({', '.join('?' * len(values))})" if values else "1 = 0"
+
+
+def routed(route: str | None) -> tuple[str, list[Any]]:
+    """The condition (and its parameters) of runs sent to ``route`` (``None``: kept local)."""
+    return ("route IS NULL", []) if route is None else ("route = ?", [route])
+
+
+def count_unclaimed(
+    dialect: Dialect, route: str | None, agents: Sequence[str], sent_before: float
+) -> tuple[str, list[Any]]:
+    """How many unclaimed runs of ``agents`` were sent to ``route`` before ``sent_before``."""
+    where, params = routed(route)
+    sql = (
+        f"SELECT COUNT(*) FROM runs WHERE {UNCLAIMED} AND {where} AND {among('agent', agents)} "
+        f"AND {SENT_AT} < ?"
+    )
+    return dialect.sql(sql), [*params, *agents, sent_before]
+
+
+def oldest_unclaimed(
+    dialect: Dialect, route: str | None, agents: Sequence[str], again_before: float, limit: int
+) -> tuple[str, list[Any]]:
+    """The ``limit`` unclaimed runs of ``agents`` sent to ``route`` first (none re-sent since)."""
+    where, params = routed(route)
+    sql = (
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE {UNCLAIMED} AND {where} AND "
+        f"{among('agent', agents)} AND (resent_at IS NULL OR resent_at < ?) "
+        f"ORDER BY {SENT_AT}, run_id LIMIT ?"
+    )
+    return dialect.sql(sql), [*params, *agents, again_before, limit]
+
+
+def lapsed_runs(
+    dialect: Dialect, route: str | None, agents: Sequence[str], now: float, limit: int
+) -> tuple[str, list[Any]]:
+    """The runs of ``agents`` sent to ``route`` whose lease lapsed before ``now``, oldest first."""
+    where, params = routed(route)
+    sql = (
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE {LAPSED} AND {where} AND "
+        f"{among('agent', agents)} ORDER BY lease_expires_at, run_id LIMIT ?"
+    )
+    return dialect.sql(sql), [now, *params, *agents, limit]
 
 
 def run_stats(

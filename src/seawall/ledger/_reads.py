@@ -73,6 +73,27 @@ class SharedReads(abc.ABC):
         )
         return queries.run_record(rows[0]) if rows else None
 
+    def count_unclaimed(self, route: str | None, agents: Sequence[str], sent_before: float) -> int:
+        """Count the runs of ``agents`` sent to ``route`` that no worker claimed yet."""
+        sql, params = queries.count_unclaimed(self.dialect, route, agents, sent_before)
+        return int(self._fetchall(sql, params, "count unclaimed runs")[0][0])
+
+    def oldest_unclaimed(
+        self, route: str | None, agents: Sequence[str], again_before: float, limit: int
+    ) -> list[RunRecord]:
+        """Return the ``limit`` unclaimed runs of ``agents`` on ``route`` sent first."""
+        sql, params = queries.oldest_unclaimed(self.dialect, route, agents, again_before, limit)
+        rows = self._fetchall(sql, params, "list unclaimed runs")
+        return [queries.run_record(row) for row in rows]
+
+    def lapsed_runs(
+        self, route: str | None, agents: Sequence[str], now: float, limit: int
+    ) -> list[RunRecord]:
+        """Return the runs of ``agents`` on ``route`` whose lease lapsed, oldest lapse first."""
+        sql, params = queries.lapsed_runs(self.dialect, route, agents, now, limit)
+        rows = self._fetchall(sql, params, "list lapsed runs")
+        return [queries.run_record(row) for row in rows]
+
     def ids_with_prefix(self, kind: IdKind, prefix: str, limit: int = 10) -> list[str]:
         """Return the ids of ``kind`` (``run`` or ``handoff``) starting with ``prefix``, sorted.
 

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from seawall._failures import FailureCause, RunStatus
 from seawall.errors import LeaseLostError, RunCancelled
+from seawall.ledger._queries import LAPSED, RUN_COLUMNS, UNCLAIMED, among, routed, run_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome
     from seawall.ledger._queries import Dialect
+    from seawall.ledger._records import RunRecord
 
 
 class Connection(Protocol):
@@ -217,7 +219,7 @@ def mark_fenced(
 INSERT_RUN: Final = (
     "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, attempts, workflow, "
     "parent_run_id, replay_of, code_version, lease_owner, lease_expires_at, updated_at, "
-    "replay_mode, node, epoch) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "replay_mode, node, epoch, route) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 """A new run's row; its parameters are :func:`new_run_params`."""
 
@@ -241,6 +243,7 @@ def new_run_params(run: NewRun) -> tuple[object, ...]:
         run.replay_mode,
         run.node,
         0 if run.owner is None else 1,
+        run.route,
     )
 
 
@@ -372,6 +375,82 @@ def _outcome_fields(outcome: RunOutcome) -> tuple[object, ...]:
         outcome.unknown_usage_calls,
         outcome.unpriced_calls,
     )
+
+
+# -- takeover sweeps --------------------------------------------------------------------------
+
+
+def claim_sweeper(
+    conn: Connection, dialect: Dialect, name: str, owner: str, now: float, expires_at: float
+) -> bool:
+    """Take the sweeper lease ``name`` when it lapsed, or renew it for its holder.
+
+    Returns:
+        Whether ``owner`` holds it until ``expires_at`` (one process at a time does).
+    """
+    cursor = conn.execute(
+        dialect.sql(
+            "INSERT INTO sweepers (name, owner, expires_at, swept_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at, swept_at = excluded.swept_at "
+            "WHERE sweepers.owner = excluded.owner OR sweepers.expires_at < ?"
+        ),
+        (name, owner, expires_at, now, now),
+    )
+    return bool(cursor.rowcount == 1)
+
+
+def resend_lapsed(
+    conn: Connection,
+    dialect: Dialect,
+    route: str,
+    now: float,
+    agents: Sequence[str],
+    again_before: float,
+    limit: int,
+) -> list[RunRecord]:
+    """Mark re-sent (at ``now``) the runs of ``agents`` on ``route`` whose lease lapsed.
+
+    A run is taken once per lapse of its lease, and again only when the id sent then did not
+    lead to a claim before ``again_before``. On PostgreSQL the rows are claimed with
+    ``SKIP LOCKED``: two sweeps never take the same run.
+
+    Returns:
+        The runs marked, oldest lapse first.
+    """
+    where, params = routed(route)
+    rows = conn.execute(
+        dialect.sql(
+            "UPDATE runs SET resent_at = ? WHERE run_id IN (SELECT run_id FROM runs WHERE "
+            f"{LAPSED} AND {where} AND {among('agent', agents)} AND "
+            "(resent_at IS NULL OR resent_at < lease_expires_at OR resent_at < ?) "
+            f"ORDER BY lease_expires_at LIMIT ?{dialect.skip_locked}) RETURNING {RUN_COLUMNS}"
+        ),
+        (now, now, *params, *agents, again_before, limit),
+    ).fetchall()
+    return sorted((run_record(row) for row in rows), key=lambda r: (r.lease_expires_at, r.run_id))
+
+
+def mark_resent(
+    conn: Connection, dialect: Dialect, run_ids: Sequence[str], now: float, again_before: float
+) -> list[str]:
+    """Mark re-sent (at ``now``) those of ``run_ids`` still unclaimed and not re-sent since.
+
+    Returns:
+        The runs marked, which the caller sends again (in ``run_ids`` order).
+    """
+    if not run_ids:
+        return []
+    rows = conn.execute(
+        dialect.sql(
+            "UPDATE runs SET resent_at = ? WHERE run_id IN (SELECT run_id FROM runs WHERE "
+            f"{among('run_id', run_ids)} AND {UNCLAIMED} AND "
+            f"(resent_at IS NULL OR resent_at < ?){dialect.skip_locked}) RETURNING run_id"
+        ),
+        (now, *run_ids, again_before),
+    ).fetchall()
+    marked = {row[0] for row in rows}
+    return [run_id for run_id in run_ids if run_id in marked]
 
 
 STEP_COPY: Final = (

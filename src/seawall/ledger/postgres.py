@@ -1194,6 +1194,39 @@ class PostgresStore(SharedReads, OperatorRecords):
 
         return self._db.run(write, f"claim run {run_id}", transaction=False)
 
+    # -- takeover sweeps --------------------------------------------------------------------
+
+    def claim_sweeper(self, name: str, owner: str, now: float, expires_at: float) -> bool:
+        """Take the sweeper lease ``name`` when it lapsed, or renew it for ``owner``.
+
+        Safe to redo after a commit whose outcome is unknown: a holder renews its own lease.
+        """
+
+        def write(conn: Connection[Any], _doubt: bool) -> bool:
+            return writes.claim_sweeper(conn, queries.POSTGRES, name, owner, now, expires_at)
+
+        return self._db.run(write, "claim the sweeper lease", transaction=False)
+
+    def resend_lapsed(
+        self, route: str, now: float, agents: Sequence[str], again_before: float, limit: int
+    ) -> list[RunRecord]:
+        """Mark for sending again the runs of ``agents`` whose lease lapsed (``SKIP LOCKED``)."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> list[RunRecord]:
+            return writes.resend_lapsed(
+                conn, queries.POSTGRES, route, now, agents, again_before, limit
+            )
+
+        return self._db.run(write, "hand over lapsed runs", transaction=False)
+
+    def mark_resent(self, run_ids: Sequence[str], now: float, again_before: float) -> list[str]:
+        """Mark re-sent those of ``run_ids`` still unclaimed and not re-sent since."""
+
+        def write(conn: Connection[Any], _doubt: bool) -> list[str]:
+            return writes.mark_resent(conn, queries.POSTGRES, run_ids, now, again_before)
+
+        return self._db.run(write, "mark runs re-sent", transaction=False)
+
 
 def _is_mine(conn: Connection[Any], run_id: str, owner: str, expires_at: float) -> int | None:
     """The epoch ``owner`` holds when its in-doubt claim committed, else ``None``."""

@@ -1202,6 +1202,25 @@ class SQLiteStore(SharedReads, OperatorRecords):
             )
             return _epoch_after(db, run_id) if cursor.rowcount == 1 else None
 
+    # -- takeover sweeps --------------------------------------------------------------------
+
+    def claim_sweeper(self, name: str, owner: str, now: float, expires_at: float) -> bool:
+        """Take the sweeper lease ``name`` when it lapsed, or renew it for ``owner``."""
+        with self._write() as db:
+            return writes.claim_sweeper(db, queries.SQLITE, name, owner, now, expires_at)
+
+    def resend_lapsed(
+        self, route: str, now: float, agents: Sequence[str], again_before: float, limit: int
+    ) -> list[RunRecord]:
+        """Mark for sending again the runs of ``agents`` whose lease lapsed; return them."""
+        with self._write() as db:
+            return writes.resend_lapsed(db, queries.SQLITE, route, now, agents, again_before, limit)
+
+    def mark_resent(self, run_ids: Sequence[str], now: float, again_before: float) -> list[str]:
+        """Mark re-sent those of ``run_ids`` still unclaimed and not re-sent since."""
+        with self._write() as db:
+            return writes.mark_resent(db, queries.SQLITE, run_ids, now, again_before)
+
     # -- alerts and drift -------------------------------------------------------------------
 
     def record_alert(self, alert: AlertRecord) -> None:

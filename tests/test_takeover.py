@@ -1,0 +1,165 @@
+"""Takeover sweeps of a local app: one sweeper at a time, dead owners' runs resumed here."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from seawall import Context, RunStatus, Seawall
+from seawall._takeover import lost_messages, resumable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+LEDGERS = ("sqlite", "postgres")
+LEASE = 2.0
+
+
+def register(app: Seawall) -> None:
+    """The agent every app of these tests serves."""
+
+    @app.agent(name="double")
+    def double(ctx: Context, x: int) -> int:
+        return 2 * x
+
+
+@pytest.fixture
+def pair(ledger_url: str) -> Iterator[tuple[Seawall, Seawall]]:
+    """Two apps (two processes, as far as the ledger knows) serving the same agent."""
+    first, second = Seawall(ledger_url, lease=LEASE), Seawall(ledger_url, lease=LEASE)
+    try:
+        register(first)
+        register(second)
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+def abandoned_run(app: Seawall, x: int, *, ago: float = 10.0) -> str:
+    """Record a run of ``double`` leased to ``app`` ``ago`` seconds ago, as if it then died."""
+    spec = app.resolve_agent("double")
+    input_hash, column, blobs = app.codec.snapshot({"x": x}, "inputs")
+    run_id, _ = app.open_run(
+        spec.name, input_hash, column, None, blobs, now=time.time() - ago, queued=False
+    )
+    return run_id
+
+
+def test_a_sweep_resumes_here_a_run_whose_owner_died(pair: tuple[Seawall, Seawall]) -> None:
+    """The sweeper takes over a lapsed run of an agent it serves and sees it through."""
+    survivor, dead = pair
+    run_id = abandoned_run(dead, 21)
+    sweep = survivor.takeover.sweep()
+    assert (True, (run_id,)) == (sweep.swept, sweep.resumed)
+    result = survivor.wait(run_id, timeout=30)
+    assert (RunStatus.SUCCEEDED, 42) == (result.status, result.output)
+    assert [survivor.leases.owner] == [a.owner for a in result.attempts]
+
+
+def test_a_sweep_leaves_the_runs_of_this_process(pair: tuple[Seawall, Seawall]) -> None:
+    """A process does not take over its own run (its heartbeat renews it or reports it lost)."""
+    app, _ = pair
+    run_id = abandoned_run(app, 1)
+    assert () == app.takeover.sweep().resumed
+    assert RunStatus.RUNNING == app.get_run(run_id).status
+
+
+def test_one_process_sweeps_at_a_time(pair: tuple[Seawall, Seawall]) -> None:
+    """The sweeper lease is held by one process; another sweeps once it lapsed."""
+    first, second = pair
+    now = time.time()
+    assert first.takeover.sweep(now).swept
+    assert not second.takeover.sweep(now + 0.1).swept
+    assert first.takeover.sweep(now + first.takeover.every).swept
+    lapsed = now + first.takeover.every + 2 * first.takeover.every + 0.1
+    assert second.takeover.sweep(lapsed).swept
+    assert not first.takeover.sweep(lapsed + 0.1).swept
+
+
+def test_an_idle_process_does_not_sweep(pair: tuple[Seawall, Seawall]) -> None:
+    """With no run in flight and not serving, a heartbeat leaves the sweeps to others."""
+    idle, other = pair
+    idle.takeover.beat()
+    assert other.takeover.sweep().swept
+
+
+def test_a_serving_process_sweeps_from_its_heartbeat(pair: tuple[Seawall, Seawall]) -> None:
+    """A worker's main process serves: with no run in flight its heartbeat takes a run over."""
+    serving, dead = pair
+    run_id = abandoned_run(dead, 3)
+    dead.close()
+    serving.takeover.serve()
+    result = serving.wait(run_id, timeout=30)
+    assert (RunStatus.SUCCEEDED, 6) == (result.status, result.output)
+    assert [serving.leases.owner] == [a.owner for a in result.attempts]
+
+
+def test_the_heartbeat_of_a_busy_process_takes_over_a_dead_owner_run(
+    pair: tuple[Seawall, Seawall],
+) -> None:
+    """A process with a run in flight takes over a lapsed run within about two leases."""
+    survivor, dead = pair
+    gate = threading.Event()
+
+    @survivor.agent(name="busy")
+    def busy(ctx: Context) -> str:
+        gate.wait(30)
+        return "done"
+
+    handle = survivor.submit(busy)
+    opened = time.time()
+    run_id = abandoned_run(dead, 5, ago=0.0)
+    dead.close()
+    try:
+        result = survivor.wait(run_id, timeout=30)
+    finally:
+        gate.set()
+    assert (RunStatus.SUCCEEDED, 10) == (result.status, result.output)
+    [attempt] = result.attempts
+    assert survivor.leases.owner == attempt.owner
+    assert attempt.start_time - (opened + LEASE) < 2 * LEASE
+    assert RunStatus.SUCCEEDED == handle.result(timeout=30).status
+
+
+def test_resume_takes_a_pending_run_no_worker_claimed(pair: tuple[Seawall, Seawall]) -> None:
+    """seawall resume takes a run recorded for a worker long ago that nobody claimed."""
+    app, _ = pair
+    spec = app.resolve_agent("double")
+    input_hash, column, blobs = app.codec.snapshot({"x": 4}, "inputs")
+    old, _ = app.open_run(
+        spec.name, input_hash, column, None, blobs, now=time.time() - 60, queued=True
+    )
+    fresh, _ = app.open_run(spec.name, input_hash, column, None, blobs, queued=True)
+    [result] = app.resume()
+    assert (old, RunStatus.SUCCEEDED, 8) == (result.run_id, result.status, result.output)
+    assert RunStatus.PENDING == app.get_run(fresh).status
+
+
+def test_lost_messages_are_the_unclaimed_runs_beyond_the_queue() -> None:
+    """A queue holding fewer messages than there are unclaimed runs lacks the difference."""
+    assert (3, 0, 0) == (lost_messages(5, 2), lost_messages(2, 5), lost_messages(0, 0))
+
+
+def test_resumable_leaves_the_nodes_of_a_resumed_graph_to_it(app: Seawall) -> None:
+    """A graph run and its node lapsed together: the graph's coordinator resumes the node."""
+    register(app)
+    input_hash, column, blobs = app.codec.snapshot({"x": 1}, "inputs")
+    graph, _ = app.open_run("flow", input_hash, column, None, blobs, workflow="flow")
+    node, _ = app.open_run(
+        "double",
+        input_hash,
+        column,
+        None,
+        blobs,
+        workflow="flow",
+        node="double",
+        parent_run_id=graph,
+    )
+    lone, _ = app.open_run("double", input_hash, column, None, blobs)
+    runs = [app.get_run(run_id) for run_id in (graph, node, lone)]
+    assert [graph, lone] == [r.run_id for r in resumable(runs, app.agents, {"flow"})]
+    assert [node, lone] == [r.run_id for r in resumable(runs, app.agents, set())]
