@@ -60,6 +60,27 @@ def test_a_retry_after_a_bad_answer_asks_the_model_again(app: Seawall) -> None:
     assert "serves the 1 side effect(s) already done" in (first.decision or "")
 
 
+def test_the_usage_of_an_answer_asked_again_is_counted_apart(app: Seawall) -> None:
+    """The first answer's tokens and cost stay on the run as retried usage, not in its totals."""
+    asked = flaky_model(app, ["not a number", "42"])
+
+    @app.agent(retry=Retry(attempts=2, initial=0))
+    def agent(ctx: Context) -> int:
+        answer = ctx.call("model", "how many?")
+        ctx.record_usage(model="m", input_tokens=100, output_tokens=10, cost_usd=0.5)
+        return int(answer)
+
+    result = app.run(agent)
+    assert (RunStatus.SUCCEEDED, 2) == (result.status, len(asked))
+    run = app.get_run(result.run_id)
+    assert (100, 10, 0.5) == (run.input_tokens, run.output_tokens, run.cost_usd)
+    assert (100, 10, 0.5) == (
+        run.retried_input_tokens,
+        run.retried_output_tokens,
+        run.retried_cost_usd,
+    )
+
+
 def test_a_permanent_error_before_any_call_is_not_retried(app: Seawall) -> None:
     """Nothing was asked, so nothing can answer differently: one attempt, and it says why."""
 
