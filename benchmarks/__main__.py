@@ -9,6 +9,7 @@ from benchmarks import (
     bench_core,
     bench_dashboard,
     bench_drift,
+    bench_faults,
     bench_postgres,
     bench_semantic,
     bench_tracing,
@@ -23,4 +24,5 @@ bench_semantic.main([])
 bench_postgres.main(sys.argv[1:])
 bench_dashboard.main([])
 bench_celery.main([])
-sys.exit(status)
+faults = bench_faults.main(["--quick"])
+sys.exit(status or faults)
