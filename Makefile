@@ -7,7 +7,7 @@ CORE_STAMP := $(VENV)/.installed-core
 BENCH_STAMP := $(VENV)/.installed-bench
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test lint format bench docs screenshots clean
+.PHONY: demo test lint format bench soak docs screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ format: $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The fault matrix at its goal: 1,000 SQLite, 200 PostgreSQL and 20 Celery schedules of kills,
+# stalls, ledger outages and worker pauses, 0 violations (`make bench` runs a smaller one).
+soak: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.bench_faults $(SOAK_ARGS)
 
 docs: $(STAMP)
 	$(BIN)/python -m seawall.cli._reference > docs/cli-reference.md

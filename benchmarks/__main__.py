@@ -9,6 +9,7 @@ from benchmarks import (
     bench_core,
     bench_dashboard,
     bench_drift,
+    bench_faults,
     bench_postgres,
     bench_semantic,
     bench_tracing,
@@ -23,4 +24,5 @@ bench_semantic.main([])
 bench_postgres.main(sys.argv[1:])
 bench_dashboard.main([])
 celery_ok = bench_celery.main([])  # false when a check failed (a kill scenario that killed nothing)
-sys.exit(status or (0 if celery_ok else 1))
+faults = bench_faults.main(["--quick"])  # non-zero on a violation of the fault matrix
+sys.exit(status or faults or (0 if celery_ok else 1))

@@ -53,6 +53,7 @@ from seawall.errors import (
     ExecutorError,
     HandOffNotFoundError,
     LeaseLostError,
+    LedgerError,
     RegistrationError,
     RunNotFoundError,
     SeawallError,
@@ -946,7 +947,18 @@ class Seawall:
         else:
             async with self._slots_of(spec):
                 result = await execute_run(self, spec, run_id, inputs, epoch=1, started=now)
-        await self.io.run(self._count, spec, result)
+        try:
+            await self.io.run(self._count, spec, result)
+        except LedgerError:
+            # The run's end is recorded; a ledger gone since costs the breaker one count, never
+            # the caller its result.
+            logger.warning(
+                "run %s: its outcome was not counted by the breaker of agent %r (the ledger "
+                "became unreachable after the run ended)",
+                run_id,
+                spec.name,
+                exc_info=True,
+            )
         return result
 
     def children(self, parent: Journal, host: Host | None) -> Children:

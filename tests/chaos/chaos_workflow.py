@@ -1,18 +1,23 @@
-"""A small workflow for chaos tests: a search, two artifacts, an idempotent publish, a verifier."""
+"""A small workflow for chaos tests: a search, two artifacts, an idempotent publish, a verifier.
+
+Its ledger is a SQLite file beside it, or ``$SEAWALL_CHAOS_LEDGER``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from seawall import Context, OnDrift, Retry, Seawall, verify
 
 WORK = Path(__file__).parent
 app = Seawall(
-    f"sqlite:///{WORK / 'ledger.db'}",
+    os.environ.get("SEAWALL_CHAOS_LEDGER", f"sqlite:///{WORK / 'ledger.db'}"),
     artifacts=WORK / "out",
     staging=WORK / "staging",
     retry=Retry(attempts=3, initial=0.01, max_delay=0.05),
+    busy_timeout=1.0,
 )
 
 

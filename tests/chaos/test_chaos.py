@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from seawall import ConfigurationError
 from seawall.chaos import Fault, FaultPlan, check
-from seawall.cli import cli
+
+from .session import chaos_session
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.crash
@@ -40,28 +40,8 @@ def test_chaos_run_recovers_every_fault_and_keeps_the_invariants(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Five faults (a crash and a crash after a side effect among them) are all recovered."""
-    shutil.copy(HERE / "chaos_workflow.py", tmp_path / "wf.py")
-    shutil.copy(HERE / "plan.toml", tmp_path / "plan.toml")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    result = CliRunner().invoke(
-        cli,
-        [
-            "chaos",
-            "run",
-            "wf:writer",
-            "--plan",
-            "plan.toml",
-            "--runs",
-            "8",
-            "--inputs",
-            '{"topic": "ai"}',
-            "--json",
-        ],
-    )
-    sys.modules.pop("wf", None)
-    assert 0 == result.exit_code, result.output
-    report = json.loads(result.output)
+    plan = (HERE / "plan.toml").read_text()
+    report = chaos_session(tmp_path, monkeypatch, plan, "--runs", "8")
     assert report["ok"]
     assert {"succeeded": 8} == report["statuses"]
     assert 3 == report["restarts"]

@@ -11,7 +11,9 @@ invariants:
 - no partial artifacts visible: a run's artifacts are visible at the destination exactly when it
   succeeded, all of them, matching their manifest;
 - no unverified commits: every succeeded run of an agent with verifiers passed them (or was
-  approved by a person).
+  approved by a person);
+- one owner at a time: an owner found fenced (stalled past its lease while another process took
+  its run over) never held its run's current epoch, so it wrote nothing after the takeover.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seawall._failures import RunStatus
+from seawall._failures import FailureCause, RunStatus
 from seawall._payload import digest
+from seawall.chaos._interrupt import Takeovers, prepare_outages, resume_interrupted
 from seawall.chaos._plan import CLASS_OF, FaultPlan
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
-    from seawall.ledger import RunRecord
+    from seawall.ledger import AttemptRecord, RunRecord
 
 
 @dataclass
@@ -100,25 +103,34 @@ def _session_runs(app: Seawall, name: str, since: float) -> list[RunRecord]:
 
 
 def child_main(argv: list[str]) -> int:
-    """Entry of one child process: install the plan, resume what a crash left, run the rest."""
+    """Entry of one child process: install the plan, resume what a crash left, run the rest.
+
+    A run whose attempt lost its ledger (a ``ledger_outage``) is resumed here once the ledger
+    is back; one taken over by another process (a ``stall``) is left to it.
+    """
     from seawall.chaos._inject import install  # noqa: PLC0415
 
     spec, plan_path, log, runs, since, inputs, lease = argv
+    plan = FaultPlan.load(plan_path) if plan_path else FaultPlan()
+    if any(fault.kind == "ledger_outage" for fault in plan.faults):
+        prepare_outages()  # before the app's ledger opens its first connection
     app, target, name = load_target(spec)
     app.leases.duration = float(lease)
-    _log_mutations(app, Path(log))
-    install(app, FaultPlan.load(plan_path) if plan_path else FaultPlan(), log)
+    log_mutations(app, Path(log))
+    injector = install(app, plan, log)
     app.resume()
     started = len(_session_runs(app, name, float(since)))
     given = json.loads(inputs)
     choices = given if isinstance(given, list) else [given]
     for index in range(started, int(runs)):
-        app.run(target, **choices[index % len(choices)])
+        result = app.run(target, **choices[index % len(choices)])
+        if result.failure_cause is FailureCause.LEDGER_UNAVAILABLE and not result.status.final:
+            resume_interrupted(app, result.run_id, injector.outage)
     app.close()
     return 0
 
 
-def _log_mutations(app: Seawall, log: Path) -> None:
+def log_mutations(app: Seawall, log: Path) -> None:
     """Record every mutating call (tool, key, run) so duplicates can be found afterwards."""
     import functools  # noqa: PLC0415
 
@@ -198,23 +210,31 @@ def run_session(
         json.dumps(inputs or {}),
         str(lease),
     ]
-    while True:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "seawall.chaos", "--child", *args],
-            env=env,
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode == 0:
-            break
-        if done.returncode != -signal.SIGKILL or restarts >= limit:
-            message = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
-            raise RuntimeError(f"chaos child exited with {done.returncode}: {message[0]}")
-        restarts += 1
-        if progress is not None:
-            progress(f"process killed by an injected crash; restart {restarts}, resuming")
-        time.sleep(lease * 1.3)
+    takeovers = Takeovers(spec, log, lease, env, progress)
+    errors = log.with_suffix(".stderr")
+    try:
+        while True:
+            with errors.open("wb") as stderr:
+                child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    [sys.executable, "-m", "seawall.chaos", "--child", *args],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+                code = takeovers.watch(child)
+            if code == 0:
+                break
+            if code != -signal.SIGKILL or restarts >= limit:
+                message = errors.read_text(errors="replace").strip().splitlines()[-1:]
+                raise RuntimeError(
+                    f"chaos child exited with {code}: {(message or ['(no output)'])[0]}"
+                )
+            restarts += 1
+            if progress is not None:
+                progress(f"process killed by an injected crash; restart {restarts}, resuming")
+            time.sleep(lease * 1.3)
+    finally:
+        takeovers.finish()
     return check(spec, log, since, restarts)
 
 
@@ -237,6 +257,7 @@ def check(spec: str, log: Path, since: float, restarts: int) -> ChaosReport:
         "no duplicate side effects": _no_duplicates(app, entries),
         "no partial artifacts visible": _no_partial_artifacts(app, family),
         "no unverified commits": _no_unverified(app, family),
+        "one owner at a time": _one_owner(app, family),
     }
     return report
 
@@ -251,7 +272,9 @@ def _attribute(app: Seawall, entry: dict[str, Any]) -> dict[str, Any]:
         attempts = app.store.list_attempts(run.run_id)
         if attempts and attempts[0].error_class is not None and observed is None:
             observed = attempts[0].error_class.value
-        recovery = _recovery(app, entry["kind"], run, len(attempts))
+        recovery = _interruption(entry["kind"], attempts) or _recovery(
+            app, entry["kind"], run, len(attempts)
+        )
     return {
         "target": entry["target"],
         "kind": entry["kind"],
@@ -262,6 +285,19 @@ def _attribute(app: Seawall, entry: dict[str, Any]) -> dict[str, Any]:
         "recovery": recovery,
         "final_status": None if run is None else run.status.value,
     }
+
+
+def _interruption(kind: str, attempts: list[AttemptRecord]) -> str | None:
+    """How a stall or a ledger outage was recovered (``None`` for other kinds)."""
+    if kind == "stall":
+        if any(a.fenced_at is not None for a in attempts):
+            return "fenced; another process took the run over"
+        return "not taken over; the stalled process went on"
+    if kind == "ledger_outage":
+        if len(attempts) > 1:
+            return "interrupted; resumed once the ledger was back"
+        return "absorbed; the ledger came back within the wait"
+    return None
 
 
 def _recovery(app: Seawall, kind: str, run: RunRecord, attempts: int) -> str:  # noqa: PLR0911 - one answer per outcome
@@ -286,6 +322,28 @@ def _recovery(app: Seawall, kind: str, run: RunRecord, attempts: int) -> str:  #
     ):
         return "contained"
     return f"ended {status.value} (not committed)"
+
+
+def _one_owner(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]:
+    """No fenced attempt holds its run's epoch (a stale owner wrote nothing after a takeover)."""
+    problems = []
+    fenced = 0
+    for run in runs:
+        for attempt in app.store.list_attempts(run.run_id):
+            if attempt.fenced_at is None:
+                continue
+            fenced += 1
+            if (attempt.epoch or 0) >= run.epoch:
+                problems.append(
+                    f"{run.run_id}: attempt {attempt.attempt} was fenced at epoch "
+                    f"{attempt.epoch}, the run's epoch"
+                )
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "fenced_attempts": fenced,
+        "checked": len(runs),
+    }
 
 
 def _nothing_lost(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]:

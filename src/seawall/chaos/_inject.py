@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from seawall import _faults
 from seawall.artifacts import StagingArea
+from seawall.chaos._interrupt import LedgerOutage, stop_myself
 from seawall.errors import PermanentError, RetryableError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Injector:
     def __init__(self, plan: FaultPlan, log: Path) -> None:
         self.plan = plan
         self.log = log
+        self.outage: LedgerOutage | None = None
         self._lock = threading.Lock()
         self._calls: dict[str, int] = {}
         self._fired: dict[int, int] = {}
@@ -120,8 +122,13 @@ class _DyingStaging(StagingArea):
         return path
 
 
-def _before(fault: Fault) -> None:
+def _before(fault: Fault, injector: Injector) -> None:
     kind = fault.kind
+    if kind == "stall":
+        stop_myself()
+    if kind == "ledger_outage":
+        assert injector.outage is not None  # noqa: S101 - install() prepares it for the plan
+        injector.outage.start(fault.delay)
     if kind == "exception":
         raise InjectedFault("injected transient failure (chaos)")
     if kind in ("permanent", "upstream"):
@@ -132,6 +139,10 @@ def _before(fault: Fault) -> None:
         _die()
 
 
+def _slow(fault: Fault) -> float:
+    return 1.0 if fault.delay is None else fault.delay
+
+
 def _wrap_tool(fn: Callable[..., Any], target: str, injector: Injector) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(fn):
 
@@ -140,9 +151,9 @@ def _wrap_tool(fn: Callable[..., Any], target: str, injector: Injector) -> Calla
             chosen = injector.next_fault(target)
             fault = None if chosen is None else chosen[1]
             if fault is not None:
-                _before(fault)
+                _before(fault, injector)
                 if fault.kind == "slow":
-                    await asyncio.sleep(fault.delay)
+                    await asyncio.sleep(_slow(fault))
             result = await fn(*args, **kwargs)
             return _after(fault, result)
 
@@ -153,9 +164,9 @@ def _wrap_tool(fn: Callable[..., Any], target: str, injector: Injector) -> Calla
         chosen = injector.next_fault(target)
         fault = None if chosen is None else chosen[1]
         if fault is not None:
-            _before(fault)
+            _before(fault, injector)
             if fault.kind == "slow":
-                time.sleep(fault.delay)
+                time.sleep(_slow(fault))
         return _after(fault, fn(*args, **kwargs))
 
     return tool
@@ -176,7 +187,7 @@ def _wrap_agent(fn: Callable[..., Any], target: str, injector: Injector) -> Call
         chosen = injector.next_fault(target)
         fault = None if chosen is None else chosen[1]
         if fault is not None:
-            _before(fault)
+            _before(fault, injector)
             if fault.kind == "partial_artifacts" and ctx._staging is not None:  # noqa: SLF001
                 staging = ctx._staging  # noqa: SLF001
                 ctx._staging = _DyingStaging(  # noqa: SLF001
@@ -196,7 +207,7 @@ def _wrap_agent(fn: Callable[..., Any], target: str, injector: Injector) -> Call
         async def async_agent(ctx: Any, **inputs: Any) -> Any:
             fault = prepare(ctx)
             if fault is not None and fault.kind == "slow":
-                await asyncio.sleep(fault.delay)
+                await asyncio.sleep(_slow(fault))
             return finish(fault, await fn(ctx, **inputs))
 
         return async_agent
@@ -205,7 +216,7 @@ def _wrap_agent(fn: Callable[..., Any], target: str, injector: Injector) -> Call
     def agent(ctx: Any, **inputs: Any) -> Any:
         fault = prepare(ctx)
         if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
+            time.sleep(_slow(fault))
         return finish(fault, fn(ctx, **inputs))
 
     return agent
@@ -224,11 +235,18 @@ def install(app: Seawall, plan: FaultPlan, log: str | Path) -> Injector:
     """Wrap the app's targeted agents and tools so the plan's faults strike them.
 
     Raises:
-        ConfigurationError: A fault targets an agent or tool the app does not register.
+        ConfigurationError: A fault targets an agent or tool the app does not register, a
+            ``ledger_outage`` a ledger that is neither SQLite nor PostgreSQL, or a ``stall``
+            a system without ``SIGSTOP``.
     """
     from seawall.errors import ConfigurationError  # noqa: PLC0415 - keeps the import list short
 
     injector = Injector(plan, Path(log))
+    kinds = {fault.kind for fault in plan.faults}
+    if "stall" in kinds and not hasattr(signal, "SIGSTOP"):
+        raise ConfigurationError("the chaos fault 'stall' needs SIGSTOP (a POSIX system)")
+    if "ledger_outage" in kinds:
+        injector.outage = LedgerOutage(app)
     for fault in plan.faults:
         kind, _, name = fault.target.partition(":")
         registry = app._agents if kind == "agent" else app._tools  # noqa: SLF001

@@ -21,10 +21,16 @@ Kind = Literal[
     "slow",
     "contradict",
     "upstream",
+    "stall",
+    "ledger_outage",
 ]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 _AGENT_ONLY: Final = frozenset({"drift", "partial_artifacts", "upstream"})
 _TOOL_ONLY: Final = frozenset({"crash_after_effect", "contradict"})
+_ONCE: Final = frozenset(
+    {"crash", "crash_after_effect", "partial_artifacts", "stall", "ledger_outage"}
+)
+"""Kinds that strike once per session unless ``times`` says otherwise."""
 CLASS_OF: Final = {
     "exception": "clean_abort",
     "permanent": "clean_abort",
@@ -36,8 +42,12 @@ CLASS_OF: Final = {
     "slow": "none (latency)",
     "contradict": "silent_drift",
     "upstream": "cascade",
+    "stall": "crashed",
+    "ledger_outage": "interrupted",
 }
-"""The failure class each kind of fault provokes (``crashed``: a dead process)."""
+"""The failure class each kind of fault provokes (``crashed``: a process that died or stalled
+past its lease; ``interrupted``: an attempt stopped by its ledger, which is no failure of the
+run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +62,17 @@ class Fault:
             artifact is written, then SIGKILL), ``drift`` (an agent returns ``value``: wrong but
             plausible), ``slow`` (``delay`` seconds first), ``contradict`` (a tool answers
             ``value`` instead of its result), ``upstream`` (an agent fails for good, so its
-            dependents must be contained).
+            dependents must be contained), ``stall`` (SIGSTOP of the process past its lease
+            while a competing process takes the run over, then SIGCONT: it must find itself
+            fenced), ``ledger_outage`` (the process's ledger is unreachable for ``delay``
+            seconds: the attempt stops and the run is resumed once it is back).
         on_call: Inject on this call of the target (1-based, counted per chaos session).
         probability: Or inject with this probability on each call (seeded).
-        times: At most this many injections per session (crashes default to 1).
-        delay: Seconds of a ``slow`` fault.
+        times: At most this many injections per session (crashes, stalls and outages default
+            to 1).
+        delay: Seconds of a ``slow`` fault (default 1) or of a ``ledger_outage`` (default:
+            longer than the process waits for its ledger, ``busy_timeout`` or the PostgreSQL
+            ``retry_timeout``, plus one lease).
         value: What ``drift`` and ``contradict`` return.
     """
 
@@ -65,7 +81,7 @@ class Fault:
     on_call: int | None = None
     probability: float | None = None
     times: int | None = None
-    delay: float = 1.0
+    delay: float | None = None
     value: Any = None
 
     def __post_init__(self) -> None:
@@ -92,17 +108,17 @@ class Fault:
             and 0 <= self.probability <= 1
         ):
             raise ConfigurationError(f"fault probability={self.probability!r} must be in [0, 1]")
+        if self.delay is not None and not (
+            isinstance(self.delay, int | float) and math.isfinite(self.delay) and self.delay >= 0
+        ):
+            raise ConfigurationError(f"fault delay={self.delay!r} must be a number of seconds >= 0")
 
     @property
     def limit(self) -> int | None:
         """Injections allowed per session."""
         if self.times is not None:
             return self.times
-        if (
-            self.on_call is not None
-            or self.kind.startswith("crash")
-            or self.kind == "partial_artifacts"
-        ):
+        if self.on_call is not None or self.kind in _ONCE:
             return 1
         return None
 

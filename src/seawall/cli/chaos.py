@@ -133,6 +133,6 @@ def _toml(plan: object, seed: int) -> str:
         lines.append("[[fault]]")
         for key in ("target", "kind", "on_call", "probability", "times", "delay", "value"):
             value = getattr(fault, key)
-            if value is not None and not (key == "delay" and value == 1.0):
+            if value is not None:
                 lines.append(f"{key} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"
