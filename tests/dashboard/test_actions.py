@@ -413,3 +413,52 @@ def test_short_tokens_are_refused(token: str) -> None:
 
     with pytest.raises(ConfigurationError, match="at least 16"):
         create_app("sqlite:///:memory:", token=token)
+
+
+def test_an_in_doubt_step_is_resolved_from_the_run_page(
+    client: TestClient, seeded_app: tuple[Seawall, Seeded]
+) -> None:
+    """The run page asks whether the in-doubt call happened; the answer is recorded with the name."""
+    from seawall import Context, InDoubtError, Retry
+
+    app, _ = seeded_app
+    sent: list[int] = []
+
+    @app.tool(name="wire", mutating=True)
+    def wire(amount: int) -> str:
+        sent.append(amount)
+        if len(sent) == 1:
+            raise InDoubtError("the bank hung up mid-call")
+        return "tx-again"
+
+    @app.agent(name="payer", retry=Retry(attempts=1))
+    def payer(ctx: Context) -> str:
+        return str(ctx.call(wire, 5))
+
+    run = app.run(payer)
+    assert "in_doubt" == (run.failure_cause.value if run.failure_cause else None)
+    login(client)
+    page = client.get(f"/runs/{run.run_id}")
+    assert 'id="in-doubt"' in page.text
+    csrf = csrf_of(client, f"/runs/{run.run_id}")
+    url = f"/runs/{run.run_id}/resolve"
+    bad = client.post(url, data={"csrf": csrf, "step": "1", "decision": "happened", "result": "{"})
+    assert 400 == bad.status_code
+    answer = {"csrf": csrf, "step": "1", "decision": "happened", "result": '"tx-9"'}
+    done = client.post(url, data={**answer, "note": "the bank says it is paid"})
+    assert "Recorded" in done.text
+    assert 'id="in-doubt"' not in done.text
+    [resolution] = app.store.list_resolutions(run.run_id)
+    assert (1, "happened", OPERATOR, "the bank says it is paid") == (
+        resolution.seq,
+        resolution.decision,
+        resolution.decided_by,
+        resolution.note,
+    )
+    assert (OPERATOR, "resolve_step", run.run_id) == _actions_of(app)[-1]
+    again = client.post(url, data={"csrf": csrf, "step": "1", "decision": "did_not_happen"})
+    assert 409 == again.status_code
+    [outcome] = app.dlq.redrive(run_id=run.run_id)
+    assert ("succeeded", [5]) == (outcome.status, sent)  # served as it happened: not sent again
+    assert outcome.run_id is not None
+    assert "tx-9" == app.output_of(outcome.run_id)

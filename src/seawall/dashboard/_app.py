@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from seawall import Seawall
-from seawall.dashboard import _actions, _alerts, _pages, _queues
+from seawall.dashboard import _actions, _alerts, _pages, _queues, _resolve
 from seawall.dashboard._gate import Gate
 from seawall.dashboard._security import (
     LOOPBACK,
@@ -142,6 +142,7 @@ def create_app(
         Route("/runs", _pages.runs),
         Route("/runs/{run_id}", _pages.run_detail),
         Route("/runs/{run_id}/replay", _actions.replay, methods=["POST"]),
+        Route("/runs/{run_id}/resolve", _resolve.resolve, methods=["POST"]),
         Route("/errors", _pages.errors),
         Route("/cost", _pages.cost),
         Route("/dlq", _queues.dlq),

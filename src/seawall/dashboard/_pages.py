@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from seawall import Seawall, Step
-    from seawall.ledger import AttemptRecord, RunRecord, StepLatency
+    from seawall.ledger import (
+        AttemptRecord,
+        RunRecord,
+        StepLatency,
+        StepRecord,
+        StepResolution,
+    )
 
 PAGE_SIZE: Final = 50
 MAX_STEPS: Final = 500
@@ -268,6 +274,7 @@ def _detail(app: Seawall, run_id: str, trace_url: str | None) -> dict[str, Any]:
     except SeawallError as exc:
         inputs = {"unavailable": exc.message}
     output = app.output_of(run_id)
+    resolutions = store.list_resolutions(run_id)
     return {
         "run": run,
         "trace": _views.trace_link(trace_url, run.run_id, run.trace_id, run.span_id),
@@ -285,10 +292,29 @@ def _detail(app: Seawall, run_id: str, trace_url: str | None) -> dict[str, Any]:
         "handoffs": store.list_handoffs(run_id=run_id),
         "children": sorted(children, key=lambda r: r.start_time),
         "replays": replays,
+        "in_doubt": _unresolved(run, steps, resolutions),
+        "resolutions": resolutions,
         "inputs": inputs,
         "output": output,
         "dag": _dag(app, run, children),
     }
+
+
+def _unresolved(
+    run: RunRecord, steps: list[Step], resolutions: list[StepResolution]
+) -> list[StepRecord]:
+    """The side effects of an ended run left in doubt that no operator resolved yet."""
+    if not run.status.final:
+        return []
+    done = {r.seq for r in resolutions}
+    return [
+        s.record
+        for s in steps
+        if s.record.mutating
+        and s.record.status == "started"
+        and s.record.kind != "run"
+        and s.record.seq not in done
+    ]
 
 
 def _timeline(run: RunRecord, attempts: list[AttemptRecord], steps: list[Step]) -> list[Any]:

@@ -30,6 +30,8 @@ NOTICES: Final = {
     "claimed": "You claimed the hand-off: others see that you are on it.",
     "released": "Your claim on the hand-off is released.",
     "replayed": "Replay finished: this is the new run.",
+    "resolved": "Recorded: a redrive now serves the step (it happened) or re-issues it "
+    "with its original key (it did not).",
     "acked": "Alert acknowledged.",
     "silenced": "Silenced: matching alerts are muted until the silence ends.",
     "lifted": "Silence lifted: matching alerts show again.",
