@@ -555,7 +555,8 @@ class Journal:
     def write_intent(self, row: StepRow, blobs: list[Blob]) -> None:
         """Make a mutating step's intent (and everything buffered) durable."""
         self.check()
-        self._trim()
+        if self.trim is not None:
+            self._trim()
         rows, pending_blobs = self.pending, self.pending_blobs
         # Called as a step machine's Ledger request, whose driver interrupts the attempt when
         # the lease or the ledger is lost.

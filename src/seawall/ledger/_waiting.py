@@ -18,7 +18,14 @@ from seawall.errors import LedgerError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-_state = threading.local()
+
+class _State(threading.local):
+    """This thread's waiting rule (a class default, so reading it needs no ``getattr``)."""
+
+    nowait = False
+
+
+_state = _State()
 
 
 class LedgerWouldBlock(LedgerError):  # noqa: N818 - a signal between the store and a driver
@@ -33,7 +40,7 @@ class LedgerWouldBlock(LedgerError):  # noqa: N818 - a signal between the store 
 @contextlib.contextmanager
 def nowait() -> Iterator[None]:
     """Make store calls of this thread raise :class:`LedgerWouldBlock` instead of waiting."""
-    previous = getattr(_state, "nowait", False)
+    previous = _state.nowait
     _state.nowait = True
     try:
         yield
@@ -43,4 +50,4 @@ def nowait() -> Iterator[None]:
 
 def waiting_forbidden() -> bool:
     """Whether a store call on this thread must not wait (see :func:`nowait`)."""
-    return bool(getattr(_state, "nowait", False))
+    return _state.nowait

@@ -354,7 +354,8 @@ class SQLiteStore(SharedReads, OperatorRecords):
         if not self._lock.acquire(blocking=not waiting_forbidden()):
             raise LedgerWouldBlock(f"the ledger {self.path} is busy in another thread")
         try:
-            self._ensure_open()
+            if self._closed:
+                self._ensure_open()  # raises
             db = self._db
             try:
                 try:
