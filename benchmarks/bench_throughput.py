@@ -1,0 +1,380 @@
+"""Runs per second: single-step runs end to end, against raw floors measured in the same run.
+
+What it measures (issue: throughput), each configuration in a fresh process with a fresh ledger,
+interleaved rounds (see ``_harness``):
+
+- ``sqlite_floor``: the raw SQLite floor of a run: three autocommit statements (insert the run,
+  insert its step, update the run's end) on a WAL database at ``synchronous=NORMAL``;
+- ``sqlite_run``: sequential ``app.run`` of a sync agent making one read-only call;
+- ``sqlite_arun64``: ``app.arun`` of an async agent, 64 runs in flight at a time;
+- ``pg_floor``: the same three statements on PostgreSQL (psycopg 3, autocommit), sequential;
+- ``pg_run``: sequential ``app.run`` on the PostgreSQL ledger;
+- ``pg_arun64``: ``app.arun``, 64 in flight, on the PostgreSQL ledger;
+- ``in_flight_10k``: 10,000 async runs in flight at once (each awaits an event), peak RSS.
+
+It also counts, for one single-step run on SQLite, the statements the store executed, the
+transactions it committed and the rows it read back (the goal: two commits, no re-read).
+
+PostgreSQL rows use a schema of their own on ``$SEAWALL_BENCH_POSTGRES`` (default
+``postgresql://postgres@127.0.0.1:5432/test``) and are skipped with the reason when it is away.
+
+Usage::
+
+    python -m benchmarks.bench_throughput            # 3 rounds
+    python -m benchmarks.bench_throughput --quick    # 1 round, fewer runs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks._harness import (
+    Result,
+    WorkerFn,
+    WorkerUnavailableError,
+    interleaved,
+    peak_rss_mb,
+    print_table,
+    summarize,
+    worker_main,
+)
+
+MODULE = "benchmarks.bench_throughput"
+SERVER = os.environ.get("SEAWALL_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+CONCURRENCY = 64
+WARMUP = 50
+
+
+def _body(i: int) -> dict[str, Any]:
+    return {"i": i, "text": "x" * 80}
+
+
+@contextlib.contextmanager
+def _schema() -> Iterator[str]:
+    """A fresh schema on the benchmark server, dropped after."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        message = "psycopg is not installed (pip install 'seawall[postgres]')"
+        raise WorkerUnavailableError(message) from exc
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(SERVER, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreachable"
+        raise WorkerUnavailableError(f"PostgreSQL is not reachable at {SERVER}: {first}") from exc
+    try:
+        yield name
+    finally:
+        admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        admin.close()
+
+
+def _app(url: str) -> Any:
+    from seawall import Seawall
+
+    app = Seawall(url)
+    read = app.tool(name="lookup")(_body)
+
+    @app.agent(name="one_step")
+    def one_step(ctx: Any, i: int) -> object:
+        return ctx.call(read, i)
+
+    @app.agent(name="one_step_async")
+    async def one_step_async(ctx: Any, i: int) -> object:
+        return await ctx.call(read, i)
+
+    return app
+
+
+def _sequential(url: str, n: int) -> Result:
+    app = _app(url)
+    try:
+        for i in range(WARMUP):
+            app.run("one_step", i=i).raise_for_status()
+        start = time.perf_counter()
+        for i in range(n):
+            app.run("one_step", i=i)
+        elapsed = time.perf_counter() - start
+    finally:
+        app.close()
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+
+
+def _concurrent(url: str, n: int) -> Result:
+    app = _app(url)
+
+    async def drive(count: int) -> float:
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await app.arun("one_step_async", i=i)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return time.perf_counter() - start
+
+    try:
+        asyncio.run(drive(WARMUP))
+        elapsed = asyncio.run(drive(n))
+    finally:
+        app.close()
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+
+
+def sqlite_floor(n: int, workdir: Path) -> Result:
+    """Three autocommit statements per run on a WAL database (synchronous=NORMAL)."""
+    db = sqlite3.connect(str(workdir / "floor.db"), isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, status TEXT, input BLOB, output BLOB, "
+        "start_time REAL, end_time REAL)"
+    )
+    db.execute(
+        "CREATE TABLE steps (run_id TEXT, seq INTEGER, response BLOB, PRIMARY KEY (run_id, seq))"
+    )
+    payload = b'{"i": 1, "text": "' + b"x" * 80 + b'"}'
+    start = time.perf_counter()
+    for i in range(n):
+        run_id = f"{i:032x}"
+        db.execute(
+            "INSERT INTO runs VALUES (?, 'running', ?, NULL, ?, NULL)",
+            (run_id, payload, time.time()),
+        )
+        db.execute("INSERT INTO steps VALUES (?, 1, ?)", (run_id, payload))
+        db.execute(
+            "UPDATE runs SET status = 'succeeded', output = ?, end_time = ? WHERE run_id = ?",
+            (payload, time.time(), run_id),
+        )
+    elapsed = time.perf_counter() - start
+    db.close()
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+
+
+def pg_floor(n: int, _workdir: Path) -> Result:
+    """The same three statements on PostgreSQL (autocommit: a commit each)."""
+    import psycopg
+
+    with _schema() as schema, psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(
+            f"CREATE TABLE {schema}.runs (run_id TEXT PRIMARY KEY, status TEXT, input BYTEA, "
+            "output BYTEA, start_time DOUBLE PRECISION, end_time DOUBLE PRECISION)"
+        )
+        conn.execute(
+            f"CREATE TABLE {schema}.steps (run_id TEXT, seq INTEGER, response BYTEA, "
+            "PRIMARY KEY (run_id, seq))"
+        )
+        payload = b'{"i": 1, "text": "' + b"x" * 80 + b'"}'
+        start = time.perf_counter()
+        for i in range(n):
+            run_id = f"{i:032x}"
+            conn.execute(
+                f"INSERT INTO {schema}.runs VALUES (%s, 'running', %s, NULL, %s, NULL)",
+                (run_id, payload, time.time()),
+            )
+            conn.execute(f"INSERT INTO {schema}.steps VALUES (%s, 1, %s)", (run_id, payload))
+            conn.execute(
+                f"UPDATE {schema}.runs SET status = 'succeeded', output = %s, end_time = %s "
+                "WHERE run_id = %s",
+                (payload, time.time(), run_id),
+            )
+        elapsed = time.perf_counter() - start
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+
+
+def sqlite_run(n: int, workdir: Path) -> Result:
+    """Sequential app.run of a one-step sync agent on SQLite."""
+    return _sequential(f"sqlite:///{workdir / 'ledger.db'}", n)
+
+
+def sqlite_arun64(n: int, workdir: Path) -> Result:
+    """app.arun of a one-step async agent, 64 in flight, on SQLite."""
+    return _concurrent(f"sqlite:///{workdir / 'ledger.db'}", n)
+
+
+def pg_run(n: int, _workdir: Path) -> Result:
+    """Sequential app.run on the PostgreSQL ledger."""
+    with _schema() as schema:
+        return _sequential(f"{SERVER}?schema={schema}", n)
+
+
+def pg_arun64(n: int, _workdir: Path) -> Result:
+    """app.arun, 64 in flight, on the PostgreSQL ledger."""
+    with _schema() as schema:
+        return _concurrent(f"{SERVER}?schema={schema}", n)
+
+
+def in_flight_10k(n: int, workdir: Path) -> Result:
+    """``n`` async runs in flight at once, each waiting on an event: the process's peak RSS."""
+    from seawall import Seawall
+
+    app = Seawall(f"sqlite:///{workdir / 'ledger.db'}", max_concurrent_runs=n + 1)
+    release = asyncio.Event()
+    all_started = asyncio.Event()
+    started = 0
+
+    @app.agent(name="waiting")
+    async def waiting(ctx: Any, i: int) -> int:
+        nonlocal started
+        started += 1
+        if started == n:
+            all_started.set()
+        await release.wait()
+        return i
+
+    async def drive() -> float:
+        tasks = [asyncio.create_task(app.arun("waiting", i=i)) for i in range(n)]
+        await all_started.wait()
+        rss = peak_rss_mb()
+        release.set()
+        await asyncio.gather(*tasks)
+        return rss
+
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    rss = asyncio.run(drive())
+    elapsed = time.perf_counter() - start
+    app.close()
+    return {
+        "us_per_step": elapsed * 1e6 / n,
+        "runs_per_s": n / elapsed,
+        "rss_mb": rss,
+        "rss_before_mb": before,
+    }
+
+
+WORKERS: dict[str, WorkerFn] = {
+    "sqlite_floor": sqlite_floor,
+    "sqlite_run": sqlite_run,
+    "sqlite_arun64": sqlite_arun64,
+    "pg_floor": pg_floor,
+    "pg_run": pg_run,
+    "pg_arun64": pg_arun64,
+}
+
+
+class _Counter:
+    """Counts what a SQLite connection executes: statements, commits, reads."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.commits = 0
+        self.selects = 0
+        self._in_tx = False
+
+    def __call__(self, sql: str) -> None:
+        head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+        if head in ("PRAGMA", ""):
+            return
+        self.statements += 1
+        if head == "BEGIN":
+            self._in_tx = True
+        elif head in ("COMMIT", "END"):
+            self._in_tx = False
+            self.commits += 1
+        elif head == "ROLLBACK":
+            self._in_tx = False
+        elif head == "SELECT" or (head == "WITH" and "SELECT" in sql.upper()):
+            self.selects += 1
+        elif not self._in_tx and head in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            self.commits += 1  # an autocommit statement is its own transaction
+
+
+def count_statements(folder: Path) -> dict[str, int]:
+    """Statements, commits and reads the SQLite store makes for one single-step run."""
+    app = _app(f"sqlite:///{folder / 'ledger.db'}")
+    try:
+        for i in range(5):
+            app.run("one_step", i=i)
+        counter = _Counter()
+        connections = [
+            value for value in vars(app.store).values() if isinstance(value, sqlite3.Connection)
+        ]
+        for conn in connections:
+            conn.set_trace_callback(counter)
+        try:
+            app.run("one_step", i=99).raise_for_status()
+        finally:
+            for conn in connections:
+                conn.set_trace_callback(None)
+    finally:
+        app.close()
+    return {"statements": counter.statements, "commits": counter.commits, "reads": counter.selects}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every configuration, print the table, the statement counts and the goals."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--worker" in args:
+        registry = {**WORKERS, "in_flight_10k": in_flight_10k}
+        return worker_main(registry, args)
+    quick = "--quick" in args
+    rounds = 1 if quick else 3
+    n = 2000 if quick else 5000
+    print(f"Throughput: single-step runs, {rounds} round(s) of {n} runs, {os.cpu_count()} CPUs")
+    rows = summarize(interleaved(list(WORKERS), (n,), rounds, MODULE, seed=1, log=None))
+    print_table(rows)
+    memory = summarize(interleaved(["in_flight_10k"], (10_000,), 1, MODULE, seed=1, log=None))
+    by = {r["system"]: r for r in rows + memory}
+
+    def rate(system: str) -> float | None:
+        row = by.get(system, {})
+        return None if "median_us" not in row else 1e6 / float(row["median_us"])
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder:
+        counts = count_statements(Path(folder))
+    print(
+        f"\nOne single-step run on SQLite: {counts['statements']} statements, "
+        f"{counts['commits']} commits, {counts['reads']} reads"
+    )
+    print("\nGoals (ratios to the floors measured above):")
+    ok = True
+
+    def goal(label: str, hit: bool, detail: str) -> None:
+        nonlocal ok
+        ok &= hit
+        print(f"  [{'ok' if hit else 'miss'}] {label}: {detail}")
+
+    goal("commits per single-step run <= 2", counts["commits"] <= 2, f"{counts['commits']}")
+    goal("no read to build the result", counts["reads"] == 0, f"{counts['reads']} reads")
+    floor = rate("sqlite_floor")
+    for system, share in (("sqlite_run", 0.20), ("sqlite_arun64", 0.35)):
+        value = rate(system)
+        if floor and value:
+            goal(
+                f"{system} >= {share:.0%} of the raw SQLite floor",
+                value >= share * floor,
+                f"{value:,.0f} runs/s = {value / floor:.0%} of {floor:,.0f}",
+            )
+    pg64 = rate("pg_arun64")
+    if pg64:
+        goal("pg_arun64 >= 1,500 runs/s", pg64 >= 1500, f"{pg64:,.0f} runs/s")
+    pg_seq, pg_raw = rate("pg_run"), rate("pg_floor")
+    if pg_seq and pg_raw:
+        print(f"  [info] pg_run: {pg_seq:,.0f} runs/s = {pg_seq / pg_raw:.0%} of the raw floor")
+    mem = by.get("in_flight_10k", {})
+    if "rss_mb" in mem:
+        goal(
+            "10k runs in flight <= 150 MB RSS",
+            float(mem["rss_mb"]) <= 150,
+            f"{mem['rss_mb']:.0f} MB",
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
