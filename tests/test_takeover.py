@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from seawall import Context, RunStatus, Seawall
-from seawall._takeover import lost_messages, resumable
+from seawall.operate.takeover import lost_messages, resumable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

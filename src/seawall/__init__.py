@@ -7,8 +7,6 @@ process died.
 
 from seawall import artifacts, verify
 from seawall._app import Seawall, Step
-from seawall._context import AsyncContext, Context, current_context
-from seawall._executor import Executor, LocalExecutor, RunHandle
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
@@ -79,6 +77,8 @@ from seawall.observe.cost import Price
 from seawall.observe.drift import DriftWatch
 from seawall.observe.semantic import SemanticWatch
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
+from seawall.runtime.context import AsyncContext, Context, current_context
+from seawall.runtime.executor import Executor, LocalExecutor, RunHandle
 
 __version__ = VERSION
 

@@ -17,28 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar, overload
 
 from seawall import _payload
-from seawall._backpressure import Slots
-from seawall._breakers import Breakers
-from seawall._budgets import RetryBudgets
-from seawall._children import Children
-from seawall._context import current_context
-from seawall._coordinator import run_graph
-from seawall._dlq import DeadLetterQueue
-from seawall._drift import decide
-from seawall._executor import Executor, LocalExecutor, RunHandle, wait_for_run
 from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus
 from seawall._graph import Graph
 from seawall._ids import new_run_id
-from seawall._lease import Leases
-from seawall._ledger_io import LedgerIO
-from seawall._loop import AppLoop
 from seawall._payload import DEFAULT_MAX_PAYLOAD, Blob, Encoder, PayloadCodec
-from seawall._registry import AgentSpec, ToolSpec
-from seawall._replay import Mode, ReplayResult, replay
 from seawall._result import RunResult
-from seawall._resume import resume_agent_run
-from seawall._runner import execute_run
-from seawall._takeover import Takeover, resumable
 from seawall._version import VERSION
 from seawall.artifacts import (
     Destination,
@@ -80,7 +63,24 @@ from seawall.observe.alerts import AlertRules, Alerts
 from seawall.observe.cost import Price, PriceTable
 from seawall.observe.monitor import Monitor
 from seawall.observe.tracing import Telemetry
+from seawall.operate.dlq import DeadLetterQueue
+from seawall.operate.replay import Mode, ReplayResult, replay
+from seawall.operate.resume import resume_agent_run
+from seawall.operate.takeover import Takeover, resumable
 from seawall.policies.retry import Retry
+from seawall.runtime.backpressure import Slots
+from seawall.runtime.breakers import Breakers
+from seawall.runtime.budgets import RetryBudgets
+from seawall.runtime.children import Children
+from seawall.runtime.context import current_context
+from seawall.runtime.coordinator import run_graph
+from seawall.runtime.executor import Executor, LocalExecutor, RunHandle, wait_for_run
+from seawall.runtime.leases import Leases
+from seawall.runtime.ledger_io import LedgerIO
+from seawall.runtime.loop import AppLoop
+from seawall.runtime.registry import AgentSpec, ToolSpec
+from seawall.runtime.runner import execute_run
+from seawall.runtime.verification import decide
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -89,8 +89,6 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from seawall._host import Host
-    from seawall._journal import Journal
     from seawall.observe.alerts import AlertSink
     from seawall.observe.drift import DriftWatch
     from seawall.observe.evaluation import DriftReport
@@ -98,6 +96,8 @@ if TYPE_CHECKING:
     from seawall.policies.budget import RetryBudget
     from seawall.policies.drift import OnDrift
     from seawall.policies.guards import Guards
+    from seawall.runtime.host import Host
+    from seawall.runtime.journal import Journal
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -13,8 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from seawall._registry import is_async_callable
 from seawall.errors import ConfigurationError
+from seawall.runtime.registry import is_async_callable
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -23,9 +23,9 @@ from seawall import (
     _faults,
     _payload,
 )
-from seawall._settle import output_hash_with
 from seawall.artifacts import MANIFEST_NAME, FsspecDestination, LocalDestination, Manifest, read
 from seawall.errors import ArtifactError, ArtifactIntegrityError
+from seawall.runtime.settle import output_hash_with
 from seawall.testing import no_waits
 
 LEDGERS = ("sqlite", "postgres")  # the same end-to-end tests on both ledgers

@@ -17,7 +17,7 @@ delivery whose run's owner died (its lease lapsed) takes the run over and resume
 journal, so completed side effects are not repeated.
 
 The broker is not relied on to notice a dead worker: every worker's main process takes part in
-the takeover sweeps (:mod:`seawall._takeover`), which send again the id of a run whose owner
+the takeover sweeps (:mod:`seawall.operate.takeover`), which send again the id of a run whose owner
 stopped renewing its lease, and of a ``pending`` run whose message the broker lost, once each
 per bound, within about two lease periods. See ``docs/celery.md`` for the Celery settings this
 relies on (late acknowledgement, reject on worker loss, prefetch of one).
@@ -30,13 +30,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from seawall._executor import RunHandle, wait_for_run
 from seawall.errors import (
     BrokerUnavailableError,
     ConfigurationError,
     LedgerError,
     RunNotFoundError,
 )
+from seawall.runtime.executor import RunHandle, wait_for_run
 
 try:
     from celery import signals
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from celery import Celery, Task
 
     from seawall._app import Seawall
-    from seawall._registry import AgentSpec
     from seawall._result import RunResult
+    from seawall.runtime.registry import AgentSpec
 
 logger = logging.getLogger("seawall.celery")
 
@@ -205,7 +205,7 @@ class CeleryExecutor:
         if self._app is not None:
             self._app.takeover.serving = False
 
-    # -- the takeover sweeps' relay (seawall._takeover.Relay) ------------------------------
+    # -- the takeover sweeps' relay (seawall.operate.takeover.Relay) ------------------------------
 
     @property
     def route(self) -> str:

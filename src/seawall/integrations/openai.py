@@ -44,7 +44,7 @@ from seawall.errors import ConfigurationError, ToolResponseError, UsageError  # 
 
 if TYPE_CHECKING:
     from seawall import Retry, Seawall
-    from seawall._context import BaseContext
+    from seawall.runtime.context import BaseContext
 
 __all__ = ["SUPPORTED", "wrap"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-from seawall._context import current_context
+from seawall.runtime.context import current_context
 
 FIELDS: Final = ("run_id", "agent", "attempt", "error_class")
 """The attributes every run-related record carries."""

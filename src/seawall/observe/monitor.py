@@ -39,13 +39,13 @@ from seawall.observe.semantic import quantise
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall._journal import Journal
     from seawall._payload import Blob
-    from seawall._registry import AgentSpec
     from seawall._result import RunResult
     from seawall.ledger import HandOffRecord, Store
     from seawall.observe.semantic import SemanticWatch
     from seawall.policies.breaker import BreakerState
+    from seawall.runtime.journal import Journal
+    from seawall.runtime.registry import AgentSpec
 
 logger = logging.getLogger("seawall.monitor")
 

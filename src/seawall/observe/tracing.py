@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context as OtelContext
     from opentelemetry.trace import Span
 
-    from seawall._registry import ToolSpec
     from seawall.ledger import RunRecord, Store
+    from seawall.runtime.registry import ToolSpec
 
 _SCOPE: Final = "seawall"
 _NS: Final = 1_000_000_000

@@ -29,19 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 from seawall._failures import ErrorClass, RunStatus
 from seawall._ids import new_run_id
-from seawall._journal import STARTED
-from seawall._lineage import Lineage
-from seawall._runner import execute_run
 from seawall.errors import ConfigurationError, RegistrationError, SeawallError, UsageError
 from seawall.ledger import DeadLetter, DeadLetterQuery, NewRun, StepResolution
+from seawall.runtime.journal import STARTED
+from seawall.runtime.lineage import Lineage
+from seawall.runtime.runner import execute_run
 
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Sequence
 
     from seawall._app import Seawall
-    from seawall._registry import AgentSpec
     from seawall.ledger import RunRecord, StepRecord
+    from seawall.runtime.registry import AgentSpec
 
 _MISSING: Any = object()
 

@@ -7,17 +7,17 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from seawall import _settle
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall.errors import AttemptAbandoned, RunCancelled, SeawallError
 from seawall.ledger import RunOutcome
+from seawall.runtime import settle
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
-    from seawall._journal import Journal
     from seawall._payload import Blob
-    from seawall._registry import AgentSpec
     from seawall._result import RunResult
+    from seawall.runtime.journal import Journal
+    from seawall.runtime.registry import AgentSpec
 
 MISSING_OUTPUT: Any = object()
 """Passed as ``output`` to :func:`finish` to read the output back from the ledger."""
@@ -46,6 +46,7 @@ def error_json(error: BaseException) -> dict[str, Any]:
 
 
 def error_type(error: BaseException) -> str:
+    """The type name recorded for the error that ended an attempt."""
     if isinstance(error, RunCancelled):
         return "RunCancelled"
     if isinstance(error, RecordedError):
@@ -56,6 +57,7 @@ def error_type(error: BaseException) -> str:
 
 
 def error_message(error: BaseException) -> str:
+    """The message recorded for the error that ended an attempt."""
     if isinstance(error, RunCancelled):
         return f"cancelled by an operator: {error.reason}" if error.reason else "cancelled"
     text = str(error)
@@ -106,6 +108,7 @@ def outcome(
     output_column: bytes | None,
     failure: Failure | None,
 ) -> RunOutcome:
+    """The final ledger fields of a run that ends with ``status``."""
     usage = journal.totals()
     error = None if failure is None else error_json(failure.error)
     return RunOutcome(
@@ -147,14 +150,14 @@ async def settle_failure(
     cancelled = failure.cause is FailureCause.CANCELLED
     status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
     undo_class = ErrorClass.PARTIAL_WRITE if cancelled else failure.error_class
-    if compensate and await _settle.needs_compensation(app, undo_class, run_id):
+    if compensate and await settle.needs_compensation(app, undo_class, run_id):
         await app.io.run(
             app.store.begin_compensation,
             run_id,
             outcome(journal, attempts, status, None, None, failure),
             epoch=journal.epoch,
         )
-        await _settle.compensate(app, run_id, journal.epoch)
+        await settle.compensate(app, run_id, journal.epoch)
     return await finish(app, spec, run_id, journal, attempts, status, None, None, None, [], failure)
 
 

@@ -1,10 +1,10 @@
 """The attempt loop of one run: execute, classify, retry, record, finish.
 
 Used for new runs and for resumed ones alike; a resumed run starts with the journal its dead
-owner left (and its :class:`~seawall._lineage.Lineage`), so completed steps are served instead
-of executed. Every write names the epoch of the lease this process holds: when another process
-took the run over, or the ledger cannot be reached, the attempt stops where it is and the run
-stays resumable (it is never recorded as the agent's failure).
+owner left (and its :class:`~seawall.runtime.lineage.Lineage`), so completed steps are served
+instead of executed. Every write names the epoch of the lease this process holds: when another
+process took the run over, or the ledger cannot be reached, the attempt stops where it is and the
+run stays resumable (it is never recorded as the agent's failure).
 """
 
 from __future__ import annotations
@@ -17,21 +17,8 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from seawall import _drift, _faults, _payload, _settle, _timing
-from seawall._context import AsyncContext, Context, entered
+from seawall import _faults, _payload, _timing
 from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus, cause_of, classify
-from seawall._host import Host
-from seawall._journal import Journal
-from seawall._lineage import Lineage
-from seawall._outcome import (
-    Failure,
-    error_json,
-    error_message,
-    error_type,
-    finish,
-    settle_failure,
-)
-from seawall._playback import Playback
 from seawall._result import RunResult
 from seawall.errors import (
     AttemptAbandoned,
@@ -47,16 +34,30 @@ from seawall.errors import (
 from seawall.ledger import AttemptOutcome
 from seawall.observe.logs import logger as run_log
 from seawall.observe.logs import run_fields
+from seawall.runtime import settle, verification
+from seawall.runtime.context import AsyncContext, Context, entered
+from seawall.runtime.host import Host
+from seawall.runtime.journal import Journal
+from seawall.runtime.lineage import Lineage
+from seawall.runtime.outcome import (
+    Failure,
+    error_json,
+    error_message,
+    error_type,
+    finish,
+    settle_failure,
+)
+from seawall.runtime.playback import Playback
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from seawall._app import LiveRun, Seawall
     from seawall._payload import Blob
-    from seawall._registry import AgentSpec
     from seawall.artifacts import StagingArea
     from seawall.ledger import StepRecord
     from seawall.observe.tracing import RunTrace
+    from seawall.runtime.registry import AgentSpec
 
 logger = logging.getLogger("seawall.runner")
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
@@ -90,7 +91,7 @@ async def execute_run(
         lineage: What earlier attempts left (a resumed run's).
         started: When the run was submitted, for the retry deadline and the guards.
         replay_source: For a recorded replay, the original run whose journal serves the steps
-            (see :mod:`seawall._playback`): one attempt is made, nothing is compensated.
+            (see :mod:`seawall.runtime.playback`): one attempt is made, nothing is compensated.
         replay_mutations: For a recorded replay: side effects the recording lacks may run live.
         replay_report: For a recorded replay: receives what was served, run live or stopped.
         host: For a child run of a sync agent: the parent's thread, which runs this run's
@@ -258,12 +259,14 @@ class _Attempts:
             else:
                 journal.check_all_effects_served()
             await app.io.run(journal.flush)
-            await _drift.verify_output(app, spec, run_id, attempt, output, self.inputs, journal)
+            await verification.verify_output(
+                app, spec, run_id, attempt, output, self.inputs, journal
+            )
             output_hash, output_column, output_blobs = journal.snapshot(
                 output, f"output of agent {spec.name!r}"
             )
             if staging is not None and staging.staged():
-                output_hash = await _settle.commit(
+                output_hash = await settle.commit(
                     app,
                     run_id,
                     attempt,
@@ -406,7 +409,7 @@ class _Attempts:
                     app, spec, run_id, journal, attempt, failure, compensate=False
                 )
             if drift:
-                return await _drift.settle_drift(
+                return await verification.settle_drift(
                     app, spec, run_id, journal, attempt, failure, output, staging, self.inputs
                 )
             if staging is not None:

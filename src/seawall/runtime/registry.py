@@ -8,7 +8,6 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from seawall._backpressure import RateLimit
 from seawall.errors import ConfigurationError
 from seawall.observe.drift import DriftWatch
 from seawall.policies.breaker import Breaker
@@ -16,6 +15,7 @@ from seawall.policies.budget import RetryBudget
 from seawall.policies.drift import OnDrift
 from seawall.policies.guards import Guards
 from seawall.policies.retry import Retry
+from seawall.runtime.backpressure import RateLimit
 
 if TYPE_CHECKING:
     from collections.abc import Callable

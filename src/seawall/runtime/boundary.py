@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from seawall.errors import ToolResponseError
 
 if TYPE_CHECKING:
-    from seawall._registry import ToolSpec
+    from seawall.runtime.registry import ToolSpec
 
 
 def rebuild_response(spec: ToolSpec, value: Any) -> Any:

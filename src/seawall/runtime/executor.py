@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from seawall._app import Seawall
-    from seawall._registry import AgentSpec
     from seawall._result import RunResult
+    from seawall.runtime.registry import AgentSpec
 
 POLL_FIRST = 0.005
 """Seconds between the first ledger reads of a waiter; doubled up to :data:`POLL_MAX`."""

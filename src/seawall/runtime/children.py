@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from seawall._failures import RunStatus
 from seawall._ids import new_run_id
-from seawall._journal import COMPLETED, FAILED, LIVE, STARTED
-from seawall._steps import Gather, Ledger, Steps
+from seawall.runtime.journal import COMPLETED, FAILED, LIVE, STARTED
+from seawall.runtime.steps import Gather, Ledger, Steps
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
-    from seawall._host import Host
-    from seawall._journal import Journal
-    from seawall._registry import AgentSpec
     from seawall._result import RunResult
+    from seawall.runtime.host import Host
+    from seawall.runtime.journal import Journal
+    from seawall.runtime.registry import AgentSpec
 
 
 class Children:

@@ -6,7 +6,7 @@
   effect is served only if it is the recording's next one (by tool and request); any other side
   effect stops the replay with :class:`~seawall.ReplayDivergenceError` and a readable diff, unless
   mutations are allowed. The result lists what was served, run live or stopped
-  (:mod:`seawall._playback`).
+  (:mod:`seawall.runtime.playback`).
 - ``live``: a new run on the same snapshot with live calls: the path after a fix.
 
 Both write a new run marked ``replay_of`` and never touch the original.
@@ -115,7 +115,7 @@ async def replay(
         RegistrationError: Its agent is no longer registered (names the code version).
         SnapshotError: Its input snapshot is missing or corrupted.
     """
-    from seawall._runner import execute_run  # noqa: PLC0415 - the runner imports this module's users
+    from seawall.runtime.runner import execute_run  # noqa: PLC0415 - the runner imports this module's users
 
     if mode not in ("recorded", "live"):
         raise UsageError(f"replay mode {mode!r}: use 'recorded' or 'live'")
@@ -181,7 +181,7 @@ async def _replay_graph(
     app: Seawall, original: RunRecord, mode: Mode, from_node: str | None
 ) -> ReplayResult:
     """Replay a graph run: nodes before ``from_node`` are served from the original run."""
-    from seawall._coordinator import run_graph  # noqa: PLC0415 - avoids an import cycle
+    from seawall.runtime.coordinator import run_graph  # noqa: PLC0415 - avoids an import cycle
 
     graph = app.graphs.get(original.agent)
     if graph is None:

@@ -13,10 +13,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from seawall import _payload, _settle
 from seawall._failures import ErrorClass, FailureCause, RunStatus
-from seawall._journal import Journal
-from seawall._outcome import Failure, RecordedError, finish, outcome, settle_failure
 from seawall.artifacts import StagingArea
 from seawall.errors import (
     HandOffDecidedError,
@@ -25,13 +22,17 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.ledger import HandOffRecord
+from seawall.runtime import settle
+from seawall.runtime.journal import Journal
+from seawall.runtime.outcome import Failure, RecordedError, finish, outcome, settle_failure
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
+    from seawall import _payload
     from seawall._app import Seawall
-    from seawall._registry import AgentSpec
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
+    from seawall.runtime.registry import AgentSpec
 
 
 def _confidence_of(output: Any, journal: Journal) -> float | None:
@@ -351,7 +352,7 @@ async def _carry_out(
         output = await app.io.run(app.output_of, run.run_id)
     output_hash, column, blobs = journal.snapshot(output, "approved output")
     if staging is not None and staging.staged():
-        output_hash = await _settle.commit(
+        output_hash = await settle.commit(
             app, run.run_id, attempt, staging, output_hash, column, blobs, epoch=journal.epoch
         )
         blobs = []

@@ -12,10 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from seawall._boundary import rebuild_response, validate_response
 from seawall._failures import MISUSE
-from seawall._journal import COMPLETED, FAILED, LIVE, STARTED, Recorded
-from seawall._steps import Invoke, Ledger, Steps, Turn, Wait
 from seawall.errors import (
     AttemptAbandoned,
     ConsistencyError,
@@ -25,13 +22,16 @@ from seawall.errors import (
     ToolResponseError,
 )
 from seawall.policies.guards import NO_GUARDS
+from seawall.runtime.boundary import rebuild_response, validate_response
+from seawall.runtime.journal import COMPLETED, FAILED, LIVE, STARTED, Recorded
+from seawall.runtime.steps import Invoke, Ledger, Steps, Turn, Wait
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-    from seawall._journal import Journal
     from seawall._payload import Blob
-    from seawall._registry import ToolSpec
+    from seawall.runtime.journal import Journal
+    from seawall.runtime.registry import ToolSpec
 
 _NOTHING: Any = object()
 _REMEMBERED_RESULTS = 10_000

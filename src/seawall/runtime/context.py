@@ -2,8 +2,9 @@
 
 :class:`Context` is given to sync agents (which run in a worker thread and call sync tools
 inline); :class:`AsyncContext` to async agents, whose ``call`` and ``verify`` are awaited. What a
-call does is written once, as a step machine (:mod:`seawall._calls`, :mod:`seawall._steps`);
-the two contexts only carry out its requests, in a thread or on the event loop.
+call does is written once, as a step machine (:mod:`seawall.runtime.calls`,
+:mod:`seawall.runtime.steps`); the two contexts only carry out its requests, in a thread or on the
+event loop.
 """
 
 from __future__ import annotations
@@ -17,24 +18,25 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from seawall import _calls, _faults
-from seawall._children import Children, child_run
-from seawall._journal import COMPLETED, LIVE
-from seawall._steps import Gather, Ledger, Steps, adrive, drive
+from seawall import _faults
 from seawall.errors import ConfigurationError, VerificationError
 from seawall.observe.cost import usage_entry
 from seawall.policies.guards import NO_GUARDS
+from seawall.runtime import calls as _calls
+from seawall.runtime.children import Children, child_run
+from seawall.runtime.journal import COMPLETED, LIVE
+from seawall.runtime.steps import Gather, Ledger, Steps, adrive, drive
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
     import asyncio
 
-    from seawall._host import Host
-    from seawall._journal import Journal
-    from seawall._ledger_io import LedgerIO
-    from seawall._registry import ToolSpec
     from seawall._result import RunResult
     from seawall.artifacts import StagingArea
+    from seawall.runtime.host import Host
+    from seawall.runtime.journal import Journal
+    from seawall.runtime.ledger_io import LedgerIO
+    from seawall.runtime.registry import ToolSpec
     from seawall.verify import Verifier
 
 ToolRef = Callable[..., Any] | str

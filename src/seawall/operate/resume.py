@@ -4,7 +4,7 @@ The new owner claims the run (raising its epoch, so the old owner is fenced if i
 closes the dead owner's attempt as ``crashed`` (which spends none of the agent's retry budget),
 and continues from the journal: a run cut off in its commit or its compensations finishes them;
 any other continues its journal line, serving every completed step. A run whose process keeps
-dying without progress stops as ``crash_loop`` (see :mod:`seawall._lineage`).
+dying without progress stops as ``crash_loop`` (see :mod:`seawall.runtime.lineage`).
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from seawall import _payload, _settle
+from seawall import _payload
 from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
-from seawall._journal import Journal, is_effect
-from seawall._lineage import completed_steps, crash_streak, lineage_of
-from seawall._outcome import MISSING_OUTPUT, Failure, RecordedError, finish, settle_failure
-from seawall._runner import execute_run
 from seawall.errors import RunNotFoundError, SeawallError
 from seawall.ledger import AttemptOutcome
+from seawall.runtime import settle
+from seawall.runtime.journal import Journal, is_effect
+from seawall.runtime.lineage import completed_steps, crash_streak, lineage_of
+from seawall.runtime.outcome import MISSING_OUTPUT, Failure, RecordedError, finish, settle_failure
+from seawall.runtime.runner import execute_run
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
-    from seawall._host import Host
-    from seawall._registry import AgentSpec
     from seawall._result import RunResult
     from seawall.ledger import AttemptRecord, RunRecord, StepRecord
+    from seawall.runtime.host import Host
+    from seawall.runtime.registry import AgentSpec
 
 
 async def resume_agent_run(
@@ -215,7 +216,7 @@ async def _resume_settling(
     app.leases.hold(run.run_id, epoch)
     try:
         if run.phase == "committing":
-            if not await _settle.roll_forward(app, run, epoch):
+            if not await settle.roll_forward(app, run, epoch):
                 return None
             columns = await app.io.run(app.store.get_run_io, run.run_id)
             output_column = None if columns is None else columns[1]
@@ -240,7 +241,7 @@ async def _resume_settling(
                 None,
             )
         if run.phase == "compensating":
-            await _settle.compensate(app, run.run_id, epoch)
+            await settle.compensate(app, run.run_id, epoch)
             error = run.error or {
                 "code": "exception",
                 "type": run.error_type,

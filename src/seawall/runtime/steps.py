@@ -5,7 +5,7 @@ invoke the tool, retry after a wait, record the result, read the write back...) 
 as a generator that *yields* the I/O it needs and receives the answers; it does no I/O itself.
 :func:`drive` carries the requests out in the calling thread (a sync agent's worker thread);
 :func:`adrive` awaits them on the event loop (an async agent), where a store call never makes the
-loop wait (:class:`~seawall._ledger_io.LedgerIO`) and a sync tool runs on a thread.
+loop wait (:class:`~seawall.runtime.ledger_io.LedgerIO`) and a sync tool runs on a thread.
 
 An exception raised by a request is thrown back into the generator at the ``yield`` that made
 it, so retries and error handling are part of the written-once logic too.
@@ -19,18 +19,18 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from seawall import _timing
-from seawall._registry import is_async_callable
 from seawall.errors import LeaseLostError, LedgerError
 from seawall.ledger._waiting import LedgerWouldBlock
+from seawall.runtime.registry import is_async_callable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
     from concurrent.futures import Future
 
-    from seawall._backpressure import RateLimit
-    from seawall._host import Host
-    from seawall._journal import Journal
-    from seawall._ledger_io import LedgerIO
+    from seawall.runtime.backpressure import RateLimit
+    from seawall.runtime.host import Host
+    from seawall.runtime.journal import Journal
+    from seawall.runtime.ledger_io import LedgerIO
 
 T = TypeVar("T")
 

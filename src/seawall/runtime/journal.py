@@ -49,13 +49,13 @@ from seawall.policies.guards import NO_GUARDS, Guards
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from seawall._breakers import Breakers
-    from seawall._budgets import RetryBudgets
     from seawall._payload import Blob, PayloadCodec
-    from seawall._playback import Playback
-    from seawall._registry import ToolSpec
     from seawall.ledger import StepRecord, StepRow, Store
     from seawall.observe.tracing import RunTrace
+    from seawall.runtime.breakers import Breakers
+    from seawall.runtime.budgets import RetryBudgets
+    from seawall.runtime.playback import Playback
+    from seawall.runtime.registry import ToolSpec
 
 STARTED: Final = "started"
 COMPLETED: Final = "completed"

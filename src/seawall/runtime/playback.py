@@ -15,14 +15,14 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from seawall._diff import describe
-from seawall._journal import COMPLETED, FAILED, LIVE, STARTED, Asked, Recorded, is_effect
 from seawall.errors import ReplayDivergenceError, ReplayedToolError
+from seawall.runtime.journal import COMPLETED, FAILED, LIVE, STARTED, Asked, Recorded, is_effect
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall._journal import Journal
     from seawall.ledger import StepRecord
+    from seawall.runtime.journal import Journal
 
 
 class Playback:

@@ -1,0 +1,1 @@
+"""What operators do: resume, replay, the dead-letter queue, takeover of stranded runs."""
