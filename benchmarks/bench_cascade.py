@@ -104,7 +104,7 @@ def graph_overhead(n: int, workdir: Path) -> Result:
     result = app.run(graph, x=0)
     wall = time.perf_counter() - start
     assert result.ok
-    nodes = app.runs(parent_run_id=result.run_id, limit=n + 10)
+    nodes = app.ledger.runs(parent_run_id=result.run_id, limit=n + 10)
     inside = sum((r.end_time or r.start_time) - r.start_time for r in nodes)
     app.close()
     return {

@@ -176,7 +176,7 @@ def _wait_all(app: Any, n: int, timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     while True:
-        runs = app.runs(limit=n + 1)
+        runs = app.ledger.runs(limit=n + 1)
         if len(runs) >= n and all(run.status.final for run in runs):
             return
         if time.monotonic() > deadline:
@@ -212,7 +212,7 @@ def _victim(app: Any, workers: Workers, stop: threading.Event) -> tuple[int, str
     """A worker executing a run right now, and the run (looked for during 2 s at most)."""
     deadline = time.monotonic() + 2.0
     while not stop.is_set() and time.monotonic() < deadline:
-        for run in app.runs(status="running", limit=20):
+        for run in app.ledger.runs(status="running", limit=20):
             slot = workers.slot_of(int((run.lease_owner or "::").split(":")[1] or 0))
             if slot is not None:
                 return slot, run.run_id
@@ -231,7 +231,7 @@ def _takeovers(app: Any, kills: list[tuple[float, str]]) -> list[float]:
 
     latencies = []
     for killed_at, run_id in kills:
-        for attempt in app.attempts(run_id):
+        for attempt in app.ledger.attempts(run_id):
             crashed = attempt.failure_cause is FailureCause.CRASHED and attempt.end_time
             if crashed and attempt.start_time <= killed_at <= attempt.end_time:
                 latencies.append(attempt.end_time - killed_at)
@@ -250,10 +250,10 @@ def _measure(app: Any, n: int, effects: Path, tag: str) -> dict[str, Any]:
     """Read the outcome back from the ledger and the side-effect files, and check them."""
     from seawall import RunStatus
 
-    runs = app.runs(limit=n + 10)
+    runs = app.ledger.runs(limit=n + 10)
     lost_or_extra = len(runs) - n
     not_ok = Counter(run.status.value for run in runs if run.status is not RunStatus.SUCCEEDED)
-    keys = Counter(app.inputs_of(run.run_id)["key"] for run in runs)
+    keys = Counter(app.ledger.inputs(run.run_id)["key"] for run in runs)
     duplicate_rows = sum(1 for count in keys.values() if count != 1)
     files = {path.name: path for path in effects.iterdir() if path.name.startswith(tag)}
     applied = Counter({name: len(path.read_text().splitlines()) for name, path in files.items()})

@@ -84,7 +84,7 @@ def _seawall_worker(mutating: bool, durability: str) -> WorkerFn:
         start = time.perf_counter()
         result = app.run(workflow, steps=n).raise_for_status()
         us = (time.perf_counter() - start) * 1e6 / n
-        rows = len(app.steps(result.run_id))
+        rows = len(app.ledger.steps(result.run_id))
         app.close()
         return {"us_per_step": us, "setup_s": setup_s, "journal rows": rows}
 

@@ -37,7 +37,7 @@ def hot_path(n: int, workdir: Path) -> Result:
     spec = app.agents["triage"]
     journal: Any = SimpleNamespace(started=time.time(), confidence=None)
     column = b'J{"action":"resolve","confidence":0.9}'
-    finished = app.monitor.finished
+    finished = app.runtime.monitor.finished
     for _ in range(1000):
         finished(spec, result, journal, column, [])
     start = time.perf_counter()
@@ -119,7 +119,7 @@ def whole_runs(n: int, workdir: Path) -> Result:
     for _ in range(400):
         app.run(plain)
         app.run(watched)
-    app.monitor.flush()
+    app.runtime.monitor.flush()
     times = {"plain": 0.0, "watched": 0.0}
     block = 100
     for _ in range(max(1, n // block)):
@@ -128,7 +128,7 @@ def whole_runs(n: int, workdir: Path) -> Result:
             for _ in range(block):
                 app.run(agent)
             if name == "watched":
-                app.monitor.flush()  # the evaluations this block caused count against it
+                app.runtime.monitor.flush()  # the evaluations this block caused count against it
             times[name] += time.perf_counter() - start
     app.close()
     runs = max(1, n // block) * block

@@ -147,8 +147,8 @@ def lag(n: int, workdir: Path) -> Result:
     texts = outputs(n + 300, seed=1)
     model.embed(texts[:20])  # warm-up
     app = Seawall(f"sqlite:///{workdir / 'ledger.db'}")
-    recording = _Recording(app.monitor.store)
-    app.monitor.store = recording
+    recording = _Recording(app.runtime.monitor.store)
+    app.runtime.monitor.store = recording
     watch = DriftWatch(features=(), semantic=SemanticWatch(model), reference=300, window=100)
 
     @app.agent(name="support", drift=watch)
@@ -157,7 +157,7 @@ def lag(n: int, workdir: Path) -> Result:
 
     for i in range(300):  # the reference window, before the clock starts
         app.run(support, i=i)
-    app.monitor.flush(timeout=120)
+    app.runtime.monitor.flush(timeout=120)
     recording.lags.clear()
     setup = time.perf_counter() - started
     rate = 100.0
@@ -172,8 +172,8 @@ def lag(n: int, workdir: Path) -> Result:
             late += 1
         app.run(support, i=300 + i)
     driven = time.perf_counter() - begin
-    app.monitor.flush(timeout=120)
-    evaluations = app.monitor.evaluations
+    app.runtime.monitor.flush(timeout=120)
+    evaluations = app.runtime.monitor.evaluations
     app.close()
     lags = [value for _, value in sorted(recording.lags)]
     quarter = max(1, len(lags) // 4)

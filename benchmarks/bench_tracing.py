@@ -52,7 +52,7 @@ def _timed(mode: str, n: int, workdir: Path) -> Result:
         options["meter_provider"] = MeterProvider(metric_readers=[InMemoryMetricReader()])
     app = Seawall(f"sqlite:///{workdir / 'ledger.db'}", **options)
     if mode == "bare":
-        app.telemetry.enabled = lambda: False  # type: ignore[method-assign]
+        app.runtime.telemetry.enabled = lambda: False  # type: ignore[method-assign]
     read = app.tool(name="read")(step_body)
     clock = time.perf_counter
 

@@ -173,9 +173,9 @@ def _resume(app: Seawall, run_id: str) -> dict[str, Any] | None:
     deadline = time.monotonic() + GIVE_UP
     while time.monotonic() < deadline:
         try:
-            run = app.get_run(run_id)
+            run = app.ledger.run(run_id)
             if run.status.final or run.status.value == "awaiting_human":
-                return {**_printable(app.result_of(run_id)), "ended_before": True}
+                return {**_printable(app.ledger.result(run_id)), "ended_before": True}
             if run.lease_expires_at is None or run.lease_expires_at < time.time():
                 results = app.resume(run_id)
                 if results:

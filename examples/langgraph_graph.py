@@ -93,7 +93,7 @@ def main() -> None:
         result = app.run(agent, messages=[{"role": "user", "content": "disk is at 95%"}])
         print(result.status, "attempts:", len(result.attempts), "tokens:", result.tokens_used)
         print("notified:", notified)
-        for step in app.steps(result.run_id):
+        for step in app.ledger.steps(result.run_id):
             print(f"  step {step.record.seq}: {step.record.kind} {step.record.name}")
         replayed = app.replay(result.run_id, mode="recorded")
         print("recorded replay:", replayed.run.status, "- notified:", notified)

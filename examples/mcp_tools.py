@@ -71,10 +71,10 @@ async def main(folder: Path) -> None:
 
         result = await app.arun(support, order="A-17")
         print(result.status, repr(result.output))
-        for step in app.steps(result.run_id):
+        for step in app.ledger.steps(result.run_id):
             print(f"  step {step.record.seq}: {step.record.kind} {step.record.name}")
         [payment] = [json.loads(line) for line in payments.read_text().splitlines()]
-        refund_step = app.steps(result.run_id)[2].record
+        refund_step = app.ledger.steps(result.run_id)[2].record
         print("the server received the step's key:", payment["key"] == refund_step.idempotency_key)
     replayed = await app.areplay(result.run_id, mode="recorded")  # the server is gone
     print("recorded replay without the server:", replayed.run.status, repr(replayed.run.output))

@@ -90,9 +90,9 @@ def main() -> None:
         )
         result = app.run(run, prompt="Order A-17 arrived broken, please refund it.")
         print(result.status, repr(result.output), "tokens:", result.tokens_used)
-        for attempt in app.attempts(result.run_id):
+        for attempt in app.ledger.attempts(result.run_id):
             print(f"  attempt {attempt.attempt}: {attempt.status} {attempt.error_message or ''}")
-        for step in app.steps(result.run_id):
+        for step in app.ledger.steps(result.run_id):
             print(f"  step {step.record.seq}: {step.record.kind} {step.record.name}")
         print("refunds made:", refunds)
         app.close()

@@ -86,7 +86,7 @@ def main() -> None:
 
         result = app.run(explain, topic="circuit breakers")
         print(result.status, repr(result.output), "tokens:", result.tokens_used)
-        for step in app.steps(result.run_id):
+        for step in app.ledger.steps(result.run_id):
             print(f"  step {step.record.seq}: {step.record.kind} {step.record.name}"
                   f" (tries: {step.record.tries})")
         before = StandIn.calls

@@ -66,7 +66,7 @@ def main() -> None:
         )
         result = app.run(run, prompt="Order A-17 arrived broken, please refund it.")
         print(result.status, result.output)
-        for step in app.steps(result.run_id):
+        for step in app.ledger.steps(result.run_id):
             print(f"  step {step.record.seq}: {step.record.kind} {step.record.name}")
         replayed = app.replay(result.run_id, mode="recorded")
         print("recorded replay:", replayed.run.status, "- refunds made:", len(refunds))

@@ -69,7 +69,7 @@ def test_app_bound_holds_across_threads_using_the_sync_api(ledger_url: str) -> N
         for thread in threads:
             thread.join(10)
         assert 2 == state["peak"]
-        assert 6 == len(app.runs())
+        assert 6 == len(app.ledger.runs())
     finally:
         app.close()
 
@@ -101,7 +101,7 @@ def test_full_queue_raises_overloaded_and_records_nothing(ledger_url: str) -> No
         done, error = asyncio.run(main())
         assert isinstance(error, Overloaded)
         assert [1, 2] == [r.output for r in done]
-        assert 2 == len(app.runs())
+        assert 2 == len(app.ledger.runs())
     finally:
         app.close()
 

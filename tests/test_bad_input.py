@@ -34,7 +34,7 @@ def test_non_serialisable_input_raises_and_records_nothing(app: Seawall) -> None
     with pytest.raises(seawall.SerializationError) as info:
         app.run(echo, when=object())
     assert "inputs of agent 'echo'.when" == info.value.path
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 def test_set_nested_in_input_names_its_path(app: Seawall) -> None:
@@ -48,7 +48,7 @@ def test_set_nested_in_input_names_its_path(app: Seawall) -> None:
         app.run(echo, order={"items": [{"tags": {"a", "b"}}]})
     assert "inputs of agent 'echo'.order.items[0].tags" == info.value.path
     assert str(info.value).startswith("inputs")
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 def test_input_with_registered_encoder_is_accepted(ledger_url: str) -> None:
@@ -60,7 +60,7 @@ def test_input_with_registered_encoder_is_accepted(ledger_url: str) -> None:
             return when.isoformat()
 
         result = app.run(echo, when=datetime(2024, 1, 2, tzinfo=UTC))
-        assert {"when": "2024-01-02T00:00:00+00:00"} == app.inputs_of(result.run_id)
+        assert {"when": "2024-01-02T00:00:00+00:00"} == app.ledger.inputs(result.run_id)
 
 
 def test_input_over_max_payload_bytes_is_refused(ledger_url: str) -> None:
@@ -75,7 +75,7 @@ def test_input_over_max_payload_bytes_is_refused(ledger_url: str) -> None:
             app.run(echo, text="x" * 2000)
         assert 1000 == info.value.limit
         assert info.value.size > 1000
-        assert [] == app.runs()
+        assert [] == app.ledger.runs()
 
 
 # -- tools --------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_mutating_tool_result_failure_is_journaled_as_completed(app: Seawall) ->
         return ctx.call(charge)
 
     result = app.run(caller)
-    (step,) = app.steps(result.run_id)
+    (step,) = app.ledger.steps(result.run_id)
     assert ("charge", True, "completed", "SerializationError", None) == (
         step.record.name,
         step.record.mutating,
@@ -247,7 +247,7 @@ def test_output_over_max_payload_bytes_fails_the_run(ledger_url: str) -> None:
 def test_unknown_run_id_raises_run_not_found(app: Seawall) -> None:
     """get_run on an unknown id raises RunNotFoundError."""
     with pytest.raises(seawall.RunNotFoundError) as info:
-        app.get_run("nope")
+        app.ledger.run("nope")
     assert "nope" == info.value.run_id
 
 
@@ -256,7 +256,7 @@ def test_unknown_agent_name_raises_registration_error(app: Seawall) -> None:
     with pytest.raises(seawall.RegistrationError) as info:
         app.run("unknown_agent")
     assert "unknown_agent" == info.value.agent
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 def test_unregistered_agent_function_raises_registration_error(app: Seawall) -> None:
@@ -370,7 +370,7 @@ def test_run_inside_event_loop_is_a_usage_error(app: Seawall) -> None:
 
     with pytest.raises(seawall.UsageError, match="arun"):
         asyncio.run(main())
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 @pytest.mark.parametrize(
@@ -379,7 +379,7 @@ def test_run_inside_event_loop_is_a_usage_error(app: Seawall) -> None:
 def test_invalid_runs_filter_is_refused(app: Seawall, options: dict[str, Any]) -> None:
     """app.runs with an unknown status or class, or a negative limit, raises."""
     with pytest.raises(seawall.ConfigurationError):
-        app.runs(**options)
+        app.ledger.runs(**options)
 
 
 # -- usage records ------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def test_invalid_response_of_a_mutating_tool_is_not_executed_again(app: Seawall)
     result = app.run(agent)
     assert 1 == calls["n"]
     assert "ToolResponseError" == result.error["type"]
-    [step] = app.steps(result.run_id)
+    [step] = app.ledger.steps(result.run_id)
     assert "completed" == step.record.status
 
 

@@ -40,9 +40,9 @@ def test_a_parent_retry_serves_its_child_instead_of_sending_the_invoice_again(
     assert RunStatus.SUCCEEDED == result.status
     assert "invoice for acme" == result.output
     assert 1 == len(sent)
-    children = app.runs(parent_run_id=result.run_id)
+    children = app.ledger.runs(parent_run_id=result.run_id)
     assert [("billing", RunStatus.SUCCEEDED)] == [(c.agent, c.status) for c in children]
-    [step] = [s for s in app.steps(result.run_id) if s.record.kind == "run"]
+    [step] = [s for s in app.ledger.steps(result.run_id) if s.record.kind == "run"]
     assert (children[0].run_id, True) == (step.record.idempotency_key, step.record.mutating)
 
 
@@ -66,7 +66,7 @@ def test_a_failed_child_runs_again_on_the_parent_error_retry(app: Seawall) -> No
 
     result = app.run(parent)
     assert (RunStatus.SUCCEEDED, 7) == (result.status, result.output)
-    statuses = sorted(c.status.value for c in app.runs(parent_run_id=result.run_id))
+    statuses = sorted(c.status.value for c in app.ledger.runs(parent_run_id=result.run_id))
     assert ["failed", "succeeded"] == statuses
 
 
@@ -83,7 +83,7 @@ def test_nesting_twenty_deep_with_four_threads_never_deadlocks(tmp_path: Any) ->
 
         result = app.run(nest, depth=20)
         assert (RunStatus.SUCCEEDED, 20) == (result.status, result.output)
-        assert 21 == len(app.runs(agent="nest", limit=100))
+        assert 21 == len(app.ledger.runs(agent="nest", limit=100))
 
 
 @pytest.mark.timeout(60)
@@ -121,7 +121,7 @@ def test_a_bare_app_run_inside_a_run_is_refused(app: Seawall) -> None:
     assert "UsageError" == (result.error or {}).get("type")
     assert "ctx.run" in (result.error or {}).get("message", "")
     assert 1 == len(result.attempts)  # a programming error is not retried
-    assert [] == app.runs(agent="inner")
+    assert [] == app.ledger.runs(agent="inner")
 
 
 def test_app_run_from_a_tool_inside_a_run_is_refused_too(app: Seawall) -> None:

@@ -72,7 +72,7 @@ def test_the_usage_of_an_answer_asked_again_is_counted_apart(app: Seawall) -> No
 
     result = app.run(agent)
     assert (RunStatus.SUCCEEDED, 2) == (result.status, len(asked))
-    run = app.get_run(result.run_id)
+    run = app.ledger.run(result.run_id)
     assert (100, 10, 0.5) == (run.input_tokens, run.output_tokens, run.cost_usd)
     assert (100, 10, 0.5) == (
         run.retried_input_tokens,

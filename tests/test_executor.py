@@ -58,9 +58,9 @@ def test_take_runs_a_queued_run_once(app: Seawall) -> None:
         calls.append(x)
         return x
 
-    spec = app.resolve_agent(count)
-    run_id, _ = app.record_run(spec, {"x": 7}, queued=True)
-    assert RunStatus.PENDING == app.get_run(run_id).status
+    spec = app.runtime.registry.agent(count)
+    run_id, _ = app.runtime.record_run(spec, {"x": 7}, queued=True)
+    assert RunStatus.PENDING == app.ledger.run(run_id).status
     assert [] == app.store.expired_runs(10**12, 10)
     first = app.take(run_id)
     again = app.take(run_id)
@@ -80,9 +80,9 @@ def test_take_leaves_a_run_leased_by_a_live_owner(app: Seawall, ledger_url: str)
 
     with Seawall(ledger_url, lease=30) as other:
         other.agent(never)
-        run_id, _ = other.record_run(other.resolve_agent(never), {})
+        run_id, _ = other.runtime.record_run(other.runtime.registry.agent(never), {})
         assert app.take(run_id) is None
-        assert RunStatus.RUNNING == app.get_run(run_id).status
+        assert RunStatus.RUNNING == app.ledger.run(run_id).status
 
 
 def test_take_records_a_missing_agent_as_a_failure(app: Seawall, ledger_url: str) -> None:
@@ -93,7 +93,9 @@ def test_take_records_a_missing_agent_as_a_failure(app: Seawall, ledger_url: str
         def elsewhere(ctx: Context) -> int:
             return 1
 
-        run_id, _ = other.record_run(other.resolve_agent(elsewhere), {}, queued=True)
+        run_id, _ = other.runtime.record_run(
+            other.runtime.registry.agent(elsewhere), {}, queued=True
+        )
     result = app.take(run_id)
     assert result is not None
     assert RunStatus.FAILED == result.status

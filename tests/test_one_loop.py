@@ -70,7 +70,7 @@ def test_an_async_client_serves_runs_from_many_threads(fresh: Seawall) -> None:
         results = _in_threads(6, lambda: fresh.run(chat, text="ping"))
         assert ["pong"] * 6 == [r.output for r in results]
         fresh.run(chat, text="bye")  # close it on the loop it is bound to
-        fresh._loop.run(client.aclose())
+        fresh.runtime.loop.run(client.aclose())
 
 
 def test_bad_input_from_many_threads_opens_no_breaker(fresh: Seawall) -> None:

@@ -6,7 +6,7 @@ from seawall import Context, Seawall
 
 
 def test_a_large_read_only_request_can_be_read_back(app: Seawall) -> None:
-    """app.steps() decodes a read-only step whose arguments were stored as a blob."""
+    """app.ledger.steps() decodes a read-only step whose arguments were stored as a blob."""
 
     @app.tool
     def echo(text: str) -> int:
@@ -17,6 +17,6 @@ def test_a_large_read_only_request_can_be_read_back(app: Seawall) -> None:
         return int(ctx.call(echo, "x" * 200_000))
 
     result = app.run(agent)
-    [step] = app.steps(result.run_id)
+    [step] = app.ledger.steps(result.run_id)
     assert ["echo", ["x" * 200_000], {}] == step.request
     assert 200_000 == step.response

@@ -72,7 +72,7 @@ def test_outage_with_200_concurrent_runs_stays_within_the_budget(ledger_url: str
         bound = 200 + max(budget.floor, int(budget.ratio * 200)) + probes
         assert state["failed"] <= bound, state
         assert time.monotonic() - start < 30
-        [breaker] = [b for b in app.breaker_states() if b.name == "tool:provider"]
+        [breaker] = [b for b in app.breakers.list() if b.name == "tool:provider"]
         assert "closed" == breaker.state
     finally:
         app.close()

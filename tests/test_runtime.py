@@ -38,7 +38,7 @@ def test_sync_agent_succeeds_and_records_minimum_fields(app: Seawall) -> None:
     result = app.run(greet, name="ada")
     assert RunStatus.SUCCEEDED == result.status
     assert "hello ada" == result.output
-    run = app.get_run(result.run_id)
+    run = app.ledger.run(result.run_id)
     assert "greet" == run.agent
     assert run.end_time is not None
     assert run.end_time >= run.start_time
@@ -48,8 +48,8 @@ def test_sync_agent_succeeds_and_records_minimum_fields(app: Seawall) -> None:
     assert 1 == run.attempts
     assert run.code_version
     assert run.lease_owner is None
-    assert {"name": "ada"} == app.inputs_of(result.run_id)
-    assert "hello ada" == app.output_of(result.run_id)
+    assert {"name": "ada"} == app.ledger.inputs(result.run_id)
+    assert "hello ada" == app.ledger.output(result.run_id)
 
 
 def test_async_agent_and_async_tool(app: Seawall) -> None:
@@ -103,7 +103,7 @@ def test_decorated_functions_stay_plain_outside_a_run(app: Seawall) -> None:
 
     assert 6 == tool(2)
     assert 2 == agent(None, 1)
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 def test_transient_failure_is_retried_and_every_attempt_recorded(app: Seawall) -> None:
@@ -223,7 +223,7 @@ def test_failed_tool_retries_inside_the_step(app: Seawall) -> None:
 
     result = app.run(agent)
     assert ["x"] == result.output
-    [step] = app.steps(result.run_id)
+    [step] = app.ledger.steps(result.run_id)
     assert 3 == step.record.tries
     assert "completed" == step.record.status
     assert 1 == len(result.attempts)
@@ -241,7 +241,7 @@ def test_failed_tool_step_is_journaled_with_its_error(app: Seawall) -> None:
         ctx.call(boom)
 
     result = app.run(agent)
-    [step] = app.steps(result.run_id)
+    [step] = app.ledger.steps(result.run_id)
     assert "failed" == step.record.status
     assert "KeyError" == step.record.error_type
     assert "KeyError" == result.error["type"]
@@ -262,7 +262,7 @@ def test_caller_idempotency_key_is_used(app: Seawall) -> None:
 
     result = app.run(agent)
     assert ["order-17"] == seen
-    assert "order-17" == app.steps(result.run_id)[0].record.idempotency_key
+    assert "order-17" == app.ledger.steps(result.run_id)[0].record.idempotency_key
 
 
 def test_now_uuid_random_are_journaled_and_served_on_retry(app: Seawall) -> None:
@@ -281,7 +281,7 @@ def test_now_uuid_random_are_journaled_and_served_on_retry(app: Seawall) -> None
 
     result = app.run(agent)
     assert values[0] == values[1]
-    kinds = [s.record.kind for s in app.steps(result.run_id)]
+    kinds = [s.record.kind for s in app.ledger.steps(result.run_id)]
     assert ["now", "uuid", "random"] == kinds
 
 
@@ -301,7 +301,7 @@ def test_usage_is_rolled_up_once_across_attempts(app: Seawall) -> None:
     result = app.run(agent)
     assert 123 == result.tokens_used
     assert 0.75 == pytest.approx(result.cost_usd)
-    run = app.get_run(result.run_id)
+    run = app.ledger.run(result.run_id)
     assert (101, 22) == (run.input_tokens, run.output_tokens)
 
 
@@ -324,7 +324,7 @@ def test_an_error_retry_asks_again_on_a_new_line(app: Seawall) -> None:
 
     result = app.run(agent)
     assert 21 == result.output
-    steps = app.steps(result.run_id)
+    steps = app.ledger.steps(result.run_id)
     assert [([1], 1), ([10], 1), ([1], 2), ([20], 2)] == [
         (s.request[1], s.record.attempt) for s in steps
     ]
@@ -433,7 +433,7 @@ def test_sync_agent_timeout_fences_the_abandoned_thread(app: Seawall) -> None:
     time.sleep(0.1)
     assert FailureCause.TIMEOUT == result.failure_cause
     assert [] == calls
-    assert [] == app.steps(result.run_id)
+    assert [] == app.ledger.steps(result.run_id)
 
 
 def test_sync_api_inside_event_loop_is_refused(app: Seawall) -> None:
@@ -468,7 +468,7 @@ def test_concurrent_async_runs(app: Seawall) -> None:
         return [r.output for r in results]
 
     assert [i * i for i in range(50)] == asyncio.run(main())
-    assert 50 == len(app.runs(limit=100))
+    assert 50 == len(app.ledger.runs(limit=100))
 
 
 def test_retry_after_is_honoured_within_max_delay(app: Seawall) -> None:
@@ -500,12 +500,12 @@ def test_runs_filters(app: Seawall) -> None:
     app.run(good)
     app.run(bad)
     app.run(good)
-    assert 3 == len(app.runs())
-    assert 2 == len(app.runs(status="succeeded"))
-    assert ["bad"] == [r.agent for r in app.runs(error_class="clean_abort")]
-    assert 1 == len(app.runs(agent="bad"))
-    assert 1 == len(app.runs(limit=1))
-    assert 2 == len(app.runs(offset=1))
+    assert 3 == len(app.ledger.runs())
+    assert 2 == len(app.ledger.runs(status="succeeded"))
+    assert ["bad"] == [r.agent for r in app.ledger.runs(error_class="clean_abort")]
+    assert 1 == len(app.ledger.runs(agent="bad"))
+    assert 1 == len(app.ledger.runs(limit=1))
+    assert 2 == len(app.ledger.runs(offset=1))
 
 
 def test_one_function_cannot_be_two_tools(app: Seawall) -> None:

@@ -29,8 +29,8 @@ def test_compensations_run_newest_first_with_results_and_arguments(app: Seawall)
     result = app.run(trip)
     assert ErrorClass.PARTIAL_WRITE == result.error_class
     assert [("id-car", "car", 2), ("id-hotel", "hotel", 2), ("id-flight", "flight", 2)] == undone
-    assert [3, 2, 1] == [c.seq for c in app.compensations(result.run_id)]
-    assert app.get_run(result.run_id).phase is None
+    assert [3, 2, 1] == [c.seq for c in app.ledger.compensations(result.run_id)]
+    assert app.ledger.run(result.run_id).phase is None
 
 
 def test_no_compensation_when_a_retry_succeeds(app: Seawall) -> None:
@@ -53,7 +53,7 @@ def test_no_compensation_when_a_retry_succeeds(app: Seawall) -> None:
     result = app.run(trip)
     assert RunStatus.SUCCEEDED == result.status
     assert [] == undone
-    assert [] == app.compensations(result.run_id)
+    assert [] == app.ledger.compensations(result.run_id)
 
 
 def test_clean_abort_runs_no_compensation(app: Seawall) -> None:
@@ -65,7 +65,7 @@ def test_clean_abort_runs_no_compensation(app: Seawall) -> None:
 
     result = app.run(trip)
     assert ErrorClass.CLEAN_ABORT == result.error_class
-    assert [] == app.compensations(result.run_id)
+    assert [] == app.ledger.compensations(result.run_id)
 
 
 def test_failing_compensation_opens_a_handoff_after_bounded_tries(app: Seawall) -> None:
@@ -87,13 +87,13 @@ def test_failing_compensation_opens_a_handoff_after_bounded_tries(app: Seawall) 
 
     result = app.run(order)
     assert 3 == calls["n"]
-    [compensation] = app.compensations(result.run_id)
+    [compensation] = app.ledger.compensations(result.run_id)
     assert ("failed", 3, "ConnectionError") == (
         compensation.status,
         compensation.tries,
         compensation.error_type,
     )
-    [handoff] = app.handoffs(run_id=result.run_id)
+    [handoff] = app.handoffs.list(run_id=result.run_id)
     assert ("compensation_failed", "open") == (handoff.kind, handoff.status)
     assert {"step": 1, "tool": "charge"} == {k: handoff.subject[k] for k in ("step", "tool")}
     assert RunStatus.FAILED == result.status
@@ -119,7 +119,7 @@ def test_steps_without_compensation_are_skipped(app: Seawall) -> None:
 
     result = app.run(flow)
     assert ["seat"] == undone
-    assert [1] == [c.seq for c in app.compensations(result.run_id)]
+    assert [1] == [c.seq for c in app.ledger.compensations(result.run_id)]
 
 
 def test_async_compensation(app: Seawall) -> None:

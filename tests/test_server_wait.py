@@ -30,7 +30,7 @@ def test_agent_retry_waits_what_the_server_asked(app: Seawall) -> None:
     result = app.run(fetch)
     assert (RunStatus.SUCCEEDED, [4.5, None]) == (
         result.status,
-        [a.retry_delay for a in app.attempts(result.run_id)],
+        [a.retry_delay for a in app.ledger.attempts(result.run_id)],
     )
 
 
@@ -42,7 +42,7 @@ def test_agent_run_fails_stating_a_refused_server_wait(app: Seawall) -> None:
         raise RateLimitedError({"Retry-After": "45"})
 
     result = app.run(fetch)
-    record = app.get_run(result.run_id)
+    record = app.ledger.run(result.run_id)
     assert (RunStatus.FAILED, 1, "ServerWaitError") == (
         result.status,
         record.attempts,
@@ -71,9 +71,9 @@ def test_tool_refusal_is_honoured_by_an_agent_policy_that_allows_it(
         return str(ctx.call(quota))
 
     result = app.run(worker)
-    delays = [a.retry_delay for a in app.attempts(result.run_id)]
+    delays = [a.retry_delay for a in app.ledger.attempts(result.run_id)]
     if retried:
         assert (RunStatus.SUCCEEDED, [120.0, None]) == (result.status, delays)
     else:
         assert (RunStatus.FAILED, [None]) == (result.status, delays)
-        assert "ServerWaitError" == app.get_run(result.run_id).error_type
+        assert "ServerWaitError" == app.ledger.run(result.run_id).error_type

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from seawall import Context, RunStatus, Seawall
-from seawall.operate.takeover import lost_messages, resumable
+from seawall.runtime.takeover import lost_messages, resumable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,9 +41,9 @@ def pair(ledger_url: str) -> Iterator[tuple[Seawall, Seawall]]:
 
 def abandoned_run(app: Seawall, x: int, *, ago: float = 10.0) -> str:
     """Record a run of ``double`` leased to ``app`` ``ago`` seconds ago, as if it then died."""
-    spec = app.resolve_agent("double")
-    input_hash, column, blobs = app.codec.snapshot({"x": x}, "inputs")
-    run_id, _ = app.open_run(
+    spec = app.runtime.registry.agent("double")
+    input_hash, column, blobs = app.runtime.codec.snapshot({"x": x}, "inputs")
+    run_id, _ = app.runtime.open_run(
         spec.name, input_hash, column, None, blobs, now=time.time() - ago, queued=False
     )
     return run_id
@@ -53,38 +53,38 @@ def test_a_sweep_resumes_here_a_run_whose_owner_died(pair: tuple[Seawall, Seawal
     """The sweeper takes over a lapsed run of an agent it serves and sees it through."""
     survivor, dead = pair
     run_id = abandoned_run(dead, 21)
-    sweep = survivor.takeover.sweep()
+    sweep = survivor.runtime.takeover.sweep()
     assert (True, (run_id,)) == (sweep.swept, sweep.resumed)
     result = survivor.wait(run_id, timeout=30)
     assert (RunStatus.SUCCEEDED, 42) == (result.status, result.output)
-    assert [survivor.leases.owner] == [a.owner for a in result.attempts]
+    assert [survivor.runtime.leases.owner] == [a.owner for a in result.attempts]
 
 
 def test_a_sweep_leaves_the_runs_of_this_process(pair: tuple[Seawall, Seawall]) -> None:
     """A process does not take over its own run (its heartbeat renews it or reports it lost)."""
     app, _ = pair
     run_id = abandoned_run(app, 1)
-    assert () == app.takeover.sweep().resumed
-    assert RunStatus.RUNNING == app.get_run(run_id).status
+    assert () == app.runtime.takeover.sweep().resumed
+    assert RunStatus.RUNNING == app.ledger.run(run_id).status
 
 
 def test_one_process_sweeps_at_a_time(pair: tuple[Seawall, Seawall]) -> None:
     """The sweeper lease is held by one process; another sweeps once it lapsed."""
     first, second = pair
     now = time.time()
-    assert first.takeover.sweep(now).swept
-    assert not second.takeover.sweep(now + 0.1).swept
-    assert first.takeover.sweep(now + first.takeover.every).swept
-    lapsed = now + first.takeover.every + 2 * first.takeover.every + 0.1
-    assert second.takeover.sweep(lapsed).swept
-    assert not first.takeover.sweep(lapsed + 0.1).swept
+    assert first.runtime.takeover.sweep(now).swept
+    assert not second.runtime.takeover.sweep(now + 0.1).swept
+    assert first.runtime.takeover.sweep(now + first.runtime.takeover.every).swept
+    lapsed = now + first.runtime.takeover.every + 2 * first.runtime.takeover.every + 0.1
+    assert second.runtime.takeover.sweep(lapsed).swept
+    assert not first.runtime.takeover.sweep(lapsed + 0.1).swept
 
 
 def test_an_idle_process_does_not_sweep(pair: tuple[Seawall, Seawall]) -> None:
     """With no run in flight and not serving, a heartbeat leaves the sweeps to others."""
     idle, other = pair
-    idle.takeover.beat()
-    assert other.takeover.sweep().swept
+    idle.runtime.takeover.beat()
+    assert other.runtime.takeover.sweep().swept
 
 
 def test_a_serving_process_sweeps_from_its_heartbeat(pair: tuple[Seawall, Seawall]) -> None:
@@ -92,10 +92,10 @@ def test_a_serving_process_sweeps_from_its_heartbeat(pair: tuple[Seawall, Seawal
     serving, dead = pair
     run_id = abandoned_run(dead, 3)
     dead.close()
-    serving.takeover.serve()
+    serving.runtime.takeover.serve()
     result = serving.wait(run_id, timeout=30)
     assert (RunStatus.SUCCEEDED, 6) == (result.status, result.output)
-    assert [serving.leases.owner] == [a.owner for a in result.attempts]
+    assert [serving.runtime.leases.owner] == [a.owner for a in result.attempts]
 
 
 def test_the_heartbeat_of_a_busy_process_takes_over_a_dead_owner_run(
@@ -120,7 +120,7 @@ def test_the_heartbeat_of_a_busy_process_takes_over_a_dead_owner_run(
         gate.set()
     assert (RunStatus.SUCCEEDED, 10) == (result.status, result.output)
     [attempt] = result.attempts
-    assert survivor.leases.owner == attempt.owner
+    assert survivor.runtime.leases.owner == attempt.owner
     assert attempt.start_time - (opened + LEASE) < 2 * LEASE
     assert RunStatus.SUCCEEDED == handle.result(timeout=30).status
 
@@ -128,15 +128,15 @@ def test_the_heartbeat_of_a_busy_process_takes_over_a_dead_owner_run(
 def test_resume_takes_a_pending_run_no_worker_claimed(pair: tuple[Seawall, Seawall]) -> None:
     """seawall resume takes a run recorded for a worker long ago that nobody claimed."""
     app, _ = pair
-    spec = app.resolve_agent("double")
-    input_hash, column, blobs = app.codec.snapshot({"x": 4}, "inputs")
-    old, _ = app.open_run(
+    spec = app.runtime.registry.agent("double")
+    input_hash, column, blobs = app.runtime.codec.snapshot({"x": 4}, "inputs")
+    old, _ = app.runtime.open_run(
         spec.name, input_hash, column, None, blobs, now=time.time() - 60, queued=True
     )
-    fresh, _ = app.open_run(spec.name, input_hash, column, None, blobs, queued=True)
+    fresh, _ = app.runtime.open_run(spec.name, input_hash, column, None, blobs, queued=True)
     [result] = app.resume()
     assert (old, RunStatus.SUCCEEDED, 8) == (result.run_id, result.status, result.output)
-    assert RunStatus.PENDING == app.get_run(fresh).status
+    assert RunStatus.PENDING == app.ledger.run(fresh).status
 
 
 def test_lost_messages_are_the_unclaimed_runs_beyond_the_queue() -> None:
@@ -147,9 +147,9 @@ def test_lost_messages_are_the_unclaimed_runs_beyond_the_queue() -> None:
 def test_resumable_leaves_the_nodes_of_a_resumed_graph_to_it(app: Seawall) -> None:
     """A graph run and its node lapsed together: the graph's coordinator resumes the node."""
     register(app)
-    input_hash, column, blobs = app.codec.snapshot({"x": 1}, "inputs")
-    graph, _ = app.open_run("flow", input_hash, column, None, blobs, workflow="flow")
-    node, _ = app.open_run(
+    input_hash, column, blobs = app.runtime.codec.snapshot({"x": 1}, "inputs")
+    graph, _ = app.runtime.open_run("flow", input_hash, column, None, blobs, workflow="flow")
+    node, _ = app.runtime.open_run(
         "double",
         input_hash,
         column,
@@ -159,7 +159,7 @@ def test_resumable_leaves_the_nodes_of_a_resumed_graph_to_it(app: Seawall) -> No
         node="double",
         parent_run_id=graph,
     )
-    lone, _ = app.open_run("double", input_hash, column, None, blobs)
-    runs = [app.get_run(run_id) for run_id in (graph, node, lone)]
+    lone, _ = app.runtime.open_run("double", input_hash, column, None, blobs)
+    runs = [app.ledger.run(run_id) for run_id in (graph, node, lone)]
     assert [graph, lone] == [r.run_id for r in resumable(runs, app.agents, {"flow"})]
     assert [node, lone] == [r.run_id for r in resumable(runs, app.agents, set())]

@@ -75,7 +75,7 @@ def test_returns_model_response_is_stored_as_json(app: Seawall) -> None:
         ctx.call(inventory, "a")
 
     result = app.run(agent)
-    [step] = app.steps(result.run_id)
+    [step] = app.ledger.steps(result.run_id)
     assert {"sku": "a", "qty": 2} == step.response
 
 
@@ -153,7 +153,7 @@ def test_invalid_response_then_fails_the_run_with_tool_response_error(app: Seawa
     assert "inventory" == (result.error or {}).get("tool")
     assert "qty" in (result.error or {}).get("message", "")
     assert [] == after
-    [step] = app.steps(result.run_id)
+    [step] = app.ledger.steps(result.run_id)
     assert ("failed", 3, "ToolResponseError") == (
         step.record.status,
         step.record.tries,
@@ -175,7 +175,7 @@ def test_invalid_response_that_recovers_within_the_tool_retries_succeeds(app: Se
 
     result = app.run(agent)
     assert 1 == result.output
-    assert 2 == app.steps(result.run_id)[0].record.tries
+    assert 2 == app.ledger.steps(result.run_id)[0].record.tries
 
 
 def test_returns_json_schema_accepts_a_matching_response(app: Seawall) -> None:
@@ -357,7 +357,7 @@ def test_read_back_failure_records_a_read_back_verdict(app: Seawall) -> None:
         ctx.call("put", "k", 1)
 
     result = app.run(agent)
-    [verdict] = app.verdicts(result.run_id)
+    [verdict] = app.ledger.verdicts(result.run_id)
     assert ("read_back", "read_back(put)", False) == (verdict.kind, verdict.name, verdict.passed)
     assert "the effect of step 1 (put) is not there" == verdict.message
 
@@ -385,7 +385,7 @@ def test_read_back_of_an_effective_write_passes(app: Seawall) -> None:
     result = app.run(agent)
     assert RunStatus.SUCCEEDED == result.status
     assert {"k": 1} == store
-    assert [("read_back", True)] == [(v.kind, v.passed) for v in app.verdicts(result.run_id)]
+    assert [("read_back", True)] == [(v.kind, v.passed) for v in app.ledger.verdicts(result.run_id)]
 
 
 def test_passing_read_back_resets_the_mutation_guard(app: Seawall) -> None:
@@ -562,7 +562,7 @@ def test_output_consistent_with_observed_facts_passes(app: Seawall) -> None:
 
     result = app.run(agent)
     assert RunStatus.SUCCEEDED == result.status
-    assert [("output", True)] == [(v.kind, v.passed) for v in app.verdicts(result.run_id)]
+    assert [("output", True)] == [(v.kind, v.passed) for v in app.ledger.verdicts(result.run_id)]
 
 
 def test_output_contradicting_observed_facts_is_drift(app: Seawall) -> None:
@@ -576,7 +576,7 @@ def test_output_contradicting_observed_facts_is_drift(app: Seawall) -> None:
 
     result = app.run(agent)
     assert ErrorClass.SILENT_DRIFT == result.error_class
-    [verdict] = app.verdicts(result.run_id)
+    [verdict] = app.ledger.verdicts(result.run_id)
     assert f"refund_days is 14 but policy_db (step 1) says '{KEY}' = 30" == verdict.message
 
 
@@ -600,7 +600,7 @@ def test_output_consistency_without_any_source_is_drift(app: Seawall) -> None:
 
     result = app.run(agent)
     assert ErrorClass.SILENT_DRIFT == result.error_class
-    assert f"no source was read for '{KEY}'" == app.verdicts(result.run_id)[0].message
+    assert f"no source was read for '{KEY}'" == app.ledger.verdicts(result.run_id)[0].message
 
 
 def test_observations_are_replayed_from_the_journal(app: Seawall) -> None:
@@ -643,6 +643,6 @@ def test_a_mutating_tool_raising_in_doubt_leaves_its_step_in_doubt(app: Seawall)
         result.failure_cause,
         result.error_class,
     )
-    [step] = app.steps(result.run_id)
+    [step] = app.ledger.steps(result.run_id)
     assert ("started", None) == (step.record.status, step.record.end_time)
     assert ["A-1"] == calls

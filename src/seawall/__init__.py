@@ -6,7 +6,7 @@ process died.
 """
 
 from seawall import artifacts, verify
-from seawall._app import Seawall, Step
+from seawall._app import Seawall
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
@@ -76,6 +76,7 @@ from seawall.observe.alerts import AlertRules, CallbackSink, LogSink, WebhookSin
 from seawall.observe.cost import Price
 from seawall.observe.drift import DriftWatch
 from seawall.observe.semantic import SemanticWatch
+from seawall.operate.reads import Step
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
 from seawall.runtime.context import AsyncContext, Context, current_context
 from seawall.runtime.executor import Executor, LocalExecutor, RunHandle

@@ -63,7 +63,7 @@ def art_app(ledger_url: str, out: Path, staging: Path) -> Iterator[Seawall]:
 def assert_nothing_visible(app: Seawall, result: RunResult, out: Path, staging: Path) -> None:
     """The failed run published nothing, recorded no artifact and left no staging."""
     assert RunStatus.FAILED == result.status
-    assert [] == app.artifacts_of(result.run_id)
+    assert [] == app.ledger.artifacts(result.run_id)
     assert not (out / result.run_id).exists()
     assert not (staging / result.run_id).exists()
     with pytest.raises(ArtifactError):
@@ -355,8 +355,8 @@ def test_unwritable_destination_fails_the_run_with_destination_error(
         assert target == result.error["destination"]
         assert ErrorClass.PARTIAL_WRITE == result.error_class
         assert 1 == len(result.attempts)
-        assert [] == app.artifacts_of(result.run_id)
-        assert app.get_run(result.run_id).phase is None
+        assert [] == app.ledger.artifacts(result.run_id)
+        assert app.ledger.run(result.run_id).phase is None
         assert not (staging / result.run_id).exists()
         assert not Path(target).exists()
         with pytest.raises(ArtifactError):

@@ -98,7 +98,7 @@ def register_reporter(app: Seawall) -> Any:
 
 def bare_hash(app: Seawall, output: Any) -> str:
     """The output hash a run with this output and no artifacts records."""
-    return _payload.digest(app.codec.dumps(output, "output"))
+    return _payload.digest(app.runtime.codec.dumps(output, "output"))
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
@@ -151,8 +151,8 @@ def test_manifest_sizes_and_hashes_match_the_bytes(art_app: Seawall, out: Path) 
 def test_ledger_records_each_artifact(art_app: Seawall) -> None:
     """artifacts_of lists name, size, sha256 and a committed_at within the run's lifetime."""
     result = art_app.run(register_reporter(art_app))
-    run = art_app.get_run(result.run_id)
-    records = art_app.artifacts_of(result.run_id)
+    run = art_app.ledger.run(result.run_id)
+    records = art_app.ledger.artifacts(result.run_id)
     expected = [(n, len(d), hashlib.sha256(d).hexdigest()) for n, d in sorted(REPORT.items())]
     assert expected == [(r.name, r.size, r.sha256) for r in records]
     assert {result.run_id} == {r.run_id for r in records}
@@ -169,7 +169,7 @@ def test_output_hash_covers_the_manifest(art_app: Seawall, out: Path) -> None:
     bare = bare_hash(art_app, "done")
     expected = output_hash_with(bare, manifest)
     assert expected == result.output_hash
-    assert expected == art_app.get_run(result.run_id).output_hash
+    assert expected == art_app.ledger.run(result.run_id).output_hash
     assert bare != result.output_hash
     assert "done" == result.output
 
@@ -211,7 +211,7 @@ def test_run_that_stages_nothing_publishes_nothing(
     result = art_app.run(plain)
     assert RunStatus.SUCCEEDED == result.status
     assert not (out / result.run_id).exists()
-    assert [] == art_app.artifacts_of(result.run_id)
+    assert [] == art_app.ledger.artifacts(result.run_id)
     assert not (staging / result.run_id).exists()
 
 
@@ -258,7 +258,7 @@ def test_failing_run_discards_its_staging(art_app: Seawall, out: Path, staging: 
     result = art_app.run(writer)
     assert RunStatus.FAILED == result.status
     assert ErrorClass.PARTIAL_WRITE == result.error_class
-    assert [] == art_app.artifacts_of(result.run_id)
+    assert [] == art_app.ledger.artifacts(result.run_id)
     assert not (out / result.run_id).exists()
     assert not (staging / result.run_id).exists()
 
@@ -298,7 +298,7 @@ def test_retry_starts_from_an_empty_staging_area(
     committed = read(result.run_id, out)
     assert ["final.txt", "shared.txt"] == committed.names
     assert "from attempt 2" == committed.read_text("shared.txt")
-    assert ["final.txt", "shared.txt"] == [r.name for r in art_app.artifacts_of(result.run_id)]
+    assert ["final.txt", "shared.txt"] == [r.name for r in art_app.ledger.artifacts(result.run_id)]
     assert {".seawall-manifest.json", "final.txt", "shared.txt"} == set(
         files_under(out / result.run_id)
     )
@@ -331,17 +331,17 @@ def test_artifacts_without_a_destination_raise_configuration_error(app: Seawall)
     assert "ConfigurationError" == result.error["type"]
     assert ErrorClass.CLEAN_ABORT == result.error_class
     assert 1 == len(result.attempts)
-    assert [] == app.artifacts_of(result.run_id)
+    assert [] == app.ledger.artifacts(result.run_id)
 
 
 def test_staging_for_is_none_without_a_destination(app: Seawall) -> None:
     """app.staging_for returns None on an app with no destination."""
-    assert app.staging_for("run", 1) is None
+    assert app.runtime.staging_for("run", 1) is None
 
 
 def test_staging_for_uses_the_app_root_and_limit(art_app: Seawall, staging: Path) -> None:
     """app.staging_for gives the attempt's area under the app's staging root."""
-    area = art_app.staging_for("run", 3)
+    area = art_app.runtime.staging_for("run", 3)
     assert area is not None
     assert staging / "run" / "3" == area.dir
     assert art_app.max_artifact_bytes == area.max_bytes
@@ -356,7 +356,7 @@ def test_memory_destination_publishes_files_and_manifest(
     """A memory:// destination holds every file and the manifest under <prefix>/<run_id>/."""
     result = memory_app.run(register_reporter(memory_app))
     assert RunStatus.SUCCEEDED == result.status
-    destination = memory_app.destination
+    destination = memory_app.runtime.destination
     assert isinstance(destination, FsspecDestination)
     fs = fsspec.filesystem("memory")
     prefix = f"{destination.root}/{result.run_id}/"
@@ -371,7 +371,7 @@ def test_memory_destination_writes_the_manifest_last(
 ) -> None:
     """When the manifest is about to be written, every file is there and read() sees nothing."""
     fs = fsspec.filesystem("memory")
-    destination = memory_app.destination
+    destination = memory_app.runtime.destination
     assert isinstance(destination, FsspecDestination)
     snapshot: dict[str, Any] = {}
 
@@ -400,7 +400,7 @@ def test_memory_destination_read_returns_verified_bytes(
 def test_memory_destination_detects_a_tampered_file(memory_app: Seawall, memory_url: str) -> None:
     """A file overwritten in the store after the commit raises ArtifactIntegrityError on read."""
     result = memory_app.run(register_reporter(memory_app))
-    destination = memory_app.destination
+    destination = memory_app.runtime.destination
     assert isinstance(destination, FsspecDestination)
     fsspec.filesystem("memory").pipe_file(
         f"{destination.root}/{result.run_id}/summary.md", b"# Revenue\n\nUp 40%.\n"
@@ -430,7 +430,7 @@ def test_memory_destination_files_without_manifest_are_invisible(
     memory_app: Seawall, memory_url: str
 ) -> None:
     """Files uploaded under a run without its manifest are not readable through read()."""
-    destination = memory_app.destination
+    destination = memory_app.runtime.destination
     assert isinstance(destination, FsspecDestination)
     fsspec.filesystem("memory").pipe_file(f"{destination.root}/orphan/a.txt", b"a")
     with pytest.raises(ArtifactError):

@@ -171,7 +171,7 @@ def foreign_run(app: Seawall, *, lease_in: float, attempts: int = 1) -> str:
     """Record a running run owned by another process, its lease lapsing in ``lease_in`` s."""
     run_id = uuid.uuid4().hex
     now = time.time()
-    data = app.codec.dumps({}, "inputs")
+    data = app.runtime.codec.dumps({}, "inputs")
     input_hash = _payload.digest(data)
     column, blobs = _payload.pack(data, {}, input_hash)
     owner = "elsewhere:1:dead"
@@ -293,7 +293,7 @@ def test_gc_removes_a_non_attempt_folder(art_app: Seawall, staging: Path) -> Non
 def test_gc_keeps_the_staging_of_a_committing_run(art_app: Seawall, staging: Path) -> None:
     """A run in phase committing keeps its staging even after its lease lapsed."""
     run_id = foreign_run(art_app, lease_in=-1)
-    data = art_app.codec.dumps(None, "output")
+    data = art_app.runtime.codec.dumps(None, "output")
     column, blobs = _payload.pack(data, None, _payload.digest(data))
     art_app.store.begin_commit(
         run_id,

@@ -38,7 +38,7 @@ def test_demo_exercises_the_four_classes_and_runs_twice(
         assert "offline-stand-in" in result.output
     app = Seawall(ledger_url)
     try:
-        graphs = [r for r in app.runs(agent="publish", limit=100) if r.parent_run_id is None]
+        graphs = [r for r in app.ledger.runs(agent="publish", limit=100) if r.parent_run_id is None]
         assert 8 == len(graphs)
         assert 2 == len([g for g in graphs if g.status.value == "failed"])
         notified = (tmp_path / "work" / "notified.jsonl").read_text().splitlines()

@@ -75,7 +75,7 @@ def recorded(folder: Path, name: str, words: str) -> Iterator[tuple[str, dict[st
 
         failed = app.run(failing)
         app.run(judged)
-        app.open_breaker(f"agent:{name}", reason=words)
+        app.breakers.open(f"agent:{name}", reason=words)
         app.store.open_handoff(
             HandOffRecord(
                 handoff_id=uuid.uuid4().hex,
@@ -86,7 +86,7 @@ def recorded(folder: Path, name: str, words: str) -> Iterator[tuple[str, dict[st
                 status="open",
                 created_at=time.time(),
             ),
-            epoch=app.get_run(failed.run_id).epoch,
+            epoch=app.ledger.run(failed.run_id).epoch,
         )
         app.store.record_alert(
             AlertRecord(
@@ -102,7 +102,7 @@ def recorded(folder: Path, name: str, words: str) -> Iterator[tuple[str, dict[st
                 details={},
             )
         )
-        stored = app.get_run(failed.run_id)
+        stored = app.ledger.run(failed.run_id)
         error = f"{stored.error_type}: {stored.error_message}"
         yield url, {"run": failed.run_id, "error": error, "name": name}
     finally:

@@ -63,7 +63,7 @@ def visible(run_id: str, destination: str) -> list[str]:
 
 
 def only_run(app: Seawall) -> str:
-    [run] = app.runs()
+    [run] = app.ledger.runs()
     return run.run_id
 
 
@@ -90,7 +90,7 @@ def test_killed_after_half_its_files_shows_nothing_and_resumes(
         [result] = resume(app)
         assert RunStatus.SUCCEEDED == result.status
         assert expected_names() == visible(run_id, out)
-        assert 10 == len(app.artifacts_of(run_id))
+        assert 10 == len(app.ledger.artifacts(run_id))
         assert not (tmp_path / "staging" / run_id).exists()
     finally:
         app.close()
@@ -126,10 +126,10 @@ def _check_commit_crash(tmp_path: Path, ledger_url: str, out: str, point: str) -
         committed = seawall.artifacts.read(run_id, out)
         assert expected_names() == committed.names
         assert all(committed.read_text(name).startswith("content ") for name in committed.names)
-        records = app.artifacts_of(run_id)
+        records = app.ledger.artifacts(run_id)
         assert expected_names() == [a.name for a in records]
         assert all(a.committed_at is not None for a in records)
-        assert app.get_run(run_id).phase is None
+        assert app.ledger.run(run_id).phase is None
         assert not (tmp_path / "staging" / run_id).exists()
     finally:
         app.close()
@@ -154,8 +154,8 @@ def test_killed_while_compensating_runs_each_compensation_once(
             json.loads(line)["item"] for line in (tmp_path / "undo.log").read_text().splitlines()
         ]
         assert ["car", "hotel", "flight"] == undone
-        assert ["completed"] * 3 == [c.status for c in app.compensations(result.run_id)]
-        assert [] == app.handoffs(run_id=result.run_id)
+        assert ["completed"] * 3 == [c.status for c in app.ledger.compensations(result.run_id)]
+        assert [] == app.handoffs.list(run_id=result.run_id)
         booked = [
             json.loads(line)["item"] for line in (tmp_path / "book.log").read_text().splitlines()
         ]
@@ -181,9 +181,9 @@ def test_in_doubt_compensation_that_cannot_dedupe_is_handed_to_a_person(
             json.loads(line)["item"] for line in (tmp_path / "undo.log").read_text().splitlines()
         ]
         assert ["car", "hotel", "flight"] == undone
-        statuses = {c.seq: c.status for c in app.compensations(result.run_id)}
+        statuses = {c.seq: c.status for c in app.ledger.compensations(result.run_id)}
         assert {3: "completed", 2: "failed", 1: "completed"} == statuses
-        [handoff] = app.handoffs(run_id=result.run_id)
+        [handoff] = app.handoffs.list(run_id=result.run_id)
         assert "compensation_in_doubt" == handoff.kind
         assert 2 == handoff.subject["step"]
     finally:

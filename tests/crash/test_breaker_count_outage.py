@@ -44,6 +44,6 @@ def test_a_ledger_lost_after_the_run_ended_does_not_make_run_raise(tmp_path: Pat
         result = app.run(refuses)
         assert (RunStatus.FAILED, FailureCause.EXCEPTION) == (result.status, result.failure_cause)
         store.away = False
-        assert RunStatus.FAILED == app.get_run(result.run_id).status
+        assert RunStatus.FAILED == app.ledger.run(result.run_id).status
     finally:
         app.close()

@@ -53,7 +53,7 @@ def test_three_crashes_with_progress_spend_no_retry_budget(tmp_path: Path, ledge
         lapse()
         [result] = app.resume()
         assert RunStatus.SUCCEEDED == result.status
-        attempts = app.attempts(run_id)
+        attempts = app.ledger.attempts(run_id)
         assert [FailureCause.CRASHED] * 3 == [a.failure_cause for a in attempts[:3]]
         assert "succeeded" == attempts[3].status
         assert all("spends none of the retry budget" in (a.decision or "") for a in attempts[:3])
@@ -81,7 +81,7 @@ def test_a_run_that_dies_at_the_same_point_stops_as_a_crash_loop(
         assert ErrorClass.PARTIAL_WRITE == result.error_class  # charges 1 and 2 happened
         [entry] = app.store.list_dead_letters(DeadLetterQuery())
         assert (run_id, FailureCause.CRASH_LOOP.value) == (entry.run_id, entry.failure_cause)
-        assert 4 == len(app.attempts(run_id))
+        assert 4 == len(app.ledger.attempts(run_id))
         assert [1, 2] == [e["step"] for e in effects(log)]  # no charge repeated by a takeover
     finally:
         app.close()

@@ -62,11 +62,11 @@ def test_killed_before_step_25_resumes_with_each_side_effect_once(
         [result] = resume_when_lapsed(app)
         assert RunStatus.SUCCEEDED == result.status
         assert list(range(1, STEPS + 1)) == logged_steps(log)
-        attempts = app.attempts(result.run_id)
+        attempts = app.ledger.attempts(result.run_id)
         assert ["failed", "succeeded"] == [a.status for a in attempts]
         assert FailureCause.CRASHED == attempts[0].failure_cause
         assert ErrorClass.PARTIAL_WRITE == attempts[0].error_class
-        steps = app.steps(result.run_id)
+        steps = app.ledger.steps(result.run_id)
         mutating = [s for s in steps if s.record.mutating]
         assert STEPS == len(mutating)
         assert all(s.record.status == "completed" for s in steps)
@@ -92,7 +92,7 @@ def test_killed_between_side_effect_and_journal_reissues_idempotent_tool(
         assert RunStatus.SUCCEEDED == result.status
         assert list(range(1, STEPS + 1)) == logged_steps(log)
         step25 = next(
-            s for s in app.steps(result.run_id) if s.record.mutating and s.request[1] == [25]
+            s for s in app.ledger.steps(result.run_id) if s.record.mutating and s.request[1] == [25]
         )
         assert "completed" == step25.record.status
         assert 2 == step25.record.attempt
@@ -117,7 +117,7 @@ def test_killed_between_side_effect_and_journal_stops_plain_tool_in_doubt(
         assert "step" in result.error["message"]
         assert result.error["tool"] == "append_plain"
         assert list(range(1, 26)) == logged_steps(log)
-        record = app.get_run(result.run_id)
+        record = app.ledger.run(result.run_id)
         assert record.end_time is not None
         assert record.lease_owner is None
     finally:

@@ -91,20 +91,22 @@ def test_a_stale_owner_is_fenced_and_repeats_nothing(
     try:
         run_id = the_run(app)
         taken = take_over(app, run_id)
-        assert 2 == app.get_run(run_id).epoch  # a second owner took the run over
+        assert 2 == app.ledger.run(run_id).epoch  # a second owner took the run over
         ledger_before = (
-            app.get_run(run_id),
-            [(s.record.seq, s.record.attempt, s.record.status) for s in app.steps(run_id)],
+            app.ledger.run(run_id),
+            [(s.record.seq, s.record.attempt, s.record.status) for s in app.ledger.steps(run_id)],
         )
         printed = wake(child)
 
         # Nothing the stale owner did after waking reached the ledger...
-        after = app.get_run(run_id)
-        steps_after = [(s.record.seq, s.record.attempt, s.record.status) for s in app.steps(run_id)]
+        after = app.ledger.run(run_id)
+        steps_after = [
+            (s.record.seq, s.record.attempt, s.record.status) for s in app.ledger.steps(run_id)
+        ]
         assert ledger_before == (after, steps_after)
         assert taken.status == after.status
         # ...it noticed, and said so on its own attempt row...
-        stale = app.attempts(run_id)[0]
+        stale = app.ledger.attempts(run_id)[0]
         assert stale.fenced_at is not None
         assert FailureCause.CRASHED == stale.failure_cause
         assert printed["status"] == after.status.value or (
@@ -149,9 +151,9 @@ def test_a_stale_call_in_flight_is_refused_by_a_store_that_checks_fencing_tokens
         assert [("quarterly", 1, child.pid)] == [
             (r["text"], r["token"], r["pid"]) for r in store["refused"]
         ]
-        after = app.get_run(run_id)
+        after = app.ledger.run(run_id)
         assert (RunStatus.SUCCEEDED, 2) == (after.status, after.epoch)
-        assert app.attempts(run_id)[0].fenced_at is not None
+        assert app.ledger.attempts(run_id)[0].fenced_at is not None
         # The stale caller's app.run reports the run as its successor finished it.
         assert {"run_id": run_id, "status": "succeeded", "failure_cause": None} == printed
     finally:

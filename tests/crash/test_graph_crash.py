@@ -39,7 +39,7 @@ def test_killed_graph_resumes_without_rerunning_finished_nodes(
         assert {"a": 2, "b": 20, "c": 25, "d": -2} == result.output
         assert ["a", "b", "d", "c"] == (tmp_path / "ran.log").read_text().split()
         assert {"a", "b", "c", "d"} == set(result.nodes)
-        c_runs = [r for r in app.runs(parent_run_id=result.run_id) if r.node == "c"]
+        c_runs = [r for r in app.ledger.runs(parent_run_id=result.run_id) if r.node == "c"]
         assert 1 == len(c_runs)
         assert 2 == c_runs[0].attempts
     finally:

@@ -31,7 +31,7 @@ def test_a_busy_process_takes_over_a_killed_process_run(tmp_path: Path, ledger_u
 
     try:
         handle = app.submit(busy)
-        [dead] = app.runs(agent="fifty")
+        [dead] = app.ledger.runs(agent="fifty")
         result = app.wait(dead.run_id, timeout=30)
         gate.set()
         assert RunStatus.SUCCEEDED == result.status
@@ -41,7 +41,7 @@ def test_a_busy_process_takes_over_a_killed_process_run(tmp_path: Path, ledger_u
             crashed.failure_cause,
             crashed.error_class,
         )
-        assert app.leases.owner == finished.owner
+        assert app.runtime.leases.owner == finished.owner
         assert RunStatus.SUCCEEDED == handle.result(timeout=30).status
     finally:
         gate.set()

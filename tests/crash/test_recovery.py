@@ -70,7 +70,7 @@ def test_a_redrive_continues_the_journal_and_repeats_no_charge(
         assert all(count == 1 for count in keys(log).values())
         assert list(range(1, STEPS + 1)) == [e["step"] for e in effects(log)]
         assert before.items() <= keys(log).items()  # charges 1-2 kept their keys, not redone
-        redrive = app.get_run(outcome.run_id or "")
+        redrive = app.ledger.run(outcome.run_id or "")
         assert (run_id, "redrive") == (redrive.replay_of, redrive.replay_mode)
         [entry] = app.store.list_dead_letters(DeadLetterQuery(status=None))
         assert ("redriven", outcome.run_id, "succeeded") == (
@@ -171,7 +171,7 @@ def test_runs_refused_by_an_open_breaker_are_parked_and_run_once_after(
     log = tmp_path / "effects.log"
     app = build(ledger_url, log)
     try:
-        app.open_breaker("agent:invoices", reason="the payment provider is down")
+        app.breakers.open("agent:invoices", reason="the payment provider is down")
         refused = [app.run("invoices", n=1) for _ in range(5)]
         assert {(RunStatus.SKIPPED, FailureCause.BREAKER_OPEN)} == {
             (r.status, r.failure_cause) for r in refused
@@ -179,7 +179,7 @@ def test_runs_refused_by_an_open_breaker_are_parked_and_run_once_after(
         parked = app.dlq.list()
         assert sorted(r.run_id for r in refused) == sorted(e.run_id for e in parked)
         assert [] == effects(log)
-        app.reset_breaker("agent:invoices")
+        app.breakers.reset("agent:invoices")
         outcomes = app.dlq.redrive()
         assert ["succeeded"] * 5 == [o.status for o in outcomes]
         assert 5 == len(effects(log))

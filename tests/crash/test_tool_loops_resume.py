@@ -72,12 +72,12 @@ def cashier(_path: str, body: dict[str, Any]) -> Reply:
 def assert_resumed_once(app: Seawall, result: Any, log: Path) -> None:
     """The run succeeded on its second attempt, after the crash, and refunded exactly once."""
     assert RunStatus.SUCCEEDED == result.status, result.error
-    attempts = app.attempts(result.run_id)
+    attempts = app.ledger.attempts(result.run_id)
     # No attempt ended in JournalDivergenceError: the first died, the second succeeded.
     assert [("failed", FailureCause.CRASHED, "Crashed"), ("succeeded", None, None)] == [
         (a.status, a.failure_cause, a.error_type) for a in attempts
     ]
-    [refund] = [s for s in app.steps(result.run_id) if s.record.mutating]
+    [refund] = [s for s in app.ledger.steps(result.run_id) if s.record.mutating]
     assert (1, "completed") == (refund.record.attempt, refund.record.status)
     assert 1 == len(logged(log))
 
@@ -133,7 +133,7 @@ def test_the_openai_sdk_loop_resumes_after_a_sigkill(
         assert 3 == len(server.requests)  # the journal answered every model call
         assert [] == loop.lookups
         assert [json.dumps(LOOKUP)] == [json.dumps(served) for served in loop.seen]
-        [refund] = [s for s in loop.app.steps(result.run_id) if s.record.mutating]
+        [refund] = [s for s in loop.app.ledger.steps(result.run_id) if s.record.mutating]
         assert [refund.record.idempotency_key] == [entry["key"] for entry in logged(log)]
 
         replayed = loop.app.replay(result.run_id, mode="recorded")

@@ -118,7 +118,7 @@ def _die_once_journaled(app: Seawall, model_step: str) -> None:
     """SIGKILL this process, once the refund and three model calls are in the ledger."""
     ctx = current_context()
     assert ctx is not None
-    steps = [s.record for s in app.steps(ctx.run_id) if s.record.status == "completed"]
+    steps = [s.record for s in app.ledger.steps(ctx.run_id) if s.record.status == "completed"]
     models = sum(1 for s in steps if s.name == model_step)
     refunds = sum(1 for s in steps if s.mutating)
     if (models, refunds) != (3, 1):

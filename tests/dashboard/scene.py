@@ -110,12 +110,12 @@ def build(app: Seawall, *, reference: int = 120, recent: int = 100) -> Scene:
     for i in range(reference):
         app.run(triage, ticket=i)
         if i % 10 == 9:
-            app.monitor.flush()
+            app.runtime.monitor.flush()
     share["refund"] = 0.38
     for i in range(reference, reference + recent):
         app.run(triage, ticket=i)
         if i % 10 == 9:
-            app.monitor.flush()
+            app.runtime.monitor.flush()
     scene.failed = app.run(fetch_orders, day="adhoc").run_id
     for day in ("2025-03-01", "2025-03-02", "2025-03-03"):
         scene.graph = app.run(pipeline, day=day).run_id
@@ -124,7 +124,7 @@ def build(app: Seawall, *, reference: int = 120, recent: int = 100) -> Scene:
         scene.handoffs += 1
     scene.hostile.append(app.run(RTL_NAME, n=7).run_id)
     scene.hostile.append(app.run(LONG_NAME, text="<b>" + "wide" * 80 + "</b>").run_id)
-    app.open_breaker("tool:lookup", reason="orders-db failover in progress (INC-4711)")
+    app.breakers.open("tool:lookup", reason="orders-db failover in progress (INC-4711)")
     app.store.set_trace(scene.failed, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
-    app.monitor.flush()
+    app.runtime.monitor.flush()
     return scene

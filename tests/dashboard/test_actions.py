@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def _state(app: Seawall, name: str) -> str:
-    return next(b.state for b in app.breaker_states() if b.name == name)
+    return next(b.state for b in app.breakers.list() if b.name == name)
 
 
 def _pending(app: Seawall) -> list[str]:
@@ -28,7 +28,7 @@ def _pending(app: Seawall) -> list[str]:
 
 
 def _actions(seeded: Seeded, app: Seawall) -> list[tuple[str, dict[str, str]]]:
-    handoff = app.handoffs(status="open")[0].handoff_id
+    handoff = app.handoffs.list(status="open")[0].handoff_id
     entry = app.dlq.list()[0].entry_id
     return [
         (f"/runs/{seeded.ok[0]}/replay", {"mode": "live", "confirm": "1"}),
@@ -44,10 +44,10 @@ def _actions(seeded: Seeded, app: Seawall) -> list[tuple[str, dict[str, str]]]:
 
 def _snapshot(app: Seawall) -> tuple[object, ...]:
     return (
-        len(app.runs(limit=1000)),
+        len(app.ledger.runs(limit=1000)),
         tuple(_pending(app)),
-        tuple(b.state for b in app.breaker_states()),
-        tuple(h.status for h in app.handoffs()),
+        tuple(b.state for b in app.breakers.list()),
+        tuple(h.status for h in app.handoffs.list()),
         len(app.store.list_silences()),
         len(app.store.list_operator_actions()),
     )
@@ -63,7 +63,7 @@ def test_posts_without_a_session_are_refused_and_change_nothing(
 ) -> None:
     """Every action without a session is a 403 and leaves the ledger as it was."""
     app, seeded = seeded_app
-    app.open_breaker("agent:flaky", reason="test")
+    app.breakers.open("agent:flaky", reason="test")
     before = _snapshot(app)
     for path, data in _actions(seeded, app):
         response = client.post(path, data={**data, "csrf": "forged"}, follow_redirects=False)
@@ -76,7 +76,7 @@ def test_posts_with_a_wrong_csrf_token_are_refused(
 ) -> None:
     """A logged-in session without the right CSRF token is refused (403) and changes nothing."""
     app, seeded = seeded_app
-    app.open_breaker("agent:flaky", reason="test")
+    app.breakers.open("agent:flaky", reason="test")
     login(client)
     right = csrf_of(client, "/breakers")
     before = _snapshot(app)
@@ -93,7 +93,7 @@ def test_csrf_token_of_another_session_is_refused(
 ) -> None:
     """A CSRF token is bound to its session: another session's token is refused."""
     app, _ = seeded_app
-    app.open_breaker("agent:flaky", reason="test")
+    app.breakers.open("agent:flaky", reason="test")
     login(client)
     stolen = csrf_of(client, "/breakers")
     client.cookies.clear()
@@ -134,7 +134,7 @@ def test_reset_breaker_asks_first_then_records_who(
 ) -> None:
     """The first post shows what a reset does; the confirmed one resets, logged under the name."""
     app, _ = seeded_app
-    app.open_breaker("agent:flaky", reason="maintenance")
+    app.breakers.open("agent:flaky", reason="maintenance")
     login(client)
     csrf = csrf_of(client, "/breakers")
     asked = client.post("/breakers/reset", data={"name": "agent:flaky", "csrf": csrf})
@@ -161,12 +161,12 @@ def test_replay_recorded_at_once_and_live_after_confirming(
     url = f"/runs/{seeded.ok[0]}/replay"
     asked = client.post(url, data={"mode": "live", "csrf": csrf})
     assert "Replay this run live?" in asked.text
-    assert 1 == len(app.runs(agent="researcher", limit=100)) - 2  # nothing ran yet
+    assert 1 == len(app.ledger.runs(agent="researcher", limit=100)) - 2  # nothing ran yet
     for mode, extra in (("recorded", {}), ("live", {"confirm": "1"})):
         page = client.post(url, data={"mode": mode, "csrf": csrf, **extra})
         assert "Replay finished" in page.text
         new_id = re.search(r"/runs/([0-9a-f]{32})\?done=replayed", str(page.url)).group(1)  # type: ignore[union-attr]
-        replayed = app.get_run(new_id)
+        replayed = app.ledger.run(new_id)
         assert (seeded.ok[0], mode) == (replayed.replay_of, replayed.replay_mode)
     assert [(OPERATOR, "replay", seeded.ok[0])] * 2 == _actions_of(app)
     assert 400 == client.post(url, data={"mode": "sideways", "csrf": csrf}).status_code
@@ -183,16 +183,18 @@ def test_redrive_previews_then_redrives_exactly_what_was_shown(
     preview = client.post("/dlq/redrive", data={"entry": entry.entry_id, "csrf": csrf})
     assert "Redrive preview" in preview.text
     assert seeded.failed[:12] in preview.text
-    assert 1 == len(app.runs(agent="flaky"))  # a dry run: nothing ran
+    assert 1 == len(app.ledger.runs(agent="flaky"))  # a dry run: nothing ran
     shown = re.findall(r'name="entry" value="([0-9a-f]+)"', preview.text)
     assert [entry.entry_id] == shown
     done = client.post("/dlq/redrive", data={"entry": shown, "csrf": csrf, "confirm": "1"})
     assert "Redrive results" in done.text
-    redriven = app.runs(agent="flaky")
+    redriven = app.ledger.runs(agent="flaky")
     assert {seeded.failed} == {r.replay_of for r in redriven if r.replay_of}
     twice = client.post("/dlq/redrive", data={"entry": shown, "csrf": csrf, "confirm": "1"})
     assert "no longer pending" in twice.text
-    assert len(redriven) == len(app.runs(agent="flaky"))  # each entry is redriven at most once
+    assert len(redriven) == len(
+        app.ledger.runs(agent="flaky")
+    )  # each entry is redriven at most once
     action = app.store.list_operator_actions(action="redrive")[-1]
     assert (OPERATOR, [entry.entry_id]) == (action.operator, action.details["entry_ids"])
     assert [entry.entry_id] == list(action.details["results"])
@@ -211,7 +213,7 @@ def test_redrive_all_matching_previews_the_filtered_set(
     assert [e.entry_id for e in app.dlq.list(agent="flaky")] == shown
     assert 400 == client.post("/dlq/redrive", data={"csrf": csrf, "confirm": "1"}).status_code
     client.post("/dlq/redrive", data={"entry": shown, "csrf": csrf, "confirm": "1"})
-    assert 2 == len(app.runs(agent="flaky"))
+    assert 2 == len(app.ledger.runs(agent="flaky"))
     assert seeded.failed not in _pending(app)
 
 
@@ -221,17 +223,17 @@ def test_approve_needs_the_review_box_and_records_the_operator(
     """Approving without ticking 'I reviewed' does nothing; with it the run commits, by ada."""
     app, seeded = seeded_app
     login(client)
-    handoff = app.handoffs(status="open")[0]
+    handoff = app.handoffs.list(status="open")[0]
     csrf = csrf_of(client, "/handoffs")
     url = f"/handoffs/{handoff.handoff_id}/approve"
     unticked = client.post(url, data={"note": "fine", "csrf": csrf})
     assert 400 == unticked.status_code
     assert 'value="fine"' in unticked.text  # the note is kept
-    assert RunStatus.AWAITING_HUMAN == app.get_run(seeded.parked).status
+    assert RunStatus.AWAITING_HUMAN == app.ledger.run(seeded.parked).status
     page = client.post(url, data={"note": "fine", "csrf": csrf, "confirm": "1"})
     assert "Hand-off approved" in page.text
-    assert RunStatus.SUCCEEDED == app.get_run(seeded.parked).status
-    assert OPERATOR == app.handoff(handoff.handoff_id).decided_by
+    assert RunStatus.SUCCEEDED == app.ledger.run(seeded.parked).status
+    assert OPERATOR == app.handoffs.get(handoff.handoff_id).decided_by
     assert [(OPERATOR, "handoff_approve", handoff.handoff_id)] == _actions_of(app)
 
 
@@ -241,7 +243,7 @@ def test_a_failed_approve_keeps_the_edit(
     """Bad JSON or an edit the verifiers reject shows the error with the edit kept."""
     app, seeded = seeded_app
     login(client)
-    handoff = app.handoffs(status="open")[0]
+    handoff = app.handoffs.list(status="open")[0]
     csrf = csrf_of(client, "/handoffs")
     url = f"/handoffs/{handoff.handoff_id}/approve"
     form = {"edit": "1", "csrf": csrf, "confirm": "1", "note": "my note"}
@@ -254,10 +256,10 @@ def test_a_failed_approve_keeps_the_edit(
     assert "needs review" in rejected.text
     assert "{&#34;title&#34;: &#34;T2&#34;, &#34;ok&#34;: false}" in rejected.text
     assert 'value="my note"' in rejected.text
-    assert "open" == app.handoff(handoff.handoff_id).status
+    assert "open" == app.handoffs.get(handoff.handoff_id).status
     page = client.post(url, data={**form, "output": '{"title": "T", "ok": true}'})
     assert 200 == page.status_code
-    assert {"title": "T", "ok": True} == app.output_of(seeded.parked)
+    assert {"title": "T", "ok": True} == app.ledger.output(seeded.parked)
 
 
 def test_reject_needs_a_reason_and_records_the_operator(
@@ -266,16 +268,16 @@ def test_reject_needs_a_reason_and_records_the_operator(
     """Rejecting needs a reason, fails the run and names who rejected it."""
     app, seeded = seeded_app
     login(client)
-    handoff = app.handoffs(status="open")[0]
+    handoff = app.handoffs.list(status="open")[0]
     csrf = csrf_of(client, "/handoffs")
     url = f"/handoffs/{handoff.handoff_id}/reject"
     assert 400 == client.post(url, data={"reason": " ", "csrf": csrf}).status_code
     page = client.post(url, data={"reason": "off-topic", "csrf": csrf})
     assert "Hand-off rejected" in page.text
-    assert RunStatus.FAILED == app.get_run(seeded.parked).status
+    assert RunStatus.FAILED == app.ledger.run(seeded.parked).status
     assert (OPERATOR, "off-topic") == (
-        app.handoff(handoff.handoff_id).decided_by,
-        app.handoff(handoff.handoff_id).note,
+        app.handoffs.get(handoff.handoff_id).decided_by,
+        app.handoffs.get(handoff.handoff_id).note,
     )
     again = client.post(url, data={"reason": "again", "csrf": csrf})
     assert 409 == again.status_code
@@ -291,7 +293,7 @@ def test_claims_show_who_is_on_a_handoff(
     from tests.dashboard.conftest import dashboard
 
     app, _ = seeded_app
-    handoff = app.handoffs(status="open")[0].handoff_id
+    handoff = app.handoffs.list(status="open")[0].handoff_id
     url = f"/handoffs/{handoff}/claim"
     login(client)
     csrf = csrf_of(client, "/handoffs")
@@ -370,7 +372,7 @@ def test_actions_that_run_agents_need_the_app(seeded_app: tuple[Seawall, Seeded]
     from seawall.dashboard import create_app
 
     app, seeded = seeded_app
-    app.open_breaker("agent:flaky", reason="test")
+    app.breakers.open("agent:flaky", reason="test")
     web = create_app(app.store.url, operators={OPERATOR: TOKEN})
     with TestClient(web, base_url=BASE_URL, headers=ORIGIN) as reader:
         login(reader)
@@ -461,4 +463,4 @@ def test_an_in_doubt_step_is_resolved_from_the_run_page(
     [outcome] = app.dlq.redrive(run_id=run.run_id)
     assert ("succeeded", [5]) == (outcome.status, sent)  # served as it happened: not sent again
     assert outcome.run_id is not None
-    assert "tx-9" == app.output_of(outcome.run_id)
+    assert "tx-9" == app.ledger.output(outcome.run_id)

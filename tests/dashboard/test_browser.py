@@ -125,7 +125,7 @@ def test_a_cross_origin_post_is_refused(
     from starlette.routing import Route
 
     app, _ = seeded_app
-    app.open_breaker("agent:flaky", reason="test")
+    app.breakers.open("agent:flaky", reason="test")
     url, _ = server
     context = browser.new_context(viewport=LAPTOP, base_url=url)
     page = context.new_page()
@@ -143,7 +143,7 @@ def test_a_cross_origin_post_is_refused(
         with page.expect_navigation():
             page.click("text=Win a prize")
     assert "cross-site post refused" in page.inner_text("main").lower()
-    assert "open" == next(b.state for b in app.breaker_states() if b.name == "agent:flaky")
+    assert "open" == next(b.state for b in app.breakers.list() if b.name == "agent:flaky")
     assert [] == app.store.list_operator_actions()
     context.close()
 
@@ -210,11 +210,11 @@ def test_redrive_preview_then_confirm(
     page.click("button:has-text('Preview redrive of selected')")
     assert "redrive preview (dry run)" in page.inner_text("main").lower()
     assert seeded.failed[:12] in page.inner_text("main")
-    assert [] == [r for r in app.runs(agent="flaky") if r.replay_of]  # nothing ran yet
+    assert [] == [r for r in app.ledger.runs(agent="flaky") if r.replay_of]  # nothing ran yet
     page.screenshot(path=tmp_path / "dlq-preview.png", full_page=True)
     page.click("button:has-text('Confirm: redrive 1 entry')")
     page.wait_for_selector("text=Redrive results")
-    assert {seeded.failed} == {r.replay_of for r in app.runs(agent="flaky") if r.replay_of}
+    assert {seeded.failed} == {r.replay_of for r in app.ledger.runs(agent="flaky") if r.replay_of}
     assert "redrive" in page.goto("/activity").text()
 
 
@@ -229,7 +229,7 @@ def test_approve_a_handoff(page: Any, seeded_app: tuple[Seawall, Seeded], tmp_pa
     page.check("input[name=confirm]")
     page.click("button:has-text('Approve')")
     page.wait_for_selector("text=Hand-off approved")
-    assert RunStatus.SUCCEEDED == app.get_run(seeded.parked).status
+    assert RunStatus.SUCCEEDED == app.ledger.run(seeded.parked).status
     page.screenshot(path=tmp_path / "handoffs-decided.png", full_page=True)
 
 

@@ -34,7 +34,7 @@ def test_metric_values_after_the_known_workload(seeded_app: tuple[Seawall, Seede
     from seawall.observe.prometheus import exposition
 
     app, _ = seeded_app
-    app.open_breaker("tool:search", reason="test")
+    app.breakers.open("tool:search", reason="test")
     samples = _samples(exposition(app.store))
     assert (
         3

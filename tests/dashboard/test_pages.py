@@ -213,7 +213,7 @@ def test_breakers_page_shows_state_and_history(
 ) -> None:
     """A breaker opened by hand shows its state, reason and transition."""
     app, _ = seeded_app
-    app.open_breaker("agent:flaky", reason="maintenance window")
+    app.breakers.open("agent:flaky", reason="maintenance window")
     page = reader.get("/breakers")
     assert "agent:flaky" in page.text
     assert "maintenance window" in page.text
@@ -374,7 +374,7 @@ def test_runs_filters_top_level_classes_and_retried(
 ) -> None:
     """Top-level runs leave the graph's nodes out; several classes combine; retried runs."""
     app, seeded = seeded_app
-    nodes = {r.run_id for r in app.runs(limit=100) if r.parent_run_id}
+    nodes = {r.run_id for r in app.ledger.runs(limit=100) if r.parent_run_id}
     top = _run_ids(reader, top="1")
     assert seeded.graph in top
     assert not nodes & top

@@ -38,14 +38,14 @@ PAGES = (
 
 
 def _breaker(app: Seawall) -> str:
-    return next(b.state for b in app.breaker_states() if b.name == "agent:flaky")
+    return next(b.state for b in app.breakers.list() if b.name == "agent:flaky")
 
 
 @pytest.fixture
 def opened(seeded_app: tuple[Seawall, Seeded]) -> Iterator[Seawall]:
     """The seeded app with the flaky agent's breaker opened by hand."""
     app, _ = seeded_app
-    app.open_breaker("agent:flaky", reason="test")
+    app.breakers.open("agent:flaky", reason="test")
     return app
 
 
@@ -90,7 +90,7 @@ def test_public_read_opts_out_of_reading_with_a_login(seeded_app: tuple[Seawall,
     from starlette.testclient import TestClient
 
     app, _ = seeded_app
-    app.open_breaker("agent:flaky", reason="test")
+    app.breakers.open("agent:flaky", reason="test")
     with TestClient(dashboard(app, public_read=True), base_url=BASE_URL, headers=ORIGIN) as web:
         for path in (*PAGES, "/metrics"):
             assert 200 == web.get(path).status_code, path
@@ -282,12 +282,12 @@ def test_a_trusted_proxy_names_the_operator(seeded_app: tuple[Seawall, Seeded]) 
         page = client.get("/handoffs", headers=who)
         assert "grace" in page.text
         csrf = _csrf(page.text)
-        handoff = app.handoffs(status="open")[0].handoff_id
+        handoff = app.handoffs.list(status="open")[0].handoff_id
         client.post(
             f"/handoffs/{handoff}/approve", data={"csrf": csrf, "confirm": "1"}, headers=who
         )
-    assert RunStatus.SUCCEEDED == app.get_run(seeded.parked).status
-    assert "grace" == app.handoff(handoff).decided_by
+    assert RunStatus.SUCCEEDED == app.ledger.run(seeded.parked).status
+    assert "grace" == app.handoffs.get(handoff).decided_by
     untrusted = dashboard(app, operator_header="X-Forwarded-User", trusted_proxies=["10.0.0.1"])
     with TestClient(untrusted, base_url=BASE_URL) as client:
         response = client.get("/", headers={"x-forwarded-user": "mallory"}, follow_redirects=False)

@@ -56,7 +56,7 @@ def test_a_breaker_opened_by_one_process_refuses_runs_in_another(
         assert RunStatus.SKIPPED == result.status
         assert FailureCause.BREAKER_OPEN == result.failure_cause
         assert 0 == calls["n"]
-        [state] = [s for s in app.breaker_states() if s.name == "agent:fragile"]
+        [state] = [s for s in app.breakers.list() if s.name == "agent:fragile"]
         assert "open" == state.state
     finally:
         app.close()
@@ -77,7 +77,7 @@ def test_half_open_lets_one_probe_through_and_a_success_closes(app: Seawall) -> 
     time.sleep(0.3)
     broken["yes"] = False
     assert RunStatus.SUCCEEDED == app.run(flaky).status
-    transitions = [(e.from_state, e.to_state) for e in reversed(app.breaker_events("agent:flaky"))]
+    transitions = [(e.from_state, e.to_state) for e in reversed(app.breakers.events("agent:flaky"))]
     assert [("closed", "open"), ("open", "half_open"), ("half_open", "closed")] == transitions
 
 
@@ -92,7 +92,7 @@ def test_a_failed_probe_opens_again(app: Seawall) -> None:
     time.sleep(0.15)
     assert FailureCause.EXCEPTION == app.run(down).failure_cause
     assert FailureCause.BREAKER_OPEN == app.run(down).failure_cause
-    [state] = app.breaker_states()
+    [state] = app.breakers.list()
     assert "open" == state.state
 
 
@@ -108,12 +108,12 @@ def test_tool_frozen_by_hand_fails_calls_fast_with_the_reason(app: Seawall) -> N
     def janitor(ctx: Context) -> None:
         ctx.call(delete, "/data")
 
-    app.open_breaker("tool:delete", reason="incident 42")
+    app.breakers.open("tool:delete", reason="incident 42")
     result = app.run(janitor)
     assert 0 == calls["n"]
     assert FailureCause.BREAKER_OPEN == result.failure_cause
     assert "incident 42" in result.error["message"]
-    app.reset_breaker("tool:delete")
+    app.breakers.reset("tool:delete")
     assert RunStatus.SUCCEEDED == app.run(janitor).status
 
 
@@ -159,7 +159,7 @@ def test_contradictory_results_open_the_tool_breaker(app: Seawall) -> None:
     third = app.run(ask)
     assert "ConsistencyError" == third.error["type"]
     assert "contradicted itself" in third.error["message"]
-    [state] = [b for b in app.breaker_states() if b.name == "tool:refund_days"]
+    [state] = [b for b in app.breakers.list() if b.name == "tool:refund_days"]
     assert "open" == state.state
     assert "contradictory results: 90 then 30" == state.reason
     fourth = app.run(ask)

@@ -57,13 +57,13 @@ def test_recorded_graph_replay_from_a_node_calls_nothing(failed_graph) -> None:
     assert {"research": ["ai", "ai!"], "draft": "ai ai!"} == replayed.run.output
     assert 1 == calls["search"]
     assert replayed.run.nodes["research"].run_id == original.nodes["research"].run_id
-    draft = app.get_run(replayed.run.nodes["draft"].run_id)
+    draft = app.ledger.run(replayed.run.nodes["draft"].run_id)
     assert (replayed.run.run_id, "recorded", "draft") == (
         draft.parent_run_id,
         draft.replay_mode,
         draft.node,
     )
-    assert original.run_id == app.get_run(replayed.run.run_id).replay_of
+    assert original.run_id == app.ledger.run(replayed.run.run_id).replay_of
 
 
 def test_live_graph_replay_from_a_node_reuses_upstream_outputs(failed_graph) -> None:

@@ -121,7 +121,7 @@ def test_outputs_flow_downstream_and_the_graph_succeeds(app: Seawall) -> None:
     result = app.run(graph, topic="ai")
     assert RunStatus.SUCCEEDED == result.status
     assert {"facts": {"topic": "ai", "count": 2}, "render": "ai x2"} == result.output
-    children = app.runs(parent_run_id=result.run_id)
+    children = app.ledger.runs(parent_run_id=result.run_id)
     assert {"facts", "render"} == {c.node for c in children}
     assert {"report"} == {c.workflow for c in children}
 
@@ -171,7 +171,7 @@ def test_diamond_breaker_opens_at_the_nth_error_and_contains_the_join(app: Seawa
         assert FailureCause.UPSTREAM_FAILED == join_result.failure_cause
         assert "enrich" == join_result.error["blocked_by"][0]["node"]
         assert RunStatus.FAILED == result.status
-    [event] = app.breaker_events("tool:provider")
+    [event] = app.breakers.events("tool:provider")
     assert ("closed", "open") == (event.from_state, event.to_state)
 
 
@@ -199,7 +199,7 @@ def test_agent_breaker_open_skips_the_node_and_its_dependents(app: Seawall) -> N
     graph.add(frozen, inputs={"x": From("first")})
     graph.add(after, inputs={"x": From("frozen")})
     graph.add(free, inputs={"x": From("first")})
-    app.open_breaker("agent:frozen", reason="code freeze")
+    app.breakers.open("agent:frozen", reason="code freeze")
     result = app.run(graph, x=1)
     assert FailureCause.BREAKER_OPEN == result.nodes["frozen"].failure_cause
     assert "code freeze" in result.nodes["frozen"].error["message"]
@@ -208,7 +208,7 @@ def test_agent_breaker_open_skips_the_node_and_its_dependents(app: Seawall) -> N
         (b["node"], b["status"]) for b in result.nodes["after"].error["blocked_by"]
     ]
     assert RunStatus.SUCCEEDED == result.nodes["free"].status
-    app.reset_breaker("agent:frozen")
+    app.breakers.reset("agent:frozen")
     assert RunStatus.SUCCEEDED == app.run(graph, x=1).status
 
 

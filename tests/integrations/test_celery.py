@@ -50,7 +50,7 @@ def test_a_submitted_run_executes_in_a_worker(fleet: Fleet) -> None:
     assert os.getpid() != result.output["worker_pid"]
     assert fleet.owner_of(result.output["worker_pid"]) in ("a", "b")
     assert ["charge", "ship"] == fleet.effects_of("o-1")
-    assert [RunStatus.SUCCEEDED] == [fleet.app.get_run(handle.run_id).status]
+    assert [RunStatus.SUCCEEDED] == [fleet.app.ledger.run(handle.run_id).status]
 
 
 def test_app_run_waits_for_the_worker(fleet: Fleet) -> None:
@@ -121,10 +121,10 @@ def test_a_duplicate_delivery_does_not_run_a_leased_run_twice(fleet: Fleet, tmp_
 
 def test_a_run_whose_message_was_lost_is_sent_again_by_a_worker(fleet: Fleet) -> None:
     """A pending run nobody received (a lost message) is re-sent by the workers' sweep."""
-    spec = fleet.app.resolve_agent("checkout")
+    spec = fleet.app.runtime.registry.agent("checkout")
     executor = fleet.app.executor
     assert isinstance(executor, CeleryExecutor)
-    run_id, _ = fleet.app.record_run(  # recorded as the executor does, never sent
+    run_id, _ = fleet.app.runtime.record_run(  # recorded as the executor does, never sent
         spec, {"order": "o-lost"}, queued=True, route=executor.route
     )
     result = fleet.app.wait(run_id, timeout=WAIT)
@@ -142,7 +142,7 @@ def test_a_sigkilled_pool_process_run_is_redelivered_and_resumed_after_its_lease
     hold.touch()
     handle = fleet.app.submit("checkout", order="o-child", hold=str(hold))
     wait_for(Path(f"{hold}.reached"))
-    [first] = fleet.app.attempts(handle.run_id)
+    [first] = fleet.app.ledger.attempts(handle.run_id)
     os.kill(int(first.owner.split(":")[1]), signal.SIGKILL)
     hold.unlink()
     result = handle.result(timeout=WAIT)
@@ -179,7 +179,7 @@ def test_an_unreachable_broker_fails_the_submit_clearly(celery_ledger: str) -> N
 
         with pytest.raises(BrokerUnavailableError, match="is unreachable") as caught:
             app.submit(greet, name="x")
-        run = app.get_run(caught.value.run_id)
+        run = app.ledger.run(caught.value.run_id)
         assert RunStatus.FAILED == run.status
         assert "BrokerUnavailableError" == (run.error or {}).get("type")
         assert [run.run_id] == [entry.run_id for entry in app.dlq.list(agent="greet")]

@@ -44,20 +44,21 @@ def test_a_sweep_resends_a_lost_message_once_two_sweeps_agree(
     celery_app, app = build(celery_ledger, REDIS_URL, queue, prefix, tmp_path / "effects")
     try:
         executor = executor_of(app)
-        spec = app.resolve_agent("double")
+        spec = app.runtime.registry.agent("double")
         lost = [
-            app.record_run(spec, {"x": i}, queued=True, route=executor.route)[0] for i in range(3)
+            app.runtime.record_run(spec, {"x": i}, queued=True, route=executor.route)[0]
+            for i in range(3)
         ]
         sent = app.submit("double", x=9).run_id
         now = time.time()
-        first = app.takeover.sweep(now)
+        first = app.runtime.takeover.sweep(now)
         assert ((), tuple(lost)) == (first.lost, first.suspected)
-        second = app.takeover.sweep(now + app.takeover.every)
+        second = app.runtime.takeover.sweep(now + app.runtime.takeover.every)
         assert (tuple(lost), ()) == (second.lost, second.suspected)
-        third = app.takeover.sweep(now + 2 * app.takeover.every)
+        third = app.runtime.takeover.sweep(now + 2 * app.runtime.takeover.every)
         assert ((), ()) == (third.lost, third.suspected)
         assert 4 == executor.queued()
-        assert [RunStatus.PENDING] * 4 == [app.get_run(r).status for r in [*lost, sent]]
+        assert [RunStatus.PENDING] * 4 == [app.ledger.run(r).status for r in [*lost, sent]]
     finally:
         app.close()
         purge(celery_app, queue, prefix)
@@ -74,13 +75,13 @@ def test_resume_takes_the_runs_whose_message_was_lost_and_leaves_the_queued_ones
     celery_app, app = build(celery_ledger, REDIS_URL, queue, prefix, tmp_path / "effects")
     try:
         route = executor_of(app).route
-        spec = app.resolve_agent("double")
-        lost = [app.record_run(spec, {"x": i}, queued=True, route=route)[0] for i in (1, 2)]
+        spec = app.runtime.registry.agent("double")
+        lost = [app.runtime.record_run(spec, {"x": i}, queued=True, route=route)[0] for i in (1, 2)]
         queued = app.submit("double", x=3).run_id
         results = app.resume()
         assert sorted(lost) == sorted(r.run_id for r in results)
         assert [2, 4] == sorted(r.output for r in results)
-        assert RunStatus.PENDING == app.get_run(queued).status
+        assert RunStatus.PENDING == app.ledger.run(queued).status
     finally:
         app.close()
         purge(celery_app, queue, prefix)
@@ -100,7 +101,7 @@ def test_a_whole_worker_sigkill_is_taken_over_at_the_default_visibility_timeout(
         hold.touch()
         first = fleet.app.submit("checkout", order="k-0", hold=str(hold))
         wait_for(Path(f"{hold}.reached"))
-        [attempt] = fleet.app.attempts(first.run_id)
+        [attempt] = fleet.app.ledger.attempts(first.run_id)
         victim = fleet.owner_of(int(attempt.owner.split(":")[1]))
         handles = [first] + [fleet.app.submit("checkout", order=f"k-{i}") for i in range(1, 5)]
         fault = time.time()
@@ -108,7 +109,7 @@ def test_a_whole_worker_sigkill_is_taken_over_at_the_default_visibility_timeout(
         hold.unlink()
         results = [handle.result(timeout=FAULT_BOUND) for handle in handles]
         assert [RunStatus.SUCCEEDED] * 5 == [result.status for result in results]
-        finished = max(fleet.app.get_run(r.run_id).end_time or 0.0 for r in results)
+        finished = max(fleet.app.ledger.run(r.run_id).end_time or 0.0 for r in results)
         assert finished - fault < FAULT_BOUND
         assert [["charge", "ship"]] * 5 == [fleet.effects_of(f"k-{i}") for i in range(5)]
         keys = fleet.effect_keys()
@@ -147,7 +148,7 @@ def test_a_broker_restart_with_a_backlog_is_recovered_with_one_resend_per_lost_m
             hold.unlink()
         results = [handle.result(timeout=FAULT_BOUND) for handle in busy + backlog]
         assert [RunStatus.SUCCEEDED] * 22 == [result.status for result in results]
-        finished = max(fleet.app.get_run(r.run_id).end_time or 0.0 for r in results)
+        finished = max(fleet.app.ledger.run(r.run_id).end_time or 0.0 for r in results)
         assert finished - fault < FAULT_BOUND
         assert [1] * 22 == [len(result.attempts) for result in results]
         assert [["charge", "ship"]] * 20 == [fleet.effects_of(f"q-{i}") for i in range(20)]

@@ -41,7 +41,7 @@ def fake(*answers: Any) -> GenericFakeChatModel:
 
 
 def steps(app: Seawall, run_id: str) -> list[tuple[int, str, str]]:
-    return [(s.record.attempt, s.record.kind, s.record.name) for s in app.steps(run_id)]
+    return [(s.record.attempt, s.record.kind, s.record.name) for s in app.ledger.steps(run_id)]
 
 
 def mailer(app: Seawall, sent: list[str], fail_audit_once: bool = False, **options: Any) -> Any:
@@ -189,9 +189,9 @@ def test_a_message_without_usage_records_unknown_tokens(app: Seawall) -> None:
     builder.add_edge(START, "say")
     builder.add_edge("say", END)
     result = app.run(lg.register(app, builder.compile(), name="quiet"), messages=PROMPT)
-    [usage] = [s.request for s in app.steps(result.run_id) if s.record.kind == "usage"]
+    [usage] = [s.request for s in app.ledger.steps(result.run_id) if s.record.kind == "usage"]
     assert (None, None) == (usage["input_tokens"], usage["output_tokens"])
-    assert 1 == app.get_run(result.run_id).unknown_usage_calls
+    assert 1 == app.ledger.run(result.run_id).unknown_usage_calls
 
 
 def test_a_checkpointer_keeps_working_with_a_thread_per_attempt(app: Seawall) -> None:
@@ -249,7 +249,7 @@ def test_outside_a_run_the_wrapped_model_and_tool_are_plain(app: Seawall) -> Non
         "async" == asyncio.run(lg.chat_model(app, fake("async"), name="p2").ainvoke("hi")).content
     )
     assert 5 == lg.tool(app, add).invoke({"a": 2, "b": 3})
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 def test_a_model_error_is_retried_by_the_llm_step(app: Seawall) -> None:
@@ -271,7 +271,7 @@ def test_a_model_error_is_retried_by_the_llm_step(app: Seawall) -> None:
     builder.add_edge("say", END)
     result = app.run(lg.register(app, builder.compile(), name="flaky"), messages=PROMPT)
     assert RunStatus.SUCCEEDED == result.status
-    [step] = [s for s in app.steps(result.run_id) if s.record.kind == "llm"]
+    [step] = [s for s in app.ledger.steps(result.run_id) if s.record.kind == "llm"]
     assert 2 == step.record.tries
 
 
@@ -306,7 +306,7 @@ def test_bind_tools_reaches_the_model_through_the_journal(app: Seawall) -> None:
     result = app.run(lg.register(app, builder.compile(), name="bound"), messages=PROMPT)
     assert RunStatus.SUCCEEDED == result.status
     assert ["lookup"] == [tool["function"]["name"] for tool in seen[0]]
-    [step] = [s for s in app.steps(result.run_id) if s.record.kind == "llm"]
+    [step] = [s for s in app.ledger.steps(result.run_id) if s.record.kind == "llm"]
     assert "lookup" == step.request[2]["options"]["tools"][0]["function"]["name"]
 
 

@@ -148,7 +148,7 @@ def test_calls_in_a_run_are_journaled_with_their_key_in_meta(
 
             result = await app.arun(support, order="A-1")
             outside = await shop.call_tool("lookup", {"order": "A-9"})  # not in a run: plain
-            return result, app.steps(result.run_id), outside
+            return result, app.ledger.steps(result.run_id), outside
 
     result, steps, outside = asyncio.run(scenario())
     assert RunStatus.SUCCEEDED == result.status, result.error
@@ -219,7 +219,7 @@ def test_error_results_and_bad_requests_are_permanent(
 
             with no_waits():
                 result = await app.arun(asks)
-            return result, app.steps(result.run_id)
+            return result, app.ledger.steps(result.run_id)
 
     result, [step] = asyncio.run(scenario())
     assert (RunStatus.FAILED, "PermanentError") == (result.status, result.error["type"])
@@ -240,7 +240,7 @@ def test_a_json_rpc_internal_error_is_transient(app: Seawall, tmp_path: Path) ->
 
             with no_waits():
                 result = await app.arun(waits)
-            return result, app.steps(result.run_id)
+            return result, app.ledger.steps(result.run_id)
 
     result, [step] = asyncio.run(scenario())
     assert ("A-1 is ready", 2) == (result.output, step.record.tries)
@@ -302,7 +302,7 @@ def test_a_server_that_dies_mid_call_leaves_the_step_in_doubt(
 
             with no_waits():
                 result = await app.arun(charges)
-            return result, app.steps(result.run_id)
+            return result, app.ledger.steps(result.run_id)
 
     result, [step] = asyncio.run(scenario())
     assert (RunStatus.FAILED, FailureCause.IN_DOUBT) == (result.status, result.failure_cause)
@@ -357,7 +357,7 @@ async def resumed(ledger: str, log: Path, target: str) -> tuple[Any, list[Any]]:
         async with connect(log, target) as session:
             shops["shop"] = await wrap(session, app, name="shop")
             [result] = await resume_when_lapsed(app)
-            return result, app.steps(result.run_id)
+            return result, app.ledger.steps(result.run_id)
     finally:
         app.close()
 

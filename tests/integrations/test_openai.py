@@ -70,11 +70,11 @@ def chat_agent(app: Seawall, client: openai.OpenAI) -> Any:
 
 
 def usage_of(app: Seawall, run_id: str) -> list[dict[str, Any]]:
-    return [step.request for step in app.steps(run_id) if step.record.kind == "usage"]
+    return [step.request for step in app.ledger.steps(run_id) if step.record.kind == "usage"]
 
 
 def llm_steps(app: Seawall, run_id: str) -> list[Any]:
-    return [step for step in app.steps(run_id) if step.record.name == CHAT_TOOL]
+    return [step for step in app.ledger.steps(run_id) if step.record.name == CHAT_TOOL]
 
 
 def test_a_chat_call_in_a_run_is_one_journaled_step_with_its_usage(
@@ -92,7 +92,7 @@ def test_a_chat_call_in_a_run_is_one_journaled_step_with_its_usage(
         usage_of(app, result.run_id)[0][k] for k in ("input_tokens", "output_tokens")
     ]
     assert 17 == result.tokens_used
-    record = app.get_run(result.run_id)
+    record = app.ledger.run(result.run_id)
     assert (0, 0) == (record.unknown_usage_calls, record.unpriced_calls)
     assert 0 < (result.cost_usd or 0)  # priced from the maintained table (genai-prices)
 
@@ -141,8 +141,8 @@ def test_a_server_wait_over_max_server_wait_fails_the_call_stating_it(
     server.script(Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "120"}))
     result = app.run(chat_agent(app, sync_client(server, app)), question="hi")
     assert (RunStatus.FAILED, [], 1) == (result.status, waits, len(server.requests))
-    assert "ServerWaitError" == app.get_run(result.run_id).error_type
-    assert "wait 120s" in (app.get_run(result.run_id).error_message or "")
+    assert "ServerWaitError" == app.ledger.run(result.run_id).error_type
+    assert "wait 120s" in (app.ledger.run(result.run_id).error_message or "")
 
 
 def test_the_sdk_does_not_retry_inside_a_run(app: Seawall, server: FakeOpenAI) -> None:
@@ -211,7 +211,7 @@ def test_a_response_without_usage_records_unknown_tokens(app: Seawall, server: F
     result = app.run(ask, question="hi")
     [usage] = usage_of(app, result.run_id)
     assert (None, None) == (usage["input_tokens"], usage["output_tokens"])
-    assert 1 == app.get_run(result.run_id).unknown_usage_calls
+    assert 1 == app.ledger.run(result.run_id).unknown_usage_calls
 
 
 def test_a_recorded_replay_is_served_without_calling_the_model(
@@ -234,7 +234,7 @@ def test_outside_a_run_the_wrapped_client_is_the_plain_client(
     client = sync_client(server, app)
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert "hello" == reply.choices[0].message.content
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 def test_the_responses_api_is_journaled_with_its_usage(app: Seawall, server: FakeOpenAI) -> None:
@@ -252,7 +252,7 @@ def test_the_responses_api_is_journaled_with_its_usage(app: Seawall, server: Fak
     assert "from responses" == result.output
     assert 27 == result.tokens_used
     assert ["openai.responses.create"] == [
-        s.record.name for s in app.steps(result.run_id) if s.record.kind != "usage"
+        s.record.name for s in app.ledger.steps(result.run_id) if s.record.kind != "usage"
     ]
 
 

@@ -52,7 +52,7 @@ WORKLOAD = Path(__file__).with_name("agents_workload.py")
 
 
 def kinds(app: Seawall, run_id: str) -> list[tuple[str, str]]:
-    return [(s.record.kind, s.record.name) for s in app.steps(run_id)]
+    return [(s.record.kind, s.record.name) for s in app.ledger.steps(run_id)]
 
 
 def usage(input_tokens: int = 20, output_tokens: int = 5) -> Usage:
@@ -108,7 +108,9 @@ def test_model_calls_and_tools_are_journaled_with_their_usage(app: Seawall) -> N
         ("usage", "usage"),
     ] == kinds(app, result.run_id)
     assert 20 + 5 + 20 + 5 + 50 + 8 == result.tokens_used
-    [refund] = [s for s in app.steps(result.run_id) if s.record.name == "support.tool.refund"]
+    [refund] = [
+        s for s in app.ledger.steps(result.run_id) if s.record.name == "support.tool.refund"
+    ]
     assert refund.record.mutating
     assert {"arguments": {"order": "A-1", "amount": 40}} == refund.request[2]
     assert ["A-1"] == done
@@ -158,8 +160,8 @@ def test_a_retried_attempt_asks_the_model_again_but_never_repeats_a_mutating_too
     result = app.run(run, prompt="refund A-1")
     assert RunStatus.SUCCEEDED == result.status
     assert ["A-1"] == done
-    assert ["failed", "succeeded"] == [a.status for a in app.attempts(result.run_id)]
-    assert ErrorClass.PARTIAL_WRITE == app.attempts(result.run_id)[0].error_class
+    assert ["failed", "succeeded"] == [a.status for a in app.ledger.attempts(result.run_id)]
+    assert ErrorClass.PARTIAL_WRITE == app.ledger.attempts(result.run_id)[0].error_class
 
 
 def test_tool_calls_of_one_turn_are_journaled_one_at_a_time_in_order(app: Seawall) -> None:
@@ -321,12 +323,12 @@ def test_the_real_sdk_over_an_openai_compatible_server(app: Seawall) -> None:
     assert ["A-9"] == done
     assert 3 == len(requests)  # the 500, then two calls: nothing retried twice
     assert "refund" == requests[1]["tools"][0]["function"]["name"]
-    [first, second] = [s for s in app.steps(result.run_id) if s.record.kind == "llm"]
+    [first, second] = [s for s in app.ledger.steps(result.run_id) if s.record.kind == "llm"]
     assert (2, 1) == (first.record.tries, second.record.tries)
     assert "gpt-4o-mini" == first.request[2]["model"]
     assert 2 * 17 == result.tokens_used
     assert 0 < (result.cost_usd or 0)  # priced from the maintained table (genai-prices)
-    assert 0 == app.get_run(result.run_id).unknown_usage_calls
+    assert 0 == app.ledger.run(result.run_id).unknown_usage_calls
 
 
 def test_a_streamed_run_inside_a_seawall_run_is_refused(app: Seawall) -> None:
@@ -398,10 +400,12 @@ def test_a_killed_run_resumes_without_repeating_a_tool_call(
         assert RunStatus.SUCCEEDED == result.status, result.error
         assert "Refunded A-1 and A-2." == result.output
         assert before == logged(log)  # no refund ran twice (an in-doubt one re-issued, deduped)
-        refunds = [s for s in app.steps(result.run_id) if s.record.name == "cashier.tool.refund"]
+        refunds = [
+            s for s in app.ledger.steps(result.run_id) if s.record.name == "cashier.tool.refund"
+        ]
         assert [1, 1 if mode == "in-model" else 2] == [s.record.attempt for s in refunds]
         assert [s.record.idempotency_key for s in refunds] == [e["key"] for e in before]
-        assert FailureCause.CRASHED == app.attempts(result.run_id)[0].failure_cause
+        assert FailureCause.CRASHED == app.ledger.attempts(result.run_id)[0].failure_cause
     finally:
         app.close()
 
@@ -436,7 +440,7 @@ def test_tools_of_an_mcp_server_are_journaled_with_their_annotations(
             agent = Agent(name="mcpdesk", model=model, mcp_servers=[server])
             run = register(app, agent, run_config=QUIET)
             result = await app.arun(run, prompt="refund A-1")
-            return result, app.steps(result.run_id)
+            return result, app.ledger.steps(result.run_id)
 
     result, steps = asyncio.run(scenario())
     assert RunStatus.SUCCEEDED == result.status, result.error

@@ -45,7 +45,7 @@ class Forecast(BaseModel):
 
 
 def kinds(app: Seawall, run_id: str) -> list[tuple[str, str]]:
-    return [(s.record.kind, s.record.name) for s in app.steps(run_id)]
+    return [(s.record.kind, s.record.name) for s in app.ledger.steps(run_id)]
 
 
 def scripted(*turns: Any) -> tuple[FunctionModel, list[list[ModelMessage]]]:
@@ -175,7 +175,7 @@ def test_a_transient_model_error_is_retried_by_the_model_step(app: Seawall) -> N
     run = register(app, Agent(FunctionModel(answer), name="flaky"))
     result = app.run(run, prompt="hi")
     assert "fine" == result.output
-    [model_step] = [s for s in app.steps(result.run_id) if s.record.name == "flaky.model"]
+    [model_step] = [s for s in app.ledger.steps(result.run_id) if s.record.name == "flaky.model"]
     assert 2 == model_step.record.tries
 
 
@@ -276,9 +276,9 @@ def test_a_response_without_usage_records_unknown_tokens(app: Seawall) -> None:
     )
     run = register(app, Agent(model, name="quiet"))
     result = app.run(run, prompt="hi")
-    [usage] = [s.request for s in app.steps(result.run_id) if s.record.kind == "usage"]
+    [usage] = [s.request for s in app.ledger.steps(result.run_id) if s.record.kind == "usage"]
     assert (None, None) == (usage["input_tokens"], usage["output_tokens"])
-    assert 1 == app.get_run(result.run_id).unknown_usage_calls
+    assert 1 == app.ledger.run(result.run_id).unknown_usage_calls
 
 
 def test_tools_options_for_an_unknown_tool_are_refused(app: Seawall) -> None:
@@ -299,7 +299,7 @@ def test_outside_a_run_the_capability_changes_nothing(app: Seawall) -> None:
     capability = SeawallCapability(app, prefix="plain")
     result = asyncio.run(agent.run("hi", capabilities=[capability]))
     assert "plain" == result.output
-    assert [] == app.runs()
+    assert [] == app.ledger.runs()
 
 
 def test_an_unsupported_pydantic_ai_version_fails_at_import_naming_the_range(

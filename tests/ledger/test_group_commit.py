@@ -89,7 +89,7 @@ def test_concurrent_runs_at_power_level_record_every_step_once(ledger_url: str) 
         assert {RunStatus.SUCCEEDED} == {r.status for r in results}
         assert 240 == len(effects) == len(set(effects))
         for result in results:
-            assert list(range(1, 31)) == [s.record.seq for s in app.steps(result.run_id)]
+            assert list(range(1, 31)) == [s.record.seq for s in app.ledger.steps(result.run_id)]
         assert app.store.group_commits <= 240
     finally:
         app.close()

@@ -52,9 +52,9 @@ def test_three_processes_write_one_ledger_concurrently(tmp_path: Path, ledger_ur
     assert ["0 []"] * 3 == [out.strip() for out, _ in outputs]
     app = Seawall(ledger_url)
     try:
-        runs = app.runs(limit=1000)
+        runs = app.ledger.runs(limit=1000)
         assert 120 == len(runs)
         assert {RunStatus.SUCCEEDED} == {r.status for r in runs}
-        assert all(len(app.steps(r.run_id)) == 20 for r in runs[:10])
+        assert all(len(app.ledger.steps(r.run_id)) == 20 for r in runs[:10])
     finally:
         app.close()

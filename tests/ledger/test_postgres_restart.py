@@ -63,7 +63,7 @@ def test_server_restart_mid_run_loses_nothing(
         result: RunResult = outcome["result"]
         assert (RunStatus.SUCCEEDED, 90) == (result.status, result.output)
         assert [str(i) for i in range(10)] == effects.read_text().split()
-        steps = app.steps(result.run_id)
+        steps = app.ledger.steps(result.run_id)
         assert (20, {"completed"}) == (len(steps), {s.record.status for s in steps})
         assert isinstance(app.store, PostgresStore)
         assert app.store.reconnects >= 1

@@ -78,7 +78,7 @@ def test_seawall_runs_an_agent_on_postgres(url: str) -> None:
             return ctx.call(double, i)
 
         result = app.run(doubler, i=21)
-        assert (True, 42, 1) == (result.ok, result.output, len(app.steps(result.run_id)))
+        assert (True, 42, 1) == (result.ok, result.output, len(app.ledger.steps(result.run_id)))
 
 
 def test_every_migration_is_recorded(postgres_url: str, url: str, schema: str) -> None:

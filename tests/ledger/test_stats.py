@@ -28,7 +28,7 @@ def test_run_stats_buckets_by_time_agent_status_and_class(app: Seawall) -> None:
     first = app.run("ok")
     app.run("ok")
     app.run("bad")
-    since = app.get_run(first.run_id).start_time - 150
+    since = app.ledger.run(first.run_id).start_time - 150
     rows = app.store.run_stats(since=since, bucket_seconds=100)
     assert {(1, "ok", "succeeded", None, 2, 0), (1, "bad", "failed", "clean_abort", 1, 2)} == {
         (r.bucket, r.agent, r.status, r.error_class, r.runs, r.retries) for r in rows
@@ -86,7 +86,7 @@ def test_list_runs_search_until_keyset_and_replay_of(app: Seawall) -> None:
     assert [] == app.store.list_runs(RunQuery(search="r%s"))
     newest_first = [r.run_id for r in app.store.list_runs(RunQuery())]
     assert list(reversed(ids)) == newest_first
-    last = app.get_run(newest_first[0])
+    last = app.ledger.run(newest_first[0])
     assert newest_first[1:] == [
         r.run_id for r in app.store.list_runs(RunQuery(before=(last.start_time, last.run_id)))
     ]
@@ -188,7 +188,7 @@ def test_error_counts_and_top_level_runs(app: Seawall) -> None:
     lone = app.run("a", n=1).run_id
     app.run("a", n=1)
     flow = app.run(app.graphs["flow"], n=2).run_id
-    since = app.get_run(lone).start_time - 1
+    since = app.ledger.run(lone).start_time - 1
     counts = app.store.error_counts(since=since, bucket_seconds=3600)
     by_message = {(c.agent, c.error_message): (c.bucket, c.error_type, c.runs) for c in counts}
     assert (0, "ValueError", 2) == by_message[("a", "order 1 not found")]

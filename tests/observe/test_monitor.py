@@ -61,16 +61,16 @@ def test_decision_shift_through_the_app_raises_one_alert(
         if i == 200:
             minority["share"] = 0.5
         assert watched.run(triage, ticket=i).ok
-        watched.monitor.flush()  # make each evaluation finish before the next run
+        watched.runtime.monitor.flush()  # make each evaluation finish before the next run
         if received and alerted_at is None:
             alerted_at = i + 1
     assert alerted_at is not None
     assert 200 < alerted_at <= 300
     assert 1 == len(received)
-    [stored] = watched.alerts(kind="drift")
+    [stored] = watched.ledger.alerts(kind="drift")
     assert received[0] == stored
     assert ("triage", "decision") == (stored.agent, stored.feature)
-    report = watched.drift_report("triage")
+    report = watched.ledger.drift_report("triage")
     assert ("decision",) == report.shifted
     assert report.stats[0].p_value is not None
 
@@ -106,8 +106,8 @@ def test_breaker_opening_raises_one_alert(watched: Seawall, received: list[Alert
 
     for _ in range(6):
         watched.run(flaky)
-    watched.monitor.flush()
-    [alert] = watched.alerts(kind="breaker_open")
+    watched.runtime.monitor.flush()
+    [alert] = watched.ledger.alerts(kind="breaker_open")
     assert ("flaky", "agent:flaky", 3.0) == (alert.agent, alert.feature, alert.threshold)
     assert "upstream is down" in alert.message
     assert [alert] == [a for a in received if a.kind == "breaker_open"]
@@ -123,8 +123,8 @@ def test_dlq_growth_raises_one_alert_per_cooldown(ledger_url: str) -> None:
 
         for _ in range(5):
             app.run(broken)
-            app.monitor.flush()
-        [alert] = app.alerts(kind="dlq_growth")
+            app.runtime.monitor.flush()
+        [alert] = app.ledger.alerts(kind="dlq_growth")
         assert ("broken", 2.0) == (alert.agent, alert.threshold)
         assert alert.statistic >= 2
 
@@ -142,7 +142,7 @@ def test_handoff_raises_an_alert(watched: Seawall, received: list[AlertRecord]) 
 
     result = watched.run(writer)
     assert "awaiting_human" == result.status.value
-    [alert] = watched.alerts(kind="handoff_waiting")
+    [alert] = watched.ledger.alerts(kind="handoff_waiting")
     assert "writer" == alert.agent
     assert result.run_id == alert.details["run_id"]
 
@@ -158,8 +158,8 @@ def test_run_past_its_deadline_raises_an_alert(ledger_url: str) -> None:
             return "late"
 
         assert app.run(slow).ok
-        app.monitor.flush()
-        [alert] = app.alerts(kind="run_overdue")
+        app.runtime.monitor.flush()
+        [alert] = app.ledger.alerts(kind="run_overdue")
         assert "slow" == alert.agent
         assert 0.1 == alert.threshold
         assert [alert] == got
@@ -178,10 +178,10 @@ def test_failing_sink_never_breaks_a_run(ledger_url: str) -> None:
             return "x"
 
         result = app.run(writer)
-        app.monitor.flush()
+        app.runtime.monitor.flush()
         assert "awaiting_human" == result.status.value
-        assert 1 == len(app.alerts(kind="handoff_waiting"))
-        assert 1 == sum(app.monitor.alerts.failures.values())
+        assert 1 == len(app.ledger.alerts(kind="handoff_waiting"))
+        assert 1 == sum(app.runtime.monitor.alerts.failures.values())
 
 
 def test_drift_report_needs_a_watch(watched: Seawall) -> None:
@@ -192,7 +192,7 @@ def test_drift_report_needs_a_watch(watched: Seawall) -> None:
         return 1
 
     with pytest.raises(ConfigurationError, match="DriftWatch"):
-        watched.drift_report("plain")
+        watched.ledger.drift_report("plain")
 
 
 def test_samples_carry_the_runs_features(watched: Seawall) -> None:
@@ -208,7 +208,7 @@ def test_samples_carry_the_runs_features(watched: Seawall) -> None:
         return {"label": "spam", "confidence": 0.9}
 
     watched.run(scorer)
-    watched.monitor.flush()
+    watched.runtime.monitor.flush()
     [s] = watched.store.list_drift_samples("scorer", newest=True, limit=10)
     assert ("spam", 15, 0.01, 0.9, True) == (
         s.decision,

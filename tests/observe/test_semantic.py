@@ -125,10 +125,10 @@ def test_a_topic_shift_through_the_app_alerts_once_with_its_evidence(
         alerted_at = None
         for i in range(len(outputs)):
             assert app.run(support, i=i).ok
-            app.monitor.flush()
+            app.runtime.monitor.flush()
             if received and alerted_at is None:
                 alerted_at = i + 1
-        report = app.drift_report("support")
+        report = app.ledger.drift_report("support")
     assert alerted_at is not None
     assert 0 < alerted_at - 350 <= 100
     [alert] = received
@@ -174,7 +174,7 @@ def test_only_outputs_of_succeeded_runs_are_embedded_by_field(
 
         for body in ("Your refund was issued.", None, "boom", "Your parcel is late."):
             app.run(writer, body=body)
-        app.monitor.flush()
+        app.runtime.monitor.flush()
         rows = app.store.list_drift_embeddings(
             "writer", model=embedder.name, newest=False, limit=10
         )
@@ -195,10 +195,10 @@ def test_a_failing_embedder_never_breaks_a_run(ledger_url: str) -> None:
             return "hello"
 
         assert all(app.run(agent).ok for _ in range(3))
-        app.monitor.flush()
+        app.runtime.monitor.flush()
         model = app.agents["a"].drift.semantic.model
         assert [] == app.store.list_drift_embeddings("a", model=model, newest=True, limit=5)
-        assert 3 == app.monitor.embedding_failures
+        assert 3 == app.runtime.monitor.embedding_failures
 
 
 def test_quantised_vectors_keep_their_direction(
@@ -353,7 +353,7 @@ def test_an_openai_compatible_endpoint_embeds_the_outputs(
 
         for text in texts:
             app.run(agent, text=text)
-        app.monitor.flush()
+        app.runtime.monitor.flush()
         rows = app.store.list_drift_embeddings("a", model="openai:minilm", newest=False, limit=5)
         requests = [body for path, body in server.requests if path.endswith("/embeddings")]
     assert texts == [r.excerpt for r in rows]

@@ -318,7 +318,7 @@ def test_no_sdk_means_no_trace_work(ledger_url: str) -> None:
             return 1
 
         result = app.run(quiet)
-        assert not app.telemetry.enabled()
+        assert not app.runtime.telemetry.enabled()
         record = app.store.get_run(result.run_id)
         assert record is not None
         assert record.trace_id is None

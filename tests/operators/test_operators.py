@@ -60,7 +60,7 @@ def test_cancel_from_another_process_stops_mutations_and_compensates(tmp_path: P
         deadline = time.monotonic() + 20
         while len(lines(tmp_path / "calls.log")) < 5 and time.monotonic() < deadline:
             time.sleep(0.02)
-        [run] = ops.app.runs()
+        [run] = ops.app.ledger.runs()
         assert ops.app.cancel(run.run_id, reason="code freeze")
         cancelled_at = time.time()
         assert proc.stdout is not None
@@ -70,12 +70,12 @@ def test_cancel_from_another_process_stops_mutations_and_compensates(tmp_path: P
     assert 5 <= len(calls) < 200
     started_after = [c for c in calls if c["started"] > cancelled_at]
     assert len(started_after) <= 1
-    result = ops.app.result_of(run.run_id)
+    result = ops.app.ledger.result(run.run_id)
     assert RunStatus.CANCELLED == result.status
     assert FailureCause.CANCELLED == result.failure_cause
     assert ErrorClass.PARTIAL_WRITE == result.error_class
     assert "code freeze" in result.error["message"]
-    completed = [s for s in ops.app.steps(run.run_id) if s.record.status == "completed"]
+    completed = [s for s in ops.app.ledger.steps(run.run_id) if s.record.status == "completed"]
     assert len(calls) == len(completed)
     undone = [u["item"] for u in lines(tmp_path / "undo.log")]
     assert sorted(undone, reverse=True) == undone
@@ -86,7 +86,7 @@ def test_cancel_of_an_ended_run_changes_nothing(ops) -> None:
     """Cancelling a finished run reports that nothing was cancelled."""
     result = ops.app.run("janitor", items=1)
     assert not ops.app.cancel(result.run_id)
-    assert RunStatus.SUCCEEDED == ops.app.get_run(result.run_id).status
+    assert RunStatus.SUCCEEDED == ops.app.ledger.run(result.run_id).status
 
 
 def test_async_agent_is_cancelled_as_a_task(ledger_url: str) -> None:
@@ -99,9 +99,9 @@ def test_async_agent_is_cancelled_as_a_task(ledger_url: str) -> None:
 
     def cancel_soon() -> None:
         deadline = time.monotonic() + 5
-        while not app.runs() and time.monotonic() < deadline:
+        while not app.ledger.runs() and time.monotonic() < deadline:
             time.sleep(0.01)
-        app.cancel(app.runs()[0].run_id, reason="stop")
+        app.cancel(app.ledger.runs()[0].run_id, reason="stop")
 
     try:
         thread = threading.Thread(target=cancel_soon)
@@ -122,37 +122,37 @@ def test_handoff_approved_in_a_new_process_commits_the_run(tmp_path: Path, ops) 
         assert proc.stdout is not None
         assert "awaiting_human" == proc.stdout.readline().strip()
         proc.wait(timeout=10)
-    [handoff] = ops.app.handoffs()
+    [handoff] = ops.app.handoffs.list()
     assert "verification_failed" == handoff.kind
-    run = ops.app.get_run(handoff.run_id)
+    run = ops.app.ledger.run(handoff.run_id)
     assert RunStatus.AWAITING_HUMAN == run.status
     assert run.lease_owner is None
     ops.app.gc()  # a parked run's staging is kept for the approval
-    result = ops.app.approve(handoff.handoff_id, by="ana", note="checked by hand")
+    result = ops.app.handoffs.approve(handoff.handoff_id, by="ana", note="checked by hand")
     assert RunStatus.SUCCEEDED == result.status
     assert {"title": "Quarterly report", "approved_by_rule": False} == result.output
-    assert ["article.md"] == [a.name for a in ops.app.artifacts_of(handoff.run_id)]
-    decided = ops.app.handoff(handoff.handoff_id)
+    assert ["article.md"] == [a.name for a in ops.app.ledger.artifacts(handoff.run_id)]
+    decided = ops.app.handoffs.get(handoff.handoff_id)
     assert ("decided", "approved", "ana") == (decided.status, decided.decision, decided.decided_by)
     with pytest.raises(HandOffDecidedError):
-        ops.app.approve(handoff.handoff_id)
+        ops.app.handoffs.approve(handoff.handoff_id)
 
 
 def test_handoff_rejected_fails_the_run(ops) -> None:
     """Rejecting fails the run as silent drift with the reason; artifacts are not committed."""
     parked = ops.app.run("writer", title="Draft")
-    [handoff] = ops.app.handoffs(run_id=parked.run_id)
-    result = ops.app.reject(handoff.handoff_id, reason="wrong figures", by="lee")
+    [handoff] = ops.app.handoffs.list(run_id=parked.run_id)
+    result = ops.app.handoffs.reject(handoff.handoff_id, reason="wrong figures", by="lee")
     assert RunStatus.FAILED == result.status
     assert ErrorClass.SILENT_DRIFT == result.error_class
     assert "wrong figures" in result.error["message"]
-    assert [] == ops.app.artifacts_of(parked.run_id)
+    assert [] == ops.app.ledger.artifacts(parked.run_id)
 
 
 def test_unknown_handoff_id(ops) -> None:
     """Deciding a hand-off that does not exist is a clear error."""
     with pytest.raises(HandOffNotFoundError, match="nope"):
-        ops.app.approve("nope")
+        ops.app.handoffs.approve("nope")
 
 
 def test_cli_handoffs_edit_is_verified_again(
@@ -161,7 +161,7 @@ def test_cli_handoffs_edit_is_verified_again(
     """`seawall handoffs approve --edit` re-verifies: a failing edit exits 1 and stays open."""
     monkeypatch.chdir(APP_FILE.parent)
     parked = ops.app.run("writer", title="Draft")
-    [handoff] = ops.app.handoffs(run_id=parked.run_id)
+    [handoff] = ops.app.handoffs.list(run_id=parked.run_id)
     runner = CliRunner()
     listed = runner.invoke(cli, ["handoffs", "list", "--ledger", ops.LEDGER, "--json"])
     assert [handoff.handoff_id] == [h["handoff_id"] for h in json.loads(listed.output)]
@@ -175,7 +175,7 @@ def test_cli_handoffs_edit_is_verified_again(
         cli, ["handoffs", "approve", handoff.handoff_id, "--app", "ops_app:app", "--edit", str(bad)]
     )
     assert 1 == refused.exit_code
-    assert "open" == ops.app.handoff(handoff.handoff_id).status
+    assert "open" == ops.app.handoffs.get(handoff.handoff_id).status
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"title": "Fixed", "approved_by_rule": True}))
     approved = runner.invoke(
@@ -193,7 +193,7 @@ def test_cli_handoffs_edit_is_verified_again(
     )
     assert 0 == approved.exit_code, approved.output
     assert "succeeded" == json.loads(approved.output)["status"]
-    assert {"title": "Fixed", "approved_by_rule": True} == ops.app.output_of(parked.run_id)
+    assert {"title": "Fixed", "approved_by_rule": True} == ops.app.ledger.output(parked.run_id)
     again = runner.invoke(
         cli, ["handoffs", "reject", handoff.handoff_id, "--app", "ops_app:app", "--reason", "x"]
     )

@@ -217,7 +217,7 @@ def test_max_tool_calls_allows_exactly_n(app: Seawall) -> None:
     result = app.run(agent, n=3)
     assert RunStatus.SUCCEEDED == result.status
     assert 3 == reads.calls
-    assert 3 == len(app.steps(result.run_id))
+    assert 3 == len(app.ledger.steps(result.run_id))
 
 
 def test_max_tool_calls_refuses_call_n_plus_one_before_it_runs(app: Seawall) -> None:
@@ -233,7 +233,7 @@ def test_max_tool_calls_refuses_call_n_plus_one_before_it_runs(app: Seawall) -> 
     assert ErrorClass.CLEAN_ABORT == result.error_class
     assert "BudgetExceededError" == (result.error or {}).get("type")
     assert 3 == reads.calls
-    assert 3 == len(app.steps(result.run_id))
+    assert 3 == len(app.ledger.steps(result.run_id))
 
 
 def test_max_tool_calls_counts_reads_and_writes(app: Seawall) -> None:
@@ -277,7 +277,7 @@ def test_default_guard_refuses_the_fourth_write_without_gate(app: Seawall) -> No
     assert "GuardTrippedError" == (result.error or {}).get("type")
     assert ErrorClass.PARTIAL_WRITE == result.error_class
     assert 3 == writes.calls
-    assert 3 == len(app.steps(result.run_id))
+    assert 3 == len(app.ledger.steps(result.run_id))
 
 
 def test_reads_between_writes_do_not_reset_the_mutation_guard(app: Seawall) -> None:
@@ -334,7 +334,7 @@ def test_max_calls_without_gate_refuses_call_n_plus_one(app: Seawall) -> None:
     result = app.run(agent, n=3)
     _assert_refused(result, FailureCause.GUARD_TRIPPED, "max_calls_without_gate")
     assert 2 == reads.calls
-    assert 2 == len(app.steps(result.run_id))
+    assert 2 == len(app.ledger.steps(result.run_id))
 
 
 def test_max_calls_without_gate_is_reset_by_a_passing_gate(app: Seawall) -> None:
@@ -379,7 +379,7 @@ def test_max_tokens_n_plus_one_is_budget_exceeded(app: Seawall) -> None:
     result = app.run(agent, usages=[[40, 20, None], [30, 11, None], [1, 1, None]])
     _assert_refused(result, FailureCause.BUDGET_EXCEEDED, "max_tokens")
     assert 101 == result.tokens_used
-    assert 2 == len(app.steps(result.run_id))
+    assert 2 == len(app.ledger.steps(result.run_id))
 
 
 def test_max_cost_exactly_n_is_allowed(app: Seawall) -> None:
@@ -395,7 +395,7 @@ def test_max_cost_exceeded_is_budget_exceeded(app: Seawall) -> None:
     agent = _usage_agent(app, Guards(max_cost=0.5))
     result = app.run(agent, usages=[[1, 1, 0.25], [1, 1, 0.375], [1, 1, 0.0]])
     _assert_refused(result, FailureCause.BUDGET_EXCEEDED, "max_cost")
-    assert 2 == len(app.steps(result.run_id))
+    assert 2 == len(app.ledger.steps(result.run_id))
 
 
 def test_deadline_refuses_the_next_call_once_passed(app: Seawall) -> None:
@@ -416,7 +416,7 @@ def test_deadline_refuses_the_next_call_once_passed(app: Seawall) -> None:
     result = app.run(agent)
     _assert_refused(result, FailureCause.BUDGET_EXCEEDED, "deadline")
     assert [1] == calls
-    assert 1 == len(app.steps(result.run_id))
+    assert 1 == len(app.ledger.steps(result.run_id))
 
 
 def test_breach_leaves_the_ledger_consistent(app: Seawall) -> None:
@@ -429,16 +429,16 @@ def test_breach_leaves_the_ledger_consistent(app: Seawall) -> None:
             ctx.call("write", i)
 
     result = app.run(agent)
-    run = app.get_run(result.run_id)
+    run = app.ledger.run(result.run_id)
     assert RunStatus.FAILED == run.status
     assert run.end_time is not None
     assert (None, None, None) == (run.lease_owner, run.lease_expires_at, run.phase)
     assert [("failed", FailureCause.GUARD_TRIPPED)] == [
-        (a.status, a.failure_cause) for a in app.attempts(result.run_id)
+        (a.status, a.failure_cause) for a in app.ledger.attempts(result.run_id)
     ]
-    assert all(a.end_time is not None for a in app.attempts(result.run_id))
-    assert ["completed"] * 3 == [s.record.status for s in app.steps(result.run_id)]
-    assert [] == app.handoffs(run_id=result.run_id)
+    assert all(a.end_time is not None for a in app.ledger.attempts(result.run_id))
+    assert ["completed"] * 3 == [s.record.status for s in app.ledger.steps(result.run_id)]
+    assert [] == app.handoffs.list(run_id=result.run_id)
 
 
 @pytest.mark.parametrize(
@@ -527,7 +527,7 @@ def test_destructive_tool_is_journaled_as_mutating(app: Seawall) -> None:
     def drop(table: str) -> str:
         return table
 
-    spec = app.resolve_tool(drop)
+    spec = app.runtime.registry.tool(drop)
     assert (True, True) == (spec.destructive, spec.mutating)
 
 

@@ -107,7 +107,7 @@ def test_recorded_replay_prints_json_and_exits_0(shop: ModuleType) -> None:
     after = {"sku": "tea", "paid": 10}
     assert [{"path": "$", "before": None, "after": after}] == body["output_changes"]
     assert calls == shop.CALLS
-    assert original == shop.app.get_run(body["run_id"]).replay_of
+    assert original == shop.app.ledger.run(body["run_id"]).replay_of
 
 
 def test_extra_read_only_call_runs_live_and_is_reported(shop: ModuleType) -> None:
@@ -158,7 +158,7 @@ def test_live_replay_calls_the_tools(shop: ModuleType) -> None:
     assert "live" == body["mode"]
     assert "succeeded" == body["status"]
     assert [("lookup", "tea"), ("charge", 10)] * 2 == shop.CALLS
-    assert "live" == shop.app.get_run(body["run_id"]).replay_mode
+    assert "live" == shop.app.ledger.run(body["run_id"]).replay_mode
 
 
 def test_dlq_list_prints_the_entries_as_json(shop: ModuleType, ledger_url: str) -> None:
@@ -199,7 +199,7 @@ def test_dlq_redrive_exits_1_when_an_entry_fails_again(shop: ModuleType) -> None
     assert 1 == out.exit_code, out.output
     body = json.loads(out.stdout)
     assert [("tea", "succeeded"), ("coffee", "failed")] == [
-        (shop.app.inputs_of(o["entry"]["run_id"])["sku"], o["status"]) for o in body
+        (shop.app.ledger.inputs(o["entry"]["run_id"])["sku"], o["status"]) for o in body
     ]
 
 

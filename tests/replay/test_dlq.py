@@ -88,7 +88,7 @@ def test_every_failed_run_is_listed_with_its_failure(desk: Desk) -> None:
     }
     for name, (error_class, cause) in expected.items():
         entry = entries[name]
-        run = desk.app.get_run(run_ids[name])
+        run = desk.app.ledger.run(run_ids[name])
         assert run_ids[name] == entry.run_id
         assert error_class == entry.error_class
         assert cause == entry.failure_cause
@@ -157,7 +157,7 @@ def test_redrive_after_a_fix_continues_each_run(desk: Desk) -> None:
         assert "succeeded" == entry.result
         assert entry.redrive_run_id is not None
         assert outcome.run_id == entry.redrive_run_id
-        redrive = desk.app.get_run(entry.redrive_run_id)
+        redrive = desk.app.ledger.run(entry.redrive_run_id)
         assert entry.run_id == redrive.replay_of
         assert "redrive" == redrive.replay_mode
         assert RunStatus.SUCCEEDED == redrive.status
@@ -177,7 +177,7 @@ def test_a_fresh_redrive_repeats_side_effects_only_when_confirmed(desk: Desk) ->
     [outcome] = desk.app.dlq.redrive(agent="partial", fresh=True, repeat_effects=True)
     assert "succeeded" == outcome.status
     assert outcome.run_id is not None
-    assert "live" == desk.app.get_run(outcome.run_id).replay_mode
+    assert "live" == desk.app.ledger.run(outcome.run_id).replay_mode
     assert [2, 2] == desk.charged
 
 
@@ -187,7 +187,7 @@ def test_an_entry_is_redriven_at_most_once(desk: Desk) -> None:
     desk.fixed.update({"clean", "partial", "drift"})
     assert 3 == len(desk.app.dlq.redrive())
     assert [] == desk.app.dlq.redrive()
-    assert 6 == len(desk.app.runs())
+    assert 6 == len(desk.app.ledger.runs())
 
 
 def test_a_redrive_that_fails_again_is_a_new_entry_linked_to_the_old(desk: Desk) -> None:
@@ -225,7 +225,7 @@ def test_dry_run_claims_nothing(desk: Desk) -> None:
     assert ["would redrive"] * 3 == [o.status for o in outcomes]
     assert [None] * 3 == [o.run_id for o in outcomes]
     assert ["pending"] * 3 == [e.status for e in desk.app.dlq.list(status=None)]
-    assert 3 == len(desk.app.runs())
+    assert 3 == len(desk.app.ledger.runs())
     assert [2] == desk.charged
 
 
@@ -269,7 +269,7 @@ def test_purge_marks_pending_entries_purged(desk: Desk) -> None:
     assert 3 == desk.app.dlq.purge()
     assert [] == desk.app.dlq.list()
     assert set(run_ids.values()) == {e.run_id for e in desk.app.dlq.list(status="purged")}
-    assert 3 == len(desk.app.runs(status=RunStatus.FAILED))
+    assert 3 == len(desk.app.ledger.runs(status=RunStatus.FAILED))
 
 
 def test_purge_touches_only_pending_entries(desk: Desk) -> None:

@@ -104,7 +104,7 @@ def ledger_path(ledger_url: str) -> str:
 
 
 def run_count(app: Seawall) -> int:
-    return len(app.runs(limit=10_000))
+    return len(app.ledger.runs(limit=10_000))
 
 
 def test_recorded_replay_after_a_fix_succeeds_without_calling_a_tool(shop: Shop) -> None:
@@ -124,7 +124,7 @@ def test_recorded_replay_is_a_new_run_marked_as_a_replay(shop: Shop) -> None:
     original = failed_run(shop)
     shop.fixed = True
     result = shop.app.replay(original, mode="recorded")
-    run = shop.app.get_run(result.run.run_id)
+    run = shop.app.ledger.run(result.run.run_id)
     assert original != run.run_id
     assert original == run.replay_of
     assert "recorded" == run.replay_mode
@@ -136,17 +136,17 @@ def test_replay_leaves_the_original_run_unchanged(shop: Shop) -> None:
     """The original's row, output and journal are exactly as before the replay."""
     original = failed_run(shop)
     row, output, steps = (
-        shop.app.get_run(original),
-        shop.app.output_of(original),
-        shop.app.steps(original),
+        shop.app.ledger.run(original),
+        shop.app.ledger.output(original),
+        shop.app.ledger.steps(original),
     )
     shop.fixed = True
     shop.app.replay(original, mode="recorded")
     shop.app.replay(original, mode="live")
-    assert row == shop.app.get_run(original)
-    assert RunStatus.FAILED == shop.app.get_run(original).status
-    assert output == shop.app.output_of(original)
-    assert steps == shop.app.steps(original)
+    assert row == shop.app.ledger.run(original)
+    assert RunStatus.FAILED == shop.app.ledger.run(original).status
+    assert output == shop.app.ledger.output(original)
+    assert steps == shop.app.ledger.steps(original)
 
 
 def test_live_replay_calls_the_tools_again(shop: Shop) -> None:
@@ -157,8 +157,8 @@ def test_live_replay_calls_the_tools_again(shop: Shop) -> None:
     assert result.ok
     assert Counter({"lookup": 2, "charge": 2}) == shop.calls
     assert [30, 30] == shop.charged
-    assert "live" == shop.app.get_run(result.run.run_id).replay_mode
-    assert original == shop.app.get_run(result.run.run_id).replay_of
+    assert "live" == shop.app.ledger.run(result.run.run_id).replay_mode
+    assert original == shop.app.ledger.run(result.run.run_id).replay_of
 
 
 def test_output_changes_of_a_fixed_run_start_at_the_root(shop: Shop) -> None:
@@ -223,14 +223,14 @@ def test_a_side_effect_the_recording_lacks_stops_the_replay(
 ) -> None:
     """A side effect not held next by the recording is a divergence, with a readable diff."""
     original = failed_run(shop)
-    recorded_charge = shop.app.steps(original)[1].record.request_hash[:12]
+    recorded_charge = shop.app.ledger.steps(original)[1].record.request_hash[:12]
     shop.fixed = True
     shop.variant = variant
     result = shop.app.replay(original, mode="recorded")
     assert not result.ok
     assert RunStatus.FAILED == result.run.status
     assert FailureCause.DIVERGENCE == result.run.failure_cause
-    assert FailureCause.DIVERGENCE == shop.app.get_run(result.run.run_id).failure_cause
+    assert FailureCause.DIVERGENCE == shop.app.ledger.run(result.run.run_id).failure_cause
     assert result.divergence is not None
     assert step == result.divergence["step"]
     assert result.divergence["got"].startswith("charge ")
@@ -351,7 +351,7 @@ def test_recorded_replay_never_runs_compensations(shop: Shop) -> None:
     result = shop.app.replay(original, mode="recorded")
     assert RunStatus.FAILED == result.run.status
     assert [30] == shop.refunded
-    assert [] == shop.app.compensations(result.run.run_id)
+    assert [] == shop.app.ledger.compensations(result.run.run_id)
     assert [30] == shop.charged
 
 
@@ -379,7 +379,7 @@ def test_replay_of_an_unknown_run_raises_run_not_found(app: Seawall) -> None:
 
 def test_replay_of_a_running_run_is_refused(shop: Shop) -> None:
     """A run still leased to its owner cannot be replayed."""
-    data = shop.app.codec.dumps({"sku": "tea", "qty": 1}, "inputs")
+    data = shop.app.runtime.codec.dumps({"sku": "tea", "qty": 1}, "inputs")
     input_hash = _payload.digest(data)
     column, blobs = _payload.pack(data, {"sku": "tea", "qty": 1}, input_hash)
     now = time.time()
@@ -407,7 +407,7 @@ def test_replay_without_the_agent_names_it_and_its_code_version(
 ) -> None:
     """An app that does not register the run's agent refuses, saying which code made it."""
     original = failed_run(shop)
-    version = shop.app.get_run(original).code_version
+    version = shop.app.ledger.run(original).code_version
     assert version
     with Seawall(ledger_url, lease=2.0) as other:
         with pytest.raises(RegistrationError) as info:
@@ -422,7 +422,7 @@ def test_replay_without_the_agent_names_it_and_its_code_version(
 def test_corrupted_snapshot_is_refused_and_creates_no_run(shop: Shop, ledger_url: str) -> None:
     """Inputs whose bytes no longer match the recorded hash are never replayed."""
     original = failed_run(shop)
-    forged = b"J" + shop.app.codec.dumps({"sku": "gold", "qty": 1000}, "forged inputs")
+    forged = b"J" + shop.app.runtime.codec.dumps({"sku": "gold", "qty": 1000}, "forged inputs")
     with contextlib.closing(sqlite3.connect(ledger_path(ledger_url))) as db, db:
         db.execute("UPDATE runs SET input = ? WHERE run_id = ?", (forged, original))
     shop.fixed = True
@@ -460,5 +460,5 @@ def test_areplay_runs_from_asyncio(shop: Shop) -> None:
     shop.fixed = True
     result = asyncio.run(shop.app.areplay(original, mode="recorded"))
     assert result.ok
-    assert original == shop.app.get_run(result.run.run_id).replay_of
+    assert original == shop.app.ledger.run(result.run.run_id).replay_of
     assert Counter({"lookup": 1, "charge": 1}) == shop.calls

@@ -39,7 +39,7 @@ def art_app(tmp_path: Path, ledger_url: str) -> Iterator[Seawall]:
 
 def kinds_of(app: Seawall, run_id: str) -> list[tuple[str, str, bool]]:
     """(kind, name, passed) of every verdict of a run."""
-    return [(v.kind, v.name, v.passed) for v in app.verdicts(run_id)]
+    return [(v.kind, v.name, v.passed) for v in app.ledger.verdicts(run_id)]
 
 
 # -- output verifiers -----------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def test_passing_verifier_run_succeeds_with_an_output_verdict(app: Seawall) -> N
     result = app.run(adder, x=2)
     assert RunStatus.SUCCEEDED == result.status
     assert {"total": 4} == result.output
-    [verdict] = app.verdicts(result.run_id)
+    [verdict] = app.ledger.verdicts(result.run_id)
     assert ("output", "total", True, False, 1) == (
         verdict.kind,
         verdict.name,
@@ -89,8 +89,8 @@ def test_failing_verifier_output_is_neither_returned_nor_committed(app: Seawall)
 
     result = app.run(adder, x=2)
     assert result.output is None
-    assert app.output_of(result.run_id) is None
-    assert app.get_run(result.run_id).output_hash is None
+    assert app.ledger.output(result.run_id) is None
+    assert app.ledger.run(result.run_id).output_hash is None
     assert [("output", "total", False)] == kinds_of(app, result.run_id)
 
 
@@ -118,7 +118,7 @@ def test_combined_verifiers_all_verdicts_are_recorded(app: Seawall) -> None:
     result = app.run(adder)
     assert RunStatus.FAILED == result.status
     assert [("output", "note", False), ("output", "total", True)] == kinds_of(app, result.run_id)
-    assert [1, 2] == [v.ordinal for v in app.verdicts(result.run_id)]
+    assert [1, 2] == [v.ordinal for v in app.ledger.verdicts(result.run_id)]
 
 
 def test_single_verifier_without_a_list_is_accepted(app: Seawall) -> None:
@@ -143,7 +143,7 @@ def test_verifier_that_raises_means_the_run_is_not_trusted(app: Seawall) -> None
 
     result = app.run(adder)
     assert (RunStatus.FAILED, ErrorClass.SILENT_DRIFT) == (result.status, result.error_class)
-    [verdict] = app.verdicts(result.run_id)
+    [verdict] = app.ledger.verdicts(result.run_id)
     assert (False, True) == (verdict.passed, verdict.error)
     assert "RuntimeError: verifier bug" in verdict.message
 
@@ -177,7 +177,9 @@ def test_drift_retry_records_each_attempt_and_its_verdicts(app: Seawall) -> None
     assert [("failed", FailureCause.VERIFICATION_FAILED), ("succeeded", None)] == [
         (a.status, a.failure_cause) for a in result.attempts
     ]
-    assert [(1, False), (2, True)] == [(v.attempt, v.passed) for v in app.verdicts(result.run_id)]
+    assert [(1, False), (2, True)] == [
+        (v.attempt, v.passed) for v in app.ledger.verdicts(result.run_id)
+    ]
 
 
 def test_drift_retry_reruns_reads_and_serves_completed_writes(app: Seawall) -> None:
@@ -257,10 +259,10 @@ def test_fallback_runs_as_a_child_and_its_output_becomes_the_runs(app: Seawall) 
     result = app.run(broad, x=2)
     assert RunStatus.SUCCEEDED == result.status
     assert {"total": 4, "by": "narrow"} == result.output
-    assert {"total": 4, "by": "narrow"} == app.output_of(result.run_id)
-    [child] = app.runs(parent_run_id=result.run_id)
+    assert {"total": 4, "by": "narrow"} == app.ledger.output(result.run_id)
+    [child] = app.ledger.runs(parent_run_id=result.run_id)
     assert ("narrow", RunStatus.SUCCEEDED) == (child.agent, child.status)
-    assert {"x": 2} == app.inputs_of(child.run_id)
+    assert {"x": 2} == app.ledger.inputs(child.run_id)
 
 
 def test_fallback_verdict_is_recorded(app: Seawall) -> None:
@@ -296,7 +298,7 @@ def test_fallback_by_name_runs_after_drift_retries(app: Seawall) -> None:
     result = app.run(broad)
     assert RunStatus.SUCCEEDED == result.status
     assert [1, 2] == attempts
-    assert 1 == len(app.runs(parent_run_id=result.run_id))
+    assert 1 == len(app.ledger.runs(parent_run_id=result.run_id))
 
 
 def test_fallback_failing_then_fail_fails_the_run(app: Seawall) -> None:
@@ -312,11 +314,11 @@ def test_fallback_failing_then_fail_fails_the_run(app: Seawall) -> None:
 
     result = app.run(broad)
     assert (RunStatus.FAILED, ErrorClass.SILENT_DRIFT) == (result.status, result.error_class)
-    [child] = app.runs(parent_run_id=result.run_id)
+    [child] = app.ledger.runs(parent_run_id=result.run_id)
     assert RunStatus.FAILED == child.status
     assert ("fallback", False) == (
-        app.verdicts(result.run_id)[-1].kind,
-        app.verdicts(result.run_id)[-1].passed,
+        app.ledger.verdicts(result.run_id)[-1].kind,
+        app.ledger.verdicts(result.run_id)[-1].passed,
     )
 
 
@@ -333,7 +335,7 @@ def test_fallback_failing_then_quarantine_quarantines_the_run(app: Seawall) -> N
 
     result = app.run(broad)
     assert RunStatus.QUARANTINED == result.status
-    assert {"total": 99} == app.output_of(result.run_id)
+    assert {"total": 99} == app.ledger.output(result.run_id)
 
 
 # -- quarantine -----------------------------------------------------------------------------------
@@ -353,7 +355,7 @@ def test_quarantine_keeps_the_output_but_does_not_trust_it(art_app: Seawall) -> 
         result.failure_cause,
     )
     assert result.output is None
-    assert {"total": 5} == art_app.output_of(result.run_id)
+    assert {"total": 5} == art_app.ledger.output(result.run_id)
 
 
 def test_quarantine_does_not_commit_artifacts(art_app: Seawall, tmp_path: Path) -> None:
@@ -367,7 +369,7 @@ def test_quarantine_does_not_commit_artifacts(art_app: Seawall, tmp_path: Path) 
     result = art_app.run(reporter)
     assert RunStatus.QUARANTINED == result.status
     assert not (tmp_path / "out" / result.run_id).exists()
-    assert [] == art_app.artifacts_of(result.run_id)
+    assert [] == art_app.ledger.artifacts(result.run_id)
     assert [] == list((tmp_path / "staging").rglob("report.md"))
 
 
@@ -381,7 +383,7 @@ def test_verified_artifacts_are_committed(art_app: Seawall, tmp_path: Path) -> N
 
     result = art_app.run(reporter)
     assert RunStatus.SUCCEEDED == result.status
-    assert ["report.md"] == [a.name for a in art_app.artifacts_of(result.run_id)]
+    assert ["report.md"] == [a.name for a in art_app.ledger.artifacts(result.run_id)]
 
 
 # -- confidence -----------------------------------------------------------------------------------
@@ -397,7 +399,7 @@ def test_reported_confidence_below_threshold_is_drift(app: Seawall) -> None:
 
     result = app.run(unsure)
     assert (RunStatus.FAILED, ErrorClass.SILENT_DRIFT) == (result.status, result.error_class)
-    [verdict] = app.verdicts(result.run_id)
+    [verdict] = app.ledger.verdicts(result.run_id)
     assert ("output", "confidence", False, 0.5) == (
         verdict.kind,
         verdict.name,
@@ -460,7 +462,7 @@ def test_no_reported_confidence_is_not_checked(app: Seawall) -> None:
 
     result = app.run(silent)
     assert RunStatus.SUCCEEDED == result.status
-    assert [] == app.verdicts(result.run_id)
+    assert [] == app.ledger.verdicts(result.run_id)
 
 
 def test_confidence_out_of_range_fails_the_run_with_a_configuration_error(app: Seawall) -> None:
@@ -635,10 +637,10 @@ def test_registered_agent_judge_runs_as_a_child_run(app: Seawall) -> None:
 
     result = app.run(adder)
     assert RunStatus.SUCCEEDED == result.status
-    [child] = app.runs(parent_run_id=result.run_id)
+    [child] = app.ledger.runs(parent_run_id=result.run_id)
     assert ("grader", RunStatus.SUCCEEDED) == (child.agent, child.status)
-    assert {"output": {"total": 4}} == app.inputs_of(child.run_id)
-    [verdict] = app.verdicts(result.run_id)
+    assert {"output": {"total": 4}} == app.ledger.inputs(child.run_id)
+    [verdict] = app.ledger.verdicts(result.run_id)
     assert ("grader", True, 1.0) == (verdict.name, verdict.passed, verdict.score)
 
 
@@ -655,7 +657,7 @@ def test_registered_agent_judge_rejection_carries_its_reason(app: Seawall) -> No
 
     result = app.run(adder)
     assert ErrorClass.SILENT_DRIFT == result.error_class
-    assert "wrong total" in app.verdicts(result.run_id)[0].message
+    assert "wrong total" in app.ledger.verdicts(result.run_id)[0].message
 
 
 def test_registered_agent_voters_run_as_child_runs(app: Seawall) -> None:
@@ -675,7 +677,9 @@ def test_registered_agent_voters_run_as_child_runs(app: Seawall) -> None:
 
     result = app.run(doubler, x=3)
     assert RunStatus.SUCCEEDED == result.status
-    assert ["voter_a", "voter_b"] == sorted(r.agent for r in app.runs(parent_run_id=result.run_id))
+    assert ["voter_a", "voter_b"] == sorted(
+        r.agent for r in app.ledger.runs(parent_run_id=result.run_id)
+    )
 
 
 def test_agent_that_writes_in_a_loop_needs_guards_relaxed(app: Seawall) -> None:

@@ -91,13 +91,13 @@ def load_target(spec: str) -> tuple[Seawall, Any, str]:
     if isinstance(target, Graph):
         app.graph(target)
         return app, target, target.name
-    return app, target, app.resolve_agent(target).name
+    return app, target, app.runtime.registry.agent(target).name
 
 
 def _session_runs(app: Seawall, name: str, since: float) -> list[RunRecord]:
     return [
         r
-        for r in app.runs(agent=name, since=since, limit=1_000_000)
+        for r in app.ledger.runs(agent=name, since=since, limit=1_000_000)
         if r.parent_run_id is None and r.replay_of is None
     ]
 
@@ -115,7 +115,7 @@ def child_main(argv: list[str]) -> int:
     if any(fault.kind == "ledger_outage" for fault in plan.faults):
         prepare_outages()  # before the app's ledger opens its first connection
     app, target, name = load_target(spec)
-    app.leases.duration = float(lease)
+    app.runtime.leases.duration = float(lease)
     log_mutations(app, Path(log))
     injector = install(app, plan, log)
     app.resume()
@@ -150,7 +150,7 @@ def log_mutations(app: Seawall, log: Path) -> None:
 
     for name, spec in app.tools.items():
         if spec.mutating:
-            app.replace_function(name, "tool", functools.partial(_logging, name, record))
+            app.runtime.registry.replace(name, "tool", functools.partial(_logging, name, record))
 
 
 def _logging(name: str, record: Any, fn: Any) -> Any:
@@ -246,7 +246,7 @@ def check(spec: str, log: Path, since: float, restarts: int) -> ChaosReport:
     top = _session_runs(app, name, since)
     family = list(top)
     for run in top:
-        family.extend(app.runs(parent_run_id=run.run_id, limit=100_000))
+        family.extend(app.ledger.runs(parent_run_id=run.run_id, limit=100_000))
     statuses: dict[str, int] = {}
     for run in top:
         statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
@@ -317,7 +317,7 @@ def _recovery(app: Seawall, kind: str, run: RunRecord, attempts: int) -> str:  #
         )
     if status is RunStatus.SUCCEEDED:
         return "retried" if attempts > 1 or kind in ("exception", "timeout") else "absorbed"
-    if run.parent_run_id is not None and app.runs(
+    if run.parent_run_id is not None and app.ledger.runs(
         parent_run_id=run.parent_run_id, status="skipped"
     ):
         return "contained"
@@ -385,7 +385,7 @@ def _no_duplicates(app: Seawall, entries: list[dict[str, Any]]) -> dict[str, Any
 
 
 def _no_partial_artifacts(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]:
-    destination = app.destination
+    destination = app.runtime.destination
     if destination is None:
         return {"ok": True, "checked": 0, "note": "the app has no artifact destination"}
     problems = []
@@ -395,7 +395,7 @@ def _no_partial_artifacts(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]
             if manifest is not None:
                 problems.append(f"{run.run_id}: visible but the run {run.status.value}")
             continue
-        recorded = {a.name: a.sha256 for a in app.artifacts_of(run.run_id)}
+        recorded = {a.name: a.sha256 for a in app.ledger.artifacts(run.run_id)}
         if not recorded:
             continue
         if manifest is None or {e.name: e.sha256 for e in manifest.entries} != recorded:
@@ -417,7 +417,7 @@ def _no_unverified(app: Seawall, runs: list[RunRecord]) -> dict[str, Any]:
         if run.status is not RunStatus.SUCCEEDED or spec is None or not spec.verify:
             continue
         checked += 1
-        verdicts = [v for v in app.verdicts(run.run_id) if v.kind in {"output", "handoff"}]
+        verdicts = [v for v in app.ledger.verdicts(run.run_id) if v.kind in {"output", "handoff"}]
         if not verdicts:
             if not app.store.list_handoffs(run_id=run.run_id):
                 problems.append(f"{run.run_id}: succeeded without a verdict")

@@ -249,7 +249,7 @@ def install(app: Seawall, plan: FaultPlan, log: str | Path) -> Injector:
         injector.outage = LedgerOutage(app)
     for fault in plan.faults:
         kind, _, name = fault.target.partition(":")
-        registry = app._agents if kind == "agent" else app._tools  # noqa: SLF001
+        registry = app.agents if kind == "agent" else app.tools
         if name not in registry:
             raise ConfigurationError(
                 f"the fault plan targets {fault.target}, which this app does not register "
@@ -258,5 +258,7 @@ def install(app: Seawall, plan: FaultPlan, log: str | Path) -> Injector:
     for target in sorted({f.target for f in plan.faults}):
         kind, _, name = target.partition(":")
         wrap = _wrap_tool if kind == "tool" else _wrap_agent
-        app.replace_function(name, kind, functools.partial(_wrapped, wrap, target, injector))
+        app.runtime.registry.replace(
+            name, kind, functools.partial(_wrapped, wrap, target, injector)
+        )
     return injector

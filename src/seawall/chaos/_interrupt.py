@@ -155,7 +155,7 @@ class LedgerOutage:
 
     def seconds(self, delay: float | None) -> float:
         """The outage's length: ``delay``, or longer than the ledger is waited for, plus a lease."""
-        return delay if delay is not None else self.wait + self.app.leases.duration + 1.0
+        return delay if delay is not None else self.wait + self.app.runtime.leases.duration + 1.0
 
     def start(self, delay: float | None) -> None:
         """Cut the ledger off now, for :meth:`seconds`; return once the cut is in effect."""
@@ -198,12 +198,12 @@ def resume_interrupted(app: Seawall, run_id: str, outage: LedgerOutage | None) -
     deadline = time.monotonic() + RESUME_WAIT
     while time.monotonic() < deadline:
         with contextlib.suppress(UsageError, LedgerError):
-            run = app.get_run(run_id)
+            run = app.ledger.run(run_id)
             if run.status.final or run.status.value == "awaiting_human":
                 return
             if run.lease_expires_at is None or run.lease_expires_at < time.time():
                 app.resume(run_id)
-        time.sleep(app.leases.duration / 4)
+        time.sleep(app.runtime.leases.duration / 4)
 
 
 # -- stalls (the competing process, and the session that starts it) ------------------------------
@@ -219,24 +219,24 @@ def resume_main(argv: list[str]) -> int:
 
     spec, log, run_id, lease = argv
     app, _, _ = load_target(spec)
-    app.leases.duration = float(lease)
+    app.runtime.leases.duration = float(lease)
     log_mutations(app, Path(log))
     done = threading.Event()
     announcer = threading.Thread(
-        target=_announce, args=(app, Path(log), run_id, app.get_run(run_id).epoch, done)
+        target=_announce, args=(app, Path(log), run_id, app.ledger.run(run_id).epoch, done)
     )
     announcer.start()
     deadline = time.monotonic() + RESUME_WAIT
     try:
         while time.monotonic() < deadline:
             with contextlib.suppress(UsageError, LedgerError):
-                run = app.get_run(run_id)
+                run = app.ledger.run(run_id)
                 if run.status.final or run.status.value == "awaiting_human":
                     return 0
                 lapsed = run.lease_expires_at is None or run.lease_expires_at < time.time()
                 if lapsed and app.resume(run_id):
                     return 0
-            time.sleep(app.leases.duration / 10)
+            time.sleep(app.runtime.leases.duration / 10)
     finally:
         done.set()
         announcer.join()
@@ -246,9 +246,9 @@ def resume_main(argv: list[str]) -> int:
 
 def _announce(app: Seawall, log: Path, run_id: str, epoch: int, done: threading.Event) -> None:
     """Log the takeover once the run's epoch moved on (or it ended)."""
-    while not done.wait(app.leases.duration / 20):
+    while not done.wait(app.runtime.leases.duration / 20):
         with contextlib.suppress(LedgerError):
-            run = app.get_run(run_id)
+            run = app.ledger.run(run_id)
             if run.epoch > epoch or run.status.final:
                 append_entry(log, {"event": "takeover", "run_id": run_id, "epoch": run.epoch})
                 return

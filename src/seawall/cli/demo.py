@@ -99,7 +99,9 @@ def _summary(report: ChaosReport, url: str, workdir: Path, given_workdir: Path) 
     app = Seawall(url)
     try:
         top = [
-            r for r in app.runs(agent="publish", limit=report.runs * 3) if r.parent_run_id is None
+            r
+            for r in app.ledger.runs(agent="publish", limit=report.runs * 3)
+            if r.parent_run_id is None
         ]
         graphs = list(reversed(top[: report.runs]))
         _print_graphs(app, graphs)
@@ -125,7 +127,9 @@ def _print_graphs(app: Seawall, graphs: list[RunRecord]) -> None:
     shown = short_ids(app, "run", (run.run_id for run in graphs))
     rows = []
     for run in graphs:
-        nodes = sorted(app.runs(parent_run_id=run.run_id, limit=50), key=lambda n: n.start_time)
+        nodes = sorted(
+            app.ledger.runs(parent_run_id=run.run_id, limit=50), key=lambda n: n.start_time
+        )
         rows.append(
             [
                 text(shown[run.run_id]),

@@ -95,7 +95,7 @@ def list_handoffs(
     with using(open_app(ledger)) as app:
         if run is not None:
             run = resolve_id(app, "run", run)
-        found = app.handoffs(run_id=run, status=status or None)
+        found = app.handoffs.list(run_id=run, status=status or None)
         shown = {} if as_json else short_ids(app, "handoff", (h.handoff_id for h in found))
         runs = {} if as_json else short_ids(app, "run", (h.run_id for h in found))
         where = describe(app.store.url)
@@ -135,7 +135,7 @@ def show_handoff(
 ) -> None:
     """Show one hand-off: the run, the reason and the output or step in question."""
     with using(open_app(ledger)) as app:
-        found = app.handoff(resolve_id(app, "handoff", handoff_id))
+        found = app.handoffs.get(resolve_id(app, "handoff", handoff_id))
     if as_json:
         print_json(handoff_json(found))
         return
@@ -179,7 +179,7 @@ def approve(
             )
             raise typer.Exit(code=2) from exc
     try:
-        result = app.approve(resolve_id(app, "handoff", handoff_id), **options)
+        result = app.handoffs.approve(resolve_id(app, "handoff", handoff_id), **options)
     except SeawallError as exc:
         raise fail(exc) from exc
     _report(result.run_id, result.status.value, as_json)
@@ -196,7 +196,7 @@ def reject(
     """Reject a hand-off: the run fails with the reason."""
     app = load_app(app_spec)
     try:
-        result = app.reject(resolve_id(app, "handoff", handoff_id), reason=reason, by=by)
+        result = app.handoffs.reject(resolve_id(app, "handoff", handoff_id), reason=reason, by=by)
     except SeawallError as exc:
         raise fail(exc) from exc
     _report(result.run_id, result.status.value, as_json)
@@ -220,8 +220,8 @@ breakers = typer.Typer(
 def list_breakers(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
     """List breakers the ledger knows, with their state and recent transitions."""
     with using(open_app(ledger)) as app:
-        states = app.breaker_states()
-        events = {s.name: app.breaker_events(s.name, limit=5) for s in states}
+        states = app.breakers.list()
+        events = {s.name: app.breakers.events(s.name, limit=5) for s in states}
         where = describe(app.store.url)
     if as_json:
         print_json(
@@ -277,7 +277,7 @@ def open_breaker(
     first runs; the message says which ledger holds the breaker.
     """
     with using(open_app(ledger, create=True)) as app:
-        state = app.open_breaker(name, reason=reason)
+        state = app.breakers.open(name, reason=reason)
         where = describe(app.store.url)
     console.print(
         text(
@@ -294,7 +294,7 @@ def reset_breaker(
 ) -> None:
     """Close a breaker and forget its failures."""
     with using(open_app(ledger)) as app:
-        state = app.reset_breaker(name)
+        state = app.breakers.reset(name)
         where = describe(app.store.url)
     console.print(text(f"{state.name} is closed in the ledger at {where}."))
 

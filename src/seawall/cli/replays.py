@@ -83,7 +83,9 @@ def replay(
             from_node=from_node,
             allow_mutations=allow_mutations,
         )
-        failed_nodes = [] if result.ok else app.runs(parent_run_id=result.run.run_id, limit=100)
+        failed_nodes = (
+            [] if result.ok else app.ledger.runs(parent_run_id=result.run.run_id, limit=100)
+        )
     except SeawallError as exc:
         raise fail(exc) from exc
     body: dict[str, Any] = {

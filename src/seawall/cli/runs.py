@@ -137,7 +137,7 @@ def runs(
     """List runs, newest first."""
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
     with using(open_app(ledger)) as app:
-        found = app.runs(
+        found = app.ledger.runs(
             status=status,
             agent=agent,
             error_class=error_class,
@@ -208,15 +208,15 @@ def show(
     with using(open_app(ledger)) as app:
         run_id = resolve_id(app, "run", run_id)
         view = _RunView(
-            run=app.get_run(run_id),
-            attempts=app.attempts(run_id),
-            steps=app.steps(run_id),
-            inputs=app.inputs_of(run_id),
-            output=app.output_of(run_id),
-            artifacts=app.artifacts_of(run_id),
-            compensations=app.compensations(run_id),
-            handoffs=app.handoffs(run_id=run_id),
-            verdicts=app.verdicts(run_id),
+            run=app.ledger.run(run_id),
+            attempts=app.ledger.attempts(run_id),
+            steps=app.ledger.steps(run_id),
+            inputs=app.ledger.inputs(run_id),
+            output=app.ledger.output(run_id),
+            artifacts=app.ledger.artifacts(run_id),
+            compensations=app.ledger.compensations(run_id),
+            handoffs=app.handoffs.list(run_id=run_id),
+            verdicts=app.ledger.verdicts(run_id),
             replays=app.store.list_runs(RunQuery(replay_of=run_id, limit=100)),
             resolutions=app.store.list_resolutions(run_id),
         )

@@ -206,12 +206,12 @@ async def reset_breaker(request: Request, form: FormData, _operator: Identity) -
         return _failed(request, "name the breaker to reset", 400)
     reader = state(request).reader
     if form.get("confirm") != "1":
-        known = {b.name: b for b in await run_in_threadpool(reader.breaker_states)}
+        known = {b.name: b for b in await run_in_threadpool(reader.breakers.list)}
         if name not in known:
             return _failed(request, f"No breaker {name!r} in this ledger.", 404)
         return render(request, "confirm.html", action="reset", breaker=known[name])
     try:
-        await run_in_threadpool(reader.reset_breaker, name)
+        await run_in_threadpool(reader.breakers.reset, name)
     except SeawallError as exc:
         return _failed(request, exc, 400)
     await audit(request, "breaker_reset", name)
@@ -233,7 +233,7 @@ async def _kept(
     data["waiting"] = [record]
     data["outputs"] = {
         handoff_id: await run_in_threadpool(
-            lambda: (app.store.get_run(record.run_id), app.output_of(record.run_id))
+            lambda: (app.store.get_run(record.run_id), app.ledger.output(record.run_id))
         )
     }
     data["claims"] = await run_in_threadpool(app.store.handoff_claims, [handoff_id])
@@ -272,7 +272,7 @@ async def approve(request: Request, form: FormData, identity: Identity) -> Respo
                 request, handoff_id, f"The edited output is not JSON: {exc}", 400, **kept
             )
     try:
-        await run_in_threadpool(lambda: runner.approve(handoff_id, **kwargs))
+        await run_in_threadpool(lambda: runner.handoffs.approve(handoff_id, **kwargs))
     except SeawallError as exc:
         return await _kept(request, handoff_id, exc.message, 409, **kept)
     await audit(request, "handoff_approve", handoff_id, edited=editing, note=note)
@@ -290,7 +290,9 @@ async def reject(request: Request, form: FormData, identity: Identity) -> Respon
     if not reason:
         return await _kept(request, handoff_id, "Give a reason for the rejection.", 400)
     try:
-        await run_in_threadpool(lambda: runner.reject(handoff_id, reason=reason, by=identity.name))
+        await run_in_threadpool(
+            lambda: runner.handoffs.reject(handoff_id, reason=reason, by=identity.name)
+        )
     except SeawallError as exc:
         return await _kept(request, handoff_id, exc.message, 409, reason=reason)
     await audit(request, "handoff_reject", handoff_id, reason=reason)

@@ -264,16 +264,16 @@ def _detail(app: Seawall, run_id: str, trace_url: str | None) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
         raise HTTPException(404, f"No run {run_id!r} in this ledger.")
-    steps = app.steps(run_id)
+    steps = app.ledger.steps(run_id)
     attempts = store.list_attempts(run_id)
     spans = _timeline(run, attempts, steps[:MAX_STEPS])
     children = store.list_runs(RunQuery(parent_run_id=run_id, limit=500))
     replays = store.list_runs(RunQuery(replay_of=run_id, limit=50))
     try:
-        inputs: Any = app.inputs_of(run_id)
+        inputs: Any = app.ledger.inputs(run_id)
     except SeawallError as exc:
         inputs = {"unavailable": exc.message}
-    output = app.output_of(run_id)
+    output = app.ledger.output(run_id)
     resolutions = store.list_resolutions(run_id)
     return {
         "run": run,

@@ -102,7 +102,9 @@ def handoff_data(app: Seawall, after: tuple[float, str] | None) -> dict[str, Any
         status="open", oldest_first=True, after=after, limit=HANDOFF_PAGE + 1
     )
     waiting = found[:HANDOFF_PAGE]
-    outputs = {h.handoff_id: (store.get_run(h.run_id), app.output_of(h.run_id)) for h in waiting}
+    outputs = {
+        h.handoff_id: (store.get_run(h.run_id), app.ledger.output(h.run_id)) for h in waiting
+    }
     decided = [h for h in store.list_handoffs(limit=50) if h.status != "open"][:20]
     last = waiting[-1] if len(found) > HANDOFF_PAGE else None
     return {

@@ -17,7 +17,7 @@ delivery whose run's owner died (its lease lapsed) takes the run over and resume
 journal, so completed side effects are not repeated.
 
 The broker is not relied on to notice a dead worker: every worker's main process takes part in
-the takeover sweeps (:mod:`seawall.operate.takeover`), which send again the id of a run whose owner
+the takeover sweeps (:mod:`seawall.runtime.takeover`), which send again the id of a run whose owner
 stopped renewing its lease, and of a ``pending`` run whose message the broker lost, once each
 per bound, within about two lease periods. See ``docs/celery.md`` for the Celery settings this
 relies on (late acknowledgement, reject on worker loss, prefetch of one).
@@ -50,9 +50,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 if TYPE_CHECKING:
     from celery import Celery, Task
 
-    from seawall._app import Seawall
     from seawall._result import RunResult
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 logger = logging.getLogger("seawall.celery")
 
@@ -117,34 +117,34 @@ class CeleryExecutor:
             "interval_step": 0.25,
             "interval_max": 0.5,
         }
-        self._app: Seawall | None = None
+        self._rt: Runtime | None = None
         self._task: Task[Any, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<CeleryExecutor task={self.task_name!r} queue={self.queue!r}>"
 
     @property
-    def app(self) -> Seawall:
-        """The Seawall app this executor is bound to."""
-        if self._app is None:
+    def runtime(self) -> Runtime:
+        """The services of the Seawall app this executor is bound to."""
+        if self._rt is None:
             raise ConfigurationError(
                 "this CeleryExecutor is not bound to a Seawall app; pass it to "
                 "Seawall(..., executor=CeleryExecutor(celery_app))"
             )
-        return self._app
+        return self._rt
 
     # -- binding ---------------------------------------------------------------------------
 
-    def bind(self, app: Seawall) -> None:
+    def bind(self, rt: Runtime) -> None:
         """Register Seawall's task on the Celery app and set the options leases rely on."""
-        if self._app is not None and self._app is not app:
+        if self._rt is not None and self._rt is not rt:
             raise ConfigurationError(
                 "this CeleryExecutor already serves another Seawall app; create one executor "
                 "per app (and give them different task_name values)"
             )
-        self._app = app
+        self._rt = rt
         if self.configure:
-            self._configure(app.leases.duration)
+            self._configure(rt.leases.duration)
         executor = self
 
         def take(task: Task[Any, Any], run_id: str) -> dict[str, Any]:
@@ -180,8 +180,8 @@ class CeleryExecutor:
         conf.broker_transport_options = options
 
     def _after_fork(self, **_: Any) -> None:
-        if self._app is not None:
-            self._app.reopen_after_fork()
+        if self._rt is not None:
+            self._rt.reopen_after_fork()
 
     def _consume_takeovers(self, instance: Any = None, **_: Any) -> None:
         """A worker consuming the runs' queue consumes its takeover queue too.
@@ -198,14 +198,14 @@ class CeleryExecutor:
 
     def _serve(self, **_: Any) -> None:
         """In a worker's main process: take part in the takeover sweeps until it stops."""
-        if self._app is not None:
-            self._app.takeover.serve()
+        if self._rt is not None:
+            self._rt.takeover.serve()
 
     def _stop_serving(self, **_: Any) -> None:
-        if self._app is not None:
-            self._app.takeover.serving = False
+        if self._rt is not None:
+            self._rt.takeover.serving = False
 
-    # -- the takeover sweeps' relay (seawall.operate.takeover.Relay) ------------------------------
+    # -- the takeover sweeps' relay (seawall.runtime.takeover.Relay) ------------------------------
 
     @property
     def route(self) -> str:
@@ -263,20 +263,20 @@ class CeleryExecutor:
 
     # -- submitting ------------------------------------------------------------------------
 
-    def submit(self, app: Seawall, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
+    def submit(self, rt: Runtime, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
         """Record the run ``pending`` and send its id to a worker.
 
         Raises:
             BrokerUnavailableError: The broker could not be reached; the run is recorded
                 failed with this error (and is in the DLQ).
         """
-        run_id, _ = app.record_run(spec, inputs, queued=True, route=self.route)
+        run_id, _ = rt.record_run(spec, inputs, queued=True, route=self.route)
         self.send(run_id)
-        return RunHandle(app, run_id)
+        return RunHandle(rt, run_id)
 
     async def execute(
         self,
-        app: Seawall,
+        rt: Runtime,
         spec: AgentSpec,
         inputs: dict[str, Any],
         *,
@@ -285,7 +285,7 @@ class CeleryExecutor:
         workflow: str | None,
     ) -> RunResult:
         """Record the run ``pending``, send it to a worker, and wait for it in the ledger."""
-        run_id, _ = app.record_run(
+        run_id, _ = rt.record_run(
             spec,
             inputs,
             parent_run_id=parent_run_id,
@@ -295,7 +295,7 @@ class CeleryExecutor:
             route=self.route,
         )
         self.send(run_id)
-        return await wait_for_run(app, run_id, None)
+        return await wait_for_run(rt, run_id, None)
 
     def send(
         self,
@@ -339,7 +339,7 @@ class CeleryExecutor:
                 run_id=run_id,
             )
             if fail_run:
-                self.app.fail_unsubmitted(run_id, error)
+                self.runtime.fail_unsubmitted(run_id, error)
             raise error from exc
 
     def close(self) -> None:
@@ -357,25 +357,25 @@ class CeleryExecutor:
         Raises:
             RunNotFoundError: The run is not in this worker's ledger (wrong ledger URL?).
         """
-        app = self.app
+        rt = self.runtime
         try:
-            result = app.take(run_id)
+            result = rt.sync(rt.engine.take(run_id), "app.take", "app.atake")
         except RunNotFoundError:
             logger.error(  # noqa: TRY400 - Celery logs the traceback of the failed task
                 "run %s is not in the ledger %s; is this worker configured with the "
                 "submitter's ledger URL?",
                 run_id,
-                app.store.url,
+                rt.store.url,
             )
             raise
         except LedgerError as exc:
             logger.warning("ledger error while taking run %s; trying again", run_id, exc_info=True)
-            raise task.retry(exc=exc, countdown=app.leases.duration, max_retries=None) from exc
+            raise task.retry(exc=exc, countdown=rt.leases.duration, max_retries=None) from exc
         if result is not None:
             return {"run_id": run_id, "status": result.status.value}
-        run = app.get_run(run_id)
+        run = rt.get_run(run_id)
         lapse = run.lease_expires_at if run.lease_expires_at is not None else time.time()
-        delay = max(0.0, lapse - time.time()) + RECHECK_MARGIN * app.leases.duration
+        delay = max(0.0, lapse - time.time()) + RECHECK_MARGIN * rt.leases.duration
         logger.info(
             "run %s is leased by %s; looking again in %.1f s", run_id, run.lease_owner, delay
         )

@@ -34,7 +34,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from seawall.observe import semconv as sc
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from opentelemetry.context import Context as OtelContext
     from opentelemetry.trace import Span
@@ -70,7 +70,8 @@ class Telemetry:
         store: Store | None = None,
     ) -> None:
         self._version = version
-        self._store = store
+        self.store = store
+        """The ledger the gauges read; a forked child points it at its own connection."""
         self._own_tracer_provider = tracer_provider
         self._own_meter_provider = meter_provider
         self._tracer: trace.Tracer | None = None
@@ -99,11 +100,17 @@ class Telemetry:
         if provider is not self._meter_provider:
             self._meter_provider = provider
             self._instruments = (
-                Instruments(provider.get_meter(_SCOPE, self._version), self._store)
+                Instruments(
+                    provider.get_meter(_SCOPE, self._version),
+                    None if self.store is None else self._current_store,
+                )
                 if _configured(provider, _proxy_meter_provider())
                 else None
             )
         return self._instruments
+
+    def _current_store(self) -> Store | None:
+        return self.store
 
     @contextlib.contextmanager
     def run(self, store: Store, run_id: str, *, graph: bool) -> Iterator[RunTrace | None]:
@@ -186,7 +193,9 @@ class Instruments:
     SDK collects them, so they count every process's state, not only this one's.
     """
 
-    def __init__(self, meter: metrics.Meter, store: Store | None = None) -> None:
+    def __init__(
+        self, meter: metrics.Meter, store: Callable[[], Store | None] | None = None
+    ) -> None:
         self.llm_duration = meter.create_histogram(
             sc.CLIENT_OPERATION_DURATION, unit="s", description="Duration of LLM calls"
         )
@@ -208,19 +217,19 @@ class Instruments:
         if store is not None:
             meter.create_observable_gauge(
                 sc.BREAKERS_OPEN,
-                callbacks=[lambda _options: _open_breakers(store)],
+                callbacks=[lambda _options: _open_breakers(store())],
                 unit="{breaker}",
                 description="Circuit breakers open now",
             )
             meter.create_observable_gauge(
                 sc.DLQ_DEPTH,
-                callbacks=[lambda _options: _backlog(store, "dlq")],
+                callbacks=[lambda _options: _backlog(store(), "dlq")],
                 unit="{run}",
                 description="Dead-letter entries waiting for a redrive",
             )
             meter.create_observable_gauge(
                 sc.HANDOFFS_WAITING,
-                callbacks=[lambda _options: _backlog(store, "handoff")],
+                callbacks=[lambda _options: _backlog(store(), "handoff")],
                 unit="{handoff}",
                 description="Hand-offs waiting for a person",
             )
@@ -449,14 +458,18 @@ class RunTrace:
         span.end()
 
 
-def _open_breakers(store: Store) -> list[metrics.Observation]:
+def _open_breakers(store: Store | None) -> list[metrics.Observation]:
+    if store is None:
+        return []
     found: dict[str, int] = {}
     for breaker in store.list_breakers():
         found[breaker.kind] = found.get(breaker.kind, 0) + (breaker.state == "open")
     return [metrics.Observation(count, {"seawall.kind": kind}) for kind, count in found.items()]
 
 
-def _backlog(store: Store, queue: str) -> list[metrics.Observation]:
+def _backlog(store: Store | None, queue: str) -> list[metrics.Observation]:
+    if store is None:
+        return []
     label = sc.ERROR_CLASS if queue == "dlq" else sc.HANDOFF_KIND
     return [
         metrics.Observation(row.count, {sc.AGENT_NAME: row.agent, label: row.label})

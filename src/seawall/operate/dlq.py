@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     import builtins
     from collections.abc import Sequence
 
-    from seawall._app import Seawall
     from seawall.ledger import RunRecord, StepRecord
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 _MISSING: Any = object()
 
@@ -71,8 +71,8 @@ class Redrive:
 class DeadLetterQueue:
     """``app.dlq``: the failed runs of an app's ledger."""
 
-    def __init__(self, app: Seawall) -> None:
-        self._app = app
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
 
     @staticmethod
     def query(
@@ -130,7 +130,7 @@ class DeadLetterQueue:
             limit=limit,
             entry_ids=entry_ids,
         )
-        return self._app.store.list_dead_letters(query)
+        return self._rt.store.list_dead_letters(query)
 
     # -- redrive ------------------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ class DeadLetterQueue:
         Returns:
             One outcome per entry matched.
         """
-        result: builtins.list[Redrive] = self._app._sync(  # noqa: SLF001 - the app's sync bridge
+        result: builtins.list[Redrive] = self._rt.sync(
             self.aredrive(
                 agent=agent,
                 error_class=error_class,
@@ -184,8 +184,8 @@ class DeadLetterQueue:
                 repeat_effects=repeat_effects,
                 entry_ids=entry_ids,
             ),
-            "dlq.redrive",
-            "dlq.aredrive",
+            "app.dlq.redrive",
+            "app.dlq.aredrive",
         )
         return result
 
@@ -208,7 +208,7 @@ class DeadLetterQueue:
             raise ConfigurationError(
                 f"rate={rate!r} must be a positive number of redrives per second"
             )
-        app = self._app
+        rt = self._rt
         query = self.query(
             agent=agent,
             error_class=error_class,
@@ -221,17 +221,17 @@ class DeadLetterQueue:
         # Entries created by this call's own failed redrives are not taken again by it.
         query = replace(query, until=time.time())
         if dry_run:
-            return [await self._plan(entry, fresh) for entry in app.store.list_dead_letters(query)]
+            return [await self._plan(entry, fresh) for entry in rt.store.list_dead_letters(query)]
         await self._finish_stalled()
         outcomes: builtins.list[Redrive] = []
         interval = 0.0 if rate is None else 1.0 / rate
         next_start = time.monotonic()
         while len(outcomes) < limit:
-            stale = time.time() - 2 * app.leases.duration
-            entry = await app.io.run(
-                app.store.claim_dead_letter,
+            stale = time.time() - 2 * rt.leases.duration
+            entry = await rt.io.run(
+                rt.store.claim_dead_letter,
                 query,
-                app.leases.owner,
+                rt.leases.owner,
                 time.time(),
                 stale_before=stale,
             )
@@ -244,15 +244,15 @@ class DeadLetterQueue:
             outcome = await self._redrive_one(entry, fresh=fresh, repeat_effects=repeat_effects)
             if outcome.run_id is None:
                 # It did not start: give it back, and do not take it again in this call.
-                await app.io.run(app.store.release_dead_letter, entry.entry_id)
+                await rt.io.run(rt.store.release_dead_letter, entry.entry_id)
                 query = replace(query, excluded_runs=(*query.excluded_runs, entry.run_id))
             outcomes.append(outcome)
         return outcomes
 
     async def _plan(self, entry: DeadLetter, fresh: bool) -> Redrive:
         """What redriving ``entry`` would do (a dry run)."""
-        app = self._app
-        steps = await app.io.run(app.store.load_steps, entry.run_id)
+        rt = self._rt
+        steps = await rt.io.run(rt.store.load_steps, entry.run_id)
         if _in_doubt(steps):
             return Redrive(entry, None, "in_doubt", _waits(entry.run_id, steps), "continue")
         mode = "fresh" if fresh or await self._compensated(entry.run_id, steps) else "continue"
@@ -263,14 +263,14 @@ class DeadLetterQueue:
         self, entry: DeadLetter, *, fresh: bool, repeat_effects: bool
     ) -> Redrive:
         """Redrive one claimed entry to its end (or say why it cannot start)."""
-        app = self._app
-        original = await app.io.run(app.get_run, entry.run_id)
+        rt = self._rt
+        original = await rt.io.run(rt.get_run, entry.run_id)
         try:
-            spec = app.resolve_agent(original.agent)
+            spec = rt.registry.agent(original.agent)
         except RegistrationError as exc:
             # This app cannot run the entry's agent: leave it for a redriver that can.
             return Redrive(entry, None, "error", exc.message)
-        steps = await app.io.run(app.store.load_steps, entry.run_id)
+        steps = await rt.io.run(rt.store.load_steps, entry.run_id)
         if _in_doubt(steps):
             return Redrive(entry, None, "in_doubt", _waits(entry.run_id, steps))
         compensated = await self._compensated(entry.run_id, steps)
@@ -301,11 +301,11 @@ class DeadLetterQueue:
         mode: str,
         repeats: tuple[str, ...],
     ) -> Redrive:
-        app = self._app
-        columns = await app.io.run(app.store.get_run_io, original.run_id)
+        rt = self._rt
+        columns = await rt.io.run(rt.store.get_run_io, original.run_id)
         if columns is None:
             return Redrive(entry, None, "error", f"run {original.run_id} has no input snapshot")
-        inputs = await app.io.run(app.inputs_of, original.run_id)
+        inputs = await rt.io.run(rt.inputs_of, original.run_id)
         now = time.time()
         run = NewRun(
             run_id=new_run_id(),
@@ -314,8 +314,8 @@ class DeadLetterQueue:
             input_hash=original.input_hash,
             input_column=columns[0],
             code_version=spec.code_version,
-            owner=app.leases.owner,
-            lease_expires_at=now + app.leases.duration,
+            owner=rt.leases.owner,
+            lease_expires_at=now + rt.leases.duration,
             parent_run_id=original.parent_run_id,
             replay_of=original.run_id,
             replay_mode="redrive" if mode == "continue" else "live",
@@ -324,40 +324,40 @@ class DeadLetterQueue:
             status=RunStatus.RUNNING,
         )
         source = original.run_id if mode == "continue" else None
-        began = await app.io.run(
-            app.store.begin_redrive, entry.entry_id, app.leases.owner, run, source
+        began = await rt.io.run(
+            rt.store.begin_redrive, entry.entry_id, rt.leases.owner, run, source
         )
         if not began:
             return Redrive(entry, None, "error", "the claim expired before the redrive began")
         lineage = None
         if mode == "continue":
-            attempts = await app.io.run(app.store.list_attempts, original.run_id)
+            attempts = await rt.io.run(rt.store.list_attempts, original.run_id)
             base = attempts[-1].base_seq if attempts else 0
             lineage = Lineage(base=base, journaled=True)
         result = await execute_run(
-            app, spec, run.run_id, inputs, epoch=1, lineage=lineage, started=now
+            rt, spec, run.run_id, inputs, epoch=1, lineage=lineage, started=now
         )
         return Redrive(entry, run.run_id, result.status.value, None, mode, repeats)
 
     async def _finish_stalled(self) -> None:
         """See through the redrives of redrivers that died: their runs are ordinary runs."""
-        app = self._app
-        claimed = await app.io.run(
-            app.store.list_dead_letters, DeadLetterQuery(status="redriving", limit=10_000)
+        rt = self._rt
+        claimed = await rt.io.run(
+            rt.store.list_dead_letters, DeadLetterQuery(status="redriving", limit=10_000)
         )
         now = time.time()
         for entry in claimed:
             if entry.redrive_run_id is None:
                 continue
-            run = await app.io.run(app.store.get_run, entry.redrive_run_id)
+            run = await rt.io.run(rt.store.get_run, entry.redrive_run_id)
             if (
                 run is not None
                 and not run.status.final
                 and run.lease_expires_at is not None
                 and run.lease_expires_at < now
-                and run.agent in app.agents
+                and run.agent in rt.registry.agents
             ):
-                await app.resume_run(run)
+                await rt.engine.resume_run(run)
 
     async def _compensated(self, run_id: str, steps: builtins.list[StepRecord]) -> bool:
         """Whether the run had side effects and every one was undone by its compensation."""
@@ -366,7 +366,7 @@ class DeadLetterQueue:
             return False
         undone = {
             c.seq
-            for c in await self._app.io.run(self._app.store.list_compensations, run_id)
+            for c in await self._rt.io.run(self._rt.store.list_compensations, run_id)
             if c.status == "completed"
         }
         return all(s.seq in undone for s in effects)
@@ -375,7 +375,7 @@ class DeadLetterQueue:
         """The side effects a fresh start would make again (completed and not compensated)."""
         undone = {
             c.seq
-            for c in await self._app.io.run(self._app.store.list_compensations, run_id)
+            for c in await self._rt.io.run(self._rt.store.list_compensations, run_id)
             if c.status == "completed"
         }
         return tuple(
@@ -416,15 +416,15 @@ class DeadLetterQueue:
             UsageError: The run has no in-doubt step (or several and ``step`` is missing), or
                 it has not ended.
         """
-        app = self._app
-        run = app.get_run(run_id)
+        rt = self._rt
+        run = rt.get_run(run_id)
         if not run.status.final:
             raise UsageError(
                 f"run {run_id} is {run.status.value}; resolve its in-doubt step once it has "
                 "ended (it is in the DLQ as in_doubt)",
                 run_id=run_id,
             )
-        doubtful = [s for s in app.store.load_steps(run_id) if _doubtful(s)]
+        doubtful = [s for s in rt.store.load_steps(run_id) if _doubtful(s)]
         if step is not None:
             doubtful = [s for s in doubtful if s.seq == step]
         if len(doubtful) != 1:
@@ -438,12 +438,12 @@ class DeadLetterQueue:
         response = blobs = None
         result_json = None
         if happened and result is not _MISSING:
-            response, blobs = app.codec.stored(result, f"result of step {target.seq}")
+            response, blobs = rt.codec.stored(result, f"result of step {target.seq}")
             result_json = json.dumps(result, sort_keys=True, default=str)
         elif happened:
-            response, blobs = app.codec.stored(None, f"result of step {target.seq}")
+            response, blobs = rt.codec.stored(None, f"result of step {target.seq}")
         at = time.time()
-        done = app.store.resolve_step(
+        done = rt.store.resolve_step(
             run_id,
             target.seq,
             happened=happened,
@@ -480,7 +480,7 @@ class DeadLetterQueue:
         query = self.query(
             agent=agent, error_class=error_class, since=since, limit=limit, status="pending"
         )
-        return self._app.store.purge_dead_letters(query)
+        return self._rt.store.purge_dead_letters(query)
 
 
 def _doubtful(step: StepRecord) -> bool:

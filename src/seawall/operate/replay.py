@@ -25,10 +25,10 @@ from seawall.errors import RegistrationError, SnapshotError, UsageError
 from seawall.ledger import RunQuery
 
 if TYPE_CHECKING:
-    from seawall._app import Seawall
     from seawall._graph import Node
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
+    from seawall.runtime.services import Runtime
 
 Mode = Literal["recorded", "live"]
 
@@ -64,17 +64,17 @@ class ReplayResult:
         return self.run.ok and self.divergence is None
 
 
-def snapshot(app: Seawall, run: RunRecord) -> dict[str, Any]:
+def snapshot(rt: Runtime, run: RunRecord) -> dict[str, Any]:
     """Load a run's input snapshot and prove it is the original (its sha256 matches).
 
     Raises:
         SnapshotError: The snapshot is missing, unreadable or does not match its hash.
     """
-    columns = app.store.get_run_io(run.run_id)
+    columns = rt.store.get_run_io(run.run_id)
     if columns is None:
         raise SnapshotError(f"run {run.run_id} has no input snapshot", run_id=run.run_id)
     try:
-        inputs = _payload.unpack(columns[0], app.store.get_blobs)
+        inputs = _payload.unpack(columns[0], rt.store.get_blobs)
     except LookupError as exc:
         raise SnapshotError(
             f"the input snapshot of run {run.run_id} is missing from the ledger (blob {exc}); "
@@ -86,7 +86,7 @@ def snapshot(app: Seawall, run: RunRecord) -> dict[str, Any]:
             f"the input snapshot of run {run.run_id} is unreadable ({exc}); it cannot be replayed",
             run_id=run.run_id,
         ) from exc
-    actual = _payload.digest(app.codec.dumps(inputs, "replayed inputs"))
+    actual = _payload.digest(rt.codec.dumps(inputs, "replayed inputs"))
     if actual != run.input_hash or not isinstance(inputs, dict):
         raise SnapshotError(
             f"the input snapshot of run {run.run_id} does not match its recorded hash "
@@ -99,7 +99,7 @@ def snapshot(app: Seawall, run: RunRecord) -> dict[str, Any]:
 
 
 async def replay(
-    app: Seawall,
+    rt: Runtime,
     run_id: str,
     mode: Mode,
     *,
@@ -119,7 +119,7 @@ async def replay(
 
     if mode not in ("recorded", "live"):
         raise UsageError(f"replay mode {mode!r}: use 'recorded' or 'live'")
-    original = app.get_run(run_id)
+    original = rt.get_run(run_id)
     if original.status.value in ("running", "pending"):
         raise UsageError(
             f"run {run_id} is still {original.status.value}; replay it once it has ended "
@@ -127,14 +127,14 @@ async def replay(
             run_id=run_id,
         )
     if original.node is None and original.workflow is not None:
-        return await _replay_graph(app, original, mode, from_node)
+        return await _replay_graph(rt, original, mode, from_node)
     if from_node is not None:
         raise UsageError(
             f"run {run_id} is not a graph run; --from NODE only applies to graph runs",
             run_id=run_id,
         )
     try:
-        spec = app.resolve_agent(original.agent)
+        spec = rt.registry.agent(original.agent)
     except RegistrationError as exc:
         raise RegistrationError(
             f"run {run_id} was made by agent {original.agent!r} (code version "
@@ -143,10 +143,10 @@ async def replay(
             agent=original.agent,
             code_version=original.code_version,
         ) from exc
-    inputs = snapshot(app, original)
-    columns = app.store.get_run_io(run_id)
+    inputs = snapshot(rt, original)
+    columns = rt.store.get_run_io(run_id)
     assert columns is not None  # noqa: S101 - snapshot() checked it
-    new_id, now = app.open_run(
+    new_id, now = rt.open_run(
         spec.name,
         original.input_hash,
         columns[0],
@@ -159,7 +159,7 @@ async def replay(
     )
     report: list[dict[str, Any]] = []
     result = await execute_run(
-        app,
+        rt,
         spec,
         new_id,
         inputs,
@@ -171,19 +171,19 @@ async def replay(
     )
     if mode == "live" and result.ok:
         # The failure is dealt with: its dead-letter entry (if still pending) is settled.
-        app.store.settle_dead_letter(
+        rt.store.settle_dead_letter(
             run_id, redrive_run_id=result.run_id, result=result.status.value, at=time.time()
         )
-    return replace(compare(app, original, result, mode), steps=report)
+    return replace(compare(rt, original, result, mode), steps=report)
 
 
 async def _replay_graph(
-    app: Seawall, original: RunRecord, mode: Mode, from_node: str | None
+    rt: Runtime, original: RunRecord, mode: Mode, from_node: str | None
 ) -> ReplayResult:
     """Replay a graph run: nodes before ``from_node`` are served from the original run."""
     from seawall.runtime.coordinator import run_graph  # noqa: PLC0415 - avoids an import cycle
 
-    graph = app.graphs.get(original.agent)
+    graph = rt.registry.graphs.get(original.agent)
     if graph is None:
         raise RegistrationError(
             f"run {original.run_id} is a run of graph {original.agent!r}, which is not "
@@ -195,10 +195,10 @@ async def _replay_graph(
             f"graph {graph.name!r} has no node {from_node!r} (it has {sorted(graph.nodes)})",
             node=from_node,
         )
-    inputs = snapshot(app, original)
+    inputs = snapshot(rt, original)
     children = {
         c.node: c
-        for c in app.store.list_runs(RunQuery(parent_run_id=original.run_id, limit=100_000))
+        for c in rt.store.list_runs(RunQuery(parent_run_id=original.run_id, limit=100_000))
         if c.node is not None
     }
     rerun = set(graph.nodes) if from_node is None else {from_node, *graph.downstream(from_node)}
@@ -207,9 +207,9 @@ async def _replay_graph(
         for name, child in children.items()
         if name not in rerun and child.status is RunStatus.SUCCEEDED
     }
-    columns = app.store.get_run_io(original.run_id)
+    columns = rt.store.get_run_io(original.run_id)
     assert columns is not None  # noqa: S101 - snapshot() checked it
-    new_id, _ = app.open_run(
+    new_id, _ = rt.open_run(
         graph.name,
         original.input_hash,
         columns[0],
@@ -227,19 +227,19 @@ async def _replay_graph(
                 "journal to replay; replay from an earlier node live",
                 node=node.name,
             )
-        return (await replay(app, child.run_id, "recorded", parent_run_id=new_id)).run
+        return (await replay(rt, child.run_id, "recorded", parent_run_id=new_id)).run
 
     runner = recorded if mode == "recorded" else None
-    result = await run_graph(app, graph, new_id, inputs, epoch=1, served=served, node_runner=runner)
-    return compare(app, original, result, mode)
+    result = await run_graph(rt, graph, new_id, inputs, epoch=1, served=served, node_runner=runner)
+    return compare(rt, original, result, mode)
 
 
-def compare(app: Seawall, original: RunRecord, result: RunResult, mode: Mode) -> ReplayResult:
+def compare(rt: Runtime, original: RunRecord, result: RunResult, mode: Mode) -> ReplayResult:
     """Diff a replay's output and verdicts against the original's."""
-    before = app.output_of(original.run_id)
-    after = app.output_of(result.run_id)
-    old = {v.name: v.passed for v in app.store.list_verdicts(original.run_id) if v.kind == "output"}
-    new = {v.name: v.passed for v in app.store.list_verdicts(result.run_id) if v.kind == "output"}
+    before = rt.output_of(original.run_id)
+    after = rt.output_of(result.run_id)
+    old = {v.name: v.passed for v in rt.store.list_verdicts(original.run_id) if v.kind == "output"}
+    new = {v.name: v.passed for v in rt.store.list_verdicts(result.run_id) if v.kind == "output"}
     verdicts = [
         {"name": name, "before": old.get(name), "after": new.get(name)}
         for name in sorted(set(old) | set(new))

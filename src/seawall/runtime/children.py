@@ -14,48 +14,49 @@ from typing import TYPE_CHECKING, Any
 
 from seawall._failures import RunStatus
 from seawall._ids import new_run_id
+from seawall.runtime.executor import wait_for_run
 from seawall.runtime.journal import COMPLETED, FAILED, LIVE, STARTED
 from seawall.runtime.steps import Gather, Ledger, Steps
 
 if TYPE_CHECKING:
-    from seawall._app import Seawall
     from seawall._result import RunResult
     from seawall.runtime.host import Host
     from seawall.runtime.journal import Journal
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 
 class Children:
     """What ``ctx.run`` needs of the app, for one attempt of a parent run.
 
     Args:
-        app: The app.
+        rt: The app's services.
         parent: The parent's journal.
         host: The parent's thread when it is a sync agent (lent to sync children).
     """
 
-    __slots__ = ("app", "host", "parent")
+    __slots__ = ("host", "parent", "rt")
 
-    def __init__(self, app: Seawall, parent: Journal, host: Host | None) -> None:
-        self.app = app
+    def __init__(self, rt: Runtime, parent: Journal, host: Host | None) -> None:
+        self.rt = rt
         self.parent = parent
         self.host = host
 
     def resolve(self, agent: Any) -> AgentSpec:
         """The registration of ``agent`` (raises :class:`~seawall.RegistrationError`)."""
-        return self.app.resolve_agent(agent)
+        return self.rt.registry.agent(agent)
 
     def result_of(self, run_id: str) -> RunResult:
         """A child's result as the ledger holds it."""
-        return self.app.result_of(run_id)
+        return self.rt.result_of(run_id)
 
     async def start(self, spec: AgentSpec, inputs: dict[str, Any], run_id: str) -> RunResult:
         """Record the child under ``run_id`` and execute it here to its end."""
-        app = self.app
-        input_hash, column, blobs = app.codec.snapshot(inputs, f"inputs of agent {spec.name!r}")
+        rt = self.rt
+        input_hash, column, blobs = rt.codec.snapshot(inputs, f"inputs of agent {spec.name!r}")
         now = time.time()
-        await app.io.run(
-            app.open_run,
+        await rt.io.run(
+            rt.open_run,
             spec.name,
             input_hash,
             column,
@@ -65,20 +66,22 @@ class Children:
             run_id=run_id,
             now=now,
         )
-        return await app.execute_recorded(spec, run_id, inputs, now, host=self.host, child=True)
+        return await rt.engine.execute_recorded(
+            spec, run_id, inputs, now, host=self.host, child=True
+        )
 
     async def see_through(self, spec: AgentSpec, inputs: dict[str, Any], run_id: str) -> RunResult:
         """See a child started before a crash through: serve, take over, wait, or create it."""
-        app = self.app
-        run = await app.io.run(app.store.get_run, run_id)
+        rt = self.rt
+        run = await rt.io.run(rt.store.get_run, run_id)
         if run is None:
             return await self.start(spec, inputs, run_id)
         if run.status.final or run.status is RunStatus.AWAITING_HUMAN:
-            return await app.io.run(app.result_of, run_id)
-        taken = await app.resume_run(run, host=self.host)
+            return await rt.io.run(rt.result_of, run_id)
+        taken = await rt.engine.resume_run(run, host=self.host)
         if taken is not None:
             return taken
-        return await app.await_run(run_id)
+        return await wait_for_run(rt, run_id, None)
 
 
 def child_run(

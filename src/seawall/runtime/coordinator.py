@@ -26,9 +26,9 @@ from seawall.errors import LeaseLostError, LedgerError
 from seawall.ledger import AttemptOutcome, RunOutcome, RunQuery
 
 if TYPE_CHECKING:
-    from seawall._app import Seawall
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
+    from seawall.runtime.services import Runtime
 
 _POLL = 0.05
 logger = logging.getLogger("seawall.graphs")
@@ -48,7 +48,7 @@ NodeRunner = Callable[[Node, dict[str, Any]], Awaitable["RunResult"]]
 
 
 async def run_graph(
-    app: Seawall,
+    rt: Runtime,
     graph: Graph,
     run_id: str,
     inputs: dict[str, Any],
@@ -65,16 +65,16 @@ async def run_graph(
     graph run over, or the ledger goes away, the coordinator stops and the graph run is returned
     as the ledger holds it (it goes on, or resumes).
     """
-    with app.telemetry.run(app.store, run_id, graph=True):
+    with rt.telemetry.run(rt.store, run_id, graph=True):
         try:
-            return await _schedule(app, graph, run_id, inputs, epoch, attempt, served, node_runner)
+            return await _schedule(rt, graph, run_id, inputs, epoch, attempt, served, node_runner)
         except (LeaseLostError, LedgerError) as exc:
             logger.warning("graph run %s stopped: %s", run_id, exc)
-            return app.result_of(run_id)
+            return rt.result_of(run_id)
 
 
 async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
-    app: Seawall,
+    rt: Runtime,
     graph: Graph,
     run_id: str,
     inputs: dict[str, Any],
@@ -86,7 +86,7 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
     """Schedule the graph's nodes until every one has settled.
 
     Args:
-        app: The app.
+        rt: The app's services.
         graph: The graph.
         run_id: The graph run.
         inputs: The graph's inputs.
@@ -95,10 +95,10 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
         served: Nodes whose finished runs (of another graph run) are reused as they are.
         node_runner: How a node runs (default: a live child run).
     """
-    store = app.store
+    store = rt.store
     start = time.time()
-    await app.io.run(store.start_attempt, run_id, attempt, start, app.leases.owner, epoch=epoch)
-    app.leases.hold(run_id, epoch)
+    await rt.io.run(store.start_attempt, run_id, attempt, start, rt.leases.owner, epoch=epoch)
+    rt.leases.hold(run_id, epoch)
     try:
         existing = dict(served or {})
         existing.update(
@@ -139,11 +139,11 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
                     None,
                 )
                 if blocker is not None:
-                    settle(name, await _skip(app, graph, run_id, node, blocker, existing, settled))
+                    settle(name, await _skip(rt, graph, run_id, node, blocker, existing, settled))
                     continue
                 task = asyncio.ensure_future(
                     _run_node(
-                        app, graph, run_id, node, inputs, settled, existing, limit, node_runner
+                        rt, graph, run_id, node, inputs, settled, existing, limit, node_runner
                     )
                 )
                 running[task] = name
@@ -152,13 +152,13 @@ async def _schedule(  # noqa: C901 - the scheduling loop reads top-down
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 settle(running.pop(task), task.result())
-        return await _finish(app, graph, run_id, epoch, attempt, settled)
+        return await _finish(rt, graph, run_id, epoch, attempt, settled)
     finally:
-        app.leases.release(run_id)
+        rt.leases.release(run_id)
 
 
 async def _run_node(
-    app: Seawall,
+    rt: Runtime,
     graph: Graph,
     run_id: str,
     node: Node,
@@ -171,16 +171,15 @@ async def _run_node(
     async with limit:
         child = existing.get(node.name)
         if child is not None:
-            return await _reuse(app, child)
+            return await _reuse(rt, child)
         node_inputs = {
             key: _resolve(source, inputs, settled) for key, source in node.inputs.items()
         }
         if node_runner is not None:
             result = await node_runner(node, node_inputs)
         else:
-            result = await app.executor.execute(
-                app,
-                app.resolve_agent(node.agent),
+            result = await rt.engine.execute(
+                rt.registry.agent(node.agent),
                 node_inputs,
                 parent_run_id=run_id,
                 node=node.name,
@@ -190,22 +189,22 @@ async def _run_node(
         return _Settled(result.status, result.run_id, result.output, cause=cause)
 
 
-async def _reuse(app: Seawall, child: RunRecord) -> _Settled:
+async def _reuse(rt: Runtime, child: RunRecord) -> _Settled:
     """A node that already has a run: serve it if finished, else resume it or wait for it."""
     if not child.status.final and child.status is not RunStatus.AWAITING_HUMAN:
         # Another process holds the node's run: wait for it to end, and take it over once its
         # lease lapses (its owner may be dead: waiting alone would then wait forever).
-        resumed = await app.resume_run(child)
+        resumed = await rt.engine.resume_run(child)
         while resumed is None:
             await asyncio.sleep(_POLL)
-            child = app.get_run(child.run_id)
+            child = rt.get_run(child.run_id)
             if child.status.final or child.status is RunStatus.AWAITING_HUMAN:
                 break
             if child.lease_expires_at is None or child.lease_expires_at <= time.time():
-                resumed = await app.resume_run(child)
+                resumed = await rt.engine.resume_run(child)
         if resumed is not None:
-            child = app.get_run(resumed.run_id)
-    output = app.output_of(child.run_id) if child.status is RunStatus.SUCCEEDED else None
+            child = rt.get_run(resumed.run_id)
+    output = rt.output_of(child.run_id) if child.status is RunStatus.SUCCEEDED else None
     cause = None if child.failure_cause is None else child.failure_cause.value
     blocked = (child.error or {}).get("blocked_by", []) if child.status is RunStatus.SKIPPED else []
     return _Settled(child.status, child.run_id, output, blocked, cause)
@@ -223,7 +222,7 @@ def _resolve(source: Input | From, inputs: dict[str, Any], settled: dict[str, _S
 
 
 async def _skip(
-    app: Seawall,
+    rt: Runtime,
     graph: Graph,
     run_id: str,
     node: Node,
@@ -240,13 +239,13 @@ async def _skip(
     previous = existing.get(node.name)
     if previous is not None and previous.status is RunStatus.SKIPPED:
         return _Settled(RunStatus.SKIPPED, previous.run_id, blocked_by=chain)
-    spec = app.resolve_agent(node.agent)
+    spec = rt.registry.agent(node.agent)
     breaker = blocker.cause == FailureCause.BREAKER_OPEN.value and not blocker.blocked_by
     message = f"not started: upstream node {blocker_name!r} {blocker.status.value}" + (
         " (its breaker is open)" if breaker else ""
     )
-    child_id, now = await app.io.run(
-        app.open_run,
+    child_id, now = await rt.io.run(
+        rt.open_run,
         spec.name,
         _EMPTY_HASH,
         _EMPTY_COLUMN,
@@ -256,8 +255,8 @@ async def _skip(
         node=node.name,
     )
     error = {"code": "upstream_failed", "type": "Skipped", "message": message, "blocked_by": chain}
-    await app.io.run(
-        app.store.finish_run,
+    await rt.io.run(
+        rt.store.finish_run,
         child_id,
         RunOutcome.not_executed(
             RunStatus.SKIPPED,
@@ -275,14 +274,14 @@ async def _skip(
 
 
 async def _finish(
-    app: Seawall,
+    rt: Runtime,
     graph: Graph,
     run_id: str,
     epoch: int,
     attempt: int,
     settled: dict[str, _Settled],
 ) -> RunResult:
-    store = app.store
+    store = rt.store
     children = store.list_runs(RunQuery(parent_run_id=run_id, limit=100_000))
     input_tokens = sum(c.input_tokens for c in children)
     output_tokens = sum(c.output_tokens for c in children)
@@ -294,15 +293,15 @@ async def _finish(
     now = time.time()
     if not failed and not skipped:
         output = {name: s.output for name, s in settled.items()}
-        output_hash, column, blobs = app.codec.snapshot(output, f"outputs of graph {graph.name!r}")
-        await app.io.run(
+        output_hash, column, blobs = rt.codec.snapshot(output, f"outputs of graph {graph.name!r}")
+        await rt.io.run(
             store.finish_attempt,
             run_id,
             attempt,
             AttemptOutcome("succeeded", now, None, None, None, None, None),
             epoch=epoch,
         )
-        await app.io.run(
+        await rt.io.run(
             store.finish_run,
             run_id,
             RunOutcome(
@@ -334,7 +333,7 @@ async def _finish(
             "failed": failed,
             "skipped": skipped,
         }
-        await app.io.run(
+        await rt.io.run(
             store.finish_attempt,
             run_id,
             attempt,
@@ -349,7 +348,7 @@ async def _finish(
             ),
             epoch=epoch,
         )
-        await app.io.run(
+        await rt.io.run(
             store.finish_run,
             run_id,
             RunOutcome(
@@ -370,8 +369,8 @@ async def _finish(
             [],
             epoch=epoch,
         )
-    result = app.result_of(run_id)
-    nodes = {name: app.result_of(s.run_id) for name, s in settled.items()}
+    result = rt.result_of(run_id)
+    nodes = {name: rt.result_of(s.run_id) for name, s in settled.items()}
     return result.with_nodes(nodes)
 
 

@@ -19,9 +19,9 @@ from seawall.errors import WaitTimeoutError
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from seawall._app import Seawall
     from seawall._result import RunResult
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 POLL_FIRST = 0.005
 """Seconds between the first ledger reads of a waiter; doubled up to :data:`POLL_MAX`."""
@@ -31,12 +31,12 @@ POLL_MAX = 0.25
 class Executor(Protocol):
     """Where runs execute. The app calls it; users only construct one and pass it in."""
 
-    def bind(self, app: Seawall) -> None:
+    def bind(self, rt: Runtime) -> None:
         """Attach to the app that will use this executor (called once, by ``Seawall()``)."""
 
     async def execute(
         self,
-        app: Seawall,
+        rt: Runtime,
         spec: AgentSpec,
         inputs: dict[str, Any],
         *,
@@ -47,7 +47,7 @@ class Executor(Protocol):
         """Record a run of ``spec`` on ``inputs``, execute it, and return its result."""
         ...
 
-    def submit(self, app: Seawall, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
+    def submit(self, rt: Runtime, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
         """Record a run of ``spec`` on ``inputs`` and start it without waiting for it."""
         ...
 
@@ -59,13 +59,13 @@ class RunHandle:
     """A submitted run: its id, and ways to wait for its result (read from the ledger).
 
     Args:
-        app: The app the run was submitted to.
+        rt: The services of the app the run was submitted to.
         run_id: The run.
         future: For a run executing in this process, its completion (waited on first).
     """
 
-    def __init__(self, app: Seawall, run_id: str, future: Future[Any] | None = None) -> None:
-        self.app = app
+    def __init__(self, rt: Runtime, run_id: str, future: Future[Any] | None = None) -> None:
+        self.rt = rt
         self.run_id = run_id
         self._future = future
 
@@ -74,7 +74,7 @@ class RunHandle:
 
     def status(self) -> RunStatus:
         """Return the run's current status in the ledger."""
-        return self.app.get_run(self.run_id).status
+        return self.rt.get_run(self.run_id).status
 
     def done(self) -> bool:
         """Whether the run has ended (a final status) or waits for a person."""
@@ -98,7 +98,9 @@ class RunHandle:
                 self._future.result(timeout)
             except TimeoutError:
                 raise _timed_out(self.run_id, timeout) from None
-        return self.app.wait(self.run_id, timeout=timeout)
+        return self.rt.sync(
+            wait_for_run(self.rt, self.run_id, timeout), "handle.result", "handle.aresult"
+        )
 
     async def aresult(self, timeout: float | None = None) -> RunResult:  # noqa: ASYNC109 - twin of result()
         """Async twin of :meth:`result`."""
@@ -107,7 +109,7 @@ class RunHandle:
                 await asyncio.wait_for(asyncio.wrap_future(self._future), timeout)
             except TimeoutError:
                 raise _timed_out(self.run_id, timeout) from None
-        return await self.app.await_run(self.run_id, timeout=timeout)
+        return await wait_for_run(self.rt, self.run_id, timeout)
 
 
 class LocalExecutor:
@@ -117,12 +119,12 @@ class LocalExecutor:
     worker threads), bounded by ``Seawall(max_concurrent_runs=...)`` like every other run.
     """
 
-    def bind(self, app: Seawall) -> None:
+    def bind(self, rt: Runtime) -> None:
         """Nothing to attach: the app's own threads and loops run the work."""
 
     async def execute(
         self,
-        app: Seawall,
+        rt: Runtime,
         spec: AgentSpec,
         inputs: dict[str, Any],
         *,
@@ -131,26 +133,26 @@ class LocalExecutor:
         workflow: str | None,
     ) -> RunResult:
         """Record and execute the run here."""
-        return await app.start_child(
+        return await rt.engine.start_child(
             spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow
         )
 
-    def submit(self, app: Seawall, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
+    def submit(self, rt: Runtime, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
         """Record the run (leased to this process) and start it on the app's event loop."""
-        run_id, started = app.record_run(spec, inputs)
+        run_id, started = rt.record_run(spec, inputs)
 
         async def execute() -> RunResult:
-            async with app.slots:
-                return await app.execute_recorded(spec, run_id, inputs, started)
+            async with rt.slots:
+                return await rt.engine.execute_recorded(spec, run_id, inputs, started)
 
-        return RunHandle(app, run_id, app.submit_coroutine(execute()))
+        return RunHandle(rt, run_id, rt.submit_coroutine(execute()))
 
     def close(self) -> None:
         """Nothing to stop: runs still executing stop with the app's loop and resume later."""
 
 
 async def wait_for_run(
-    app: Seawall,
+    rt: Runtime,
     run_id: str,
     timeout: float | None,  # noqa: ASYNC109 - shared by wait() and await_run()
 ) -> RunResult:
@@ -163,9 +165,9 @@ async def wait_for_run(
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = POLL_FIRST
     while True:
-        run = app.get_run(run_id)
+        run = rt.get_run(run_id)
         if _settled(run.status):
-            return app.result_of(run_id)
+            return rt.result_of(run_id)
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:

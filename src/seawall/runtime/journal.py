@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from seawall import _payload
 from seawall._diff import describe, request_changes
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from seawall.observe.tracing import RunTrace
     from seawall.runtime.breakers import Breakers
     from seawall.runtime.budgets import RetryBudgets
-    from seawall.runtime.playback import Playback
     from seawall.runtime.registry import ToolSpec
 
 STARTED: Final = "started"
@@ -109,6 +108,26 @@ class Asked:
 def is_effect(step: StepRecord) -> bool:
     """Whether a step is a side effect that may have happened (completed or in doubt)."""
     return step.mutating and step.status in _DONE
+
+
+class Recording(Protocol):
+    """What a recorded replay serves steps from (:class:`~seawall.runtime.playback.Playback`)."""
+
+    def serve(
+        self,
+        journal: Journal,
+        seq: int,
+        name: str,
+        request_hash: str,
+        request: Asked,
+        *,
+        effect: bool,
+    ) -> Recorded:
+        """Serve step ``seq`` from the recording, or say it runs live."""
+        ...
+
+    def finish(self) -> None:
+        """Report the recorded side effects the code never asked for."""
 
 
 class Journal:
@@ -200,7 +219,7 @@ class Journal:
         prices: PriceTable | None = None,
         blobs: Mapping[str, Blob] | None = None,
         trace: RunTrace | None = None,
-        playback: Playback | None = None,
+        playback: Recording | None = None,
     ) -> None:
         self.store = store
         self.codec = codec

@@ -13,11 +13,11 @@ from seawall.ledger import RunOutcome
 from seawall.runtime import settle
 
 if TYPE_CHECKING:
-    from seawall._app import Seawall
     from seawall._payload import Blob
     from seawall._result import RunResult
     from seawall.runtime.journal import Journal
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 MISSING_OUTPUT: Any = object()
 """Passed as ``output`` to :func:`finish` to read the output back from the ledger."""
@@ -67,7 +67,7 @@ def error_message(error: BaseException) -> str:
 
 
 async def finish(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     journal: Journal,
@@ -85,18 +85,18 @@ async def finish(
         LeaseLostError: Another process took the run over: nothing was recorded.
         LedgerError: The ledger could not be reached.
     """
-    await app.io.run(
-        app.store.finish_run,
+    await rt.io.run(
+        rt.store.finish_run,
         run_id,
         outcome(journal, attempts, status, output_hash, output_column, failure),
         output_blobs,
         epoch=journal.epoch,
     )
     if output is MISSING_OUTPUT:
-        result = await app.io.run(app.result_of, run_id, agent=spec.name)
+        result = await rt.io.run(rt.result_of, run_id, agent=spec.name)
     else:
-        result = await app.io.run(app.result_of, run_id, output=output, agent=spec.name)
-    app.monitor.finished(spec, result, journal, output_column, output_blobs)
+        result = await rt.io.run(rt.result_of, run_id, output=output, agent=spec.name)
+    rt.monitor.finished(spec, result, journal, output_column, output_blobs)
     return result
 
 
@@ -134,7 +134,7 @@ def outcome(
 
 
 async def settle_failure(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     journal: Journal,
@@ -150,15 +150,15 @@ async def settle_failure(
     cancelled = failure.cause is FailureCause.CANCELLED
     status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
     undo_class = ErrorClass.PARTIAL_WRITE if cancelled else failure.error_class
-    if compensate and await settle.needs_compensation(app, undo_class, run_id):
-        await app.io.run(
-            app.store.begin_compensation,
+    if compensate and await settle.needs_compensation(rt, undo_class, run_id):
+        await rt.io.run(
+            rt.store.begin_compensation,
             run_id,
             outcome(journal, attempts, status, None, None, failure),
             epoch=journal.epoch,
         )
-        await settle.compensate(app, run_id, journal.epoch)
-    return await finish(app, spec, run_id, journal, attempts, status, None, None, None, [], failure)
+        await settle.compensate(rt, run_id, journal.epoch)
+    return await finish(rt, spec, run_id, journal, attempts, status, None, None, None, [], failure)
 
 
 class RecordedError(Exception):

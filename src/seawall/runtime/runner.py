@@ -35,6 +35,7 @@ from seawall.ledger import AttemptOutcome
 from seawall.observe.logs import logger as run_log
 from seawall.observe.logs import run_fields
 from seawall.runtime import settle, verification
+from seawall.runtime.children import Children
 from seawall.runtime.context import AsyncContext, Context, entered
 from seawall.runtime.host import Host
 from seawall.runtime.journal import Journal
@@ -52,19 +53,20 @@ from seawall.runtime.playback import Playback
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall._app import LiveRun, Seawall
     from seawall._payload import Blob
     from seawall.artifacts import StagingArea
     from seawall.ledger import StepRecord
     from seawall.observe.tracing import RunTrace
+    from seawall.runtime.live import LiveRun
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 logger = logging.getLogger("seawall.runner")
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
 
 
 async def execute_run(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     inputs: dict[str, Any],
@@ -83,7 +85,7 @@ async def execute_run(
     (an ``invoke_agent`` span) when an OpenTelemetry SDK is configured.
 
     Args:
-        app: The app.
+        rt: The app's services.
         spec: The agent.
         run_id: The run.
         inputs: The agent's keyword inputs.
@@ -101,8 +103,8 @@ async def execute_run(
         The run's result, as recorded. A run whose attempt was interrupted (its lease lost, the
         ledger gone) is returned with status ``running``: it goes on elsewhere, or resumes.
     """
-    with app.telemetry.run(app.store, run_id, graph=False) as traced:
-        loop = _Attempts(app, spec, run_id, inputs, epoch, lineage or Lineage(), traced, host)
+    with rt.telemetry.run(rt.store, run_id, graph=False) as traced:
+        loop = _Attempts(rt, spec, run_id, inputs, epoch, lineage or Lineage(), traced, host)
         loop.replay_mutations = replay_mutations
         loop.replay_report = replay_report
         result = await loop.run(started, replay_source)
@@ -136,7 +138,7 @@ class _Attempts:
 
     def __init__(
         self,
-        app: Seawall,
+        rt: Runtime,
         spec: AgentSpec,
         run_id: str,
         inputs: dict[str, Any],
@@ -145,7 +147,7 @@ class _Attempts:
         traced: RunTrace | None,
         host: Host | None,
     ) -> None:
-        self.app = app
+        self.rt = rt
         self.spec = spec
         self.run_id = run_id
         self.inputs = inputs
@@ -163,9 +165,9 @@ class _Attempts:
         self.replay_report: list[dict[str, Any]] | None = None
 
     async def run(self, started: float | None, replay_source: str | None) -> RunResult:
-        app = self.app
+        rt = self.rt
         first_start = started if started is not None else time.time()
-        app.leases.hold(self.run_id, self.epoch)
+        rt.leases.hold(self.run_id, self.epoch)
         try:
             while True:
                 self.attempt += 1
@@ -178,11 +180,11 @@ class _Attempts:
                     return outcome
                 await _timing.asleep(outcome)
         finally:
-            app.leases.release(self.run_id)
+            rt.leases.release(self.run_id)
 
     async def _journal(self, first_start: float, replay_source: str | None) -> Journal:
         """Load what the journal holds, start the attempt (fenced), and open its journal."""
-        app, io, store = self.app, self.app.io, self.app.store
+        rt, io, store = self.rt, self.rt.io, self.rt.store
         strict = replay_source is not None
         recorded: Sequence[StepRecord] = []
         original_base = 0
@@ -197,7 +199,7 @@ class _Attempts:
             # An error or drift retry asks again on a new line, after every step written.
             self.base = max((s.seq for s in recorded), default=self.base)
             self.new_line = False
-        blobs = await _blobs_of(app, recorded)
+        blobs = await _blobs_of(rt, recorded)
         playback = (
             Playback(
                 recorded,
@@ -213,28 +215,28 @@ class _Attempts:
             self.run_id,
             self.attempt,
             time.time(),
-            app.leases.owner,
+            rt.leases.owner,
             epoch=self.epoch,
             base_seq=self.base,
             completed_at_start=sum(1 for s in recorded if s.status == "completed"),
         )
         return Journal(
             store,
-            app.codec,
+            rt.codec,
             self.run_id,
             self.attempt,
             recorded,
             epoch=self.epoch,
             base=self.base,
-            flush_every=app.flush_every,
-            flush_interval=app.flush_interval,
+            flush_every=rt.flush_every,
+            flush_interval=rt.flush_interval,
             guards=self.spec.guards,
             started=first_start,
             feedback=self.feedback,
             strict=strict,
-            breakers=None if strict else app.breakers,
-            budgets=None if strict else app.budgets,
-            prices=app.prices,
+            breakers=None if strict else rt.breakers,
+            budgets=None if strict else rt.budgets,
+            prices=rt.prices,
             blobs=blobs,
             trace=self.traced,
             playback=playback,
@@ -242,11 +244,11 @@ class _Attempts:
 
     async def _one(self, journal: Journal, first_start: float) -> RunResult | float:
         """One attempt; return the run's result, or the backoff before the next attempt."""
-        app, spec, run_id, attempt = self.app, self.spec, self.run_id, self.attempt
-        staging = app.staging_for(run_id, attempt)
+        rt, spec, run_id, attempt = self.rt, self.spec, self.run_id, self.attempt
+        staging = rt.staging_for(run_id, attempt)
         if spec.retry_budget is not None:
-            app.budgets.count(f"agent:{spec.name}")
-        live = app.live.enter(run_id, journal)
+            rt.budgets.count(f"agent:{spec.name}")
+        live = rt.live.enter(run_id, journal)
         output: Any = None
         failure: Failure | None = None
         output_blobs: list[Blob] = []
@@ -258,16 +260,16 @@ class _Attempts:
                 journal.playback.finish()
             else:
                 journal.check_all_effects_served()
-            await app.io.run(journal.flush)
+            await rt.io.run(journal.flush)
             await verification.verify_output(
-                app, spec, run_id, attempt, output, self.inputs, journal
+                rt, spec, run_id, attempt, output, self.inputs, journal
             )
             output_hash, output_column, output_blobs = journal.snapshot(
                 output, f"output of agent {spec.name!r}"
             )
             if staging is not None and staging.staged():
                 output_hash = await settle.commit(
-                    app,
+                    rt,
                     run_id,
                     attempt,
                     staging,
@@ -282,19 +284,19 @@ class _Attempts:
                 exc if isinstance(exc, LeaseLostError | LedgerError) else None
             )
             if interruption is not None:
-                app.live.leave(run_id)
+                rt.live.leave(run_id)
                 return await self._interrupted(interruption)
             failure = await self._failure(journal, staging, exc)
         finally:
-            app.live.leave(run_id)
+            rt.live.leave(run_id)
         end = time.time()
         if failure is None:
             if staging is not None:
                 staging.discard()
             _faults.point("run.finishing")
             try:
-                await app.io.run(
-                    app.store.finish_attempt,
+                await rt.io.run(
+                    rt.store.finish_attempt,
                     run_id,
                     attempt,
                     AttemptOutcome("succeeded", end, None, None, None, None, None),
@@ -303,7 +305,7 @@ class _Attempts:
                 if self.traced is not None:
                     self.traced.attempt(attempt, "succeeded", None, None, None)
                 return await finish(
-                    app,
+                    rt,
                     spec,
                     run_id,
                     journal,
@@ -327,7 +329,7 @@ class _Attempts:
             return Failure(exc, _classify(journal, staging), FailureCause.TIMEOUT)
         if isinstance(exc, RunCancelled):
             with contextlib.suppress(Exception):
-                await self.app.io.run(journal.flush)
+                await self.rt.io.run(journal.flush)
             return Failure(exc, _classify(journal, staging), FailureCause.CANCELLED)
         if not isinstance(exc, Exception):
             if journal.cancelled is None:
@@ -340,7 +342,7 @@ class _Attempts:
                 FailureCause.CANCELLED,
             )
         with contextlib.suppress(Exception):
-            await self.app.io.run(journal.flush)
+            await self.rt.io.run(journal.flush)
         error: BaseException = exc
         if isinstance(exc, TypeError) and journal.calls == 0:
             error = _misfit(self.spec, self.inputs) or exc
@@ -355,7 +357,7 @@ class _Attempts:
         elapsed: float,
     ) -> RunResult | float:
         """Decide whether to retry; record the attempt's end; settle the run or return the wait."""
-        app, spec, run_id, attempt = self.app, self.spec, self.run_id, self.attempt
+        rt, spec, run_id, attempt = self.rt, self.spec, self.run_id, self.attempt
         error = failure.error
         if isinstance(error, BreakerOpenError):
             failure.error_class = ErrorClass.CASCADE
@@ -365,8 +367,8 @@ class _Attempts:
             failure.cause = FailureCause.VERIFICATION_FAILED
         retry_delay, decision = await self._decide(journal, failure, drift, elapsed)
         try:
-            await app.io.run(
-                app.store.finish_attempt,
+            await rt.io.run(
+                rt.store.finish_attempt,
                 run_id,
                 attempt,
                 AttemptOutcome(
@@ -406,15 +408,15 @@ class _Attempts:
                 if staging is not None:
                     staging.discard()
                 return await settle_failure(
-                    app, spec, run_id, journal, attempt, failure, compensate=False
+                    rt, spec, run_id, journal, attempt, failure, compensate=False
                 )
             if drift:
                 return await verification.settle_drift(
-                    app, spec, run_id, journal, attempt, failure, output, staging, self.inputs
+                    rt, spec, run_id, journal, attempt, failure, output, staging, self.inputs
                 )
             if staging is not None:
                 staging.discard()
-            return await settle_failure(app, spec, run_id, journal, attempt, failure)
+            return await settle_failure(rt, spec, run_id, journal, attempt, failure)
         except (LeaseLostError, LedgerError) as exc:
             return await self._interrupted(exc)
 
@@ -453,8 +455,8 @@ class _Attempts:
         if not decision.retry:
             before = "" if journal.asked or decision.transient else " before any model or tool call"
             return None, f"not retried: {decision.reason}{before}"
-        if spec.retry_budget is not None and not await self.app.io.run(
-            self.app.budgets.allow_retry, f"agent:{spec.name}", spec.retry_budget
+        if spec.retry_budget is not None and not await self.rt.io.run(
+            self.rt.budgets.allow_retry, f"agent:{spec.name}", spec.retry_budget
         ):
             return None, f"not retried: the retry budget of agent {spec.name!r} is spent"
         effects = journal.mutations
@@ -466,15 +468,15 @@ class _Attempts:
         )
 
     async def _attempt(self, journal: Journal, staging: StagingArea | None, live: LiveRun) -> Any:
-        app, spec = self.app, self.spec
+        rt, spec = self.rt, self.spec
         loop = asyncio.get_running_loop()
         host = self.host
         if spec.is_async:
-            runner = app.agent_runner(journal.run_id, host)
+            runner = rt.agent_runner(journal.run_id, host)
             actx = AsyncContext(
-                journal, spec.name, app.resolve_tool, loop, staging, self.inputs, runner, app.io
+                journal, spec.name, rt.registry.tool, loop, staging, self.inputs, runner, rt.io
             )
-            actx.bind_children(app.children(journal, host))
+            actx.bind_children(Children(rt, journal, host))
             with entered(actx):
                 # The task copies the context variables as they are now.
                 task = asyncio.ensure_future(spec.fn(actx, **self.inputs))
@@ -488,16 +490,16 @@ class _Attempts:
                 journal.abandoned = True
                 raise
         thread = Host()
-        runner = app.agent_runner(journal.run_id, thread)
-        ctx = Context(journal, spec.name, app.resolve_tool, loop, staging, self.inputs, runner)
-        ctx.bind_children(app.children(journal, thread))
+        runner = rt.agent_runner(journal.run_id, thread)
+        ctx = Context(journal, spec.name, rt.registry.tool, loop, staging, self.inputs, runner)
+        ctx.bind_children(Children(rt, journal, thread))
         call = _SyncCall(spec, ctx, self.inputs, thread)
         future: asyncio.Future[Any]
         if host is not None:
             # A child of a sync agent runs in its parent's thread, which waits for it anyway.
             future = asyncio.wrap_future(host.lend(call))
         else:
-            future = loop.run_in_executor(app.agent_threads, call)
+            future = loop.run_in_executor(rt.agent_threads, call)
         if spec.timeout is None:
             return await future
         try:
@@ -511,14 +513,12 @@ class _Attempts:
 
     async def _interrupted(self, error: BaseException) -> RunResult:
         """The attempt stopped for a reason that is not the agent's: leave the run resumable."""
-        app, run_id = self.app, self.run_id
-        app.leases.release(run_id)
+        rt, run_id = self.rt, self.run_id
+        rt.leases.release(run_id)
         lost = isinstance(error, LeaseLostError)
         if lost:
             with contextlib.suppress(LedgerError):
-                await app.io.run(
-                    app.store.mark_fenced, run_id, self.attempt, self.epoch, time.time()
-                )
+                await rt.io.run(rt.store.mark_fenced, run_id, self.attempt, self.epoch, time.time())
         cause = FailureCause.LEASE_LOST if lost else FailureCause.LEDGER_UNAVAILABLE
         logger.warning(
             "run %s (%s): attempt %d stopped (%s): %s; the run %s",
@@ -531,7 +531,7 @@ class _Attempts:
             extra=run_fields(run_id, self.spec.name, self.attempt),
         )
         try:
-            recorded: RunResult | None = await app.io.run(app.result_of, run_id)
+            recorded: RunResult | None = await rt.io.run(rt.result_of, run_id)
         except LedgerError:
             recorded = None
         if recorded is not None and (
@@ -597,7 +597,7 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def _blobs_of(app: Seawall, steps: Sequence[StepRecord]) -> dict[str, Blob]:
+async def _blobs_of(rt: Runtime, steps: Sequence[StepRecord]) -> dict[str, Blob]:
     """Read the blobs the recorded steps refer to, so serving them reads nothing."""
     refs = [
         ref
@@ -607,4 +607,4 @@ async def _blobs_of(app: Seawall, steps: Sequence[StepRecord]) -> dict[str, Blob
     ]
     if not refs:
         return {}
-    return dict(await app.io.run(app.store.get_blobs, refs))
+    return dict(await rt.io.run(rt.store.get_blobs, refs))

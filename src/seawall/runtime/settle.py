@@ -40,10 +40,10 @@ from seawall.ledger import HandOffRecord
 from seawall.observe.logs import run_fields
 
 if TYPE_CHECKING:
-    from seawall._app import Seawall
     from seawall._payload import Blob
     from seawall.artifacts._staging import StagingArea
     from seawall.ledger import RunRecord, StepRecord
+    from seawall.runtime.services import Runtime
 
 logger = logging.getLogger("seawall.settle")
 
@@ -55,7 +55,7 @@ def output_hash_with(output_hash: str, manifest: Manifest) -> str:
 
 
 async def commit(
-    app: Seawall,
+    rt: Runtime,
     run_id: str,
     attempt: int,
     staging: StagingArea,
@@ -70,10 +70,10 @@ async def commit(
     Raises:
         ArtifactError: A staged file cannot be committed; nothing became visible.
     """
-    destination = app.destination
+    destination = rt.destination
     if destination is None:
         raise ConfigurationError("artifacts were staged but the app has no destination")
-    manifest = await asyncio.to_thread(staging.seal, sync=app.power)
+    manifest = await asyncio.to_thread(staging.seal, sync=rt.power)
     _faults.point("commit.sealed")
     combined = output_hash_with(output_hash, manifest)
     record = {
@@ -82,8 +82,8 @@ async def commit(
         "staging": str(staging.dir),
         "manifest": manifest.as_list(),
     }
-    await app.io.run(
-        app.store.begin_commit,
+    await rt.io.run(
+        rt.store.begin_commit,
         run_id,
         output_hash=combined,
         output_column=output_column,
@@ -97,19 +97,19 @@ async def commit(
         await asyncio.to_thread(destination.publish, run_id, staging.dir, manifest)
     except BaseException:
         destination.remove_partial(run_id)
-        await app.io.run(app.store.abort_commit, run_id, epoch=epoch)
+        await rt.io.run(rt.store.abort_commit, run_id, epoch=epoch)
         raise
     _faults.point("commit.published")
     return combined
 
 
-async def roll_forward(app: Seawall, run: RunRecord, epoch: int) -> bool:
+async def roll_forward(rt: Runtime, run: RunRecord, epoch: int) -> bool:
     """Finish or undo the interrupted commit of ``run``; True when its artifacts are published."""
-    raw = await app.io.run(app.store.get_commit, run.run_id)
+    raw = await rt.io.run(rt.store.get_commit, run.run_id)
     if raw is None:
         return False
     record = json.loads(raw)
-    destination = destination_for(record["destination"], sync=app.power)
+    destination = destination_for(record["destination"], sync=rt.power)
     manifest = Manifest.from_json(
         json.dumps({"run_id": run.run_id, "artifacts": record["manifest"]}).encode()
     )
@@ -123,7 +123,7 @@ async def roll_forward(app: Seawall, run: RunRecord, epoch: int) -> bool:
         _drop_staging(staging)
         return True
     destination.remove_partial(run.run_id)
-    await app.io.run(app.store.abort_commit, run.run_id, epoch=epoch)
+    await rt.io.run(rt.store.abort_commit, run.run_id, epoch=epoch)
     _drop_staging(staging)
     logger.warning(
         "run %s: its interrupted commit could not be finished (staging gone); rerunning the agent",
@@ -140,19 +140,19 @@ def _drop_staging(staging: Path) -> None:
         staging.parent.rmdir()
 
 
-async def compensate(app: Seawall, run_id: str, epoch: int) -> None:
+async def compensate(rt: Runtime, run_id: str, epoch: int) -> None:
     """Run the compensations of ``run_id``'s completed mutating steps, newest first, once each."""
-    store, io = app.store, app.io
+    store, io = rt.store, rt.io
     done = {c.seq: c for c in await io.run(store.list_compensations, run_id)}
     steps = [s for s in await io.run(store.load_steps, run_id) if s.kind == "tool" and s.mutating]
     for step in sorted(steps, key=lambda s: s.seq, reverse=True):
         if step.status != "completed":
             continue
-        spec = app.tools.get(step.name)
+        spec = rt.registry.tools.get(step.name)
         if spec is None or spec.compensate is None:
             if spec is None:
                 await _handoff(
-                    app,
+                    rt,
                     run_id,
                     epoch,
                     "compensation_unavailable",
@@ -179,7 +179,7 @@ async def compensate(app: Seawall, run_id: str, epoch: int) -> None:
                 epoch=epoch,
             )
             await _handoff(
-                app,
+                rt,
                 run_id,
                 epoch,
                 "compensation_in_doubt",
@@ -189,13 +189,13 @@ async def compensate(app: Seawall, run_id: str, epoch: int) -> None:
                 {"step": step.seq, "tool": step.name, "idempotency_key": key},
             )
             continue
-        await _run_one(app, run_id, epoch, step, spec.compensate, spec.retry, key)
+        await _run_one(rt, run_id, epoch, step, spec.compensate, spec.retry, key)
 
 
 async def _run_one(
-    app: Seawall, run_id: str, epoch: int, step: StepRecord, undo: Any, retry: Any, key: str
+    rt: Runtime, run_id: str, epoch: int, step: StepRecord, undo: Any, retry: Any, key: str
 ) -> None:
-    store, io = app.store, app.io
+    store, io = rt.store, rt.io
     fetch = store.get_blobs
     _, args, kwargs = _payload.unpack(step.request, fetch)
     result = None if step.response is None else _payload.unpack(step.response, fetch)
@@ -228,7 +228,7 @@ async def _run_one(
                     epoch=epoch,
                 )
                 await _handoff(
-                    app,
+                    rt,
                     run_id,
                     epoch,
                     "compensation_failed",
@@ -253,7 +253,7 @@ async def _run_one(
     )
 
 
-async def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_id: str) -> bool:
+async def needs_compensation(rt: Runtime, error_class: ErrorClass | None, run_id: str) -> bool:
     """Whether a run failing with ``error_class`` has completed steps with compensations."""
     if error_class is not ErrorClass.PARTIAL_WRITE:
         return False
@@ -261,13 +261,13 @@ async def needs_compensation(app: Seawall, error_class: ErrorClass | None, run_i
         s.kind == "tool"
         and s.mutating
         and s.status == "completed"
-        and (s.name not in app.tools or app.tools[s.name].compensate is not None)
-        for s in await app.io.run(app.store.load_steps, run_id)
+        and (s.name not in rt.registry.tools or rt.registry.tools[s.name].compensate is not None)
+        for s in await rt.io.run(rt.store.load_steps, run_id)
     )
 
 
 async def _handoff(
-    app: Seawall, run_id: str, epoch: int, kind: str, reason: str, subject: Any
+    rt: Runtime, run_id: str, epoch: int, kind: str, reason: str, subject: Any
 ) -> None:
     handoff = HandOffRecord(
         handoff_id=uuid.uuid4().hex,
@@ -278,13 +278,13 @@ async def _handoff(
         status="open",
         created_at=time.time(),
     )
-    await app.io.run(app.store.open_handoff, handoff, epoch=epoch)
-    run = await app.io.run(app.store.get_run, run_id)
-    app.monitor.handoff_opened(handoff, None if run is None else run.agent)
+    await rt.io.run(rt.store.open_handoff, handoff, epoch=epoch)
+    run = await rt.io.run(rt.store.get_run, run_id)
+    rt.monitor.handoff_opened(handoff, None if run is None else run.agent)
     logger.warning(
         "run %s: hand-off opened (%s): %s", run_id, kind, reason, extra=run_fields(run_id)
     )
-    traced = app.telemetry.active.get(run_id)
+    traced = rt.telemetry.active.get(run_id)
     if traced is not None:
         traced.handoff(handoff.handoff_id, kind, reason)
 

@@ -29,10 +29,10 @@ from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
     from seawall import _payload
-    from seawall._app import Seawall
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 
 def _confidence_of(output: Any, journal: Journal) -> float | None:
@@ -45,7 +45,7 @@ def _confidence_of(output: Any, journal: Journal) -> float | None:
 
 
 async def judge_output(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     output: Any,
@@ -57,7 +57,7 @@ async def judge_output(
     verdicts: list[Verdict] = []
     if spec.verify:
         context = VerifyContext(
-            inputs=inputs, run_id=run_id, facts=facts, run_agent=app.agent_runner(run_id)
+            inputs=inputs, run_id=run_id, facts=facts, run_agent=rt.agent_runner(run_id)
         )
         verdicts = await run_verifiers(output, spec.verify, context)
     if spec.min_confidence is not None and confidence is not None:
@@ -87,7 +87,7 @@ def rejection(run_id: str, verdicts: list[Verdict]) -> VerificationError:
 
 
 async def verify_output(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     attempt: int,
@@ -104,10 +104,10 @@ async def verify_output(
     if not spec.verify and (spec.min_confidence is None or confidence is None):
         return
     start = time.time()
-    verdicts = await judge_output(app, spec, run_id, output, inputs, journal.facts, confidence)
+    verdicts = await judge_output(rt, spec, run_id, output, inputs, journal.facts, confidence)
     listed = [v.to_dict() for v in verdicts]
-    await app.io.run(
-        app.store.record_verdicts, run_id, attempt, "output", listed, epoch=journal.epoch
+    await rt.io.run(
+        rt.store.record_verdicts, run_id, attempt, "output", listed, epoch=journal.epoch
     )
     if journal.trace is not None:
         journal.trace.verification("output", listed, start, time.time())
@@ -116,7 +116,7 @@ async def verify_output(
 
 
 async def settle_drift(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     journal: Journal,
@@ -129,10 +129,10 @@ async def settle_drift(
     """Apply the agent's degradation policy once retries with feedback are spent."""
     policy = spec.on_drift
     if policy.fallback is not None:
-        fallback = app.resolve_agent(policy.fallback)
-        child = await app.start_child(fallback, inputs, parent_run_id=run_id)
-        await app.io.run(
-            app.store.record_verdicts,
+        fallback = rt.registry.agent(policy.fallback)
+        child = await rt.engine.start_child(fallback, inputs, parent_run_id=run_id)
+        await rt.io.run(
+            rt.store.record_verdicts,
             run_id,
             attempt,
             "fallback",
@@ -150,7 +150,7 @@ async def settle_drift(
                 staging.discard()
             output_hash, column, blobs = journal.snapshot(child.output, "fallback output")
             return await finish(
-                app,
+                rt,
                 spec,
                 run_id,
                 journal,
@@ -167,7 +167,7 @@ async def settle_drift(
             staging.discard()
         kept_hash, kept, kept_blobs = _encoded(journal, output, "quarantined output")
         return await finish(
-            app,
+            rt,
             spec,
             run_id,
             journal,
@@ -180,10 +180,10 @@ async def settle_drift(
             failure,
         )
     if policy.then == "handoff":
-        return await _park(app, spec, run_id, journal, attempt, failure, output, staging)
+        return await _park(rt, spec, run_id, journal, attempt, failure, output, staging)
     if staging is not None:
         staging.discard()
-    return await settle_failure(app, spec, run_id, journal, attempt, failure)
+    return await settle_failure(rt, spec, run_id, journal, attempt, failure)
 
 
 def _encoded(
@@ -195,7 +195,7 @@ def _encoded(
 
 
 async def _park(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     journal: Journal,
@@ -206,8 +206,8 @@ async def _park(
 ) -> RunResult:
     """Hand the output to a person: the run waits, holding no worker and no lease."""
     output_hash, column, blobs = _encoded(journal, output, "output handed to a person")
-    await app.io.run(
-        app.store.park_run,
+    await rt.io.run(
+        rt.store.park_run,
         run_id,
         outcome(journal, attempt, RunStatus.AWAITING_HUMAN, output_hash, column, failure),
         blobs,
@@ -229,15 +229,15 @@ async def _park(
         status="open",
         created_at=time.time(),
     )
-    await app.io.run(app.store.open_handoff, handoff, epoch=journal.epoch)
-    app.monitor.handoff_opened(handoff, spec.name)
+    await rt.io.run(rt.store.open_handoff, handoff, epoch=journal.epoch)
+    rt.monitor.handoff_opened(handoff, spec.name)
     if journal.trace is not None:
         journal.trace.handoff(handoff.handoff_id, "verification_failed", str(error))
-    return await app.io.run(app.result_of, run_id, agent=spec.name)
+    return await rt.io.run(rt.result_of, run_id, agent=spec.name)
 
 
 async def decide(
-    app: Seawall,
+    rt: Runtime,
     handoff_id: str,
     *,
     approve: bool,
@@ -253,7 +253,7 @@ async def decide(
         HandOffDecidedError: It was already decided.
         VerificationError: The edited output failed the agent's verifiers (still open).
     """
-    handoff = app.store.get_handoff(handoff_id)
+    handoff = rt.store.get_handoff(handoff_id)
     if handoff is None:
         raise HandOffNotFoundError(
             f"no hand-off {handoff_id!r}; list them with `seawall handoffs list`",
@@ -265,16 +265,16 @@ async def decide(
             f"{handoff.decided_by or 'someone'}); nothing changed",
             handoff_id=handoff_id,
         )
-    run = app.get_run(handoff.run_id)
-    spec = app.resolve_agent(run.agent)
+    run = rt.get_run(handoff.run_id)
+    spec = rt.registry.agent(run.agent)
     subject = handoff.subject or {}
     attempt = int(subject.get("attempt") or run.attempts)
     if approve and edited:
         verdicts = await judge_output(
-            app, spec, run.run_id, output, app.inputs_of(run.run_id), {}, None
+            rt, spec, run.run_id, output, rt.inputs_of(run.run_id), {}, None
         )
-        await app.io.run(
-            app.store.record_verdicts,
+        await rt.io.run(
+            rt.store.record_verdicts,
             run.run_id,
             attempt,
             "handoff",
@@ -283,7 +283,7 @@ async def decide(
         )
         if not all(v.passed for v in verdicts):
             raise rejection(run.run_id, verdicts)
-    if not app.store.decide_handoff(
+    if not rt.store.decide_handoff(
         handoff_id,
         decision="approved" if approve else "rejected",
         decided_by=by,
@@ -293,28 +293,26 @@ async def decide(
         raise HandOffDecidedError(
             f"hand-off {handoff_id} was decided meanwhile", handoff_id=handoff_id
         )
-    epoch = await app.io.run(
-        app.store.claim_parked, run.run_id, app.leases.owner, app.leases.expiry()
-    )
+    epoch = await rt.io.run(rt.store.claim_parked, run.run_id, rt.leases.owner, rt.leases.expiry())
     if epoch is None:
         raise UsageError(
             f"run {run.run_id} is not waiting for a person "
-            f"(it is {app.get_run(run.run_id).status.value})",
+            f"(it is {rt.get_run(run.run_id).status.value})",
             run_id=run.run_id,
         )
-    steps = await app.io.run(app.store.load_steps, run.run_id)
-    journal = Journal(app.store, app.codec, run.run_id, attempt, steps, epoch=epoch)
-    app.leases.hold(run.run_id, epoch)
+    steps = await rt.io.run(rt.store.load_steps, run.run_id)
+    journal = Journal(rt.store, rt.codec, run.run_id, attempt, steps, epoch=epoch)
+    rt.leases.hold(run.run_id, epoch)
     try:
         return await _carry_out(
-            app, spec, run, journal, attempt, subject, approve, output, edited, by, note
+            rt, spec, run, journal, attempt, subject, approve, output, edited, by, note
         )
     finally:
-        app.leases.release(run.run_id)
+        rt.leases.release(run.run_id)
 
 
 async def _carry_out(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run: RunRecord,
     journal: Journal,
@@ -329,7 +327,7 @@ async def _carry_out(
     """Finish a run a person decided on: rejected, or committed with its (edited) output."""
     staging_path = subject.get("staging")
     staging = (
-        StagingArea(app.staging_root, run.run_id, attempt, app.max_artifact_bytes)
+        StagingArea(rt.staging_root, run.run_id, attempt, rt.max_artifact_bytes)
         if staging_path
         else None
     )
@@ -347,17 +345,17 @@ async def _carry_out(
             ErrorClass.SILENT_DRIFT,
             FailureCause.VERIFICATION_FAILED,
         )
-        return await settle_failure(app, spec, run.run_id, journal, attempt, failure)
+        return await settle_failure(rt, spec, run.run_id, journal, attempt, failure)
     if not edited:
-        output = await app.io.run(app.output_of, run.run_id)
+        output = await rt.io.run(rt.output_of, run.run_id)
     output_hash, column, blobs = journal.snapshot(output, "approved output")
     if staging is not None and staging.staged():
         output_hash = await settle.commit(
-            app, run.run_id, attempt, staging, output_hash, column, blobs, epoch=journal.epoch
+            rt, run.run_id, attempt, staging, output_hash, column, blobs, epoch=journal.epoch
         )
         blobs = []
     return await finish(
-        app,
+        rt,
         spec,
         run.run_id,
         journal,

@@ -23,15 +23,15 @@ from seawall.runtime.outcome import MISSING_OUTPUT, Failure, RecordedError, fini
 from seawall.runtime.runner import execute_run
 
 if TYPE_CHECKING:
-    from seawall._app import Seawall
     from seawall._result import RunResult
     from seawall.ledger import AttemptRecord, RunRecord, StepRecord
     from seawall.runtime.host import Host
     from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Runtime
 
 
 async def resume_agent_run(
-    app: Seawall,
+    rt: Runtime,
     run: RunRecord,
     now: float,
     *,
@@ -43,37 +43,37 @@ async def resume_agent_run(
     Returns:
         The run's result, or ``None`` when another live process holds its lease.
     """
-    spec = app.resolve_agent(run.agent)
+    spec = rt.registry.agent(run.agent)
     if epoch is None:
-        epoch = await app.io.run(
-            app.store.claim_run, run.run_id, app.leases.owner, app.leases.expiry(), now
+        epoch = await rt.io.run(
+            rt.store.claim_run, run.run_id, rt.leases.owner, rt.leases.expiry(), now
         )
         if epoch is None:
             return None
     if run.replay_mode == "recorded":
         # A recorded replay serves a journal; resumed live it could make real calls.
-        return await _close(app, spec, run.run_id, epoch, max(run.attempts, 1), crashed=True)
-    columns = await app.io.run(app.store.get_run_io, run.run_id)
+        return await _close(rt, spec, run.run_id, epoch, max(run.attempts, 1), crashed=True)
+    columns = await rt.io.run(rt.store.get_run_io, run.run_id)
     if columns is None:
         raise RunNotFoundError(f"run {run.run_id} vanished from the ledger", run_id=run.run_id)
-    inputs = _payload.unpack(columns[0], app.store.get_blobs)
+    inputs = _payload.unpack(columns[0], rt.store.get_blobs)
     if run.phase is not None:
-        settled = await _resume_settling(app, spec, run, epoch)
+        settled = await _resume_settling(rt, spec, run, epoch)
         if settled is not None:
             return settled
-        run = app.get_run(run.run_id)
-    attempts = await app.io.run(app.store.list_attempts, run.run_id)
+        run = rt.get_run(run.run_id)
+    attempts = await rt.io.run(rt.store.list_attempts, run.run_id)
     if attempts and attempts[-1].status == "running":
-        steps = await app.io.run(app.store.load_steps, run.run_id)
-        streak = await _close_crashed(app, spec, run.run_id, epoch, attempts, steps, now)
+        steps = await rt.io.run(rt.store.load_steps, run.run_id)
+        streak = await _close_crashed(rt, spec, run.run_id, epoch, attempts, steps, now)
         if streak >= spec.retry.crash_loop:
-            return await _crash_loop(app, spec, run.run_id, epoch, len(attempts), steps, streak)
-        attempts = await app.io.run(app.store.list_attempts, run.run_id)
+            return await _crash_loop(rt, spec, run.run_id, epoch, len(attempts), steps, streak)
+        attempts = await rt.io.run(rt.store.list_attempts, run.run_id)
     lineage = lineage_of(attempts)
     if lineage.settled is not None:
-        return await _close(app, spec, run.run_id, epoch, lineage.attempts, last=lineage.settled)
+        return await _close(rt, spec, run.run_id, epoch, lineage.attempts, last=lineage.settled)
     return await execute_run(
-        app,
+        rt,
         spec,
         run.run_id,
         inputs,
@@ -85,7 +85,7 @@ async def resume_agent_run(
 
 
 async def _close_crashed(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     epoch: int,
@@ -100,12 +100,12 @@ async def _close_crashed(
     limit = spec.retry.crash_loop
     decision = (
         f"its process ({last.owner}) stopped renewing its lease: it died or stalled; taken over "
-        f"by {app.leases.owner} (epoch {epoch}), which continues from the journal. A crash "
+        f"by {rt.leases.owner} (epoch {epoch}), which continues from the journal. A crash "
         "spends none of the retry budget"
         + (f"; no progress in {streak} takeover(s) in a row (crash_loop={limit})" if streak else "")
     )
-    await app.io.run(
-        app.store.finish_attempt,
+    await rt.io.run(
+        rt.store.finish_attempt,
         run_id,
         last.attempt,
         AttemptOutcome(
@@ -124,7 +124,7 @@ async def _close_crashed(
 
 
 async def _crash_loop(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     epoch: int,
@@ -133,7 +133,7 @@ async def _crash_loop(
     streak: int,
 ) -> RunResult:
     """Stop a run whose process keeps dying at the same point."""
-    journal = Journal(app.store, app.codec, run_id, attempts, steps, epoch=epoch)
+    journal = Journal(rt.store, rt.codec, run_id, attempts, steps, epoch=epoch)
     failure = Failure(
         SeawallError(
             f"the process running this run died {streak} times in a row without progress (the "
@@ -146,15 +146,15 @@ async def _crash_loop(
         classify(journal.mutations),
         FailureCause.CRASH_LOOP,
     )
-    app.leases.hold(run_id, epoch)
+    rt.leases.hold(run_id, epoch)
     try:
-        return await settle_failure(app, spec, run_id, journal, attempts, failure)
+        return await settle_failure(rt, spec, run_id, journal, attempts, failure)
     finally:
-        app.leases.release(run_id)
+        rt.leases.release(run_id)
 
 
 async def _close(
-    app: Seawall,
+    rt: Runtime,
     spec: AgentSpec,
     run_id: str,
     epoch: int,
@@ -168,8 +168,8 @@ async def _close(
     It is a recorded replay cut off by a crash, or a run whose final failure was recorded on its
     last attempt but whose end was not.
     """
-    steps = await app.io.run(app.store.load_steps, run_id)
-    journal = Journal(app.store, app.codec, run_id, attempts, steps, epoch=epoch)
+    steps = await rt.io.run(rt.store.load_steps, run_id)
+    journal = Journal(rt.store, rt.codec, run_id, attempts, steps, epoch=epoch)
     if last is not None:
         error = RecordedError(
             {
@@ -193,17 +193,17 @@ async def _close(
             classify(journal.mutations),
             FailureCause.CRASHED,
         )
-    app.leases.hold(run_id, epoch)
+    rt.leases.hold(run_id, epoch)
     try:
         return await settle_failure(
-            app, spec, run_id, journal, attempts, failure, compensate=not crashed
+            rt, spec, run_id, journal, attempts, failure, compensate=not crashed
         )
     finally:
-        app.leases.release(run_id)
+        rt.leases.release(run_id)
 
 
 async def _resume_settling(
-    app: Seawall, spec: AgentSpec, run: RunRecord, epoch: int
+    rt: Runtime, spec: AgentSpec, run: RunRecord, epoch: int
 ) -> RunResult | None:
     """Continue a run its dead owner left committing or compensating.
 
@@ -211,24 +211,24 @@ async def _resume_settling(
         The run's result, or ``None`` when the agent must run again (a commit that could
         not be finished was rolled back).
     """
-    steps = await app.io.run(app.store.load_steps, run.run_id)
-    journal = Journal(app.store, app.codec, run.run_id, run.attempts, steps, epoch=epoch)
-    app.leases.hold(run.run_id, epoch)
+    steps = await rt.io.run(rt.store.load_steps, run.run_id)
+    journal = Journal(rt.store, rt.codec, run.run_id, run.attempts, steps, epoch=epoch)
+    rt.leases.hold(run.run_id, epoch)
     try:
         if run.phase == "committing":
-            if not await settle.roll_forward(app, run, epoch):
+            if not await settle.roll_forward(rt, run, epoch):
                 return None
-            columns = await app.io.run(app.store.get_run_io, run.run_id)
+            columns = await rt.io.run(rt.store.get_run_io, run.run_id)
             output_column = None if columns is None else columns[1]
-            await app.io.run(
-                app.store.finish_attempt,
+            await rt.io.run(
+                rt.store.finish_attempt,
                 run.run_id,
                 run.attempts,
                 AttemptOutcome("succeeded", time.time(), None, None, None, None, None),
                 epoch=epoch,
             )
             return await finish(
-                app,
+                rt,
                 spec,
                 run.run_id,
                 journal,
@@ -241,7 +241,7 @@ async def _resume_settling(
                 None,
             )
         if run.phase == "compensating":
-            await settle.compensate(app, run.run_id, epoch)
+            await settle.compensate(rt, run.run_id, epoch)
             error = run.error or {
                 "code": "exception",
                 "type": run.error_type,
@@ -253,7 +253,7 @@ async def _resume_settling(
                 run.failure_cause or FailureCause.EXCEPTION,
             )
             return await finish(
-                app,
+                rt,
                 spec,
                 run.run_id,
                 journal,
@@ -267,4 +267,4 @@ async def _resume_settling(
             )
         return None
     finally:
-        app.leases.release(run.run_id)
+        rt.leases.release(run.run_id)

@@ -41,9 +41,10 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
     from concurrent.futures import Future
 
-    from seawall._app import Seawall
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
+    from seawall.runtime.executor import Executor
+    from seawall.runtime.services import Runtime
 
 logger = logging.getLogger("seawall.takeover")
 
@@ -126,11 +127,13 @@ class Takeover:
     """An app's part in the sweeps: when to sweep, and what to do with stranded runs.
 
     Args:
-        app: The app whose ledger, leases, agents and executor the sweeps use.
+        rt: The services whose ledger, leases and agents the sweeps use.
+        executor: Where the app's runs execute (a distributed one is sent stranded runs).
     """
 
-    def __init__(self, app: Seawall) -> None:
-        self.app = app
+    def __init__(self, rt: Runtime, executor: Executor) -> None:
+        self.rt = rt
+        self.executor = executor
         self.serving = False
         """Sweep even without runs in flight (a worker's main process)."""
         self._next = 0.0
@@ -144,17 +147,17 @@ class Takeover:
     @property
     def every(self) -> float:
         """Seconds between two sweeps."""
-        return self.app.leases.duration * SWEEP_EVERY
+        return self.rt.leases.duration * SWEEP_EVERY
 
     @property
     def bound(self) -> float:
         """Seconds before a run re-sent and still not claimed is sent once more."""
-        return self.app.leases.duration * BOUND
+        return self.rt.leases.duration * BOUND
 
     def serve(self) -> None:
         """Take part in the sweeps from now on, with no runs in flight (start the heartbeat)."""
         self.serving = True
-        self.app.leases.start()
+        self.rt.leases.start()
 
     def beat(self) -> None:
         """Heartbeat work: start a sweep when this process takes part and one is due.
@@ -164,7 +167,7 @@ class Takeover:
         renewal of the leases this process holds; one that fails is logged and tried again when
         the next is due.
         """
-        if not (self.serving or self.app.leases.held()):
+        if not (self.serving or self.rt.leases.held()):
             return
         now = time.time()
         if now < self._next:
@@ -205,20 +208,20 @@ class Takeover:
             LedgerError: The ledger could not be read or written.
             BrokerUnavailableError: The broker could not be reached.
         """
-        app = self.app
+        rt = self.rt
         now = time.time() if now is None else now
-        executor = app.executor
+        executor = self.executor
         relay = executor if isinstance(executor, Relay) else None
-        agents = sorted(app.agents)
+        agents = sorted(rt.registry.agents)
         name = sweeper_name(
-            "local" if relay is None else relay.route, [*agents, *sorted(app.graphs)]
+            "local" if relay is None else relay.route, [*agents, *sorted(rt.registry.graphs)]
         )
-        if not app.store.claim_sweeper(name, app.leases.owner, now, now + 2 * self.every):
+        if not rt.store.claim_sweeper(name, rt.leases.owner, now, now + 2 * self.every):
             self._suspects = frozenset()
             return Sweep(swept=False)
         if relay is None:
             return Sweep(swept=True, resumed=tuple(self._resume_lapsed(now)))
-        resent = app.store.resend_lapsed(relay.route, now, agents, now - self.bound, BATCH)
+        resent = rt.store.resend_lapsed(relay.route, now, agents, now - self.bound, BATCH)
         for run in resent:
             relay.resend(run.run_id)
         if resent:
@@ -241,9 +244,9 @@ class Takeover:
         With a broker, the runs sent first beyond what its queue holds; without one, every
         unclaimed run sent more than :attr:`bound` seconds ago.
         """
-        store = self.app.store
-        agents = sorted(self.app.agents)
-        relay = self.app.executor
+        store = self.rt.store
+        agents = sorted(self.rt.registry.agents)
+        relay = self.executor
         if not isinstance(relay, Relay):
             candidates = store.oldest_unclaimed(None, agents, now, BATCH)
             return [r for r in candidates if r.start_time < now - self.bound]
@@ -268,7 +271,7 @@ class Takeover:
         self, relay: Relay, agents: list[str], now: float
     ) -> tuple[list[str], list[str]]:
         """Send again the unclaimed runs two sweeps in a row found without a message."""
-        store = self.app.store
+        store = self.rt.store
         unclaimed = store.count_unclaimed(relay.route, agents, now)
         missing = lost_messages(unclaimed, relay.queued()) if unclaimed else 0
         again = now - self.bound
@@ -298,21 +301,21 @@ class Takeover:
 
     def _resume_lapsed(self, now: float) -> list[str]:
         """Resume here, on the app's loop, the runs of this app's agents whose owner died."""
-        app = self.app
-        names = [*app.agents, *app.graphs]
+        rt = self.rt
+        names = [*rt.registry.agents, *rt.registry.graphs]
         lapsed = [
             r
-            for r in app.store.lapsed_runs(None, names, now, BATCH)
-            if r.lease_owner != app.leases.owner
+            for r in rt.store.lapsed_runs(None, names, now, BATCH)
+            if r.lease_owner != rt.leases.owner
         ]
-        runs = resumable(lapsed, app.agents, app.graphs)
+        runs = resumable(lapsed, rt.registry.agents, rt.registry.graphs)
         started = []
         for run in runs:
             with self._lock:
                 if run.run_id in self._taking:
                     continue
                 self._taking.add(run.run_id)
-            future = app.submit_coroutine(app.resume_run(run))
+            future = rt.submit_coroutine(rt.engine.resume_run(run))
             future.add_done_callback(functools.partial(self._taken, run))
             started.append(run.run_id)
         if started:

@@ -1,0 +1,282 @@
+"""Starting, executing and resuming runs: the engine the services reach back into.
+
+:func:`start` builds an app's :class:`~seawall.runtime.services.Runtime` with this engine and
+its takeover sweeps; the facade calls it once. A run flows one way from here: the launcher
+records it, checks its agent's breaker and concurrency bound, and hands it to the runner
+(:func:`~seawall.runtime.runner.execute_run`), which gives the agent its context and journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from seawall._failures import RunStatus
+from seawall.errors import (
+    BreakerOpenError,
+    ConfigurationError,
+    ExecutorError,
+    LedgerError,
+    UsageError,
+)
+from seawall.runtime.coordinator import run_graph
+from seawall.runtime.resume import resume_agent_run
+from seawall.runtime.runner import execute_run
+from seawall.runtime.services import Runtime
+from seawall.runtime.takeover import Takeover, resumable
+
+if TYPE_CHECKING:
+    from seawall._graph import Graph
+    from seawall._result import RunResult
+    from seawall.ledger import RunRecord
+    from seawall.runtime.executor import Executor
+    from seawall.runtime.host import Host
+    from seawall.runtime.registry import AgentSpec
+    from seawall.runtime.services import Config, Registry
+
+logger = logging.getLogger("seawall")
+
+
+def start(config: Config, registry: Registry, executor: Executor) -> Runtime:
+    """Build the runtime of one app: its services, this engine, its takeover sweeps.
+
+    Raises:
+        LedgerError: The ledger cannot be opened.
+    """
+    return Runtime(
+        config,
+        registry,
+        engine=lambda rt: Launcher(rt, executor),
+        sweeps=lambda rt: Takeover(rt, executor),
+    )
+
+
+class Launcher:
+    """Starts, executes and resumes the runs of one app (the runtime's :class:`Engine`).
+
+    Args:
+        rt: The app's services.
+        executor: Where the app's runs execute.
+    """
+
+    def __init__(self, rt: Runtime, executor: Executor) -> None:
+        self.rt = rt
+        self.executor = executor
+
+    async def execute(
+        self,
+        spec: AgentSpec,
+        inputs: dict[str, Any],
+        *,
+        parent_run_id: str | None,
+        node: str | None,
+        workflow: str | None,
+    ) -> RunResult:
+        """Execute a run of ``spec`` on the app's executor."""
+        return await self.executor.execute(
+            self.rt, spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow
+        )
+
+    async def run_graph(self, graph: Graph, inputs: dict[str, Any]) -> RunResult:
+        """Record a run of ``graph`` and see it through (its nodes run as child runs).
+
+        Raises:
+            ConfigurationError: A graph input is missing.
+        """
+        rt = self.rt
+        rt.registry.add_graph(graph)
+        missing = sorted(graph.inputs - set(inputs))
+        if missing:
+            raise ConfigurationError(
+                f"graph {graph.name!r} needs the inputs {missing}; pass them to app.run"
+            )
+        input_hash, column, blobs = rt.codec.snapshot(inputs, f"inputs of graph {graph.name!r}")
+        run_id, _ = await rt.io.run(
+            rt.open_run, graph.name, input_hash, column, None, blobs, workflow=graph.name
+        )
+        return await run_graph(rt, graph, run_id, inputs, epoch=1)
+
+    async def start_child(
+        self,
+        spec: AgentSpec,
+        inputs: dict[str, Any],
+        *,
+        parent_run_id: str | None,
+        node: str | None = None,
+        workflow: str | None = None,
+        host: Host | None = None,
+    ) -> RunResult:
+        """Record and execute a run of ``spec`` (a child of ``parent_run_id`` when given).
+
+        An agent whose breaker is open is not started: its run is recorded ``skipped``, class
+        ``cascade``, cause ``breaker_open``.
+        """
+        rt = self.rt
+        run_id, now = await rt.io.run(
+            rt.record_run,
+            spec,
+            inputs,
+            parent_run_id=parent_run_id,
+            node=node,
+            workflow=workflow,
+        )
+        child = parent_run_id is not None and node is None
+        return await self.execute_recorded(spec, run_id, inputs, now, host=host, child=child)
+
+    async def execute_recorded(
+        self,
+        spec: AgentSpec,
+        run_id: str,
+        inputs: dict[str, Any],
+        now: float,
+        *,
+        host: Host | None = None,
+        child: bool = False,
+    ) -> RunResult:
+        """Execute a recorded run of ``spec`` leased to this process, unless its breaker is open.
+
+        A child of a running agent (``child``) takes no concurrency slot: its parent holds one
+        already, and waiting for a second could wait forever.
+        """
+        rt = self.rt
+        if spec.breaker is not None:
+            try:
+                await rt.io.run(rt.breakers.check, f"agent:{spec.name}", "agent", spec.breaker)
+            except BreakerOpenError as exc:
+                return await rt.io.run(rt.refused, spec, run_id, exc, 1)
+        if child:
+            result = await execute_run(rt, spec, run_id, inputs, epoch=1, started=now, host=host)
+        else:
+            async with rt.slots_of(spec):
+                result = await execute_run(rt, spec, run_id, inputs, epoch=1, started=now)
+        try:
+            await rt.io.run(rt.count, spec, result)
+        except LedgerError:
+            # The run's end is recorded; a ledger gone since costs the breaker one count, never
+            # the caller its result.
+            logger.warning(
+                "run %s: its outcome was not counted by the breaker of agent %r (the ledger "
+                "became unreachable after the run ended)",
+                run_id,
+                spec.name,
+                exc_info=True,
+            )
+        return result
+
+    async def resume_run(self, run: RunRecord, *, host: Host | None = None) -> RunResult | None:
+        """Resume one run whose lease lapsed; ``None`` when another process holds it."""
+        return await self._resume_one(run, time.time(), host=host)
+
+    async def resume(self, run_id: str | None) -> list[RunResult]:
+        """Resume runs whose owner died (only ``run_id`` when given), and take lost ones.
+
+        Raises:
+            UsageError: ``run_id`` ended, or its lease has not lapsed.
+            RunNotFoundError: No run has this id.
+        """
+        rt = self.rt
+        now = time.time()
+        if run_id is not None:
+            run = rt.get_run(run_id)
+            if run.status.final:
+                raise UsageError(
+                    f"run {run_id} already ended {run.status.value}; nothing to resume "
+                    "(replay it instead)",
+                    run_id=run_id,
+                )
+            if run.lease_expires_at is not None and run.lease_expires_at >= now:
+                raise UsageError(
+                    f"run {run_id} is still leased by {run.lease_owner} until "
+                    f"{time.ctime(run.lease_expires_at)}; it is alive or its lease has not lapsed",
+                    run_id=run_id,
+                )
+            if run.agent not in rt.registry.graphs:
+                rt.registry.agent(run.agent)
+            candidates = [run]
+            lost = []
+        else:
+            expired = await rt.io.run(rt.store.expired_runs, now, 10_000)
+            candidates = resumable(expired, rt.registry.agents, rt.registry.graphs)
+            lost = await rt.io.run(rt.takeover.lost_runs, now)
+        jobs = [self._resume_one(run, now) for run in candidates]
+        jobs += [self.take(run.run_id) for run in lost]
+        results = await asyncio.gather(*jobs)
+        return [result for result in results if result is not None]
+
+    async def take(self, run_id: str) -> RunResult | None:
+        """Claim a queued run (or one whose owner died) and execute it here to its end.
+
+        A run that already ended is not executed again: its recorded result is returned. A
+        run whose agent is not registered here is recorded failed with an error saying so.
+
+        Raises:
+            RunNotFoundError: No run has this id.
+        """
+        rt = self.rt
+        rt.check_open()
+        run = await rt.io.run(rt.get_run, run_id)
+        if run.status.final or run.status is RunStatus.AWAITING_HUMAN:
+            return await rt.io.run(rt.result_of, run_id)
+        now = time.time()
+        spec = rt.registry.agents.get(run.agent)
+        claim = rt.store.claim_run
+        if spec is None or (run.workflow is not None and run.node is None):
+            epoch = await rt.io.run(claim, run_id, rt.leases.owner, rt.leases.expiry(), now)
+            if epoch is None:
+                return None
+            return await rt.io.run(self._unrunnable, run, epoch)
+        epoch = None
+        if run.status is RunStatus.PENDING and spec.breaker is not None:
+            epoch = await rt.io.run(claim, run_id, rt.leases.owner, rt.leases.expiry(), now)
+            if epoch is None:
+                return None
+            try:
+                await rt.io.run(rt.breakers.check, f"agent:{spec.name}", "agent", spec.breaker)
+            except BreakerOpenError as exc:
+                return await rt.io.run(rt.refused, spec, run_id, exc, epoch)
+        async with rt.slots_of(spec):
+            result = await resume_agent_run(rt, run, now, epoch=epoch)
+        if result is not None:
+            await rt.io.run(rt.count, spec, result)
+        return result
+
+    def _unrunnable(self, run: RunRecord, epoch: int) -> RunResult:
+        """Record that this process cannot execute ``run`` (its agent is not registered)."""
+        rt = self.rt
+        kind = "graph" if run.workflow is not None and run.node is None else "agent"
+        error = ExecutorError(
+            f"the worker {rt.leases.owner} has no {kind} named {run.agent!r} registered "
+            f"(its agents: {sorted(rt.registry.agents) or 'none'}); start the workers with the "
+            "app that registers it (the same module the submitter uses), then redrive the run: "
+            f"seawall dlq redrive --agent {run.agent}",
+            run_id=run.run_id,
+            agent=run.agent,
+            worker=rt.leases.owner,
+        )
+        rt.not_executed(run.run_id, error, epoch, attempts=run.attempts)
+        return rt.result_of(run.run_id)
+
+    async def _resume_one(
+        self, run: RunRecord, now: float, *, host: Host | None = None
+    ) -> RunResult | None:
+        rt = self.rt
+        graphs = rt.registry.graphs
+        if run.node is None and run.workflow is not None and run.agent in graphs:
+            epoch = await rt.io.run(
+                rt.store.claim_run, run.run_id, rt.leases.owner, rt.leases.expiry(), now
+            )
+            if epoch is None:
+                return None
+            inputs = await rt.io.run(rt.inputs_of, run.run_id)
+            return await run_graph(
+                rt, graphs[run.agent], run.run_id, inputs, epoch=epoch, attempt=run.attempts + 1
+            )
+        result = await resume_agent_run(rt, run, now, host=host)
+        if result is not None:
+            await rt.io.run(rt.count, rt.registry.agents[run.agent], result)
+        return result
+
+
+__all__ = ["Launcher", "start"]
