@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import seawall
 
 EXPECTED = [
@@ -17,7 +20,10 @@ EXPECTED = [
     "AttemptAbandoned",
     "AttemptRecord",
     "Breaker",
+    "BreakerControls",
+    "BreakerEvent",
     "BreakerOpenError",
+    "BreakerState",
     "BrokerUnavailableError",
     "BudgetExceededError",
     "CallbackSink",
@@ -25,13 +31,18 @@ EXPECTED = [
     "ConfigurationError",
     "ConsistencyError",
     "Context",
+    "DeadLetter",
+    "DeadLetterQuery",
+    "DeadLetterQueue",
     "DestinationError",
+    "DriftReport",
     "DriftWatch",
     "ErrorClass",
     "Executor",
     "ExecutorError",
     "FailureCause",
     "From",
+    "GcEntry",
     "Graph",
     "GuardTrippedError",
     "Guards",
@@ -39,6 +50,7 @@ EXPECTED = [
     "HandOffError",
     "HandOffNotFoundError",
     "HandOffRecord",
+    "HandOffs",
     "InDoubtError",
     "Input",
     "InputError",
@@ -49,6 +61,7 @@ EXPECTED = [
     "LedgerError",
     "LedgerLockedError",
     "LedgerReadOnlyError",
+    "LedgerReads",
     "LedgerURLError",
     "LedgerUnavailableError",
     "LocalExecutor",
@@ -60,8 +73,10 @@ EXPECTED = [
     "PermanentError",
     "Price",
     "ReadBackError",
+    "Redrive",
     "RegistrationError",
     "ReplayDivergenceError",
+    "ReplayResult",
     "ReplayedToolError",
     "Retry",
     "RetryBudget",
@@ -82,6 +97,7 @@ EXPECTED = [
     "SnapshotError",
     "Step",
     "StepRecord",
+    "StepResolution",
     "ToolResponseError",
     "UsageError",
     "VerdictRecord",
@@ -105,6 +121,35 @@ def test_every_public_name_resolves() -> None:
     """Each exported name exists."""
     for name in seawall.__all__:
         assert getattr(seawall, name) is not None
+
+
+def test_every_type_the_api_returns_is_exported() -> None:
+    """What a public method of the app, its namespaces, handles and contexts returns is exported."""
+    app = seawall.Seawall("sqlite:///:memory:")
+    try:
+        owners = [
+            seawall.Seawall,
+            *(type(getattr(app, name)) for name in ("ledger", "dlq", "handoffs", "breakers")),
+            seawall.RunHandle,
+            seawall.Context,
+            seawall.AsyncContext,
+            seawall.RunResult,
+        ]
+    finally:
+        app.close()
+    exported = {*seawall.__all__, "Any", "None", "Self", "F", "T", "Callable", "Mapping"}
+    returned = {
+        f"{owner.__name__}.{name} -> {word}"
+        for owner in owners
+        for name, member in inspect.getmembers(owner, callable)
+        if not name.startswith("_")
+        for word in re.findall(r"[A-Z]\w*", str(inspect.get_annotations(member).get("return", "")))
+        if word not in exported
+    }
+    assert set() == returned
+    assert {type(getattr(app, n)).__name__ for n in ("ledger", "dlq", "handoffs", "breakers")} <= {
+        *seawall.__all__
+    }
 
 
 def test_every_error_derives_from_seawall_error() -> None:

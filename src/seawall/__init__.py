@@ -11,6 +11,7 @@ from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall._graph import From, Graph, Input
 from seawall._result import RunResult
 from seawall._version import VERSION
+from seawall.artifacts import GcEntry
 from seawall.errors import (
     AmbiguousIdError,
     ArtifactError,
@@ -66,18 +67,28 @@ from seawall.ledger import (
     AlertRecord,
     ArtifactRecord,
     AttemptRecord,
+    BreakerEvent,
     CompensationRecord,
+    DeadLetter,
+    DeadLetterQuery,
     HandOffRecord,
     RunRecord,
     StepRecord,
+    StepResolution,
     VerdictRecord,
 )
 from seawall.observe.alerts import AlertRules, CallbackSink, LogSink, WebhookSink
 from seawall.observe.cost import Price
 from seawall.observe.drift import DriftWatch
+from seawall.observe.evaluation import DriftReport
 from seawall.observe.semantic import SemanticWatch
-from seawall.operate.reads import Step
+from seawall.operate.breakers import BreakerControls
+from seawall.operate.dlq import DeadLetterQueue, Redrive
+from seawall.operate.handoffs import HandOffs
+from seawall.operate.reads import LedgerReads, Step
+from seawall.operate.replay import ReplayResult
 from seawall.policies import Breaker, Guards, OnDrift, Retry, RetryBudget
+from seawall.policies.breaker import BreakerState
 from seawall.runtime.context import AsyncContext, Context, current_context
 from seawall.runtime.executor import Executor, LocalExecutor, RunHandle
 
@@ -96,7 +107,10 @@ __all__ = [
     "AttemptAbandoned",
     "AttemptRecord",
     "Breaker",
+    "BreakerControls",
+    "BreakerEvent",
     "BreakerOpenError",
+    "BreakerState",
     "BrokerUnavailableError",
     "BudgetExceededError",
     "CallbackSink",
@@ -104,13 +118,18 @@ __all__ = [
     "ConfigurationError",
     "ConsistencyError",
     "Context",
+    "DeadLetter",
+    "DeadLetterQuery",
+    "DeadLetterQueue",
     "DestinationError",
+    "DriftReport",
     "DriftWatch",
     "ErrorClass",
     "Executor",
     "ExecutorError",
     "FailureCause",
     "From",
+    "GcEntry",
     "Graph",
     "GuardTrippedError",
     "Guards",
@@ -118,6 +137,7 @@ __all__ = [
     "HandOffError",
     "HandOffNotFoundError",
     "HandOffRecord",
+    "HandOffs",
     "InDoubtError",
     "Input",
     "InputError",
@@ -128,6 +148,7 @@ __all__ = [
     "LedgerError",
     "LedgerLockedError",
     "LedgerReadOnlyError",
+    "LedgerReads",
     "LedgerURLError",
     "LedgerUnavailableError",
     "LocalExecutor",
@@ -139,8 +160,10 @@ __all__ = [
     "PermanentError",
     "Price",
     "ReadBackError",
+    "Redrive",
     "RegistrationError",
     "ReplayDivergenceError",
+    "ReplayResult",
     "ReplayedToolError",
     "Retry",
     "RetryBudget",
@@ -161,6 +184,7 @@ __all__ = [
     "SnapshotError",
     "Step",
     "StepRecord",
+    "StepResolution",
     "ToolResponseError",
     "UsageError",
     "VerdictRecord",
