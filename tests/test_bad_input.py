@@ -377,7 +377,7 @@ def test_run_inside_event_loop_is_a_usage_error(app: Seawall) -> None:
     "options", [{"status": "bogus"}, {"error_class": "bogus"}, {"limit": -1}], ids=repr
 )
 def test_invalid_runs_filter_is_refused(app: Seawall, options: dict[str, Any]) -> None:
-    """app.runs with an unknown status or class, or a negative limit, raises."""
+    """app.ledger.runs with an unknown status or class, or a negative limit, raises."""
     with pytest.raises(seawall.ConfigurationError):
         app.ledger.runs(**options)
 

@@ -487,7 +487,7 @@ def test_retry_after_is_honoured_within_max_delay(app: Seawall) -> None:
 
 
 def test_runs_filters(app: Seawall) -> None:
-    """app.runs filters by status, agent and error class."""
+    """app.ledger.runs filters by status, agent and error class."""
 
     @app.agent(retry=Retry(attempts=1))
     def good(ctx: Context) -> int:

@@ -335,16 +335,16 @@ def test_artifacts_without_a_destination_raise_configuration_error(app: Seawall)
 
 
 def test_staging_for_is_none_without_a_destination(app: Seawall) -> None:
-    """app.staging_for returns None on an app with no destination."""
+    """app.runtime.staging_for returns None on an app with no destination."""
     assert app.runtime.staging_for("run", 1) is None
 
 
 def test_staging_for_uses_the_app_root_and_limit(art_app: Seawall, staging: Path) -> None:
-    """app.staging_for gives the attempt's area under the app's staging root."""
+    """app.runtime.staging_for gives the attempt's area under the app's staging root."""
     area = art_app.runtime.staging_for("run", 3)
     assert area is not None
     assert staging / "run" / "3" == area.dir
-    assert art_app.max_artifact_bytes == area.max_bytes
+    assert art_app.runtime.max_artifact_bytes == area.max_bytes
 
 
 # -- fsspec destination ------------------------------------------------------------------------
