@@ -28,10 +28,11 @@ from seawall.operate.handoffs import HandOffs
 from seawall.operate.reads import LedgerReads
 from seawall.operate.replay import Mode, ReplayResult, replay
 from seawall.policies.retry import Retry
+from seawall.runtime.catalog import Registry
+from seawall.runtime.config import Config
 from seawall.runtime.context import current_context
 from seawall.runtime.executor import Executor, LocalExecutor, RunHandle, wait_for_run
 from seawall.runtime.launch import Launcher, start
-from seawall.runtime.services import Config, Registry, Runtime
 from seawall.runtime.verification import decide
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from seawall.ledger import AlertRecord, Durability, Store
     from seawall.observe.alerts import AlertSink
     from seawall.observe.cost import Price
+    from seawall.runtime.services import Runtime
 
 DEFAULT_TOOL_RETRY: Final = Retry(attempts=3, initial=0.1, max_delay=2.0)
 DEFAULT_STAGING: Final = ".seawall/staging"

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from seawall.policies.drift import OnDrift
     from seawall.policies.guards import Guards
     from seawall.policies.retry import Retry
-    from seawall.runtime.services import Registry
+    from seawall.runtime.catalog import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,9 +12,12 @@ emitted by agent or tool code running inside a run: add it to a handler.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from seawall.runtime.context import current_context
+
+if TYPE_CHECKING:
+    from seawall._result import RunResult
 
 FIELDS: Final = ("run_id", "agent", "attempt", "error_class")
 """The attributes every run-related record carries."""
@@ -30,6 +33,28 @@ def run_fields(
 ) -> dict[str, Any]:
     """Return the ``extra=`` of a log call about a run."""
     return {"run_id": run_id, "agent": agent, "attempt": attempt, "error_class": error_class}
+
+
+def log_run_end(result: RunResult) -> None:
+    """Log how a run ended: info when it succeeded, a warning with its error otherwise."""
+    error_class = None if result.error_class is None else result.error_class.value
+    attempts = len(result.attempts)
+    fields = run_fields(result.run_id, result.agent, attempts, error_class)
+    if result.ok:
+        logger.info("run %s (%s) succeeded", result.run_id, result.agent, extra=fields)
+        return
+    error = result.error or {}
+    logger.warning(
+        "run %s (%s) ended %s after %d attempt(s): %s (%s: %s)",
+        result.run_id,
+        result.agent,
+        result.status.value,
+        attempts,
+        error_class,
+        error.get("type"),
+        error.get("message"),
+        extra=fields,
+    )
 
 
 class RunContextFilter(logging.Filter):

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     from seawall._graph import Graph
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
+    from seawall.runtime.catalog import Registry
+    from seawall.runtime.config import Config
     from seawall.runtime.executor import Executor
     from seawall.runtime.host import Host
     from seawall.runtime.registry import AgentSpec
-    from seawall.runtime.services import Config, Registry
 
 logger = logging.getLogger("seawall")
 

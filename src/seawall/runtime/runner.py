@@ -32,8 +32,8 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.ledger import AttemptOutcome
+from seawall.observe.logs import log_run_end, run_fields
 from seawall.observe.logs import logger as run_log
-from seawall.observe.logs import run_fields
 from seawall.runtime import settle, verification
 from seawall.runtime.children import Children
 from seawall.runtime.context import AsyncContext, Context, entered
@@ -108,29 +108,8 @@ async def execute_run(
         loop.replay_mutations = replay_mutations
         loop.replay_report = replay_report
         result = await loop.run(started, replay_source)
-    _log_end(result)
+    log_run_end(result)
     return result
-
-
-def _log_end(result: RunResult) -> None:
-    error_class = None if result.error_class is None else result.error_class.value
-    attempts = len(result.attempts)
-    fields = run_fields(result.run_id, result.agent, attempts, error_class)
-    if result.ok:
-        run_log.info("run %s (%s) succeeded", result.run_id, result.agent, extra=fields)
-        return
-    error = result.error or {}
-    run_log.warning(
-        "run %s (%s) ended %s after %d attempt(s): %s (%s: %s)",
-        result.run_id,
-        result.agent,
-        result.status.value,
-        attempts,
-        error_class,
-        error.get("type"),
-        error.get("message"),
-        extra=fields,
-    )
 
 
 class _Attempts:
