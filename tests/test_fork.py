@@ -48,6 +48,10 @@ def _build(ledger_url: str, received: list[AlertRecord]) -> Seawall:
         alert_rules=AlertRules(dlq_growth=2),
     )
 
+    @app.agent(name="plain")
+    def plain(ctx: Any) -> str:
+        return "ok"
+
     @app.agent(name="flaky", retry=Retry(attempts=1))
     def flaky(ctx: Any) -> None:
         raise ValueError("upstream is down")
@@ -107,7 +111,7 @@ def test_a_forked_child_reopens_every_service(ledger_url: str, tmp_path: Path) -
     with no_waits():
         app = _build(ledger_url, received)
         try:
-            app.run("writer")  # the parent has used its connection, loop and threads
+            app.run("plain")  # the parent has used its connection, loop and threads
             parent_store = app.store
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads
