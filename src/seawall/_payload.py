@@ -309,6 +309,16 @@ def column_ref(column: bytes) -> str | None:
     return column[1:].decode() if column[:1] == _REF else None
 
 
+def column_refs(records: Iterable[Any]) -> list[str]:
+    """The blob hashes the request and response columns of journal ``records`` refer to."""
+    return [
+        ref
+        for record in records
+        for column in (record.request, record.response)
+        if column is not None and (ref := column_ref(column)) is not None
+    ]
+
+
 def unpack(column: bytes, fetch: Callable[[list[str]], Mapping[str, Blob]]) -> Any:
     """Decode a row column produced by :func:`pack`.
 

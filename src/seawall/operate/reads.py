@@ -117,12 +117,7 @@ class LedgerReads:
         store = self._rt.store
         self._rt.get_run(run_id)
         records = store.load_steps(run_id)
-        refs = [
-            ref
-            for record in records
-            for column in (record.request, record.response)
-            if column is not None and (ref := _payload.column_ref(column)) is not None
-        ]
+        refs = _payload.column_refs(records)
         cache = dict(store.get_blobs(refs)) if refs else {}
 
         def fetch(hashes: list[str]) -> Mapping[str, _payload.Blob]:

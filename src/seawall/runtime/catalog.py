@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from seawall.errors import ConfigurationError, RegistrationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from seawall._graph import Graph
     from seawall.runtime.registry import AgentSpec, ToolSpec
@@ -95,12 +95,7 @@ class Registry:
         except TypeError:
             spec = None
         if spec is None:
-            label = tool if isinstance(tool, str) else getattr(tool, "__qualname__", repr(tool))
-            raise RegistrationError(
-                f"tool {label!r} is not registered with this app; decorate it with @app.tool "
-                f"(registered tools: {sorted(self.tools) or 'none'})",
-                tool=str(label),
-            )
+            raise _unregistered("tool", tool, self.tools)
         return spec
 
     def agent(self, agent: Callable[..., Any] | str) -> AgentSpec:
@@ -116,12 +111,7 @@ class Registry:
         except TypeError:
             spec = None
         if spec is None:
-            label = agent if isinstance(agent, str) else getattr(agent, "__qualname__", repr(agent))
-            raise RegistrationError(
-                f"agent {label!r} is not registered with this app; decorate it with @app.agent "
-                f"(registered agents: {sorted(self.agents) or 'none'})",
-                agent=str(label),
-            )
+            raise _unregistered("agent", agent, self.agents)
         return spec
 
     def is_agent(self, candidate: Any) -> bool:
@@ -131,6 +121,16 @@ class Registry:
         except RegistrationError:
             return False
         return True
+
+
+def _unregistered(kind: str, ref: Any, registered: Mapping[str, Any]) -> RegistrationError:
+    """The error for an agent or tool ``ref`` (a function or a name) this app does not know."""
+    label = ref if isinstance(ref, str) else getattr(ref, "__qualname__", repr(ref))
+    return RegistrationError(
+        f"{kind} {label!r} is not registered with this app; decorate it with @app.{kind} "
+        f"(registered {kind}s: {sorted(registered) or 'none'})",
+        **{kind: str(label)},
+    )
 
 
 __all__ = ["Registry"]

@@ -578,12 +578,7 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
 
 async def _blobs_of(rt: Runtime, steps: Sequence[StepRecord]) -> dict[str, Blob]:
     """Read the blobs the recorded steps refer to, so serving them reads nothing."""
-    refs = [
-        ref
-        for step in steps
-        for column in (step.request, step.response)
-        if column is not None and (ref := _payload.column_ref(column)) is not None
-    ]
+    refs = _payload.column_refs(steps)
     if not refs:
         return {}
     return dict(await rt.io.run(rt.store.get_blobs, refs))
