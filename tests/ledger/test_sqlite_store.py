@@ -105,7 +105,7 @@ def test_reopening_is_idempotent(ledger_url: str, db_path: Path) -> None:
     second = open_store(ledger_url)
     try:
         assert LATEST == second.schema_version()
-        assert "r1" == (second.ledger.run("r1") or pytest.fail("run lost")).run_id
+        assert "r1" == (second.get_run("r1") or pytest.fail("run lost")).run_id
     finally:
         second.close()
     assert len(_migrations()) == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
