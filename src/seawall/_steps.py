@@ -104,15 +104,16 @@ def drive(
         loop: The app's event loop, for async hooks and Seawall's own coroutines.
         host: This thread, as lent to child runs while it waits for a coroutine on the loop.
     """
+    send, throw = steps.send, steps.throw
+    resume: Callable[[Any], Request] = send  # throw, to raise an error back at the yield
     answer: Any = None
-    error: Exception | None = None
     while True:
         try:
-            request = steps.send(answer) if error is None else steps.throw(error)
+            request = resume(answer)
         except StopIteration as done:
             result: T = done.value
             return result
-        answer, error = None, None
+        resume = send
         try:
             if isinstance(request, Ledger):  # the most frequent request, carried out inline
                 try:
@@ -122,8 +123,8 @@ def drive(
                     raise
             else:
                 answer = _carry_out(request, loop, host)
-        except Exception as exc:
-            error = exc
+        except Exception as exc:  # every error goes back into the machine, at its yield
+            resume, answer = throw, exc
 
 
 def _carry_out(
