@@ -31,7 +31,7 @@ from seawall._graph import Graph
 from seawall._ids import new_run_id
 from seawall._lease import Leases
 from seawall._ledger_io import LedgerIO
-from seawall._loop import AppLoop
+from seawall._loop import AppLoop, refuse_inside_loop
 from seawall._payload import DEFAULT_MAX_PAYLOAD, Blob, Encoder, PayloadCodec
 from seawall._registry import AgentSpec, ToolSpec
 from seawall._replay import Mode, ReplayResult, replay
@@ -1477,15 +1477,10 @@ class Seawall:
     def _sync(self, coro: Any, name: str, twin: str) -> Any:
         """Run ``coro`` on the app's own event loop and wait for it in this thread."""
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+            refuse_inside_loop(f"app.{name}()", f"app.{twin}(...)")
+        except UsageError:
             coro.close()
-            raise UsageError(
-                f"app.{name}() was called inside a running event loop, where it would block "
-                f"it; use `await app.{twin}(...)` instead"
-            )
+            raise
         if self._closed:
             coro.close()
             self._check_open()

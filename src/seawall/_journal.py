@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from seawall import _payload
 from seawall._diff import describe, request_changes
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from seawall._breakers import Breakers
     from seawall._budgets import RetryBudgets
     from seawall._payload import Blob, PayloadCodec
-    from seawall._playback import Playback
     from seawall._registry import ToolSpec
     from seawall.ledger import StepRecord, StepRow, Store
     from seawall.observe.tracing import RunTrace
@@ -104,6 +103,25 @@ class Asked:
 
     column: bytes | None
     blobs: Sequence[Blob] = ()
+
+
+class Recording(Protocol):
+    """A recording a replay serves every step from (:class:`seawall._playback.Playback`)."""
+
+    def serve(
+        self,
+        journal: Journal,
+        seq: int,
+        name: str,
+        request_hash: str,
+        request: Asked,
+        *,
+        effect: bool,
+    ) -> Recorded:
+        """Serve step ``seq`` from the recording, or say it runs live."""
+
+    def finish(self) -> None:
+        """Report the recorded side effects the code never asked for."""
 
 
 def is_effect(step: StepRecord) -> bool:
@@ -200,7 +218,7 @@ class Journal:
         prices: PriceTable | None = None,
         blobs: Mapping[str, Blob] | None = None,
         trace: RunTrace | None = None,
-        playback: Playback | None = None,
+        playback: Recording | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
