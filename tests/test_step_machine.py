@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from seawall import Guards, Retry, Seawall
+from seawall import Context, Guards, Retry, RunStatus, Seawall
 from seawall._calls import call
-from seawall._journal import COMPLETED, STARTED, Journal
+from seawall._children import child_run
+from seawall._journal import COMPLETED, FAILED, STARTED, Journal
 from seawall._ledger_io import LedgerIO
 from seawall._registry import ToolSpec
 from seawall._steps import Gather, Invoke, Ledger, Steps, Wait, adrive, drive
@@ -26,8 +28,10 @@ from seawall.errors import (
     InDoubtError,
     LeaseLostError,
     RetryableError,
+    VerificationError,
 )
 from seawall.ledger import StepRecord
+from seawall.verify import Verdict, rule
 
 RUN = "run-machine"
 
@@ -59,17 +63,33 @@ def recorded_step(
     app: Seawall, spec: ToolSpec, args: tuple[Any, ...], status: str, result: Any = None
 ) -> StepRecord:
     """The row an earlier attempt left for ``spec(*args)`` at seq 1."""
+    return recorded_row(
+        app, spec.kind, spec.name, spec.mutating, (spec.name, args, {}), status, result
+    )
+
+
+def recorded_row(
+    app: Seawall,
+    kind: str,
+    name: str,
+    mutating: bool,
+    request: Any,
+    status: str,
+    result: Any = None,
+    key: str = f"{RUN}:1",
+) -> StepRecord:
+    """The row an earlier attempt left at seq 1 for a step of ``kind`` asking ``request``."""
     scratch = journal(app)
-    _, request_hash, column, _ = scratch.encode((spec.name, args, {}), "request")
+    _, request_hash, column, _ = scratch.encode(request, "request")
     response = scratch.stored(result, "response")[0] if status == COMPLETED else None
     return StepRecord(
         run_id=RUN,
         seq=1,
         attempt=1,
-        kind=spec.kind,
-        name=spec.name,
-        mutating=spec.mutating,
-        idempotency_key=f"{RUN}:1",
+        kind=kind,
+        name=name,
+        mutating=mutating,
+        idempotency_key=key,
         request_hash=request_hash,
         status=status,
         start_time=1.0,
@@ -201,6 +221,15 @@ def test_the_streak_guard_refuses_the_call_before_any_request(app: Seawall) -> N
         next(call(work, tool(echo), ("hi",), {}))
 
 
+def test_a_breaker_not_known_closed_is_asked_before_the_call(app: Seawall) -> None:
+    """Unknown state: one ledger request to admit the call, before the tool is invoked."""
+    spec = ToolSpec.build(echo, name=None, mutating=False, idempotent=False, retry=Retry())
+    steps = call(journal(app, breakers=app.breakers), spec, ("hi",), {})
+    check = next(steps)
+    assert (Ledger, app.breakers.check, "tool:echo") == (type(check), check.fn, check.args[0])
+    assert Invoke is type(steps.send(None))
+
+
 def test_an_interrupted_attempt_makes_no_further_request(app: Seawall) -> None:
     """Once the lease is lost, every call raises that loss again."""
     work = journal(app)
@@ -209,6 +238,124 @@ def test_an_interrupted_attempt_makes_no_further_request(app: Seawall) -> None:
     with pytest.raises(LeaseLostError) as raised:
         next(call(work, tool(echo), ("hi",), {}))
     assert lost is raised.value
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in a thread of its own, as the app's is."""
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
+    thread.start()
+    yield running
+    running.call_soon_threadsafe(running.stop)
+    thread.join()
+    running.close()
+
+
+# -- child runs and gates ---------------------------------------------------------------------
+
+
+class Children:
+    """What the child-run machine asks of the app; nothing here is called by the tests."""
+
+    def __init__(self, app: Seawall) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    def resolve(self, agent: Any) -> Any:
+        return self.app.resolve_agent(agent)
+
+    def result_of(self, run_id: str) -> Any:
+        raise AssertionError(run_id)
+
+    def start(self, _spec: Any, _inputs: dict[str, Any], run_id: str) -> str:
+        self.seen.append(f"start {run_id}")
+        return "started"
+
+    def see_through(self, _spec: Any, _inputs: dict[str, Any], run_id: str) -> str:
+        self.seen.append(f"see through {run_id}")
+        return "seen through"
+
+
+@pytest.fixture
+def child(app: Seawall) -> Callable[..., Any]:
+    """A registered agent to start as a child."""
+
+    @app.agent(name="child")
+    def child(ctx: Context, n: int) -> int:
+        return n
+
+    return child
+
+
+def test_a_child_run_makes_its_id_durable_before_it_starts(
+    app: Seawall, child: Callable[..., Any]
+) -> None:
+    """Intent keyed by the child's id, then the child, then its end (failed if it failed)."""
+    children = Children(app)
+    work = journal(app)
+    steps = child_run(work, children, child, {"n": 1})
+    intent = next(steps)
+    assert isinstance(intent, Ledger)
+    child_id = intent.args[0][6]
+    assert (work.write_intent, "run", STARTED) == (intent.fn, intent.args[0][3], intent.args[0][10])
+    started = steps.send(None)
+    assert isinstance(started, Gather)
+    assert ("started", [f"start {child_id}"]) == (started.make(), children.seen)
+    failed = SimpleNamespace(status=RunStatus.FAILED)
+    end = steps.send(failed)
+    assert isinstance(end, Ledger)
+    assert (work.complete, FAILED) == (end.fn, end.kwargs["status"])
+    assert failed is finished(steps)
+
+
+def test_a_child_cut_off_by_a_crash_is_seen_through_not_started_again(
+    app: Seawall, child: Callable[..., Any]
+) -> None:
+    """The recorded intent's child id is taken over; no new id, no new intent."""
+    step = recorded_row(
+        app, "run", "child", True, ("child", [], {"n": 1}), STARTED, key="child-run-1"
+    )
+    children = Children(app)
+    steps = child_run(journal(app, [step]), children, child, {"n": 1})
+    taken = next(steps)
+    assert isinstance(taken, Gather)
+    assert ("seen through", ["see through child-run-1"]) == (taken.make(), children.seen)
+
+
+def test_a_completed_child_is_served_from_the_ledger(
+    app: Seawall, child: Callable[..., Any]
+) -> None:
+    """The child's result is read back by its id; it does not run."""
+    step = recorded_row(
+        app,
+        "run",
+        "child",
+        True,
+        ("child", [], {"n": 1}),
+        COMPLETED,
+        {"run_id": "child-run-1", "status": "succeeded"},
+    )
+    children = Children(app)
+    steps = child_run(journal(app, [step]), children, child, {"n": 1})
+    read = next(steps)
+    assert (Ledger, children.result_of, ("child-run-1",)) == (type(read), read.fn, read.args)
+
+
+def test_a_gate_records_its_verdicts_then_refuses_a_failing_value(
+    app: Seawall, loop: asyncio.AbstractEventLoop
+) -> None:
+    """The verifiers are one Gather request; their verdicts are written before the refusal."""
+    work = journal(app)
+    ctx = Context(work, "agent", app.resolve_tool, loop)
+    positive = rule(lambda value: value > 0, "must be positive")
+    steps = ctx._gate_steps(-1, (positive,))  # the machine behind ctx.verify
+    assert isinstance(next(steps), Gather)
+    verdicts = steps.send([Verdict(name=positive.name, passed=False, message="must be positive")])
+    assert isinstance(verdicts, Ledger)
+    assert (work.store.record_verdicts, "gate") == (verdicts.fn, verdicts.args[2])
+    with pytest.raises(VerificationError, match="must be positive"):
+        steps.send(None)
 
 
 # -- the two drivers --------------------------------------------------------------------------
@@ -244,18 +391,6 @@ def every_request(seen: list[Any]) -> Steps[list[Any]]:
 
 
 EXPECTED = [3, 8, {"echo": "x"}, None, 15, ("thrown back", (9,))]
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop running in a thread of its own, as the app's is."""
-    running = asyncio.new_event_loop()
-    thread = threading.Thread(target=running.run_forever, daemon=True)
-    thread.start()
-    yield running
-    running.call_soon_threadsafe(running.stop)
-    thread.join()
-    running.close()
 
 
 def test_the_sync_driver_carries_out_every_request(
