@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -371,6 +372,26 @@ def test_run_inside_event_loop_is_a_usage_error(app: Seawall) -> None:
     with pytest.raises(seawall.UsageError, match="arun"):
         asyncio.run(main())
     assert [] == app.ledger.runs()
+
+
+def test_waiting_on_a_handle_inside_event_loop_is_a_usage_error_at_once(app: Seawall) -> None:
+    """handle.result() inside a running loop names aresult() before waiting for the run."""
+    release = threading.Event()
+
+    @app.agent(name="held")
+    def held(ctx: seawall.Context) -> int:
+        release.wait(10)
+        return 1
+
+    async def main() -> None:
+        handle = app.submit(held)
+        try:
+            handle.result()
+        finally:
+            release.set()
+
+    with pytest.raises(seawall.UsageError, match=r"handle\.aresult"):
+        asyncio.run(main())
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from seawall.errors import (
 )
 from seawall.policies.guards import NO_GUARDS
 from seawall.runtime.boundary import rebuild_response, validate_response
-from seawall.runtime.journal import COMPLETED, FAILED, LIVE, STARTED, Recorded
+from seawall.runtime.journal import COMPLETED, FAILED, STARTED, Recorded
 from seawall.runtime.steps import Invoke, Ledger, Steps, Turn, Wait
 
 if TYPE_CHECKING:
@@ -91,15 +91,8 @@ def call(
 ) -> Steps[Any]:
     """The step machine of ``ctx.call(spec, *args, **kwargs)``; returns the tool's result.
 
-    Raises:
-        SerializationError: The arguments or the result are not JSON-serialisable.
-        InDoubtError: The step was in flight during a crash and cannot be re-issued.
-        JournalDivergenceError: The journal holds a different call at this step.
-        ToolResponseError: The response does not match the tool's ``returns=``.
-        ReadBackError: A mutating call's effect is not there when read back.
-        ConsistencyError: The response contradicts another source read in this run.
-        BudgetExceededError: A budget of the run would be exceeded.
-        GuardTrippedError: A guard refused the call.
+    It raises what :meth:`seawall.Context.call` documents, but for the errors of its driver
+    (a tool that is not registered, a lost lease or ledger).
     """
     journal.check()
     guards = journal.guards
@@ -116,15 +109,9 @@ def call(
     _, request_hash, column, blobs = journal.encode(
         (spec.name, args, kwargs), f"arguments of tool {spec.name!r}"
     )
-    seq = journal.seq + 1
-    recorded = (
-        journal.replay(
-            seq, spec, spec.name, request_hash, column, effect=spec.mutating, blobs=blobs
-        )
-        if journal.replaying
-        else LIVE
+    recorded = journal.next_step(
+        spec, spec.name, request_hash, column, effect=spec.mutating, blobs=blobs
     )
-    journal.seq = seq
     journal.calls += 1
     journal.calls_since_gate += 1
     if not spec.mutating:
@@ -142,7 +129,7 @@ def call(
             ok = yield Invoke(spec.read_back, value, *args, **kwargs)
             yield from _read_back_verdict(journal, spec, recorded.seq, ok, began)
         return value
-    step_seq = recorded.seq or seq
+    step_seq = recorded.seq or journal.seq
     explicit = kwargs.get("idempotency_key")
     key = explicit if isinstance(explicit, str) else recorded.key or f"{journal.run_id}:{step_seq}"
     plan = Plan(journal, spec, step_seq, (request_hash, column, blobs), key, args, kwargs)
@@ -157,7 +144,7 @@ def _execute(plan: Plan, recorded: Recorded) -> Steps[Any]:
         if found:
             return (yield from _recovered(plan, found))
         # It did not take effect: write its intent again and run it.
-        yield from _write_intent(plan)
+        yield _intent(plan)
     else:
         # An in-doubt step re-issued is already counted among the run's side effects.
         yield from _begin(plan, counted=recorded.status == STARTED)
@@ -206,11 +193,6 @@ def _begin(plan: Plan, *, counted: bool) -> Steps[None]:
             journal.mutations += 1
     if journal.trace is not None:
         plan.span = journal.trace.start_step(spec, plan.seq, plan.key, plan.call_kwargs)
-
-
-def _write_intent(plan: Plan) -> Steps[None]:
-    """Make a mutating call's intent durable before it runs."""
-    yield _intent(plan)
 
 
 def _intent(plan: Plan) -> Ledger:
@@ -291,7 +273,9 @@ def _succeeded(plan: Plan, result: Any, tries: int) -> Steps[None]:
         response, blobs = journal.stored(result, f"result of tool {spec.name!r}")
     except SerializationError as exc:
         # The call happened; record it as completed (never to be repeated) without a result.
-        yield from _record_end(plan, None, [], exc, tries, COMPLETED)
+        end = _end(plan, None, [], exc, tries, COMPLETED)
+        if end is not None:
+            yield end
         _end_span(plan, tries, exc)
         raise
     end = _end(plan, response, blobs, None, tries, COMPLETED)
@@ -379,19 +363,6 @@ def _read_back_verdict(
         )
     journal.mutations_since_gate = 0
     journal.destructive_since_gate = 0
-
-
-def _record_end(
-    plan: Plan,
-    response: bytes | None,
-    blobs: list[Blob],
-    error: BaseException | None,
-    tries: int,
-    status: str,
-) -> Steps[None]:
-    end = _end(plan, response, blobs, error, tries, status)
-    if end is not None:
-        yield end
 
 
 def _end(
@@ -498,5 +469,7 @@ def _failed(plan: Plan, error: BaseException, tries: int) -> Steps[None]:
         )
     if spec.mutating:
         journal.mutations -= 1
-    yield from _record_end(plan, None, [], error, tries, FAILED)
+    end = _end(plan, None, [], error, tries, FAILED)
+    if end is not None:
+        yield end
     _end_span(plan, tries, error)

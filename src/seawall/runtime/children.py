@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from seawall._failures import RunStatus
 from seawall._ids import new_run_id
 from seawall.runtime.executor import wait_for_run
-from seawall.runtime.journal import COMPLETED, FAILED, LIVE, STARTED
+from seawall.runtime.journal import COMPLETED, FAILED, STARTED
 from seawall.runtime.steps import Gather, Ledger, Steps
 
 if TYPE_CHECKING:
@@ -92,21 +92,15 @@ def child_run(
     _, request_hash, column, blobs = journal.encode(
         (spec.name, [], inputs), f"inputs of the child run of agent {spec.name!r}"
     )
-    seq = journal.seq + 1
-    recorded = (
-        journal.replay(seq, None, spec.name, request_hash, column, effect=True, blobs=blobs)
-        if journal.replaying
-        else LIVE
-    )
-    journal.seq = seq
+    recorded = journal.next_step(None, spec.name, request_hash, column, effect=True, blobs=blobs)
     if recorded.action == "serve":
         served: RunResult = yield Ledger(children.result_of, recorded.value["run_id"])
         return served
+    step_seq = recorded.seq or journal.seq
     if recorded.action == "resume" and recorded.key is not None:
         child_id = recorded.key
         result: RunResult = yield Gather(lambda: children.see_through(spec, inputs, child_id))
     else:
-        step_seq = recorded.seq or seq
         child_id = new_run_id()
         row = journal.row(
             step_seq,
@@ -125,13 +119,12 @@ def child_run(
         if recorded.status is None:
             journal.mutations += 1
         result = yield Gather(lambda: children.start(spec, inputs, child_id))
-        recorded = type(recorded)("live", seq=step_seq, key=child_id)
     response, response_blobs = journal.stored(
         {"run_id": child_id, "status": result.status.value}, "child run"
     )
     yield Ledger(
         journal.complete,
-        recorded.seq or seq,
+        step_seq,
         status=FAILED if result.status is RunStatus.FAILED else COMPLETED,
         response=response,
         error=None,

@@ -24,13 +24,14 @@ from seawall.observe.cost import usage_entry
 from seawall.policies.guards import NO_GUARDS
 from seawall.runtime import calls as _calls
 from seawall.runtime.children import Children, child_run
-from seawall.runtime.journal import COMPLETED, LIVE
+from seawall.runtime.journal import COMPLETED
 from seawall.runtime.steps import Gather, Ledger, Steps, adrive, drive
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
     import asyncio
 
+    from seawall._payload import Blob
     from seawall._result import RunResult
     from seawall.artifacts import StagingArea
     from seawall.runtime.host import Host
@@ -200,16 +201,14 @@ class BaseContext:
     def _value(self, kind: str, make: Callable[[], Any]) -> Any:
         journal = self._journal
         journal.check()
-        seq = journal.seq + 1
-        recorded = journal.replay(seq, None, kind, kind) if journal.replaying else LIVE
-        journal.seq = seq
+        recorded = journal.next_step(None, kind, kind)
         if recorded.action == "serve":
             return recorded.value
+        seq = journal.seq
         value = make()
         now = time.time()
         column, blobs = journal.stored(value, f"ctx.{kind}()")
-        row = journal.row(seq, kind, kind, False, None, kind, b"J[]", column, COMPLETED, now, now)
-        if journal.buffer(row, blobs, 0.0):
+        if _buffer_done(journal, seq, kind, kind, b"J[]", column, blobs, now, now):
             self._flush_soon()
         return value
 
@@ -268,15 +267,9 @@ class BaseContext:
         if provider is not None:  # absent otherwise: older journals hash the same
             usage["provider"] = str(provider)
         _, request_hash, column, blobs = journal.encode(usage, "ctx.record_usage()")
-        seq = journal.seq + 1
-        recorded = (
-            journal.replay(seq, None, "usage", request_hash, column, blobs=blobs)
-            if journal.replaying
-            else LIVE
-        )
-        journal.seq = seq
+        recorded = journal.next_step(None, "usage", request_hash, column, blobs=blobs)
         if recorded.action != "serve":
-            self._record_usage_live(seq, usage, request_hash, column, blobs, provider)
+            self._record_usage_live(journal.seq, usage, request_hash, column, blobs, provider)
         if journal.guards is not NO_GUARDS:
             totals = journal.totals()
             journal.guards.check_usage(totals.input_tokens + totals.output_tokens, totals.cost_usd)
@@ -309,10 +302,17 @@ class BaseContext:
             journal.trace.usage(
                 usage["model"], usage["input_tokens"], usage["output_tokens"], cost_usd
             )
-        row = journal.row(
-            seq, "usage", "usage", False, None, request_hash, column, response, COMPLETED, now, now
-        )
-        if journal.buffer(row, [*blobs, *response_blobs], 0.0):
+        if _buffer_done(
+            journal,
+            seq,
+            "usage",
+            request_hash,
+            column,
+            response,
+            [*blobs, *response_blobs],
+            now,
+            now,
+        ):
             self._flush_soon()
 
     # -- step machines ----------------------------------------------------------------------
@@ -339,15 +339,10 @@ class BaseContext:
         _, request_hash, column, blobs = journal.encode(
             {"value": value, "verifiers": names}, "ctx.verify() value"
         )
-        seq = journal.seq + 1
-        recorded = (
-            journal.replay(seq, None, "verify", request_hash, column, blobs=blobs)
-            if journal.replaying
-            else LIVE
-        )
-        journal.seq = seq
+        recorded = journal.next_step(None, "verify", request_hash, column, blobs=blobs)
         if recorded.action == "serve":
             return self._gate_result(value, recorded.value)
+        seq = journal.seq  # before the verifiers run: concurrent steps may move the line on
         start = time.time()
         context = VerifyContext(
             inputs=self._inputs,
@@ -359,20 +354,9 @@ class BaseContext:
         listed = [v.to_dict() for v in verdicts]
         outcome: dict[str, Any] = {"passed": all(v.passed for v in verdicts), "verdicts": listed}
         response, blobs = journal.stored(outcome, "ctx.verify() verdicts")
-        row = journal.row(
-            seq,
-            "verify",
-            "verify",
-            False,
-            None,
-            request_hash,
-            column,
-            response,
-            COMPLETED,
-            start,
-            time.time(),
-        )
-        if journal.buffer(row, blobs, 0.0):
+        if _buffer_done(
+            journal, seq, "verify", request_hash, column, response, blobs, start, time.time()
+        ):
             yield Ledger(journal.flush)
         yield Ledger(
             journal.store.record_verdicts,
@@ -401,6 +385,24 @@ class BaseContext:
         journal.destructive_since_gate = 0
         journal.calls_since_gate = 0
         return value
+
+
+def _buffer_done(
+    journal: Journal,
+    seq: int,
+    kind: str,
+    request_hash: str,
+    request: bytes,
+    response: bytes,
+    blobs: list[Blob],
+    start: float,
+    end: float,
+) -> bool:
+    """Queue a completed step without side effects; return whether the buffer is due."""
+    row = journal.row(
+        seq, kind, kind, False, None, request_hash, request, response, COMPLETED, start, end
+    )
+    return journal.buffer(row, blobs, 0.0)
 
 
 class Context(BaseContext):

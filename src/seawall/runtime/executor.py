@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from seawall._failures import RunStatus
 from seawall.errors import WaitTimeoutError
+from seawall.runtime.loop import refuse_inside_loop
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -92,7 +93,9 @@ class RunHandle:
         Raises:
             WaitTimeoutError: The run had not ended after ``timeout`` seconds; it goes on.
             RunNotFoundError: The run is not in the ledger.
+            UsageError: Called inside a running event loop (use ``await handle.aresult()``).
         """
+        refuse_inside_loop("handle.result()", "handle.aresult(...)")
         if self._future is not None:
             try:
                 self._future.result(timeout)

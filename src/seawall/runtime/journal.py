@@ -105,13 +105,8 @@ class Asked:
     blobs: Sequence[Blob] = ()
 
 
-def is_effect(step: StepRecord) -> bool:
-    """Whether a step is a side effect that may have happened (completed or in doubt)."""
-    return step.mutating and step.status in _DONE
-
-
 class Recording(Protocol):
-    """What a recorded replay serves steps from (:class:`~seawall.runtime.playback.Playback`)."""
+    """A recording a replay serves every step from (:class:`seawall.runtime.playback.Playback`)."""
 
     def serve(
         self,
@@ -124,10 +119,14 @@ class Recording(Protocol):
         effect: bool,
     ) -> Recorded:
         """Serve step ``seq`` from the recording, or say it runs live."""
-        ...
 
     def finish(self) -> None:
         """Report the recorded side effects the code never asked for."""
+
+
+def is_effect(step: StepRecord) -> bool:
+    """Whether a step is a side effect that may have happened (completed or in doubt)."""
+    return step.mutating and step.status in _DONE
 
 
 class Journal:
@@ -309,9 +308,8 @@ class Journal:
 
     # -- replay -----------------------------------------------------------------------------
 
-    def replay(
+    def next_step(
         self,
-        seq: int,
         spec: ToolSpec | None,
         name: str,
         request_hash: str,
@@ -320,10 +318,9 @@ class Journal:
         effect: bool = False,
         blobs: Sequence[Blob] = (),
     ) -> Recorded:
-        """What the journal holds for the step at ``seq`` that the code asks for.
+        """Move to the next step of this attempt's line (:attr:`seq`); say what it holds there.
 
         Args:
-            seq: The step's position on this attempt's line.
             spec: The tool, for a tool step.
             name: The tool's (or the step kind's) name.
             request_hash: The hash of the request the code makes.
@@ -340,7 +337,26 @@ class Journal:
             InDoubtError: The step is in doubt and its tool is not idempotent.
             SerializationError: The step completed but its result could not be recorded.
         """
-        asked = Asked(request, blobs)
+        seq = self.seq + 1
+        recorded = (
+            self._replay(seq, spec, name, request_hash, Asked(request, blobs), effect=effect)
+            if self.replaying
+            else LIVE
+        )
+        self.seq = seq
+        return recorded
+
+    def _replay(
+        self,
+        seq: int,
+        spec: ToolSpec | None,
+        name: str,
+        request_hash: str,
+        asked: Asked,
+        *,
+        effect: bool,
+    ) -> Recorded:
+        """What the journal holds at ``seq`` (a line already written) for the step asked."""
         if self.playback is not None:
             return self.playback.serve(self, seq, name, request_hash, asked, effect=effect)
         step = self.line.get(seq)

@@ -14,6 +14,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from seawall.errors import UsageError
+
 if TYPE_CHECKING:
     from collections.abc import Coroutine
     from concurrent.futures import Future
@@ -74,6 +76,26 @@ class AppLoop:
         thread.join(timeout=5)
         if not loop.is_running():
             loop.close()
+
+
+def refuse_inside_loop(call: str, twin: str) -> None:
+    """Refuse a sync call that would wait, on a thread that runs an event loop.
+
+    Args:
+        call: The sync call, as the user wrote it (``app.run()``).
+        twin: Its async twin, to await instead (``app.arun(...)``).
+
+    Raises:
+        UsageError: An event loop runs in this thread; waiting here would block it.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise UsageError(
+        f"{call} was called inside a running event loop, where it would block it; use "
+        f"`await {twin}` instead"
+    )
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:

@@ -15,7 +15,6 @@ module imports none of the modules that use it.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import weakref
@@ -41,7 +40,7 @@ from seawall.runtime.budgets import RetryBudgets
 from seawall.runtime.leases import Leases
 from seawall.runtime.ledger_io import LedgerIO
 from seawall.runtime.live import LiveRuns
-from seawall.runtime.loop import AppLoop
+from seawall.runtime.loop import AppLoop, refuse_inside_loop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -274,15 +273,10 @@ class Runtime:
                 was closed.
         """
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+            refuse_inside_loop(f"{name}()", f"{twin}(...)")
+        except UsageError:
             coro.close()
-            raise UsageError(
-                f"{name}() was called inside a running event loop, where it would block it; "
-                f"use `await {twin}(...)` instead"
-            )
+            raise
         if self.closed:
             coro.close()
             self.check_open()

@@ -35,26 +35,27 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Ledger:
+class _Call:
+    """A request to call ``fn(*args, **kwargs)``; its kind says whose code ``fn`` is."""
+
+    __slots__ = ("args", "fn", "kwargs")
+
+    def __init__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+
+class Ledger(_Call):
     """Call the store (or a journal or breaker method that writes to it)."""
 
-    __slots__ = ("args", "fn", "kwargs")
-
-    def __init__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
+    __slots__ = ()
 
 
-class Invoke:
+class Invoke(_Call):
     """Call user code: a tool, or one of its hooks (``read_back``...)."""
 
-    __slots__ = ("args", "fn", "kwargs")
-
-    def __init__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
+    __slots__ = ()
 
 
 class Wait:
@@ -103,37 +104,33 @@ def drive(
         loop: The app's event loop, for async hooks and Seawall's own coroutines.
         host: This thread, as lent to child runs while it waits for a coroutine on the loop.
     """
+    send, throw = steps.send, steps.throw
+    resume: Callable[[Any], Request] = send  # throw, to raise an error back at the yield
     answer: Any = None
-    error: Exception | None = None
     while True:
         try:
-            request = steps.send(answer) if error is None else steps.throw(error)
+            request = resume(answer)
         except StopIteration as done:
             result: T = done.value
             return result
-        answer, error = None, None
+        resume = send
         try:
-            if type(request) is Ledger:  # the most frequent request, carried out inline
+            if isinstance(request, Ledger):  # the most frequent request, carried out inline
                 try:
                     answer = request.fn(*request.args, **request.kwargs)
                 except (LeaseLostError, LedgerError) as exc:
                     journal.interrupt(exc)
                     raise
             else:
-                answer = _carry_out(request, journal, loop, host)
-        except Exception as exc:
-            error = exc
+                answer = _carry_out(request, loop, host)
+        except Exception as exc:  # every error goes back into the machine, at its yield
+            resume, answer = throw, exc
 
 
 def _carry_out(
-    request: Request, journal: Journal, loop: asyncio.AbstractEventLoop, host: Host | None
+    request: Invoke | Wait | Turn | Gather, loop: asyncio.AbstractEventLoop, host: Host | None
 ) -> Any:
-    if isinstance(request, Ledger):
-        try:
-            return request.fn(*request.args, **request.kwargs)
-        except (LeaseLostError, LedgerError) as exc:
-            journal.interrupt(exc)
-            raise
+    """Carry out any request but a store call (which :func:`drive` makes inline)."""
     if isinstance(request, Invoke):
         value = request.fn(*request.args, **request.kwargs)
         if asyncio.iscoroutine(value):
