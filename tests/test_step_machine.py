@@ -56,7 +56,7 @@ def tool(fn: Callable[..., Any], **options: Any) -> ToolSpec:
 
 def journal(app: Seawall, recorded: list[StepRecord] | None = None, **options: Any) -> Journal:
     """A first attempt's journal (or a resumed one holding ``recorded``)."""
-    return Journal(app.store, app.codec, RUN, 1, recorded or [], epoch=1, **options)
+    return Journal(app.store, app.runtime.codec, RUN, 1, recorded or [], epoch=1, **options)
 
 
 def recorded_step(
@@ -224,9 +224,9 @@ def test_the_streak_guard_refuses_the_call_before_any_request(app: Seawall) -> N
 def test_a_breaker_not_known_closed_is_asked_before_the_call(app: Seawall) -> None:
     """Unknown state: one ledger request to admit the call, before the tool is invoked."""
     spec = ToolSpec.build(echo, name=None, mutating=False, idempotent=False, retry=Retry())
-    steps = call(journal(app, breakers=app.breakers), spec, ("hi",), {})
+    steps = call(journal(app, breakers=app.runtime.breakers), spec, ("hi",), {})
     check = next(steps)
-    assert (Ledger, app.breakers.check, "tool:echo") == (type(check), check.fn, check.args[0])
+    assert (Ledger, app.runtime.breakers.check, "tool:echo") == (type(check), check.fn, check.args[0])
     assert Invoke is type(steps.send(None))
 
 
@@ -263,7 +263,7 @@ class Children:
         self.seen: list[str] = []
 
     def resolve(self, agent: Any) -> Any:
-        return self.app.resolve_agent(agent)
+        return self.app.runtime.registry.agent(agent)
 
     def result_of(self, run_id: str) -> Any:
         raise AssertionError(run_id)
@@ -347,7 +347,7 @@ def test_a_gate_records_its_verdicts_then_refuses_a_failing_value(
 ) -> None:
     """The verifiers are one Gather request; their verdicts are written before the refusal."""
     work = journal(app)
-    ctx = Context(work, "agent", app.resolve_tool, loop)
+    ctx = Context(work, "agent", app.runtime.registry.tool, loop)
     positive = rule(lambda value: value > 0, "must be positive")
     steps = ctx._gate_steps(-1, (positive,))  # the machine behind ctx.verify
     assert isinstance(next(steps), Gather)
