@@ -68,10 +68,10 @@ def count_rows(store: Store, table: str) -> int:
 
 def test_schema_is_at_the_newest_version(store: Store) -> None:
     """A new ledger is migrated to the newest schema its store knows."""
-    from seawall.ledger import postgres, sqlite
+    from seawall.ledger.migrations import bundled
 
-    module = sqlite if isinstance(store, SQLiteStore) else postgres
-    assert module._migrations()[-1][0] == store.schema_version()
+    database = "sqlite" if isinstance(store, SQLiteStore) else "postgres"
+    assert bundled(database)[-1][0] == store.schema_version()
 
 
 def test_closed_store_is_unavailable(ledger_url: str) -> None:

@@ -19,7 +19,7 @@ from seawall.ledger._records import AlertAck, AlertSilence, HandOffClaim, Operat
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall.ledger._queries import Dialect
+    from seawall.ledger._dialect import Dialect
 
 _ACK_COLUMNS: Final = "alert_id, acked_by, acked_at, note"
 _SILENCE_COLUMNS: Final = (

@@ -8,7 +8,6 @@ real differences (case-insensitive ``LIKE``, integer division) live in :class:`D
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from seawall._failures import ErrorClass, FailureCause, RunStatus
@@ -29,70 +28,9 @@ from seawall.policies.breaker import BreakerState
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from seawall.ledger._dialect import Dialect
     from seawall.ledger._records import DeadLetterQuery, RunQuery
 
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """What differs between the ledgers' SQL.
-
-    Attributes:
-        mark: The placeholder of the driver (``?`` or ``%s``).
-        like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
-        floor: An integer floor of a non-negative number, ``{}`` standing for the number.
-        starts_with: The case-sensitive prefix match that can use the column's index: SQLite's
-            ``GLOB`` (its ``LIKE`` ignores case), PostgreSQL's ``LIKE``.
-        share: The clause that locks a row read in a write against concurrent updates until
-            the transaction ends (``FOR SHARE``); empty where writers are serialised anyway
-            (SQLite's ``BEGIN IMMEDIATE``).
-        inline: Whether a payload column (``{}``) holds its JSON inline (see
-            ``seawall._payload.pack``: a ``J`` byte, then the JSON).
-        field: A field of an inline payload column's JSON object as text: ``{column}`` and
-            ``{name}`` stand for the column and the field.
-        skip_locked: The clause that locks the rows a claim picks and skips the rows another
-            claimer holds (``FOR UPDATE SKIP LOCKED``); empty where writers are serialised.
-    """
-
-    mark: str
-    like: str
-    floor: str
-    starts_with: str
-    inline: str
-    field: str
-    share: str = ""
-    skip_locked: str = ""
-
-    def sql(self, text: str) -> str:
-        """``text`` (written with ``?`` placeholders) in this dialect."""
-        return text if self.mark == "?" else text.replace("?", self.mark)
-
-    def prefix_pattern(self, prefix: str) -> str:
-        """The :attr:`starts_with` pattern of exactly the values beginning with ``prefix``."""
-        if self.starts_with == "GLOB":
-            literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
-            return literal + "*"
-        literal = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return literal + "%"
-
-
-SQLITE: Final = Dialect(
-    mark="?",
-    like="LIKE",
-    floor="CAST({} AS INTEGER)",
-    starts_with="GLOB",
-    inline="substr({}, 1, 1) = X'4A'",
-    field="json_extract(CAST(substr({column}, 2) AS TEXT), '$.{name}')",
-)
-POSTGRES: Final = Dialect(
-    mark="%s",
-    like="ILIKE",
-    floor="floor({})::bigint",
-    starts_with="LIKE",
-    inline="get_byte({}, 0) = 74",
-    field="(convert_from(substring({column} from 2), 'UTF8')::jsonb ->> '{name}')",
-    share=" FOR SHARE",
-    skip_locked=" FOR UPDATE SKIP LOCKED",
-)
 
 ID_KINDS: Final = {"run": ("runs", "run_id"), "handoff": ("handoffs", "handoff_id")}
 """The kinds of id a person types (``seawall show RUN``...): their table and column."""

@@ -25,8 +25,8 @@ from seawall.ledger._records import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from seawall.ledger._dialect import Dialect
     from seawall.ledger._protocol import IdKind
-    from seawall.ledger._queries import Dialect
     from seawall.ledger._records import (
         AlertRecord,
         AttemptRecord,

@@ -1,7 +1,7 @@
 """Write sequences both ledgers share, run inside the caller's transaction.
 
 They take any DB-API connection whose ``execute`` returns a cursor (``sqlite3`` and psycopg 3
-both do) and a :class:`~seawall.ledger._queries.Dialect` for the placeholders, so a rule of the
+both do) and a :class:`~seawall.ledger._dialect.Dialect` for the placeholders, so a rule of the
 ledger is written once for SQLite and PostgreSQL.
 
 Fencing: every write an attempt makes names the epoch of the lease it holds, and is applied only
@@ -24,8 +24,8 @@ from seawall.ledger._queries import LAPSED, RUN_COLUMNS, UNCLAIMED, among, route
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from seawall.ledger._dialect import Dialect
     from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome
-    from seawall.ledger._queries import Dialect
     from seawall.ledger._records import RunRecord
 
 
