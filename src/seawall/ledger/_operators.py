@@ -14,7 +14,7 @@ import abc
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from seawall.ledger._records import AlertAck, AlertSilence, HandOffClaim, OperatorAction
+from seawall.ledger._watch_records import AlertAck, AlertSilence, HandOffClaim, OperatorAction
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -16,6 +16,7 @@ from seawall.errors import LedgerError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
 from seawall.ledger._records import DeadLetterQuery
+from seawall.ledger._rows import breaker_state, dead_letter_record
 from seawall.ledger._sqlbase import SQLBase
 from seawall.policies.breaker import BreakerState
 
@@ -23,14 +24,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from seawall._payload import Blob
-    from seawall.ledger._protocol import NewRun
-    from seawall.ledger._records import (
-        AlertRecord,
-        DeadLetter,
-        DriftEmbedding,
-        DriftSample,
-        HandOffRecord,
-    )
+    from seawall.ledger._inputs import NewRun
+    from seawall.ledger._records import DeadLetter, HandOffRecord
+    from seawall.ledger._watch_records import AlertRecord, DriftEmbedding, DriftSample
 
 T = TypeVar("T")
 
@@ -132,12 +128,12 @@ class QueueWrites(SQLBase):
                     (owner, at),
                 ).fetchone()
                 if mine is not None:  # the earlier try committed its claim
-                    return queries.dead_letter_record((*mine[:8], "pending", None, *mine[10:]))
+                    return dead_letter_record((*mine[:8], "pending", None, *mine[10:]))
             row = conn.execute(pick, params).fetchone()
             if row is None:
                 return None
             claimed = conn.execute(claim, (owner, at, row[0], stale_before)).rowcount
-            return queries.dead_letter_record(row) if claimed == 1 else None
+            return dead_letter_record(row) if claimed == 1 else None
 
         return self._run(write, "claim a DLQ entry", durable=True)
 
@@ -287,7 +283,7 @@ class QueueWrites(SQLBase):
             (name,),
             "read a breaker",
         )
-        return BreakerState(name=name, kind=kind) if row is None else queries.breaker_state(row)
+        return BreakerState(name=name, kind=kind) if row is None else breaker_state(row)
 
     def update_breaker(
         self, name: str, kind: str, change: Callable[[BreakerState], tuple[BreakerState, T]]
@@ -300,9 +296,7 @@ class QueueWrites(SQLBase):
 
         def write(conn: Any, _doubt: bool) -> tuple[bool, T | None]:
             row = conn.execute(read, (name,)).fetchone()
-            before = (
-                BreakerState(name=name, kind=kind) if row is None else queries.breaker_state(row)
-            )
+            before = BreakerState(name=name, kind=kind) if row is None else breaker_state(row)
             after, answer = change(before)
             if after == before:
                 return True, answer

@@ -14,12 +14,13 @@ from seawall._payload import Blob
 from seawall.errors import LedgerError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._rows import run_record
 from seawall.ledger._sqlbase import SQLBase
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome, StepRow
+    from seawall.ledger._inputs import AttemptOutcome, NewRun, RunOutcome, StepRow
     from seawall.ledger._records import RunRecord
 
 
@@ -504,7 +505,7 @@ class RunWrites(SQLBase):
             (now, limit),
             "list expired runs",
         )
-        return [queries.run_record(row) for row in rows]
+        return [run_record(row) for row in rows]
 
     def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> int | None:
         """Take over a run whose lease lapsed (or a pending one); return its new epoch.

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from seawall._failures import FailureCause, RunStatus
 from seawall.errors import LeaseLostError, RunCancelled
-from seawall.ledger._queries import LAPSED, RUN_COLUMNS, UNCLAIMED, among, routed, run_record
+from seawall.ledger._queries import LAPSED, RUN_COLUMNS, UNCLAIMED, among, routed
+from seawall.ledger._rows import run_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from seawall.ledger._dialect import Dialect
-    from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome
+    from seawall.ledger._inputs import AttemptOutcome, NewRun, RunOutcome
     from seawall.ledger._records import RunRecord
 
 

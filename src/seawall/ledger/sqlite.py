@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from seawall._payload import Blob
-    from seawall.ledger._protocol import StepRow
+    from seawall.ledger._inputs import StepRow
 
 Durability = Literal["crash", "power"]
 T = TypeVar("T")
