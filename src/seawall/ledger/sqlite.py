@@ -20,7 +20,6 @@ growing WAL and background checkpoints).
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
 import time
@@ -30,15 +29,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from seawall.errors import (
     LedgerCorruptedError,
     LedgerError,
-    LedgerLockedError,
-    LedgerReadOnlyError,
     LedgerUnavailableError,
-    RunCancelled,
     SchemaVersionError,
 )
 from seawall.ledger import _writes as writes
 from seawall.ledger._dialect import SQLITE
+from seawall.ledger._group_commit import Ticket, refuse
 from seawall.ledger._sqlbase import statements
+from seawall.ledger._sqlite_files import is_busy, prepare_location, translate
 from seawall.ledger._sqlstore import SQLStore
 from seawall.ledger._waiting import LedgerWouldBlock, waiting_forbidden
 from seawall.ledger.migrations import META_TABLE, bundled
@@ -59,33 +57,6 @@ _STATEMENTS: Final = statements(SQLITE)
 _INSERT_STEP: Final = _STATEMENTS.insert_step
 _INSERT_INTENT: Final = _STATEMENTS.insert_intent
 _COMPLETE_STEP: Final = _STATEMENTS.complete_step
-
-
-def _translate(exc: sqlite3.Error, path: str, busy_timeout: float) -> LedgerError:
-    """Turn a sqlite3 error into the most specific ledger error."""
-    text = str(exc).lower()
-    if "locked" in text or "busy" in text:
-        return LedgerLockedError(
-            f"the ledger {path} stayed locked by another process for more than "
-            f"{busy_timeout}s; retry, or raise Seawall(busy_timeout=...) if writers are slow",
-            path=path,
-        )
-    if "readonly" in text or "read-only" in text:
-        return LedgerReadOnlyError(
-            f"the ledger {path} cannot be written ({exc}); point --ledger / SEAWALL_LEDGER at a "
-            "writable location or fix its permissions",
-            path=path,
-        )
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return LedgerCorruptedError(
-            f"{path} is not a readable Seawall ledger ({exc}); it was left untouched. Move it "
-            "aside (keep it for inspection) and Seawall will start a new ledger",
-            path=path,
-        )
-    return LedgerUnavailableError(
-        f"the ledger {path} cannot be used ({exc}); check the disk and that the file still exists",
-        path=path,
-    )
 
 
 class SQLiteStore(SQLStore):
@@ -125,7 +96,7 @@ class SQLiteStore(SQLStore):
         self._power = durability == "power"
         self._lock = threading.RLock()
         self._queue_ready = threading.Condition(threading.Lock())
-        self._queue: list[_Ticket] = []
+        self._queue: list[Ticket] = []
         self._leading = False
         self.group_commits = 0
         """Fsynced intent transactions written (each may carry several threads' intents)."""
@@ -136,7 +107,7 @@ class SQLiteStore(SQLStore):
         """The migrations this store applied when it opened, ``(version, file name)``."""
         self._memory = path == ":memory:"
         if not self._memory and not read_only:
-            _prepare_location(path)
+            prepare_location(path)
         if read_only and not self._memory and not Path(path).exists():
             raise LedgerUnavailableError(
                 f"no ledger at {path}; run an agent first, or pass --ledger with the right URL",
@@ -176,7 +147,7 @@ class SQLiteStore(SQLStore):
                 uri=uri,
             )
         except sqlite3.Error as exc:
-            raise _translate(exc, self.path, self.busy_timeout) from exc
+            raise translate(exc, self.path, self.busy_timeout) from exc
         return db
 
     def _setup(self, *, read_only: bool) -> None:
@@ -188,7 +159,7 @@ class SQLiteStore(SQLStore):
                 for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
         except sqlite3.Error as exc:
-            raise _translate(exc, self.path, self.busy_timeout) from exc
+            raise translate(exc, self.path, self.busy_timeout) from exc
         if tables and META_TABLE not in tables:
             raise LedgerCorruptedError(
                 f"{self.path} is a SQLite database but not a Seawall ledger (it has tables "
@@ -209,7 +180,7 @@ class SQLiteStore(SQLStore):
                 if not self._power:
                     self._db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
-            raise _translate(exc, self.path, self.busy_timeout) from exc
+            raise translate(exc, self.path, self.busy_timeout) from exc
         if not read_only:
             self._migrate()
         else:
@@ -292,7 +263,7 @@ class SQLiteStore(SQLStore):
             try:
                 return db.execute(sql, params)
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+                if not is_busy(exc):
                     raise
                 if waiting_forbidden():
                     raise LedgerWouldBlock(
@@ -326,13 +297,13 @@ class SQLiteStore(SQLStore):
                 try:
                     changed = db.execute(sql, params).rowcount
                 except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
+                    if not is_busy(exc):
                         raise
                     changed = self._busy(db, sql, params).rowcount
                 if changed != 1:
                     raise writes.refusal(db, SQLITE, run_id, epoch)
             except sqlite3.Error as exc:
-                raise _translate(exc, self.path, self.busy_timeout) from exc
+                raise translate(exc, self.path, self.busy_timeout) from exc
         finally:
             self._lock.release()
 
@@ -358,7 +329,7 @@ class SQLiteStore(SQLStore):
                 if db.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
-                raise _translate(exc, self.path, self.busy_timeout) from exc
+                raise translate(exc, self.path, self.busy_timeout) from exc
             finally:
                 if full:
                     with contextlib.suppress(sqlite3.Error):
@@ -372,14 +343,14 @@ class SQLiteStore(SQLStore):
                     return fn(db)
                 except sqlite3.OperationalError as exc:
                     # A reader in WAL mode is refused only while the WAL is being recovered.
-                    if not _is_busy(exc) or waiting_forbidden():
-                        raise _translate(exc, self.path, self.busy_timeout) from exc
+                    if not is_busy(exc) or waiting_forbidden():
+                        raise translate(exc, self.path, self.busy_timeout) from exc
                     now = time.monotonic()
                     deadline = deadline if deadline is not None else now + self.busy_timeout
                     if now >= deadline:
-                        raise _translate(exc, self.path, self.busy_timeout) from exc
+                        raise translate(exc, self.path, self.busy_timeout) from exc
                 except sqlite3.Error as exc:
-                    raise _translate(exc, self.path, self.busy_timeout) from exc
+                    raise translate(exc, self.path, self.busy_timeout) from exc
             time.sleep(0.005)
 
     def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
@@ -487,9 +458,9 @@ class SQLiteStore(SQLStore):
             run_id = row[0]
             self._fenced_statement(_INSERT_INTENT, (*row, run_id, epoch), run_id, epoch)
             return
-        self._group(_Ticket([*pending, row], [], list(blobs), durable=True, epoch=epoch))
+        self._group(Ticket([*pending, row], [], list(blobs), durable=True, epoch=epoch))
 
-    def _group(self, ticket: _Ticket) -> None:
+    def _group(self, ticket: Ticket) -> None:
         """Group commit (power level): write ``ticket`` together with whatever else is queued.
 
         Threads that queue while another thread's fsync is in progress are written by the
@@ -537,7 +508,7 @@ class SQLiteStore(SQLStore):
                 self._queue_ready.notify_all()
         ticket.settle()
 
-    def _autocommit(self, ticket: _Ticket, *, durable: bool) -> None:
+    def _autocommit(self, ticket: Ticket, *, durable: bool) -> None:
         """Write one fenced statement as its own transaction (the uncontended case)."""
         if ticket.rows:
             sql, params = _INSERT_INTENT, (*ticket.rows[0], ticket.run_id, ticket.epoch)
@@ -555,33 +526,12 @@ class SQLiteStore(SQLStore):
                 if written != 1:
                     ticket.refused = writes.refusal(db, SQLITE, ticket.run_id, ticket.epoch)
             except sqlite3.Error as exc:
-                raise _translate(exc, self.path, self.busy_timeout) from exc
+                raise translate(exc, self.path, self.busy_timeout) from exc
 
-    def _write_batch(self, batch: list[_Ticket], *, durable: bool) -> None:
-        """Write several tickets' rows in one transaction; refused tickets write nothing.
-
-        A ticket of a run taken over is refused whole; the intent of a cancelled run is refused
-        (the read-only steps buffered before it are kept).
-        """
+    def _write_batch(self, batch: list[Ticket], *, durable: bool) -> None:
+        """Write several tickets' rows in one transaction; refused tickets write nothing."""
         with self._write(durable=durable) as db:
-            ids = sorted({t.run_id for t in batch})
-            marks = ", ".join("?" * len(ids))
-            held = {
-                run_id: (epoch, cancelled, reason or "")
-                for run_id, epoch, cancelled, reason in db.execute(
-                    f"SELECT run_id, epoch, cancel_requested_at IS NOT NULL, cancel_reason "
-                    f"FROM runs WHERE run_id IN ({marks})",
-                    ids,
-                ).fetchall()
-            }
-            for ticket in batch:
-                epoch, cancelled, reason = held.get(ticket.run_id, (None, False, ""))
-                if epoch != ticket.epoch:
-                    ticket.refused = writes.lease_lost(ticket.run_id, ticket.epoch, epoch, None)
-                    ticket.rows, ticket.updates, ticket.blobs = [], [], []
-                elif cancelled and ticket.durable and ticket.rows:
-                    ticket.refused = RunCancelled(reason)
-                    ticket.rows = ticket.rows[:-1]
+            refuse(db, batch)
             self._put_blobs(db, [b for t in batch for b in t.blobs])
             inserts = [r for t in batch for r in t.rows]
             if inserts:
@@ -611,7 +561,7 @@ class SQLiteStore(SQLStore):
         """
         params = (status, response, end_time, error_type, error_message, tries, run_id, seq)
         if self._power:
-            self._group(_Ticket([], [params], list(blobs), durable=False, epoch=epoch))
+            self._group(Ticket([], [params], list(blobs), durable=False, epoch=epoch))
             return
         if not blobs:
             self._fenced_statement(_COMPLETE_STEP, (*params, run_id, epoch), run_id, epoch)
@@ -628,79 +578,3 @@ class SQLiteStore(SQLStore):
             blobs=blobs,
             epoch=epoch,
         )
-
-
-class _Ticket:
-    """One run's writes waiting for a group commit, and what became of them."""
-
-    __slots__ = (
-        "blobs",
-        "done",
-        "durable",
-        "epoch",
-        "error",
-        "refused",
-        "rows",
-        "run_id",
-        "updates",
-    )
-
-    def __init__(
-        self,
-        rows: list[StepRow],
-        updates: list[tuple[Any, ...]],
-        blobs: list[Blob],
-        *,
-        durable: bool,
-        epoch: int,
-    ) -> None:
-        self.rows = rows
-        self.updates = updates
-        self.blobs = blobs
-        self.durable = durable
-        self.epoch = epoch
-        self.run_id: str = str(rows[-1][0] if rows else updates[-1][6])
-        self.done = False
-        self.error: LedgerError | None = None
-        self.refused: BaseException | None = None
-
-    def settle(self) -> None:
-        """Raise what became of the ticket, if it was not written."""
-        if self.error is not None:
-            raise self.error
-        if self.refused is not None:
-            raise self.refused
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def _prepare_location(path: str) -> None:
-    """Create the ledger's folder, and fail clearly when it cannot be written."""
-    folder = Path(path).absolute().parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LedgerReadOnlyError(
-            f"cannot create the ledger folder {folder} ({exc.strerror}); point --ledger / "
-            "SEAWALL_LEDGER at a writable location",
-            path=path,
-        ) from exc
-    target = Path(path)
-    probe = target if target.exists() else folder / f".seawall-probe-{os.getpid()}"
-    try:
-        if probe is target:
-            with target.open("ab"):
-                pass
-        else:
-            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            os.close(fd)
-            probe.unlink()
-    except OSError as exc:
-        raise LedgerReadOnlyError(
-            f"the ledger {path} is not writable ({exc.strerror}); SQLite also needs to write "
-            f"beside it, in {folder}. Point --ledger / SEAWALL_LEDGER at a writable location",
-            path=path,
-        ) from exc
