@@ -17,6 +17,7 @@ import pytest
 
 import seawall
 from seawall.ledger import PostgresStore, RunQuery, open_store
+from seawall.ledger._dialect import POSTGRES, SQLITE
 from seawall.ledger._postgres_url import parse_url, redact
 from seawall.ledger.migrations import bundled, statements
 from tests.ledger.rows import create
@@ -25,8 +26,8 @@ from tests.postgres_schemas import drop_schema, new_schema_name, with_schema
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-LATEST = bundled("postgres")[-1][0]
-VERSIONS = [v for v, _, _ in bundled("postgres")]
+LATEST = bundled(POSTGRES)[-1][0]
+VERSIONS = [v for v, _, _ in bundled(POSTGRES)]
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_every_migration_is_recorded(postgres_url: str, url: str, schema: str) -
 
 def test_every_sqlite_migration_has_a_postgres_twin() -> None:
     """The PostgreSQL migrations carry the same versions and names as the SQLite ones."""
-    assert [(v, n) for v, n, _ in bundled("sqlite")] == [(v, n) for v, n, _ in bundled("postgres")]
+    assert [(v, n) for v, n, _ in bundled(SQLITE)] == [(v, n) for v, n, _ in bundled(POSTGRES)]
 
 
 def test_reopening_applies_nothing(url: str) -> None:
@@ -113,7 +114,7 @@ def test_reopening_applies_nothing(url: str) -> None:
 
 def test_ledger_at_version_1_is_migrated_forward(postgres_url: str, url: str, schema: str) -> None:
     """A schema written at version 1 gains every later migration and keeps its runs."""
-    version, name, sql = bundled("postgres")[0]
+    version, name, sql = bundled(POSTGRES)[0]
     with psycopg.connect(postgres_url, autocommit=True) as connection, connection.transaction():
         connection.execute(f"CREATE SCHEMA {schema}")
         connection.execute(f"SET LOCAL search_path TO {schema}")

@@ -23,6 +23,9 @@ class Dialect:
 
     Attributes:
         name: ``sqlite`` or ``postgresql``.
+        migrations: The folder of ``seawall.ledger.migrations`` holding the migrations only
+            this database has (the others are shared, rendered by :meth:`render`).
+        tokens: What each token of a shared migration (``{REAL}``, ``{BLOB}``...) stands for.
         mark: The placeholder of the driver (``?`` or ``%s``).
         like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
         floor: An integer floor of a non-negative number, ``{}`` standing for the number.
@@ -43,6 +46,8 @@ class Dialect:
     """
 
     name: str
+    migrations: str
+    tokens: tuple[tuple[str, str], ...]
     mark: str
     like: str
     floor: str
@@ -58,9 +63,11 @@ class Dialect:
         """``text`` (written with ``?`` placeholders) in this dialect."""
         return text if self.mark == "?" else text.replace("?", self.mark)
 
-    def marks(self, count: int) -> str:
-        """``count`` placeholders separated by commas."""
-        return ", ".join([self.mark] * count)
+    def render(self, migration: str) -> str:
+        """A shared migration (written with tokens) in this database's DDL."""
+        for token, text in self.tokens:
+            migration = migration.replace(token, text)
+        return migration
 
     def prefix_pattern(self, prefix: str) -> str:
         """The :attr:`starts_with` pattern of exactly the values beginning with ``prefix``."""
@@ -119,6 +126,13 @@ def _names(columns: str) -> list[str]:
 
 SQLITE: Final = Dialect(
     name="sqlite",
+    migrations="sqlite",
+    tokens=(
+        ("{REAL}", "REAL"),
+        ("{BLOB}", "BLOB"),
+        ("{BIGINT}", "INTEGER"),
+        ("{WITHOUT_ROWID}", " WITHOUT ROWID"),
+    ),
     mark="?",
     like="LIKE",
     floor="CAST({} AS INTEGER)",
@@ -129,6 +143,13 @@ SQLITE: Final = Dialect(
 )
 POSTGRES: Final = Dialect(
     name="postgresql",
+    migrations="postgres",
+    tokens=(
+        ("{REAL}", "DOUBLE PRECISION"),
+        ("{BLOB}", "BYTEA"),
+        ("{BIGINT}", "BIGINT"),
+        ("{WITHOUT_ROWID}", ""),
+    ),
     mark="%s",
     like="ILIKE",
     floor="floor({})::bigint",

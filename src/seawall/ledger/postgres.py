@@ -101,7 +101,7 @@ class PostgresStore(SQLStore):
             raise self._db.translate(exc, f"migrate schema {self.schema}") from exc
 
     def _apply_migrations(self) -> None:
-        migrations = bundled("postgres")
+        migrations = bundled(POSTGRES)
         known = migrations[-1][0]
         schema = self.schema
         with self._db.connect() as conn, conn.transaction():

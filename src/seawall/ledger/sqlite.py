@@ -187,7 +187,7 @@ class SQLiteStore(SQLStore):
             self._check_version()
 
     def _check_version(self) -> None:
-        known = max(v for v, _, _ in bundled("sqlite"))
+        known = max(v for v, _, _ in bundled(SQLITE))
         version = self.schema_version()
         if version > known:
             raise SchemaVersionError(
@@ -199,7 +199,7 @@ class SQLiteStore(SQLStore):
             )
 
     def _migrate(self) -> None:
-        migrations = bundled("sqlite")
+        migrations = bundled(SQLITE)
         with self._write(durable=True) as db:
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {META_TABLE} "
