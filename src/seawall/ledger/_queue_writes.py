@@ -78,18 +78,14 @@ class QueueWrites(SQLBase):
                 ),
                 (decision, decided_by, note, at, handoff_id),
             ).rowcount
-            if won == 1 or not doubt:
-                return bool(won == 1)
             # The earlier try may have committed: it did if the decision recorded is ours.
-            return (
-                conn.execute(
-                    self._q(
-                        "SELECT 1 FROM handoffs WHERE handoff_id = ? AND decision = ? "
-                        "AND decided_at = ? AND decided_by IS NOT DISTINCT FROM ?"
-                    ),
-                    (handoff_id, decision, at, decided_by),
-                ).fetchone()
-                is not None
+            return self._took(
+                conn,
+                doubt,
+                won,
+                "SELECT 1 FROM handoffs WHERE handoff_id = ? AND decision = ? "
+                "AND decided_at = ? AND decided_by IS NOT DISTINCT FROM ?",
+                (handoff_id, decision, at, decided_by),
             )
 
         return self._run(write, f"decide hand-off {handoff_id}", durable=True, transaction=False)
@@ -143,12 +139,11 @@ class QueueWrites(SQLBase):
         """Record a claimed entry's redrive run (with the journal it continues) in one go."""
 
         def write(conn: Any, doubt: bool) -> bool:
-            if (
-                doubt
-                and conn.execute(
-                    self._q("SELECT 1 FROM dlq WHERE entry_id = ? AND redrive_run_id = ?"),
-                    (entry_id, run.run_id),
-                ).fetchone()
+            if self._found(
+                conn,
+                doubt,
+                "SELECT 1 FROM dlq WHERE entry_id = ? AND redrive_run_id = ?",
+                (entry_id, run.run_id),
             ):
                 return True  # the earlier try committed
             return writes.begin_redrive(conn, self.dialect, entry_id, owner, run, source_run_id)
@@ -171,17 +166,13 @@ class QueueWrites(SQLBase):
         """Record an operator's word on an in-doubt step of an ended run."""
 
         def write(conn: Any, doubt: bool) -> bool:
-            if (
-                doubt
-                and conn.execute(
-                    self._q(
-                        "SELECT 1 FROM step_resolutions WHERE run_id = ? AND seq = ? "
-                        "AND decided_at = ?"
-                    ),
-                    (run_id, seq, at),
-                ).fetchone()
+            if self._found(
+                conn,
+                doubt,
+                "SELECT 1 FROM step_resolutions WHERE run_id = ? AND seq = ? AND decided_at = ?",
+                (run_id, seq, at),
             ):
-                return True
+                return True  # the earlier try committed
             self._put_blobs(conn, blobs)
             return writes.resolve_step(
                 conn,
@@ -239,17 +230,12 @@ class QueueWrites(SQLBase):
                 ),
                 (at, redrive_run_id, result, run_id),
             ).rowcount
-            if won == 1 or not doubt:
-                return bool(won == 1)
-            return (
-                conn.execute(
-                    self._q(
-                        "SELECT 1 FROM dlq WHERE run_id = ? AND redrive_run_id = ? "
-                        "AND redriven_at = ?"
-                    ),
-                    (run_id, redrive_run_id, at),
-                ).fetchone()
-                is not None
+            return self._took(
+                conn,
+                doubt,
+                won,
+                "SELECT 1 FROM dlq WHERE run_id = ? AND redrive_run_id = ? AND redriven_at = ?",
+                (run_id, redrive_run_id, at),
             )
 
         return self._run(write, "settle a DLQ entry", durable=True, transaction=False)

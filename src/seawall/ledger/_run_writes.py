@@ -216,15 +216,12 @@ class RunWrites(SQLBase):
             self._take_turns(
                 conn, "SELECT pg_advisory_xact_lock(hashtext(?))", (f"seawall.verdicts:{run_id}",)
             )
-            if (
-                doubt
-                and conn.execute(
-                    self._q(
-                        "SELECT 1 FROM verifications WHERE run_id = ? AND attempt = ? "
-                        "AND kind = ? AND created_at = ? LIMIT 1"
-                    ),
-                    (run_id, attempt, kind, now),
-                ).fetchone()
+            if self._found(
+                conn,
+                doubt,
+                "SELECT 1 FROM verifications WHERE run_id = ? AND attempt = ? AND kind = ? "
+                "AND created_at = ? LIMIT 1",
+                (run_id, attempt, kind, now),
             ):
                 return  # the earlier try committed them
             row = conn.execute(

@@ -161,6 +161,18 @@ class SQLBase(abc.ABC):
                 [(b.hash, b.codec, b.size, b.data) for _, b in sorted(unique.items())],
             )
 
+    def _found(self, conn: Any, doubt: bool, sql: str, params: Sequence[Any]) -> bool:
+        """Whether an earlier try in doubt committed: ``sql`` (``?`` placeholders) finds its row."""
+        return doubt and conn.execute(self.dialect.sql(sql), params).fetchone() is not None
+
+    def _took(self, conn: Any, doubt: bool, changed: int, sql: str, params: Sequence[Any]) -> bool:
+        """Whether a conditional update took effect.
+
+        It did when it changed its row, or when, in doubt, an earlier try left the row as
+        ``sql`` (``?`` placeholders) finds it.
+        """
+        return changed == 1 or self._found(conn, doubt, sql, params)
+
     def _take_turns(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
         """Take a transaction-scoped advisory lock where writers do not take turns anyway."""
         if not self.dialect.serialized:

@@ -200,17 +200,11 @@ class PostgresStore(SQLStore):
         return self._db.run(write, what, transaction=False)
 
     def _run(
-        self,
-        work: Callable[[Any, bool], T],
-        what: str,
-        *,
-        durable: bool = False,
-        transaction: bool = True,
-        redo_in_doubt: bool = True,
+        self, work: Callable[[Any, bool], T], what: str, *, durable: bool = False, **options: bool
     ) -> T:
         """Run ``work`` on a pooled connection, again after a lost one (every commit is durable)."""
         del durable
-        return self._db.run(work, what, transaction=transaction, redo_in_doubt=redo_in_doubt)
+        return self._db.run(work, what, **options)
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -367,16 +367,10 @@ class SQLiteStore(SQLStore):
             return count
 
     def _run(
-        self,
-        work: Callable[[Any, bool], T],
-        what: str,
-        *,
-        durable: bool = False,
-        transaction: bool = True,
-        redo_in_doubt: bool = True,
+        self, work: Callable[[Any, bool], T], what: str, *, durable: bool = False, **_: bool
     ) -> T:
         """Run ``work`` in one IMMEDIATE write transaction (never in doubt: one connection)."""
-        del what, transaction, redo_in_doubt
+        del what
         with self._write(durable=durable) as db:
             return work(db, False)
 
