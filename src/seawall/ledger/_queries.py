@@ -328,45 +328,9 @@ def list_alerts(
     return dialect.sql(sql), [*params, limit]
 
 
-def drift_samples(
-    dialect: Dialect,
-    agent: str,
-    newest: bool,
-    limit: int,
-    since: float | None,
-    until: float | None,
-) -> tuple[str, list[Any]]:
-    """The first (or, with ``newest``, the last) ``limit`` samples of ``agent``.
-
-    With ``newest`` the rows come newest first: reverse them for time order.
-    """
-    return _window(
-        dialect, "drift_samples", SAMPLE_COLUMNS, agent, None, newest, limit, since, until
-    )
-
-
-def drift_embeddings(
-    dialect: Dialect,
-    agent: str,
-    model: str,
-    newest: bool,
-    limit: int,
-    since: float | None,
-    until: float | None,
-) -> tuple[str, list[Any]]:
-    """The first (or, with ``newest``, the last) ``limit`` embeddings of ``agent`` by ``model``.
-
-    With ``newest`` the rows come newest first: reverse them for time order.
-    """
-    return _window(
-        dialect, "drift_embeddings", EMBEDDING_COLUMNS, agent, model, newest, limit, since, until
-    )
-
-
-def _window(
+def drift_window(
     dialect: Dialect,
     table: str,
-    columns: str,
     agent: str,
     model: str | None,
     newest: bool,
@@ -374,7 +338,13 @@ def _window(
     since: float | None,
     until: float | None,
 ) -> tuple[str, list[Any]]:
-    """An agent's rows of a per-run drift table in ``[since, until)``, in finishing order."""
+    """The first (or, with ``newest``, the last) ``limit`` rows of ``agent`` in a drift table.
+
+    ``table`` is ``drift_samples`` or ``drift_embeddings`` (whose rows ``model`` narrows); the
+    rows in ``[since, until)`` come in finishing order, newest first with ``newest`` (reverse
+    them for time order).
+    """
+    columns = SAMPLE_COLUMNS if table == "drift_samples" else EMBEDDING_COLUMNS
     clauses = ["agent = ?"]
     params: list[Any] = [agent]
     for clause, value in (("model = ?", model), ("at >= ?", since), ("at < ?", until)):

@@ -328,10 +328,7 @@ class SharedReads(abc.ABC):
         until: float | None = None,
     ) -> list[DriftSample]:
         """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
-        sql, params = queries.drift_samples(self.dialect, agent, newest, limit, since, until)
-        rows = self._fetchall(sql, params, f"list drift samples of {agent}")
-        if newest:
-            rows.reverse()
+        rows = self._window("drift_samples", agent, None, newest, limit, since, until)
         return [drift_sample(row) for row in rows]
 
     def list_drift_embeddings(
@@ -345,10 +342,24 @@ class SharedReads(abc.ABC):
         until: float | None = None,
     ) -> list[DriftEmbedding]:
         """Return the first (or, with ``newest``, the last) ``limit`` embeddings, oldest first."""
-        sql, params = queries.drift_embeddings(
-            self.dialect, agent, model, newest, limit, since, until
+        rows = self._window("drift_embeddings", agent, model, newest, limit, since, until)
+        return [drift_embedding(row) for row in rows]
+
+    def _window(
+        self,
+        table: str,
+        agent: str,
+        model: str | None,
+        newest: bool,
+        limit: int,
+        since: float | None,
+        until: float | None,
+    ) -> list[tuple[Any, ...]]:
+        """An agent's rows of a drift table in ``[since, until)``, oldest first."""
+        sql, params = queries.drift_window(
+            self.dialect, table, agent, model, newest, limit, since, until
         )
-        rows = self._fetchall(sql, params, f"list drift embeddings of {agent}")
+        rows = self._fetchall(sql, params, f"list {table} of {agent}")
         if newest:
             rows.reverse()
-        return [drift_embedding(row) for row in rows]
+        return rows
