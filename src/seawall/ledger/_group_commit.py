@@ -7,6 +7,7 @@ over or cancelled, and each waiting thread learns what became of its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from seawall.errors import RunCancelled
@@ -20,39 +21,35 @@ if TYPE_CHECKING:
     from seawall.ledger._inputs import StepRow
 
 
+@dataclass(slots=True, eq=False)
 class Ticket:
-    """One run's writes waiting for a group commit, and what became of them."""
+    """One run's writes waiting for a group commit, and what became of them.
 
-    __slots__ = (
-        "blobs",
-        "done",
-        "durable",
-        "epoch",
-        "error",
-        "refused",
-        "rows",
-        "run_id",
-        "updates",
-    )
+    Attributes:
+        rows: Step rows to write (an intent last, when ``durable``).
+        updates: Step outcomes to write (:data:`~seawall.ledger._sqlbase.Statements`'s
+            ``complete_step`` parameters without the fence's).
+        blobs: Blobs the rows refer to.
+        durable: The ticket guards a side effect: the commit carrying it is fsynced.
+        epoch: The epoch of the lease the writer holds.
+        run_id: The run written (from the rows or the updates).
+        done: The leader wrote (or refused) the ticket.
+        error: Why the leader's commit failed.
+        refused: Why this ticket alone was refused (a takeover, a cancellation).
+    """
 
-    def __init__(
-        self,
-        rows: list[StepRow],
-        updates: list[tuple[Any, ...]],
-        blobs: list[Blob],
-        *,
-        durable: bool,
-        epoch: int,
-    ) -> None:
-        self.rows = rows
-        self.updates = updates
-        self.blobs = blobs
-        self.durable = durable
-        self.epoch = epoch
-        self.run_id: str = str(rows[-1][0] if rows else updates[-1][6])
-        self.done = False
-        self.error: LedgerError | None = None
-        self.refused: BaseException | None = None
+    rows: list[StepRow]
+    updates: list[tuple[Any, ...]]
+    blobs: list[Blob]
+    durable: bool = field(kw_only=True)
+    epoch: int = field(kw_only=True)
+    run_id: str = field(init=False)
+    done: bool = field(init=False, default=False)
+    error: LedgerError | None = field(init=False, default=None)
+    refused: BaseException | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.run_id = str(self.rows[-1][0] if self.rows else self.updates[-1][6])
 
     def settle(self) -> None:
         """Raise what became of the ticket, if it was not written."""
