@@ -26,6 +26,8 @@ class Dialect:
         migrations: The folder of ``seawall.ledger.migrations`` holding the migrations only
             this database has (the others are shared, rendered by :meth:`render`).
         tokens: What each token of a shared migration (``{REAL}``, ``{BLOB}``...) stands for.
+        now: The time a migration is recorded as applied (SQLite: a Julian day number, as the
+            first ledgers recorded it; PostgreSQL: Unix seconds).
         mark: The placeholder of the driver (``?`` or ``%s``).
         like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
         floor: An integer floor of a non-negative number, ``{}`` standing for the number.
@@ -48,6 +50,7 @@ class Dialect:
     name: str
     migrations: str
     tokens: tuple[tuple[str, str], ...]
+    now: str
     mark: str
     like: str
     floor: str
@@ -133,6 +136,7 @@ SQLITE: Final = Dialect(
         ("{BIGINT}", "INTEGER"),
         ("{WITHOUT_ROWID}", " WITHOUT ROWID"),
     ),
+    now="julianday('now')",
     mark="?",
     like="LIKE",
     floor="CAST({} AS INTEGER)",
@@ -150,6 +154,7 @@ POSTGRES: Final = Dialect(
         ("{BIGINT}", "BIGINT"),
         ("{WITHOUT_ROWID}", ""),
     ),
+    now="extract(epoch FROM clock_timestamp())",
     mark="%s",
     like="ILIKE",
     floor="floor({})::bigint",

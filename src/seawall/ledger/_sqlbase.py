@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger.migrations import META_TABLE, bundled
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from seawall._payload import Blob
+    from seawall.errors import SchemaVersionError
     from seawall.ledger._dialect import Dialect
 
 T = TypeVar("T")
@@ -104,6 +106,10 @@ class SQLBase(abc.ABC):
     statements: ClassVar[Statements]
     display: str
     """The ledger, as error messages name it (a file path, or a URL without its password)."""
+    migrated_from: int
+    """The schema version found when the store was opened (0 for a new ledger)."""
+    migrations_applied: tuple[tuple[int, str], ...]
+    """The migrations this store applied when it opened, ``(version, file name)``."""
 
     @abc.abstractmethod
     def _run(
@@ -125,6 +131,48 @@ class SQLBase(abc.ABC):
                 autocommit statement otherwise; SQLite always opens one).
             redo_in_doubt: It may run again after a commit whose outcome is unknown.
         """
+
+    @abc.abstractmethod
+    def _newer(self, version: int, known: int) -> SchemaVersionError:
+        """The error refusing a ledger at schema ``version``, newer than the ``known`` one."""
+
+    def _apply_migrations(self, conn: Any, run_script: Callable[[Any, str], None]) -> None:
+        """Apply, in the caller's transaction, every bundled migration the ledger lacks.
+
+        Every migration not recorded yet is applied in order: one numbered below the newest
+        applied (merged later) is applied too rather than skipped.
+
+        Args:
+            conn: The connection, in a transaction no other migrator runs at the same time.
+            run_script: Runs one migration's SQL on the connection.
+
+        Raises:
+            SchemaVersionError: The ledger was written by a newer Seawall.
+        """
+        migrations = bundled(self.dialect)
+        conn.execute(
+            self.dialect.render(
+                f"CREATE TABLE IF NOT EXISTS {META_TABLE} (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at {REAL} NOT NULL)"
+            )
+        )
+        recorded = {int(r[0]) for r in conn.execute(f"SELECT version FROM {META_TABLE}")}
+        current = max(recorded, default=0)
+        known = migrations[-1][0]
+        if current > known:
+            raise self._newer(current, known)
+        applied = []
+        record = self._q(
+            f"INSERT INTO {META_TABLE} (version, name, applied_at) "
+            f"VALUES (?, ?, {self.dialect.now})"
+        )
+        for version, name, sql in migrations:
+            if version not in recorded:
+                run_script(conn, sql)
+                conn.execute(record, (version, name))
+                applied.append((version, name))
+        self.migrated_from = current
+        self.migrations_applied = tuple(applied)
 
     @abc.abstractmethod
     def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:

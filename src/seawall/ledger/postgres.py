@@ -35,7 +35,7 @@ from seawall.ledger._postgres_connections import Connections
 from seawall.ledger._postgres_url import PostgresTarget, parse_url
 from seawall.ledger._sqlbase import statements
 from seawall.ledger._sqlstore import SQLStore
-from seawall.ledger.migrations import META_TABLE, bundled
+from seawall.ledger.migrations import META_TABLE
 from seawall.ledger.migrations import statements as migration_statements
 
 if TYPE_CHECKING:
@@ -96,13 +96,11 @@ class PostgresStore(SQLStore):
 
     def _migrate(self) -> None:
         try:
-            self._apply_migrations()
+            self._prepare_schema()
         except self._db.psycopg.Error as exc:
             raise self._db.translate(exc, f"migrate schema {self.schema}") from exc
 
-    def _apply_migrations(self) -> None:
-        migrations = bundled(POSTGRES)
-        known = migrations[-1][0]
+    def _prepare_schema(self) -> None:
         schema = self.schema
         with self._db.connect() as conn, conn.transaction():
             # One migrator at a time per schema, whichever process or machine it runs in.
@@ -128,35 +126,16 @@ class PostgresStore(SQLStore):
                     url=self.target.display,
                 )
             conn.execute(f"SET LOCAL search_path TO {schema}")
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {META_TABLE} (version INTEGER PRIMARY KEY, "
-                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            recorded = {int(r[0]) for r in conn.execute(f"SELECT version FROM {META_TABLE}")}
-            current = max(recorded, default=0)
-            if current > known:
-                raise SchemaVersionError(
-                    f"the ledger {self.target.display} (schema {schema}) has schema version "
-                    f"{current}, newer than this Seawall understands ({known}); upgrade Seawall "
-                    "to use it",
-                    url=self.target.display,
-                    version=current,
-                    supported=known,
-                )
-            applied = []
-            # Every bundled migration not recorded yet, in order (a version merged below the
-            # newest applied one is applied too, not skipped).
-            for version, name, sql in migrations:
-                if version not in recorded:
-                    conn.execute(";\n".join(migration_statements(sql)).encode())  # one round trip
-                    conn.execute(
-                        f"INSERT INTO {META_TABLE} (version, name, applied_at) "
-                        "VALUES (%s, %s, extract(epoch FROM clock_timestamp()))",
-                        (version, name),
-                    )
-                    applied.append((version, name))
-        self.migrated_from = current
-        self.migrations_applied = tuple(applied)
+            self._apply_migrations(conn, _run_script)
+
+    def _newer(self, version: int, known: int) -> SchemaVersionError:
+        return SchemaVersionError(
+            f"the ledger {self.target.display} (schema {self.schema}) has schema version "
+            f"{version}, newer than this Seawall understands ({known}); upgrade Seawall to use it",
+            url=self.target.display,
+            version=version,
+            supported=known,
+        )
 
     def close(self) -> None:
         """Close the pool's connections (idempotent)."""
@@ -225,3 +204,7 @@ class PostgresStore(SQLStore):
 
         renewed = self._db.run(write, "renew leases", transaction=False)
         return [run_id for run_id, _ in held if run_id not in renewed]
+
+
+def _run_script(conn: Connection[Any], sql: str) -> None:
+    conn.execute(";\n".join(migration_statements(sql)).encode())  # one round trip

@@ -186,51 +186,24 @@ class SQLiteStore(SQLStore):
         else:
             self._check_version()
 
+    def _newer(self, version: int, known: int) -> SchemaVersionError:
+        return SchemaVersionError(
+            f"the ledger {self.path} has schema version {version}, newer than this "
+            f"Seawall understands ({known}); upgrade Seawall to use it",
+            path=self.path,
+            version=version,
+            supported=known,
+        )
+
     def _check_version(self) -> None:
         known = max(v for v, _, _ in bundled(SQLITE))
         version = self.schema_version()
         if version > known:
-            raise SchemaVersionError(
-                f"the ledger {self.path} has schema version {version}, newer than this "
-                f"Seawall understands ({known}); upgrade Seawall to use it",
-                path=self.path,
-                version=version,
-                supported=known,
-            )
+            raise self._newer(version, known)
 
     def _migrate(self) -> None:
-        migrations = bundled(SQLITE)
         with self._write(durable=True) as db:
-            db.execute(
-                f"CREATE TABLE IF NOT EXISTS {META_TABLE} "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-            recorded = {r[0] for r in db.execute(f"SELECT version FROM {META_TABLE}")}
-            current = max(recorded, default=0)
-            known = migrations[-1][0]
-            if current > known:
-                raise SchemaVersionError(
-                    f"the ledger {self.path} has schema version {current}, newer than this "
-                    f"Seawall understands ({known}); upgrade Seawall to use it",
-                    path=self.path,
-                    version=current,
-                    supported=known,
-                )
-            applied = []
-            # Every bundled migration not recorded yet, in order (one numbered below the newest
-            # applied, merged later, is applied too rather than skipped).
-            for version, name, sql in migrations:
-                if version not in recorded:
-                    for statement in migration_statements(sql):
-                        db.execute(statement)
-                    db.execute(
-                        f"INSERT INTO {META_TABLE} (version, name, applied_at) "
-                        "VALUES (?, ?, julianday('now'))",
-                        (version, name),
-                    )
-                    applied.append((version, name))
-        self.migrated_from = current
-        self.migrations_applied = tuple(applied)
+            self._apply_migrations(db, _run_script)
 
     @contextlib.contextmanager
     def _hold(self) -> Iterator[sqlite3.Connection]:
@@ -572,3 +545,8 @@ class SQLiteStore(SQLStore):
             blobs=blobs,
             epoch=epoch,
         )
+
+
+def _run_script(db: sqlite3.Connection, sql: str) -> None:
+    for statement in migration_statements(sql):
+        db.execute(statement)
