@@ -69,26 +69,15 @@ class QueueWrites(SQLBase):
         self, handoff_id: str, *, decision: str, decided_by: str | None, note: str | None, at: float
     ) -> bool:
         """Record a decision on an open hand-off; false when it was already decided."""
-
-        def write(conn: Any, doubt: bool) -> bool:
-            won = conn.execute(
-                self._q(
-                    "UPDATE handoffs SET status = 'decided', decision = ?, decided_by = ?, "
-                    "note = ?, decided_at = ? WHERE handoff_id = ? AND status = 'open'"
-                ),
-                (decision, decided_by, note, at, handoff_id),
-            ).rowcount
-            # The earlier try may have committed: it did if the decision recorded is ours.
-            return self._took(
-                conn,
-                doubt,
-                won,
-                "SELECT 1 FROM handoffs WHERE handoff_id = ? AND decision = ? "
-                "AND decided_at = ? AND decided_by IS NOT DISTINCT FROM ?",
-                (handoff_id, decision, at, decided_by),
-            )
-
-        return self._run(write, f"decide hand-off {handoff_id}", durable=True, transaction=False)
+        return self._decide(
+            "UPDATE handoffs SET status = 'decided', decision = ?, decided_by = ?, note = ?, "
+            "decided_at = ? WHERE handoff_id = ? AND status = 'open'",
+            (decision, decided_by, note, at, handoff_id),
+            "SELECT 1 FROM handoffs WHERE handoff_id = ? AND decision = ? AND decided_at = ? "
+            "AND decided_by IS NOT DISTINCT FROM ?",
+            (handoff_id, decision, at, decided_by),
+            f"decide hand-off {handoff_id}",
+        )
 
     # -- dead-letter queue ------------------------------------------------------------------
 
@@ -221,24 +210,14 @@ class QueueWrites(SQLBase):
         self, run_id: str, *, redrive_run_id: str, result: str, at: float
     ) -> bool:
         """Mark a run's pending entry redriven by a run made outside a redrive (a live replay)."""
-
-        def write(conn: Any, doubt: bool) -> bool:
-            won = conn.execute(
-                self._q(
-                    "UPDATE dlq SET status = 'redriven', redriven_at = ?, redrive_run_id = ?, "
-                    "result = ? WHERE run_id = ? AND status = 'pending'"
-                ),
-                (at, redrive_run_id, result, run_id),
-            ).rowcount
-            return self._took(
-                conn,
-                doubt,
-                won,
-                "SELECT 1 FROM dlq WHERE run_id = ? AND redrive_run_id = ? AND redriven_at = ?",
-                (run_id, redrive_run_id, at),
-            )
-
-        return self._run(write, "settle a DLQ entry", durable=True, transaction=False)
+        return self._decide(
+            "UPDATE dlq SET status = 'redriven', redriven_at = ?, redrive_run_id = ?, result = ? "
+            "WHERE run_id = ? AND status = 'pending'",
+            (at, redrive_run_id, result, run_id),
+            "SELECT 1 FROM dlq WHERE run_id = ? AND redrive_run_id = ? AND redriven_at = ?",
+            (run_id, redrive_run_id, at),
+            "settle a DLQ entry",
+        )
 
     def purge_dead_letters(self, query: DeadLetterQuery) -> int:
         """Mark matching pending entries purged; return how many."""

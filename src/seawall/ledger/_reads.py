@@ -328,7 +328,10 @@ class SharedReads(abc.ABC):
         until: float | None = None,
     ) -> list[DriftSample]:
         """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
-        rows = self._window("drift_samples", agent, None, newest, limit, since, until)
+        sql, params = queries.drift_window(
+            self.dialect, "drift_samples", agent, None, newest, limit, since, until
+        )
+        rows = self._in_time_order(sql, params, newest, f"list drift samples of {agent}")
         return [drift_sample(row) for row in rows]
 
     def list_drift_embeddings(
@@ -342,24 +345,17 @@ class SharedReads(abc.ABC):
         until: float | None = None,
     ) -> list[DriftEmbedding]:
         """Return the first (or, with ``newest``, the last) ``limit`` embeddings, oldest first."""
-        rows = self._window("drift_embeddings", agent, model, newest, limit, since, until)
+        sql, params = queries.drift_window(
+            self.dialect, "drift_embeddings", agent, model, newest, limit, since, until
+        )
+        rows = self._in_time_order(sql, params, newest, f"list drift embeddings of {agent}")
         return [drift_embedding(row) for row in rows]
 
-    def _window(
-        self,
-        table: str,
-        agent: str,
-        model: str | None,
-        newest: bool,
-        limit: int,
-        since: float | None,
-        until: float | None,
+    def _in_time_order(
+        self, sql: str, params: Sequence[Any], newest: bool, what: str
     ) -> list[tuple[Any, ...]]:
-        """An agent's rows of a drift table in ``[since, until)``, oldest first."""
-        sql, params = queries.drift_window(
-            self.dialect, table, agent, model, newest, limit, since, until
-        )
-        rows = self._fetchall(sql, params, f"list {table} of {agent}")
+        """Rows of a drift window query, oldest first (a ``newest`` window reads newest first)."""
+        rows = self._fetchall(sql, params, what)
         if newest:
             rows.reverse()
         return rows

@@ -213,13 +213,33 @@ class SQLBase(abc.ABC):
         """Whether an earlier try in doubt committed: ``sql`` (``?`` placeholders) finds its row."""
         return doubt and conn.execute(self.dialect.sql(sql), params).fetchone() is not None
 
-    def _took(self, conn: Any, doubt: bool, changed: int, sql: str, params: Sequence[Any]) -> bool:
-        """Whether a conditional update took effect.
+    def _decide(
+        self,
+        update: str,
+        params: Sequence[Any],
+        mine: str,
+        mine_params: Sequence[Any],
+        what: str,
+    ) -> bool:
+        """Run a conditional update one caller wins (durably); return whether this one won.
 
-        It did when it changed its row, or when, in doubt, an earlier try left the row as
-        ``sql`` (``?`` placeholders) finds it.
+        Safe to redo after a commit whose outcome is unknown: the earlier try won if the row
+        reads as it would have left it.
+
+        Args:
+            update: The ``UPDATE`` (``?`` placeholders) whose condition only one caller meets.
+            params: Its parameters.
+            mine: A query (``?`` placeholders) finding the row as this caller's update left it.
+            mine_params: Its parameters.
+            what: What it does, for error messages.
         """
-        return changed == 1 or self._found(conn, doubt, sql, params)
+        sql = self.dialect.sql(update)
+
+        def write(conn: Any, doubt: bool) -> bool:
+            won = conn.execute(sql, params).rowcount == 1
+            return won or self._found(conn, doubt, mine, mine_params)
+
+        return self._run(write, what, durable=True, transaction=False)
 
     def _take_turns(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
         """Take a transaction-scoped advisory lock where writers do not take turns anyway."""
