@@ -405,17 +405,20 @@ def _run_range(
 
 # -- rows into records ------------------------------------------------------------------------
 
-ATTEMPTS: Final = (
-    "SELECT run_id, attempt, start_time, end_time, status, error_class, failure_cause, "
-    "error_type, error_message, retry_delay, owner, epoch, base_seq, completed_at_start, "
-    "fenced_at, decision FROM attempts WHERE run_id = ? "
-    "ORDER BY attempt"
+ATTEMPT_COLUMNS: Final = (
+    "run_id, attempt, start_time, end_time, status, error_class, failure_cause, error_type, "
+    "error_message, retry_delay, owner, epoch, base_seq, completed_at_start, fenced_at, decision"
 )
+
+ATTEMPTS: Final = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY attempt"
 """A run's attempts, in order (one parameter: the run id)."""
 
+VERDICT_COLUMNS: Final = (
+    "run_id, attempt, ordinal, kind, name, passed, error, score, message, duration, created_at"
+)
+
 VERDICTS: Final = (
-    "SELECT run_id, attempt, ordinal, kind, name, passed, error, score, message, duration, "
-    "created_at FROM verifications WHERE run_id = ? ORDER BY attempt, ordinal"
+    f"SELECT {VERDICT_COLUMNS} FROM verifications WHERE run_id = ? ORDER BY attempt, ordinal"
 )
 """A run's verdicts, in order (one parameter: the run id)."""
 
