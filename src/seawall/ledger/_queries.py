@@ -43,7 +43,7 @@ RUN_COLUMNS: Final = (
     "retried_output_tokens, retried_cost_usd, unknown_usage_calls, unpriced_calls, trace_id, "
     "span_id, epoch"
 )
-"""The columns :func:`seawall.ledger.sqlite._run_record` reads, in its order."""
+"""A run's columns, named as :class:`~seawall.ledger.RunRecord`'s fields (but ``error_json``)."""
 
 
 def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:

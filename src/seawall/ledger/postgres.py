@@ -1,9 +1,10 @@
 """The scale-out ledger: PostgreSQL through psycopg 3 and a connection pool.
 
-The schema and the semantics are the SQLite ledger's (:mod:`seawall.ledger.sqlite` is the
-reference); what SQLite gets from its single writer, PostgreSQL gets from row locks, unique
-constraints and ``SKIP LOCKED``, so several worker processes on several machines can share one
-ledger:
+Its queries are the one SQL store's (:mod:`seawall.ledger._sqlstore`), rendered by the
+PostgreSQL :class:`~seawall.ledger._dialect.Dialect`; this module holds what only PostgreSQL
+does: its connections, its migrations' locking, and one batched lease renewal. What SQLite gets
+from its single writer, PostgreSQL gets from row locks, unique constraints and ``SKIP LOCKED``
+(the dialect's clauses), so several worker processes on several machines can share one ledger:
 
 - lease takeover (``claim_run``), parked-run claims and hand-off decisions are conditional
   updates: under READ COMMITTED the second writer waits for the first's row lock, then

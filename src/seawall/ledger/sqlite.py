@@ -1,5 +1,11 @@
 """The embedded ledger: one SQLite file in WAL mode, safe for several processes on a machine.
 
+Its queries are the one SQL store's (:mod:`seawall.ledger._sqlstore`), rendered by the SQLite
+:class:`~seawall.ledger._dialect.Dialect`; this module holds what only SQLite does: one
+connection shared by the process's threads (writers take turns with ``BEGIN IMMEDIATE``; waiting
+for another process's lock is done here, so an event loop is told at once instead), the per-step
+fenced statement, group commit and checkpoints.
+
 Durability levels:
 
 - ``crash`` (default): ``synchronous=NORMAL``. A committed write is in the OS page cache the
