@@ -178,6 +178,16 @@ class SQLBase(abc.ABC):
     def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
         """Run one read query written in this store's dialect; ``what`` names it in errors."""
 
+    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one idempotent statement (in the dialect) durably; return the rows it changed."""
+        changed: int = self._run(
+            lambda conn, _doubt: conn.execute(sql, params).rowcount,
+            what,
+            durable=True,
+            transaction=False,
+        )
+        return changed
+
     def _q(self, text: str) -> str:
         """``text`` (written with ``?`` placeholders) in this store's dialect."""
         return self.dialect.sql(text)

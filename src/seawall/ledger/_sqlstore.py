@@ -12,11 +12,13 @@
 
 A database's store (:class:`~seawall.ledger.SQLiteStore`, :class:`~seawall.ledger.PostgresStore`)
 adds only its dialect and its connection handling: how a write runs
-(:meth:`~seawall.ledger._sqlbase.SQLBase._run`), how a read runs (``_fetchall``), the
-schema's migrations, and its driver's errors translated into ledger errors. To add a database:
-write its :class:`~seawall.ledger._dialect.Dialect`, its migrations folder, and a subclass
-implementing those four; the storage contract tests (``tests/ledger/test_contract.py``) then
-run against it.
+(:meth:`~seawall.ledger._sqlbase.SQLBase._run`) and how a read runs (``_fetchall``), with its
+driver's errors translated into ledger errors; opening the schema (locking it while
+:meth:`~seawall.ledger._sqlbase.SQLBase._apply_migrations` runs) and the error for a newer one
+(``_newer``); ``close``, ``schema_version`` and ``ledger_bytes``. To add a database: write its
+:class:`~seawall.ledger._dialect.Dialect`, a migrations folder for the versions whose statements
+differ, and such a subclass; then add it to the storage contract tests
+(``tests/ledger/test_contract.py``) and the schema parity test.
 """
 
 from __future__ import annotations

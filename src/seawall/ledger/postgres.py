@@ -171,14 +171,6 @@ class PostgresStore(SQLStore):
 
         return self._db.run(read, what, transaction=False)
 
-    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
-        """Run one idempotent write statement on its own; return the rows it changed."""
-
-        def write(conn: Connection[Any], _doubt: bool) -> int:
-            return conn.execute(sql, params).rowcount
-
-        return self._db.run(write, what, transaction=False)
-
     def _run(
         self, work: Callable[[Any, bool], T], what: str, *, durable: bool = False, **options: bool
     ) -> T:

@@ -338,13 +338,6 @@ class SQLiteStore(SQLStore):
         rows: list[tuple[Any, ...]] = self._read(lambda db: db.execute(sql, params).fetchall())
         return rows
 
-    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
-        """Run one write statement in its own durable transaction; return the rows it changed."""
-        del what
-        with self._write(durable=True) as db:
-            count: int = db.execute(sql, params).rowcount
-            return count
-
     def _run(
         self, work: Callable[[Any, bool], T], what: str, *, durable: bool = False, **_: bool
     ) -> T:
