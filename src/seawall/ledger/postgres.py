@@ -80,9 +80,7 @@ class PostgresStore(SQLStore):
         self.display = self.target.display
         self._db = Connections(self.target)
         self.migrated_from = 0
-        """The schema version found when the store was opened (0 for a new ledger)."""
-        self.migrations_applied: tuple[tuple[int, str], ...] = ()
-        """The migrations this store applied when it opened, ``(version, file name)``."""
+        self.migrations_applied = ()
         self._migrate()
 
     def __repr__(self) -> str:

@@ -108,9 +108,7 @@ class SQLiteStore(SQLStore):
         """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
         self.migrated_from = 0
-        """The schema version found when the store was opened (0 for a new ledger)."""
-        self.migrations_applied: tuple[tuple[int, str], ...] = ()
-        """The migrations this store applied when it opened, ``(version, file name)``."""
+        self.migrations_applied = ()
         self._memory = path == ":memory:"
         if not self._memory and not read_only:
             prepare_location(path)
