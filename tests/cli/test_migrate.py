@@ -9,12 +9,13 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from seawall.cli import cli
-from seawall.ledger import sqlite as sqlite_module
+from seawall.ledger._dialect import SQLITE
+from seawall.ledger.migrations import bundled
 from tests.postgres_schemas import fresh_postgres_ledger
 
 runner = CliRunner()
-LATEST = sqlite_module._migrations()[-1][0]
-VERSIONS = [v for v, _, _ in sqlite_module._migrations()]
+LATEST = bundled(SQLITE)[-1][0]
+VERSIONS = [v for v, _, _ in bundled(SQLITE)]
 
 
 def _migrate(url: str) -> dict:

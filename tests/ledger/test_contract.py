@@ -68,10 +68,11 @@ def count_rows(store: Store, table: str) -> int:
 
 def test_schema_is_at_the_newest_version(store: Store) -> None:
     """A new ledger is migrated to the newest schema its store knows."""
-    from seawall.ledger import postgres, sqlite
+    from seawall.ledger._dialect import POSTGRES, SQLITE
+    from seawall.ledger.migrations import bundled
 
-    module = sqlite if isinstance(store, SQLiteStore) else postgres
-    assert module._migrations()[-1][0] == store.schema_version()
+    dialect = SQLITE if isinstance(store, SQLiteStore) else POSTGRES
+    assert bundled(dialect)[-1][0] == store.schema_version()
 
 
 def test_closed_store_is_unavailable(ledger_url: str) -> None:

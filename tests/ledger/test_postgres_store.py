@@ -17,17 +17,17 @@ import pytest
 
 import seawall
 from seawall.ledger import PostgresStore, RunQuery, open_store
-from seawall.ledger import postgres as pg_module
-from seawall.ledger import sqlite as sqlite_module
-from seawall.ledger._postgres_pool import parse_url, redact
+from seawall.ledger._dialect import POSTGRES, SQLITE
+from seawall.ledger._postgres_url import parse_url, redact
+from seawall.ledger.migrations import bundled, statements
 from tests.ledger.rows import create
 from tests.postgres_schemas import drop_schema, new_schema_name, with_schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-LATEST = pg_module._migrations()[-1][0]
-VERSIONS = [v for v, _, _ in pg_module._migrations()]
+LATEST = bundled(POSTGRES)[-1][0]
+VERSIONS = [v for v, _, _ in bundled(POSTGRES)]
 
 
 @pytest.fixture
@@ -95,9 +95,7 @@ def test_every_migration_is_recorded(postgres_url: str, url: str, schema: str) -
 
 def test_every_sqlite_migration_has_a_postgres_twin() -> None:
     """The PostgreSQL migrations carry the same versions and names as the SQLite ones."""
-    assert [(v, n) for v, n, _ in sqlite_module._migrations()] == [
-        (v, n) for v, n, _ in pg_module._migrations()
-    ]
+    assert [(v, n) for v, n, _ in bundled(SQLITE)] == [(v, n) for v, n, _ in bundled(POSTGRES)]
 
 
 def test_reopening_applies_nothing(url: str) -> None:
@@ -116,7 +114,7 @@ def test_reopening_applies_nothing(url: str) -> None:
 
 def test_ledger_at_version_1_is_migrated_forward(postgres_url: str, url: str, schema: str) -> None:
     """A schema written at version 1 gains every later migration and keeps its runs."""
-    version, name, sql = pg_module._migrations()[0]
+    version, name, sql = bundled(POSTGRES)[0]
     with psycopg.connect(postgres_url, autocommit=True) as connection, connection.transaction():
         connection.execute(f"CREATE SCHEMA {schema}")
         connection.execute(f"SET LOCAL search_path TO {schema}")
@@ -124,7 +122,7 @@ def test_ledger_at_version_1_is_migrated_forward(postgres_url: str, url: str, sc
             "CREATE TABLE seawall_meta (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
             "applied_at DOUBLE PRECISION NOT NULL)"
         )
-        for statement in sqlite_module._statements(sql):
+        for statement in statements(sql):
             connection.execute(statement)  # type: ignore[arg-type]
         connection.execute("INSERT INTO seawall_meta VALUES (%s, %s, 0)", (version, name))
         connection.execute(

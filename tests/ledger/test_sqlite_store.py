@@ -21,10 +21,11 @@ from seawall.ledger import (
     Store,
     open_store,
 )
-from seawall.ledger.sqlite import _migrations
+from seawall.ledger._dialect import SQLITE
+from seawall.ledger.migrations import bundled
 from tests.ledger.rows import create
 
-LATEST = _migrations()[-1][0]
+LATEST = bundled(SQLITE)[-1][0]
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -66,21 +67,21 @@ def test_migration_records_every_schema_version(store: Store, db_path: Path) -> 
     """A new ledger is migrated to the newest schema and records each migration."""
     assert LATEST == store.schema_version()
     assert LATEST == _raw_count(db_path, "SELECT max(version) FROM seawall_meta")
-    assert len(_migrations()) == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
+    assert len(bundled(SQLITE)) == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
 
 
 def test_ledger_at_version_1_is_migrated_forward(ledger_url: str, db_path: Path) -> None:
     """A ledger written at schema 1 gains every later migration and keeps its runs."""
     import sqlite3
 
-    from seawall.ledger.sqlite import _statements
+    from seawall.ledger.migrations import statements
 
-    version, name, sql = _migrations()[0]
+    version, name, sql = bundled(SQLITE)[0]
     with sqlite3.connect(db_path) as db:
         db.execute(
             "CREATE TABLE seawall_meta (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
-        for statement in _statements(sql):
+        for statement in statements(sql):
             db.execute(statement)
         db.execute("INSERT INTO seawall_meta VALUES (?, ?, 0)", (version, name))
         db.execute(
@@ -108,7 +109,7 @@ def test_reopening_is_idempotent(ledger_url: str, db_path: Path) -> None:
         assert "r1" == (second.get_run("r1") or pytest.fail("run lost")).run_id
     finally:
         second.close()
-    assert len(_migrations()) == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
+    assert len(bundled(SQLITE)) == _raw_count(db_path, "SELECT count(*) FROM seawall_meta")
 
 
 def test_ledger_uses_wal_mode(store: Store, db_path: Path) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seawall.errors import LedgerURLError
+from seawall.ledger._inputs import AttemptOutcome, NewRun, RunOutcome, StepRow
 from seawall.ledger._location import (
     DEFAULT_LEDGER_URL,
     LedgerLocation,
@@ -13,22 +14,15 @@ from seawall.ledger._location import (
     locate,
     split_url,
 )
-from seawall.ledger._protocol import AttemptOutcome, IdKind, NewRun, RunOutcome, StepRow, Store
+from seawall.ledger._protocol import IdKind, Store
 from seawall.ledger._records import (
-    AlertAck,
-    AlertRecord,
-    AlertSilence,
     ArtifactRecord,
     AttemptRecord,
     BreakerEvent,
     CompensationRecord,
     DeadLetter,
     DeadLetterQuery,
-    DriftEmbedding,
-    DriftSample,
-    HandOffClaim,
     HandOffRecord,
-    OperatorAction,
     RunQuery,
     RunRecord,
     StepRecord,
@@ -43,6 +37,15 @@ from seawall.ledger._stats import (
     RunStats,
     StepLatency,
     UnpricedCount,
+)
+from seawall.ledger._watch_records import (
+    AlertAck,
+    AlertRecord,
+    AlertSilence,
+    DriftEmbedding,
+    DriftSample,
+    HandOffClaim,
+    OperatorAction,
 )
 from seawall.ledger.sqlite import Durability, SQLiteStore
 

@@ -14,7 +14,7 @@ from seawall.ledger._stats import ErrorCount, ModelUsage, UnpricedCount
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall.ledger._queries import Dialect
+    from seawall.ledger._dialect import Dialect
 
 
 def unpriced(dialect: Dialect, since: float | None, until: float | None) -> tuple[str, list[Any]]:

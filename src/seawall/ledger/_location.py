@@ -81,7 +81,7 @@ def describe(url: str | None = None) -> str:
     backend, target = split_url(url)
     if backend == "sqlite":
         return target if target == ":memory:" else str(Path(target).absolute())
-    from seawall.ledger._postgres_pool import parse_url  # noqa: PLC0415 - only when used
+    from seawall.ledger._postgres_url import parse_url  # noqa: PLC0415 - only when used
 
     parsed = parse_url(target)
     named = "schema=" in parsed.display
@@ -113,7 +113,8 @@ def locate(url: str | None = None) -> LedgerLocation:
 
 def _has_ledger_tables(url: str) -> bool:
     """Whether the URL's schema holds Seawall's tables (one query, no DDL)."""
-    from seawall.ledger._postgres_pool import Connections, parse_url  # noqa: PLC0415 - optional
+    from seawall.ledger._postgres_connections import Connections  # noqa: PLC0415 - optional
+    from seawall.ledger._postgres_url import parse_url  # noqa: PLC0415
 
     connections = Connections(parse_url(url))
     try:

@@ -14,12 +14,12 @@ import abc
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from seawall.ledger._records import AlertAck, AlertSilence, HandOffClaim, OperatorAction
+from seawall.ledger._watch_records import AlertAck, AlertSilence, HandOffClaim, OperatorAction
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall.ledger._queries import Dialect
+    from seawall.ledger._dialect import Dialect
 
 _ACK_COLUMNS: Final = "alert_id, acked_by, acked_at, note"
 _SILENCE_COLUMNS: Final = (

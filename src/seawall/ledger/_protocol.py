@@ -7,33 +7,23 @@ inline; they are short. Every write that must survive a crash is one transaction
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from seawall._failures import RunStatus
+from seawall.ledger._watch_protocol import WatchStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from seawall._failures import ErrorClass, FailureCause
     from seawall._payload import Blob
+    from seawall.ledger._inputs import AttemptOutcome, NewRun, RunOutcome, StepRow
     from seawall.ledger._records import (
-        AlertAck,
-        AlertRecord,
-        AlertSilence,
         ArtifactRecord,
         AttemptRecord,
         BreakerEvent,
         CompensationRecord,
         DeadLetter,
         DeadLetterQuery,
-        DriftEmbedding,
-        DriftSample,
-        HandOffClaim,
         HandOffRecord,
-        OperatorAction,
         RunQuery,
         RunRecord,
         StepRecord,
@@ -55,129 +45,14 @@ T = TypeVar("T")
 IdKind = Literal["run", "handoff"]
 """The kinds of id :meth:`Store.ids_with_prefix` looks up."""
 
-StepRow = tuple[
-    str,  # run_id
-    int,  # seq
-    int,  # attempt
-    str,  # kind
-    str,  # name
-    int,  # mutating
-    str | None,  # idempotency_key
-    str,  # request_hash
-    bytes,  # request column
-    bytes | None,  # response column
-    str,  # status
-    float,  # start_time
-    float | None,  # end_time
-    str | None,  # error_type
-    str | None,  # error_message
-    int,  # tries
-]
-"""A step as written: the columns of :class:`StepRecord` in declaration order."""
 
-
-@dataclass(frozen=True, slots=True)
-class NewRun:
-    """A run about to be recorded: ``running`` and leased to ``owner``, or ``pending``.
-
-    A ``pending`` run (queued for a distributed executor) has no lease
-    (``lease_expires_at`` ``None``): :meth:`Store.expired_runs` does not list it, and the
-    first worker whose :meth:`Store.claim_run` succeeds runs it. Its ``route`` names where it
-    was sent (``celery:QUEUE``): the takeover sweeps of that route look after it.
-    """
-
-    run_id: str
-    agent: str
-    start_time: float
-    input_hash: str
-    input_column: bytes
-    code_version: str | None
-    owner: str | None
-    lease_expires_at: float | None
-    workflow: str | None = None
-    parent_run_id: str | None = None
-    replay_of: str | None = None
-    replay_mode: str | None = None
-    node: str | None = None
-    status: RunStatus = RunStatus.RUNNING
-    route: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """The final fields written when a run ends."""
-
-    status: RunStatus
-    end_time: float
-    output_hash: str | None
-    output_column: bytes | None
-    error_class: ErrorClass | None
-    failure_cause: FailureCause | None
-    error_type: str | None
-    error_message: str | None
-    error_json: str | None
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-    attempts: int
-    retried_input_tokens: int = 0
-    retried_output_tokens: int = 0
-    retried_cost_usd: float = 0.0
-    unknown_usage_calls: int = 0
-    unpriced_calls: int = 0
-
-    @classmethod
-    def not_executed(
-        cls,
-        status: RunStatus,
-        error_class: ErrorClass,
-        cause: FailureCause,
-        error_type: str,
-        message: str,
-        error: dict[str, Any],
-        *,
-        attempts: int = 0,
-        at: float | None = None,
-    ) -> RunOutcome:
-        """The outcome of a run that ended without executing: no output, no usage."""
-        return cls(
-            status=status,
-            end_time=time.time() if at is None else at,
-            output_hash=None,
-            output_column=None,
-            error_class=error_class,
-            failure_cause=cause,
-            error_type=error_type,
-            error_message=message,
-            error_json=json.dumps(error, sort_keys=True),
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=0.0,
-            attempts=attempts,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptOutcome:
-    """The fields written when an attempt ends."""
-
-    status: str
-    end_time: float
-    error_class: ErrorClass | None
-    failure_cause: FailureCause | None
-    error_type: str | None
-    error_message: str | None
-    retry_delay: float | None
-    decision: str | None = None
-    """Why the attempt was, or was not, followed by another (shown by ``seawall show``)."""
-
-
-class Store(Protocol):
+class Store(WatchStore, Protocol):
     """A ledger backend. See ``tests/ledger/test_contract.py`` for the behaviour it owes.
 
     Writes an attempt makes take the ``epoch`` of the lease it holds and are applied only while
     the run still carries that epoch; otherwise they raise :class:`~seawall.LeaseLostError` and
-    write nothing (an intent of a cancelled run raises :class:`~seawall.RunCancelled`).
+    write nothing (an intent of a cancelled run raises :class:`~seawall.RunCancelled`). Alerts,
+    drift samples and operators' records are in :class:`WatchStore`.
     """
 
     url: str
@@ -605,120 +480,3 @@ class Store(Protocol):
 
     def ledger_bytes(self) -> int:
         """Return the storage the ledger uses, in bytes."""
-
-    # alerts and drift -----------------------------------------------------------------------
-    def record_alert(self, alert: AlertRecord) -> None:
-        """Record an alert durably."""
-
-    def list_alerts(
-        self,
-        *,
-        agent: str | None = None,
-        kind: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
-        acknowledged: bool | None = None,
-    ) -> list[AlertRecord]:
-        """Return alerts (of ``agent``, of ``kind``, raised at or after ``since``), newest first.
-
-        ``acknowledged``: only alerts an operator acknowledged (``True``) or not (``False``).
-        """
-
-    def update_alert_state(
-        self,
-        key: str,
-        change: Callable[[Any], tuple[Any, Sequence[AlertRecord]]],
-    ) -> list[AlertRecord]:
-        """Apply ``change`` to the JSON state under ``key`` in one transaction.
-
-        ``change`` receives the stored state (``None`` when there is none) and returns the new
-        state and the alerts it raises; both are written in the same transaction, so of several
-        processes seeing one condition exactly one raises its alert. Returns those alerts.
-        """
-
-    def alert_state(self, key: str) -> Any:
-        """Return the JSON state under ``key`` (``None`` when there is none)."""
-
-    def add_drift_samples(self, samples: Sequence[DriftSample]) -> None:
-        """Record drift samples (a run already sampled is left as it was)."""
-
-    def list_drift_samples(
-        self,
-        agent: str,
-        *,
-        newest: bool,
-        limit: int,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[DriftSample]:
-        """Return ``limit`` samples of ``agent`` (finished in ``[since, until)``), oldest first.
-
-        With ``newest`` the last ``limit`` samples are taken, otherwise the first ``limit``;
-        either way they are returned in the order the runs finished.
-        """
-
-    def count_drift_samples(self, agent: str) -> int:
-        """Return how many samples of ``agent`` the ledger holds."""
-
-    def add_drift_embeddings(self, embeddings: Sequence[DriftEmbedding]) -> None:
-        """Record output embeddings (a run already embedded is left as it was)."""
-
-    def list_drift_embeddings(
-        self,
-        agent: str,
-        *,
-        model: str,
-        newest: bool,
-        limit: int,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[DriftEmbedding]:
-        """Return ``limit`` embeddings of ``agent`` made by ``model``, oldest first.
-
-        As :meth:`list_drift_samples`: the first or (``newest``) the last ``limit`` of those
-        finished in ``[since, until)``, returned in the order the runs finished.
-        """
-
-    # operators' records ---------------------------------------------------------------------
-    def acknowledge_alert(self, ack: AlertAck) -> AlertAck | None:
-        """Record an acknowledgement of an alert; return the one that stands (the first).
-
-        ``None`` when the ledger has no such alert.
-        """
-
-    def alert_acks(self, alert_ids: Sequence[str]) -> dict[str, AlertAck]:
-        """Return the acknowledgements of any of ``alert_ids``, by alert id."""
-
-    def add_silence(self, silence: AlertSilence) -> None:
-        """Record a silence of alerts."""
-
-    def list_silences(
-        self, *, ending_after: float | None = None, limit: int = 100
-    ) -> list[AlertSilence]:
-        """Return silences (ending after ``ending_after``), the latest to end first."""
-
-    def lift_silence(self, silence_id: str, *, by: str, at: float) -> bool:
-        """End a silence early; false when it is unknown, lifted or over."""
-
-    def claim_handoff(self, claim: HandOffClaim, *, take_over: bool = False) -> HandOffClaim | None:
-        """Claim an open hand-off; return the claim that stands (``None``: not open)."""
-
-    def release_handoff(self, handoff_id: str, *, by: str) -> bool:
-        """Drop ``by``'s claim on a hand-off; false when ``by`` does not hold it."""
-
-    def handoff_claims(self, handoff_ids: Sequence[str]) -> dict[str, HandOffClaim]:
-        """Return the claims on any of ``handoff_ids``, by hand-off id."""
-
-    def record_operator_action(self, action: OperatorAction) -> None:
-        """Record an operator's decision (who, what, on what, when)."""
-
-    def list_operator_actions(
-        self,
-        *,
-        operator: str | None = None,
-        action: str | None = None,
-        target: str | None = None,
-        before: tuple[float, str] | None = None,
-        limit: int = 100,
-    ) -> list[OperatorAction]:
-        """Return operators' decisions, newest first (keyset paging with ``before``)."""

@@ -1,98 +1,25 @@
 """The read queries both ledgers share, built once for SQLite's and PostgreSQL's SQL dialects.
 
-Pure functions: they return ``(sql, params)`` or turn fetched rows into records; the stores
-run them. SQL is written with ``?`` placeholders and converted for psycopg (``%s``); the few
-real differences (case-insensitive ``LIKE``, integer division) live in :class:`Dialect`.
+Pure functions: they return ``(sql, params)`` (or turn aggregate rows into statistics); the
+stores run them, and :mod:`seawall.ledger._rows` turns fetched rows into records. SQL is written
+with ``?`` placeholders and converted for psycopg (``%s``); the few real differences
+(case-insensitive ``LIKE``, integer division) live in the store's
+:class:`~seawall.ledger._dialect.Dialect`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from seawall._failures import ErrorClass, FailureCause, RunStatus
-from seawall.ledger._records import (
-    AlertRecord,
-    AttemptRecord,
-    DeadLetter,
-    DriftEmbedding,
-    DriftSample,
-    HandOffRecord,
-    RunRecord,
-    StepRecord,
-    VerdictRecord,
-)
 from seawall.ledger._stats import QueueCount, RunStats, StepLatency
-from seawall.policies.breaker import BreakerState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from seawall.ledger._dialect import Dialect
     from seawall.ledger._records import DeadLetterQuery, RunQuery
+    from seawall.ledger._watch_records import DriftEmbedding
 
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """What differs between the ledgers' SQL.
-
-    Attributes:
-        mark: The placeholder of the driver (``?`` or ``%s``).
-        like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
-        floor: An integer floor of a non-negative number, ``{}`` standing for the number.
-        starts_with: The case-sensitive prefix match that can use the column's index: SQLite's
-            ``GLOB`` (its ``LIKE`` ignores case), PostgreSQL's ``LIKE``.
-        share: The clause that locks a row read in a write against concurrent updates until
-            the transaction ends (``FOR SHARE``); empty where writers are serialised anyway
-            (SQLite's ``BEGIN IMMEDIATE``).
-        inline: Whether a payload column (``{}``) holds its JSON inline (see
-            ``seawall._payload.pack``: a ``J`` byte, then the JSON).
-        field: A field of an inline payload column's JSON object as text: ``{column}`` and
-            ``{name}`` stand for the column and the field.
-        skip_locked: The clause that locks the rows a claim picks and skips the rows another
-            claimer holds (``FOR UPDATE SKIP LOCKED``); empty where writers are serialised.
-    """
-
-    mark: str
-    like: str
-    floor: str
-    starts_with: str
-    inline: str
-    field: str
-    share: str = ""
-    skip_locked: str = ""
-
-    def sql(self, text: str) -> str:
-        """``text`` (written with ``?`` placeholders) in this dialect."""
-        return text if self.mark == "?" else text.replace("?", self.mark)
-
-    def prefix_pattern(self, prefix: str) -> str:
-        """The :attr:`starts_with` pattern of exactly the values beginning with ``prefix``."""
-        if self.starts_with == "GLOB":
-            literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
-            return literal + "*"
-        literal = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return literal + "%"
-
-
-SQLITE: Final = Dialect(
-    mark="?",
-    like="LIKE",
-    floor="CAST({} AS INTEGER)",
-    starts_with="GLOB",
-    inline="substr({}, 1, 1) = X'4A'",
-    field="json_extract(CAST(substr({column}, 2) AS TEXT), '$.{name}')",
-)
-POSTGRES: Final = Dialect(
-    mark="%s",
-    like="ILIKE",
-    floor="floor({})::bigint",
-    starts_with="LIKE",
-    inline="get_byte({}, 0) = 74",
-    field="(convert_from(substring({column} from 2), 'UTF8')::jsonb ->> '{name}')",
-    share=" FOR SHARE",
-    skip_locked=" FOR UPDATE SKIP LOCKED",
-)
 
 ID_KINDS: Final = {"run": ("runs", "run_id"), "handoff": ("handoffs", "handoff_id")}
 """The kinds of id a person types (``seawall show RUN``...): their table and column."""
@@ -116,7 +43,7 @@ RUN_COLUMNS: Final = (
     "retried_output_tokens, retried_cost_usd, unknown_usage_calls, unpriced_calls, trace_id, "
     "span_id, epoch"
 )
-"""The columns :func:`seawall.ledger.sqlite._run_record` reads, in its order."""
+"""A run's columns, named as :class:`~seawall.ledger.RunRecord`'s fields (but ``error_json``)."""
 
 
 def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
@@ -401,45 +328,9 @@ def list_alerts(
     return dialect.sql(sql), [*params, limit]
 
 
-def drift_samples(
-    dialect: Dialect,
-    agent: str,
-    newest: bool,
-    limit: int,
-    since: float | None,
-    until: float | None,
-) -> tuple[str, list[Any]]:
-    """The first (or, with ``newest``, the last) ``limit`` samples of ``agent``.
-
-    With ``newest`` the rows come newest first: reverse them for time order.
-    """
-    return _window(
-        dialect, "drift_samples", SAMPLE_COLUMNS, agent, None, newest, limit, since, until
-    )
-
-
-def drift_embeddings(
-    dialect: Dialect,
-    agent: str,
-    model: str,
-    newest: bool,
-    limit: int,
-    since: float | None,
-    until: float | None,
-) -> tuple[str, list[Any]]:
-    """The first (or, with ``newest``, the last) ``limit`` embeddings of ``agent`` by ``model``.
-
-    With ``newest`` the rows come newest first: reverse them for time order.
-    """
-    return _window(
-        dialect, "drift_embeddings", EMBEDDING_COLUMNS, agent, model, newest, limit, since, until
-    )
-
-
-def _window(
+def drift_window(
     dialect: Dialect,
     table: str,
-    columns: str,
     agent: str,
     model: str | None,
     newest: bool,
@@ -447,7 +338,13 @@ def _window(
     since: float | None,
     until: float | None,
 ) -> tuple[str, list[Any]]:
-    """An agent's rows of a per-run drift table in ``[since, until)``, in finishing order."""
+    """The first (or, with ``newest``, the last) ``limit`` rows of ``agent`` in a drift table.
+
+    ``table`` is ``drift_samples`` or ``drift_embeddings`` (whose rows ``model`` narrows); the
+    rows in ``[since, until)`` come in finishing order, newest first with ``newest`` (reverse
+    them for time order).
+    """
+    columns = SAMPLE_COLUMNS if table == "drift_samples" else EMBEDDING_COLUMNS
     clauses = ["agent = ?"]
     params: list[Any] = [agent]
     for clause, value in (("model = ?", model), ("at >= ?", since), ("at < ?", until)):
@@ -508,17 +405,20 @@ def _run_range(
 
 # -- rows into records ------------------------------------------------------------------------
 
-ATTEMPTS: Final = (
-    "SELECT run_id, attempt, start_time, end_time, status, error_class, failure_cause, "
-    "error_type, error_message, retry_delay, owner, epoch, base_seq, completed_at_start, "
-    "fenced_at, decision FROM attempts WHERE run_id = ? "
-    "ORDER BY attempt"
+ATTEMPT_COLUMNS: Final = (
+    "run_id, attempt, start_time, end_time, status, error_class, failure_cause, error_type, "
+    "error_message, retry_delay, owner, epoch, base_seq, completed_at_start, fenced_at, decision"
 )
+
+ATTEMPTS: Final = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY attempt"
 """A run's attempts, in order (one parameter: the run id)."""
 
+VERDICT_COLUMNS: Final = (
+    "run_id, attempt, ordinal, kind, name, passed, error, score, message, duration, created_at"
+)
+
 VERDICTS: Final = (
-    "SELECT run_id, attempt, ordinal, kind, name, passed, error, score, message, duration, "
-    "created_at FROM verifications WHERE run_id = ? ORDER BY attempt, ordinal"
+    f"SELECT {VERDICT_COLUMNS} FROM verifications WHERE run_id = ? ORDER BY attempt, ordinal"
 )
 """A run's verdicts, in order (one parameter: the run id)."""
 
@@ -554,74 +454,6 @@ def list_handoffs(
     return dialect.sql(sql + order + " LIMIT ?"), [*params, limit]
 
 
-def attempt_record(r: Sequence[Any]) -> AttemptRecord:
-    """An :data:`ATTEMPTS` row as a record."""
-    return AttemptRecord(
-        run_id=r[0],
-        attempt=r[1],
-        start_time=r[2],
-        end_time=r[3],
-        status=r[4],
-        error_class=None if r[5] is None else ErrorClass(r[5]),
-        failure_cause=None if r[6] is None else FailureCause(r[6]),
-        error_type=r[7],
-        error_message=r[8],
-        retry_delay=r[9],
-        owner=r[10],
-        epoch=r[11],
-        base_seq=r[12],
-        completed_at_start=r[13],
-        fenced_at=r[14],
-        decision=r[15],
-    )
-
-
-def verdict_record(r: Sequence[Any]) -> VerdictRecord:
-    """A :data:`VERDICTS` row as a record."""
-    return VerdictRecord(
-        r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8], r[9], r[10]
-    )
-
-
-def step_record(r: Sequence[Any]) -> StepRecord:
-    """A steps row (the store's step columns) as a record; byte columns become ``bytes``."""
-    return StepRecord(
-        run_id=r[0],
-        seq=r[1],
-        attempt=r[2],
-        kind=r[3],
-        name=r[4],
-        mutating=bool(r[5]),
-        idempotency_key=r[6],
-        request_hash=r[7],
-        request=bytes(r[8]),
-        response=None if r[9] is None else bytes(r[9]),
-        status=r[10],
-        start_time=r[11],
-        end_time=r[12],
-        error_type=r[13],
-        error_message=r[14],
-        tries=r[15],
-    )
-
-
-def handoff_record(r: Sequence[Any]) -> HandOffRecord:
-    """A :data:`HANDOFF_COLUMNS` row as a record."""
-    return HandOffRecord(
-        handoff_id=r[0],
-        run_id=r[1],
-        kind=r[2],
-        reason=r[3],
-        subject=None if r[4] is None else json.loads(r[4]),
-        status=r[5],
-        created_at=r[6],
-        decision=r[7],
-        decided_by=r[8],
-        decided_at=r[9],
-        note=r[10],
-    )
-
-
 STEP_COLUMNS: Final = (
     "run_id, seq, attempt, kind, name, mutating, idempotency_key, request_hash, request, "
     "response, status, start_time, end_time, error_type, error_message, tries"
@@ -634,130 +466,6 @@ DLQ_COLUMNS: Final = (
 )
 
 
-def dead_letter_record(row: Sequence[Any]) -> DeadLetter:
-    """A :data:`DLQ_COLUMNS` row as a record."""
-    return DeadLetter(
-        entry_id=row[0],
-        run_id=row[1],
-        agent=row[2],
-        error_class=None if row[3] is None else ErrorClass(row[3]),
-        failure_cause=None if row[4] is None else FailureCause(row[4]),
-        error_message=row[5],
-        failed_at=row[6],
-        attempts=row[7],
-        status=row[8],
-        claimed_by=row[9],
-        redriven_at=row[10],
-        redrive_run_id=row[11],
-        result=row[12],
-        previous_entry_id=row[13],
-        claimed_at=row[14],
-    )
-
-
 BREAKER_COLUMNS: Final = (
     "name, kind, state, failures, opened_at, reason, manual, probe_owner, probe_at"
 )
-
-
-def breaker_state(row: Sequence[Any]) -> BreakerState:
-    """A :data:`BREAKER_COLUMNS` row as a breaker's state."""
-    return BreakerState(
-        name=row[0],
-        kind=row[1],
-        state=row[2],
-        failures=row[3],
-        opened_at=row[4],
-        reason=row[5],
-        manual=bool(row[6]),
-        probe_owner=row[7],
-        probe_at=row[8],
-    )
-
-
-def alert_record(row: Sequence[Any]) -> AlertRecord:
-    """An :data:`ALERT_COLUMNS` row as a record."""
-    return AlertRecord(
-        alert_id=row[0],
-        kind=row[1],
-        agent=row[2],
-        feature=row[3],
-        statistic=row[4],
-        threshold=row[5],
-        window=row[6],
-        message=row[7],
-        details=json.loads(row[8]),
-        at=row[9],
-    )
-
-
-def drift_sample(row: Sequence[Any]) -> DriftSample:
-    """A :data:`SAMPLE_COLUMNS` row as a record."""
-    return DriftSample(
-        agent=row[0],
-        run_id=row[1],
-        at=row[2],
-        decision=row[3],
-        output_bytes=row[4],
-        tokens=row[5],
-        cost_usd=row[6],
-        latency=row[7],
-        confidence=row[8],
-        verified=None if row[9] is None else bool(row[9]),
-    )
-
-
-def run_record(row: Sequence[Any]) -> RunRecord:
-    """A :data:`RUN_COLUMNS` row as a record."""
-    input_tokens = int(row[7])
-    output_tokens = int(row[8])
-    return RunRecord(
-        run_id=row[0],
-        agent=row[1],
-        status=RunStatus(row[2]),
-        start_time=row[3],
-        end_time=row[4],
-        input_hash=row[5],
-        output_hash=row[6],
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        tokens_used=input_tokens + output_tokens,
-        cost_usd=row[9],
-        error_class=None if row[10] is None else ErrorClass(row[10]),
-        failure_cause=None if row[11] is None else FailureCause(row[11]),
-        error_type=row[12],
-        error_message=row[13],
-        error=None if row[14] is None else json.loads(row[14]),
-        attempts=row[15],
-        workflow=row[16],
-        parent_run_id=row[17],
-        replay_of=row[18],
-        code_version=row[19],
-        lease_owner=row[20],
-        lease_expires_at=row[21],
-        updated_at=row[22],
-        phase=row[23],
-        replay_mode=row[24],
-        node=row[25],
-        retried_input_tokens=row[26],
-        retried_output_tokens=row[27],
-        retried_cost_usd=row[28],
-        unknown_usage_calls=row[29],
-        unpriced_calls=row[30],
-        trace_id=row[31],
-        span_id=row[32],
-        epoch=row[33],
-    )
-
-
-def drift_embedding(row: Sequence[Any]) -> DriftEmbedding:
-    """An :data:`EMBEDDING_COLUMNS` row as a record."""
-    return DriftEmbedding(
-        agent=row[0],
-        run_id=row[1],
-        at=row[2],
-        model=row[3],
-        scale=row[4],
-        vector=bytes(row[5]),
-        excerpt=row[6],
-    )

@@ -15,25 +15,29 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from seawall.errors import UsageError
 from seawall.ledger import _aggregates as aggregates
 from seawall.ledger import _queries as queries
-from seawall.ledger._records import (
-    ArtifactRecord,
-    BreakerEvent,
-    CompensationRecord,
-    StepResolution,
+from seawall.ledger._records import ArtifactRecord, BreakerEvent, CompensationRecord, StepResolution
+from seawall.ledger._rows import (
+    alert_record,
+    attempt_record,
+    breaker_state,
+    dead_letter_record,
+    drift_embedding,
+    drift_sample,
+    handoff_record,
+    run_record,
+    step_record,
+    verdict_record,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from seawall.ledger._dialect import Dialect
     from seawall.ledger._protocol import IdKind
-    from seawall.ledger._queries import Dialect
     from seawall.ledger._records import (
-        AlertRecord,
         AttemptRecord,
         DeadLetter,
         DeadLetterQuery,
-        DriftEmbedding,
-        DriftSample,
         HandOffRecord,
         RunQuery,
         RunRecord,
@@ -48,6 +52,7 @@ if TYPE_CHECKING:
         StepLatency,
         UnpricedCount,
     )
+    from seawall.ledger._watch_records import AlertRecord, DriftEmbedding, DriftSample
     from seawall.policies.breaker import BreakerState
 
 
@@ -71,7 +76,7 @@ class SharedReads(abc.ABC):
         rows = self._rows(
             f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,), "read a run"
         )
-        return queries.run_record(rows[0]) if rows else None
+        return run_record(rows[0]) if rows else None
 
     def count_unclaimed(self, route: str | None, agents: Sequence[str], sent_before: float) -> int:
         """Count the runs of ``agents`` sent to ``route`` that no worker claimed yet."""
@@ -84,7 +89,7 @@ class SharedReads(abc.ABC):
         """Return the ``limit`` unclaimed runs of ``agents`` on ``route`` sent first."""
         sql, params = queries.oldest_unclaimed(self.dialect, route, agents, again_before, limit)
         rows = self._fetchall(sql, params, "list unclaimed runs")
-        return [queries.run_record(row) for row in rows]
+        return [run_record(row) for row in rows]
 
     def lapsed_runs(
         self, route: str | None, agents: Sequence[str], now: float, limit: int
@@ -92,7 +97,7 @@ class SharedReads(abc.ABC):
         """Return the runs of ``agents`` on ``route`` whose lease lapsed, oldest lapse first."""
         sql, params = queries.lapsed_runs(self.dialect, route, agents, now, limit)
         rows = self._fetchall(sql, params, "list lapsed runs")
-        return [queries.run_record(row) for row in rows]
+        return [run_record(row) for row in rows]
 
     def ids_with_prefix(self, kind: IdKind, prefix: str, limit: int = 10) -> list[str]:
         """Return the ids of ``kind`` (``run`` or ``handoff``) starting with ``prefix``, sorted.
@@ -109,7 +114,7 @@ class SharedReads(abc.ABC):
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""
         sql, params = queries.list_runs(query, self.dialect)
-        return [queries.run_record(row) for row in self._fetchall(sql, params, "list runs")]
+        return [run_record(row) for row in self._fetchall(sql, params, "list runs")]
 
     def run_stats(
         self,
@@ -186,7 +191,7 @@ class SharedReads(abc.ABC):
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         """Return a run's attempts in order."""
         rows = self._rows(queries.ATTEMPTS, (run_id,), "list attempts")
-        return [queries.attempt_record(r) for r in rows]
+        return [attempt_record(r) for r in rows]
 
     def load_steps(self, run_id: str) -> list[StepRecord]:
         """Return a run's journal in sequence order."""
@@ -195,12 +200,12 @@ class SharedReads(abc.ABC):
             (run_id,),
             "read a journal",
         )
-        return [queries.step_record(r) for r in rows]
+        return [step_record(r) for r in rows]
 
     def list_verdicts(self, run_id: str) -> list[VerdictRecord]:
         """Return a run's verdicts in order."""
         rows = self._rows(queries.VERDICTS, (run_id,), "list verdicts")
-        return [queries.verdict_record(r) for r in rows]
+        return [verdict_record(r) for r in rows]
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
         """Return a run's artifacts by name."""
@@ -231,7 +236,7 @@ class SharedReads(abc.ABC):
             (handoff_id,),
             "read a hand-off",
         )
-        return queries.handoff_record(rows[0]) if rows else None
+        return handoff_record(rows[0]) if rows else None
 
     def list_handoffs(
         self,
@@ -246,7 +251,7 @@ class SharedReads(abc.ABC):
         sql, params = queries.list_handoffs(
             self.dialect, run_id, status, limit, oldest_first, after
         )
-        return [queries.handoff_record(r) for r in self._fetchall(sql, params, "list hand-offs")]
+        return [handoff_record(r) for r in self._fetchall(sql, params, "list hand-offs")]
 
     def list_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
         """Return DLQ entries matching ``query``, oldest first."""
@@ -258,7 +263,7 @@ class SharedReads(abc.ABC):
             [*params, query.limit],
             "list dead letters",
         )
-        return [queries.dead_letter_record(row) for row in rows]
+        return [dead_letter_record(row) for row in rows]
 
     def list_resolutions(self, run_id: str) -> list[StepResolution]:
         """Return the operators' resolutions of a run's in-doubt steps, by step."""
@@ -288,7 +293,7 @@ class SharedReads(abc.ABC):
         rows = self._rows(
             f"SELECT {queries.BREAKER_COLUMNS} FROM breakers ORDER BY name", (), "list breakers"
         )
-        return [queries.breaker_state(row) for row in rows]
+        return [breaker_state(row) for row in rows]
 
     def breaker_events(self, name: str, limit: int = 100) -> list[BreakerEvent]:
         """Return a breaker's transitions, newest first."""
@@ -311,7 +316,7 @@ class SharedReads(abc.ABC):
     ) -> list[AlertRecord]:
         """Return alerts matching the filters, newest first."""
         sql, params = queries.list_alerts(self.dialect, agent, kind, since, limit, acknowledged)
-        return [queries.alert_record(row) for row in self._fetchall(sql, params, "list alerts")]
+        return [alert_record(row) for row in self._fetchall(sql, params, "list alerts")]
 
     def list_drift_samples(
         self,
@@ -323,11 +328,11 @@ class SharedReads(abc.ABC):
         until: float | None = None,
     ) -> list[DriftSample]:
         """Return the first (or, with ``newest``, the last) ``limit`` samples, oldest first."""
-        sql, params = queries.drift_samples(self.dialect, agent, newest, limit, since, until)
-        rows = self._fetchall(sql, params, f"list drift samples of {agent}")
-        if newest:
-            rows.reverse()
-        return [queries.drift_sample(row) for row in rows]
+        sql, params = queries.drift_window(
+            self.dialect, "drift_samples", agent, None, newest, limit, since, until
+        )
+        rows = self._in_time_order(sql, params, newest, f"list drift samples of {agent}")
+        return [drift_sample(row) for row in rows]
 
     def list_drift_embeddings(
         self,
@@ -340,10 +345,17 @@ class SharedReads(abc.ABC):
         until: float | None = None,
     ) -> list[DriftEmbedding]:
         """Return the first (or, with ``newest``, the last) ``limit`` embeddings, oldest first."""
-        sql, params = queries.drift_embeddings(
-            self.dialect, agent, model, newest, limit, since, until
+        sql, params = queries.drift_window(
+            self.dialect, "drift_embeddings", agent, model, newest, limit, since, until
         )
-        rows = self._fetchall(sql, params, f"list drift embeddings of {agent}")
+        rows = self._in_time_order(sql, params, newest, f"list drift embeddings of {agent}")
+        return [drift_embedding(row) for row in rows]
+
+    def _in_time_order(
+        self, sql: str, params: Sequence[Any], newest: bool, what: str
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a drift window query, oldest first (a ``newest`` window reads newest first)."""
+        rows = self._fetchall(sql, params, what)
         if newest:
             rows.reverse()
-        return [queries.drift_embedding(row) for row in rows]
+        return rows

@@ -1,7 +1,7 @@
 """Write sequences both ledgers share, run inside the caller's transaction.
 
 They take any DB-API connection whose ``execute`` returns a cursor (``sqlite3`` and psycopg 3
-both do) and a :class:`~seawall.ledger._queries.Dialect` for the placeholders, so a rule of the
+both do) and a :class:`~seawall.ledger._dialect.Dialect` for the placeholders, so a rule of the
 ledger is written once for SQLite and PostgreSQL.
 
 Fencing: every write an attempt makes names the epoch of the lease it holds, and is applied only
@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from seawall._failures import FailureCause, RunStatus
 from seawall.errors import LeaseLostError, RunCancelled
-from seawall.ledger._queries import LAPSED, RUN_COLUMNS, UNCLAIMED, among, routed, run_record
+from seawall.ledger._queries import LAPSED, RUN_COLUMNS, UNCLAIMED, among, routed
+from seawall.ledger._rows import run_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall.ledger._protocol import AttemptOutcome, NewRun, RunOutcome
-    from seawall.ledger._queries import Dialect
+    from seawall.ledger._dialect import Dialect
+    from seawall.ledger._inputs import AttemptOutcome, NewRun, RunOutcome
     from seawall.ledger._records import RunRecord
 
 
@@ -150,6 +151,27 @@ def check_fence(conn: Connection, dialect: Dialect, run_id: str, epoch: int) -> 
         )
 
 
+def update_held(
+    conn: Connection,
+    dialect: Dialect,
+    assignments: str,
+    params: Sequence[object],
+    run_id: str,
+    epoch: int,
+) -> None:
+    """``UPDATE runs SET assignments`` (``?`` placeholders) while the run is held at ``epoch``.
+
+    Raises:
+        LeaseLostError: Another owner took the run over: nothing is written.
+    """
+    updated = conn.execute(
+        dialect.sql(f"UPDATE runs SET {assignments} WHERE run_id = ? AND epoch = ?"),
+        (*params, run_id, epoch),
+    ).rowcount
+    if updated != 1:
+        raise refusal(conn, dialect, run_id, epoch)
+
+
 def start_attempt(
     conn: Connection,
     dialect: Dialect,
@@ -160,19 +182,17 @@ def start_attempt(
 ) -> None:
     """Bump the run's attempt count (fenced) and record the attempt with ``upsert``.
 
-    ``params`` are ``(run_id, attempt, start_time, owner, base_seq, completed_at_start)``.
+    ``upsert`` is in the dialect already; ``params`` are ``(run_id, attempt, start_time, owner,
+    base_seq, completed_at_start)``.
 
     Raises:
         LeaseLostError: Another owner took the run over.
     """
     run_id, attempt, start_time = params[0], params[1], params[2]
-    updated = conn.execute(
-        dialect.sql("UPDATE runs SET attempts = ?, updated_at = ? WHERE run_id = ? AND epoch = ?"),
-        (attempt, start_time, run_id, epoch),
-    ).rowcount
-    if updated != 1:
-        raise refusal(conn, dialect, str(run_id), epoch)
-    conn.execute(dialect.sql(upsert), (*params, epoch))
+    update_held(
+        conn, dialect, "attempts = ?, updated_at = ?", (attempt, start_time), str(run_id), epoch
+    )
+    conn.execute(upsert, (*params, epoch))
 
 
 FINISH_ATTEMPT: Final = (
@@ -266,23 +286,15 @@ def finish_run(
     Raises:
         LeaseLostError: Another owner took the run over: nothing is written.
     """
-    updated = conn.execute(
-        dialect.sql(
-            f"UPDATE runs SET status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, "
-            "lease_expires_at = NULL, updated_at = ?, phase = NULL, commit_json = NULL "
-            "WHERE run_id = ? AND epoch = ?"
-        ),
-        (
-            outcome.status.value,
-            outcome.end_time,
-            *_outcome_fields(outcome),
-            outcome.end_time,
-            run_id,
-            epoch,
-        ),
-    ).rowcount
-    if updated != 1:
-        raise refusal(conn, dialect, run_id, epoch)
+    update_held(
+        conn,
+        dialect,
+        f"status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, lease_expires_at = NULL, "
+        "updated_at = ?, phase = NULL, commit_json = NULL",
+        (outcome.status.value, outcome.end_time, *_outcome_fields(outcome), outcome.end_time),
+        run_id,
+        epoch,
+    )
     if outcome.status is RunStatus.FAILED or (
         outcome.status is RunStatus.SKIPPED and outcome.failure_cause is FailureCause.BREAKER_OPEN
     ):
@@ -315,15 +327,15 @@ def park_run(
     Raises:
         LeaseLostError: Another owner took the run over: nothing is written.
     """
-    updated = conn.execute(
-        dialect.sql(
-            f"UPDATE runs SET status = 'awaiting_human', {_SET_OUTCOME}, lease_owner = NULL, "
-            "lease_expires_at = NULL, updated_at = ? WHERE run_id = ? AND epoch = ?"
-        ),
-        (*_outcome_fields(outcome), outcome.end_time, run_id, epoch),
-    ).rowcount
-    if updated != 1:
-        raise refusal(conn, dialect, run_id, epoch)
+    update_held(
+        conn,
+        dialect,
+        f"status = 'awaiting_human', {_SET_OUTCOME}, lease_owner = NULL, "
+        "lease_expires_at = NULL, updated_at = ?",
+        (*_outcome_fields(outcome), outcome.end_time),
+        run_id,
+        epoch,
+    )
 
 
 def begin_compensation(
@@ -334,12 +346,11 @@ def begin_compensation(
     Raises:
         LeaseLostError: Another owner took the run over: nothing is written.
     """
-    updated = conn.execute(
-        dialect.sql(
-            "UPDATE runs SET phase = 'compensating', error_class = ?, failure_cause = ?, "
-            "error_type = ?, error_message = ?, error_json = ?, attempts = ?, updated_at = ? "
-            "WHERE run_id = ? AND epoch = ?"
-        ),
+    update_held(
+        conn,
+        dialect,
+        "phase = 'compensating', error_class = ?, failure_cause = ?, error_type = ?, "
+        "error_message = ?, error_json = ?, attempts = ?, updated_at = ?",
         (
             None if outcome.error_class is None else outcome.error_class.value,
             None if outcome.failure_cause is None else outcome.failure_cause.value,
@@ -348,12 +359,10 @@ def begin_compensation(
             outcome.error_json,
             outcome.attempts,
             outcome.end_time,
-            run_id,
-            epoch,
         ),
-    ).rowcount
-    if updated != 1:
-        raise refusal(conn, dialect, run_id, epoch)
+        run_id,
+        epoch,
+    )
 
 
 def _outcome_fields(outcome: RunOutcome) -> tuple[object, ...]:

@@ -5,12 +5,12 @@
 -- resent_at: when a sweep last sent the run's id to the workers again (each run is re-sent at
 -- most once per bound, however many workers sweep).
 ALTER TABLE runs ADD COLUMN route TEXT;
-ALTER TABLE runs ADD COLUMN resent_at DOUBLE PRECISION;
+ALTER TABLE runs ADD COLUMN resent_at {REAL};
 -- One sweeper at a time per set of interchangeable processes (same agents, same queue): a lease
 -- its holder renews at every sweep and any other process may take once it lapsed.
 CREATE TABLE sweepers (
     name       TEXT PRIMARY KEY,
     owner      TEXT NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL,
-    swept_at   DOUBLE PRECISION NOT NULL
+    expires_at {REAL} NOT NULL,
+    swept_at   {REAL} NOT NULL
 );

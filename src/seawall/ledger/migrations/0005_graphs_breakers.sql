@@ -10,17 +10,17 @@ CREATE TABLE breakers (
     kind         TEXT NOT NULL,
     state        TEXT NOT NULL,
     failures     INTEGER NOT NULL DEFAULT 0,
-    opened_at    REAL,
+    opened_at    {REAL},
     reason       TEXT,
     manual       INTEGER NOT NULL DEFAULT 0,
     probe_owner  TEXT,
-    probe_at     REAL,
-    updated_at   REAL NOT NULL
-) WITHOUT ROWID;
+    probe_at     {REAL},
+    updated_at   {REAL} NOT NULL
+){WITHOUT_ROWID};
 
 CREATE TABLE breaker_events (
     name       TEXT NOT NULL,
-    at         REAL NOT NULL,
+    at         {REAL} NOT NULL,
     from_state TEXT NOT NULL,
     to_state   TEXT NOT NULL,
     reason     TEXT
@@ -30,8 +30,8 @@ CREATE INDEX breaker_events_by_name ON breaker_events (name, at);
 -- Retry budgets: calls and retries per name per one-second bucket, shared by every process.
 CREATE TABLE retry_budget (
     name    TEXT NOT NULL,
-    bucket  INTEGER NOT NULL,
-    calls   INTEGER NOT NULL DEFAULT 0,
-    retries INTEGER NOT NULL DEFAULT 0,
+    bucket  {BIGINT} NOT NULL,
+    calls   {BIGINT} NOT NULL DEFAULT 0,
+    retries {BIGINT} NOT NULL DEFAULT 0,
     PRIMARY KEY (name, bucket)
-) WITHOUT ROWID;
+){WITHOUT_ROWID};

@@ -7,7 +7,7 @@
 CREATE TABLE alert_acks (
     alert_id TEXT PRIMARY KEY,
     acked_by TEXT NOT NULL,
-    acked_at DOUBLE PRECISION NOT NULL,
+    acked_at {REAL} NOT NULL,
     note     TEXT
 );
 
@@ -18,12 +18,12 @@ CREATE TABLE alert_silences (
     kind       TEXT NOT NULL,
     agent      TEXT,
     feature    TEXT,
-    starts_at  DOUBLE PRECISION NOT NULL,
-    ends_at    DOUBLE PRECISION NOT NULL,
+    starts_at  {REAL} NOT NULL,
+    ends_at    {REAL} NOT NULL,
     created_by TEXT NOT NULL,
     note       TEXT,
     lifted_by  TEXT,
-    lifted_at  DOUBLE PRECISION
+    lifted_at  {REAL}
 );
 CREATE INDEX alert_silences_by_end ON alert_silences (ends_at);
 
@@ -31,13 +31,13 @@ CREATE INDEX alert_silences_by_end ON alert_silences (ends_at);
 CREATE TABLE handoff_claims (
     handoff_id TEXT PRIMARY KEY,
     claimed_by TEXT NOT NULL,
-    claimed_at DOUBLE PRECISION NOT NULL
+    claimed_at {REAL} NOT NULL
 );
 
 -- Every operator decision: who, what, on what, when, and its details (JSON).
 CREATE TABLE operator_actions (
     action_id TEXT PRIMARY KEY,
-    at        DOUBLE PRECISION NOT NULL,
+    at        {REAL} NOT NULL,
     operator  TEXT NOT NULL,
     action    TEXT NOT NULL,
     target    TEXT NOT NULL,

@@ -4,10 +4,10 @@
 CREATE TABLE drift_embeddings (
     agent   TEXT NOT NULL,
     run_id  TEXT NOT NULL,
-    at      REAL NOT NULL,
+    at      {REAL} NOT NULL,
     model   TEXT NOT NULL,
-    scale   REAL NOT NULL,
-    vector  BLOB NOT NULL,
+    scale   {REAL} NOT NULL,
+    vector  {BLOB} NOT NULL,
     excerpt TEXT NOT NULL,
     PRIMARY KEY (agent, run_id)
 );

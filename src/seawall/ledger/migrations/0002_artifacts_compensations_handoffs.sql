@@ -11,11 +11,11 @@ CREATE INDEX runs_by_phase ON runs (phase) WHERE phase IS NOT NULL;
 CREATE TABLE artifacts (
     run_id       TEXT NOT NULL,
     name         TEXT NOT NULL,
-    size         INTEGER NOT NULL,
+    size         {BIGINT} NOT NULL,
     sha256       TEXT NOT NULL,
-    committed_at REAL,
+    committed_at {REAL},
     PRIMARY KEY (run_id, name)
-) WITHOUT ROWID;
+){WITHOUT_ROWID};
 
 CREATE TABLE compensations (
     run_id          TEXT NOT NULL,
@@ -23,13 +23,13 @@ CREATE TABLE compensations (
     tool            TEXT NOT NULL,
     idempotency_key TEXT,
     status          TEXT NOT NULL,
-    start_time      REAL NOT NULL,
-    end_time        REAL,
+    start_time      {REAL} NOT NULL,
+    end_time        {REAL},
     tries           INTEGER NOT NULL DEFAULT 1,
     error_type      TEXT,
     error_message   TEXT,
     PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+){WITHOUT_ROWID};
 
 CREATE TABLE handoffs (
     handoff_id TEXT PRIMARY KEY,
@@ -38,10 +38,10 @@ CREATE TABLE handoffs (
     reason     TEXT NOT NULL,
     subject    TEXT,
     status     TEXT NOT NULL,
-    created_at REAL NOT NULL,
+    created_at {REAL} NOT NULL,
     decision   TEXT,
     decided_by TEXT,
-    decided_at REAL,
+    decided_at {REAL},
     note       TEXT
 );
 CREATE INDEX handoffs_by_run ON handoffs (run_id);

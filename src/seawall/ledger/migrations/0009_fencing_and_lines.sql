@@ -9,5 +9,5 @@ UPDATE runs SET epoch = 1 WHERE lease_owner IS NOT NULL;
 ALTER TABLE attempts ADD COLUMN epoch INTEGER;
 ALTER TABLE attempts ADD COLUMN base_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN completed_at_start INTEGER;
-ALTER TABLE attempts ADD COLUMN fenced_at DOUBLE PRECISION;
+ALTER TABLE attempts ADD COLUMN fenced_at {REAL};
 ALTER TABLE attempts ADD COLUMN decision TEXT;

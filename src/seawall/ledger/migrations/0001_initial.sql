@@ -1,19 +1,20 @@
 -- Runs, attempts, the journal and content-addressed blobs.
--- Types mirror the SQLite schema: times are Unix seconds (DOUBLE PRECISION), payload columns
--- are BYTEA holding the same encoded bytes SQLite stores in its BLOB columns.
+-- Written once for both databases: the braced tokens are the store dialect's types and clauses
+-- (see seawall.ledger.migrations). Times are Unix seconds; payload columns hold the same
+-- encoded bytes in both databases.
 CREATE TABLE runs (
     run_id           TEXT PRIMARY KEY,
     agent            TEXT NOT NULL,
     status           TEXT NOT NULL,
-    start_time       DOUBLE PRECISION NOT NULL,
-    end_time         DOUBLE PRECISION,
+    start_time       {REAL} NOT NULL,
+    end_time         {REAL},
     input_hash       TEXT NOT NULL,
     output_hash      TEXT,
-    input            BYTEA NOT NULL,
-    output           BYTEA,
-    input_tokens     BIGINT NOT NULL DEFAULT 0,
-    output_tokens    BIGINT NOT NULL DEFAULT 0,
-    cost_usd         DOUBLE PRECISION DEFAULT 0,
+    input            {BLOB} NOT NULL,
+    output           {BLOB},
+    input_tokens     {BIGINT} NOT NULL DEFAULT 0,
+    output_tokens    {BIGINT} NOT NULL DEFAULT 0,
+    cost_usd         {REAL} DEFAULT 0,
     error_class      TEXT,
     failure_cause    TEXT,
     error_type       TEXT,
@@ -25,8 +26,8 @@ CREATE TABLE runs (
     replay_of        TEXT,
     code_version     TEXT,
     lease_owner      TEXT,
-    lease_expires_at DOUBLE PRECISION,
-    updated_at       DOUBLE PRECISION NOT NULL
+    lease_expires_at {REAL},
+    updated_at       {REAL} NOT NULL
 );
 CREATE INDEX runs_by_start ON runs (start_time DESC);
 CREATE INDEX runs_by_status ON runs (status, start_time DESC);
@@ -38,17 +39,17 @@ CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT N
 CREATE TABLE attempts (
     run_id        TEXT NOT NULL,
     attempt       INTEGER NOT NULL,
-    start_time    DOUBLE PRECISION NOT NULL,
-    end_time      DOUBLE PRECISION,
+    start_time    {REAL} NOT NULL,
+    end_time      {REAL},
     status        TEXT NOT NULL,
     error_class   TEXT,
     failure_cause TEXT,
     error_type    TEXT,
     error_message TEXT,
-    retry_delay   DOUBLE PRECISION,
+    retry_delay   {REAL},
     owner         TEXT,
     PRIMARY KEY (run_id, attempt)
-);
+){WITHOUT_ROWID};
 
 CREATE TABLE steps (
     run_id          TEXT NOT NULL,
@@ -59,20 +60,20 @@ CREATE TABLE steps (
     mutating        INTEGER NOT NULL,
     idempotency_key TEXT,
     request_hash    TEXT NOT NULL,
-    request         BYTEA NOT NULL,
-    response        BYTEA,
+    request         {BLOB} NOT NULL,
+    response        {BLOB},
     status          TEXT NOT NULL,
-    start_time      DOUBLE PRECISION NOT NULL,
-    end_time        DOUBLE PRECISION,
+    start_time      {REAL} NOT NULL,
+    end_time        {REAL},
     error_type      TEXT,
     error_message   TEXT,
     tries           INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (run_id, seq)
-);
+){WITHOUT_ROWID};
 
 CREATE TABLE blobs (
     hash  TEXT PRIMARY KEY,
     codec TEXT NOT NULL,
-    size  BIGINT NOT NULL,
-    data  BYTEA NOT NULL
-);
+    size  {BIGINT} NOT NULL,
+    data  {BLOB} NOT NULL
+){WITHOUT_ROWID};

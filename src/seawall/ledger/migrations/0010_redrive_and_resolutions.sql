@@ -8,7 +8,7 @@ CREATE TABLE step_resolutions (
     decision    TEXT NOT NULL,
     result      TEXT,
     decided_by  TEXT,
-    decided_at  REAL NOT NULL,
+    decided_at  {REAL} NOT NULL,
     note        TEXT,
     PRIMARY KEY (run_id, seq)
 );

@@ -6,12 +6,12 @@ CREATE TABLE alerts (
     kind        TEXT NOT NULL,
     agent       TEXT,
     feature     TEXT,
-    statistic   REAL,
-    threshold   REAL,
+    statistic   {REAL},
+    threshold   {REAL},
     window_desc TEXT NOT NULL,
     message     TEXT NOT NULL,
     details     TEXT NOT NULL,
-    at          REAL NOT NULL
+    at          {REAL} NOT NULL
 );
 CREATE INDEX alerts_by_at ON alerts (at);
 CREATE INDEX alerts_by_agent ON alerts (agent, at);
@@ -22,20 +22,20 @@ CREATE INDEX alerts_by_kind ON alerts (kind, at);
 CREATE TABLE alert_state (
     state_key  TEXT PRIMARY KEY,
     state      TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at {REAL} NOT NULL
 );
 
 -- What drift detection compares: one row per finished run of a watched agent.
 CREATE TABLE drift_samples (
     agent        TEXT NOT NULL,
     run_id       TEXT NOT NULL,
-    at           REAL NOT NULL,
+    at           {REAL} NOT NULL,
     decision     TEXT,
     output_bytes INTEGER,
     tokens       INTEGER,
-    cost_usd     REAL,
-    latency      REAL,
-    confidence   REAL,
+    cost_usd     {REAL},
+    latency      {REAL},
+    confidence   {REAL},
     verified     INTEGER,
     PRIMARY KEY (agent, run_id)
 );

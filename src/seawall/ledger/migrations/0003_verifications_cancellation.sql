@@ -8,12 +8,12 @@ CREATE TABLE verifications (
     name       TEXT NOT NULL,
     passed     INTEGER NOT NULL,
     error      INTEGER NOT NULL DEFAULT 0,
-    score      REAL,
+    score      {REAL},
     message    TEXT,
-    duration   REAL NOT NULL,
-    created_at REAL NOT NULL,
+    duration   {REAL} NOT NULL,
+    created_at {REAL} NOT NULL,
     PRIMARY KEY (run_id, attempt, ordinal)
-) WITHOUT ROWID;
+){WITHOUT_ROWID};
 
-ALTER TABLE runs ADD COLUMN cancel_requested_at REAL;
+ALTER TABLE runs ADD COLUMN cancel_requested_at {REAL};
 ALTER TABLE runs ADD COLUMN cancel_reason TEXT;

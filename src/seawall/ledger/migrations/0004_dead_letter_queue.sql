@@ -1,4 +1,5 @@
 -- The dead-letter queue: every run that ended failed, with what a redrive needs.
+-- run_id is UNIQUE: a run is enqueued at most once, whichever worker records its failure.
 
 CREATE TABLE dlq (
     entry_id          TEXT PRIMARY KEY,
@@ -7,12 +8,12 @@ CREATE TABLE dlq (
     error_class       TEXT,
     failure_cause     TEXT,
     error_message     TEXT,
-    failed_at         REAL NOT NULL,
+    failed_at         {REAL} NOT NULL,
     attempts          INTEGER NOT NULL,
     status            TEXT NOT NULL,
     claimed_by        TEXT,
-    claimed_at        REAL,
-    redriven_at       REAL,
+    claimed_at        {REAL},
+    redriven_at       {REAL},
     redrive_run_id    TEXT,
     result            TEXT,
     previous_entry_id TEXT

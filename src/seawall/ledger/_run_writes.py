@@ -1,0 +1,555 @@
+"""The store's writes of a run's life: the run, its attempts and journal, settling, leases.
+
+Written once for both databases (see :mod:`seawall.ledger._sqlbase`). A write that a
+PostgreSQL store may redo after a lost connection either is idempotent or, when ``doubt`` says
+an earlier try may have committed, recognises its own committed write.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from seawall._payload import Blob
+from seawall.errors import LedgerError
+from seawall.ledger import _queries as queries
+from seawall.ledger import _writes as writes
+from seawall.ledger._rows import run_record
+from seawall.ledger._sqlbase import SQLBase
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from seawall.ledger._inputs import AttemptOutcome, NewRun, RunOutcome, StepRow
+    from seawall.ledger._records import RunRecord
+
+
+class RunWrites(SQLBase):
+    """Runs, attempts, the journal, commits and compensations, verdicts, leases and sweeps."""
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, run: NewRun, blobs: Sequence[Blob]) -> None:
+        """Record a new run, leased to its owner, with its input snapshot."""
+        insert = self._q(writes.INSERT_RUN + " ON CONFLICT (run_id) DO NOTHING")
+
+        def write(conn: Any, doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            if conn.execute(insert, writes.new_run_params(run)).rowcount == 1:
+                return
+            mine = conn.execute(
+                self._q(
+                    "SELECT 1 FROM runs WHERE run_id = ? AND lease_owner IS NOT DISTINCT FROM ? "
+                    "AND start_time = ? AND input_hash = ?"
+                ),
+                (run.run_id, run.owner, run.start_time, run.input_hash),
+            ).fetchone()
+            if not (doubt and mine):
+                raise LedgerError(
+                    f"the ledger {self.display} already has a run {run.run_id}; run ids "
+                    "are unique (use seawall.new_run_id())",
+                    run_id=run.run_id,
+                )
+
+        self._run(write, f"record run {run.run_id}", durable=True)
+
+    def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
+        """Return the stored input and output columns of a run."""
+        row = self._one(
+            "SELECT input, output FROM runs WHERE run_id = ?", (run_id,), "read a run's payloads"
+        )
+        return None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
+
+    def finish_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Record the run's final fields and release its lease (fenced; a failure joins the DLQ)."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            writes.finish_run(conn, self.dialect, run_id, outcome, epoch)
+
+        self._run(write, f"record the end of run {run_id}", durable=True)
+
+    def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
+        """Record the OpenTelemetry span of a traced run."""
+        sql = self._q("UPDATE runs SET trace_id = ?, span_id = ? WHERE run_id = ?")
+        self._run(
+            lambda conn, _doubt: conn.execute(sql, (trace_id, span_id, run_id)),
+            f"record the trace of run {run_id}",
+            transaction=False,
+        )
+
+    # -- settling: commits and compensations --------------------------------------------------
+
+    def begin_commit(
+        self,
+        run_id: str,
+        *,
+        output_hash: str,
+        output_column: bytes,
+        blobs: Sequence[Blob],
+        commit_json: str,
+        artifacts: Sequence[tuple[str, int, str]],
+        epoch: int,
+    ) -> None:
+        """Record output and manifest before publishing them (phase ``committing``; fenced)."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.check_fence(conn, self.dialect, run_id, epoch)
+            self._put_blobs(conn, blobs)
+            conn.execute(self._q("DELETE FROM artifacts WHERE run_id = ?"), (run_id,))
+            self.dialect.executemany(
+                conn,
+                self._q("INSERT INTO artifacts (run_id, name, size, sha256) VALUES (?, ?, ?, ?)"),
+                [(run_id, name, size, sha) for name, size, sha in artifacts],
+            )
+            conn.execute(
+                self._q(
+                    "UPDATE runs SET phase = 'committing', commit_json = ?, output_hash = ?, "
+                    "output = ?, updated_at = ? WHERE run_id = ?"
+                ),
+                (commit_json, output_hash, output_column, time.time(), run_id),
+            )
+
+        self._run(write, f"record the commit of run {run_id}", durable=True)
+
+    def abort_commit(self, run_id: str, *, epoch: int) -> None:
+        """Forget an unfinished commit (its artifacts were not published; fenced)."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.check_fence(conn, self.dialect, run_id, epoch)
+            conn.execute(self._q("DELETE FROM artifacts WHERE run_id = ?"), (run_id,))
+            conn.execute(
+                self._q(
+                    "UPDATE runs SET phase = NULL, commit_json = NULL, output_hash = NULL, "
+                    "output = NULL, updated_at = ? WHERE run_id = ?"
+                ),
+                (time.time(), run_id),
+            )
+
+        self._run(write, f"roll back the commit of run {run_id}", durable=True)
+
+    def get_commit(self, run_id: str) -> str | None:
+        """Return the commit record (JSON) of a run in phase ``committing``."""
+        row = self._one("SELECT commit_json FROM runs WHERE run_id = ?", (run_id,), "read a commit")
+        return None if row is None else row[0]
+
+    def begin_compensation(self, run_id: str, outcome: RunOutcome, *, epoch: int) -> None:
+        """Record a run's final failure and enter phase ``compensating`` (fenced)."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.begin_compensation(conn, self.dialect, run_id, outcome, epoch)
+
+        self._run(write, f"record the compensation of run {run_id}", durable=True)
+
+    def start_compensation(
+        self,
+        run_id: str,
+        seq: int,
+        tool: str,
+        idempotency_key: str | None,
+        start_time: float,
+        *,
+        epoch: int,
+    ) -> None:
+        """Record the intent to run a compensation (durable before it runs; fenced)."""
+        upsert = self.dialect.replace(
+            "compensations",
+            "run_id, seq, tool, idempotency_key, status, start_time",
+            "run_id, seq",
+            "VALUES (?, ?, ?, ?, 'started', ?)",
+            reset="end_time = NULL, tries = 1, error_type = NULL, error_message = NULL",
+        )
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.check_fence(conn, self.dialect, run_id, epoch)
+            conn.execute(upsert, (run_id, seq, tool, idempotency_key, start_time))
+
+        self._run(write, f"record a compensation of run {run_id}", durable=True)
+
+    def finish_compensation(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        end_time: float,
+        tries: int,
+        error_type: str | None,
+        error_message: str | None,
+        epoch: int,
+    ) -> None:
+        """Record how a compensation ended (fenced)."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.check_fence(conn, self.dialect, run_id, epoch)
+            conn.execute(
+                self._q(
+                    "UPDATE compensations SET status = ?, end_time = ?, tries = ?, "
+                    "error_type = ?, error_message = ? WHERE run_id = ? AND seq = ?"
+                ),
+                (status, end_time, tries, error_type, error_message, run_id, seq),
+            )
+
+        self._run(write, f"record a compensation of run {run_id}", durable=True)
+
+    # -- verification, cancellation, parking ---------------------------------------------------
+
+    def record_verdicts(
+        self,
+        run_id: str,
+        attempt: int,
+        kind: str,
+        verdicts: Sequence[dict[str, Any]],
+        *,
+        epoch: int,
+    ) -> None:
+        """Append verdicts of one attempt (each a dict: name, passed, message, duration...)."""
+        if not verdicts:
+            return
+        now = time.time()
+
+        def write(conn: Any, doubt: bool) -> None:
+            writes.check_fence(conn, self.dialect, run_id, epoch)
+            # Ordinals are per (run, attempt): writers of one run's verdicts take turns.
+            self._take_turns(
+                conn, "SELECT pg_advisory_xact_lock(hashtext(?))", (f"seawall.verdicts:{run_id}",)
+            )
+            if self._found(
+                conn,
+                doubt,
+                "SELECT 1 FROM verifications WHERE run_id = ? AND attempt = ? AND kind = ? "
+                "AND created_at = ? LIMIT 1",
+                (run_id, attempt, kind, now),
+            ):
+                return  # the earlier try committed them
+            row = conn.execute(
+                self._q(
+                    "SELECT coalesce(max(ordinal), 0) FROM verifications "
+                    "WHERE run_id = ? AND attempt = ?"
+                ),
+                (run_id, attempt),
+            ).fetchone()
+            start = int(row[0]) if row else 0
+            self.dialect.executemany(
+                conn,
+                self._q(
+                    "INSERT INTO verifications (run_id, attempt, ordinal, kind, name, passed, "
+                    "error, score, message, duration, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                [
+                    (
+                        run_id,
+                        attempt,
+                        start + index + 1,
+                        kind,
+                        v["name"],
+                        1 if v["passed"] else 0,
+                        1 if v.get("error") else 0,
+                        v.get("score"),
+                        v.get("message"),
+                        float(v.get("duration") or 0.0),
+                        now,
+                    )
+                    for index, v in enumerate(verdicts)
+                ],
+            )
+
+        self._run(write, f"record verdicts of run {run_id}")
+
+    def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
+        """Record an operator's cancellation of an unfinished run; false if it had ended."""
+        sql = self._q(
+            "UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, ?), "
+            "cancel_reason = coalesce(cancel_reason, ?), updated_at = ? WHERE run_id = ? "
+            "AND status IN ('pending', 'running', 'awaiting_human')"
+        )
+        changed: int = self._run(
+            lambda conn, _doubt: conn.execute(sql, (at, reason, at, run_id)).rowcount,
+            f"cancel run {run_id}",
+            durable=True,
+            transaction=False,
+        )
+        return changed == 1
+
+    def cancellations(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Return the cancellation reasons recorded for any of ``run_ids``."""
+        rows = self._among(
+            "SELECT run_id, cancel_reason FROM runs WHERE run_id IN ({}) "
+            "AND cancel_requested_at IS NOT NULL",
+            run_ids,
+            "read cancellations",
+        )
+        return {r[0]: r[1] or "" for r in rows}
+
+    def park_run(
+        self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Record a run that waits for a person (``awaiting_human``): output kept, lease freed."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            writes.park_run(conn, self.dialect, run_id, outcome, epoch)
+
+        self._run(write, f"park run {run_id}", durable=True)
+
+    def claim_parked(self, run_id: str, owner: str, expires_at: float) -> int | None:
+        """Take a run waiting for a person back into ``running`` (one decider wins)."""
+        sql = self._q(
+            "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
+            "epoch = epoch + 1, updated_at = ? WHERE run_id = ? "
+            "AND status = 'awaiting_human' RETURNING epoch"
+        )
+
+        def write(conn: Any, doubt: bool) -> int | None:
+            return self._claim(conn, doubt, sql, (owner, expires_at, time.time(), run_id))
+
+        return self._run(write, f"claim parked run {run_id}", durable=True, transaction=False)
+
+    def _claim(self, conn: Any, doubt: bool, sql: str, params: Sequence[Any]) -> int | None:
+        """Run a claim (``UPDATE runs ... RETURNING epoch``); return the epoch it won.
+
+        After a commit whose outcome is unknown, the claim won if the run is held as it
+        would have left it (``params`` start with the owner and the lease's expiry).
+        """
+        won = conn.execute(sql, params).fetchall()
+        if won or not doubt:
+            return int(won[0][0]) if won else None
+        owner, expires_at, run_id = params[0], params[1], params[3]
+        row = conn.execute(
+            self._q(
+                "SELECT epoch FROM runs WHERE run_id = ? AND lease_owner = ? "
+                "AND lease_expires_at = ? AND status = 'running'"
+            ),
+            (run_id, owner, expires_at),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def start_attempt(
+        self,
+        run_id: str,
+        attempt: int,
+        start_time: float,
+        owner: str,
+        *,
+        epoch: int,
+        base_seq: int = 0,
+        completed_at_start: int = 0,
+    ) -> None:
+        """Record the start of an attempt (fenced) and bump the run's attempt count."""
+        params = (run_id, attempt, start_time, owner, base_seq, completed_at_start)
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.start_attempt(
+                conn, self.dialect, self.statements.upsert_attempt, params, epoch=epoch
+            )
+
+        self._run(write, f"record an attempt of run {run_id}")
+
+    def finish_attempt(
+        self, run_id: str, attempt: int, outcome: AttemptOutcome, *, epoch: int
+    ) -> None:
+        """Record the end of an attempt (fenced)."""
+        params = writes.attempt_outcome_params(run_id, attempt, outcome, epoch)
+
+        def write(conn: Any, _doubt: bool) -> None:
+            if conn.execute(self.statements.finish_attempt, params).rowcount != 1:
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+
+        self._run(write, f"record an attempt of run {run_id}")
+
+    def mark_fenced(self, run_id: str, attempt: int, epoch: int, at: float) -> None:
+        """Note, on a stale owner's own attempt row, when it found the run taken over."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.mark_fenced(conn, self.dialect, run_id, attempt, epoch, at)
+
+        self._run(write, f"mark attempt {attempt} of run {run_id} fenced", transaction=False)
+
+    # -- journal ----------------------------------------------------------------------------
+
+    def write_steps(self, rows: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int) -> None:
+        """Write (replace) a batch of one run's steps and their blobs in one transaction (fenced).
+
+        Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
+        """
+        if not rows and not blobs:
+            return
+        run_id = rows[0][0] if rows else ""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            if self.dialect.serialized:
+                # Writers take turns: the fence checked once holds for the whole transaction.
+                if rows:
+                    writes.check_fence(conn, self.dialect, run_id, epoch)
+                self._put_blobs(conn, blobs)
+                self.dialect.executemany(conn, self.statements.insert_step, rows)
+                return
+            self._put_blobs(conn, blobs)
+            if rows and self._put_fenced_steps(conn, rows, run_id, epoch) != len(rows):
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+
+        self._run(write, f"write journal steps of run {run_id}")
+
+    def _put_fenced_steps(self, conn: Any, rows: Sequence[StepRow], run_id: str, epoch: int) -> int:
+        """Write one run's steps, each only while the run is held at ``epoch``; return how many."""
+        return self.dialect.executemany(
+            conn, self.statements.fenced_step, [(*row, run_id, epoch) for row in rows]
+        )
+
+    def write_intent(
+        self, row: StepRow, pending: Sequence[StepRow], blobs: Sequence[Blob], *, epoch: int
+    ) -> None:
+        """Write buffered steps and a mutating step's intent in one durable transaction.
+
+        Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
+            RunCancelled: The run was cancelled; the intent (and the buffered steps) were not
+                written.
+        """
+        run_id = row[0]
+
+        def write(conn: Any, _doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            if self.dialect.serialized:
+                # Writers take turns: the intent's fence, checked last, holds for the buffered
+                # steps too (a refused intent rolls them back).
+                self.dialect.executemany(conn, self.statements.insert_step, pending)
+            elif pending and self._put_fenced_steps(conn, pending, run_id, epoch) != len(pending):
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+            if conn.execute(self.statements.insert_intent, (*row, run_id, epoch)).rowcount != 1:
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+
+        # Alone, it is one autocommit statement (the checks and the insert are atomic).
+        alone = not pending and not blobs
+        self._run(write, f"write an intent of run {run_id}", durable=True, transaction=not alone)
+
+    def complete_step(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        status: str,
+        response: bytes | None,
+        end_time: float,
+        error_type: str | None,
+        error_message: str | None,
+        tries: int,
+        blobs: Sequence[Blob],
+        epoch: int,
+    ) -> None:
+        """Record the outcome of a step whose intent was written (fenced).
+
+        Raises:
+            LeaseLostError: Another owner took the run over; nothing was written.
+        """
+        params = (status, response, end_time, error_type, error_message, tries, run_id, seq)
+
+        def write(conn: Any, _doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            if conn.execute(self.statements.complete_step, (*params, run_id, epoch)).rowcount != 1:
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+
+        self._run(write, f"complete a step of run {run_id}", transaction=bool(blobs))
+
+    def delete_steps_from(self, run_id: str, seq: int, *, epoch: int) -> None:
+        """Drop the journal tail from ``seq`` on (fenced)."""
+
+        def write(conn: Any, _doubt: bool) -> None:
+            writes.check_fence(conn, self.dialect, run_id, epoch)
+            conn.execute(self._q("DELETE FROM steps WHERE run_id = ? AND seq >= ?"), (run_id, seq))
+
+        self._run(write, f"trim the journal of run {run_id}")
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def get_blobs(self, hashes: Sequence[str]) -> Mapping[str, Blob]:
+        """Return the stored blobs among ``hashes``."""
+        rows = self._among(
+            "SELECT hash, codec, size, data FROM blobs WHERE hash IN ({})", hashes, "read blobs"
+        )
+        return {h: Blob(h, codec, size, bytes(data)) for h, codec, size, data in rows}
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def renew_leases(self, leases: Mapping[str, int], expires_at: float) -> list[str]:
+        """Extend the leases held on runs ``{run_id: epoch}``; return the ones taken over."""
+        if not leases:
+            return []
+        sql = self._q("UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND epoch = ?")
+
+        def write(conn: Any, _doubt: bool) -> list[str]:
+            return [
+                run_id
+                for run_id, epoch in leases.items()
+                if conn.execute(sql, (expires_at, run_id, epoch)).rowcount != 1
+            ]
+
+        return self._run(write, "renew leases")
+
+    def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
+        """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
+        rows = self._fetchall(
+            self._q(
+                f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
+                "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"
+            ),
+            (now, limit),
+            "list expired runs",
+        )
+        return [run_record(row) for row in rows]
+
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> int | None:
+        """Take over a run whose lease lapsed (or a pending one); return its new epoch.
+
+        Two claimers race on the run's row (SQLite: the write lock; PostgreSQL: the row lock,
+        the second re-checking the lease against the first's committed write), so exactly one
+        wins.
+        """
+        sql = self._q(
+            "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
+            "epoch = epoch + 1, updated_at = ? WHERE run_id = ? "
+            "AND status IN ('running', 'pending') "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < ?) RETURNING epoch"
+        )
+
+        def write(conn: Any, doubt: bool) -> int | None:
+            return self._claim(conn, doubt, sql, (owner, expires_at, now, run_id, now))
+
+        return self._run(write, f"claim run {run_id}", durable=True, transaction=False)
+
+    # -- takeover sweeps --------------------------------------------------------------------
+
+    def claim_sweeper(self, name: str, owner: str, now: float, expires_at: float) -> bool:
+        """Take the sweeper lease ``name`` when it lapsed, or renew it for ``owner``.
+
+        Safe to redo after a commit whose outcome is unknown: a holder renews its own lease.
+        """
+
+        def write(conn: Any, _doubt: bool) -> bool:
+            return writes.claim_sweeper(conn, self.dialect, name, owner, now, expires_at)
+
+        return self._run(write, "claim the sweeper lease", transaction=False)
+
+    def resend_lapsed(
+        self, route: str, now: float, agents: Sequence[str], again_before: float, limit: int
+    ) -> list[RunRecord]:
+        """Mark for sending again the runs of ``agents`` whose lease lapsed (``SKIP LOCKED``)."""
+
+        def write(conn: Any, _doubt: bool) -> list[RunRecord]:
+            return writes.resend_lapsed(conn, self.dialect, route, now, agents, again_before, limit)
+
+        return self._run(write, "hand over lapsed runs", transaction=False)
+
+    def mark_resent(self, run_ids: Sequence[str], now: float, again_before: float) -> list[str]:
+        """Mark re-sent those of ``run_ids`` still unclaimed and not re-sent since."""
+
+        def write(conn: Any, _doubt: bool) -> list[str]:
+            return writes.mark_resent(conn, self.dialect, run_ids, now, again_before)
+
+        return self._run(write, "mark runs re-sent", transaction=False)

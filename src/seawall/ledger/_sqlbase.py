@@ -1,0 +1,257 @@
+"""The one SQL store's foundation: how its writes run, and the statements of the journal.
+
+Every write of the store is a function ``work(connection, doubt)`` handed to :meth:`SQLBase._run`,
+which each store implements over its own connection handling:
+
+- SQLite runs it in one ``BEGIN IMMEDIATE`` transaction on the store's connection (fsynced when
+  ``durable`` at the ``power`` level); ``doubt`` is always false.
+- PostgreSQL runs it on a pooled connection, in one transaction or as one autocommit statement,
+  and again after a lost connection; ``doubt`` is true when an earlier try may have committed,
+  so the work can recognise its own write.
+
+A write written once this way holds on both databases: where they differ it asks the store's
+:class:`~seawall.ledger._dialect.Dialect`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+
+from seawall.ledger import _queries as queries
+from seawall.ledger import _writes as writes
+from seawall.ledger.migrations import META_TABLE, bundled
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from seawall._payload import Blob
+    from seawall.errors import SchemaVersionError
+    from seawall.ledger._dialect import Dialect
+
+T = TypeVar("T")
+
+MAX_IDS: Final = 500
+"""Ids looked up per ``IN (...)`` query (well below either database's limit on parameters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The journal's statements in one dialect, built once (the per-step path reuses them).
+
+    Attributes:
+        insert_step: Write (replace) a step row; parameters: the row.
+        fenced_step: :attr:`insert_step` applied only while the run is held at the writer's
+            epoch; parameters: the row, run_id, epoch.
+        insert_intent: :attr:`fenced_step`, also refused once the run was cancelled.
+        complete_step: A step's outcome (fenced); parameters: status, response, end_time,
+            error_type, error_message, tries, run_id, seq, run_id, epoch.
+        upsert_attempt: An attempt's start; parameters: run_id, attempt, start_time, owner,
+            base_seq, completed_at_start, epoch.
+        finish_attempt: An attempt's end (fenced); parameters:
+            :func:`~seawall.ledger._writes.attempt_outcome_params`.
+        insert_blob: A blob, kept when already stored; parameters: hash, codec, size, data.
+    """
+
+    insert_step: str
+    fenced_step: str
+    insert_intent: str
+    complete_step: str
+    upsert_attempt: str
+    finish_attempt: str
+    insert_blob: str
+
+
+def statements(dialect: Dialect) -> Statements:
+    """The journal's statements in ``dialect``."""
+    marks16 = ", ".join("?" * 16)
+    # Steps and intents are written only while the run is held at the writer's epoch (an
+    # intent: and not cancelled). On PostgreSQL the scalar subquery locks the run's row FOR
+    # SHARE whatever the row holds (no filter the planner could push below the lock), which
+    # conflicts with the UPDATE of a takeover or a cancellation: a write waits for one in
+    # progress and then reads it, so the check and the insert are atomic for any process.
+    fenced = f"SELECT {marks16} WHERE {writes.fence(dialect)}"
+    for_intent = f"SELECT {marks16} WHERE {writes.fence_for_intent(dialect)}"
+    return Statements(
+        insert_step=dialect.replace(
+            "steps", queries.STEP_COLUMNS, "run_id, seq", f"VALUES ({marks16})"
+        ),
+        fenced_step=dialect.replace("steps", queries.STEP_COLUMNS, "run_id, seq", fenced),
+        insert_intent=dialect.replace("steps", queries.STEP_COLUMNS, "run_id, seq", for_intent),
+        complete_step=dialect.sql(
+            "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
+            f"error_message = ?, tries = ? WHERE run_id = ? AND seq = ? AND {writes.fence(dialect)}"
+        ),
+        upsert_attempt=dialect.replace(
+            "attempts",
+            "run_id, attempt, start_time, status, owner, base_seq, completed_at_start, epoch",
+            "run_id, attempt",
+            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+            reset="end_time = NULL, error_class = NULL, failure_cause = NULL, "
+            "error_type = NULL, error_message = NULL, retry_delay = NULL, decision = NULL, "
+            "fenced_at = NULL",
+        ),
+        finish_attempt=dialect.sql(writes.FINISH_ATTEMPT + writes.fence(dialect)),
+        insert_blob=dialect.ignore(
+            "blobs", "hash, codec, size, data", "hash", "VALUES (?, ?, ?, ?)"
+        ),
+    )
+
+
+class SQLBase(abc.ABC):
+    """What the store's writes stand on: the dialect, the unit of work and a few helpers."""
+
+    dialect: ClassVar[Dialect]
+    statements: ClassVar[Statements]
+    display: str
+    """The ledger, as error messages name it (a file path, or a URL without its password)."""
+    migrated_from: int
+    """The schema version found when the store was opened (0 for a new ledger)."""
+    migrations_applied: tuple[tuple[int, str], ...]
+    """The migrations this store applied when it opened, ``(version, file name)``."""
+
+    @abc.abstractmethod
+    def _run(
+        self,
+        work: Callable[[Any, bool], T],
+        what: str,
+        *,
+        durable: bool = False,
+        transaction: bool = True,
+        redo_in_doubt: bool = True,
+    ) -> T:
+        """Run ``work(connection, doubt)`` as one write and return its result.
+
+        Args:
+            work: The write. ``doubt`` is true when an earlier try may have committed it.
+            what: What it does, for error messages ("record run r1").
+            durable: It guards a side effect: fsynced at SQLite's ``power`` level.
+            transaction: It needs one transaction (PostgreSQL runs a single statement as an
+                autocommit statement otherwise; SQLite always opens one).
+            redo_in_doubt: It may run again after a commit whose outcome is unknown.
+        """
+
+    @abc.abstractmethod
+    def _newer(self, version: int, known: int) -> SchemaVersionError:
+        """The error refusing a ledger at schema ``version``, newer than the ``known`` one."""
+
+    def _apply_migrations(self, conn: Any, run_script: Callable[[Any, str], None]) -> None:
+        """Apply, in the caller's transaction, every bundled migration the ledger lacks.
+
+        Every migration not recorded yet is applied in order: one numbered below the newest
+        applied (merged later) is applied too rather than skipped.
+
+        Args:
+            conn: The connection, in a transaction no other migrator runs at the same time.
+            run_script: Runs one migration's SQL on the connection.
+
+        Raises:
+            SchemaVersionError: The ledger was written by a newer Seawall.
+        """
+        migrations = bundled(self.dialect)
+        conn.execute(
+            self.dialect.render(
+                f"CREATE TABLE IF NOT EXISTS {META_TABLE} (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at {REAL} NOT NULL)"
+            )
+        )
+        recorded = {int(r[0]) for r in conn.execute(f"SELECT version FROM {META_TABLE}")}
+        current = max(recorded, default=0)
+        known = migrations[-1][0]
+        if current > known:
+            raise self._newer(current, known)
+        applied = []
+        record = self._q(
+            f"INSERT INTO {META_TABLE} (version, name, applied_at) "
+            f"VALUES (?, ?, {self.dialect.now})"
+        )
+        for version, name, sql in migrations:
+            if version not in recorded:
+                run_script(conn, sql)
+                conn.execute(record, (version, name))
+                applied.append((version, name))
+        self.migrated_from = current
+        self.migrations_applied = tuple(applied)
+
+    @abc.abstractmethod
+    def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
+        """Run one read query written in this store's dialect; ``what`` names it in errors."""
+
+    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one idempotent statement (in the dialect) durably; return the rows it changed."""
+        changed: int = self._run(
+            lambda conn, _doubt: conn.execute(sql, params).rowcount,
+            what,
+            durable=True,
+            transaction=False,
+        )
+        return changed
+
+    def _q(self, text: str) -> str:
+        """``text`` (written with ``?`` placeholders) in this store's dialect."""
+        return self.dialect.sql(text)
+
+    def _one(self, sql: str, params: Sequence[Any], what: str) -> tuple[Any, ...] | None:
+        """The first row of a read query written with ``?`` placeholders, or ``None``."""
+        rows = self._fetchall(self.dialect.sql(sql), params, what)
+        return rows[0] if rows else None
+
+    def _among(
+        self, sql: str, ids: Sequence[str], what: str, params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (its ``{}`` standing for the ids' placeholders) for all ``ids``."""
+        unique = list(dict.fromkeys(ids))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(unique), MAX_IDS):
+            chunk = unique[start : start + MAX_IDS]
+            text = sql.format(", ".join("?" * len(chunk)))
+            rows += self._fetchall(self.dialect.sql(text), [*chunk, *params], what)
+        return rows
+
+    def _put_blobs(self, conn: Any, blobs: Sequence[Blob]) -> None:
+        """Store ``blobs`` (each once, in one order for every writer: no deadlocks)."""
+        if blobs:
+            unique = {b.hash: b for b in blobs}
+            self.dialect.executemany(
+                conn,
+                self.statements.insert_blob,
+                [(b.hash, b.codec, b.size, b.data) for _, b in sorted(unique.items())],
+            )
+
+    def _found(self, conn: Any, doubt: bool, sql: str, params: Sequence[Any]) -> bool:
+        """Whether an earlier try in doubt committed: ``sql`` (``?`` placeholders) finds its row."""
+        return doubt and conn.execute(self.dialect.sql(sql), params).fetchone() is not None
+
+    def _decide(
+        self,
+        update: str,
+        params: Sequence[Any],
+        mine: str,
+        mine_params: Sequence[Any],
+        what: str,
+    ) -> bool:
+        """Run a conditional update one caller wins (durably); return whether this one won.
+
+        Safe to redo after a commit whose outcome is unknown: the earlier try won if the row
+        reads as it would have left it.
+
+        Args:
+            update: The ``UPDATE`` (``?`` placeholders) whose condition only one caller meets.
+            params: Its parameters.
+            mine: A query (``?`` placeholders) finding the row as this caller's update left it.
+            mine_params: Its parameters.
+            what: What it does, for error messages.
+        """
+        sql = self.dialect.sql(update)
+
+        def write(conn: Any, doubt: bool) -> bool:
+            won = conn.execute(sql, params).rowcount == 1
+            return won or self._found(conn, doubt, mine, mine_params)
+
+        return self._run(write, what, durable=True, transaction=False)
+
+    def _take_turns(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
+        """Take a transaction-scoped advisory lock where writers do not take turns anyway."""
+        if not self.dialect.serialized:
+            conn.execute(self.dialect.sql(sql), params)
