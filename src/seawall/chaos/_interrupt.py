@@ -35,6 +35,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from seawall.chaos._workload import append_entry, load_target, log_mutations
 from seawall.errors import ConfigurationError, LedgerError, UsageError
 
 if TYPE_CHECKING:
@@ -215,8 +216,6 @@ def resume_main(argv: list[str]) -> int:
     It logs ``{"event": "takeover"}`` as soon as it holds the run (so the session wakes the
     stalled owner while the new one works), and its mutating calls like a workload process.
     """
-    from seawall.chaos._harness import load_target, log_mutations  # noqa: PLC0415
-
     spec, log, run_id, lease = argv
     app, _, _ = load_target(spec)
     app.leases.duration = float(lease)
@@ -252,14 +251,6 @@ def _announce(app: Seawall, log: Path, run_id: str, epoch: int, done: threading.
             if run.epoch > epoch or run.status.final:
                 append_entry(log, {"event": "takeover", "run_id": run_id, "epoch": run.epoch})
                 return
-
-
-def append_entry(log: Path, entry: dict[str, Any]) -> None:
-    """Append one line to the session's log and fsync it."""
-    with log.open("a") as handle:
-        handle.write(json.dumps(entry, default=repr) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 class Takeovers:
