@@ -25,14 +25,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from seawall.dashboard._security import ANONYMOUS, SESSION_COOKIE, Identity, host_name, proxy_csrf
+from seawall.dashboard._state import IDENTITY, State, render
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-    from seawall.dashboard._state import State
-
-IDENTITY: Final = "seawall.identity"
-"""The scope key holding the request's :class:`~seawall.dashboard._security.Identity`."""
 LOGIN_BODY: Final = 16 * 1024
 """Largest body accepted before the client is identified (the login form)."""
 OPEN_PATHS: Final = ("/login", "/static/")
@@ -55,12 +51,6 @@ SAFE_METHODS: Final = ("GET", "HEAD")
 
 class BodyTooLargeError(Exception):
     """A request body went past its limit while it was read."""
-
-
-def identity_of(request: Request) -> Identity | None:
-    """The identity the gate found for ``request`` (``None``: not identified)."""
-    found: Identity | None = request.scope.get(IDENTITY)
-    return found
 
 
 class Gate:
@@ -190,8 +180,6 @@ def _netloc(value: str, default_port: str) -> str:
 
 
 def _page(request: Request, status: int, title: str, message: str) -> Response:
-    from seawall.dashboard._state import render  # noqa: PLC0415 - the state imports the gate
-
     return render(request, "error.html", status_code=status, title=title, message=message)
 
 
