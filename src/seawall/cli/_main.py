@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from seawall._version import VERSION
+from seawall import __version__
 from seawall.cli import chaos, dashboard, demo, drift, gc, migrate, operators, replays, resume, runs
 
 cli = typer.Typer(
@@ -20,7 +20,7 @@ cli = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"seawall {VERSION}")
+        typer.echo(f"seawall {__version__}")
         raise typer.Exit
 
 
