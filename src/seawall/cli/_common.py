@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import importlib
 import json
@@ -26,8 +25,6 @@ from seawall.errors import LedgerUnavailableError
 from seawall.ledger import DEFAULT_LEDGER_URL, LedgerLocation, locate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from seawall.ledger import IdKind
 
 __all__ = ["console", "errors", "text"]
@@ -69,27 +66,23 @@ def existing_ledger(ledger: str | None) -> LedgerLocation:
     """Find the ledger a read-only command reads; never create one.
 
     Raises:
-        typer.Exit: There is no ledger there (the message says where it looked and how to
-            point at the right one), or the URL is wrong or its server unreachable.
+        LedgerUnavailableError: There is no ledger there (the message says where it looked and
+            how to point at the right one), or its server is unreachable.
+        LedgerURLError: The URL is wrong.
     """
     url = ledger_url(ledger)
-    try:
-        found = locate(url)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    found = locate(url)
     if not found.exists:
         if found.backend == "sqlite":
             relative = "" if url.startswith("sqlite:////") else f", relative to {Path.cwd()}"
             detail = f"{url}, {_origin(ledger)}{relative}"
         else:
             detail = f"{_origin(ledger)}; the schema holds no Seawall tables"
-        raise fail(
-            LedgerUnavailableError(
-                f"no ledger at {found.where} ({detail}); nothing was created. Run this in your "
-                f"project's folder, or pass --ledger URL (or set ${LEDGER_ENV}) to name your "
-                "app's ledger",
-                url=url,
-            )
+        raise LedgerUnavailableError(
+            f"no ledger at {found.where} ({detail}); nothing was created. Run this in your "
+            f"project's folder, or pass --ledger URL (or set ${LEDGER_ENV}) to name your "
+            "app's ledger",
+            url=url,
         )
     return found
 
@@ -103,14 +96,10 @@ def open_app(ledger: str | None, *, create: bool = False) -> Seawall:
             the app's first run, such as freezing an agent). Reads never create one.
 
     Raises:
-        typer.Exit: There is no ledger there (unless ``create``), or it cannot be opened (the
-            reason is printed on stderr).
+        SeawallError: There is no ledger there (unless ``create``), or it cannot be opened.
     """
     url = ledger_url(ledger) if create else existing_ledger(ledger).url
-    try:
-        return Seawall(url)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    return Seawall(url)
 
 
 def same_ledger(first: str, second: str) -> bool:
@@ -118,21 +107,6 @@ def same_ledger(first: str, second: str) -> bool:
     if first.startswith("sqlite:///") and second.startswith("sqlite:///"):
         return Path(first[10:]).resolve() == Path(second[10:]).resolve()
     return first == second
-
-
-@contextlib.contextmanager
-def using(app: Seawall) -> Iterator[Seawall]:
-    """Run the block with ``app``: a Seawall error becomes a clean exit 1; the app is closed.
-
-    Raises:
-        typer.Exit: A Seawall error left the block (its message is printed on stderr).
-    """
-    try:
-        yield app
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
 
 
 def resolve_id(app: Seawall, kind: IdKind, given: str) -> str:

@@ -17,7 +17,6 @@ from seawall.cli._common import (
     parse_since,
     print_json,
     short_when,
-    using,
 )
 from seawall.cli._output import Column, print_table, text
 from seawall.observe.alerts import KINDS, alert_json
@@ -63,7 +62,7 @@ def drift(
     if method not in (None, "test", "psi"):
         raise typer.BadParameter("--method must be 'test' or 'psi'")
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         watches = watches_in(app.store)
         if agent is not None:
             watches = {agent: watches[agent]} if agent in watches else {}

@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
-from seawall import HandOffRecord, SeawallError
 from seawall.cli._common import (
     JsonOption,
     LedgerOption,
     console,
     errors,
-    fail,
     iso,
     load_app,
     open_app,
     print_json,
     resolve_id,
     short_when,
-    using,
     when,
 )
 from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
 from seawall.ledger import describe
+
+if TYPE_CHECKING:
+    from seawall import HandOffRecord
 
 handoffs = typer.Typer(
     name="handoffs",
@@ -51,7 +51,7 @@ def cancel(
     ledger: LedgerOption = None,
 ) -> None:
     """Cancel a run: it stops at its next ctx call, and no mutating call starts afterwards."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         run_id = resolve_id(app, "run", run_id)
         recorded = app.cancel(run_id, reason=reason)
     if recorded:
@@ -92,7 +92,7 @@ def list_handoffs(
     as_json: JsonOption = False,
 ) -> None:
     """List hand-offs (open ones by default; --status '' for all)."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         if run is not None:
             run = resolve_id(app, "run", run)
         found = app.handoffs(run_id=run, status=status or None)
@@ -134,7 +134,7 @@ def show_handoff(
     as_json: JsonOption = False,
 ) -> None:
     """Show one hand-off: the run, the reason and the output or step in question."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         found = app.handoff(resolve_id(app, "handoff", handoff_id))
     if as_json:
         print_json(handoff_json(found))
@@ -178,10 +178,7 @@ def approve(
                 f"{escape(str(edit))}: {escape(str(exc))}"
             )
             raise typer.Exit(code=2) from exc
-    try:
-        result = app.approve(resolve_id(app, "handoff", handoff_id), **options)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    result = app.approve(resolve_id(app, "handoff", handoff_id), **options)
     _report(result.run_id, result.status.value, as_json)
 
 
@@ -195,10 +192,7 @@ def reject(
 ) -> None:
     """Reject a hand-off: the run fails with the reason."""
     app = load_app(app_spec)
-    try:
-        result = app.reject(resolve_id(app, "handoff", handoff_id), reason=reason, by=by)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    result = app.reject(resolve_id(app, "handoff", handoff_id), reason=reason, by=by)
     _report(result.run_id, result.status.value, as_json)
 
 
@@ -219,7 +213,7 @@ breakers = typer.Typer(
 @breakers.command("list")
 def list_breakers(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
     """List breakers the ledger knows, with their state and recent transitions."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         states = app.breaker_states()
         events = {s.name: app.breaker_events(s.name, limit=5) for s in states}
         where = describe(app.store.url)
@@ -276,7 +270,7 @@ def open_breaker(
     The ledger is created if it does not exist yet, so an agent can be frozen before its app
     first runs; the message says which ledger holds the breaker.
     """
-    with using(open_app(ledger, create=True)) as app:
+    with open_app(ledger, create=True) as app:
         state = app.open_breaker(name, reason=reason)
         where = describe(app.store.url)
     console.print(
@@ -293,7 +287,7 @@ def reset_breaker(
     ledger: LedgerOption = None,
 ) -> None:
     """Close a breaker and forget its failures."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         state = app.reset_breaker(name)
         where = describe(app.store.url)
     console.print(text(f"{state.name} is closed in the ledger at {where}."))

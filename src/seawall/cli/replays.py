@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from seawall import SeawallError, UsageError
+from seawall import UsageError
 from seawall.cli._common import (
     AppOption,
     JsonOption,
@@ -24,7 +24,6 @@ from seawall.cli._common import (
     print_json,
     resolve_id,
     short_when,
-    using,
 )
 from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
 from seawall.ledger import describe
@@ -75,17 +74,14 @@ def replay(
 ) -> None:
     """Re-run a run's input snapshot with the current code; exit 1 if it fails or diverges."""
     app = load_app(app_spec, ledger)
-    try:
-        run_id = resolve_id(app, "run", run_id)
-        result = app.replay(
-            run_id,
-            mode="recorded" if recorded else "live",
-            from_node=from_node,
-            allow_mutations=allow_mutations,
-        )
-        failed_nodes = [] if result.ok else app.runs(parent_run_id=result.run.run_id, limit=100)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    run_id = resolve_id(app, "run", run_id)
+    result = app.replay(
+        run_id,
+        mode="recorded" if recorded else "live",
+        from_node=from_node,
+        allow_mutations=allow_mutations,
+    )
+    failed_nodes = [] if result.ok else app.runs(parent_run_id=result.run.run_id, limit=100)
     body: dict[str, Any] = {
         "mode": result.mode,
         "original_run_id": result.original.run_id,
@@ -226,7 +222,7 @@ def dlq_list(
 ) -> None:
     """List dead-letter entries, oldest first."""
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         entries = app.dlq.list(
             agent=agent,
             error_class=error_class,
@@ -316,23 +312,20 @@ def dlq_redrive(
     """
     since_at = parse_since(since)
     app = load_app(app_spec)
-    try:
-        run_id = None if run is None else resolve_id(app, "run", run)
-        options: dict[str, Any] = {
-            "agent": agent,
-            "error_class": error_class,
-            "since": since_at,
-            "run_id": run_id,
-            "limit": limit,
-            "rate": rate,
-            "fresh": fresh,
-        }
-        if fresh and not dry_run and not yes:
-            _confirm_repeats(app.dlq.redrive(dry_run=True, **options))
-            yes = True
-        outcomes = app.dlq.redrive(dry_run=dry_run, repeat_effects=yes, **options)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    run_id = None if run is None else resolve_id(app, "run", run)
+    options: dict[str, Any] = {
+        "agent": agent,
+        "error_class": error_class,
+        "since": since_at,
+        "run_id": run_id,
+        "limit": limit,
+        "rate": rate,
+        "fresh": fresh,
+    }
+    if fresh and not dry_run and not yes:
+        _confirm_repeats(app.dlq.redrive(dry_run=True, **options))
+        yes = True
+    outcomes = app.dlq.redrive(dry_run=dry_run, repeat_effects=yes, **options)
     if as_json:
         print_json(
             [
@@ -411,7 +404,7 @@ def dlq_resolve(
             value = json.loads(result)
         except json.JSONDecodeError as exc:
             raise fail(UsageError(f"--result is not JSON: {exc}")) from exc
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         run_id = resolve_id(app, "run", run)
         options: dict[str, Any] = {"happened": happened, "step": step, "by": by, "note": note}
         if result is not None:
@@ -447,7 +440,7 @@ def dlq_purge(
 ) -> None:
     """Mark matching pending entries purged (the runs stay in the ledger)."""
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         matching = app.dlq.list(agent=agent, error_class=error_class, since=since_at)
         if not matching:
             console.print(text("0 entries match; nothing to purge."))

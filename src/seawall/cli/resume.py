@@ -6,13 +6,11 @@ from typing import Annotated
 
 import typer
 
-from seawall import SeawallError
 from seawall.cli._common import (
     AppOption,
     JsonOption,
     LedgerOption,
     console,
-    fail,
     load_app,
     print_json,
     resolve_id,
@@ -40,10 +38,7 @@ def resume(
     name that same ledger (a guard against resuming against the wrong one).
     """
     app = load_app(app_spec, ledger)
-    try:
-        results = app.resume(None if run_id is None else resolve_id(app, "run", run_id))
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    results = app.resume(None if run_id is None else resolve_id(app, "run", run_id))
     if as_json:
         print_json(
             [

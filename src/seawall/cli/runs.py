@@ -21,7 +21,6 @@ from seawall.cli._common import (
     resolve_id,
     seconds,
     short_when,
-    using,
     when,
 )
 from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
@@ -136,7 +135,7 @@ def runs(
 ) -> None:
     """List runs, newest first."""
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         found = app.runs(
             status=status,
             agent=agent,
@@ -205,7 +204,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one run: its fields, attempts, step timeline, artifacts, compensations, hand-offs."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         run_id = resolve_id(app, "run", run_id)
         view = _RunView(
             run=app.get_run(run_id),
