@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 import typer
 from rich.markup import escape
@@ -20,14 +20,21 @@ from seawall import (
     Seawall,
     SeawallError,
 )
-from seawall.cli._output import console, errors, text
+from seawall.cli._output import console, errors, print_table, text
 from seawall.errors import LedgerUnavailableError
 from seawall.ledger import DEFAULT_LEDGER_URL, LedgerLocation, locate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from rich.text import Text
+
+    from seawall.cli._output import Column
     from seawall.ledger import IdKind
 
 __all__ = ["console", "errors", "text"]
+
+T = TypeVar("T")
 
 LEDGER_ENV: Final = "SEAWALL_LEDGER"
 CANDIDATES: Final = 10
@@ -215,6 +222,37 @@ def fail(error: SeawallError) -> typer.Exit:
 def print_json(value: Any) -> None:
     """Print ``value`` as indented, key-sorted JSON on stdout."""
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def print_listing(
+    items: Sequence[T],
+    *,
+    as_json: bool,
+    to_json: Callable[[T], Any],
+    none: str,
+    title: str,
+    columns: Sequence[Column],
+    row: Callable[[T], Sequence[Text | str]],
+    note: str = "",
+) -> None:
+    """Print what a list command found: JSON for scripts, one line when nothing, else a table.
+
+    Args:
+        items: What was found.
+        as_json: The ``--json`` option: print ``[to_json(item), ...]`` and nothing else.
+        to_json: The stable JSON form of an item.
+        none: The line printed when nothing was found.
+        title: The table's title.
+        columns: The table's columns.
+        row: An item's cells, in column order.
+        note: A dim line under the table.
+    """
+    if as_json:
+        print_json([to_json(item) for item in items])
+    elif not items:
+        console.print(text(none))
+    else:
+        print_table(title, columns, [row(item) for item in items], note)
 
 
 def when(timestamp: float | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from rich.markup import escape
@@ -19,15 +19,17 @@ from seawall.cli._common import (
     load_app,
     open_app,
     print_json,
+    print_listing,
     resolve_id,
     short_when,
     when,
 )
-from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
+from seawall.cli._output import Column, id_note, short_ids, status_text, text
 from seawall.ledger import describe
 
 if TYPE_CHECKING:
     from seawall import HandOffRecord
+    from seawall.policies.breaker import BreakerState
 
 handoffs = typer.Typer(
     name="handoffs",
@@ -99,32 +101,30 @@ def list_handoffs(
         shown = {} if as_json else short_ids(app, "handoff", (h.handoff_id for h in found))
         runs = {} if as_json else short_ids(app, "run", (h.run_id for h in found))
         where = describe(app.store.url)
-    if as_json:
-        print_json([handoff_json(h) for h in found])
-        return
-    if not found:
-        console.print(text(f"No hand-offs match in the ledger at {where}."))
-        return
-    columns = (
-        Column("hand-off id"),
-        Column("run id", drop=3),
-        Column("kind", drop=2),
-        Column("status"),
-        Column("created", drop=1),
-        Column("reason", wrap=True),
-    )
-    rows = [
-        [
+    print_listing(
+        found,
+        as_json=as_json,
+        to_json=handoff_json,
+        none=f"No hand-offs match in the ledger at {where}.",
+        title=f"{len(found)} hand-off(s) in {where}",
+        columns=(
+            Column("hand-off id"),
+            Column("run id", drop=3),
+            Column("kind", drop=2),
+            Column("status"),
+            Column("created", drop=1),
+            Column("reason", wrap=True),
+        ),
+        row=lambda h: [
             text(shown[h.handoff_id]),
             text(runs[h.run_id]),
             text(h.kind),
             status_text(h.status),
             text(short_when(h.created_at)),
             text(h.reason),
-        ]
-        for h in found
-    ]
-    print_table(f"{len(found)} hand-off(s) in {where}", columns, rows, id_note({**shown, **runs}))
+        ],
+        note=id_note({**shown, **runs}),
+    )
 
 
 @handoffs.command("show")
@@ -203,6 +203,9 @@ def _report(run_id: str, status: str, as_json: bool) -> None:
         console.print(text(f"Run {run_id} is now {status}."))
 
 
+_COLOURS: Final = {"closed": "green", "open": "red", "half_open": "yellow"}
+"""The colour of each breaker state."""
+
 breakers = typer.Typer(
     name="breakers",
     help="Circuit breakers of agents (agent:NAME) and tools (tool:NAME): list, open, reset.",
@@ -217,46 +220,44 @@ def list_breakers(ledger: LedgerOption = None, as_json: JsonOption = False) -> N
         states = app.breaker_states()
         events = {s.name: app.breaker_events(s.name, limit=5) for s in states}
         where = describe(app.store.url)
-    if as_json:
-        print_json(
-            [
-                {
-                    "name": s.name,
-                    "kind": s.kind,
-                    "state": s.state,
-                    "failures": s.failures,
-                    "opened_at": iso(s.opened_at),
-                    "reason": s.reason,
-                    "manual": s.manual,
-                    "events": [_event_json(e) for e in events[s.name]],
-                }
-                for s in states
-            ]
-        )
-        return
-    if not states:
-        console.print(text(f"No breaker has recorded anything yet in the ledger at {where}."))
-        return
-    colours = {"closed": "green", "open": "red", "half_open": "yellow"}
-    rows = []
-    for s in states:
-        state = Text(s.state, style=colours.get(s.state, ""))
-        if s.manual:
-            state.append(" (by hand)")
-        rows.append(
-            [text(s.name), state, text(s.failures), text(short_when(s.opened_at)), text(s.reason)]
-        )
-    print_table(
-        f"{len(states)} breaker(s) in {where}",
-        (
+    print_listing(
+        states,
+        as_json=as_json,
+        to_json=lambda s: {
+            "name": s.name,
+            "kind": s.kind,
+            "state": s.state,
+            "failures": s.failures,
+            "opened_at": iso(s.opened_at),
+            "reason": s.reason,
+            "manual": s.manual,
+            "events": [_event_json(e) for e in events[s.name]],
+        },
+        none=f"No breaker has recorded anything yet in the ledger at {where}.",
+        title=f"{len(states)} breaker(s) in {where}",
+        columns=(
             Column("name"),
             Column("state"),
             Column("failures", drop=2, justify="right"),
             Column("opened", drop=1),
             Column("reason", wrap=True),
         ),
-        rows,
+        row=lambda s: [
+            text(s.name),
+            _breaker_state(s),
+            text(s.failures),
+            text(short_when(s.opened_at)),
+            text(s.reason),
+        ],
     )
+
+
+def _breaker_state(breaker: BreakerState) -> Text:
+    """The breaker's state, coloured, noting one opened or closed by hand."""
+    state = Text(breaker.state, style=_COLOURS.get(breaker.state, ""))
+    if breaker.manual:
+        state.append(" (by hand)")
+    return state
 
 
 @breakers.command("open")

@@ -22,6 +22,7 @@ from seawall.cli._common import (
     open_app,
     parse_since,
     print_json,
+    print_listing,
     resolve_id,
     short_when,
 )
@@ -232,26 +233,23 @@ def dlq_list(
         )
         shown = {} if as_json else short_ids(app, "run", (e.run_id for e in entries))
         where = describe(app.store.url)
-    if as_json:
-        print_json([_entry_json(e) for e in entries])
-        return
-    if not entries:
-        console.print(
-            text(f"The dead-letter queue has no matching entry in the ledger at {where}.")
-        )
-        return
-    columns = (
-        Column("run id"),
-        Column("agent"),
-        Column("class", drop=3),
-        Column("cause", drop=5),
-        Column("tries", drop=6, justify="right"),
-        Column("failed", drop=4),
-        Column("status", drop=2),
-        Column("error", wrap=True),
-    )
-    rows = [
-        [
+    print_listing(
+        entries,
+        as_json=as_json,
+        to_json=_entry_json,
+        none=f"The dead-letter queue has no matching entry in the ledger at {where}.",
+        title=f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {where}",
+        columns=(
+            Column("run id"),
+            Column("agent"),
+            Column("class", drop=3),
+            Column("cause", drop=5),
+            Column("tries", drop=6, justify="right"),
+            Column("failed", drop=4),
+            Column("status", drop=2),
+            Column("error", wrap=True),
+        ),
+        row=lambda e: [
             text(shown[e.run_id]),
             text(e.agent),
             text(e.error_class.value if e.error_class else ""),
@@ -260,11 +258,9 @@ def dlq_list(
             text(short_when(e.failed_at)),
             _entry_status(e),
             text(e.error_message),
-        ]
-        for e in entries
-    ]
-    title = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {where}"
-    print_table(title, columns, rows, id_note(shown))
+        ],
+        note=id_note(shown),
+    )
 
 
 def _entry_status(entry: Any) -> Text:

@@ -18,6 +18,7 @@ from seawall.cli._common import (
     open_app,
     parse_since,
     print_json,
+    print_listing,
     resolve_id,
     seconds,
     short_when,
@@ -145,26 +146,25 @@ def runs(
         )
         shown = {} if as_json else short_ids(app, "run", (run.run_id for run in found))
         where = describe(app.store.url)
-    if as_json:
-        print_json([run_json(run) for run in found])
-        return
-    if not found:
-        console.print(text(f"No runs match in the ledger at {where}."))
-        return
-    columns = (
-        Column("run id"),
-        Column("agent"),
-        Column("status"),
-        Column("class", drop=2),
-        Column("cause", drop=6),
-        Column("tries", drop=7, justify="right"),
-        Column("started", drop=3),
-        Column("took", drop=4, justify="right"),
-        Column("tokens", drop=8, justify="right"),
-        Column("cost $", drop=5, justify="right"),
-    )
-    rows = [
-        [
+    print_listing(
+        found,
+        as_json=as_json,
+        to_json=run_json,
+        none=f"No runs match in the ledger at {where}.",
+        title=f"{len(found)} run(s) in {where}",
+        columns=(
+            Column("run id"),
+            Column("agent"),
+            Column("status"),
+            Column("class", drop=2),
+            Column("cause", drop=6),
+            Column("tries", drop=7, justify="right"),
+            Column("started", drop=3),
+            Column("took", drop=4, justify="right"),
+            Column("tokens", drop=8, justify="right"),
+            Column("cost $", drop=5, justify="right"),
+        ),
+        row=lambda run: [
             text(shown[run.run_id]),
             text(run.agent),
             status_text(run.status.value),
@@ -175,10 +175,9 @@ def runs(
             text(seconds(run.duration)),
             text(run.tokens_used),
             text(f"{run.cost_usd:.4f}" if run.cost_usd else ""),
-        ]
-        for run in found
-    ]
-    print_table(f"{len(found)} run(s) in {where}", columns, rows, id_note(shown))
+        ],
+        note=id_note(shown),
+    )
 
 
 @dataclass(frozen=True)
