@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -253,32 +254,27 @@ def _announce(app: Seawall, log: Path, run_id: str, epoch: int, done: threading.
                 return
 
 
+@dataclass
 class Takeovers:
     """Watches a workload process for stalls and has each stalled run taken over.
 
-    Args:
+    Attributes:
         spec: The target (``module:attribute``).
         log: The session's log.
         lease: Lease seconds in the session's processes.
         env: The processes' environment.
         progress: Called with a line for people, or ``None``.
+        offset: How far the session's log has been read.
+        rivals: The competing processes started so far.
     """
 
-    def __init__(
-        self,
-        spec: str,
-        log: Path,
-        lease: float,
-        env: dict[str, str],
-        progress: Callable[[str], None] | None,
-    ) -> None:
-        self.spec = spec
-        self.log = log
-        self.lease = lease
-        self.env = env
-        self.progress = progress
-        self.offset = 0
-        self.rivals: list[subprocess.Popen[bytes]] = []
+    spec: str
+    log: Path
+    lease: float
+    env: dict[str, str]
+    progress: Callable[[str], None] | None
+    offset: int = 0
+    rivals: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def watch(self, child: subprocess.Popen[bytes]) -> int:
         """Wait for ``child`` to exit, handling its stalls; return its exit code."""

@@ -155,6 +155,7 @@ async def _all_tools(session: ClientSession) -> list[types.Tool]:
             return found
 
 
+@dataclasses.dataclass(eq=False)
 class JournaledSession:
     """An MCP client session whose ``call_tool`` and ``list_tools`` inside runs are steps.
 
@@ -162,25 +163,20 @@ class JournaledSession:
 
     Attributes:
         session: The wrapped ``ClientSession``.
+        app: The app whose runs journal the calls.
         name: The prefix of its Seawall tools.
+        overrides: Registration options by MCP tool name.
+        retry: The retry policy of its calls (``None``: the app's ``tool_retry``).
+        timeout: Seconds a call may wait for its answer (``None``: the session's).
     """
 
-    def __init__(
-        self,
-        session: ClientSession,
-        app: Seawall,
-        name: str,
-        overrides: dict[str, Mapping[str, Any]],
-        retry: Retry | None,
-        timeout: float | None,
-    ) -> None:
-        self.session = session
-        self.name = name
-        self.app = app
-        self.overrides = overrides
-        self.retry = retry
-        self.timeout = timeout
-        self._lock = threading.Lock()
+    session: ClientSession
+    app: Seawall
+    name: str
+    overrides: dict[str, Mapping[str, Any]]
+    retry: Retry | None
+    timeout: float | None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False)
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.session, attribute)

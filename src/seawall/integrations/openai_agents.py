@@ -181,24 +181,27 @@ def tripped(exc: Exception, run_id: str | None = None) -> VerificationError:
     )
 
 
+@dataclasses.dataclass(eq=False)
 class _Journaled:
-    """Journaled copies of one SDK agent's graph: its models, function tools and handoffs."""
+    """Journaled copies of one SDK agent's graph: its models, function tools and handoffs.
 
-    def __init__(
-        self,
-        app: Seawall,
-        prefix: str,
-        tools: dict[str, Mapping[str, Any]],
-        model_retry: Retry | None,
-    ) -> None:
-        self.app = app
-        self.prefix = prefix
-        self.tools = tools
-        self.model_retry = model_retry
-        self.seen_tools: set[str] = set()
-        self.has_mcp = False
-        self._copies: dict[int, Agent[Any]] = {}
-        self._lock = threading.Lock()
+    Attributes:
+        app: The app whose runs journal the calls.
+        prefix: The prefix of the Seawall tools.
+        tools: Registration options by function tool name.
+        model_retry: The retry policy of model calls (``None``: the app's).
+        seen_tools: The function tools found so far.
+        has_mcp: Whether an agent of the graph has MCP servers.
+    """
+
+    app: Seawall
+    prefix: str
+    tools: dict[str, Mapping[str, Any]]
+    model_retry: Retry | None
+    seen_tools: set[str] = dataclasses.field(default_factory=set, init=False)
+    has_mcp: bool = dataclasses.field(default=False, init=False)
+    _copies: dict[int, Agent[Any]] = dataclasses.field(default_factory=dict, init=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False)
 
     def check_tools(self) -> None:
         """Refuse options for a tool no agent has (a typo would drop ``mutating``).
