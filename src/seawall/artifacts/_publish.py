@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from seawall import _faults
+from seawall._extras import optional_module
 from seawall.artifacts._names import MANIFEST_NAME
 from seawall.artifacts._staging import Manifest, fsync_dir, fsync_tree, remove_tree
 from seawall.errors import ConfigurationError, DestinationError
@@ -141,12 +142,9 @@ class FsspecDestination:
     """
 
     def __init__(self, url: str, **storage_options: Any) -> None:
-        try:
-            import fsspec  # noqa: PLC0415 - optional dependency, imported only when used
-        except ImportError as exc:  # pragma: no cover - the extra is installed in tests
-            raise ConfigurationError(
-                f"artifact destination {url!r} needs fsspec: pip install 'seawall[fsspec]'"
-            ) from exc
+        fsspec = optional_module(
+            "fsspec", extra="fsspec", needed_by=f"artifact destination {url!r} needs fsspec"
+        )
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
         except (ValueError, ImportError) as exc:

@@ -37,7 +37,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from seawall.errors import ConfigurationError, MissingExtraError
+from seawall._extras import optional_module
+from seawall.errors import ConfigurationError
 from seawall.observe.semantic import SemanticWatch, field_of
 
 if TYPE_CHECKING:
@@ -204,15 +205,12 @@ def scipy_stats() -> Any:
     Raises:
         MissingExtraError: SciPy is not installed.
     """
-    try:
-        from scipy import stats  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise MissingExtraError(
-            "DriftWatch(method='test') uses SciPy's chi-square and Kolmogorov-Smirnov tests: "
-            "pip install 'seawall[drift]' (or pass method='psi', which needs no library)",
-            extra="drift",
-        ) from exc
-    return stats
+    return optional_module(
+        "scipy.stats",
+        extra="drift",
+        needed_by="DriftWatch(method='test') uses SciPy's chi-square and Kolmogorov-Smirnov tests",
+        otherwise="or pass method='psi', which needs no library",
+    )
 
 
 # -- samples ------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
-from seawall.errors import ConfigurationError, MissingExtraError
+from seawall._extras import optional_module
+from seawall.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -265,15 +266,11 @@ def numpy() -> Any:
     Raises:
         MissingExtraError: NumPy is not installed.
     """
-    try:
-        import numpy as np  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise MissingExtraError(
-            "DriftWatch(semantic=...) compares embeddings with NumPy: "
-            "pip install 'seawall[semantic]'",
-            extra="semantic",
-        ) from exc
-    return np
+    return optional_module(
+        "numpy",
+        extra="semantic",
+        needed_by="DriftWatch(semantic=...) compares embeddings with NumPy",
+    )
 
 
 # -- storage ------------------------------------------------------------------------------------
