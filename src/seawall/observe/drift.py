@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from seawall._extras import optional_module
 from seawall.errors import ConfigurationError
 from seawall.observe.semantic import SemanticWatch, field_of
+from seawall.policies._arguments import is_amount, is_count
 
 if TYPE_CHECKING:
     from seawall.ledger import DriftSample
@@ -140,7 +141,7 @@ class DriftWatch:
             )
         if not isinstance(self.alpha, int | float) or not 0 < self.alpha < 1:
             raise ConfigurationError(f"DriftWatch(alpha={self.alpha!r}) must be in (0, 1)")
-        if not isinstance(self.psi, int | float) or not math.isfinite(self.psi) or self.psi <= 0:
+        if not (is_amount(self.psi) and self.psi > 0):
             raise ConfigurationError(f"DriftWatch(psi={self.psi!r}) must be a positive number")
         if not isinstance(self.cooldown, int | float) or self.cooldown < 0:
             raise ConfigurationError(f"DriftWatch(cooldown={self.cooldown!r}) must be seconds >= 0")
@@ -188,7 +189,7 @@ class DriftWatch:
 
 
 def _count(name: str, value: Any, least: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+    if not is_count(value, least):
         raise ConfigurationError(f"DriftWatch({name}={value!r}) must be an integer >= {least}")
 
 
@@ -200,11 +201,7 @@ def utc(at: float) -> str:
 
 
 def scipy_stats() -> Any:
-    """Return ``scipy.stats``.
-
-    Raises:
-        MissingExtraError: SciPy is not installed.
-    """
+    """Return ``scipy.stats`` (a :class:`~seawall.MissingExtraError` without SciPy)."""
     return optional_module(
         "scipy.stats",
         extra="drift",

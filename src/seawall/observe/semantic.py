@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from seawall._extras import optional_module
 from seawall.errors import ConfigurationError
+from seawall.policies._arguments import is_count
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,7 +157,7 @@ class SemanticWatch:
             raise ConfigurationError(f"SemanticWatch(min_shift={shift!r}) must be in (0, 2]")
         for label, least in (("examples", 1), ("excerpt", 20)):
             value = getattr(self, label)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            if not is_count(value, least):
                 raise ConfigurationError(
                     f"SemanticWatch({label}={value!r}) must be an integer >= {least}"
                 )
@@ -261,11 +262,7 @@ def field_of(output: Any, path: str) -> Any:
 
 
 def numpy() -> Any:
-    """Return ``numpy``.
-
-    Raises:
-        MissingExtraError: NumPy is not installed.
-    """
+    """Return ``numpy`` (a :class:`~seawall.MissingExtraError` without NumPy)."""
     return optional_module(
         "numpy",
         extra="semantic",
