@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +46,9 @@ class ChaosReport:
 
     runs: int
     restarts: int
+    statuses: dict[str, int] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     invariants: dict[str, dict[str, Any]] = field(default_factory=dict)
-    statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -57,14 +57,7 @@ class ChaosReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "ok": self.ok,
-            "runs": self.runs,
-            "restarts": self.restarts,
-            "statuses": self.statuses,
-            "faults": self.faults,
-            "invariants": self.invariants,
-        }
+        return {"ok": self.ok, **asdict(self)}
 
 
 def _session_runs(app: Seawall, name: str, since: float) -> list[RunRecord]:

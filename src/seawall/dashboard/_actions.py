@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
     Action = Callable[[Request, FormData, Identity], Awaitable[Response]]
     """An action's body: the request, its checked form and the operator posting it."""
+    RunningAction = Callable[[Request, FormData, Identity, Seawall], Awaitable[Response]]
+    """The body of an action that executes agents: it also gets the user's app."""
 
 PREVIEW: Final = 500
 """Most DLQ entries one confirmed redrive takes (larger sets go in several batches)."""
@@ -87,6 +89,22 @@ def _runner(request: Request) -> Seawall | Response:
     return runner
 
 
+def running(action: RunningAction) -> Callable[[Request], Awaitable[Response]]:
+    """:func:`acting`, for an action that executes agents: it is given the user's app.
+
+    Without one (the dashboard was started without ``--app``) the page says how to give it.
+    """
+
+    @functools.wraps(action)
+    async def with_runner(request: Request, form: FormData, identity: Identity) -> Response:
+        runner = _runner(request)
+        if isinstance(runner, Response):
+            return runner
+        return await action(request, form, identity, runner)
+
+    return acting(with_runner)
+
+
 def form_text(form: FormData, name: str) -> str:
     """The field ``name`` of ``form``, stripped (empty when absent or a file)."""
     value = form.get(name)
@@ -108,12 +126,11 @@ def with_done(path: str, done: str) -> str:
 # -- replay ---------------------------------------------------------------------------------
 
 
-@acting
-async def replay(request: Request, form: FormData, _operator: Identity) -> Response:
+@running
+async def replay(
+    request: Request, form: FormData, _operator: Identity, runner: Seawall
+) -> Response:
     """Replay a run: recorded at once (nothing executes), live after a confirmation."""
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
     mode = form.get("mode")
     if mode not in ("recorded", "live"):
         return failed(request, "mode must be recorded or live", 400)
@@ -251,12 +268,11 @@ async def _kept(
     )
 
 
-@acting
-async def approve(request: Request, form: FormData, identity: Identity) -> Response:
+@running
+async def approve(
+    request: Request, form: FormData, identity: Identity, runner: Seawall
+) -> Response:
     """Approve a hand-off, with the run's output or an edited one (JSON, verified again)."""
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
     handoff_id = request.path_params["handoff_id"]
     note = form_text(form, "note") or None
     edited = form_text(form, "output")
@@ -282,12 +298,9 @@ async def approve(request: Request, form: FormData, identity: Identity) -> Respo
     return RedirectResponse("/handoffs?done=approved", status_code=303)
 
 
-@acting
-async def reject(request: Request, form: FormData, identity: Identity) -> Response:
+@running
+async def reject(request: Request, form: FormData, identity: Identity, runner: Seawall) -> Response:
     """Reject a hand-off with a reason: the run fails ``silent_drift``."""
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
     handoff_id = request.path_params["handoff_id"]
     reason = form_text(form, "reason")
     if not reason:

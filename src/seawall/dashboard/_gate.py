@@ -18,6 +18,7 @@ the stylesheet, so no ledger data stays in a browser's or proxy's cache.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -53,15 +54,15 @@ class BodyTooLargeError(Exception):
     """A request body went past its limit while it was read."""
 
 
+@dataclass
 class Gate:
     """ASGI middleware applying the checks above (see the module docstring).
 
-    Args:
+    Attributes:
         app: The wrapped app.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    app: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
