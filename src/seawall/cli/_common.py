@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Protocol, TypeVar
 
 import typer
 from rich.markup import escape
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from rich.text import Text
 
+    from seawall import ErrorClass, FailureCause
     from seawall.cli._output import Column
     from seawall.ledger import IdKind
 
@@ -222,6 +223,26 @@ def fail(error: SeawallError) -> typer.Exit:
 def print_json(value: Any) -> None:
     """Print ``value`` as indented, key-sorted JSON on stdout."""
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class Failed(Protocol):
+    """A run, attempt or dead-letter entry: what ended it, if anything did."""
+
+    @property
+    def error_class(self) -> ErrorClass | None:
+        """The failure's class."""
+
+    @property
+    def failure_cause(self) -> FailureCause | None:
+        """The failure's cause."""
+
+
+def failure_json(record: Failed) -> dict[str, str | None]:
+    """The ``error_class`` and ``failure_cause`` of ``record`` in the stable JSON forms."""
+    return {
+        "error_class": None if record.error_class is None else record.error_class.value,
+        "failure_cause": None if record.failure_cause is None else record.failure_cause.value,
+    }
 
 
 def print_listing(

@@ -11,6 +11,7 @@ from seawall.cli._common import (
     JsonOption,
     LedgerOption,
     console,
+    failure_json,
     load_app,
     print_json,
     resolve_id,
@@ -46,8 +47,7 @@ def resume(
                     "run_id": r.run_id,
                     "agent": r.agent,
                     "status": r.status.value,
-                    "error_class": None if r.error_class is None else r.error_class.value,
-                    "failure_cause": None if r.failure_cause is None else r.failure_cause.value,
+                    **failure_json(r),
                     "attempts": len(r.attempts),
                 }
                 for r in results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +15,7 @@ from seawall.cli._common import (
     JsonOption,
     LedgerOption,
     console,
+    failure_json,
     iso,
     open_app,
     parse_since,
@@ -59,8 +61,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "unknown_usage_calls": run.unknown_usage_calls,
         "unpriced_calls": run.unpriced_calls,
         "trace_id": run.trace_id,
-        "error_class": None if run.error_class is None else run.error_class.value,
-        "failure_cause": None if run.failure_cause is None else run.failure_cause.value,
+        **failure_json(run),
         "error_type": run.error_type,
         "error_message": run.error_message,
         "error": run.error,
@@ -250,8 +251,7 @@ def _view_json(view: _RunView) -> dict[str, Any]:
                 "status": a.status,
                 "start_time": iso(a.start_time),
                 "end_time": iso(a.end_time),
-                "error_class": None if a.error_class is None else a.error_class.value,
-                "failure_cause": None if a.failure_cause is None else a.failure_cause.value,
+                **failure_json(a),
                 "error_type": a.error_type,
                 "error_message": a.error_message,
                 "retry_delay_s": a.retry_delay,
@@ -412,11 +412,9 @@ def _excerpt(value: Any, other: Any, room: int) -> str:
     if not isinstance(value, str) or len(value) <= room:
         shown = json.dumps(value, ensure_ascii=False, default=repr)
         return shown if len(shown) <= room or isinstance(value, str) else shown[:room] + "…"
-    at = 0
-    if isinstance(other, str):
-        common = min(len(value), len(other))
-        while at < common and value[at] == other[at]:
-            at += 1
+    # Character by character on purpose: where the two strings start to differ.
+    common = os.path.commonprefix([value, other]) if isinstance(other, str) else ""  # noqa: RUF071
+    at = len(common)
     start = max(0, at - room // 3)
     end = min(len(value), start + room)
     shown = json.dumps(value[start:end], ensure_ascii=False)
