@@ -83,11 +83,7 @@ class LocalDestination:
             staging.rename(target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                raise DestinationError(
-                    f"cannot publish the artifacts of run {run_id} to {target} ({exc.strerror})",
-                    destination=self.url,
-                    run_id=run_id,
-                ) from exc
+                raise _unpublished(run_id, target, self.url, exc.strerror) from exc
             self._publish_across_devices(run_id, staging, target)
         _faults.point("commit.renamed")
         if self.sync:
@@ -102,11 +98,7 @@ class LocalDestination:
             temporary.rename(target)
         except OSError as exc:
             remove_tree(temporary)
-            raise DestinationError(
-                f"cannot publish the artifacts of run {run_id} to {target} ({exc})",
-                destination=self.url,
-                run_id=run_id,
-            ) from exc
+            raise _unpublished(run_id, target, self.url, exc) from exc
         remove_tree(staging)
 
     def manifest(self, run_id: str) -> Manifest | None:
@@ -171,11 +163,7 @@ class FsspecDestination:
             _faults.point("commit.manifest")
             self.fs.pipe_file(self._key(run_id, MANIFEST_NAME), manifest.to_json())
         except OSError as exc:
-            raise DestinationError(
-                f"cannot publish the artifacts of run {run_id} to {self.url} ({exc})",
-                destination=self.url,
-                run_id=run_id,
-            ) from exc
+            raise _unpublished(run_id, self.url, self.url, exc) from exc
         _faults.point("commit.renamed")
 
     def manifest(self, run_id: str) -> Manifest | None:
@@ -205,3 +193,12 @@ def destination_for(target: str | os.PathLike[str], *, sync: bool = False) -> De
     if "://" in text:
         return FsspecDestination(text)
     return LocalDestination(text, sync=sync)
+
+
+def _unpublished(run_id: str, target: object, url: str, reason: object) -> DestinationError:
+    """The error of a run whose artifacts could not be published to ``target``."""
+    return DestinationError(
+        f"cannot publish the artifacts of run {run_id} to {target} ({reason})",
+        destination=url,
+        run_id=run_id,
+    )

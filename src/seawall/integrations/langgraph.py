@@ -20,6 +20,7 @@ rejected an attempt, the next one finds their messages in
 
 from __future__ import annotations
 
+import contextlib
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -46,7 +47,7 @@ from seawall import AsyncContext, Context, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, UsageError  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from langchain_core.callbacks import (
         AsyncCallbackManagerForLLMRun,
@@ -230,11 +231,8 @@ class JournaledChatModel(BaseChatModel):
                 f"{self.step}: a sync LangChain call (invoke) inside the async agent "
                 f"{ctx.agent!r}; call ainvoke there, or register the graph without asynchronous"
             )
-        token = _live_call.set((self.inner, messages, stop, kwargs))
-        try:
-            data = ctx.call(self.step, **self._request(messages, stop, kwargs))
-        finally:
-            _live_call.reset(token)
+        with self._live(messages, stop, kwargs) as request:
+            data = ctx.call(self.step, **request)
         return self._finish(ctx, data)
 
     async def _agenerate(
@@ -252,12 +250,20 @@ class JournaledChatModel(BaseChatModel):
                 f"{self.step}: an async LangChain call (ainvoke) inside the sync agent "
                 f"{ctx.agent!r}; register the graph with asynchronous=True"
             )
+        with self._live(messages, stop, kwargs) as request:
+            data = await ctx.call(self.step, **request)
+        return self._finish(ctx, data)
+
+    @contextlib.contextmanager
+    def _live(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the step's request, with the live call held for the step's body meanwhile."""
         token = _live_call.set((self.inner, messages, stop, kwargs))
         try:
-            data = await ctx.call(self.step, **self._request(messages, stop, kwargs))
+            yield self._request(messages, stop, kwargs)
         finally:
             _live_call.reset(token)
-        return self._finish(ctx, data)
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
