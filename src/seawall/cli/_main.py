@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from seawall import SeawallError, __version__
 from seawall.cli import chaos, dashboard, demo, drift, gc, migrate, operators, replays, resume, runs
-from seawall.cli._common import fail
+from seawall.cli._output import fail
 
 
 class _Commands(TyperGroup):

@@ -11,14 +11,8 @@ from typing import Annotated
 import typer
 
 from seawall import ConfigurationError, MissingExtraError
-from seawall.cli._common import (
-    LedgerOption,
-    existing_ledger,
-    fail,
-    ledger_url,
-    load_app,
-    open_app,
-)
+from seawall.cli._inputs import LedgerOption, existing_ledger, ledger_url, load_app, open_app
+from seawall.cli._output import fail
 
 
 def metrics(ledger: LedgerOption = None) -> None:

@@ -8,17 +8,8 @@ import typer
 from rich.text import Text
 
 from seawall import DriftWatch
-from seawall.cli._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    iso,
-    open_app,
-    parse_since,
-    print_json,
-    short_when,
-)
-from seawall.cli._output import Column, print_table, text
+from seawall.cli._inputs import JsonOption, LedgerOption, open_app, parse_since
+from seawall.cli._output import Column, console, iso, print_json, print_table, short_when, text
 from seawall.observe.alerts import KINDS, alert_json
 from seawall.observe.evaluation import DriftReport, evaluate, watches_in
 

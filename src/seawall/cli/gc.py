@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from seawall import Seawall
-from seawall.cli._common import JsonOption, LedgerOption, console, existing_ledger, print_json
-from seawall.cli._output import Column, print_table, text
+from seawall.cli._inputs import JsonOption, LedgerOption, existing_ledger
+from seawall.cli._output import Column, console, print_json, print_table, text
 
 
 def gc(

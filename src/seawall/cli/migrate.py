@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from seawall.cli._common import JsonOption, LedgerOption, console, ledger_url, print_json
-from seawall.cli._output import text
+from seawall.cli._inputs import JsonOption, LedgerOption, ledger_url
+from seawall.cli._output import console, print_json, text
 from seawall.ledger import migrate as migrate_ledger
 
 

@@ -10,21 +10,21 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from seawall.cli._common import (
-    JsonOption,
-    LedgerOption,
+from seawall.cli._inputs import JsonOption, LedgerOption, load_app, open_app, resolve_id
+from seawall.cli._output import (
+    Column,
     console,
     errors,
+    id_note,
     iso,
-    load_app,
-    open_app,
     print_json,
     print_listing,
-    resolve_id,
+    short_ids,
     short_when,
+    status_text,
+    text,
     when,
 )
-from seawall.cli._output import Column, id_note, short_ids, status_text, text
 from seawall.ledger import describe
 
 if TYPE_CHECKING:

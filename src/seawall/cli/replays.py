@@ -11,23 +11,30 @@ import typer
 from rich.text import Text
 
 from seawall import UsageError
-from seawall.cli._common import (
+from seawall.cli._inputs import (
     AppOption,
     JsonOption,
     LedgerOption,
-    console,
-    fail,
-    failure_json,
-    iso,
     load_app,
     open_app,
     parse_since,
+    resolve_id,
+)
+from seawall.cli._output import (
+    Column,
+    console,
+    fail,
+    failure_json,
+    id_note,
+    iso,
     print_json,
     print_listing,
-    resolve_id,
+    print_table,
+    short_ids,
     short_when,
+    status_text,
+    text,
 )
-from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
 from seawall.ledger import describe
 
 dlq = typer.Typer(

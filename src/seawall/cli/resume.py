@@ -6,17 +6,8 @@ from typing import Annotated
 
 import typer
 
-from seawall.cli._common import (
-    AppOption,
-    JsonOption,
-    LedgerOption,
-    console,
-    failure_json,
-    load_app,
-    print_json,
-    resolve_id,
-)
-from seawall.cli._output import text
+from seawall.cli._inputs import AppOption, JsonOption, LedgerOption, load_app, resolve_id
+from seawall.cli._output import console, failure_json, print_json, text
 
 
 def resume(

@@ -11,22 +11,23 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from seawall.cli._common import (
-    JsonOption,
-    LedgerOption,
+from seawall.cli._inputs import JsonOption, LedgerOption, open_app, parse_since, resolve_id
+from seawall.cli._output import (
+    Column,
     console,
     failure_json,
+    id_note,
     iso,
-    open_app,
-    parse_since,
     print_json,
     print_listing,
-    resolve_id,
+    print_table,
     seconds,
+    short_ids,
     short_when,
+    status_text,
+    text,
     when,
 )
-from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
 from seawall.ledger import RunQuery, describe
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from seawall._extras import optional_module
 from seawall.errors import ConfigurationError
-from seawall.verify._core import Check, VerifyContext
+from seawall.verify._verdicts import Check, VerifyContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
