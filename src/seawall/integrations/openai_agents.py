@@ -424,37 +424,14 @@ class _JournaledModel(Model):
         )
         return response
 
-    def stream_response(
-        self,
-        system_instructions: str | None,
-        input: Any,  # noqa: A002 - the SDK's parameter name
-        model_settings: Any,
-        tools: list[Any],
-        output_schema: Any,
-        handoffs: list[Any],
-        tracing: Any,
-        *,
-        previous_response_id: str | None,
-        conversation_id: str | None,
-        prompt: Any,
-    ) -> AsyncIterator[Any]:
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        """The wrapped model's stream outside a run; refused inside one (it is not journaled)."""
         if current_context() is not None:
             raise UsageError(
                 "a streamed model call (Runner.run_streamed) inside a Seawall run is not "
                 "journaled and could not be replayed; use Runner.run (register() does)"
             )
-        return self.inner.stream_response(
-            system_instructions,
-            input,
-            model_settings,
-            tools,
-            output_schema,
-            handoffs,
-            tracing,
-            previous_response_id=previous_response_id,
-            conversation_id=conversation_id,
-            prompt=prompt,
-        )
+        return self.inner.stream_response(*args, **kwargs)
 
     async def close(self) -> None:
         await self.inner.close()
