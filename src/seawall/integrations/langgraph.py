@@ -20,8 +20,6 @@ rejected an attempt, the next one finds their messages in
 
 from __future__ import annotations
 
-import contextlib
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from seawall.integrations._versions import require
@@ -45,9 +43,10 @@ from pydantic_core import to_jsonable_python  # noqa: E402
 
 from seawall import AsyncContext, Context, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, UsageError  # noqa: E402
+from seawall.integrations._live import LiveCall  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from langchain_core.callbacks import (
         AsyncCallbackManagerForLLMRun,
@@ -153,7 +152,7 @@ def to_json(value: Any, *, ids: bool = True) -> Any:
 
 # -- chat models ------------------------------------------------------------------------------
 
-_live_call: ContextVar[tuple[Any, ...] | None] = ContextVar("seawall_langchain_call", default=None)
+_live_call: LiveCall[tuple[Any, ...]] = LiveCall("seawall_langchain_call")
 """The live messages of the LLM step being journaled (objects the journal does not hold)."""
 
 
@@ -231,8 +230,8 @@ class JournaledChatModel(BaseChatModel):
                 f"{self.step}: a sync LangChain call (invoke) inside the async agent "
                 f"{ctx.agent!r}; call ainvoke there, or register the graph without asynchronous"
             )
-        with self._live(messages, stop, kwargs) as request:
-            data = ctx.call(self.step, **request)
+        with _live_call.held((self.inner, messages, stop, kwargs)):
+            data = ctx.call(self.step, **self._request(messages, stop, kwargs))
         return self._finish(ctx, data)
 
     async def _agenerate(
@@ -250,20 +249,9 @@ class JournaledChatModel(BaseChatModel):
                 f"{self.step}: an async LangChain call (ainvoke) inside the sync agent "
                 f"{ctx.agent!r}; register the graph with asynchronous=True"
             )
-        with self._live(messages, stop, kwargs) as request:
-            data = await ctx.call(self.step, **request)
+        with _live_call.held((self.inner, messages, stop, kwargs)):
+            data = await ctx.call(self.step, **self._request(messages, stop, kwargs))
         return self._finish(ctx, data)
-
-    @contextlib.contextmanager
-    def _live(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the step's request, with the live call held for the step's body meanwhile."""
-        token = _live_call.set((self.inner, messages, stop, kwargs))
-        try:
-            yield self._request(messages, stop, kwargs)
-        finally:
-            _live_call.reset(token)
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
@@ -290,9 +278,7 @@ def _live_caller(step: str) -> Callable[..., Any]:
     """The LLM tool of one wrapped model (a new function: one function cannot have two names)."""
 
     def call_model(**_journaled: Any) -> Any:
-        live = _live_call.get()
-        if live is None:  # pragma: no cover - only ever called through JournaledChatModel
-            raise UsageError(f"{step} can only run inside its wrapped model's call")
+        live = _live_call.get(f"{step} can only run inside its wrapped model's call")
         model, messages, stop, kwargs = live
         return to_json(model.invoke(messages, stop=stop, **kwargs))
 
