@@ -226,7 +226,11 @@ def test_a_breaker_not_known_closed_is_asked_before_the_call(app: Seawall) -> No
     spec = ToolSpec.build(echo, name=None, mutating=False, idempotent=False, retry=Retry())
     steps = call(journal(app, breakers=app.runtime.breakers), spec, ("hi",), {})
     check = next(steps)
-    assert (Ledger, app.runtime.breakers.check, "tool:echo") == (type(check), check.fn, check.args[0])
+    assert (Ledger, app.runtime.breakers.check, "tool:echo") == (
+        type(check),
+        check.fn,
+        check.args[0],
+    )
     assert Invoke is type(steps.send(None))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from seawall import _faults
+from seawall._extras import optional_module
 from seawall.artifacts._names import MANIFEST_NAME
 from seawall.artifacts._staging import Manifest, fsync_dir, fsync_tree, remove_tree
 from seawall.errors import ConfigurationError, DestinationError
@@ -82,11 +83,7 @@ class LocalDestination:
             staging.rename(target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                raise DestinationError(
-                    f"cannot publish the artifacts of run {run_id} to {target} ({exc.strerror})",
-                    destination=self.url,
-                    run_id=run_id,
-                ) from exc
+                raise _unpublished(run_id, target, self.url, exc.strerror) from exc
             self._publish_across_devices(run_id, staging, target)
         _faults.point("commit.renamed")
         if self.sync:
@@ -101,11 +98,7 @@ class LocalDestination:
             temporary.rename(target)
         except OSError as exc:
             remove_tree(temporary)
-            raise DestinationError(
-                f"cannot publish the artifacts of run {run_id} to {target} ({exc})",
-                destination=self.url,
-                run_id=run_id,
-            ) from exc
+            raise _unpublished(run_id, target, self.url, exc) from exc
         remove_tree(staging)
 
     def manifest(self, run_id: str) -> Manifest | None:
@@ -141,12 +134,9 @@ class FsspecDestination:
     """
 
     def __init__(self, url: str, **storage_options: Any) -> None:
-        try:
-            import fsspec  # noqa: PLC0415 - optional dependency, imported only when used
-        except ImportError as exc:  # pragma: no cover - the extra is installed in tests
-            raise ConfigurationError(
-                f"artifact destination {url!r} needs fsspec: pip install 'seawall[fsspec]'"
-            ) from exc
+        fsspec = optional_module(
+            "fsspec", extra="fsspec", needed_by=f"artifact destination {url!r} needs fsspec"
+        )
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
         except (ValueError, ImportError) as exc:
@@ -173,11 +163,7 @@ class FsspecDestination:
             _faults.point("commit.manifest")
             self.fs.pipe_file(self._key(run_id, MANIFEST_NAME), manifest.to_json())
         except OSError as exc:
-            raise DestinationError(
-                f"cannot publish the artifacts of run {run_id} to {self.url} ({exc})",
-                destination=self.url,
-                run_id=run_id,
-            ) from exc
+            raise _unpublished(run_id, self.url, self.url, exc) from exc
         _faults.point("commit.renamed")
 
     def manifest(self, run_id: str) -> Manifest | None:
@@ -207,3 +193,12 @@ def destination_for(target: str | os.PathLike[str], *, sync: bool = False) -> De
     if "://" in text:
         return FsspecDestination(text)
     return LocalDestination(text, sync=sync)
+
+
+def _unpublished(run_id: str, target: object, url: str, reason: object) -> DestinationError:
+    """The error of a run whose artifacts could not be published to ``target``."""
+    return DestinationError(
+        f"cannot publish the artifacts of run {run_id} to {target} ({reason})",
+        destination=url,
+        run_id=run_id,
+    )

@@ -18,21 +18,22 @@ invariants:
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seawall._failures import FailureCause, RunStatus
 from seawall._payload import digest
+from seawall.chaos._inject import install
 from seawall.chaos._interrupt import Takeovers, prepare_outages, resume_interrupted
 from seawall.chaos._plan import CLASS_OF, FaultPlan
+from seawall.chaos._workload import load_target, log_mutations
 
 if TYPE_CHECKING:
     from seawall._app import Seawall
@@ -45,9 +46,9 @@ class ChaosReport:
 
     runs: int
     restarts: int
+    statuses: dict[str, int] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     invariants: dict[str, dict[str, Any]] = field(default_factory=dict)
-    statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -56,42 +57,7 @@ class ChaosReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "ok": self.ok,
-            "runs": self.runs,
-            "restarts": self.restarts,
-            "statuses": self.statuses,
-            "faults": self.faults,
-            "invariants": self.invariants,
-        }
-
-
-def load_target(spec: str) -> tuple[Seawall, Any, str]:
-    """Import ``module:attribute`` naming an agent or graph; return its app, target and name.
-
-    The module must define the app as ``app`` (or name it ``module:attr@app_attr``).
-    """
-    from seawall._app import Seawall  # noqa: PLC0415 - avoids an import cycle
-    from seawall._graph import Graph  # noqa: PLC0415
-    from seawall.errors import ConfigurationError  # noqa: PLC0415
-
-    target_spec, _, app_attr = spec.partition("@")
-    module_name, sep, attribute = target_spec.partition(":")
-    if not sep:
-        raise ConfigurationError(f"{spec!r} is not module:attribute")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    module = importlib.import_module(module_name)
-    app = getattr(module, app_attr or "app", None)
-    if not isinstance(app, Seawall):
-        raise ConfigurationError(
-            f"module {module_name!r} has no Seawall app named {app_attr or 'app'!r}"
-        )
-    target = getattr(module, attribute)
-    if isinstance(target, Graph):
-        app.graph(target)
-        return app, target, target.name
-    return app, target, app.runtime.registry.agent(target).name
+        return {"ok": self.ok, **asdict(self)}
 
 
 def _session_runs(app: Seawall, name: str, since: float) -> list[RunRecord]:
@@ -108,8 +74,6 @@ def child_main(argv: list[str]) -> int:
     A run whose attempt lost its ledger (a ``ledger_outage``) is resumed here once the ledger
     is back; one taken over by another process (a ``stall``) is left to it.
     """
-    from seawall.chaos._inject import install  # noqa: PLC0415
-
     spec, plan_path, log, runs, since, inputs, lease = argv
     plan = FaultPlan.load(plan_path) if plan_path else FaultPlan()
     if any(fault.kind == "ledger_outage" for fault in plan.faults):
@@ -128,52 +92,6 @@ def child_main(argv: list[str]) -> int:
             resume_interrupted(app, result.run_id, injector.outage)
     app.close()
     return 0
-
-
-def log_mutations(app: Seawall, log: Path) -> None:
-    """Record every mutating call (tool, key, run) so duplicates can be found afterwards."""
-    import functools  # noqa: PLC0415
-
-    from seawall import _faults  # noqa: PLC0415
-
-    def record(tool: str, kwargs: dict[str, Any]) -> None:
-        with log.open("a") as handle:
-            entry = {
-                "event": "mutation",
-                "tool": tool,
-                "key": kwargs.get("idempotency_key"),
-                "run_id": _faults.current_run.get(),
-            }
-            handle.write(json.dumps(entry) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    for name, spec in app.tools.items():
-        if spec.mutating:
-            app.runtime.registry.replace(name, "tool", functools.partial(_logging, name, record))
-
-
-def _logging(name: str, record: Any, fn: Any) -> Any:
-    import functools  # noqa: PLC0415
-    import inspect  # noqa: PLC0415
-
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def logged_async(*args: Any, **kwargs: Any) -> Any:
-            result = await fn(*args, **kwargs)
-            record(name, kwargs)
-            return result
-
-        return logged_async
-
-    @functools.wraps(fn)
-    def logged(*args: Any, **kwargs: Any) -> Any:
-        result = fn(*args, **kwargs)
-        record(name, kwargs)
-        return result
-
-    return logged
 
 
 def run_session(

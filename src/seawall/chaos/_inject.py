@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from seawall import _faults
 from seawall.artifacts import StagingArea
 from seawall.chaos._interrupt import LedgerOutage, stop_myself
+from seawall.chaos._workload import append_entry
 from seawall.errors import PermanentError, RetryableError
 
 if TYPE_CHECKING:
@@ -70,10 +71,7 @@ class Injector:
                 self._fired[entry["fault"]] = self._fired.get(entry["fault"], 0) + 1
 
     def _write(self, entry: dict[str, Any]) -> None:
-        with self.log.open("a") as handle:
-            handle.write(json.dumps(entry, default=repr) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_entry(self.log, entry)
 
     def next_fault(self, target: str) -> tuple[int, Fault] | None:
         """Count a call of ``target`` and return the fault to inject now, if any."""

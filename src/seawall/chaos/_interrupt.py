@@ -32,9 +32,11 @@ import sys
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from seawall.chaos._workload import append_entry, load_target, log_mutations
 from seawall.errors import ConfigurationError, LedgerError, UsageError
 
 if TYPE_CHECKING:
@@ -215,8 +217,6 @@ def resume_main(argv: list[str]) -> int:
     It logs ``{"event": "takeover"}`` as soon as it holds the run (so the session wakes the
     stalled owner while the new one works), and its mutating calls like a workload process.
     """
-    from seawall.chaos._harness import load_target, log_mutations  # noqa: PLC0415
-
     spec, log, run_id, lease = argv
     app, _, _ = load_target(spec)
     app.runtime.leases.duration = float(lease)
@@ -254,40 +254,27 @@ def _announce(app: Seawall, log: Path, run_id: str, epoch: int, done: threading.
                 return
 
 
-def append_entry(log: Path, entry: dict[str, Any]) -> None:
-    """Append one line to the session's log and fsync it."""
-    with log.open("a") as handle:
-        handle.write(json.dumps(entry, default=repr) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
+@dataclass
 class Takeovers:
     """Watches a workload process for stalls and has each stalled run taken over.
 
-    Args:
+    Attributes:
         spec: The target (``module:attribute``).
         log: The session's log.
         lease: Lease seconds in the session's processes.
         env: The processes' environment.
         progress: Called with a line for people, or ``None``.
+        offset: How far the session's log has been read.
+        rivals: The competing processes started so far.
     """
 
-    def __init__(
-        self,
-        spec: str,
-        log: Path,
-        lease: float,
-        env: dict[str, str],
-        progress: Callable[[str], None] | None,
-    ) -> None:
-        self.spec = spec
-        self.log = log
-        self.lease = lease
-        self.env = env
-        self.progress = progress
-        self.offset = 0
-        self.rivals: list[subprocess.Popen[bytes]] = []
+    spec: str
+    log: Path
+    lease: float
+    env: dict[str, str]
+    progress: Callable[[str], None] | None
+    offset: int = 0
+    rivals: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def watch(self, child: subprocess.Popen[bytes]) -> int:
         """Wait for ``child`` to exit, handling its stalls; return its exit code."""

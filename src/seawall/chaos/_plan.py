@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from seawall.errors import ConfigurationError
+from seawall.policies._arguments import is_amount
 
 Kind = Literal[
     "exception",
@@ -103,14 +103,10 @@ class Fault:
         if self.on_call is not None and (not isinstance(self.on_call, int) or self.on_call < 1):
             raise ConfigurationError(f"fault on_call={self.on_call!r} must be an integer >= 1")
         if self.probability is not None and not (
-            isinstance(self.probability, int | float)
-            and math.isfinite(self.probability)
-            and 0 <= self.probability <= 1
+            is_amount(self.probability) and self.probability <= 1
         ):
             raise ConfigurationError(f"fault probability={self.probability!r} must be in [0, 1]")
-        if self.delay is not None and not (
-            isinstance(self.delay, int | float) and math.isfinite(self.delay) and self.delay >= 0
-        ):
+        if self.delay is not None and not is_amount(self.delay):
             raise ConfigurationError(f"fault delay={self.delay!r} must be a number of seconds >= 0")
 
     @property

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from seawall._version import VERSION
+from seawall import SeawallError, __version__
 from seawall.cli import chaos, dashboard, demo, drift, gc, migrate, operators, replays, resume, runs
+from seawall.cli._output import fail
+
+
+class _Commands(TyperGroup):
+    """The command group: a Seawall error from any command is its message and exit code 1."""
+
+    # ``ctx`` is click's Context, which typer vendors from 0.29 on: typed loosely for both.
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; report a :class:`~seawall.SeawallError` on stderr instead of a trace."""
+        try:
+            return super().invoke(ctx)
+        except SeawallError as exc:
+            raise fail(exc) from exc
+
 
 cli = typer.Typer(
+    cls=_Commands,
     name="seawall",
     help="Seawall: make LLM agents fail safely. Inspect the run ledger and recover runs.",
     no_args_is_help=True,
@@ -20,7 +36,7 @@ cli = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"seawall {VERSION}")
+        typer.echo(f"seawall {__version__}")
         raise typer.Exit
 
 

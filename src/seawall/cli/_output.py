@@ -1,4 +1,4 @@
-"""How the CLI prints: tables that fit the terminal, ids a person can copy, ledger text as text.
+"""How the CLI prints: tables that fit the terminal, ids to copy, JSON, times, Seawall errors.
 
 Everything read from the ledger (agent names, error messages, reasons, ids) reaches the terminal
 as :class:`rich.text.Text` or escaped, never as Rich markup: a recorded ``[/]`` or
@@ -11,19 +11,26 @@ than cutting words in half; ids are shown as their shortest unique prefix of at 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
 
+import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
-    from seawall import Seawall
+    from seawall import ErrorClass, FailureCause, Seawall, SeawallError
     from seawall.ledger import IdKind
+
+T = TypeVar("T")
 
 console = Console(emoji=False)
 errors = Console(stderr=True, emoji=False)
@@ -182,3 +189,103 @@ def id_note(shortened: dict[str, str]) -> str:
     if any(short != full for full, short in shortened.items()):
         return "ids are shown by a unique prefix, which every command accepts"
     return ""
+
+
+def fail(error: SeawallError) -> typer.Exit:
+    """Print a Seawall error on stderr and return the exit to raise."""
+    # Not wrapped here: the terminal wraps it, and a copied command or path stays whole.
+    errors.print(
+        f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return typer.Exit(code=1)
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as indented, key-sorted JSON on stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class Failed(Protocol):
+    """A run, attempt or dead-letter entry: what ended it, if anything did."""
+
+    @property
+    def error_class(self) -> ErrorClass | None:
+        """The failure's class."""
+
+    @property
+    def failure_cause(self) -> FailureCause | None:
+        """The failure's cause."""
+
+
+def failure_json(record: Failed) -> dict[str, str | None]:
+    """The ``error_class`` and ``failure_cause`` of ``record`` in the stable JSON forms."""
+    return {
+        "error_class": None if record.error_class is None else record.error_class.value,
+        "failure_cause": None if record.failure_cause is None else record.failure_cause.value,
+    }
+
+
+def print_listing(
+    items: Sequence[T],
+    *,
+    as_json: bool,
+    to_json: Callable[[T], Any],
+    none: str,
+    title: str,
+    columns: Sequence[Column],
+    row: Callable[[T], Sequence[Text | str]],
+    note: str = "",
+) -> None:
+    """Print what a list command found: JSON for scripts, one line when nothing, else a table.
+
+    Args:
+        items: What was found.
+        as_json: The ``--json`` option: print ``[to_json(item), ...]`` and nothing else.
+        to_json: The stable JSON form of an item.
+        none: The line printed when nothing was found.
+        title: The table's title.
+        columns: The table's columns.
+        row: An item's cells, in column order.
+        note: A dim line under the table.
+    """
+    if as_json:
+        print_json([to_json(item) for item in items])
+    elif not items:
+        console.print(text(none))
+    else:
+        print_table(title, columns, [row(item) for item in items], note)
+
+
+def when(timestamp: float | None) -> str:
+    """Format a Unix time for people (local time, seconds)."""
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short_when(timestamp: float | None) -> str:
+    """A Unix time for a table column: ``MM-DD HH:MM:SS`` this year, else the date and minute."""
+    if timestamp is None:
+        return "-"
+    moment = dt.datetime.fromtimestamp(timestamp).astimezone()
+    if moment.year == dt.datetime.now().astimezone().year:
+        return moment.strftime("%m-%d %H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def iso(timestamp: float | None) -> str | None:
+    """Format a Unix time as ISO 8601 UTC for JSON output."""
+    if timestamp is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec="microseconds")
+
+
+def seconds(value: float | None) -> str:
+    """Format a duration for people."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.1f} ms"
+    return f"{value:.2f} s"

@@ -12,8 +12,8 @@ from rich.text import Text
 
 from seawall import SeawallError
 from seawall.chaos import ChaosReport, run_session
-from seawall.cli._common import JsonOption, console, fail, print_json
-from seawall.cli._output import Column, print_table, text
+from seawall.cli._inputs import JsonOption  # noqa: TC001 - typer reads annotations at run time
+from seawall.cli._output import Column, console, fail, print_json, print_table, text
 
 chaos = typer.Typer(
     name="chaos",

@@ -10,25 +10,16 @@ from typing import Annotated
 
 import typer
 
-from seawall import ConfigurationError, MissingExtraError, SeawallError
-from seawall.cli._common import (
-    LedgerOption,
-    existing_ledger,
-    fail,
-    ledger_url,
-    load_app,
-    open_app,
-    using,
-)
+from seawall import ConfigurationError, MissingExtraError
+from seawall.cli._inputs import LedgerOption, existing_ledger, ledger_url, load_app, open_app
+from seawall.cli._output import fail
 
 
 def metrics(ledger: LedgerOption = None) -> None:
     """Print the ledger's metrics in the Prometheus text format (runs of every process)."""
-    try:
-        from seawall.observe.prometheus import exposition  # noqa: PLC0415 - optional extra
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    with using(open_app(ledger)) as app:
+    from seawall.observe.prometheus import exposition  # noqa: PLC0415 - optional extra
+
+    with open_app(ledger) as app:
         sys.stdout.write(exposition(app.store))
 
 
@@ -88,10 +79,10 @@ def dashboard(
     try:
         import uvicorn  # noqa: PLC0415 - optional extra
 
-        from seawall.dashboard import create_app  # noqa: PLC0415 - optional extra
-        from seawall.dashboard._security import (  # noqa: PLC0415 - optional extra
+        from seawall.dashboard import (  # noqa: PLC0415 - optional extra
             LOOPBACK,
             TOKEN_ENV,
+            create_app,
             new_token,
         )
     except ImportError as exc:
@@ -100,36 +91,28 @@ def dashboard(
             "pip install 'seawall[dashboard]'"
         )
         raise fail(missing) from exc
-    except SeawallError as exc:
-        raise fail(exc) from exc
     user_app = None
     if app_spec is not None:
         user_app = load_app(app_spec, ledger)
     else:
         existing_ledger(ledger)  # the dashboard reads a ledger; it never creates an empty one
-    try:
-        named = _tokens(operators, "--operators")
-        readers = _tokens(viewers, "--viewers")
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    named = _tokens(operators, "--operators")
+    readers = _tokens(viewers, "--viewers")
     token = os.environ.get(TOKEN_ENV) or ""
     generated = not token and named is None
     if generated:
         token = new_token()
-    try:
-        web = create_app(
-            ledger_url(ledger),
-            app=user_app,
-            token=token or None,
-            operators=named,
-            viewers=readers,
-            public_read=public_read,
-            allowed_hosts=(*LOOPBACK, *(allowed_host or ())),
-            trace_url=trace_url,
-            timezone=timezone,
-        )
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    web = create_app(
+        ledger_url(ledger),
+        app=user_app,
+        token=token or None,
+        operators=named,
+        viewers=readers,
+        public_read=public_read,
+        allowed_hosts=(*LOOPBACK, *(allowed_host or ())),
+        trace_url=trace_url,
+        timezone=timezone,
+    )
     # Plain lines (never wrapped), so the token can be copied whole.
     typer.echo(f"Seawall dashboard on http://{host}:{port}/ (ledger {ledger_url(ledger)})")
     if generated:

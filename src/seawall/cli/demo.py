@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from seawall.cli._common import LedgerOption, console, ledger_url
-from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
+from seawall.cli._inputs import LedgerOption, ledger_url
+from seawall.cli._output import Column, console, id_note, print_table, short_ids, status_text, text
 
 if TYPE_CHECKING:
     from seawall import RunRecord, Seawall

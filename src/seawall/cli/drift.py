@@ -8,18 +8,8 @@ import typer
 from rich.text import Text
 
 from seawall import DriftWatch
-from seawall.cli._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    iso,
-    open_app,
-    parse_since,
-    print_json,
-    short_when,
-    using,
-)
-from seawall.cli._output import Column, print_table, text
+from seawall.cli._inputs import JsonOption, LedgerOption, open_app, parse_since
+from seawall.cli._output import Column, console, iso, print_json, print_table, short_when, text
 from seawall.observe.alerts import KINDS, alert_json
 from seawall.observe.evaluation import DriftReport, evaluate, watches_in
 
@@ -63,7 +53,7 @@ def drift(
     if method not in (None, "test", "psi"):
         raise typer.BadParameter("--method must be 'test' or 'psi'")
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         watches = watches_in(app.store)
         if agent is not None:
             watches = {agent: watches[agent]} if agent in watches else {}

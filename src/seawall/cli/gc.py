@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from seawall import Seawall, SeawallError
-from seawall.cli._common import JsonOption, LedgerOption, console, existing_ledger, fail, print_json
-from seawall.cli._output import Column, print_table, text
+from seawall import Seawall
+from seawall.cli._inputs import JsonOption, LedgerOption, existing_ledger
+from seawall.cli._output import Column, console, print_json, print_table, text
 
 
 def gc(
@@ -24,10 +24,7 @@ def gc(
 ) -> None:
     """Remove staging folders of dead processes and finished runs; live runs are never touched."""
     found = existing_ledger(ledger)
-    try:
-        app = Seawall(found.url, staging=staging)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    app = Seawall(found.url, staging=staging)
     try:
         entries = app.gc(dry_run=dry_run)
     finally:

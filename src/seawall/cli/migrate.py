@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from seawall import SeawallError
-from seawall.cli._common import JsonOption, LedgerOption, console, fail, ledger_url, print_json
-from seawall.cli._output import text
+from seawall.cli._inputs import JsonOption, LedgerOption, ledger_url
+from seawall.cli._output import console, print_json, text
 from seawall.ledger import migrate as migrate_ledger
 
 
@@ -14,10 +13,7 @@ def migrate(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
     Every process also migrates on start; run this first when you upgrade Seawall for many
     workers. A ledger written by a newer Seawall is refused, untouched.
     """
-    try:
-        report = migrate_ledger(ledger_url(ledger))
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    report = migrate_ledger(ledger_url(ledger))
     if as_json:
         print_json(
             {

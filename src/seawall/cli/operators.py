@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import json
 from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
-from seawall import HandOffRecord, SeawallError
-from seawall.cli._common import (
-    JsonOption,
-    LedgerOption,
+from seawall.cli._inputs import JsonOption, LedgerOption, load_app, open_app, resolve_id
+from seawall.cli._output import (
+    Column,
     console,
     errors,
-    fail,
+    id_note,
     iso,
-    load_app,
-    open_app,
     print_json,
-    resolve_id,
+    print_listing,
+    short_ids,
     short_when,
-    using,
+    status_text,
+    text,
     when,
 )
-from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
 from seawall.ledger import describe
+
+if TYPE_CHECKING:
+    from seawall import HandOffRecord
+    from seawall.policies.breaker import BreakerState
 
 handoffs = typer.Typer(
     name="handoffs",
@@ -51,7 +53,7 @@ def cancel(
     ledger: LedgerOption = None,
 ) -> None:
     """Cancel a run: it stops at its next ctx call, and no mutating call starts afterwards."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         run_id = resolve_id(app, "run", run_id)
         recorded = app.cancel(run_id, reason=reason)
     if recorded:
@@ -92,39 +94,37 @@ def list_handoffs(
     as_json: JsonOption = False,
 ) -> None:
     """List hand-offs (open ones by default; --status '' for all)."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         if run is not None:
             run = resolve_id(app, "run", run)
         found = app.handoffs.list(run_id=run, status=status or None)
         shown = {} if as_json else short_ids(app, "handoff", (h.handoff_id for h in found))
         runs = {} if as_json else short_ids(app, "run", (h.run_id for h in found))
         where = describe(app.store.url)
-    if as_json:
-        print_json([handoff_json(h) for h in found])
-        return
-    if not found:
-        console.print(text(f"No hand-offs match in the ledger at {where}."))
-        return
-    columns = (
-        Column("hand-off id"),
-        Column("run id", drop=3),
-        Column("kind", drop=2),
-        Column("status"),
-        Column("created", drop=1),
-        Column("reason", wrap=True),
-    )
-    rows = [
-        [
+    print_listing(
+        found,
+        as_json=as_json,
+        to_json=handoff_json,
+        none=f"No hand-offs match in the ledger at {where}.",
+        title=f"{len(found)} hand-off(s) in {where}",
+        columns=(
+            Column("hand-off id"),
+            Column("run id", drop=3),
+            Column("kind", drop=2),
+            Column("status"),
+            Column("created", drop=1),
+            Column("reason", wrap=True),
+        ),
+        row=lambda h: [
             text(shown[h.handoff_id]),
             text(runs[h.run_id]),
             text(h.kind),
             status_text(h.status),
             text(short_when(h.created_at)),
             text(h.reason),
-        ]
-        for h in found
-    ]
-    print_table(f"{len(found)} hand-off(s) in {where}", columns, rows, id_note({**shown, **runs}))
+        ],
+        note=id_note({**shown, **runs}),
+    )
 
 
 @handoffs.command("show")
@@ -134,7 +134,7 @@ def show_handoff(
     as_json: JsonOption = False,
 ) -> None:
     """Show one hand-off: the run, the reason and the output or step in question."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         found = app.handoffs.get(resolve_id(app, "handoff", handoff_id))
     if as_json:
         print_json(handoff_json(found))
@@ -178,10 +178,7 @@ def approve(
                 f"{escape(str(edit))}: {escape(str(exc))}"
             )
             raise typer.Exit(code=2) from exc
-    try:
-        result = app.handoffs.approve(resolve_id(app, "handoff", handoff_id), **options)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    result = app.handoffs.approve(resolve_id(app, "handoff", handoff_id), **options)
     _report(result.run_id, result.status.value, as_json)
 
 
@@ -195,10 +192,7 @@ def reject(
 ) -> None:
     """Reject a hand-off: the run fails with the reason."""
     app = load_app(app_spec)
-    try:
-        result = app.handoffs.reject(resolve_id(app, "handoff", handoff_id), reason=reason, by=by)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    result = app.handoffs.reject(resolve_id(app, "handoff", handoff_id), reason=reason, by=by)
     _report(result.run_id, result.status.value, as_json)
 
 
@@ -208,6 +202,9 @@ def _report(run_id: str, status: str, as_json: bool) -> None:
     else:
         console.print(text(f"Run {run_id} is now {status}."))
 
+
+_COLOURS: Final = {"closed": "green", "open": "red", "half_open": "yellow"}
+"""The colour of each breaker state."""
 
 breakers = typer.Typer(
     name="breakers",
@@ -219,50 +216,48 @@ breakers = typer.Typer(
 @breakers.command("list")
 def list_breakers(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
     """List breakers the ledger knows, with their state and recent transitions."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         states = app.breakers.list()
         events = {s.name: app.breakers.events(s.name, limit=5) for s in states}
         where = describe(app.store.url)
-    if as_json:
-        print_json(
-            [
-                {
-                    "name": s.name,
-                    "kind": s.kind,
-                    "state": s.state,
-                    "failures": s.failures,
-                    "opened_at": iso(s.opened_at),
-                    "reason": s.reason,
-                    "manual": s.manual,
-                    "events": [_event_json(e) for e in events[s.name]],
-                }
-                for s in states
-            ]
-        )
-        return
-    if not states:
-        console.print(text(f"No breaker has recorded anything yet in the ledger at {where}."))
-        return
-    colours = {"closed": "green", "open": "red", "half_open": "yellow"}
-    rows = []
-    for s in states:
-        state = Text(s.state, style=colours.get(s.state, ""))
-        if s.manual:
-            state.append(" (by hand)")
-        rows.append(
-            [text(s.name), state, text(s.failures), text(short_when(s.opened_at)), text(s.reason)]
-        )
-    print_table(
-        f"{len(states)} breaker(s) in {where}",
-        (
+    print_listing(
+        states,
+        as_json=as_json,
+        to_json=lambda s: {
+            "name": s.name,
+            "kind": s.kind,
+            "state": s.state,
+            "failures": s.failures,
+            "opened_at": iso(s.opened_at),
+            "reason": s.reason,
+            "manual": s.manual,
+            "events": [_event_json(e) for e in events[s.name]],
+        },
+        none=f"No breaker has recorded anything yet in the ledger at {where}.",
+        title=f"{len(states)} breaker(s) in {where}",
+        columns=(
             Column("name"),
             Column("state"),
             Column("failures", drop=2, justify="right"),
             Column("opened", drop=1),
             Column("reason", wrap=True),
         ),
-        rows,
+        row=lambda s: [
+            text(s.name),
+            _breaker_state(s),
+            text(s.failures),
+            text(short_when(s.opened_at)),
+            text(s.reason),
+        ],
     )
+
+
+def _breaker_state(breaker: BreakerState) -> Text:
+    """The breaker's state, coloured, noting one opened or closed by hand."""
+    state = Text(breaker.state, style=_COLOURS.get(breaker.state, ""))
+    if breaker.manual:
+        state.append(" (by hand)")
+    return state
 
 
 @breakers.command("open")
@@ -276,7 +271,7 @@ def open_breaker(
     The ledger is created if it does not exist yet, so an agent can be frozen before its app
     first runs; the message says which ledger holds the breaker.
     """
-    with using(open_app(ledger, create=True)) as app:
+    with open_app(ledger, create=True) as app:
         state = app.breakers.open(name, reason=reason)
         where = describe(app.store.url)
     console.print(
@@ -293,7 +288,7 @@ def reset_breaker(
     ledger: LedgerOption = None,
 ) -> None:
     """Close a breaker and forget its failures."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         state = app.breakers.reset(name)
         where = describe(app.store.url)
     console.print(text(f"{state.name} is closed in the ledger at {where}."))

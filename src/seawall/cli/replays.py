@@ -10,23 +10,31 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from seawall import SeawallError, UsageError
-from seawall.cli._common import (
+from seawall import UsageError
+from seawall.cli._inputs import (
     AppOption,
     JsonOption,
     LedgerOption,
-    console,
-    fail,
-    iso,
     load_app,
     open_app,
     parse_since,
-    print_json,
     resolve_id,
-    short_when,
-    using,
 )
-from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
+from seawall.cli._output import (
+    Column,
+    console,
+    fail,
+    failure_json,
+    id_note,
+    iso,
+    print_json,
+    print_listing,
+    print_table,
+    short_ids,
+    short_when,
+    status_text,
+    text,
+)
 from seawall.ledger import describe
 
 dlq = typer.Typer(
@@ -75,29 +83,21 @@ def replay(
 ) -> None:
     """Re-run a run's input snapshot with the current code; exit 1 if it fails or diverges."""
     app = load_app(app_spec, ledger)
-    try:
-        run_id = resolve_id(app, "run", run_id)
-        result = app.replay(
-            run_id,
-            mode="recorded" if recorded else "live",
-            from_node=from_node,
-            allow_mutations=allow_mutations,
-        )
-        failed_nodes = (
-            [] if result.ok else app.ledger.runs(parent_run_id=result.run.run_id, limit=100)
-        )
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    run_id = resolve_id(app, "run", run_id)
+    result = app.replay(
+        run_id,
+        mode="recorded" if recorded else "live",
+        from_node=from_node,
+        allow_mutations=allow_mutations,
+    )
+    failed_nodes = [] if result.ok else app.ledger.runs(parent_run_id=result.run.run_id, limit=100)
     body: dict[str, Any] = {
         "mode": result.mode,
         "original_run_id": result.original.run_id,
         "original_status": result.original.status.value,
         "run_id": result.run.run_id,
         "status": result.run.status.value,
-        "error_class": None if result.run.error_class is None else result.run.error_class.value,
-        "failure_cause": None
-        if result.run.failure_cause is None
-        else result.run.failure_cause.value,
+        **failure_json(result.run),
         "error": result.run.error,
         "output": result.run.output,
         "output_changes": result.output_changes,
@@ -195,8 +195,7 @@ def _entry_json(entry: Any) -> dict[str, Any]:
         "entry_id": entry.entry_id,
         "run_id": entry.run_id,
         "agent": entry.agent,
-        "error_class": None if entry.error_class is None else entry.error_class.value,
-        "failure_cause": None if entry.failure_cause is None else entry.failure_cause.value,
+        **failure_json(entry),
         "error_message": entry.error_message,
         "failed_at": iso(entry.failed_at),
         "attempts": entry.attempts,
@@ -228,7 +227,7 @@ def dlq_list(
 ) -> None:
     """List dead-letter entries, oldest first."""
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         entries = app.dlq.list(
             agent=agent,
             error_class=error_class,
@@ -238,26 +237,23 @@ def dlq_list(
         )
         shown = {} if as_json else short_ids(app, "run", (e.run_id for e in entries))
         where = describe(app.store.url)
-    if as_json:
-        print_json([_entry_json(e) for e in entries])
-        return
-    if not entries:
-        console.print(
-            text(f"The dead-letter queue has no matching entry in the ledger at {where}.")
-        )
-        return
-    columns = (
-        Column("run id"),
-        Column("agent"),
-        Column("class", drop=3),
-        Column("cause", drop=5),
-        Column("tries", drop=6, justify="right"),
-        Column("failed", drop=4),
-        Column("status", drop=2),
-        Column("error", wrap=True),
-    )
-    rows = [
-        [
+    print_listing(
+        entries,
+        as_json=as_json,
+        to_json=_entry_json,
+        none=f"The dead-letter queue has no matching entry in the ledger at {where}.",
+        title=f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {where}",
+        columns=(
+            Column("run id"),
+            Column("agent"),
+            Column("class", drop=3),
+            Column("cause", drop=5),
+            Column("tries", drop=6, justify="right"),
+            Column("failed", drop=4),
+            Column("status", drop=2),
+            Column("error", wrap=True),
+        ),
+        row=lambda e: [
             text(shown[e.run_id]),
             text(e.agent),
             text(e.error_class.value if e.error_class else ""),
@@ -266,11 +262,9 @@ def dlq_list(
             text(short_when(e.failed_at)),
             _entry_status(e),
             text(e.error_message),
-        ]
-        for e in entries
-    ]
-    title = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {where}"
-    print_table(title, columns, rows, id_note(shown))
+        ],
+        note=id_note(shown),
+    )
 
 
 def _entry_status(entry: Any) -> Text:
@@ -318,23 +312,20 @@ def dlq_redrive(
     """
     since_at = parse_since(since)
     app = load_app(app_spec)
-    try:
-        run_id = None if run is None else resolve_id(app, "run", run)
-        options: dict[str, Any] = {
-            "agent": agent,
-            "error_class": error_class,
-            "since": since_at,
-            "run_id": run_id,
-            "limit": limit,
-            "rate": rate,
-            "fresh": fresh,
-        }
-        if fresh and not dry_run and not yes:
-            _confirm_repeats(app.dlq.redrive(dry_run=True, **options))
-            yes = True
-        outcomes = app.dlq.redrive(dry_run=dry_run, repeat_effects=yes, **options)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    run_id = None if run is None else resolve_id(app, "run", run)
+    options: dict[str, Any] = {
+        "agent": agent,
+        "error_class": error_class,
+        "since": since_at,
+        "run_id": run_id,
+        "limit": limit,
+        "rate": rate,
+        "fresh": fresh,
+    }
+    if fresh and not dry_run and not yes:
+        _confirm_repeats(app.dlq.redrive(dry_run=True, **options))
+        yes = True
+    outcomes = app.dlq.redrive(dry_run=dry_run, repeat_effects=yes, **options)
     if as_json:
         print_json(
             [
@@ -413,7 +404,7 @@ def dlq_resolve(
             value = json.loads(result)
         except json.JSONDecodeError as exc:
             raise fail(UsageError(f"--result is not JSON: {exc}")) from exc
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         run_id = resolve_id(app, "run", run)
         options: dict[str, Any] = {"happened": happened, "step": step, "by": by, "note": note}
         if result is not None:
@@ -449,7 +440,7 @@ def dlq_purge(
 ) -> None:
     """Mark matching pending entries purged (the runs stay in the ledger)."""
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         matching = app.dlq.list(agent=agent, error_class=error_class, since=since_at)
         if not matching:
             console.print(text("0 entries match; nothing to purge."))

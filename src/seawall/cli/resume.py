@@ -6,18 +6,8 @@ from typing import Annotated
 
 import typer
 
-from seawall import SeawallError
-from seawall.cli._common import (
-    AppOption,
-    JsonOption,
-    LedgerOption,
-    console,
-    fail,
-    load_app,
-    print_json,
-    resolve_id,
-)
-from seawall.cli._output import text
+from seawall.cli._inputs import AppOption, JsonOption, LedgerOption, load_app, resolve_id
+from seawall.cli._output import console, failure_json, print_json, text
 
 
 def resume(
@@ -40,10 +30,7 @@ def resume(
     name that same ledger (a guard against resuming against the wrong one).
     """
     app = load_app(app_spec, ledger)
-    try:
-        results = app.resume(None if run_id is None else resolve_id(app, "run", run_id))
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    results = app.resume(None if run_id is None else resolve_id(app, "run", run_id))
     if as_json:
         print_json(
             [
@@ -51,8 +38,7 @@ def resume(
                     "run_id": r.run_id,
                     "agent": r.agent,
                     "status": r.status.value,
-                    "error_class": None if r.error_class is None else r.error_class.value,
-                    "failure_cause": None if r.failure_cause is None else r.failure_cause.value,
+                    **failure_json(r),
                     "attempts": len(r.attempts),
                 }
                 for r in results

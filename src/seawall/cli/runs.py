@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,21 +11,23 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from seawall.cli._common import (
-    JsonOption,
-    LedgerOption,
+from seawall.cli._inputs import JsonOption, LedgerOption, open_app, parse_since, resolve_id
+from seawall.cli._output import (
+    Column,
     console,
+    failure_json,
+    id_note,
     iso,
-    open_app,
-    parse_since,
     print_json,
-    resolve_id,
+    print_listing,
+    print_table,
     seconds,
+    short_ids,
     short_when,
-    using,
+    status_text,
+    text,
     when,
 )
-from seawall.cli._output import Column, id_note, print_table, short_ids, status_text, text
 from seawall.ledger import RunQuery, describe
 
 if TYPE_CHECKING:
@@ -59,8 +62,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "unknown_usage_calls": run.unknown_usage_calls,
         "unpriced_calls": run.unpriced_calls,
         "trace_id": run.trace_id,
-        "error_class": None if run.error_class is None else run.error_class.value,
-        "failure_cause": None if run.failure_cause is None else run.failure_cause.value,
+        **failure_json(run),
         "error_type": run.error_type,
         "error_message": run.error_message,
         "error": run.error,
@@ -136,7 +138,7 @@ def runs(
 ) -> None:
     """List runs, newest first."""
     since_at = parse_since(since)  # a bad --since is refused before the ledger is opened
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         found = app.ledger.runs(
             status=status,
             agent=agent,
@@ -146,26 +148,25 @@ def runs(
         )
         shown = {} if as_json else short_ids(app, "run", (run.run_id for run in found))
         where = describe(app.store.url)
-    if as_json:
-        print_json([run_json(run) for run in found])
-        return
-    if not found:
-        console.print(text(f"No runs match in the ledger at {where}."))
-        return
-    columns = (
-        Column("run id"),
-        Column("agent"),
-        Column("status"),
-        Column("class", drop=2),
-        Column("cause", drop=6),
-        Column("tries", drop=7, justify="right"),
-        Column("started", drop=3),
-        Column("took", drop=4, justify="right"),
-        Column("tokens", drop=8, justify="right"),
-        Column("cost $", drop=5, justify="right"),
-    )
-    rows = [
-        [
+    print_listing(
+        found,
+        as_json=as_json,
+        to_json=run_json,
+        none=f"No runs match in the ledger at {where}.",
+        title=f"{len(found)} run(s) in {where}",
+        columns=(
+            Column("run id"),
+            Column("agent"),
+            Column("status"),
+            Column("class", drop=2),
+            Column("cause", drop=6),
+            Column("tries", drop=7, justify="right"),
+            Column("started", drop=3),
+            Column("took", drop=4, justify="right"),
+            Column("tokens", drop=8, justify="right"),
+            Column("cost $", drop=5, justify="right"),
+        ),
+        row=lambda run: [
             text(shown[run.run_id]),
             text(run.agent),
             status_text(run.status.value),
@@ -176,10 +177,9 @@ def runs(
             text(seconds(run.duration)),
             text(run.tokens_used),
             text(f"{run.cost_usd:.4f}" if run.cost_usd else ""),
-        ]
-        for run in found
-    ]
-    print_table(f"{len(found)} run(s) in {where}", columns, rows, id_note(shown))
+        ],
+        note=id_note(shown),
+    )
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one run: its fields, attempts, step timeline, artifacts, compensations, hand-offs."""
-    with using(open_app(ledger)) as app:
+    with open_app(ledger) as app:
         run_id = resolve_id(app, "run", run_id)
         view = _RunView(
             run=app.ledger.run(run_id),
@@ -252,8 +252,7 @@ def _view_json(view: _RunView) -> dict[str, Any]:
                 "status": a.status,
                 "start_time": iso(a.start_time),
                 "end_time": iso(a.end_time),
-                "error_class": None if a.error_class is None else a.error_class.value,
-                "failure_cause": None if a.failure_cause is None else a.failure_cause.value,
+                **failure_json(a),
                 "error_type": a.error_type,
                 "error_message": a.error_message,
                 "retry_delay_s": a.retry_delay,
@@ -414,11 +413,9 @@ def _excerpt(value: Any, other: Any, room: int) -> str:
     if not isinstance(value, str) or len(value) <= room:
         shown = json.dumps(value, ensure_ascii=False, default=repr)
         return shown if len(shown) <= room or isinstance(value, str) else shown[:room] + "…"
-    at = 0
-    if isinstance(other, str):
-        common = min(len(value), len(other))
-        while at < common and value[at] == other[at]:
-            at += 1
+    # Character by character on purpose: where the two strings start to differ.
+    common = os.path.commonprefix([value, other]) if isinstance(other, str) else ""  # noqa: RUF071
+    at = len(common)
     start = max(0, at - room // 3)
     end = min(len(value), start + room)
     shown = json.dumps(value[start:end], ensure_ascii=False)

@@ -6,5 +6,6 @@ Needs the ``dashboard`` extra: ``pip install 'seawall[dashboard]'``.
 from __future__ import annotations
 
 from seawall.dashboard._app import create_app
+from seawall.dashboard._security import LOOPBACK, TOKEN_ENV, new_token
 
-__all__ = ["create_app"]
+__all__ = ["LOOPBACK", "TOKEN_ENV", "create_app", "new_token"]

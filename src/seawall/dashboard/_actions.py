@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
     Action = Callable[[Request, FormData, Identity], Awaitable[Response]]
     """An action's body: the request, its checked form and the operator posting it."""
+    RunningAction = Callable[[Request, FormData, Identity, Seawall], Awaitable[Response]]
+    """The body of an action that executes agents: it also gets the user's app."""
 
 PREVIEW: Final = 500
 """Most DLQ entries one confirmed redrive takes (larger sets go in several batches)."""
@@ -54,7 +56,8 @@ def refused(request: Request) -> Response:
     )
 
 
-def _failed(request: Request, error: SeawallError | str, status_code: int = 409) -> Response:
+def failed(request: Request, error: SeawallError | str, status_code: int = 409) -> Response:
+    """The error page of an action that was refused or failed (409 unless told)."""
     message = error if isinstance(error, str) else error.message
     return render(request, "error.html", status_code=status_code, title="Not done", message=message)
 
@@ -78,7 +81,7 @@ def acting(action: Action) -> Callable[[Request], Awaitable[Response]]:
 def _runner(request: Request) -> Seawall | Response:
     runner = state(request).runner
     if runner is None:
-        return _failed(
+        return failed(
             request,
             "This action runs agents, so it needs your app: restart the dashboard with "
             "`seawall dashboard --app module:attribute`.",
@@ -86,46 +89,63 @@ def _runner(request: Request) -> Seawall | Response:
     return runner
 
 
-def _text(form: FormData, name: str) -> str:
+def running(action: RunningAction) -> Callable[[Request], Awaitable[Response]]:
+    """:func:`acting`, for an action that executes agents: it is given the user's app.
+
+    Without one (the dashboard was started without ``--app``) the page says how to give it.
+    """
+
+    @functools.wraps(action)
+    async def with_runner(request: Request, form: FormData, identity: Identity) -> Response:
+        runner = _runner(request)
+        if isinstance(runner, Response):
+            return runner
+        return await action(request, form, identity, runner)
+
+    return acting(with_runner)
+
+
+def form_text(form: FormData, name: str) -> str:
+    """The field ``name`` of ``form``, stripped (empty when absent or a file)."""
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
 
 
 def _back(form: FormData, default: str) -> str:
     """Where to return after an action: a local path the form named, else ``default``."""
-    target = _text(form, "next")
+    target = form_text(form, "next")
     local = target.startswith("/") and not target.startswith(("//", "/\\")) and "\\" not in target
     return target if local else default
 
 
-def _with(path: str, done: str) -> str:
+def with_done(path: str, done: str) -> str:
+    """``path`` with ``done=KEY`` added: the page then shows that notice."""
     return f"{path}{'&' if '?' in path else '?'}done={done}"
 
 
 # -- replay ---------------------------------------------------------------------------------
 
 
-@acting
-async def replay(request: Request, form: FormData, _operator: Identity) -> Response:
+@running
+async def replay(
+    request: Request, form: FormData, _operator: Identity, runner: Seawall
+) -> Response:
     """Replay a run: recorded at once (nothing executes), live after a confirmation."""
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
     mode = form.get("mode")
     if mode not in ("recorded", "live"):
-        return _failed(request, "mode must be recorded or live", 400)
+        return failed(request, "mode must be recorded or live", 400)
     run_id = request.path_params["run_id"]
     if mode == "live" and form.get("confirm") != "1":
         run = await run_in_threadpool(runner.store.get_run, run_id)
         if run is None:
-            return _failed(request, f"No run {run_id!r} in this ledger.", 404)
+            return failed(request, f"No run {run_id!r} in this ledger.", 404)
         return render(request, "confirm.html", action="replay", run=run)
     try:
         result = await run_in_threadpool(
             lambda: runner.replay(run_id, mode="live" if mode == "live" else "recorded")
         )
     except SeawallError as exc:
-        return _failed(request, exc)
+        return failed(request, exc)
     await audit(request, "replay", run_id, mode=mode, new_run=result.run.run_id)
     return RedirectResponse(f"/runs/{result.run.run_id}?done=replayed", status_code=303)
 
@@ -135,8 +155,8 @@ async def replay(request: Request, form: FormData, _operator: Identity) -> Respo
 
 def _preview(app: Seawall, form: FormData) -> dict[str, Any]:
     selected = [v for v in form.getlist("entry") if isinstance(v, str) and v]
-    agent = _text(form, "agent") or None
-    error_class = _text(form, "error_class") or None
+    agent = form_text(form, "agent") or None
+    error_class = form_text(form, "error_class") or None
     would = app.dlq.redrive(
         dry_run=True, entry_ids=selected, agent=agent, error_class=error_class, limit=PREVIEW
     )
@@ -161,24 +181,24 @@ async def redrive(  # noqa: PLR0911 - a page per refusal
     """Preview a redrive (a dry run of the selection or of the filters), or do a confirmed one."""
     if form.get("confirm") != "1":
         if not form.getlist("entry") and form.get("all") != "1":
-            return _failed(request, "Select entries to redrive (or redrive all matching).", 400)
+            return failed(request, "Select entries to redrive (or redrive all matching).", 400)
         try:
             data = await run_in_threadpool(_preview, state(request).reader, form)
         except SeawallError as exc:
-            return _failed(request, exc, 400)
+            return failed(request, exc, 400)
         return render(request, "dlq_preview.html", **data)
     runner = _runner(request)
     if isinstance(runner, Response):
         return runner
     chosen = [v for v in form.getlist("entry") if isinstance(v, str) and v][:PREVIEW]
     if not chosen:
-        return _failed(request, "Nothing was confirmed: preview the redrive again.", 400)
+        return failed(request, "Nothing was confirmed: preview the redrive again.", 400)
     try:
         outcomes = await run_in_threadpool(
             lambda: runner.dlq.redrive(entry_ids=chosen, limit=len(chosen))
         )
     except SeawallError as exc:
-        return _failed(request, exc)
+        return failed(request, exc)
     await audit(
         request,
         "redrive",
@@ -201,19 +221,19 @@ async def redrive(  # noqa: PLR0911 - a page per refusal
 @acting
 async def reset_breaker(request: Request, form: FormData, _operator: Identity) -> Response:
     """Close a breaker and forget its failures, after a confirmation."""
-    name = _text(form, "name")
+    name = form_text(form, "name")
     if not name:
-        return _failed(request, "name the breaker to reset", 400)
+        return failed(request, "name the breaker to reset", 400)
     reader = state(request).reader
     if form.get("confirm") != "1":
         known = {b.name: b for b in await run_in_threadpool(reader.breakers.list)}
         if name not in known:
-            return _failed(request, f"No breaker {name!r} in this ledger.", 404)
+            return failed(request, f"No breaker {name!r} in this ledger.", 404)
         return render(request, "confirm.html", action="reset", breaker=known[name])
     try:
         await run_in_threadpool(reader.breakers.reset, name)
     except SeawallError as exc:
-        return _failed(request, exc, 400)
+        return failed(request, exc, 400)
     await audit(request, "breaker_reset", name)
     return RedirectResponse("/breakers?done=reset", status_code=303)
 
@@ -228,7 +248,7 @@ async def _kept(
     app = state(request).reader
     record = await run_in_threadpool(app.store.get_handoff, handoff_id)
     if record is None:
-        return _failed(request, f"No hand-off {handoff_id!r} in this ledger.", 404)
+        return failed(request, f"No hand-off {handoff_id!r} in this ledger.", 404)
     data = await run_in_threadpool(_queues.handoff_data, app, None)
     data["waiting"] = [record]
     data["outputs"] = {
@@ -248,15 +268,14 @@ async def _kept(
     )
 
 
-@acting
-async def approve(request: Request, form: FormData, identity: Identity) -> Response:
+@running
+async def approve(
+    request: Request, form: FormData, identity: Identity, runner: Seawall
+) -> Response:
     """Approve a hand-off, with the run's output or an edited one (JSON, verified again)."""
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
     handoff_id = request.path_params["handoff_id"]
-    note = _text(form, "note") or None
-    edited = _text(form, "output")
+    note = form_text(form, "note") or None
+    edited = form_text(form, "output")
     editing = bool(edited) and form.get("edit") == "1"
     kept = {"output": edited, "note": note or "", "edit": "1" if editing else ""}
     if form.get("confirm") != "1":
@@ -279,14 +298,11 @@ async def approve(request: Request, form: FormData, identity: Identity) -> Respo
     return RedirectResponse("/handoffs?done=approved", status_code=303)
 
 
-@acting
-async def reject(request: Request, form: FormData, identity: Identity) -> Response:
+@running
+async def reject(request: Request, form: FormData, identity: Identity, runner: Seawall) -> Response:
     """Reject a hand-off with a reason: the run fails ``silent_drift``."""
-    runner = _runner(request)
-    if isinstance(runner, Response):
-        return runner
     handoff_id = request.path_params["handoff_id"]
-    reason = _text(form, "reason")
+    reason = form_text(form, "reason")
     if not reason:
         return await _kept(request, handoff_id, "Give a reason for the rejection.", 400)
     try:
@@ -304,23 +320,23 @@ async def claim(request: Request, form: FormData, identity: Identity) -> Respons
     """Claim a hand-off (others see who is on it), take it over, or release one's claim."""
     handoff_id = request.path_params["handoff_id"]
     store = state(request).reader.store
-    what = _text(form, "what") or "claim"
+    what = form_text(form, "what") or "claim"
     if what == "release":
         released = await run_in_threadpool(
             lambda: store.release_handoff(handoff_id, by=identity.name)
         )
         if not released:
-            return _failed(request, "You do not hold a claim on this hand-off.")
+            return failed(request, "You do not hold a claim on this hand-off.")
         await audit(request, "handoff_release", handoff_id)
-        return RedirectResponse(_with(_back(form, "/handoffs"), "released"), status_code=303)
+        return RedirectResponse(with_done(_back(form, "/handoffs"), "released"), status_code=303)
     mine = HandOffClaim(handoff_id, identity.name, time.time())
     held = await run_in_threadpool(lambda: store.claim_handoff(mine, take_over=what == "take_over"))
     if held is None:
-        return _failed(request, "This hand-off is not waiting any more (decided or unknown).")
+        return failed(request, "This hand-off is not waiting any more (decided or unknown).")
     if held.by != identity.name:
-        return _failed(request, f"{held.by} claimed this hand-off first; take it over if needed.")
+        return failed(request, f"{held.by} claimed this hand-off first; take it over if needed.")
     await audit(request, "handoff_claim", handoff_id, take_over=what == "take_over")
-    return RedirectResponse(_with(_back(form, "/handoffs"), "claimed"), status_code=303)
+    return RedirectResponse(with_done(_back(form, "/handoffs"), "claimed"), status_code=303)
 
 
 # -- alerts ---------------------------------------------------------------------------------
@@ -331,14 +347,14 @@ async def acknowledge(request: Request, form: FormData, identity: Identity) -> R
     """Acknowledge an alert ("seen, on it"), with an optional note."""
     alert_id = request.path_params["alert_id"]
     store = state(request).reader.store
-    ack = AlertAck(alert_id, identity.name, time.time(), _text(form, "note") or None)
+    ack = AlertAck(alert_id, identity.name, time.time(), form_text(form, "note") or None)
     stands = await run_in_threadpool(store.acknowledge_alert, ack)
     if stands is None:
-        return _failed(request, f"No alert {alert_id!r} in this ledger.", 404)
+        return failed(request, f"No alert {alert_id!r} in this ledger.", 404)
     if stands.by != identity.name or stands.at != ack.at:
-        return _failed(request, f"{stands.by} acknowledged this alert already.")
+        return failed(request, f"{stands.by} acknowledged this alert already.")
     await audit(request, "alert_ack", alert_id, note=ack.note)
-    return RedirectResponse(_with(_back(form, "/drift"), "acked"), status_code=303)
+    return RedirectResponse(with_done(_back(form, "/drift"), "acked"), status_code=303)
 
 
 @acting
@@ -346,10 +362,10 @@ async def silence(request: Request, form: FormData, identity: Identity) -> Respo
     """Mute one kind of alert (of an agent and feature, or any) for a while."""
     from seawall.observe.alerts import KINDS  # noqa: PLC0415 - the list may grow
 
-    kind = _text(form, "kind")
-    period = _alerts.SILENCE_FOR.get(_text(form, "for"))
+    kind = form_text(form, "kind")
+    period = _alerts.SILENCE_FOR.get(form_text(form, "for"))
     if kind not in KINDS or period is None:
-        return _failed(
+        return failed(
             request,
             f"silence needs a kind among {', '.join(KINDS)} and a duration among "
             f"{', '.join(_alerts.SILENCE_FOR)}",
@@ -359,12 +375,12 @@ async def silence(request: Request, form: FormData, identity: Identity) -> Respo
     muted = AlertSilence(
         silence_id=uuid.uuid4().hex,
         kind=kind,
-        agent=_text(form, "agent") or None,
-        feature=_text(form, "feature") or None,
+        agent=form_text(form, "agent") or None,
+        feature=form_text(form, "feature") or None,
         starts_at=now,
         ends_at=now + period,
         created_by=identity.name,
-        note=_text(form, "note") or None,
+        note=form_text(form, "note") or None,
     )
     await run_in_threadpool(state(request).reader.store.add_silence, muted)
     await audit(
@@ -376,7 +392,7 @@ async def silence(request: Request, form: FormData, identity: Identity) -> Respo
         feature=muted.feature,
         until=muted.ends_at,
     )
-    return RedirectResponse(_with(_back(form, "/drift"), "silenced"), status_code=303)
+    return RedirectResponse(with_done(_back(form, "/drift"), "silenced"), status_code=303)
 
 
 @acting
@@ -388,6 +404,6 @@ async def lift(request: Request, form: FormData, identity: Identity) -> Response
         lambda: store.lift_silence(silence_id, by=identity.name, at=time.time())
     )
     if not lifted:
-        return _failed(request, "That silence is unknown, lifted already, or over.")
+        return failed(request, "That silence is unknown, lifted already, or over.")
     await audit(request, "alert_unsilence", silence_id)
-    return RedirectResponse(_with(_back(form, "/drift"), "lifted"), status_code=303)
+    return RedirectResponse(with_done(_back(form, "/drift"), "lifted"), status_code=303)

@@ -18,6 +18,7 @@ the stylesheet, so no ledger data stays in a browser's or proxy's cache.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -25,14 +26,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from seawall.dashboard._security import ANONYMOUS, SESSION_COOKIE, Identity, host_name, proxy_csrf
+from seawall.dashboard._state import IDENTITY, State, render
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-    from seawall.dashboard._state import State
-
-IDENTITY: Final = "seawall.identity"
-"""The scope key holding the request's :class:`~seawall.dashboard._security.Identity`."""
 LOGIN_BODY: Final = 16 * 1024
 """Largest body accepted before the client is identified (the login form)."""
 OPEN_PATHS: Final = ("/login", "/static/")
@@ -57,21 +54,15 @@ class BodyTooLargeError(Exception):
     """A request body went past its limit while it was read."""
 
 
-def identity_of(request: Request) -> Identity | None:
-    """The identity the gate found for ``request`` (``None``: not identified)."""
-    found: Identity | None = request.scope.get(IDENTITY)
-    return found
-
-
+@dataclass
 class Gate:
     """ASGI middleware applying the checks above (see the module docstring).
 
-    Args:
+    Attributes:
         app: The wrapped app.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    app: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,8 +181,6 @@ def _netloc(value: str, default_port: str) -> str:
 
 
 def _page(request: Request, status: int, title: str, message: str) -> Response:
-    from seawall.dashboard._state import render  # noqa: PLC0415 - the state imports the gate
-
     return render(request, "error.html", status_code=status, title=title, message=message)
 
 

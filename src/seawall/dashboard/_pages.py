@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from seawall._failures import ErrorClass, RunStatus
+from seawall import ErrorClass, RunStatus
 from seawall.dashboard import _alerts, _charts, _signatures, _views
 from seawall.dashboard._state import render, state
 from seawall.errors import SeawallError

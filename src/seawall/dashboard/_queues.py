@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from seawall._failures import ErrorClass
+from seawall import ErrorClass
 from seawall.dashboard import _views
 from seawall.dashboard._state import render, state
 from seawall.ledger import DeadLetterQuery

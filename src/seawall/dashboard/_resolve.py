@@ -13,10 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from seawall.dashboard._actions import _failed as failed
-from seawall.dashboard._actions import _text as text_field
-from seawall.dashboard._actions import _with as with_done
-from seawall.dashboard._actions import acting
+from seawall.dashboard._actions import acting, failed, form_text, with_done
 from seawall.dashboard._state import audit, state
 from seawall.errors import SeawallError
 
@@ -33,22 +30,22 @@ _NO_RESULT = object()
 async def resolve(request: Request, form: FormData, identity: Identity) -> Response:
     """Record what became of an in-doubt step: it happened (optional JSON result) or not."""
     run_id = request.path_params["run_id"]
-    decision = text_field(form, "decision")
+    decision = form_text(form, "decision")
     if decision not in ("happened", "did_not_happen"):
         return failed(request, "Say whether the side effect happened or not.", 400)
     try:
-        seq = int(text_field(form, "step"))
+        seq = int(form_text(form, "step"))
     except ValueError:
         return failed(request, "The form names no step; resolve from the run's page.", 400)
     result: Any = _NO_RESULT
-    raw = text_field(form, "result")
+    raw = form_text(form, "result")
     if decision == "happened" and raw:
         try:
             result = json.loads(raw)
         except ValueError as exc:
             message = f"The result is not JSON ({exc}); leave it empty or fix it."
             return failed(request, message, 400)
-    note = text_field(form, "note") or None
+    note = form_text(form, "note") or None
     dlq = state(request).reader.dlq
     kwargs: dict[str, Any] = {"happened": decision == "happened", "step": seq, "note": note}
     if result is not _NO_RESULT:

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from seawall._extras import optional_module
 from seawall.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -285,12 +286,9 @@ class LoginLimiter:
     """
 
     def __init__(self, per_client: str, overall: str) -> None:
-        try:
-            import limits  # noqa: PLC0415 - part of the dashboard extra
-        except ImportError as exc:  # pragma: no cover - exercised only without the extra
-            raise ConfigurationError(
-                "the dashboard needs its extra: pip install 'seawall[dashboard]'"
-            ) from exc
+        limits = optional_module(
+            "limits", extra="dashboard", needed_by="the dashboard needs its extra"
+        )
         try:
             self._items = (limits.parse(per_client), limits.parse(overall))
         except ValueError as exc:

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
 from seawall.dashboard import _charts, _views
-from seawall.dashboard._gate import identity_of
 from seawall.ledger import OperatorAction
 
 if TYPE_CHECKING:
@@ -23,6 +22,8 @@ if TYPE_CHECKING:
     from seawall.dashboard._security import Access, Identity, LoginLimiter, Sessions
 
 HERE: Final = Path(__file__).parent
+IDENTITY: Final = "seawall.identity"
+"""The request scope key where the gate puts the request's identity (``None``: not identified)."""
 NOTICES: Final = {
     "reset": "Breaker reset: it is closed and its failures are forgotten.",
     "approved": "Hand-off approved; the run was resumed.",
@@ -89,8 +90,9 @@ def state(request: Request) -> State:
 
 
 def who(request: Request) -> Identity | None:
-    """The identity of the request (``None`` on the login page before logging in)."""
-    return identity_of(request)
+    """The identity the gate found for ``request`` (``None``: not identified)."""
+    found: Identity | None = request.scope.get(IDENTITY)
+    return found
 
 
 def refresh_of(request: Request) -> int | None:

@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from markupsafe import Markup
 
-from seawall._failures import ErrorClass, RunStatus
+from seawall import ErrorClass, RunStatus
 from seawall.errors import ConfigurationError
 
 if TYPE_CHECKING:

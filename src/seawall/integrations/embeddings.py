@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seawall.errors import ConfigurationError, MissingExtraError
+from seawall._extras import optional_module
+from seawall.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -53,25 +54,22 @@ class SentenceTransformerEmbedder:
         device: str = "cpu",
         batch_size: int = 32,
     ) -> None:
-        try:
-            from sentence_transformers import SentenceTransformer  # noqa: PLC0415 - optional
-        except ImportError as exc:
-            raise MissingExtraError(
-                "SentenceTransformerEmbedder needs sentence-transformers: "
-                "pip install 'seawall[semantic]'",
-                extra="semantic",
-            ) from exc
+        sentence_transformers = optional_module(
+            "sentence_transformers",
+            extra="semantic",
+            needed_by="SentenceTransformerEmbedder needs sentence-transformers",
+        )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(
                 f"SentenceTransformerEmbedder(batch_size={batch_size!r}) must be an integer >= 1"
             )
-        if isinstance(model, SentenceTransformer):
+        if isinstance(model, sentence_transformers.SentenceTransformer):
             loaded = model
             default = "sentence-transformers"
         elif isinstance(model, str | Path):
             default = _label(model)
             try:
-                loaded = SentenceTransformer(str(model), device=device)
+                loaded = sentence_transformers.SentenceTransformer(str(model), device=device)
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(
                     f"SentenceTransformerEmbedder could not load the model {str(model)!r}: {exc}. "
@@ -143,13 +141,9 @@ class OpenAIEmbedder:
         batch_size: int = 256,
         name: str | None = None,
     ) -> None:
-        try:
-            import openai  # noqa: PLC0415 - optional dependency
-        except ImportError as exc:
-            raise MissingExtraError(
-                "OpenAIEmbedder needs the openai client: pip install 'seawall[semantic-api]'",
-                extra="semantic-api",
-            ) from exc
+        openai = optional_module(
+            "openai", extra="semantic-api", needed_by="OpenAIEmbedder needs the openai client"
+        )
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError(f"OpenAIEmbedder(model={model!r}) must name a model")
         if not isinstance(batch_size, int) or batch_size < 1:

@@ -20,7 +20,6 @@ rejected an attempt, the next one finds their messages in
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from seawall.integrations._versions import require
@@ -44,6 +43,7 @@ from pydantic_core import to_jsonable_python  # noqa: E402
 
 from seawall import AsyncContext, Context, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, UsageError  # noqa: E402
+from seawall.integrations._live import LiveCall  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -152,7 +152,7 @@ def to_json(value: Any, *, ids: bool = True) -> Any:
 
 # -- chat models ------------------------------------------------------------------------------
 
-_live_call: ContextVar[tuple[Any, ...] | None] = ContextVar("seawall_langchain_call", default=None)
+_live_call: LiveCall[tuple[Any, ...]] = LiveCall("seawall_langchain_call")
 """The live messages of the LLM step being journaled (objects the journal does not hold)."""
 
 
@@ -230,11 +230,8 @@ class JournaledChatModel(BaseChatModel):
                 f"{self.step}: a sync LangChain call (invoke) inside the async agent "
                 f"{ctx.agent!r}; call ainvoke there, or register the graph without asynchronous"
             )
-        token = _live_call.set((self.inner, messages, stop, kwargs))
-        try:
+        with _live_call.held((self.inner, messages, stop, kwargs)):
             data = ctx.call(self.step, **self._request(messages, stop, kwargs))
-        finally:
-            _live_call.reset(token)
         return self._finish(ctx, data)
 
     async def _agenerate(
@@ -252,11 +249,8 @@ class JournaledChatModel(BaseChatModel):
                 f"{self.step}: an async LangChain call (ainvoke) inside the sync agent "
                 f"{ctx.agent!r}; register the graph with asynchronous=True"
             )
-        token = _live_call.set((self.inner, messages, stop, kwargs))
-        try:
+        with _live_call.held((self.inner, messages, stop, kwargs)):
             data = await ctx.call(self.step, **self._request(messages, stop, kwargs))
-        finally:
-            _live_call.reset(token)
         return self._finish(ctx, data)
 
     def _request(
@@ -284,9 +278,7 @@ def _live_caller(step: str) -> Callable[..., Any]:
     """The LLM tool of one wrapped model (a new function: one function cannot have two names)."""
 
     def call_model(**_journaled: Any) -> Any:
-        live = _live_call.get()
-        if live is None:  # pragma: no cover - only ever called through JournaledChatModel
-            raise UsageError(f"{step} can only run inside its wrapped model's call")
+        live = _live_call.get(f"{step} can only run inside its wrapped model's call")
         model, messages, stop, kwargs = live
         return to_json(model.invoke(messages, stop=stop, **kwargs))
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from seawall.integrations._versions import require
@@ -44,7 +43,7 @@ import jsonschema  # noqa: E402
 from mcp import Client, ClientSession, types  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 
-from seawall import AsyncContext, current_context  # noqa: E402
+from seawall import current_context  # noqa: E402
 from seawall.errors import (  # noqa: E402
     ConfigurationError,
     InDoubtError,
@@ -52,6 +51,7 @@ from seawall.errors import (  # noqa: E402
     RetryableError,
     UsageError,
 )
+from seawall.integrations._live import LiveCall  # noqa: E402
 from seawall.integrations._mcp_policy import IDEMPOTENCY_KEY, policy_of  # noqa: E402
 
 if TYPE_CHECKING:
@@ -76,7 +76,11 @@ _TRANSPORT: Final = (
     EOFError,
 )
 
-_live_call: ContextVar[_Live | None] = ContextVar("seawall_mcp_call", default=None)
+_live_call: LiveCall[_Live] = LiveCall(
+    "seawall_mcp_call",
+    sync_agent="an MCP session was called inside the sync agent {agent!r}; the MCP SDK is "
+    "async: call it from an async agent",
+)
 """The live side of the call being journaled (the journal holds only its JSON)."""
 
 
@@ -155,6 +159,7 @@ async def _all_tools(session: ClientSession) -> list[types.Tool]:
             return found
 
 
+@dataclasses.dataclass(eq=False)
 class JournaledSession:
     """An MCP client session whose ``call_tool`` and ``list_tools`` inside runs are steps.
 
@@ -162,25 +167,20 @@ class JournaledSession:
 
     Attributes:
         session: The wrapped ``ClientSession``.
+        app: The app whose runs journal the calls.
         name: The prefix of its Seawall tools.
+        overrides: Registration options by MCP tool name.
+        retry: The retry policy of its calls (``None``: the app's ``tool_retry``).
+        timeout: Seconds a call may wait for its answer (``None``: the session's).
     """
 
-    def __init__(
-        self,
-        session: ClientSession,
-        app: Seawall,
-        name: str,
-        overrides: dict[str, Mapping[str, Any]],
-        retry: Retry | None,
-        timeout: float | None,
-    ) -> None:
-        self.session = session
-        self.name = name
-        self.app = app
-        self.overrides = overrides
-        self.retry = retry
-        self.timeout = timeout
-        self._lock = threading.Lock()
+    session: ClientSession
+    app: Seawall
+    name: str
+    overrides: dict[str, Mapping[str, Any]]
+    retry: Retry | None
+    timeout: float | None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False)
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.session, attribute)
@@ -217,11 +217,8 @@ class JournaledSession:
             if step not in self.app.tools:
                 self.app.tool(name=step)(_lister(step))
         cursor = None if params is None else params.cursor
-        token = _live_call.set(_Live(self.session, timeout=self.timeout))
-        try:
-            data = await _acall(ctx, step, {"cursor": cursor})
-        finally:
-            _live_call.reset(token)
+        live = _Live(self.session, timeout=self.timeout)
+        data = await _live_call.acall(ctx, step, {"cursor": cursor}, live)
         listed = types.ListToolsResult.model_validate(data)
         for tool in listed.tools:
             if self.step_of(tool.name) not in self.app.tools:
@@ -262,11 +259,8 @@ class JournaledSession:
                 f"`await session.list_tools()` shows what it has",
                 tool=name,
             )
-        token = _live_call.set(_Live(self.session, name, timeout, meta))
-        try:
-            data = await _acall(ctx, step, {"arguments": arguments or {}})
-        finally:
-            _live_call.reset(token)
+        live = _Live(self.session, name, timeout, meta)
+        data = await _live_call.acall(ctx, step, {"arguments": arguments or {}}, live)
         return types.CallToolResult.model_validate(data)
 
 
@@ -277,9 +271,7 @@ def _caller(step: str, server: str, *, doubtful: bool) -> Callable[..., Any]:
     """
 
     async def call_tool(*, idempotency_key: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        live = _live_call.get()
-        if live is None:  # pragma: no cover - only ever called through call_tool
-            raise UsageError(f"{step} can only run through its JournaledSession")
+        live = _live_call.get(f"{step} can only run through its JournaledSession")
         meta = {**(live.meta or {}), IDEMPOTENCY_KEY: idempotency_key}
         request = types.CallToolRequest(
             params=types.CallToolRequestParams(
@@ -312,9 +304,7 @@ def _caller(step: str, server: str, *, doubtful: bool) -> Callable[..., Any]:
 
 def _lister(step: str) -> Callable[..., Any]:
     async def list_tools(*, cursor: str | None) -> dict[str, Any]:
-        live = _live_call.get()
-        if live is None:  # pragma: no cover - only ever called through list_tools
-            raise UsageError(f"{step} can only run through its JournaledSession")
+        live = _live_call.get(f"{step} can only run through its JournaledSession")
         params = None if cursor is None else types.PaginatedRequestParams(cursor=cursor)
         try:
             listed = await live.session.send_request(
@@ -375,12 +365,3 @@ def _boundary(tool: str, schema: dict[str, Any]) -> Callable[[Any], Any]:
         return value
 
     return check
-
-
-async def _acall(ctx: Any, step: str, kwargs: dict[str, Any]) -> Any:
-    if not isinstance(ctx, AsyncContext):
-        raise UsageError(
-            f"an MCP session was called inside the sync agent {ctx.agent!r}; the MCP SDK is "
-            "async: call it from an async agent"
-        )
-    return await ctx.call(step, **kwargs)

@@ -64,6 +64,7 @@ from pydantic_core import to_jsonable_python  # noqa: E402
 
 from seawall import AsyncContext, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, UsageError, VerificationError  # noqa: E402
+from seawall.integrations._live import LiveCall  # noqa: E402
 from seawall.integrations._mcp_policy import IDEMPOTENCY_KEY, policy_of  # noqa: E402
 
 if TYPE_CHECKING:
@@ -84,8 +85,10 @@ _OUTPUT_ITEMS: Final[TypeAdapter[list[TResponseOutputItem]]] = TypeAdapter(
 )
 _USAGE: Final[TypeAdapter[Usage]] = TypeAdapter(Usage)
 
-_live_call: ContextVar[tuple[Any, ...] | None] = ContextVar(
-    "seawall_openai_agents_call", default=None
+_live_call: LiveCall[tuple[Any, ...]] = LiveCall(
+    "seawall_openai_agents_call",
+    sync_agent="an Agents SDK agent ran inside the sync Seawall agent {agent!r}; register it "
+    "with seawall.integrations.openai_agents.register(), or run it from an async agent",
 )
 """The live objects of the step being journaled (the journal holds only their JSON)."""
 _step_key: ContextVar[str | None] = ContextVar("seawall_openai_agents_key", default=None)
@@ -181,24 +184,27 @@ def tripped(exc: Exception, run_id: str | None = None) -> VerificationError:
     )
 
 
+@dataclasses.dataclass(eq=False)
 class _Journaled:
-    """Journaled copies of one SDK agent's graph: its models, function tools and handoffs."""
+    """Journaled copies of one SDK agent's graph: its models, function tools and handoffs.
 
-    def __init__(
-        self,
-        app: Seawall,
-        prefix: str,
-        tools: dict[str, Mapping[str, Any]],
-        model_retry: Retry | None,
-    ) -> None:
-        self.app = app
-        self.prefix = prefix
-        self.tools = tools
-        self.model_retry = model_retry
-        self.seen_tools: set[str] = set()
-        self.has_mcp = False
-        self._copies: dict[int, Agent[Any]] = {}
-        self._lock = threading.Lock()
+    Attributes:
+        app: The app whose runs journal the calls.
+        prefix: The prefix of the Seawall tools.
+        tools: Registration options by function tool name.
+        model_retry: The retry policy of model calls (``None``: the app's).
+        seen_tools: The function tools found so far.
+        has_mcp: Whether an agent of the graph has MCP servers.
+    """
+
+    app: Seawall
+    prefix: str
+    tools: dict[str, Mapping[str, Any]]
+    model_retry: Retry | None
+    seen_tools: set[str] = dataclasses.field(default_factory=set, init=False)
+    has_mcp: bool = dataclasses.field(default=False, init=False)
+    _copies: dict[int, Agent[Any]] = dataclasses.field(default_factory=dict, init=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False)
 
     def check_tools(self) -> None:
         """Refuse options for a tool no agent has (a typo would drop ``mutating``).
@@ -299,20 +305,16 @@ class _Journaled:
 
 async def _journal_tool(ctx: Any, step: str, invoke: Any, tool_context: Any, arguments: str) -> Any:
     parsed = json.loads(arguments) if arguments.strip() else {}
-    token = _live_call.set((invoke, tool_context, arguments))
-    try:
-        return await _acall(ctx, step, {"arguments": parsed})
-    finally:
-        _live_call.reset(token)
+    return await _live_call.acall(
+        ctx, step, {"arguments": parsed}, (invoke, tool_context, arguments)
+    )
 
 
 def _tool_caller() -> Callable[..., Any]:
     """A new function for each tool (the registry refuses one function under two names)."""
 
     async def call_tool(*, idempotency_key: str, arguments: Any) -> Any:
-        live = _live_call.get()
-        if live is None:  # pragma: no cover - only ever called through the journaled tool
-            raise UsageError("an Agents SDK tool step can only run inside its agent's run")
+        live = _live_call.get("an Agents SDK tool step can only run inside its agent's run")
         invoke, tool_context, arguments = live
         token = _step_key.set(idempotency_key)
         try:
@@ -401,11 +403,8 @@ class _JournaledModel(Model):
             "previous_response_id": previous_response_id,
             "conversation_id": conversation_id,
         }
-        token = _live_call.set((self.inner, args, options))
-        try:
-            data = await _acall(ctx, self.journal.model_step(), request)
-        finally:
-            _live_call.reset(token)
+        live = (self.inner, args, options)
+        data = await _live_call.acall(ctx, self.journal.model_step(), request, live)
         response = ModelResponse(
             output=_OUTPUT_ITEMS.validate_python(data["output"]),
             usage=_USAGE.validate_python(data["usage"]),
@@ -421,46 +420,21 @@ class _JournaledModel(Model):
         )
         return response
 
-    def stream_response(
-        self,
-        system_instructions: str | None,
-        input: Any,  # noqa: A002 - the SDK's parameter name
-        model_settings: Any,
-        tools: list[Any],
-        output_schema: Any,
-        handoffs: list[Any],
-        tracing: Any,
-        *,
-        previous_response_id: str | None,
-        conversation_id: str | None,
-        prompt: Any,
-    ) -> AsyncIterator[Any]:
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        """The wrapped model's stream outside a run; refused inside one (it is not journaled)."""
         if current_context() is not None:
             raise UsageError(
                 "a streamed model call (Runner.run_streamed) inside a Seawall run is not "
                 "journaled and could not be replayed; use Runner.run (register() does)"
             )
-        return self.inner.stream_response(
-            system_instructions,
-            input,
-            model_settings,
-            tools,
-            output_schema,
-            handoffs,
-            tracing,
-            previous_response_id=previous_response_id,
-            conversation_id=conversation_id,
-            prompt=prompt,
-        )
+        return self.inner.stream_response(*args, **kwargs)
 
     async def close(self) -> None:
         await self.inner.close()
 
 
 async def _call_model(**_journaled: Any) -> dict[str, Any]:
-    live = _live_call.get()
-    if live is None:  # pragma: no cover - only ever called through the journaled model
-        raise UsageError("an Agents SDK model step can only run inside its agent's run")
+    live = _live_call.get("an Agents SDK model step can only run inside its agent's run")
     model, args, options = live
     response = await model.get_response(*args, **options)
     return {
@@ -469,12 +443,3 @@ async def _call_model(**_journaled: Any) -> dict[str, Any]:
         "response_id": response.response_id,
         "request_id": response.request_id,
     }
-
-
-async def _acall(ctx: Any, step: str, kwargs: dict[str, Any]) -> Any:
-    if not isinstance(ctx, AsyncContext):
-        raise UsageError(
-            f"an Agents SDK agent ran inside the sync Seawall agent {ctx.agent!r}; register it "
-            "with seawall.integrations.openai_agents.register(), or run it from an async agent"
-        )
-    return await ctx.call(step, **kwargs)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 from seawall.integrations._versions import require
@@ -46,6 +45,7 @@ from pydantic_core import to_jsonable_python  # noqa: E402
 
 from seawall import AsyncContext, current_context  # noqa: E402
 from seawall.errors import ConfigurationError, UsageError  # noqa: E402
+from seawall.integrations._live import LiveCall  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -65,8 +65,10 @@ _VOLATILE: Final = frozenset({"timestamp", "run_id", "conversation_id"})
 _MODEL_RETRY: Final = "__pydantic_ai_model_retry__"
 _CONTROL_FLOW: Final = (CallDeferred, ApprovalRequired)
 
-_live_call: ContextVar[tuple[Any, ...] | None] = ContextVar(
-    "seawall_pydantic_ai_call", default=None
+_live_call: LiveCall[tuple[Any, ...]] = LiveCall(
+    "seawall_pydantic_ai_call",
+    sync_agent="a Pydantic AI agent ran inside the sync Seawall agent {agent!r}; register it "
+    "with seawall.integrations.pydantic_ai.register(), or run it from an async agent",
 )
 """The live arguments of the step being journaled (objects the journal cannot hold)."""
 
@@ -249,11 +251,8 @@ class _JournaledModel(WrapperModel):
             ),
             "settings": to_jsonable_python(model_settings or {}),
         }
-        token = _live_call.set((self.wrapped, messages, model_settings, model_request_parameters))
-        try:
-            data = await _acall(ctx, step, request)
-        finally:
-            _live_call.reset(token)
+        live = (self.wrapped, messages, model_settings, model_request_parameters)
+        data = await _live_call.acall(ctx, step, request, live)
         [response] = ModelMessagesTypeAdapter.validate_python([data])
         if not isinstance(response, ModelResponse):  # pragma: no cover - the journal holds ours
             raise UsageError(f"step {step} holds a {type(response).__name__}, not a response")
@@ -301,11 +300,8 @@ class _JournaledToolset(WrapperToolset[Any]):
         if run is None:
             return await super().call_tool(name, tool_args, ctx, tool)
         step = self.capability.tool_step(name)
-        token = _live_call.set((self.wrapped, name, tool_args, ctx, tool))
-        try:
-            value = await _acall(run, step, to_jsonable_python(tool_args))
-        finally:
-            _live_call.reset(token)
+        live = (self.wrapped, name, tool_args, ctx, tool)
+        value = await _live_call.acall(run, step, to_jsonable_python(tool_args), live)
         if isinstance(value, dict) and _MODEL_RETRY in value:
             raise ModelRetry(str(value[_MODEL_RETRY]))
         return value
@@ -315,9 +311,7 @@ def _tool_caller() -> Callable[..., Any]:
     """A new function for each tool (the registry refuses one function under two names)."""
 
     async def call_tool(**_journaled: Any) -> Any:
-        live = _live_call.get()
-        if live is None:  # pragma: no cover - only ever called through the toolset
-            raise UsageError("a Pydantic AI tool step can only run inside its agent's run")
+        live = _live_call.get("a Pydantic AI tool step can only run inside its agent's run")
         toolset, name, tool_args, run_context, tool = live
         try:
             value = await toolset.call_tool(name, tool_args, run_context, tool)
@@ -329,23 +323,11 @@ def _tool_caller() -> Callable[..., Any]:
 
 
 async def _call_model(**_journaled: Any) -> Any:
-    live = _live_call.get()
-    if live is None:  # pragma: no cover - only ever called through the model
-        raise UsageError("a Pydantic AI model step can only run inside its agent's run")
+    live = _live_call.get("a Pydantic AI model step can only run inside its agent's run")
     model, messages, settings, parameters = live
     response = await model.request(messages, settings, parameters)
     [data] = ModelMessagesTypeAdapter.dump_python([response], mode="json")
     return data
-
-
-async def _acall(ctx: Any, step: str, kwargs: dict[str, Any]) -> Any:
-    if not isinstance(ctx, AsyncContext):
-        raise UsageError(
-            "a Pydantic AI agent ran inside the sync Seawall agent "
-            f"{ctx.agent!r}; register it with seawall.integrations.pydantic_ai.register(), or "
-            "run it from an async agent"
-        )
-    return await ctx.call(step, **kwargs)
 
 
 def _stable(value: Any) -> Any:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import tenacity
 
 from seawall import _timing
 from seawall.errors import ConfigurationError
+from seawall.policies._arguments import is_amount
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -155,7 +155,7 @@ class WebhookSink:
             raise ConfigurationError(f"WebhookSink(attempts={self.attempts!r}) must be >= 1")
         for label in ("timeout", "initial", "max_delay"):
             value = getattr(self, label)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            if not is_amount(value):
                 raise ConfigurationError(f"WebhookSink({label}={value!r}) must be seconds >= 0")
         object.__setattr__(self, "headers", dict(self.headers))
         if not self.name:
@@ -289,5 +289,5 @@ class AlertRules:
             value = getattr(self, label)
             if value is None and label == "overdue_after":
                 continue
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            if not is_amount(value):
                 raise ConfigurationError(f"AlertRules({label}={value!r}) must be seconds >= 0")

@@ -37,8 +37,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from seawall.errors import ConfigurationError, MissingExtraError
+from seawall._extras import optional_module
+from seawall.errors import ConfigurationError
 from seawall.observe.semantic import SemanticWatch, field_of
+from seawall.policies._arguments import is_amount, is_count
 
 if TYPE_CHECKING:
     from seawall.ledger import DriftSample
@@ -139,7 +141,7 @@ class DriftWatch:
             )
         if not isinstance(self.alpha, int | float) or not 0 < self.alpha < 1:
             raise ConfigurationError(f"DriftWatch(alpha={self.alpha!r}) must be in (0, 1)")
-        if not isinstance(self.psi, int | float) or not math.isfinite(self.psi) or self.psi <= 0:
+        if not (is_amount(self.psi) and self.psi > 0):
             raise ConfigurationError(f"DriftWatch(psi={self.psi!r}) must be a positive number")
         if not isinstance(self.cooldown, int | float) or self.cooldown < 0:
             raise ConfigurationError(f"DriftWatch(cooldown={self.cooldown!r}) must be seconds >= 0")
@@ -187,7 +189,7 @@ class DriftWatch:
 
 
 def _count(name: str, value: Any, least: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+    if not is_count(value, least):
         raise ConfigurationError(f"DriftWatch({name}={value!r}) must be an integer >= {least}")
 
 
@@ -199,20 +201,13 @@ def utc(at: float) -> str:
 
 
 def scipy_stats() -> Any:
-    """Return ``scipy.stats``.
-
-    Raises:
-        MissingExtraError: SciPy is not installed.
-    """
-    try:
-        from scipy import stats  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise MissingExtraError(
-            "DriftWatch(method='test') uses SciPy's chi-square and Kolmogorov-Smirnov tests: "
-            "pip install 'seawall[drift]' (or pass method='psi', which needs no library)",
-            extra="drift",
-        ) from exc
-    return stats
+    """Return ``scipy.stats`` (a :class:`~seawall.MissingExtraError` without SciPy)."""
+    return optional_module(
+        "scipy.stats",
+        extra="drift",
+        needed_by="DriftWatch(method='test') uses SciPy's chi-square and Kolmogorov-Smirnov tests",
+        otherwise="or pass method='psi', which needs no library",
+    )
 
 
 # -- samples ------------------------------------------------------------------------------------

@@ -334,10 +334,9 @@ def _drift_alert(
         feature=stat.feature,
         statistic=stat.psi,
         threshold=watch.psi,
-        window=f"reference: {reference}; current: {current}",
+        window=_windows(reference, current),
         message=(
-            f"agent {agent!r} drifted: {describe_shift(stat)}. Check recent changes to its "
-            f"model, prompt or inputs; `seawall drift --agent {agent}` shows every feature"
+            f"agent {agent!r} drifted: {describe_shift(stat)}. " + _advice(agent, "every feature")
         ),
         at=now,
         details={
@@ -370,14 +369,26 @@ def _meaning_alert(
         feature="semantic",
         statistic=stat.shift,
         threshold=semantic.min_shift,
-        window=f"reference: {reference}; current: {current}",
+        window=_windows(reference, current),
         message=(
-            f"agent {agent!r} drifted: {stat.describe()}.{typical}{shifted} Check recent "
-            f"changes to its model, prompt or inputs; `seawall drift --agent {agent}` shows "
-            "the evidence"
+            f"agent {agent!r} drifted: {stat.describe()}.{typical}{shifted} "
+            + _advice(agent, "the evidence")
         ),
         at=now,
         details={**stat.to_dict(), "alpha": semantic.alpha, "min_shift": semantic.min_shift},
+    )
+
+
+def _windows(reference: str, current: str) -> str:
+    """The two windows a drift alert compares, described."""
+    return f"reference: {reference}; current: {current}"
+
+
+def _advice(agent: str, shows: str) -> str:
+    """What a drift alert advises, ending with the command that ``shows`` more."""
+    return (
+        "Check recent changes to its model, prompt or inputs; "
+        f"`seawall drift --agent {agent}` shows {shows}"
     )
 
 

@@ -32,7 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
-from seawall.errors import ConfigurationError, MissingExtraError
+from seawall._extras import optional_module
+from seawall.errors import ConfigurationError
+from seawall.policies._arguments import is_count
 
 if TYPE_CHECKING:
     import numpy as np
@@ -155,7 +157,7 @@ class SemanticWatch:
             raise ConfigurationError(f"SemanticWatch(min_shift={shift!r}) must be in (0, 2]")
         for label, least in (("examples", 1), ("excerpt", 20)):
             value = getattr(self, label)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            if not is_count(value, least):
                 raise ConfigurationError(
                     f"SemanticWatch({label}={value!r}) must be an integer >= {least}"
                 )
@@ -260,20 +262,12 @@ def field_of(output: Any, path: str) -> Any:
 
 
 def numpy() -> Any:
-    """Return ``numpy``.
-
-    Raises:
-        MissingExtraError: NumPy is not installed.
-    """
-    try:
-        import numpy as np  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise MissingExtraError(
-            "DriftWatch(semantic=...) compares embeddings with NumPy: "
-            "pip install 'seawall[semantic]'",
-            extra="semantic",
-        ) from exc
-    return np
+    """Return ``numpy`` (a :class:`~seawall.MissingExtraError` without NumPy)."""
+    return optional_module(
+        "numpy",
+        extra="semantic",
+        needed_by="DriftWatch(semantic=...) compares embeddings with NumPy",
+    )
 
 
 # -- storage ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import metrics, trace
@@ -51,57 +52,53 @@ def _configured(provider: object, proxy: type) -> bool:
     return not isinstance(provider, proxy) and "NoOp" not in type(provider).__name__
 
 
+@dataclass(eq=False)
 class Telemetry:
     """An app's tracer and instruments; hands out a :class:`RunTrace` per traced run.
 
-    Args:
+    Attributes:
         version: Seawall's version (the instrumentation scope's).
         tracer_provider: Use this provider instead of the global one.
         meter_provider: Use this provider instead of the global one.
         store: The ledger the gauges (open breakers, DLQ depth, hand-offs waiting) read.
+        active: The traces of the runs in progress, by run id.
     """
 
-    def __init__(
-        self,
-        version: str,
-        *,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
-        store: Store | None = None,
-    ) -> None:
-        self._version = version
-        self.store = store
-        """The ledger the gauges read; a forked child points it at its own connection."""
-        self._own_tracer_provider = tracer_provider
-        self._own_meter_provider = meter_provider
-        self._tracer: trace.Tracer | None = None
-        self._tracer_provider: object = None
-        self._instruments: Instruments | None = None
-        self._meter_provider: object = None
-        self.active: dict[str, RunTrace] = {}
+    version: str
+    tracer_provider: trace.TracerProvider | None = field(default=None, kw_only=True)
+    meter_provider: metrics.MeterProvider | None = field(default=None, kw_only=True)
+    store: Store | None = field(default=None, kw_only=True)
+    """The ledger the gauges read; a forked child points it at its own connection."""
+    active: dict[str, RunTrace] = field(default_factory=dict, init=False)
+    _tracer: trace.Tracer | None = field(default=None, init=False)
+    _tracer_of: object = field(default=None, init=False)
+    """The provider ``_tracer`` came from (the global one may be replaced at any time)."""
+    _instruments: Instruments | None = field(default=None, init=False)
+    _instruments_of: object = field(default=None, init=False)
+    """The provider ``_instruments`` came from."""
 
     def enabled(self) -> bool:
         """Whether an SDK is configured for traces or metrics (checked once per run)."""
         return self._tracer_now() is not None or self._instruments_now() is not None
 
     def _tracer_now(self) -> trace.Tracer | None:
-        provider = self._own_tracer_provider or trace.get_tracer_provider()
-        if provider is not self._tracer_provider:
-            self._tracer_provider = provider
+        provider = self.tracer_provider or trace.get_tracer_provider()
+        if provider is not self._tracer_of:
+            self._tracer_of = provider
             self._tracer = (
-                provider.get_tracer(_SCOPE, self._version)
+                provider.get_tracer(_SCOPE, self.version)
                 if _configured(provider, trace.ProxyTracerProvider)
                 else None
             )
         return self._tracer
 
     def _instruments_now(self) -> Instruments | None:
-        provider = self._own_meter_provider or metrics.get_meter_provider()
-        if provider is not self._meter_provider:
-            self._meter_provider = provider
+        provider = self.meter_provider or metrics.get_meter_provider()
+        if provider is not self._instruments_of:
+            self._instruments_of = provider
             self._instruments = (
                 Instruments(
-                    provider.get_meter(_SCOPE, self._version),
+                    provider.get_meter(_SCOPE, self.version),
                     None if self.store is None else self._current_store,
                 )
                 if _configured(provider, _proxy_meter_provider())
@@ -235,27 +232,30 @@ class Instruments:
             )
 
 
+@dataclass(slots=True, eq=False)
 class RunTrace:
-    """The span of one run and the spans of its steps."""
+    """The span of one run and the spans of its steps.
 
-    __slots__ = ("_held", "_held_end", "context", "instruments", "name", "run_id", "span", "tracer")
+    Attributes:
+        tracer: The tracer of step spans (``None``: metrics only).
+        instruments: The metric instruments (``None``: traces only).
+        span: The run's span.
+        run_id: The run.
+        name: The agent or graph.
+        context: The OpenTelemetry context of the run's span (step spans' parent).
+    """
 
-    def __init__(
-        self,
-        tracer: trace.Tracer | None,
-        instruments: Instruments | None,
-        span: Span,
-        run_id: str,
-        name: str,
-    ) -> None:
-        self.tracer = tracer
-        self.instruments = instruments
-        self.span = span
-        self.run_id = run_id
-        self.name = name
-        self.context: OtelContext = trace.set_span_in_context(span)
-        self._held: Span | None = None
-        self._held_end = 0
+    tracer: trace.Tracer | None
+    instruments: Instruments | None
+    span: Span
+    run_id: str
+    name: str
+    context: OtelContext = field(init=False)
+    _held: Span | None = field(default=None, init=False)
+    _held_end: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.context = trace.set_span_in_context(self.span)
 
     # -- steps ------------------------------------------------------------------------------
 

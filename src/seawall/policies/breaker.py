@@ -7,11 +7,11 @@ breaker by hand (it stays open until reset).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from seawall.errors import ConfigurationError
+from seawall.policies._arguments import is_amount, is_count
 
 State = Literal["closed", "open", "half_open"]
 
@@ -33,15 +33,11 @@ class Breaker:
     probe_timeout: float = 300.0
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.failures, int)
-            or isinstance(self.failures, bool)
-            or self.failures < 1
-        ):
+        if not is_count(self.failures, 1):
             raise ConfigurationError(f"Breaker(failures={self.failures!r}) must be an integer >= 1")
         for name in ("cooldown", "probe_timeout"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            if not is_amount(value):
                 raise ConfigurationError(f"Breaker({name}={value!r}) must be seconds >= 0")
 
 

@@ -6,10 +6,10 @@ in the ledger).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from seawall.errors import ConfigurationError
+from seawall.policies._arguments import is_amount, is_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,19 +27,11 @@ class RetryBudget:
     window: float = 10.0
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.ratio, int | float)
-            or not math.isfinite(self.ratio)
-            or self.ratio < 0
-        ):
+        if not is_amount(self.ratio):
             raise ConfigurationError(f"RetryBudget(ratio={self.ratio!r}) must be a number >= 0")
-        if not isinstance(self.floor, int) or isinstance(self.floor, bool) or self.floor < 0:
+        if not is_count(self.floor, 0):
             raise ConfigurationError(f"RetryBudget(floor={self.floor!r}) must be an integer >= 0")
-        if (
-            not isinstance(self.window, int | float)
-            or not math.isfinite(self.window)
-            or self.window < 1
-        ):
+        if not is_amount(self.window, 1):
             raise ConfigurationError(f"RetryBudget(window={self.window!r}) must be >= 1 second")
 
     def allows(self, calls: int, retries: int) -> bool:

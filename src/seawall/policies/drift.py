@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from seawall.errors import ConfigurationError
+from seawall.policies._arguments import is_count
 
 Then = Literal["fail", "quarantine", "handoff"]
 
@@ -32,7 +33,7 @@ class OnDrift:
     then: Then = "fail"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
+        if not is_count(self.retries, 0):
             raise ConfigurationError(f"OnDrift(retries={self.retries!r}) must be an integer >= 0")
         if self.then not in ("fail", "quarantine", "handoff"):
             raise ConfigurationError(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from seawall.errors import BudgetExceededError, ConfigurationError, GuardTrippedError
+from seawall.policies._arguments import is_amount, is_count
 
 Limit = Literal[
     "deadline",
@@ -55,17 +55,13 @@ class Guards:
             "max_calls_without_gate",
         ):
             value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 0
-            ):
+            if value is not None and not is_count(value, 0):
                 raise ConfigurationError(
                     f"Guards({name}={value!r}) must be a non-negative integer or None"
                 )
         for name in ("deadline", "max_cost"):
             value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int | float) or not math.isfinite(value) or value < 0
-            ):
+            if value is not None and not is_amount(value):
                 raise ConfigurationError(
                     f"Guards({name}={value!r}) must be a non-negative number or None"
                 )

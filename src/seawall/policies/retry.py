@@ -29,6 +29,7 @@ from seawall.errors import (
     SeawallError,
     ServerWaitError,
 )
+from seawall.policies._arguments import is_amount, is_count
 
 _TRANSIENT_STATUS: Final = frozenset({408, 425, 429})
 _HTTP_CLIENT_ERROR: Final = range(400, 500)
@@ -123,35 +124,23 @@ class Retry:
     crash_loop: int = 3
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.attempts, int)
-            or isinstance(self.attempts, bool)
-            or self.attempts < 1
-        ):
+        if not is_count(self.attempts, 1):
             raise ConfigurationError(
                 f"Retry(attempts={self.attempts!r}): attempts counts the first try too and must "
                 "be an integer >= 1 (use 1 for no retry)"
             )
-        if (
-            not isinstance(self.crash_loop, int)
-            or isinstance(self.crash_loop, bool)
-            or self.crash_loop < 1
-        ):
+        if not is_count(self.crash_loop, 1):
             raise ConfigurationError(
                 f"Retry(crash_loop={self.crash_loop!r}) must be an integer >= 1 (takeovers in a "
                 "row without progress before the run stops)"
             )
         for name in ("initial", "max_delay", "max_server_wait"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0 or not math.isfinite(value):
+            if not is_amount(value):
                 raise ConfigurationError(
                     f"Retry({name}={value!r}) must be a finite number of seconds >= 0"
                 )
-        if self.deadline is not None and (
-            not isinstance(self.deadline, int | float)
-            or not math.isfinite(self.deadline)
-            or self.deadline <= 0
-        ):
+        if self.deadline is not None and not (is_amount(self.deadline) and self.deadline > 0):
             raise ConfigurationError(
                 f"Retry(deadline={self.deadline!r}) must be a positive number of seconds or None"
             )

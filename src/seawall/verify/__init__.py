@@ -15,7 +15,7 @@ from seawall.verify._builtin import (
     SchemaVerifier,
     VoteVerifier,
 )
-from seawall.verify._core import Check, Verdict, Verifier, VerifyContext, run_verifiers
+from seawall.verify._verdicts import Check, Verdict, Verifier, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -8,8 +8,9 @@ import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
+from seawall._extras import optional_module
 from seawall.errors import ConfigurationError
-from seawall.verify._core import Check, VerifyContext
+from seawall.verify._verdicts import Check, VerifyContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -34,13 +35,11 @@ class SchemaVerifier:
     def __init__(self, spec: Any) -> None:
         self.spec = spec
         if isinstance(spec, dict):
-            try:
-                import jsonschema  # noqa: PLC0415 - optional dependency
-            except ImportError as exc:
-                raise ConfigurationError(
-                    "verify.schema(<JSON Schema dict>) needs jsonschema: "
-                    "pip install 'seawall[verify]'"
-                ) from exc
+            jsonschema = optional_module(
+                "jsonschema",
+                extra="verify",
+                needed_by="verify.schema(<JSON Schema dict>) needs jsonschema",
+            )
             jsonschema.Draft202012Validator.check_schema(spec)
             self._validator: Any = jsonschema.Draft202012Validator(spec)
             self.name = f"schema({spec.get('title') or 'json schema'})"

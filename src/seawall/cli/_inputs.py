@@ -1,36 +1,28 @@
-"""Options, ledger opening, id lookup and error reporting shared by the CLI's commands."""
+"""What the CLI's commands take: the ledger and app they work on, ids, times, shared options."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import importlib
-import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
-from rich.markup import escape
 
 from seawall import (
     AmbiguousIdError,
     HandOffNotFoundError,
     RunNotFoundError,
     Seawall,
-    SeawallError,
 )
-from seawall.cli._output import console, errors, text
+from seawall.cli._output import when
 from seawall.errors import LedgerUnavailableError
 from seawall.ledger import DEFAULT_LEDGER_URL, LedgerLocation, locate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from seawall.ledger import IdKind
-
-__all__ = ["console", "errors", "text"]
 
 LEDGER_ENV: Final = "SEAWALL_LEDGER"
 CANDIDATES: Final = 10
@@ -69,27 +61,23 @@ def existing_ledger(ledger: str | None) -> LedgerLocation:
     """Find the ledger a read-only command reads; never create one.
 
     Raises:
-        typer.Exit: There is no ledger there (the message says where it looked and how to
-            point at the right one), or the URL is wrong or its server unreachable.
+        LedgerUnavailableError: There is no ledger there (the message says where it looked and
+            how to point at the right one), or its server is unreachable.
+        LedgerURLError: The URL is wrong.
     """
     url = ledger_url(ledger)
-    try:
-        found = locate(url)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    found = locate(url)
     if not found.exists:
         if found.backend == "sqlite":
             relative = "" if url.startswith("sqlite:////") else f", relative to {Path.cwd()}"
             detail = f"{url}, {_origin(ledger)}{relative}"
         else:
             detail = f"{_origin(ledger)}; the schema holds no Seawall tables"
-        raise fail(
-            LedgerUnavailableError(
-                f"no ledger at {found.where} ({detail}); nothing was created. Run this in your "
-                f"project's folder, or pass --ledger URL (or set ${LEDGER_ENV}) to name your "
-                "app's ledger",
-                url=url,
-            )
+        raise LedgerUnavailableError(
+            f"no ledger at {found.where} ({detail}); nothing was created. Run this in your "
+            f"project's folder, or pass --ledger URL (or set ${LEDGER_ENV}) to name your "
+            "app's ledger",
+            url=url,
         )
     return found
 
@@ -103,14 +91,10 @@ def open_app(ledger: str | None, *, create: bool = False) -> Seawall:
             the app's first run, such as freezing an agent). Reads never create one.
 
     Raises:
-        typer.Exit: There is no ledger there (unless ``create``), or it cannot be opened (the
-            reason is printed on stderr).
+        SeawallError: There is no ledger there (unless ``create``), or it cannot be opened.
     """
     url = ledger_url(ledger) if create else existing_ledger(ledger).url
-    try:
-        return Seawall(url)
-    except SeawallError as exc:
-        raise fail(exc) from exc
+    return Seawall(url)
 
 
 def same_ledger(first: str, second: str) -> bool:
@@ -118,21 +102,6 @@ def same_ledger(first: str, second: str) -> bool:
     if first.startswith("sqlite:///") and second.startswith("sqlite:///"):
         return Path(first[10:]).resolve() == Path(second[10:]).resolve()
     return first == second
-
-
-@contextlib.contextmanager
-def using(app: Seawall) -> Iterator[Seawall]:
-    """Run the block with ``app``: a Seawall error becomes a clean exit 1; the app is closed.
-
-    Raises:
-        typer.Exit: A Seawall error left the block (its message is printed on stderr).
-    """
-    try:
-        yield app
-    except SeawallError as exc:
-        raise fail(exc) from exc
-    finally:
-        app.close()
 
 
 def resolve_id(app: Seawall, kind: IdKind, given: str) -> str:
@@ -225,55 +194,6 @@ def load_app(spec: str, ledger: str | None = None) -> Seawall:
             "--ledger, or create the app with the ledger you mean"
         )
     return target
-
-
-def fail(error: SeawallError) -> typer.Exit:
-    """Print a Seawall error on stderr and return the exit to raise."""
-    # Not wrapped here: the terminal wraps it, and a copied command or path stays whole.
-    errors.print(
-        f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    return typer.Exit(code=1)
-
-
-def print_json(value: Any) -> None:
-    """Print ``value`` as indented, key-sorted JSON on stdout."""
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def when(timestamp: float | None) -> str:
-    """Format a Unix time for people (local time, seconds)."""
-    if timestamp is None:
-        return "-"
-    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def short_when(timestamp: float | None) -> str:
-    """A Unix time for a table column: ``MM-DD HH:MM:SS`` this year, else the date and minute."""
-    if timestamp is None:
-        return "-"
-    moment = dt.datetime.fromtimestamp(timestamp).astimezone()
-    if moment.year == dt.datetime.now().astimezone().year:
-        return moment.strftime("%m-%d %H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
-def iso(timestamp: float | None) -> str | None:
-    """Format a Unix time as ISO 8601 UTC for JSON output."""
-    if timestamp is None:
-        return None
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec="microseconds")
-
-
-def seconds(value: float | None) -> str:
-    """Format a duration for people."""
-    if value is None:
-        return "-"
-    if value < 1:
-        return f"{value * 1000:.1f} ms"
-    return f"{value:.2f} s"
 
 
 def parse_since(value: str | None) -> float | None:
