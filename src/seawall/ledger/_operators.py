@@ -1,25 +1,22 @@
 """What operators decide, kept in the ledger.
 
 Alert acknowledgements and silences, hand-off claims, and the log of every decision with its
-author's name. Written once for both ledgers, like :mod:`seawall.ledger._reads`: each store
-supplies how one read query runs (``_fetchall``) and how one write statement runs durably
-(``_rowcount``). Every write is a single idempotent statement (an insert that keeps what is
-there, or a conditional update checked by reading it back), so a PostgreSQL store may redo it
-after a lost connection.
+author's name. Written once for both ledgers over :class:`~seawall.ledger._sqlbase.SQLBase` (a
+read is ``_rows``, a write ``_apply``). Every write is a single idempotent statement (an insert
+that keeps what is there, or a conditional update checked by reading it back), so a PostgreSQL
+store may redo it after a lost connection.
 """
 
 from __future__ import annotations
 
-import abc
 import json
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from seawall.ledger._sqlbase import SQLBase
 from seawall.ledger._watch_records import AlertAck, AlertSilence, HandOffClaim, OperatorAction
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from seawall.ledger._dialect import Dialect
 
 _ACK_COLUMNS: Final = "alert_id, acked_by, acked_at, note"
 _SILENCE_COLUMNS: Final = (
@@ -27,40 +24,10 @@ _SILENCE_COLUMNS: Final = (
 )
 _CLAIM_COLUMNS: Final = "handoff_id, claimed_by, claimed_at"
 _ACTION_COLUMNS: Final = "action_id, at, operator, action, target, details"
-_MAX_IDS: Final = 500
-"""Ids looked up per query (well below either database's limit on parameters)."""
 
 
-class OperatorRecords(abc.ABC):
+class OperatorRecords(SQLBase):
     """Alert acknowledgements and silences, hand-off claims and the operators' decision log."""
-
-    dialect: ClassVar[Dialect]
-
-    @abc.abstractmethod
-    def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
-        """Run one read query written in this store's dialect."""
-
-    @abc.abstractmethod
-    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
-        """Run one idempotent write statement durably; return the rows it changed."""
-
-    def _select(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
-        return self._fetchall(self.dialect.sql(sql), params, what)
-
-    def _apply(self, sql: str, params: Sequence[Any], what: str) -> int:
-        return self._rowcount(self.dialect.sql(sql), params, what)
-
-    def _by_ids(
-        self, columns: str, table: str, key: str, ids: Sequence[str], what: str
-    ) -> list[Any]:
-        unique = list(dict.fromkeys(ids))
-        rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(unique), _MAX_IDS):
-            chunk = unique[start : start + _MAX_IDS]
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT {columns} FROM {table} WHERE {key} IN ({marks})"
-            rows += self._select(sql, chunk, what)
-        return rows
 
     # -- alerts -------------------------------------------------------------------------------
 
@@ -81,7 +48,11 @@ class OperatorRecords(abc.ABC):
 
     def alert_acks(self, alert_ids: Sequence[str]) -> dict[str, AlertAck]:
         """Return the acknowledgements of any of ``alert_ids``, by alert id."""
-        rows = self._by_ids(_ACK_COLUMNS, "alert_acks", "alert_id", alert_ids, "read alert acks")
+        rows = self._among(
+            f"SELECT {_ACK_COLUMNS} FROM alert_acks WHERE alert_id IN ({{}})",
+            alert_ids,
+            "read alert acks",
+        )
         return {row[0]: AlertAck(row[0], row[1], row[2], row[3]) for row in rows}
 
     def add_silence(self, silence: AlertSilence) -> None:
@@ -119,7 +90,7 @@ class OperatorRecords(abc.ABC):
         if ending_after is not None:
             where = " WHERE ends_at > ? AND (lifted_at IS NULL OR lifted_at > ?)"
             params = [ending_after, ending_after, limit]
-        rows = self._select(
+        rows = self._rows(
             f"SELECT {_SILENCE_COLUMNS} FROM alert_silences{where} "
             "ORDER BY ends_at DESC, silence_id LIMIT ?",
             params,
@@ -135,7 +106,7 @@ class OperatorRecords(abc.ABC):
             (by, at, silence_id, at),
             f"lift silence {silence_id}",
         )
-        rows = self._select(
+        rows = self._rows(
             "SELECT 1 FROM alert_silences WHERE silence_id = ? AND lifted_by = ? AND lifted_at = ?",
             (silence_id, by, at),
             "read a silence",
@@ -162,7 +133,7 @@ class OperatorRecords(abc.ABC):
             (claim.handoff_id, claim.by, claim.at, claim.handoff_id),
             f"claim hand-off {claim.handoff_id}",
         )
-        if not self._select(
+        if not self._rows(
             "SELECT 1 FROM handoffs WHERE handoff_id = ? AND status = 'open'",
             (claim.handoff_id,),
             "read a hand-off",
@@ -172,7 +143,7 @@ class OperatorRecords(abc.ABC):
 
     def release_handoff(self, handoff_id: str, *, by: str) -> bool:
         """Drop ``by``'s claim on a hand-off; false when ``by`` does not hold it."""
-        held = self._select(
+        held = self._rows(
             "SELECT 1 FROM handoff_claims WHERE handoff_id = ? AND claimed_by = ?",
             (handoff_id, by),
             "read a hand-off claim",
@@ -186,8 +157,10 @@ class OperatorRecords(abc.ABC):
 
     def handoff_claims(self, handoff_ids: Sequence[str]) -> dict[str, HandOffClaim]:
         """Return the claims on any of ``handoff_ids``, by hand-off id."""
-        rows = self._by_ids(
-            _CLAIM_COLUMNS, "handoff_claims", "handoff_id", handoff_ids, "read hand-off claims"
+        rows = self._among(
+            f"SELECT {_CLAIM_COLUMNS} FROM handoff_claims WHERE handoff_id IN ({{}})",
+            handoff_ids,
+            "read hand-off claims",
         )
         return {row[0]: HandOffClaim(row[0], row[1], row[2]) for row in rows}
 
@@ -238,7 +211,7 @@ class OperatorRecords(abc.ABC):
             clauses.append("(at, action_id) < (?, ?)")
             params += [before[0], before[1]]
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._select(
+        rows = self._rows(
             f"SELECT {_ACTION_COLUMNS} FROM operator_actions{where} "
             "ORDER BY at DESC, action_id DESC LIMIT ?",
             [*params, limit],

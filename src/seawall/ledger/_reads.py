@@ -2,15 +2,14 @@
 
 A read is one query and a conversion of its rows; only how a query runs differs between SQLite
 (the store's lock and connection) and PostgreSQL (the pool, with retries across a lost
-connection). Each store supplies :meth:`SharedReads._fetchall` and its :class:`Dialect`; the
-methods here are written once.
+connection). Each store supplies ``_fetchall`` and its dialect
+(:class:`~seawall.ledger._sqlbase.SQLBase`); the methods here are written once.
 """
 
 from __future__ import annotations
 
-import abc
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from seawall.errors import UsageError
 from seawall.ledger import _aggregates as aggregates
@@ -28,11 +27,11 @@ from seawall.ledger._rows import (
     step_record,
     verdict_record,
 )
+from seawall.ledger._sqlbase import SQLBase
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from seawall.ledger._dialect import Dialect
     from seawall.ledger._protocol import IdKind
     from seawall.ledger._records import (
         AttemptRecord,
@@ -56,18 +55,8 @@ if TYPE_CHECKING:
     from seawall.policies.breaker import BreakerState
 
 
-class SharedReads(abc.ABC):
+class SharedReads(SQLBase):
     """Reads of runs, journals, verdicts, queues, breakers and alerts, for either ledger."""
-
-    dialect: ClassVar[Dialect]
-
-    @abc.abstractmethod
-    def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
-        """Run one read query written in this store's dialect; ``what`` names it in errors."""
-
-    def _rows(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
-        """Run one read query written with ``?`` placeholders."""
-        return self._fetchall(self.dialect.sql(sql), params, what)
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -178,15 +178,20 @@ class SQLBase(abc.ABC):
     def _fetchall(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
         """Run one read query written in this store's dialect; ``what`` names it in errors."""
 
-    def _rowcount(self, sql: str, params: Sequence[Any], what: str) -> int:
-        """Run one idempotent statement (in the dialect) durably; return the rows it changed."""
+    def _apply(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one idempotent statement (``?`` placeholders) durably; return the rows it changed."""
+        text = self.dialect.sql(sql)
         changed: int = self._run(
-            lambda conn, _doubt: conn.execute(sql, params).rowcount,
+            lambda conn, _doubt: conn.execute(text, params).rowcount,
             what,
             durable=True,
             transaction=False,
         )
         return changed
+
+    def _rows(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
+        """The rows of a read query written with ``?`` placeholders."""
+        return self._fetchall(self.dialect.sql(sql), params, what)
 
     def _q(self, text: str) -> str:
         """``text`` (written with ``?`` placeholders) in this store's dialect."""
@@ -194,7 +199,7 @@ class SQLBase(abc.ABC):
 
     def _one(self, sql: str, params: Sequence[Any], what: str) -> tuple[Any, ...] | None:
         """The first row of a read query written with ``?`` placeholders, or ``None``."""
-        rows = self._fetchall(self.dialect.sql(sql), params, what)
+        rows = self._rows(sql, params, what)
         return rows[0] if rows else None
 
     def _among(
