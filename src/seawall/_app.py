@@ -32,7 +32,7 @@ from seawall.runtime.catalog import Registry
 from seawall.runtime.config import Config
 from seawall.runtime.context import current_context
 from seawall.runtime.executor import Executor, LocalExecutor, RunHandle, wait_for_run
-from seawall.runtime.launch import Launcher, start
+from seawall.runtime.launch import start
 from seawall.runtime.verification import decide
 
 if TYPE_CHECKING:
@@ -159,10 +159,10 @@ class Seawall(Registrations):
         self.tool_retry = config.tool_retry
         self._registry = Registry()
         self.executor: Executor = executor if executor is not None else LocalExecutor()
-        self.runtime: Runtime = start(config, self._registry, self.executor)
+        self.runtime: Runtime
         """The runtime's services (store, leases, breakers, monitor...), for executors and
         integrations: the engine is given these, never the app."""
-        self._engine: Launcher = self.runtime.engine  # type: ignore[assignment]
+        self.runtime, self._engine = start(config, self._registry, self.executor)
         self.ledger = LedgerReads(self.runtime)
         """Reads: runs, attempts, steps, artifacts, verdicts, alerts, drift reports."""
         self.dlq = DeadLetterQueue(self.runtime)

@@ -40,18 +40,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger("seawall")
 
 
-def start(config: Config, registry: Registry, executor: Executor) -> Runtime:
+def start(config: Config, registry: Registry, executor: Executor) -> tuple[Runtime, Launcher]:
     """Build the runtime of one app: its services, this engine, its takeover sweeps.
+
+    Returns:
+        The services, and the engine they reach back into (``runtime.engine``).
 
     Raises:
         LedgerError: The ledger cannot be opened.
     """
-    return Runtime(
-        config,
-        registry,
-        engine=lambda rt: Launcher(rt, executor),
-        sweeps=lambda rt: Takeover(rt, executor),
-    )
+    launchers: list[Launcher] = []
+
+    def engine(rt: Runtime) -> Launcher:
+        launchers.append(Launcher(rt, executor))
+        return launchers[-1]
+
+    rt = Runtime(config, registry, engine=engine, sweeps=lambda rt: Takeover(rt, executor))
+    return rt, launchers[-1]
 
 
 class Launcher:

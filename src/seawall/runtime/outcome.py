@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from seawall._failures import ErrorClass, FailureCause, RunStatus
 from seawall.errors import AttemptAbandoned, RunCancelled, SeawallError
@@ -30,6 +30,10 @@ class Failure:
     error: BaseException
     error_class: ErrorClass
     cause: FailureCause
+
+
+Stored: TypeAlias = "tuple[str | None, bytes | None, list[Blob]]"
+"""An output's stored form: its hash, its ledger column and the blobs the column refers to."""
 
 
 def error_json(error: BaseException) -> dict[str, Any]:
@@ -69,22 +73,24 @@ def error_message(error: BaseException) -> str:
 async def finish(
     rt: Runtime,
     spec: AgentSpec,
-    run_id: str,
     journal: Journal,
     attempts: int,
     status: RunStatus,
     output: Any,
-    output_hash: str | None,
-    output_column: bytes | None,
-    output_blobs: list[Blob],
+    stored: Stored | None,
     failure: Failure | None,
 ) -> RunResult:
-    """Record a run's end (fenced by the journal's epoch) and return its result.
+    """Record the end of the journal's run (fenced by its epoch) and return its result.
+
+    ``stored`` is the output's stored form, ``(hash, column, blobs)`` as
+    :meth:`~seawall.runtime.journal.Journal.snapshot` makes it; ``None`` when nothing is kept.
 
     Raises:
         LeaseLostError: Another process took the run over: nothing was recorded.
         LedgerError: The ledger could not be reached.
     """
+    run_id = journal.run_id
+    output_hash, output_column, output_blobs = stored or (None, None, [])
     await rt.io.run(
         rt.store.finish_run,
         run_id,
@@ -136,7 +142,6 @@ def outcome(
 async def settle_failure(
     rt: Runtime,
     spec: AgentSpec,
-    run_id: str,
     journal: Journal,
     attempts: int,
     failure: Failure,
@@ -147,6 +152,7 @@ async def settle_failure(
 
     A failed ``partial_write`` and a cancelled run with completed side effects are compensated.
     """
+    run_id = journal.run_id
     cancelled = failure.cause is FailureCause.CANCELLED
     status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
     undo_class = ErrorClass.PARTIAL_WRITE if cancelled else failure.error_class
@@ -158,7 +164,7 @@ async def settle_failure(
             epoch=journal.epoch,
         )
         await settle.compensate(rt, run_id, journal.epoch)
-    return await finish(rt, spec, run_id, journal, attempts, status, None, None, None, [], failure)
+    return await finish(rt, spec, journal, attempts, status, None, None, failure)
 
 
 class RecordedError(Exception):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from seawall._result import RunResult
     from seawall.ledger import AttemptRecord, RunRecord, StepRecord
     from seawall.runtime.host import Host
+    from seawall.runtime.outcome import Stored
     from seawall.runtime.registry import AgentSpec
     from seawall.runtime.services import Runtime
 
@@ -148,7 +149,7 @@ async def _crash_loop(
     )
     rt.leases.hold(run_id, epoch)
     try:
-        return await settle_failure(rt, spec, run_id, journal, attempts, failure)
+        return await settle_failure(rt, spec, journal, attempts, failure)
     finally:
         rt.leases.release(run_id)
 
@@ -195,9 +196,7 @@ async def _close(
         )
     rt.leases.hold(run_id, epoch)
     try:
-        return await settle_failure(
-            rt, spec, run_id, journal, attempts, failure, compensate=not crashed
-        )
+        return await settle_failure(rt, spec, journal, attempts, failure, compensate=not crashed)
     finally:
         rt.leases.release(run_id)
 
@@ -227,18 +226,9 @@ async def _resume_settling(
                 AttemptOutcome("succeeded", time.time(), None, None, None, None, None),
                 epoch=epoch,
             )
+            stored: Stored = (run.output_hash, output_column, [])
             return await finish(
-                rt,
-                spec,
-                run.run_id,
-                journal,
-                run.attempts,
-                RunStatus.SUCCEEDED,
-                MISSING_OUTPUT,
-                run.output_hash,
-                output_column,
-                [],
-                None,
+                rt, spec, journal, run.attempts, RunStatus.SUCCEEDED, MISSING_OUTPUT, stored, None
             )
         if run.phase == "compensating":
             await settle.compensate(rt, run.run_id, epoch)
@@ -253,17 +243,7 @@ async def _resume_settling(
                 run.failure_cause or FailureCause.EXCEPTION,
             )
             return await finish(
-                rt,
-                spec,
-                run.run_id,
-                journal,
-                run.attempts,
-                RunStatus.FAILED,
-                None,
-                None,
-                None,
-                [],
-                failure,
+                rt, spec, journal, run.attempts, RunStatus.FAILED, None, None, failure
             )
         return None
     finally:

@@ -283,18 +283,9 @@ class _Attempts:
                 )
                 if self.traced is not None:
                     self.traced.attempt(attempt, "succeeded", None, None, None)
+                stored = (output_hash, output_column, output_blobs)
                 return await finish(
-                    rt,
-                    spec,
-                    run_id,
-                    journal,
-                    attempt,
-                    RunStatus.SUCCEEDED,
-                    output,
-                    output_hash,
-                    output_column,
-                    output_blobs,
-                    None,
+                    rt, spec, journal, attempt, RunStatus.SUCCEEDED, output, stored, None
                 )
             except (LeaseLostError, LedgerError) as exc:
                 return await self._interrupted(exc)
@@ -386,16 +377,14 @@ class _Attempts:
             if journal.strict:
                 if staging is not None:
                     staging.discard()
-                return await settle_failure(
-                    rt, spec, run_id, journal, attempt, failure, compensate=False
-                )
+                return await settle_failure(rt, spec, journal, attempt, failure, compensate=False)
             if drift:
                 return await verification.settle_drift(
                     rt, spec, run_id, journal, attempt, failure, output, staging, self.inputs
                 )
             if staging is not None:
                 staging.discard()
-            return await settle_failure(rt, spec, run_id, journal, attempt, failure)
+            return await settle_failure(rt, spec, journal, attempt, failure)
         except (LeaseLostError, LedgerError) as exc:
             return await self._interrupted(exc)
 

@@ -167,16 +167,13 @@ async def compensate(rt: Runtime, run_id: str, epoch: int) -> None:
         key = f"{step.idempotency_key or f'{run_id}:{step.seq}'}:undo"
         dedupes = spec.idempotent or _accepts_key(spec.compensate)
         if previous is not None and not dedupes:
-            await io.run(
-                store.finish_compensation,
+            await _ended(
+                rt,
                 run_id,
-                step.seq,
-                status="failed",
-                end_time=time.time(),
-                tries=previous.tries,
-                error_type="InDoubt",
-                error_message="in flight when its process died; it cannot dedupe, so not re-run",
-                epoch=epoch,
+                epoch,
+                step,
+                previous.tries,
+                ("InDoubt", "in flight when its process died; it cannot dedupe, so not re-run"),
             )
             await _handoff(
                 rt,
@@ -216,17 +213,7 @@ async def _run_one(
         except Exception as exc:
             decision = retry.decide(tries, exc, time.time() - start)
             if not decision.retry:
-                await io.run(
-                    store.finish_compensation,
-                    run_id,
-                    step.seq,
-                    status="failed",
-                    end_time=time.time(),
-                    tries=tries,
-                    error_type=type(exc).__name__,
-                    error_message=str(exc)[:2000],
-                    epoch=epoch,
-                )
+                await _ended(rt, run_id, epoch, step, tries, (type(exc).__name__, str(exc)))
                 await _handoff(
                     rt,
                     run_id,
@@ -240,15 +227,27 @@ async def _run_one(
             await _timing.asleep(decision.delay)
             tries += 1
     _faults.point(f"compensation.done.{step.seq}")
-    await io.run(
-        store.finish_compensation,
+    await _ended(rt, run_id, epoch, step, tries, None)
+
+
+async def _ended(
+    rt: Runtime,
+    run_id: str,
+    epoch: int,
+    step: StepRecord,
+    tries: int,
+    error: tuple[str, str] | None,
+) -> None:
+    """Record how the compensation of ``step`` ended: completed, or failed with ``error``."""
+    await rt.io.run(
+        rt.store.finish_compensation,
         run_id,
         step.seq,
-        status="completed",
+        status="completed" if error is None else "failed",
         end_time=time.time(),
         tries=tries,
-        error_type=None,
-        error_message=None,
+        error_type=None if error is None else error[0],
+        error_message=None if error is None else error[1][:2000],
         epoch=epoch,
     )
 

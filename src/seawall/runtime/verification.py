@@ -24,11 +24,17 @@ from seawall.errors import (
 from seawall.ledger import HandOffRecord
 from seawall.runtime import settle
 from seawall.runtime.journal import Journal
-from seawall.runtime.outcome import Failure, RecordedError, finish, outcome, settle_failure
+from seawall.runtime.outcome import (
+    Failure,
+    RecordedError,
+    Stored,
+    finish,
+    outcome,
+    settle_failure,
+)
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
-    from seawall import _payload
     from seawall._result import RunResult
     from seawall.ledger import RunRecord
     from seawall.runtime.registry import AgentSpec
@@ -148,47 +154,23 @@ async def settle_drift(
         if child.ok:
             if staging is not None:
                 staging.discard()
-            output_hash, column, blobs = journal.snapshot(child.output, "fallback output")
+            stored = journal.snapshot(child.output, "fallback output")
             return await finish(
-                rt,
-                spec,
-                run_id,
-                journal,
-                attempt,
-                RunStatus.SUCCEEDED,
-                child.output,
-                output_hash,
-                column,
-                blobs,
-                None,
+                rt, spec, journal, attempt, RunStatus.SUCCEEDED, child.output, stored, None
             )
     if policy.then == "quarantine":
         if staging is not None:
             staging.discard()
-        kept_hash, kept, kept_blobs = _encoded(journal, output, "quarantined output")
-        return await finish(
-            rt,
-            spec,
-            run_id,
-            journal,
-            attempt,
-            RunStatus.QUARANTINED,
-            None,
-            kept_hash,
-            kept,
-            kept_blobs,
-            failure,
-        )
+        kept = _encoded(journal, output, "quarantined output")
+        return await finish(rt, spec, journal, attempt, RunStatus.QUARANTINED, None, kept, failure)
     if policy.then == "handoff":
         return await _park(rt, spec, run_id, journal, attempt, failure, output, staging)
     if staging is not None:
         staging.discard()
-    return await settle_failure(rt, spec, run_id, journal, attempt, failure)
+    return await settle_failure(rt, spec, journal, attempt, failure)
 
 
-def _encoded(
-    journal: Journal, value: Any, where: str
-) -> tuple[str | None, bytes | None, list[_payload.Blob]]:
+def _encoded(journal: Journal, value: Any, where: str) -> Stored:
     if value is None:
         return None, None, []
     return journal.snapshot(value, where)
@@ -345,7 +327,7 @@ async def _carry_out(
             ErrorClass.SILENT_DRIFT,
             FailureCause.VERIFICATION_FAILED,
         )
-        return await settle_failure(rt, spec, run.run_id, journal, attempt, failure)
+        return await settle_failure(rt, spec, journal, attempt, failure)
     if not edited:
         output = await rt.io.run(rt.output_of, run.run_id)
     output_hash, column, blobs = journal.snapshot(output, "approved output")
@@ -354,16 +336,5 @@ async def _carry_out(
             rt, run.run_id, attempt, staging, output_hash, column, blobs, epoch=journal.epoch
         )
         blobs = []
-    return await finish(
-        rt,
-        spec,
-        run.run_id,
-        journal,
-        attempt,
-        RunStatus.SUCCEEDED,
-        output,
-        output_hash,
-        column,
-        blobs,
-        None,
-    )
+    stored = (output_hash, column, blobs)
+    return await finish(rt, spec, journal, attempt, RunStatus.SUCCEEDED, output, stored, None)
