@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from seawall import Context, RunStatus, Seawall
+from seawall.runtime.resume import resume_agent_run
 from seawall.runtime.takeover import lost_messages, resumable
 
 if TYPE_CHECKING:
@@ -163,3 +164,35 @@ def test_resumable_leaves_the_nodes_of_a_resumed_graph_to_it(app: Seawall) -> No
     runs = [app.ledger.run(run_id) for run_id in (graph, node, lone)]
     assert [graph, lone] == [r.run_id for r in resumable(runs, app.agents, {"flow"})]
     assert [node, lone] == [r.run_id for r in resumable(runs, app.agents, set())]
+
+
+def test_a_resumer_claimed_over_before_its_first_write_gives_the_run_up(
+    pair: tuple[Seawall, Seawall],
+) -> None:
+    """Stalled past its lease between its claim and its first write, a resumer writes nothing.
+
+    Its first write (closing the dead owner's attempt) is refused under the stale epoch; the
+    resume then returns ``None`` (another process holds the run) instead of raising.
+    """
+    survivor, dead = pair
+    run_id = abandoned_run(dead, 21, ago=30.0)
+    store = survivor.runtime.store
+    store.start_attempt(run_id, 1, time.time() - 30.0, dead.runtime.leases.owner, epoch=1)
+    now = time.time()
+    stale = store.claim_run(run_id, survivor.runtime.leases.owner, now - 5.0, now - 10.0)
+    fresh = store.claim_run(run_id, dead.runtime.leases.owner, now + 60.0, now)
+    assert stale is not None
+    assert fresh is not None
+    assert fresh > stale
+    run = survivor.ledger.run(run_id)
+    refused_before = store.get_run(run_id)
+
+    result = survivor.runtime.sync(
+        resume_agent_run(survivor.runtime, run, now, epoch=stale), "resume", "aresume"
+    )
+
+    assert result is None
+    after = store.get_run(run_id)
+    assert (fresh, refused_before.status) == (after.epoch, after.status)
+    attempts = survivor.ledger.attempts(run_id)
+    assert [("running", dead.runtime.leases.owner)] == [(a.status, a.owner) for a in attempts]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from seawall import _payload
 from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
-from seawall.errors import RunNotFoundError, SeawallError
+from seawall.errors import LeaseLostError, RunNotFoundError, SeawallError
 from seawall.ledger import AttemptOutcome
 from seawall.runtime import settle
 from seawall.runtime.journal import Journal, is_effect
@@ -51,6 +51,19 @@ async def resume_agent_run(
         )
         if epoch is None:
             return None
+    try:
+        return await _see_through(rt, spec, run, now, epoch, host)
+    except LeaseLostError:
+        # Another process claimed the run after this one did (this one stalled past its lease
+        # between its claim and its first write): the run is that process's now, and the write
+        # that found out was refused, so this process wrote nothing under the new epoch.
+        return None
+
+
+async def _see_through(
+    rt: Runtime, spec: AgentSpec, run: RunRecord, now: float, epoch: int, host: Host | None
+) -> RunResult | None:
+    """Close what the dead owner left open, then continue the run's journal under ``epoch``."""
     if run.replay_mode == "recorded":
         # A recorded replay serves a journal; resumed live it could make real calls.
         return await _close(rt, spec, run.run_id, epoch, max(run.attempts, 1), crashed=True)
