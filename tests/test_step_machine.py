@@ -27,9 +27,10 @@ from seawall.errors import (
 from seawall.ledger import StepRecord
 from seawall.runtime.calls import call
 from seawall.runtime.children import child_run
-from seawall.runtime.journal import COMPLETED, FAILED, STARTED, Journal
+from seawall.runtime.journal import Journal
 from seawall.runtime.ledger_io import LedgerIO
 from seawall.runtime.registry import ToolSpec
+from seawall.runtime.serving import COMPLETED, FAILED, STARTED
 from seawall.runtime.steps import Gather, Invoke, Ledger, Steps, Wait, adrive, drive
 from seawall.verify import Verdict, rule
 

@@ -31,9 +31,9 @@ from seawall._failures import ErrorClass, RunStatus
 from seawall._ids import new_run_id
 from seawall.errors import ConfigurationError, RegistrationError, SeawallError, UsageError
 from seawall.ledger import DeadLetter, DeadLetterQuery, NewRun, StepResolution
-from seawall.runtime.journal import STARTED
 from seawall.runtime.lineage import Lineage
 from seawall.runtime.runner import execute_run
+from seawall.runtime.serving import STARTED
 
 if TYPE_CHECKING:
     import builtins

@@ -23,7 +23,7 @@ from seawall.errors import (
 )
 from seawall.policies.guards import NO_GUARDS
 from seawall.runtime.boundary import rebuild_response, validate_response
-from seawall.runtime.journal import COMPLETED, FAILED, STARTED, Recorded
+from seawall.runtime.serving import COMPLETED, FAILED, STARTED, Recorded
 from seawall.runtime.steps import Invoke, Ledger, Steps, Turn, Wait
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from seawall._failures import RunStatus
 from seawall._ids import new_run_id
 from seawall.runtime.executor import wait_for_run
-from seawall.runtime.journal import COMPLETED, FAILED, STARTED
+from seawall.runtime.serving import COMPLETED, FAILED, STARTED
 from seawall.runtime.steps import Gather, Ledger, Steps
 
 if TYPE_CHECKING:

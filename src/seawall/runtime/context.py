@@ -24,7 +24,7 @@ from seawall.observe.cost import usage_entry
 from seawall.policies.guards import NO_GUARDS
 from seawall.runtime import calls as _calls
 from seawall.runtime.children import Children, child_run
-from seawall.runtime.journal import COMPLETED
+from seawall.runtime.serving import COMPLETED
 from seawall.runtime.steps import Gather, Ledger, Steps, adrive, drive
 from seawall.verify import Verdict, VerifyContext, run_verifiers
 

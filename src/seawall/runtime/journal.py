@@ -27,24 +27,32 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from seawall import _payload
-from seawall._diff import describe, request_changes
+from seawall._diff import describe
 from seawall.errors import (
     AttemptAbandoned,
     ConsistencyError,
-    InDoubtError,
     JournalDivergenceError,
     LeaseLostError,
     LedgerError,
     RunCancelled,
-    SerializationError,
 )
 from seawall.ledger._waiting import LedgerWouldBlock
 from seawall.observe.cost import PriceTable, UsageEntry, UsageTotals, usage_entry
 from seawall.policies.guards import NO_GUARDS, Guards
+from seawall.runtime.serving import (
+    _DONE,
+    COMPLETED,
+    FAILED,
+    LIVE,
+    VALUE_KINDS,
+    Asked,
+    Recorded,
+    ServedSteps,
+    is_effect,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -56,53 +64,10 @@ if TYPE_CHECKING:
     from seawall.runtime.budgets import RetryBudgets
     from seawall.runtime.registry import ToolSpec
 
-STARTED: Final = "started"
-COMPLETED: Final = "completed"
-FAILED: Final = "failed"
 SLOW_STEP: Final = 0.05
 """A read-only step that took longer than this (seconds) is written through at once."""
 
-_DONE: Final = (COMPLETED, STARTED)
-VALUE_KINDS: Final = ("now", "uuid", "random")
-"""Steps that draw a value (``ctx.now/uuid/random``): served again on every later line."""
 _DEFAULT_PRICES: Final = PriceTable()
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """What the journal holds for a step the code asks for.
-
-    Attributes:
-        action: ``serve`` (return ``value``), ``live`` (execute it), ``read_back`` (an in-doubt
-            call whose tool can tell whether it took effect), ``resume`` (a child run that was
-            started: see it through).
-        value: The recorded result, for ``serve``.
-        seq: Where the step's row lives: this position, or an earlier line's effect.
-        key: The idempotency key to re-issue it with (an earlier line's), else ``None``.
-        status: The status of the recorded row it stands for, if any.
-    """
-
-    action: str
-    value: Any = None
-    seq: int = 0
-    key: str | None = None
-    status: str | None = None
-
-
-LIVE: Final = Recorded("live")
-
-
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """The request the code makes at a step, as stored: shown as a diff when it diverges.
-
-    Attributes:
-        column: Its row column (``None`` when not kept, e.g. a drawn value).
-        blobs: The blobs the column refers to, not written yet.
-    """
-
-    column: bytes | None
-    blobs: Sequence[Blob] = ()
 
 
 class Recording(Protocol):
@@ -124,12 +89,7 @@ class Recording(Protocol):
         """Report the recorded side effects the code never asked for."""
 
 
-def is_effect(step: StepRecord) -> bool:
-    """Whether a step is a side effect that may have happened (completed or in doubt)."""
-    return step.mutating and step.status in _DONE
-
-
-class Journal:
+class Journal(ServedSteps):
     """The journal of one run for one attempt.
 
     Args:
@@ -296,16 +256,6 @@ class Journal:
         """Encode an output: the hash of its canonical form, its column and blobs as given."""
         return self.codec.snapshot(value, where)
 
-    def decode(self, column: bytes) -> Any:
-        """Decode a stored column (blobs read beforehand are used first)."""
-        return _payload.unpack(column, self._fetch)
-
-    def _fetch(self, hashes: list[str]) -> Mapping[str, Blob]:
-        missing = [h for h in hashes if h not in self.blobs]
-        if missing:
-            self.blobs.update(self.store.get_blobs(missing))
-        return self.blobs
-
     # -- replay -----------------------------------------------------------------------------
 
     def next_step(
@@ -372,124 +322,6 @@ class Journal:
             # retry that asks again still gets the ids and times its side effects were made with.
             return Recorded("serve", self.result_of(earlier.popleft(), name))
         return LIVE
-
-    def _recorded(self, step: StepRecord, spec: ToolSpec | None, name: str) -> Recorded:
-        if step.status == COMPLETED:
-            return Recorded("serve", self.result_of(step, name), step.seq)
-        if step.status == STARTED and step.mutating:
-            if step.kind == "run":
-                # A child run cut off by a crash: its id is the step's key; take it over.
-                return Recorded("resume", seq=step.seq, key=step.idempotency_key, status=STARTED)
-            return self._in_doubt(step, spec, name)
-        return Recorded("live", seq=step.seq, key=step.idempotency_key, status=step.status)
-
-    def _in_doubt(self, step: StepRecord, spec: ToolSpec | None, name: str) -> Recorded:
-        if spec is not None and spec.read_back is not None:
-            return Recorded("read_back", seq=step.seq, key=step.idempotency_key, status=STARTED)
-        if spec is not None and spec.idempotent:
-            return Recorded("live", seq=step.seq, key=step.idempotency_key, status=STARTED)
-        raise InDoubtError(
-            f"step {step.seq} ({name}) was in flight when its process died, so its side effect "
-            "may or may not have happened; the tool is not declared idempotent, so Seawall "
-            "will not re-issue it. Check the target system, then resolve it (seawall dlq "
-            "resolve RUN --happened / --did-not-happen). Declare @app.tool(idempotent=True) if "
-            "it dedupes on its idempotency_key",
-            run_id=self.run_id,
-            step=step.seq,
-            tool=name,
-            idempotency_key=step.idempotency_key,
-        )
-
-    def _earlier_effect(
-        self,
-        seq: int,
-        spec: ToolSpec | None,
-        name: str,
-        request_hash: str,
-        request: Asked,
-    ) -> Recorded:
-        """Match a side effect the code asks for with the next one an earlier line did."""
-        while self.effects:
-            done = self.effects[0]
-            if done.name == name and done.request_hash == request_hash:
-                self.effects.popleft()
-                return self._recorded(done, spec, name)
-            if done.status == FAILED:
-                self.effects.popleft()  # it raised: nothing of it to keep
-                continue
-            changes = self.changes(done, name, request)
-            raise JournalDivergenceError(
-                f"step {done.seq}: a retry asks for {name!r} where the run already did "
-                f"{done.name!r} (key {done.idempotency_key}); that side effect is done and "
-                "Seawall will neither drop nor repeat it, so the run stops here. "
-                f"Changes: {describe(changes) or '(none)'}",
-                run_id=self.run_id,
-                step=done.seq,
-                asked_at=seq,
-                expected=done.name,
-                got=name,
-                changes=[c.to_dict() for c in changes],
-            )
-        return LIVE
-
-    def unserved_effects(self) -> list[StepRecord]:
-        """Side effects done by earlier lines, or on this line ahead of where the code stopped.
-
-        An attempt that ends without asking for them built its result without them.
-        """
-        left = [s for s in self.effects if s.status in _DONE]
-        left += [s for seq, s in sorted(self.line.items()) if seq > self.seq and is_effect(s)]
-        return left
-
-    def check_all_effects_served(self) -> None:
-        """Raise when the attempt ends without a side effect the run already did.
-
-        Raises:
-            JournalDivergenceError: It does.
-        """
-        left = self.unserved_effects()
-        if not left:
-            return
-        listed = ", ".join(f"step {s.seq} ({s.name}, key {s.idempotency_key})" for s in left)
-        raise JournalDivergenceError(
-            f"the attempt ended without asking for side effects the run already did: {listed}. "
-            "Seawall will not drop a completed side effect nor trust a result built without it; "
-            "the run stops (its compensations run)",
-            run_id=self.run_id,
-            step=left[0].seq,
-            expected=left[0].name,
-            got="end of run",
-        )
-
-    def result_of(self, step: StepRecord, name: str) -> Any:
-        """A completed step's recorded result (one whose result could not be stored raises)."""
-        if step.response is None:
-            raise SerializationError(
-                f"step {step.seq} ({name}) completed but its result could not be stored: "
-                f"{step.error_message}",
-                run_id=self.run_id,
-                step=step.seq,
-            )
-        return self.decode(step.response)
-
-    def changes(self, step: StepRecord, name: str, request: Asked) -> list[Any]:
-        """How the request the code makes differs from a recorded step's (empty if unknown)."""
-        if request.column is None:
-            return []
-        own = {blob.hash: blob for blob in request.blobs}
-
-        def fetch(hashes: list[str]) -> Mapping[str, Blob]:
-            # The request's blobs are not written yet: take them from the request first.
-            return {**self._fetch([h for h in hashes if h not in own]), **own}
-
-        try:
-            before = self.decode(step.request)
-            after = _payload.unpack(request.column, fetch)
-        except (LookupError, ValueError):
-            return []
-        if step.name != name and not (isinstance(before, list) and isinstance(after, list)):
-            before, after = {"step": step.name}, {"step": name}
-        return request_changes(before, after)
 
     def _diverge(self, seq: int, step: StepRecord, name: str, request: Asked) -> None:
         tail = [s for s in self.line.values() if s.seq >= seq]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from seawall._diff import describe
 from seawall.errors import ReplayDivergenceError, ReplayedToolError
-from seawall.runtime.journal import COMPLETED, FAILED, LIVE, STARTED, Asked, Recorded, is_effect
+from seawall.runtime.serving import COMPLETED, FAILED, LIVE, STARTED, Asked, Recorded, is_effect
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -17,10 +17,11 @@ from seawall._failures import ErrorClass, FailureCause, RunStatus, classify
 from seawall.errors import LeaseLostError, RunNotFoundError, SeawallError
 from seawall.ledger import AttemptOutcome
 from seawall.runtime import settle
-from seawall.runtime.journal import Journal, is_effect
+from seawall.runtime.journal import Journal
 from seawall.runtime.lineage import completed_steps, crash_streak, lineage_of
 from seawall.runtime.outcome import MISSING_OUTPUT, Failure, RecordedError, finish, settle_failure
 from seawall.runtime.runner import execute_run
+from seawall.runtime.serving import is_effect
 
 if TYPE_CHECKING:
     from seawall._result import RunResult
