@@ -59,11 +59,11 @@ class RunWrites(SQLBase):
         The attempt starts at the run's start time, at epoch 1, its journal line at 0.
         """
         insert = self._q(writes.INSERT_RUN + " ON CONFLICT (run_id) DO NOTHING")
-        attempt = (run.run_id, 1, run.start_time, run.owner, 0, 0)
+        attempt = (run.run_id, 1, run.start_time, run.owner, 0, 0, 1)
 
         def write(conn: Any, doubt: bool) -> None:
             self._put_blobs(conn, blobs)
-            if conn.execute(insert, writes.new_run_params(run)).rowcount != 1:
+            if conn.execute(insert, writes.new_run_params(run, attempts=1)).rowcount != 1:
                 # Only a redo in doubt of this very write may find its run: then it committed,
                 # its attempt with it.
                 mine = self._found(
@@ -80,9 +80,8 @@ class RunWrites(SQLBase):
                         run_id=run.run_id,
                     )
                 return
-            writes.start_attempt(
-                conn, self.dialect, self.statements.upsert_attempt, attempt, epoch=1
-            )
+            # The run was inserted at epoch 1 in this very transaction: no fence to check.
+            conn.execute(self.statements.upsert_attempt, attempt)
 
         self._run(write, f"record run {run.run_id}", durable=True)
 
