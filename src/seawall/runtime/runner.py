@@ -151,7 +151,9 @@ class _Attempts:
         self.begun: str | None = None
         """The input hash of a run recorded with its first attempt started."""
         self.records: list[AttemptRecord] | None = None
-        """Every attempt of the run as recorded, when this process recorded them all."""
+        """Every ended attempt of the run as recorded, when this process recorded them all."""
+        self.opened: tuple[float, str, int] = (0.0, "", 0)
+        """The current attempt's start time, owner and completed steps at its start."""
 
     async def run(self, started: float | None, replay_source: str | None) -> RunResult:
         rt = self.rt
@@ -214,25 +216,7 @@ class _Attempts:
                 base_seq=self.base,
                 completed_at_start=completed,
             )
-        if self.records is not None:
-            self.records.append(
-                AttemptRecord(
-                    self.run_id,
-                    self.attempt,
-                    start,
-                    None,
-                    "running",
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    rt.leases.owner,
-                    self.epoch,
-                    self.base,
-                    completed,
-                )
-            )
+        self.opened = (start, rt.leases.owner, completed)
         return Journal(
             store,
             rt.codec,
@@ -370,18 +354,28 @@ class _Attempts:
         return result
 
     def _ended(self, ended: AttemptOutcome) -> None:
-        """Keep the in-memory record of the current attempt as its end was recorded."""
-        if self.records:
-            self.records[-1] = replace(
-                self.records[-1],
-                end_time=ended.end_time,
-                status=ended.status,
-                error_class=ended.error_class,
-                failure_cause=ended.failure_cause,
-                error_type=ended.error_type,
-                error_message=ended.error_message,
-                retry_delay=ended.retry_delay,
-                decision=ended.decision,
+        """Keep, in memory, the current attempt as its end was recorded."""
+        if self.records is not None:
+            start, owner, completed = self.opened
+            self.records.append(
+                AttemptRecord(
+                    self.run_id,
+                    self.attempt,
+                    start,
+                    ended.end_time,
+                    ended.status,
+                    ended.error_class,
+                    ended.failure_cause,
+                    ended.error_type,
+                    ended.error_message,
+                    ended.retry_delay,
+                    owner,
+                    self.epoch,
+                    self.base,
+                    completed,
+                    None,
+                    ended.decision,
+                )
             )
 
     async def _failure(
