@@ -97,8 +97,9 @@ class Engine(Protocol):
         *,
         host: Host | None = None,
         child: bool = False,
+        begun: str | None = None,
     ) -> RunResult:
-        """Execute a recorded run leased to this process."""
+        """Execute a recorded run leased to this process (``begun``: its first attempt too)."""
         ...
 
     async def resume_run(self, run: RunRecord, *, host: Host | None = None) -> RunResult | None:
@@ -410,10 +411,13 @@ class Runtime:
         parent_run_id: str | None = None,
         node: str | None = None,
         workflow: str | None = None,
+        run_id: str | None = None,
+        now: float | None = None,
     ) -> tuple[str, float, str | BreakerOpenError]:
         """Record a new run of ``spec``, its first attempt started in the same transaction.
 
         Its agent's breaker is asked first: a run it refuses is recorded without an attempt.
+        ``run_id`` and ``now`` are the run's id and start time when the caller chose them.
 
         Returns:
             The run's id, its start time (its first attempt's too) and its input hash, or the
@@ -438,6 +442,8 @@ class Runtime:
             parent_run_id=parent_run_id,
             workflow=workflow,
             node=node,
+            run_id=run_id,
+            now=now,
             start=refusal is None,
         )
         return run_id, now, input_hash if refusal is None else refusal
