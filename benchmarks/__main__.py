@@ -23,7 +23,7 @@ bench_tracing.main()
 bench_drift.main()
 bench_semantic.main([])
 bench_postgres.main(sys.argv[1:])
-bench_throughput.main([])  # prints [ok] or [miss] for each throughput goal
+bench_throughput.main([])  # prints [ok], [over] or [miss] for each throughput goal
 bench_dashboard.main([])
 celery_ok = bench_celery.main([])  # false when a check failed (a kill scenario that killed nothing)
 faults = bench_faults.main(["--quick"])  # non-zero on a violation of the fault matrix

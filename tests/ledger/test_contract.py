@@ -761,6 +761,61 @@ def test_a_fenced_owner_can_only_mark_its_own_attempt(store: Store) -> None:
     assert [1700.0, None] == [a.fenced_at for a in store.list_attempts("r1")]
 
 
+def test_create_and_start_records_the_run_with_its_first_attempt(store: Store) -> None:
+    """create_and_start records the leased run and its attempt 1 (epoch 1) together."""
+    run, blobs = new_run("r1", start=1234.5)
+    store.create_and_start(run, blobs)
+    record = store.get_run("r1") or pytest.fail("run lost")
+    assert (RunStatus.RUNNING, 1, 1, OWNER) == (
+        record.status,
+        record.attempts,
+        record.epoch,
+        record.lease_owner,
+    )
+    assert [(1, 1234.5, "running", OWNER, 1, 0, 0)] == [
+        (a.attempt, a.start_time, a.status, a.owner, a.epoch, a.base_seq, a.completed_at_start)
+        for a in store.list_attempts("r1")
+    ]
+    with pytest.raises(seawall.LedgerError):
+        store.create_and_start(run, blobs)
+
+
+def test_end_run_records_attempt_steps_and_run_at_once(store: Store) -> None:
+    """end_run writes the attempt's end, the buffered steps and the run's end."""
+    run, blobs = new_run("r1")
+    store.create_and_start(run, blobs)
+    row, step_blobs = step("r1", 1)
+    outcome, output_blobs = outcome_of(output={"answer": 42})
+    ended = AttemptOutcome("succeeded", 1999.0, None, None, None, None, None)
+    store.end_run("r1", 1, ended, outcome, [row], [*step_blobs, *output_blobs], epoch=1)
+    record = store.get_run("r1") or pytest.fail("run lost")
+    columns = store.get_run_io("r1") or pytest.fail("run lost")
+    assert (RunStatus.SUCCEEDED, 2000.0, None, {"answer": 42}) == (
+        record.status,
+        record.end_time,
+        record.lease_owner,
+        unpack(columns[1] or b"", store.get_blobs),
+    )
+    assert [("succeeded", 1999.0)] == [(a.status, a.end_time) for a in store.list_attempts("r1")]
+    assert [(1, "completed")] == [(s.seq, s.status) for s in store.load_steps("r1")]
+
+
+def test_a_fenced_owner_cannot_end_the_run(store: Store) -> None:
+    """end_run by a stale owner is refused whole: no step, no attempt end, no final status."""
+    run, blobs = new_run("r1", lease_expires_at=1000.0)
+    store.create_and_start(run, blobs)
+    store.claim_run("r1", "heir", 3000.0, now=1500.0)
+    row, step_blobs = step("r1", 1)
+    outcome, output_blobs = outcome_of()
+    ended = AttemptOutcome("succeeded", 1999.0, None, None, None, None, None)
+    with pytest.raises(seawall.LeaseLostError):
+        store.end_run("r1", 1, ended, outcome, [row], [*step_blobs, *output_blobs], epoch=1)
+    record = store.get_run("r1") or pytest.fail("run lost")
+    assert (RunStatus.RUNNING, "heir", 2) == (record.status, record.lease_owner, record.epoch)
+    assert ["running"] == [a.status for a in store.list_attempts("r1")]
+    assert [] == store.load_steps("r1")
+
+
 def test_ledger_bytes_is_positive(store: Store) -> None:
     """ledger_bytes reports the storage the ledger uses."""
     create(store, "r1")

@@ -67,6 +67,9 @@ class Store(WatchStore, Protocol):
     def create_run(self, run: NewRun, blobs: Sequence[Blob]) -> None:
         """Record a new run (and its input snapshot blobs) durably."""
 
+    def create_and_start(self, run: NewRun, blobs: Sequence[Blob]) -> None:
+        """Record a new leased run and start its first attempt (epoch 1) in one transaction."""
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return one run, or ``None`` when the id is unknown."""
 
@@ -160,6 +163,23 @@ class Store(WatchStore, Protocol):
         self, run_id: str, outcome: RunOutcome, blobs: Sequence[Blob], *, epoch: int
     ) -> None:
         """Record a run's final fields durably and release its lease (fenced)."""
+
+    def end_run(
+        self,
+        run_id: str,
+        attempt: int,
+        ended: AttemptOutcome,
+        outcome: RunOutcome,
+        steps: Sequence[StepRow],
+        blobs: Sequence[Blob],
+        *,
+        epoch: int,
+    ) -> None:
+        """Record an attempt's end, the run's buffered ``steps`` and the run's end at once.
+
+        One durable transaction, fenced: when another owner holds the run, nothing is written
+        (:class:`~seawall.LeaseLostError`).
+        """
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run (hex ids)."""

@@ -53,6 +53,38 @@ class RunWrites(SQLBase):
 
         self._run(write, f"record run {run.run_id}", durable=True)
 
+    def create_and_start(self, run: NewRun, blobs: Sequence[Blob]) -> None:
+        """Record a new run leased to its owner and start its first attempt, in one transaction.
+
+        The attempt starts at the run's start time, at epoch 1, its journal line at 0.
+        """
+        insert = self._q(writes.INSERT_RUN + " ON CONFLICT (run_id) DO NOTHING")
+        attempt = (run.run_id, 1, run.start_time, run.owner, 0, 0, 1)
+
+        def write(conn: Any, doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            if conn.execute(insert, writes.new_run_params(run, attempts=1)).rowcount != 1:
+                # Only a redo in doubt of this very write may find its run: then it committed,
+                # its attempt with it.
+                mine = self._found(
+                    conn,
+                    doubt,
+                    "SELECT 1 FROM runs WHERE run_id = ? AND lease_owner IS NOT DISTINCT FROM ? "
+                    "AND start_time = ? AND input_hash = ?",
+                    (run.run_id, run.owner, run.start_time, run.input_hash),
+                )
+                if not mine:
+                    raise LedgerError(
+                        f"the ledger {self.display} already has a run {run.run_id}; run ids "
+                        "are unique (use seawall.new_run_id())",
+                        run_id=run.run_id,
+                    )
+                return
+            # The run was inserted at epoch 1 in this very transaction: no fence to check.
+            conn.execute(self.statements.upsert_attempt, attempt)
+
+        self._run(write, f"record run {run.run_id}", durable=True)
+
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
         row = self._one(
@@ -67,6 +99,42 @@ class RunWrites(SQLBase):
 
         def write(conn: Any, _doubt: bool) -> None:
             self._put_blobs(conn, blobs)
+            writes.finish_run(conn, self.dialect, run_id, outcome, epoch)
+
+        self._run(write, f"record the end of run {run_id}", durable=True)
+
+    def end_run(
+        self,
+        run_id: str,
+        attempt: int,
+        ended: AttemptOutcome,
+        outcome: RunOutcome,
+        steps: Sequence[StepRow],
+        blobs: Sequence[Blob],
+        *,
+        epoch: int,
+    ) -> None:
+        """Record an attempt's end, the run's steps still buffered and the run's end, at once.
+
+        One durable transaction, fenced like :meth:`finish_attempt`, :meth:`write_steps` and
+        :meth:`finish_run`: when another owner took the run over, nothing is written.
+
+        Raises:
+            LeaseLostError: Another owner took the run over.
+        """
+        params = writes.attempt_outcome_params(run_id, attempt, ended, epoch)
+
+        def write(conn: Any, _doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            # The fenced attempt update comes first: on SQLite, where writers take turns, the
+            # fence it checked holds for the rest of the transaction.
+            if conn.execute(self.statements.finish_attempt, params).rowcount != 1:
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+            if steps:
+                if self.dialect.serialized:
+                    self.dialect.executemany(conn, self.statements.insert_step, steps)
+                elif self._put_fenced_steps(conn, steps, run_id, epoch) != len(steps):
+                    raise writes.refusal(conn, self.dialect, run_id, epoch)
             writes.finish_run(conn, self.dialect, run_id, outcome, epoch)
 
         self._run(write, f"record the end of run {run_id}", durable=True)

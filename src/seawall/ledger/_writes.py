@@ -239,13 +239,13 @@ def mark_fenced(
 INSERT_RUN: Final = (
     "INSERT INTO runs (run_id, agent, status, start_time, input_hash, input, attempts, workflow, "
     "parent_run_id, replay_of, code_version, lease_owner, lease_expires_at, updated_at, "
-    "replay_mode, node, epoch, route) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "replay_mode, node, epoch, route) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 """A new run's row; its parameters are :func:`new_run_params`."""
 
 
-def new_run_params(run: NewRun) -> tuple[object, ...]:
-    """The parameters of :data:`INSERT_RUN` for ``run``."""
+def new_run_params(run: NewRun, attempts: int = 0) -> tuple[object, ...]:
+    """The parameters of :data:`INSERT_RUN` for ``run``, with ``attempts`` started."""
     return (
         run.run_id,
         run.agent,
@@ -253,6 +253,7 @@ def new_run_params(run: NewRun) -> tuple[object, ...]:
         run.start_time,
         run.input_hash,
         run.input_column,
+        attempts,
         run.workflow,
         run.parent_run_id,
         run.replay_of,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from seawall._failures import RunStatus
 from seawall._ids import new_run_id
+from seawall.errors import BreakerOpenError
 from seawall.runtime.executor import wait_for_run
 from seawall.runtime.serving import COMPLETED, FAILED, STARTED
 from seawall.runtime.steps import Gather, Ledger, Steps
@@ -53,21 +54,13 @@ class Children:
     async def start(self, spec: AgentSpec, inputs: dict[str, Any], run_id: str) -> RunResult:
         """Record the child under ``run_id`` and execute it here to its end."""
         rt = self.rt
-        input_hash, column, blobs = rt.codec.snapshot(inputs, f"inputs of agent {spec.name!r}")
-        now = time.time()
-        await rt.io.run(
-            rt.open_run,
-            spec.name,
-            input_hash,
-            column,
-            spec.code_version,
-            blobs,
-            parent_run_id=self.parent.run_id,
-            run_id=run_id,
-            now=now,
+        _, now, begun = await rt.io.run(
+            rt.begin_run, spec, inputs, parent_run_id=self.parent.run_id, run_id=run_id
         )
+        if isinstance(begun, BreakerOpenError):
+            return await rt.io.run(rt.refused, spec, run_id, begun, 1)
         return await rt.engine.execute_recorded(
-            spec, run_id, inputs, now, host=self.host, child=True
+            spec, run_id, inputs, now, host=self.host, child=True, begun=begun
         )
 
     async def see_through(self, spec: AgentSpec, inputs: dict[str, Any], run_id: str) -> RunResult:

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from seawall._failures import RunStatus
-from seawall.errors import WaitTimeoutError
+from seawall.errors import BreakerOpenError, WaitTimeoutError
 from seawall.runtime.loop import refuse_inside_loop
 
 if TYPE_CHECKING:
@@ -142,11 +142,13 @@ class LocalExecutor:
 
     def submit(self, rt: Runtime, spec: AgentSpec, inputs: dict[str, Any]) -> RunHandle:
         """Record the run (leased to this process) and start it on the app's event loop."""
-        run_id, started = rt.record_run(spec, inputs)
+        run_id, started, begun = rt.begin_run(spec, inputs)
 
         async def execute() -> RunResult:
+            if isinstance(begun, BreakerOpenError):
+                return await rt.io.run(rt.refused, spec, run_id, begun, 1)
             async with rt.slots:
-                return await rt.engine.execute_recorded(spec, run_id, inputs, started)
+                return await rt.engine.execute_recorded(spec, run_id, inputs, started, begun=begun)
 
         return RunHandle(rt, run_id, rt.submit_coroutine(execute()))
 

@@ -120,16 +120,15 @@ class Launcher:
         ``cascade``, cause ``breaker_open``.
         """
         rt = self.rt
-        run_id, now = await rt.io.run(
-            rt.record_run,
-            spec,
-            inputs,
-            parent_run_id=parent_run_id,
-            node=node,
-            workflow=workflow,
+        run_id, now, begun = await rt.io.run(
+            rt.begin_run, spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow
         )
+        if isinstance(begun, BreakerOpenError):
+            return await rt.io.run(rt.refused, spec, run_id, begun, 1)
         child = parent_run_id is not None and node is None
-        return await self.execute_recorded(spec, run_id, inputs, now, host=host, child=child)
+        return await self.execute_recorded(
+            spec, run_id, inputs, now, host=host, child=child, begun=begun
+        )
 
     async def execute_recorded(
         self,
@@ -140,23 +139,29 @@ class Launcher:
         *,
         host: Host | None = None,
         child: bool = False,
+        begun: str | None = None,
     ) -> RunResult:
         """Execute a recorded run of ``spec`` leased to this process, unless its breaker is open.
 
         A child of a running agent (``child``) takes no concurrency slot: its parent holds one
-        already, and waiting for a second could wait forever.
+        already, and waiting for a second could wait forever. ``begun`` is the input hash of a
+        run recorded with its first attempt started (:meth:`Runtime.begin_run`).
         """
         rt = self.rt
-        if spec.breaker is not None:
+        if spec.breaker is not None and begun is None:
             try:
                 await rt.io.run(rt.breakers.check, f"agent:{spec.name}", "agent", spec.breaker)
             except BreakerOpenError as exc:
                 return await rt.io.run(rt.refused, spec, run_id, exc, 1)
         if child:
-            result = await execute_run(rt, spec, run_id, inputs, epoch=1, started=now, host=host)
+            result = await execute_run(
+                rt, spec, run_id, inputs, epoch=1, started=now, host=host, begun=begun
+            )
         else:
             async with rt.slots_of(spec):
-                result = await execute_run(rt, spec, run_id, inputs, epoch=1, started=now)
+                result = await execute_run(
+                    rt, spec, run_id, inputs, epoch=1, started=now, begun=begun
+                )
         try:
             await rt.io.run(rt.count, spec, result)
         except LedgerError:

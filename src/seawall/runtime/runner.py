@@ -31,7 +31,7 @@ from seawall.errors import (
     RunCancelled,
     VerificationError,
 )
-from seawall.ledger import AttemptOutcome
+from seawall.ledger import AttemptOutcome, AttemptRecord
 from seawall.observe.logs import log_run_end, run_fields
 from seawall.observe.logs import logger as run_log
 from seawall.runtime import settle, verification
@@ -45,7 +45,7 @@ from seawall.runtime.outcome import (
     error_json,
     error_message,
     error_type,
-    finish,
+    outcome,
     settle_failure,
 )
 from seawall.runtime.playback import Playback
@@ -78,6 +78,7 @@ async def execute_run(
     replay_mutations: bool = False,
     replay_report: list[dict[str, Any]] | None = None,
     host: Host | None = None,
+    begun: str | None = None,
 ) -> RunResult:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
@@ -98,6 +99,9 @@ async def execute_run(
         replay_report: For a recorded replay: receives what was served, run live or stopped.
         host: For a child run of a sync agent: the parent's thread, which runs this run's
             sync agent while it waits for it (so nesting never exhausts the worker threads).
+        begun: For a run recorded with its first attempt started (``Runtime.begin_run``): its
+            input hash. That attempt is not started again, and the run's result is built from
+            what this process recorded, without reading it back.
 
     Returns:
         The run's result, as recorded. A run whose attempt was interrupted (its lease lost, the
@@ -105,6 +109,8 @@ async def execute_run(
     """
     with rt.telemetry.run(rt.store, run_id, graph=False) as traced:
         loop = _Attempts(rt, spec, run_id, inputs, epoch, lineage or Lineage(), traced, host)
+        loop.begun = begun
+        loop.records = None if begun is None else []
         loop.replay_mutations = replay_mutations
         loop.replay_report = replay_report
         result = await loop.run(started, replay_source)
@@ -142,6 +148,12 @@ class _Attempts:
         self.feedback: tuple[str, ...] = ()
         self.replay_mutations = False
         self.replay_report: list[dict[str, Any]] | None = None
+        self.begun: str | None = None
+        """The input hash of a run recorded with its first attempt started."""
+        self.records: list[AttemptRecord] | None = None
+        """Every ended attempt of the run as recorded, when this process recorded them all."""
+        self.opened: tuple[float, str, int] = (0.0, "", 0)
+        """The current attempt's start time, owner and completed steps at its start."""
 
     async def run(self, started: float | None, replay_source: str | None) -> RunResult:
         rt = self.rt
@@ -189,16 +201,22 @@ class _Attempts:
             if strict
             else None
         )
-        await io.run(
-            store.start_attempt,
-            self.run_id,
-            self.attempt,
-            time.time(),
-            rt.leases.owner,
-            epoch=self.epoch,
-            base_seq=self.base,
-            completed_at_start=sum(1 for s in recorded if s.status == "completed"),
-        )
+        completed = sum(1 for s in recorded if s.status == "completed")
+        if self.begun is not None and self.attempt == 1:
+            start = first_start  # recorded with the run (create and start)
+        else:
+            start = time.time()
+            await io.run(
+                store.start_attempt,
+                self.run_id,
+                self.attempt,
+                start,
+                rt.leases.owner,
+                epoch=self.epoch,
+                base_seq=self.base,
+                completed_at_start=completed,
+            )
+        self.opened = (start, rt.leases.owner, completed)
         return Journal(
             store,
             rt.codec,
@@ -239,7 +257,8 @@ class _Attempts:
                 journal.playback.finish()
             else:
                 journal.check_all_effects_served()
-            await rt.io.run(journal.flush)
+            if spec.verify or spec.min_confidence is not None or journal.trim is not None:
+                await rt.io.run(journal.flush)
             await verification.verify_output(
                 rt, spec, run_id, attempt, output, self.inputs, journal
             )
@@ -247,6 +266,7 @@ class _Attempts:
                 output, f"output of agent {spec.name!r}"
             )
             if staging is not None and staging.staged():
+                await rt.io.run(journal.flush)
                 output_hash = await settle.commit(
                     rt,
                     run_id,
@@ -274,22 +294,89 @@ class _Attempts:
                 staging.discard()
             _faults.point("run.finishing")
             try:
-                await rt.io.run(
-                    rt.store.finish_attempt,
-                    run_id,
-                    attempt,
+                return await self._succeeded(
+                    journal,
                     AttemptOutcome("succeeded", end, None, None, None, None, None),
-                    epoch=journal.epoch,
-                )
-                if self.traced is not None:
-                    self.traced.attempt(attempt, "succeeded", None, None, None)
-                stored = (output_hash, output_column, output_blobs)
-                return await finish(
-                    rt, spec, journal, attempt, RunStatus.SUCCEEDED, output, stored, None
+                    output,
+                    output_hash,
+                    output_column,
+                    output_blobs,
                 )
             except (LeaseLostError, LedgerError) as exc:
                 return await self._interrupted(exc)
         return await self._after_failure(journal, failure, staging, output, end - first_start)
+
+    async def _succeeded(
+        self,
+        journal: Journal,
+        ended: AttemptOutcome,
+        output: Any,
+        output_hash: str | None,
+        output_column: bytes | None,
+        output_blobs: list[Blob],
+    ) -> RunResult:
+        """Record the attempt's end, the steps still buffered and the run's end in one write."""
+        rt, spec, run_id, attempt = self.rt, self.spec, self.run_id, self.attempt
+        final = outcome(journal, attempt, RunStatus.SUCCEEDED, output_hash, output_column, None)
+        steps, blobs = journal.pending, journal.pending_blobs
+        await rt.io.run(
+            rt.store.end_run,
+            run_id,
+            attempt,
+            ended,
+            final,
+            steps,
+            [*blobs, *output_blobs] if blobs else output_blobs,
+            epoch=journal.epoch,
+        )
+        journal.pending, journal.pending_blobs = [], []
+        self._ended(ended)
+        if self.traced is not None:
+            self.traced.attempt(attempt, "succeeded", None, None, None)
+        if self.records is None or self.begun is None:
+            result = await rt.io.run(rt.result_of, run_id, output=output, agent=spec.name)
+        else:
+            result = RunResult(
+                run_id=run_id,
+                agent=spec.name,
+                status=RunStatus.SUCCEEDED,
+                output=output,
+                error_class=None,
+                failure_cause=None,
+                error=None,
+                attempts=tuple(self.records),
+                tokens_used=final.input_tokens + final.output_tokens,
+                cost_usd=final.cost_usd,
+                input_hash=self.begun,
+                output_hash=output_hash,
+            )
+        rt.monitor.finished(spec, result, journal, output_column, output_blobs)
+        return result
+
+    def _ended(self, ended: AttemptOutcome) -> None:
+        """Keep, in memory, the current attempt as its end was recorded."""
+        if self.records is not None:
+            start, owner, completed = self.opened
+            self.records.append(
+                AttemptRecord(
+                    self.run_id,
+                    self.attempt,
+                    start,
+                    ended.end_time,
+                    ended.status,
+                    ended.error_class,
+                    ended.failure_cause,
+                    ended.error_type,
+                    ended.error_message,
+                    ended.retry_delay,
+                    owner,
+                    self.epoch,
+                    self.base,
+                    completed,
+                    None,
+                    ended.decision,
+                )
+            )
 
     async def _failure(
         self, journal: Journal, staging: StagingArea | None, exc: BaseException
@@ -336,25 +423,21 @@ class _Attempts:
             failure.error_class = ErrorClass.SILENT_DRIFT
             failure.cause = FailureCause.VERIFICATION_FAILED
         retry_delay, decision = await self._decide(journal, failure, drift, elapsed)
+        ended = AttemptOutcome(
+            "failed",
+            time.time(),
+            failure.error_class,
+            failure.cause,
+            error_type(error),
+            error_message(error),
+            retry_delay,
+            decision,
+        )
         try:
-            await rt.io.run(
-                rt.store.finish_attempt,
-                run_id,
-                attempt,
-                AttemptOutcome(
-                    "failed",
-                    time.time(),
-                    failure.error_class,
-                    failure.cause,
-                    error_type(error),
-                    error_message(error),
-                    retry_delay,
-                    decision,
-                ),
-                epoch=journal.epoch,
-            )
+            await rt.io.run(rt.store.finish_attempt, run_id, attempt, ended, epoch=journal.epoch)
         except (LeaseLostError, LedgerError) as exc:
             return await self._interrupted(exc)
+        self._ended(ended)
         if self.traced is not None:
             self.traced.attempt(attempt, "failed", error, failure.error_class.value, retry_delay)
         if retry_delay is not None:

@@ -28,7 +28,7 @@ from seawall._payload import PayloadCodec
 from seawall._result import RunResult
 from seawall._version import VERSION
 from seawall.artifacts import StagingArea
-from seawall.errors import RunNotFoundError, UsageError
+from seawall.errors import BreakerOpenError, RunNotFoundError, UsageError
 from seawall.ledger import NewRun, RunOutcome, open_store
 from seawall.observe.alerts import Alerts
 from seawall.observe.cost import PriceTable
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from seawall._payload import Blob
-    from seawall.errors import BreakerOpenError, SeawallError
+    from seawall.errors import SeawallError
     from seawall.ledger import RunRecord, Store
     from seawall.runtime.catalog import Registry
     from seawall.runtime.config import Config
@@ -97,8 +97,9 @@ class Engine(Protocol):
         *,
         host: Host | None = None,
         child: bool = False,
+        begun: str | None = None,
     ) -> RunResult:
-        """Execute a recorded run leased to this process."""
+        """Execute a recorded run leased to this process (``begun``: its first attempt too)."""
         ...
 
     async def resume_run(self, run: RunRecord, *, host: Host | None = None) -> RunResult | None:
@@ -338,16 +339,19 @@ class Runtime:
         run_id: str | None = None,
         now: float | None = None,
         route: str | None = None,
+        start: bool = False,
     ) -> tuple[str, float]:
         """Record a new run and return its id and start time.
 
         The run is leased to this process (at epoch 1), or, when ``queued``, recorded
         ``pending`` with no lease (epoch 0), for the first worker that claims it; ``route``
-        names where it is sent (``celery:QUEUE``).
+        names where it is sent (``celery:QUEUE``). With ``start``, its first attempt is
+        recorded started in the same transaction.
         """
         run_id = run_id or new_run_id()
         now = time.time() if now is None else now
-        self.store.create_run(
+        create = self.store.create_and_start if start else self.store.create_run
+        create(
             NewRun(
                 run_id=run_id,
                 agent=agent,
@@ -398,6 +402,51 @@ class Runtime:
             queued=queued,
             route=route,
         )
+
+    def begin_run(
+        self,
+        spec: AgentSpec,
+        inputs: dict[str, Any],
+        *,
+        parent_run_id: str | None = None,
+        node: str | None = None,
+        workflow: str | None = None,
+        run_id: str | None = None,
+        now: float | None = None,
+    ) -> tuple[str, float, str | BreakerOpenError]:
+        """Record a new run of ``spec``, its first attempt started in the same transaction.
+
+        Its agent's breaker is asked first: a run it refuses is recorded without an attempt.
+        ``run_id`` and ``now`` are the run's id and start time when the caller chose them.
+
+        Returns:
+            The run's id, its start time (its first attempt's too) and its input hash, or the
+            breaker's refusal (the run is then recorded, not started).
+
+        Raises:
+            SerializationError: An input is not JSON-serialisable (nothing is recorded).
+        """
+        input_hash, column, blobs = self.codec.snapshot(inputs, f"inputs of agent {spec.name!r}")
+        refusal: BreakerOpenError | None = None
+        if spec.breaker is not None:
+            try:
+                self.breakers.check(f"agent:{spec.name}", "agent", spec.breaker)
+            except BreakerOpenError as exc:
+                refusal = exc
+        run_id, now = self.open_run(
+            spec.name,
+            input_hash,
+            column,
+            spec.code_version,
+            blobs,
+            parent_run_id=parent_run_id,
+            workflow=workflow,
+            node=node,
+            run_id=run_id,
+            now=now,
+            start=refusal is None,
+        )
+        return run_id, now, input_hash if refusal is None else refusal
 
     def not_executed(
         self,
