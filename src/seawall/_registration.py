@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from seawall.runtime.registry import AgentSpec, ToolSpec
 
 if TYPE_CHECKING:
     from seawall._graph import Graph
-    from seawall.observe.drift import DriftWatch
-    from seawall.policies.breaker import Breaker
-    from seawall.policies.budget import RetryBudget
-    from seawall.policies.drift import OnDrift
-    from seawall.policies.guards import Guards
     from seawall.policies.retry import Retry
     from seawall.runtime.catalog import Registry
+    from seawall.runtime.registry import AgentOptions, ToolOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,39 +29,15 @@ class Registrations:
     def agent(self, fn: F, /) -> F: ...
     @overload
     def agent(
-        self,
-        /,
-        *,
-        name: str | None = None,
-        retry: Retry | None = None,
-        timeout: float | None = None,
-        version: str | None = None,
-        verify: Any = (),
-        on_drift: OnDrift | str = "fail",
-        min_confidence: float | None = None,
-        guards: Guards | None = None,
-        breaker: Breaker | bool = True,
-        max_concurrency: int | None = None,
-        retry_budget: RetryBudget | bool = True,
-        drift: DriftWatch | None = None,
+        self, /, *, retry: Retry | None = None, **options: Unpack[AgentOptions]
     ) -> Callable[[F], F]: ...
     def agent(
         self,
         fn: Callable[..., Any] | None = None,
         /,
         *,
-        name: str | None = None,
         retry: Retry | None = None,
-        timeout: float | None = None,
-        version: str | None = None,
-        verify: Any = (),
-        on_drift: OnDrift | str = "fail",
-        min_confidence: float | None = None,
-        guards: Guards | None = None,
-        breaker: Breaker | bool = True,
-        max_concurrency: int | None = None,
-        retry_budget: RetryBudget | bool = True,
-        drift: DriftWatch | None = None,
+        **options: Unpack[AgentOptions],
     ) -> Any:
         """Register an agent: a sync or async callable ``fn(ctx, **inputs)``.
 
@@ -101,21 +73,7 @@ class Registrations:
         """
 
         def register(target: F) -> F:
-            spec = AgentSpec.build(
-                target,
-                name=name,
-                retry=retry or self.retry,
-                timeout=timeout,
-                version=version,
-                verify=verify,
-                on_drift=on_drift,
-                min_confidence=min_confidence,
-                guards=guards,
-                breaker=breaker,
-                max_concurrency=max_concurrency,
-                retry_budget=retry_budget,
-                drift=drift,
-            )
+            spec = AgentSpec.build(target, retry=retry or self.retry, **options)
             self._registry.add(spec, target, "agent")
             return target
 
@@ -125,45 +83,15 @@ class Registrations:
     def tool(self, fn: F, /) -> F: ...
     @overload
     def tool(
-        self,
-        /,
-        *,
-        name: str | None = None,
-        mutating: bool = False,
-        idempotent: bool = False,
-        retry: Retry | None = None,
-        compensate: Callable[..., Any] | None = None,
-        returns: Any = None,
-        read_back: Callable[..., Any] | None = None,
-        observes: Callable[..., Any] | None = None,
-        breaker: Breaker | bool = True,
-        rate_limit: str | None = None,
-        retry_budget: RetryBudget | bool = True,
-        contradicts: Callable[[Any, Any], bool] | None = None,
-        consistency_key: Callable[..., Any] | None = None,
-        llm: bool = False,
-        destructive: bool = False,
+        self, /, *, retry: Retry | None = None, **options: Unpack[ToolOptions]
     ) -> Callable[[F], F]: ...
     def tool(
         self,
         fn: Callable[..., Any] | None = None,
         /,
         *,
-        name: str | None = None,
-        mutating: bool = False,
-        idempotent: bool = False,
         retry: Retry | None = None,
-        compensate: Callable[..., Any] | None = None,
-        returns: Any = None,
-        read_back: Callable[..., Any] | None = None,
-        observes: Callable[..., Any] | None = None,
-        breaker: Breaker | bool = True,
-        rate_limit: str | None = None,
-        retry_budget: RetryBudget | bool = True,
-        contradicts: Callable[[Any, Any], bool] | None = None,
-        consistency_key: Callable[..., Any] | None = None,
-        llm: bool = False,
-        destructive: bool = False,
+        **options: Unpack[ToolOptions],
     ) -> Any:
         """Register a tool agents call through ``ctx.call``.
 
@@ -211,24 +139,7 @@ class Registrations:
         """
 
         def register(target: F) -> F:
-            spec = ToolSpec.build(
-                target,
-                name=name,
-                mutating=mutating,
-                idempotent=idempotent,
-                retry=retry or self.tool_retry,
-                compensate=compensate,
-                returns=returns,
-                read_back=read_back,
-                observes=observes,
-                breaker=breaker,
-                rate_limit=rate_limit,
-                retry_budget=retry_budget,
-                contradicts=contradicts,
-                consistency_key=consistency_key,
-                llm=llm,
-                destructive=destructive,
-            )
+            spec = ToolSpec.build(target, retry=retry or self.tool_retry, **options)
             self._registry.add(spec, target, "tool")
             return target
 

@@ -6,7 +6,7 @@ import functools
 import hashlib
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from seawall.errors import ConfigurationError
 from seawall.observe.drift import DriftWatch
@@ -23,6 +23,41 @@ if TYPE_CHECKING:
 
 _FAIL = OnDrift()
 _DEFAULT_GUARDS = Guards()
+
+
+class ToolOptions(TypedDict, total=False):
+    """The keywords of ``@app.tool(...)`` but ``retry``, passed on to :meth:`ToolSpec.build`."""
+
+    name: str | None
+    mutating: bool
+    idempotent: bool
+    compensate: Callable[..., Any] | None
+    returns: Any
+    read_back: Callable[..., Any] | None
+    observes: Callable[..., Any] | None
+    breaker: Breaker | bool
+    rate_limit: str | None
+    retry_budget: RetryBudget | bool
+    contradicts: Callable[[Any, Any], bool] | None
+    consistency_key: Callable[..., Any] | None
+    llm: bool
+    destructive: bool
+
+
+class AgentOptions(TypedDict, total=False):
+    """The keywords of ``@app.agent(...)`` but ``retry``, passed on to :meth:`AgentSpec.build`."""
+
+    name: str | None
+    timeout: float | None
+    version: str | None
+    verify: Any
+    on_drift: OnDrift | str
+    min_confidence: float | None
+    guards: Guards | None
+    breaker: Breaker | bool
+    max_concurrency: int | None
+    retry_budget: RetryBudget | bool
+    drift: DriftWatch | None
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -125,9 +160,9 @@ class ToolSpec:
         cls,
         fn: Callable[..., Any],
         *,
-        name: str | None,
-        mutating: bool,
-        idempotent: bool,
+        name: str | None = None,
+        mutating: bool = False,
+        idempotent: bool = False,
         retry: Retry,
         compensate: Callable[..., Any] | None = None,
         returns: Any = None,
@@ -310,10 +345,10 @@ class AgentSpec:
         cls,
         fn: Callable[..., Any],
         *,
-        name: str | None,
+        name: str | None = None,
         retry: Retry,
-        timeout: float | None,
-        version: str | None,
+        timeout: float | None = None,
+        version: str | None = None,
         verify: Any = (),
         on_drift: OnDrift | str = "fail",
         min_confidence: float | None = None,
