@@ -4,8 +4,8 @@
 :class:`~seawall.ledger._dialect.Dialect`:
 
 - :class:`~seawall.ledger._reads.SharedReads`: runs, journals, queues, breakers, alerts;
-- :class:`~seawall.ledger._run_writes.RunWrites`: a run's life (attempts, journal, settling,
-  leases, sweeps);
+- :class:`~seawall.ledger._run_writes.RunWrites`: a run's life (attempts, journal, settling),
+  over :class:`~seawall.ledger._lease_writes.LeaseWrites`: leases, claims, takeover sweeps;
 - :class:`~seawall.ledger._queue_writes.QueueWrites`: hand-offs, the DLQ, breakers, retry
   budgets, alerts, drift;
 - :class:`~seawall.ledger._operators.OperatorRecords`: what operators decide.

@@ -10,31 +10,25 @@ run stays resumable (it is never recorded as the agent's failure).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import logging
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from seawall import _faults, _payload, _timing
-from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus, cause_of, classify
+from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus
 from seawall._result import RunResult
 from seawall.errors import (
-    AttemptAbandoned,
     BreakerOpenError,
     InDoubtError,
-    InputError,
     JournalDivergenceError,
     LeaseLostError,
     LedgerError,
-    RunCancelled,
     VerificationError,
 )
 from seawall.ledger import AttemptOutcome, AttemptRecord
 from seawall.observe.logs import log_run_end, run_fields
 from seawall.observe.logs import logger as run_log
-from seawall.runtime import settle, verification
+from seawall.runtime import endings, settle, verification
 from seawall.runtime.children import Children
 from seawall.runtime.context import AsyncContext, Context, entered
 from seawall.runtime.host import Host
@@ -42,7 +36,6 @@ from seawall.runtime.journal import Journal
 from seawall.runtime.lineage import Lineage
 from seawall.runtime.outcome import (
     Failure,
-    error_json,
     error_message,
     error_type,
     outcome,
@@ -382,28 +375,7 @@ class _Attempts:
         self, journal: Journal, staging: StagingArea | None, exc: BaseException
     ) -> Failure:
         """Classify what ended the attempt (a BaseException that is not ours is re-raised)."""
-        if isinstance(exc, AttemptAbandoned):
-            return Failure(exc, _classify(journal, staging), FailureCause.TIMEOUT)
-        if isinstance(exc, RunCancelled):
-            with contextlib.suppress(Exception):
-                await self.rt.io.run(journal.flush)
-            return Failure(exc, _classify(journal, staging), FailureCause.CANCELLED)
-        if not isinstance(exc, Exception):
-            if journal.cancelled is None:
-                # Interpreter shutdown or the caller's cancellation: keep what is journaled
-                # and leave the run leased; once the lease lapses, it resumes elsewhere.
-                raise exc
-            return Failure(
-                RunCancelled(journal.cancelled),
-                _classify(journal, staging),
-                FailureCause.CANCELLED,
-            )
-        with contextlib.suppress(Exception):
-            await self.rt.io.run(journal.flush)
-        error: BaseException = exc
-        if isinstance(exc, TypeError) and journal.calls == 0:
-            error = _misfit(self.spec, self.inputs) or exc
-        return Failure(error, _classify(journal, staging), cause_of(error))
+        return await endings.failure_of(self.rt, self.spec, self.inputs, journal, staging, exc)
 
     async def _after_failure(  # noqa: C901 - decide, record, then settle: read top-down
         self,
@@ -564,46 +536,8 @@ class _Attempts:
 
     async def _interrupted(self, error: BaseException) -> RunResult:
         """The attempt stopped for a reason that is not the agent's: leave the run resumable."""
-        rt, run_id = self.rt, self.run_id
-        rt.leases.release(run_id)
-        lost = isinstance(error, LeaseLostError)
-        if lost:
-            with contextlib.suppress(LedgerError):
-                await rt.io.run(rt.store.mark_fenced, run_id, self.attempt, self.epoch, time.time())
-        cause = FailureCause.LEASE_LOST if lost else FailureCause.LEDGER_UNAVAILABLE
-        logger.warning(
-            "run %s (%s): attempt %d stopped (%s): %s; the run %s",
-            run_id,
-            self.spec.name,
-            self.attempt,
-            cause.value,
-            error,
-            "goes on under its new owner" if lost else "resumes once the ledger is back",
-            extra=run_fields(run_id, self.spec.name, self.attempt),
-        )
-        try:
-            recorded: RunResult | None = await rt.io.run(rt.result_of, run_id)
-        except LedgerError:
-            recorded = None
-        if recorded is not None and (
-            recorded.status.final or recorded.status is RunStatus.AWAITING_HUMAN
-        ):
-            return recorded
-        if recorded is not None:
-            return replace(recorded, failure_cause=cause, error=error_json(error))
-        return RunResult(
-            run_id=run_id,
-            agent=self.spec.name,
-            status=RunStatus.RUNNING,
-            output=None,
-            error_class=None,
-            failure_cause=cause,
-            error=error_json(error),
-            attempts=(),
-            tokens_used=0,
-            cost_usd=None,
-            input_hash="",
-            output_hash=None,
+        return await endings.interrupted(
+            self.rt, self.spec, self.run_id, self.attempt, self.epoch, error
         )
 
 
@@ -621,26 +555,6 @@ class _SyncCall:
     def __call__(self) -> Any:
         with self.thread.hosting(), entered(self.ctx):
             return self.spec.fn(self.ctx, **self.inputs)
-
-
-def _misfit(spec: AgentSpec, inputs: dict[str, Any]) -> InputError | None:
-    """The input error when ``inputs`` do not fit the agent's signature, else ``None``."""
-    try:
-        inspect.signature(spec.fn).bind(None, **inputs)
-    except TypeError as exc:
-        return InputError(
-            f"the inputs of agent {spec.name!r} do not fit its signature ({exc}); pass "
-            f"exactly the keyword arguments it takes: app.run({spec.name}, ...)",
-            agent=spec.name,
-            inputs=sorted(inputs),
-        )
-    except ValueError:
-        return None
-    return None
-
-
-def _classify(journal: Journal, staging: StagingArea | None) -> ErrorClass:
-    return classify(journal.mutations, staged=staging is not None and staging.staged())
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

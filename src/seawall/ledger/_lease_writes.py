@@ -1,0 +1,122 @@
+"""The store's writes of who holds a run: leases, claims (takeovers) and the takeover sweeps.
+
+Written once for both databases (see :mod:`seawall.ledger._sqlbase`). Every claim raises the
+run's epoch, so the owner it replaces is fenced: its next write names the old epoch and is
+refused.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from seawall.ledger import _queries as queries
+from seawall.ledger import _writes as writes
+from seawall.ledger._rows import run_record
+from seawall.ledger._sqlbase import SQLBase
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from seawall.ledger._records import RunRecord
+
+
+class LeaseWrites(SQLBase):
+    """Leases on runs, claims of lapsed or pending runs, the sweeper lease and re-sends."""
+
+    def _claim(self, conn: Any, doubt: bool, sql: str, params: Sequence[Any]) -> int | None:
+        """Run a claim (``UPDATE runs ... RETURNING epoch``); return the epoch it won.
+
+        After a commit whose outcome is unknown, the claim won if the run is held as it
+        would have left it (``params`` start with the owner and the lease's expiry).
+        """
+        won = conn.execute(sql, params).fetchall()
+        if won or not doubt:
+            return int(won[0][0]) if won else None
+        owner, expires_at, run_id = params[0], params[1], params[3]
+        row = conn.execute(
+            self._q(
+                "SELECT epoch FROM runs WHERE run_id = ? AND lease_owner = ? "
+                "AND lease_expires_at = ? AND status = 'running'"
+            ),
+            (run_id, owner, expires_at),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def renew_leases(self, leases: Mapping[str, int], expires_at: float) -> list[str]:
+        """Extend the leases held on runs ``{run_id: epoch}``; return the ones taken over."""
+        if not leases:
+            return []
+        sql = self._q("UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND epoch = ?")
+
+        def write(conn: Any, _doubt: bool) -> list[str]:
+            return [
+                run_id
+                for run_id, epoch in leases.items()
+                if conn.execute(sql, (expires_at, run_id, epoch)).rowcount != 1
+            ]
+
+        return self._run(write, "renew leases")
+
+    def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
+        """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
+        rows = self._fetchall(
+            self._q(
+                f"SELECT {queries.RUN_COLUMNS} FROM runs WHERE status IN ('running', 'pending') "
+                "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"
+            ),
+            (now, limit),
+            "list expired runs",
+        )
+        return [run_record(row) for row in rows]
+
+    def claim_run(self, run_id: str, owner: str, expires_at: float, now: float) -> int | None:
+        """Take over a run whose lease lapsed (or a pending one); return its new epoch.
+
+        Two claimers race on the run's row (SQLite: the write lock; PostgreSQL: the row lock,
+        the second re-checking the lease against the first's committed write), so exactly one
+        wins.
+        """
+        sql = self._q(
+            "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
+            "epoch = epoch + 1, updated_at = ? WHERE run_id = ? "
+            "AND status IN ('running', 'pending') "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < ?) RETURNING epoch"
+        )
+
+        def write(conn: Any, doubt: bool) -> int | None:
+            return self._claim(conn, doubt, sql, (owner, expires_at, now, run_id, now))
+
+        return self._run(write, f"claim run {run_id}", durable=True, transaction=False)
+
+    # -- takeover sweeps --------------------------------------------------------------------
+
+    def claim_sweeper(self, name: str, owner: str, now: float, expires_at: float) -> bool:
+        """Take the sweeper lease ``name`` when it lapsed, or renew it for ``owner``.
+
+        Safe to redo after a commit whose outcome is unknown: a holder renews its own lease.
+        """
+
+        def write(conn: Any, _doubt: bool) -> bool:
+            return writes.claim_sweeper(conn, self.dialect, name, owner, now, expires_at)
+
+        return self._run(write, "claim the sweeper lease", transaction=False)
+
+    def resend_lapsed(
+        self, route: str, now: float, agents: Sequence[str], again_before: float, limit: int
+    ) -> list[RunRecord]:
+        """Mark for sending again the runs of ``agents`` whose lease lapsed (``SKIP LOCKED``)."""
+
+        def write(conn: Any, _doubt: bool) -> list[RunRecord]:
+            return writes.resend_lapsed(conn, self.dialect, route, now, agents, again_before, limit)
+
+        return self._run(write, "hand over lapsed runs", transaction=False)
+
+    def mark_resent(self, run_ids: Sequence[str], now: float, again_before: float) -> list[str]:
+        """Mark re-sent those of ``run_ids`` still unclaimed and not re-sent since."""
+
+        def write(conn: Any, _doubt: bool) -> list[str]:
+            return writes.mark_resent(conn, self.dialect, run_ids, now, again_before)
+
+        return self._run(write, "mark runs re-sent", transaction=False)
