@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from seawall.ledger._watch_records import DriftEmbedding
 
 
+HOUR: Final = 3600.0
+"""The width of ``run_counts``' buckets: ranges and buckets in whole hours are summed from it."""
+TRIGRAM: Final = 3
+"""The shortest text search the full-text index answers (it indexes trigrams)."""
+FEW_MATCHES: Final = 1000
+"""Fewer runs than this found by the full-text index: the runs page reads just those; more, and
+the newest failed runs hold a page of them soon enough to be read in order."""
 ID_KINDS: Final = {"run": ("runs", "run_id"), "handoff": ("handoffs", "handoff_id")}
 """The kinds of id a person types (``seawall show RUN``...): their table and column."""
 
@@ -46,8 +53,29 @@ RUN_COLUMNS: Final = (
 """A run's columns, named as :class:`~seawall.ledger.RunRecord`'s fields (but ``error_json``)."""
 
 
-def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
-    """The runs matching ``query``, newest first (keyset paging with ``query.before``)."""
+def text_matches(search: str) -> tuple[str, list[Any]]:
+    """How many runs SQLite's full-text index finds for ``search``, up to :data:`FEW_MATCHES`.
+
+    The store's probe before :func:`list_runs` (its ``indexed``).
+    """
+    sql = "SELECT COUNT(*) FROM (SELECT 1 FROM runs_search WHERE runs_search MATCH ? LIMIT ?)"
+    return sql, [_phrase(search), FEW_MATCHES]
+
+
+def _phrase(search: str) -> str:
+    return '"' + search.replace('"', '""') + '"'
+
+
+def list_runs(query: RunQuery, dialect: Dialect, *, indexed: bool = False) -> tuple[str, list[Any]]:
+    """The runs matching ``query``, newest first (keyset paging with ``query.before``).
+
+    Args:
+        query: The filters and the page.
+        dialect: The database's.
+        indexed: Narrow a text search to the runs the full-text index finds (where the
+            dialect has one): the store's choice when they are few (see :func:`text_matches`);
+            a frequent text is found sooner by reading the newest failed runs in order.
+    """
     where: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -67,6 +95,10 @@ def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
         where.append("start_time < ?")
         params.append(query.until)
     if query.search:
+        if indexed and dialect.text_index:
+            # The index's candidates (a superset: it folds case beyond ASCII), then the LIKE.
+            where.append(dialect.text_index.format("?"))
+            params.append(_phrase(query.search))
         where.append(f"error_message IS NOT NULL AND error_message {dialect.like} ? ESCAPE '\\'")
         params.append(f"%{like_escape(query.search)}%")
     _narrow(query, where, params)
@@ -160,10 +192,12 @@ def run_stats(
     Raises:
         ValueError: ``bucket_seconds`` without ``since``, or not positive.
     """
+    if bucket_seconds is not None and (since is None or bucket_seconds <= 0):
+        raise ValueError("bucket_seconds needs since and must be positive")
+    if all(edge is None or edge % HOUR == 0 for edge in (since, until, bucket_seconds)):
+        return _counted_run_stats(dialect, since, until, bucket_seconds, agent)
     where, params = _run_range(since, until, agent, "")
     if bucket_seconds is not None:
-        if since is None or bucket_seconds <= 0:
-            raise ValueError("bucket_seconds needs since and must be positive")
         # start_time >= since: the number is non-negative, so truncating floors it.
         bucket = dialect.floor.format("(start_time - ?) / ?")
         params = [since, bucket_seconds, *params]
@@ -174,6 +208,38 @@ def run_stats(
         "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input_tokens), "
         "SUM(output_tokens), SUM(COALESCE(cost_usd, 0)) FROM runs"
         f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
+    )
+    return dialect.sql(sql), params
+
+
+def _counted_run_stats(
+    dialect: Dialect,
+    since: float | None,
+    until: float | None,
+    bucket_seconds: float | None,
+    agent: str | None,
+) -> tuple[str, list[Any]]:
+    """:func:`run_stats` of whole hours, summed from ``run_counts`` (kept by the runs' writes)."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("hour >= ?", None if since is None else int(since // HOUR)),
+        ("hour < ?", None if until is None else int(until // HOUR)),
+        ("agent = ?", agent),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    bucket = "0"
+    if bucket_seconds is not None:
+        bucket = dialect.floor.format(f"(hour * {int(HOUR)} - ?) / ?")
+        params = [since, bucket_seconds, *params]
+    sql = (
+        f"SELECT {bucket} AS bucket, agent, status, NULLIF(error_class, ''), SUM(runs), "
+        "SUM(retries), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM run_counts"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " GROUP BY bucket, agent, status, error_class HAVING SUM(runs) > 0 "
+        "ORDER BY bucket, agent"
     )
     return dialect.sql(sql), params
 

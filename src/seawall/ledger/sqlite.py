@@ -107,6 +107,10 @@ class SQLiteStore(SQLStore):
         self.group_commits = 0
         """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
+        self._read_only = read_only
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self.migrated_from = 0
         self.migrations_applied = ()
         self._memory = path == ":memory:"
@@ -312,10 +316,33 @@ class SQLiteStore(SQLStore):
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("PRAGMA synchronous=NORMAL")
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for this thread's reads: its own, so reads never wait for the lock.
+
+        In WAL mode a reader sees the last commit and neither waits for nor blocks the writer:
+        a dashboard page or a scrape reads while runs are written, and while another page
+        reads. An in-memory ledger has one connection (a second would be another database).
+        """
+        if self._memory:
+            with self._hold() as shared:
+                yield shared
+            return
+        own: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        self._ensure_open()
+        if own is None:
+            own = self._connect(read_only=self._read_only)
+            own.execute("PRAGMA query_only = 1")
+            own.execute("PRAGMA busy_timeout = 0")  # _read waits itself (not under nowait)
+            with self._readers_lock:
+                self._reader_connections.append(own)
+            self._readers.db = own
+        yield own
+
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         deadline = None
         while True:
-            with self._hold() as db:
+            with self._reading() as db:
                 try:
                     return fn(db)
                 except sqlite3.OperationalError as exc:
@@ -375,6 +402,10 @@ class SQLiteStore(SQLStore):
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._db.close()
+            with self._readers_lock:
+                for reader in self._reader_connections:
+                    reader.close()
+                self._reader_connections.clear()
 
     def schema_version(self) -> int:
         """Return the highest migration applied to this ledger (0 for an empty file)."""
@@ -545,5 +576,9 @@ class SQLiteStore(SQLStore):
 
 
 def _run_script(db: sqlite3.Connection, sql: str) -> None:
-    for statement in migration_statements(sql):
-        db.execute(statement)
+    pending = ""  # a trigger's body holds semicolons: its parts are joined back
+    for part in migration_statements(sql):
+        pending = f"{pending};\n{part}" if pending else part
+        if sqlite3.complete_statement(pending + ";"):
+            db.execute(pending)
+            pending = ""
