@@ -34,7 +34,7 @@ PINNED: Final = {
         11: "a4419a2616857e8a",
         12: "2b1d805527b862df",
         13: "91b438ca93f1d2c7",
-        14: "9a3bcf72ddff5aa4",
+        14: "7e012fd3c5b37993",
     },
     "postgresql": {
         1: "b077af4259f48852",
@@ -50,7 +50,7 @@ PINNED: Final = {
         11: "fb9450ba10c87753",
         12: "fe62ef79a9601465",
         13: "131db3ab4ebacc21",
-        14: "1614cbcded2065d5",
+        14: "92fd7a36fef9585a",
     },
 }
 

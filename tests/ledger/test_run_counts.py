@@ -14,7 +14,14 @@ import threading
 from pathlib import Path
 
 from seawall import Context, Retry, RunStatus, Seawall
-from seawall.ledger import RunQuery, RunStats, SQLiteStore, open_store
+from seawall.ledger import (
+    LATENCY_BOUNDS,
+    RunQuery,
+    RunStats,
+    SQLiteStore,
+    StepLatency,
+    open_store,
+)
 
 LEDGERS = ("sqlite", "postgres")
 
@@ -38,6 +45,21 @@ def assert_counts_match(app: Seawall) -> None:
     scanned = sorted(_key(r) for r in app.store.run_stats(since=0.5))
     assert scanned == counted
     assert sum(r.runs for r in app.store.run_stats()) == len(app.ledger.runs(limit=1000))
+    kept = app.store.step_latency(bounds=LATENCY_BOUNDS)
+    scanned_calls = app.store.step_latency(bounds=LATENCY_BOUNDS, since=0.5)
+    assert [_call(r) for r in scanned_calls] == [_call(r) for r in kept]
+
+
+def _call(row: StepLatency) -> tuple[object, ...]:
+    return (
+        row.kind,
+        row.name,
+        row.calls,
+        row.errors,
+        row.retries,
+        round(row.total_seconds, 6),
+        row.cumulative,
+    )
 
 
 def test_counts_follow_runs_retries_redrives_and_replays(app: Seawall) -> None:
@@ -45,9 +67,16 @@ def test_counts_follow_runs_retries_redrives_and_replays(app: Seawall) -> None:
     fixed: set[str] = set()
     tries: dict[int, int] = {}
 
+    @app.tool
+    def lookup(n: int) -> int:
+        if n == 2 and tries[n] < 2:
+            raise ConnectionError("lookup failed")
+        return n
+
     @app.agent(name="flaky", retry=Retry(attempts=3))
     def flaky(ctx: Context, n: int) -> int:
         tries[n] = tries.get(n, 0) + 1
+        ctx.call(lookup, n)
         if tries[n] < 2:
             raise TimeoutError("slow upstream")
         ctx.record_usage(model="m", input_tokens=10 * n, output_tokens=n, cost_usd=0.01 * n)
@@ -68,6 +97,8 @@ def test_counts_follow_runs_retries_redrives_and_replays(app: Seawall) -> None:
     assert {("flaky", "succeeded", None, 3, 3), ("broken", "failed", "clean_abort", 2, 2)} == {
         (r.agent, r.status, r.error_class, r.runs, r.retries) for r in app.store.run_stats()
     }
+    [calls] = app.store.step_latency(bounds=LATENCY_BOUNDS)
+    assert ("lookup", 6, 1) == (calls.name, calls.calls, calls.errors)
     fixed.add("broken")
     assert ["succeeded", "succeeded"] == [o.status for o in app.dlq.redrive()]
     assert_counts_match(app)
@@ -132,7 +163,7 @@ def test_an_existing_ledger_gets_its_counts_and_index_when_migrated(tmp_path: Pa
         for n in range(6):
             app.run("a", n=n)
     db = sqlite3.connect(path)
-    for name in ("run_counts", "runs_search"):
+    for name in ("run_counts", "step_counts", "runs_search"):
         db.execute(f"DROP TABLE {name}")
     for (trigger,) in db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger'"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -220,6 +220,41 @@ def _counted_run_stats(
     agent: str | None,
 ) -> tuple[str, list[Any]]:
     """:func:`run_stats` of whole hours, summed from ``run_counts`` (kept by the runs' writes)."""
+    where, params = _hours(since, until, agent)
+    bucket = "0"
+    if bucket_seconds is not None:
+        bucket = dialect.floor.format(f"(hour * {int(HOUR)} - ?) / ?")
+        params = [since, bucket_seconds, *params]
+    sql = (
+        f"SELECT {bucket} AS bucket, agent, status, NULLIF(error_class, ''), SUM(runs), "
+        f"SUM(retries), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM run_counts{where}"
+        " GROUP BY bucket, agent, status, error_class HAVING SUM(runs) > 0 "
+        "ORDER BY bucket, agent"
+    )
+    return dialect.sql(sql), params
+
+
+def _counted_step_latency(
+    dialect: Dialect, since: float | None, until: float | None, agent: str | None
+) -> tuple[str, list[Any]]:
+    """:func:`step_latency` of whole hours with the default bounds, summed from ``step_counts``.
+
+    Its ``bNN`` columns count the calls between bound ``NN - 1`` and bound ``NN``: a bound's
+    cumulative count is the sum of the columns up to it. The counts hold the calls of settled
+    runs (a run's calls join them when it ends or waits for a person).
+    """
+    where, params = _hours(since, until, agent)
+    columns = [f"b{i:02d}" for i in range(len(LATENCY_BOUNDS))]
+    counts = "".join(f", SUM({' + '.join(columns[: i + 1])})" for i in range(len(columns)))
+    sql = (
+        f"SELECT kind, name, SUM(calls), SUM(errors), SUM(retries), SUM(seconds){counts} "
+        f"FROM step_counts{where} GROUP BY kind, name HAVING SUM(calls) > 0 ORDER BY kind, name"
+    )
+    return dialect.sql(sql), params
+
+
+def _hours(since: float | None, until: float | None, agent: str | None) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause of a range of whole hours (and an agent) in a counts table."""
     where: list[str] = []
     params: list[Any] = []
     for clause, value in (
@@ -230,18 +265,7 @@ def _counted_run_stats(
         if value is not None:
             where.append(clause)
             params.append(value)
-    bucket = "0"
-    if bucket_seconds is not None:
-        bucket = dialect.floor.format(f"(hour * {int(HOUR)} - ?) / ?")
-        params = [since, bucket_seconds, *params]
-    sql = (
-        f"SELECT {bucket} AS bucket, agent, status, NULLIF(error_class, ''), SUM(runs), "
-        "SUM(retries), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM run_counts"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " GROUP BY bucket, agent, status, error_class HAVING SUM(runs) > 0 "
-        "ORDER BY bucket, agent"
-    )
-    return dialect.sql(sql), params
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def run_stats_rows(rows: Sequence[Sequence[Any]]) -> list[RunStats]:
@@ -269,6 +293,8 @@ def step_latency(
     edges = tuple(float(b) for b in bounds)
     if list(edges) != sorted(edges):
         raise ValueError("bounds must be ascending")
+    if edges == LATENCY_BOUNDS and all(e is None or e % HOUR == 0 for e in (since, until)):
+        return (*_counted_step_latency(dialect, since, until, agent), edges)
     where, params = _run_range(since, until, agent, "r.")
     join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
     where = (where + " AND" if where else " WHERE") + (
