@@ -1,7 +1,7 @@
 """Prometheus metrics computed from the ledger, so every process's runs count.
 
-A scrape asks the ledger (one ``GROUP BY`` per family, see :class:`~seawall.ledger.Store`) and
-yields counters, gauges and histograms through ``prometheus-client``'s custom-collector API; no
+A scrape asks the ledger (one query per family, over the counts the ledger keeps as runs are
+written, see :class:`~seawall.ledger.Store`) and yields counters, gauges and histograms through ``prometheus-client``'s custom-collector API; no
 process keeps counters in memory, so a crashed worker's runs are still counted and a restart
 loses nothing. Names are the OpenTelemetry instrument names of :mod:`seawall.observe.semconv`
 (GenAI ones where they exist) as a Prometheus exporter writes them (``.`` to ``_``, ``_seconds``,
