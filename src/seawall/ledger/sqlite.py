@@ -108,8 +108,7 @@ class SQLiteStore(SQLStore):
         """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
         self._read_only = read_only
-        self._readers = threading.local()
-        self._reader_connections: list[sqlite3.Connection] = []
+        self._idle_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.migrated_from = 0
         self.migrations_applied = ()
@@ -318,26 +317,32 @@ class SQLiteStore(SQLStore):
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection for this thread's reads: its own, so reads never wait for the lock.
+        """A connection for one read, of its own: reads never wait for the store's lock.
 
         In WAL mode a reader sees the last commit and neither waits for nor blocks the writer:
         a dashboard page or a scrape reads while runs are written, and while another page
-        reads. An in-memory ledger has one connection (a second would be another database).
+        reads. The read connections are pooled (as many as reads ever ran at once). An
+        in-memory ledger has one connection (a second would be another database).
         """
         if self._memory:
             with self._hold() as shared:
                 yield shared
             return
-        own: sqlite3.Connection | None = getattr(self._readers, "db", None)
         self._ensure_open()
+        with self._readers_lock:
+            own = self._idle_readers.pop() if self._idle_readers else None
         if own is None:
             own = self._connect(read_only=self._read_only)
             own.execute("PRAGMA query_only = 1")
             own.execute("PRAGMA busy_timeout = 0")  # _read waits itself (not under nowait)
+        try:
+            yield own
+        finally:
             with self._readers_lock:
-                self._reader_connections.append(own)
-            self._readers.db = own
-        yield own
+                if self._closed:
+                    own.close()
+                else:
+                    self._idle_readers.append(own)
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         deadline = None
@@ -403,9 +408,9 @@ class SQLiteStore(SQLStore):
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._db.close()
             with self._readers_lock:
-                for reader in self._reader_connections:
+                for reader in self._idle_readers:
                     reader.close()
-                self._reader_connections.clear()
+                self._idle_readers.clear()
 
     def schema_version(self) -> int:
         """Return the highest migration applied to this ledger (0 for an empty file)."""
