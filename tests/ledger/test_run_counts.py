@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from seawall import Context, Retry, RunStatus, Seawall
+from seawall import Context, Retry, RunStatus, Seawall, verify
 from seawall.ledger import (
     LATENCY_BOUNDS,
     RunQuery,
@@ -104,6 +104,34 @@ def test_counts_follow_runs_retries_redrives_and_replays(app: Seawall) -> None:
     assert_counts_match(app)
     app.replay(failed[0].run_id)
     assert_counts_match(app)
+
+
+def test_counts_follow_a_run_parked_for_a_person_then_approved(app: Seawall) -> None:
+    """A run waiting for a person is counted with its calls; approved, it moves to succeeded."""
+
+    @app.tool
+    def draft(topic: str) -> str:
+        return topic.upper()
+
+    @app.agent(
+        name="writer",
+        verify=[verify.rule(lambda out: "!" in out, "needs review")],
+        on_drift="handoff",
+    )
+    def writer(ctx: Context, topic: str) -> str:
+        return str(ctx.call(draft, topic))
+
+    parked = app.run("writer", topic="report")
+    assert RunStatus.AWAITING_HUMAN == parked.status
+    assert_counts_match(app)
+    [handoff] = app.handoffs.list()
+    assert RunStatus.SUCCEEDED == app.handoffs.approve(handoff.handoff_id, by="ana").status
+    assert_counts_match(app)
+    assert [("writer", "succeeded", 1)] == [
+        (r.agent, r.status, r.runs) for r in app.store.run_stats()
+    ]
+    [calls] = app.store.step_latency(bounds=LATENCY_BOUNDS)
+    assert ("draft", 1) == (calls.name, calls.calls)
 
 
 def test_search_finds_what_a_scan_of_the_messages_finds(app: Seawall) -> None:
