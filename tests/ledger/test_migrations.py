@@ -50,7 +50,7 @@ PINNED: Final = {
         11: "fb9450ba10c87753",
         12: "fe62ef79a9601465",
         13: "131db3ab4ebacc21",
-        14: "92fd7a36fef9585a",
+        14: "d0ec434260fecdc5",
     },
 }
 

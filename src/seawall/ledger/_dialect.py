@@ -147,7 +147,7 @@ SQLITE: Final = Dialect(
     starts_with="GLOB",
     inline="substr({}, 1, 1) = X'4A'",
     field="json_extract(CAST(substr({column}, 2) AS TEXT), '$.{name}')",
-    text_index="rowid IN (SELECT rowid FROM runs_search WHERE runs_search MATCH {})",
+    text_index="run_id IN (SELECT run_id FROM runs_search WHERE runs_search MATCH {})",
     serialized=True,
 )
 POSTGRES: Final = Dialect(

@@ -52,7 +52,7 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER run_counts_insert AFTER INSERT OR DELETE ON runs
+CREATE TRIGGER run_counts_rows AFTER INSERT OR DELETE ON runs
     FOR EACH ROW EXECUTE FUNCTION run_counts_keep();
 CREATE TRIGGER run_counts_update AFTER UPDATE OF
     start_time, agent, status, error_class, attempts, input_tokens, output_tokens, cost_usd

@@ -209,7 +209,8 @@ WHEN OLD.status IN ('succeeded', 'failed', 'skipped', 'quarantined', 'cancelled'
 END;
 --
 -- runs_search: the error messages in a full-text index of trigrams (FTS5), one row per run that
--- has one, under the run's rowid. The runs page's text search (a substring, as LIKE '%...%')
+-- has one, under the run's rowid (the triggers find a run's row by it) with its run_id (what
+-- the search returns, whatever a VACUUM does to rowids). The runs page's text search (a substring, as LIKE '%...%')
 -- asks it for the candidate runs instead of reading every failed run's message; the page still
 -- checks the message itself. Kept by triggers like run_counts.
 CREATE VIRTUAL TABLE runs_search USING fts5(error_message, run_id UNINDEXED, tokenize = 'trigram');
