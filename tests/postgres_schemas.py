@@ -54,5 +54,7 @@ def empty_schema(base_url: str, schema: str) -> None:
                 (schema, "seawall_meta"),
             )
         ]
+        # The counts tables last: deleting runs updates them (their triggers).
+        tables.sort(key=lambda table: table.endswith("_counts"))
         if tables:  # DELETE is cheaper than TRUNCATE on tables this small
             connection.execute("; ".join(f"DELETE FROM {schema}.{t}" for t in tables).encode())

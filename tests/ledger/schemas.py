@@ -25,6 +25,10 @@ FAMILIES: Final = {
 """Each declared type's family: the types a value of one database reads back as in the other."""
 
 
+FULL_TEXT: Final = {"runs_search": ("runs", "error_message")}
+"""SQLite's full-text indexes: the table and the columns each indexes."""
+
+
 @dataclass(frozen=True, order=True)
 class Column:
     """A column: its declared type, its family and whether it may hold NULL."""
@@ -64,15 +68,19 @@ def sqlite_schema(path: str) -> Schema:
     """The schema of the SQLite ledger at ``path``."""
     db = sqlite3.connect(path)
     try:
-        tables = [
-            row[0]
-            for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
+        found = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        # A full-text index (an FTS5 virtual table and its shadow tables NAME_data...) is an
+        # index on the column it indexes: PostgreSQL's twin is a trigram index on that column.
+        virtual = {name for name, sql in found if sql.upper().startswith("CREATE VIRTUAL")}
+        shadows = {name for name, _ in found if any(name.startswith(f"{v}_") for v in virtual)}
+        tables = [name for name, _ in found if name not in virtual | shadows]
         columns: dict[str, tuple[Column, ...]] = {}
         keys: dict[str, tuple[str, ...]] = {}
-        indexes: dict[str, Index] = {}
+        indexes: dict[str, Index] = {
+            name: Index(FULL_TEXT[name][0], FULL_TEXT[name][1:], False, False) for name in virtual
+        }
         for table in tables:
             info = db.execute(f"PRAGMA table_info({table})").fetchall()
             columns[table] = tuple(

@@ -34,6 +34,7 @@ PINNED: Final = {
         11: "a4419a2616857e8a",
         12: "2b1d805527b862df",
         13: "91b438ca93f1d2c7",
+        14: "7e012fd3c5b37993",
     },
     "postgresql": {
         1: "b077af4259f48852",
@@ -49,6 +50,7 @@ PINNED: Final = {
         11: "fb9450ba10c87753",
         12: "fe62ef79a9601465",
         13: "131db3ab4ebacc21",
+        14: "d0ec434260fecdc5",
     },
 }
 

@@ -37,6 +37,9 @@ class Dialect:
             ``seawall._payload.pack``: a ``J`` byte, then the JSON).
         field: A field of an inline payload column's JSON object as text: ``{column}`` and
             ``{name}`` stand for the column and the field.
+        text_index: A condition narrowing a text search in error messages to the runs a
+            full-text index finds (``{}`` standing for the quoted phrase searched), or empty where
+            the database's own index serves the ``LIKE`` itself (PostgreSQL's trigram index).
         serialized: Writers take turns (SQLite's ``BEGIN IMMEDIATE``): a condition checked
             in a write transaction holds until it commits, so no row lock is needed.
         share: The clause that locks a row read in a write against concurrent updates until
@@ -57,6 +60,7 @@ class Dialect:
     starts_with: str
     inline: str
     field: str
+    text_index: str = ""
     serialized: bool = False
     share: str = ""
     for_update: str = ""
@@ -143,6 +147,7 @@ SQLITE: Final = Dialect(
     starts_with="GLOB",
     inline="substr({}, 1, 1) = X'4A'",
     field="json_extract(CAST(substr({column}, 2) AS TEXT), '$.{name}')",
+    text_index="run_id IN (SELECT run_id FROM runs_search WHERE runs_search MATCH {})",
     serialized=True,
 )
 POSTGRES: Final = Dialect(

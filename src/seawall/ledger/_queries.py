@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from seawall.ledger._stats import QueueCount, RunStats, StepLatency
+from seawall.ledger._stats import LATENCY_BOUNDS, QueueCount, RunStats, StepLatency
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from seawall.ledger._watch_records import DriftEmbedding
 
 
+HOUR: Final = 3600.0
+"""The width of ``run_counts``' buckets: ranges and buckets in whole hours are summed from it."""
+TRIGRAM: Final = 3
+"""The shortest text search the full-text index answers (it indexes trigrams)."""
+FEW_MATCHES: Final = 1000
+"""Fewer runs than this found by the full-text index: the runs page reads just those; more, and
+the newest failed runs hold a page of them soon enough to be read in order."""
 ID_KINDS: Final = {"run": ("runs", "run_id"), "handoff": ("handoffs", "handoff_id")}
 """The kinds of id a person types (``seawall show RUN``...): their table and column."""
 
@@ -46,8 +53,29 @@ RUN_COLUMNS: Final = (
 """A run's columns, named as :class:`~seawall.ledger.RunRecord`'s fields (but ``error_json``)."""
 
 
-def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
-    """The runs matching ``query``, newest first (keyset paging with ``query.before``)."""
+def text_matches(search: str) -> tuple[str, list[Any]]:
+    """How many runs SQLite's full-text index finds for ``search``, up to :data:`FEW_MATCHES`.
+
+    The store's probe before :func:`list_runs` (its ``indexed``).
+    """
+    sql = "SELECT COUNT(*) FROM (SELECT 1 FROM runs_search WHERE runs_search MATCH ? LIMIT ?)"
+    return sql, [_phrase(search), FEW_MATCHES]
+
+
+def _phrase(search: str) -> str:
+    return '"' + search.replace('"', '""') + '"'
+
+
+def list_runs(query: RunQuery, dialect: Dialect, *, indexed: bool = False) -> tuple[str, list[Any]]:
+    """The runs matching ``query``, newest first (keyset paging with ``query.before``).
+
+    Args:
+        query: The filters and the page.
+        dialect: The database's.
+        indexed: Narrow a text search to the runs the full-text index finds (where the
+            dialect has one): the store's choice when they are few (see :func:`text_matches`);
+            a frequent text is found sooner by reading the newest failed runs in order.
+    """
     where: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -67,6 +95,10 @@ def list_runs(query: RunQuery, dialect: Dialect) -> tuple[str, list[Any]]:
         where.append("start_time < ?")
         params.append(query.until)
     if query.search:
+        if indexed and dialect.text_index:
+            # The index's candidates (a superset: it folds case beyond ASCII), then the LIKE.
+            where.append(dialect.text_index.format("?"))
+            params.append(_phrase(query.search))
         where.append(f"error_message IS NOT NULL AND error_message {dialect.like} ? ESCAPE '\\'")
         params.append(f"%{like_escape(query.search)}%")
     _narrow(query, where, params)
@@ -160,10 +192,12 @@ def run_stats(
     Raises:
         ValueError: ``bucket_seconds`` without ``since``, or not positive.
     """
+    if bucket_seconds is not None and (since is None or bucket_seconds <= 0):
+        raise ValueError("bucket_seconds needs since and must be positive")
+    if all(edge is None or edge % HOUR == 0 for edge in (since, until, bucket_seconds)):
+        return _counted_run_stats(dialect, since, until, bucket_seconds, agent)
     where, params = _run_range(since, until, agent, "")
     if bucket_seconds is not None:
-        if since is None or bucket_seconds <= 0:
-            raise ValueError("bucket_seconds needs since and must be positive")
         # start_time >= since: the number is non-negative, so truncating floors it.
         bucket = dialect.floor.format("(start_time - ?) / ?")
         params = [since, bucket_seconds, *params]
@@ -176,6 +210,62 @@ def run_stats(
         f"{where} GROUP BY bucket, agent, status, error_class ORDER BY bucket, agent"
     )
     return dialect.sql(sql), params
+
+
+def _counted_run_stats(
+    dialect: Dialect,
+    since: float | None,
+    until: float | None,
+    bucket_seconds: float | None,
+    agent: str | None,
+) -> tuple[str, list[Any]]:
+    """:func:`run_stats` of whole hours, summed from ``run_counts`` (kept by the runs' writes)."""
+    where, params = _hours(since, until, agent)
+    bucket = "0"
+    if bucket_seconds is not None:
+        bucket = dialect.floor.format(f"(hour * {int(HOUR)} - ?) / ?")
+        params = [since, bucket_seconds, *params]
+    sql = (
+        f"SELECT {bucket} AS bucket, agent, status, NULLIF(error_class, ''), SUM(runs), "
+        f"SUM(retries), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM run_counts{where}"
+        " GROUP BY bucket, agent, status, error_class HAVING SUM(runs) > 0 "
+        "ORDER BY bucket, agent"
+    )
+    return dialect.sql(sql), params
+
+
+def _counted_step_latency(
+    dialect: Dialect, since: float | None, until: float | None, agent: str | None
+) -> tuple[str, list[Any]]:
+    """:func:`step_latency` of whole hours with the default bounds, summed from ``step_counts``.
+
+    Its ``bNN`` columns count the calls between bound ``NN - 1`` and bound ``NN``: a bound's
+    cumulative count is the sum of the columns up to it. The counts hold the calls of settled
+    runs (a run's calls join them when it ends or waits for a person).
+    """
+    where, params = _hours(since, until, agent)
+    columns = [f"b{i:02d}" for i in range(len(LATENCY_BOUNDS))]
+    counts = "".join(f", SUM({' + '.join(columns[: i + 1])})" for i in range(len(columns)))
+    sql = (
+        f"SELECT kind, name, SUM(calls), SUM(errors), SUM(retries), SUM(seconds){counts} "
+        f"FROM step_counts{where} GROUP BY kind, name HAVING SUM(calls) > 0 ORDER BY kind, name"
+    )
+    return dialect.sql(sql), params
+
+
+def _hours(since: float | None, until: float | None, agent: str | None) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause of a range of whole hours (and an agent) in a counts table."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("hour >= ?", None if since is None else int(since // HOUR)),
+        ("hour < ?", None if until is None else int(until // HOUR)),
+        ("agent = ?", agent),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def run_stats_rows(rows: Sequence[Sequence[Any]]) -> list[RunStats]:
@@ -203,6 +293,8 @@ def step_latency(
     edges = tuple(float(b) for b in bounds)
     if list(edges) != sorted(edges):
         raise ValueError("bounds must be ascending")
+    if edges == LATENCY_BOUNDS and all(e is None or e % HOUR == 0 for e in (since, until)):
+        return (*_counted_step_latency(dialect, since, until, agent), edges)
     where, params = _run_range(since, until, agent, "r.")
     join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
     where = (where + " AND" if where else " WHERE") + (

@@ -102,7 +102,12 @@ class SharedReads(SQLBase):
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""
-        sql, params = queries.list_runs(query, self.dialect)
+        indexed = False
+        if query.search and self.dialect.text_index and len(query.search) >= queries.TRIGRAM:
+            probe, probe_params = queries.text_matches(query.search)
+            found = self._fetchall(probe, probe_params, "count text matches")
+            indexed = int(found[0][0]) < queries.FEW_MATCHES
+        sql, params = queries.list_runs(query, self.dialect, indexed=indexed)
         return [run_record(row) for row in self._fetchall(sql, params, "list runs")]
 
     def run_stats(

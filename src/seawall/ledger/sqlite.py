@@ -107,6 +107,9 @@ class SQLiteStore(SQLStore):
         self.group_commits = 0
         """Fsynced intent transactions written (each may carry several threads' intents)."""
         self._closed = False
+        self._read_only = read_only
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self.migrated_from = 0
         self.migrations_applied = ()
         self._memory = path == ":memory:"
@@ -312,10 +315,39 @@ class SQLiteStore(SQLStore):
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("PRAGMA synchronous=NORMAL")
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one read, of its own: reads never wait for the store's lock.
+
+        In WAL mode a reader sees the last commit and neither waits for nor blocks the writer:
+        a dashboard page or a scrape reads while runs are written, and while another page
+        reads. The read connections are pooled (as many as reads ever ran at once). An
+        in-memory ledger has one connection (a second would be another database).
+        """
+        if self._memory:
+            with self._hold() as shared:
+                yield shared
+            return
+        self._ensure_open()
+        with self._readers_lock:
+            own = self._idle_readers.pop() if self._idle_readers else None
+        if own is None:
+            own = self._connect(read_only=self._read_only)
+            own.execute("PRAGMA query_only = 1")
+            own.execute("PRAGMA busy_timeout = 0")  # _read waits itself (not under nowait)
+        try:
+            yield own
+        finally:
+            with self._readers_lock:
+                if self._closed:
+                    own.close()
+                else:
+                    self._idle_readers.append(own)
+
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         deadline = None
         while True:
-            with self._hold() as db:
+            with self._reading() as db:
                 try:
                     return fn(db)
                 except sqlite3.OperationalError as exc:
@@ -375,6 +407,10 @@ class SQLiteStore(SQLStore):
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._db.close()
+            with self._readers_lock:
+                for reader in self._idle_readers:
+                    reader.close()
+                self._idle_readers.clear()
 
     def schema_version(self) -> int:
         """Return the highest migration applied to this ledger (0 for an empty file)."""
@@ -545,5 +581,9 @@ class SQLiteStore(SQLStore):
 
 
 def _run_script(db: sqlite3.Connection, sql: str) -> None:
-    for statement in migration_statements(sql):
-        db.execute(statement)
+    pending = ""  # a trigger's body holds semicolons: its parts are joined back
+    for part in migration_statements(sql):
+        pending = f"{pending};\n{part}" if pending else part
+        if sqlite3.complete_statement(pending + ";"):
+            db.execute(pending)
+            pending = ""

@@ -1,11 +1,12 @@
 """Prometheus metrics computed from the ledger, so every process's runs count.
 
-A scrape asks the ledger (one ``GROUP BY`` per family, see :class:`~seawall.ledger.Store`) and
-yields counters, gauges and histograms through ``prometheus-client``'s custom-collector API; no
-process keeps counters in memory, so a crashed worker's runs are still counted and a restart
-loses nothing. Names are the OpenTelemetry instrument names of :mod:`seawall.observe.semconv`
-(GenAI ones where they exist) as a Prometheus exporter writes them (``.`` to ``_``, ``_seconds``,
-``_total``): ``gen_ai.client.operation.duration`` is ``gen_ai_client_operation_duration_seconds``,
+A scrape asks the ledger (one query per family, over the counts the ledger keeps as runs are
+written, see :class:`~seawall.ledger.Store`) and yields counters, gauges and histograms through
+``prometheus-client``'s custom-collector API; no process keeps counters in memory, so a crashed
+worker's runs are still counted and a restart loses nothing. Names are the OpenTelemetry
+instrument names of :mod:`seawall.observe.semconv` (GenAI ones where they exist) as a Prometheus
+exporter writes them (``.`` to ``_``, ``_seconds``, ``_total``):
+``gen_ai.client.operation.duration`` is ``gen_ai_client_operation_duration_seconds``,
 ``seawall.tool.duration`` is ``seawall_tool_duration_seconds``. Scrape either this exposition or
 an OpenTelemetry Prometheus exporter for the same runs, not both: this one counts every process.
 

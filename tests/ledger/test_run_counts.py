@@ -1,0 +1,226 @@
+"""The ledger keeps its run counts and its text search index in the runs' own writes.
+
+``run_counts`` (what ``/metrics`` and the overview sum) must always equal a ``GROUP BY`` over
+the runs, however the runs changed: a plain run, retries, a failure into the dead-letter queue,
+a redrive after a fix, a replay. ``run_stats`` over whole hours reads the counts; over a range
+that does not start on an hour it counts the runs themselves: the two must agree. Text search
+finds what a scan of the error messages finds, with or without the full-text index.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from seawall import Context, Retry, RunStatus, Seawall, verify
+from seawall.ledger import (
+    LATENCY_BOUNDS,
+    RunQuery,
+    RunStats,
+    SQLiteStore,
+    StepLatency,
+    open_store,
+)
+
+LEDGERS = ("sqlite", "postgres")
+
+
+def _key(row: RunStats) -> tuple[object, ...]:
+    return (
+        row.agent,
+        row.status,
+        row.error_class,
+        row.runs,
+        row.retries,
+        row.input_tokens,
+        row.output_tokens,
+        round(row.cost_usd, 9),
+    )
+
+
+def assert_counts_match(app: Seawall) -> None:
+    """The kept counts equal a count of the runs themselves (since=0.5: not on an hour)."""
+    counted = sorted(_key(r) for r in app.store.run_stats())
+    scanned = sorted(_key(r) for r in app.store.run_stats(since=0.5))
+    assert scanned == counted
+    assert sum(r.runs for r in app.store.run_stats()) == len(app.ledger.runs(limit=1000))
+    kept = app.store.step_latency(bounds=LATENCY_BOUNDS)
+    scanned_calls = app.store.step_latency(bounds=LATENCY_BOUNDS, since=0.5)
+    assert [_call(r) for r in scanned_calls] == [_call(r) for r in kept]
+
+
+def _call(row: StepLatency) -> tuple[object, ...]:
+    return (
+        row.kind,
+        row.name,
+        row.calls,
+        row.errors,
+        row.retries,
+        round(row.total_seconds, 6),
+        row.cumulative,
+    )
+
+
+def test_counts_follow_runs_retries_redrives_and_replays(app: Seawall) -> None:
+    """Every change of a run's status, attempts or usage moves it between the counts."""
+    fixed: set[str] = set()
+    tries: dict[int, int] = {}
+
+    @app.tool
+    def lookup(n: int) -> int:
+        if n == 2 and tries[n] < 2:
+            raise ConnectionError("lookup failed")
+        return n
+
+    @app.agent(name="flaky", retry=Retry(attempts=3))
+    def flaky(ctx: Context, n: int) -> int:
+        tries[n] = tries.get(n, 0) + 1
+        ctx.call(lookup, n)
+        if tries[n] < 2:
+            raise TimeoutError("slow upstream")
+        ctx.record_usage(model="m", input_tokens=10 * n, output_tokens=n, cost_usd=0.01 * n)
+        return n
+
+    @app.agent(name="broken", retry=Retry(attempts=2))
+    def broken(ctx: Context, n: int) -> int:
+        if "broken" not in fixed:
+            raise RuntimeError(f"bug number {n}")
+        return n
+
+    assert_counts_match(app)
+    for n in range(1, 4):
+        assert RunStatus.SUCCEEDED == app.run("flaky", n=n).status
+    failed = [app.run("broken", n=n) for n in range(1, 3)]
+    assert all(RunStatus.FAILED == r.status for r in failed)
+    assert_counts_match(app)
+    assert {("flaky", "succeeded", None, 3, 3), ("broken", "failed", "clean_abort", 2, 2)} == {
+        (r.agent, r.status, r.error_class, r.runs, r.retries) for r in app.store.run_stats()
+    }
+    [calls] = app.store.step_latency(bounds=LATENCY_BOUNDS)
+    assert ("lookup", 6, 1) == (calls.name, calls.calls, calls.errors)
+    fixed.add("broken")
+    assert ["succeeded", "succeeded"] == [o.status for o in app.dlq.redrive()]
+    assert_counts_match(app)
+    app.replay(failed[0].run_id)
+    assert_counts_match(app)
+
+
+def test_counts_follow_a_run_parked_for_a_person_then_approved(app: Seawall) -> None:
+    """A run waiting for a person is counted with its calls; approved, it moves to succeeded."""
+
+    @app.tool
+    def draft(topic: str) -> str:
+        return topic.upper()
+
+    @app.agent(
+        name="writer",
+        verify=[verify.rule(lambda out: "!" in out, "needs review")],
+        on_drift="handoff",
+    )
+    def writer(ctx: Context, topic: str) -> str:
+        return str(ctx.call(draft, topic))
+
+    parked = app.run("writer", topic="report")
+    assert RunStatus.AWAITING_HUMAN == parked.status
+    assert_counts_match(app)
+    [handoff] = app.handoffs.list()
+    assert RunStatus.SUCCEEDED == app.handoffs.approve(handoff.handoff_id, by="ana").status
+    assert_counts_match(app)
+    assert [("writer", "succeeded", 1)] == [
+        (r.agent, r.status, r.runs) for r in app.store.run_stats()
+    ]
+    [calls] = app.store.step_latency(bounds=LATENCY_BOUNDS)
+    assert ("draft", 1) == (calls.name, calls.calls)
+
+
+def test_search_finds_what_a_scan_of_the_messages_finds(app: Seawall) -> None:
+    """Any text, short or long, frequent or rare, odd characters included, finds the same runs."""
+
+    @app.agent(name="failing", retry=Retry(attempts=1))
+    def failing(ctx: Context, text: str) -> str:
+        raise RuntimeError(text)
+
+    messages = [
+        "quota exhausted for account 7",
+        "Quota 50% used_up",
+        'a "quoted" ÉCHEC',
+        "TimeoutError: slow",
+    ] + [f"common failure {i}" for i in range(30)]
+    for text in messages:
+        app.run("failing", text=text)
+    app.run("failing", text="no longer failing")
+    for probe in (
+        "quota",
+        "QUOTA",
+        "50%",
+        "used_up",
+        "_",
+        '"quoted"',
+        "échec",
+        "ÉCHEC",
+        "common",
+        "failure 2",
+        "zz",
+        "nowhere to be found",
+        "TimeoutError",
+    ):
+        found = {r.run_id for r in app.store.list_runs(RunQuery(search=probe, limit=1000))}
+        expected = {
+            r.run_id
+            for r in app.ledger.runs(limit=1000)
+            if r.error_message and probe.lower() in r.error_message.lower()
+        }
+        if probe == "échec":  # LIKE folds ASCII case only (SQLite), ILIKE all (PostgreSQL)
+            assert found <= expected
+            continue
+        assert expected == found, probe
+
+
+def test_an_existing_ledger_gets_its_counts_and_index_when_migrated(tmp_path: Path) -> None:
+    """A ledger written before migration 14 is backfilled: counts and search see its runs."""
+    path = tmp_path / "ledger.db"
+    with Seawall(f"sqlite:///{path}") as app:
+
+        @app.agent(name="a", retry=Retry(attempts=1))
+        def a(ctx: Context, n: int) -> int:
+            if n % 2:
+                raise ValueError(f"odd input {n}")
+            return n
+
+        for n in range(6):
+            app.run("a", n=n)
+    db = sqlite3.connect(path)
+    for name in ("run_counts", "step_counts", "runs_search"):
+        db.execute(f"DROP TABLE {name}")
+    for (trigger,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    ).fetchall():
+        db.execute(f"DROP TRIGGER {trigger}")
+    db.execute("DELETE FROM seawall_meta WHERE version = 14")
+    db.commit()
+    db.close()
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert (13, 14) == (store.migrated_from, store.schema_version())
+        assert {("a", "succeeded", 3), ("a", "failed", 3)} == {
+            (r.agent, r.status, r.runs) for r in store.run_stats()
+        }
+        assert 3 == len(store.list_runs(RunQuery(search="odd input")))
+    finally:
+        store.close()
+
+
+def test_reads_do_not_wait_for_a_writer_holding_the_connection(tmp_path: Path) -> None:
+    """A page's read uses its own connection: it is answered while a write holds the store."""
+    store = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert isinstance(store, SQLiteStore)
+    read: list[int] = []
+    try:
+        with store._write():  # this thread's write transaction holds the store's connection
+            reader = threading.Thread(target=lambda: read.append(len(store.list_runs(RunQuery()))))
+            reader.start()
+            reader.join(timeout=5)
+            assert [0] == read
+    finally:
+        store.close()
