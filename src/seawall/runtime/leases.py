@@ -144,6 +144,9 @@ class Leases:
     def close(self) -> None:
         """Stop the heartbeat thread."""
         self._stop.set()
-        thread = self._thread
+        with self._lock:
+            # Another thread may be inside _start (it holds the lock until the heartbeat has
+            # started): joining a thread not started yet raises, so wait for it to finish.
+            thread = self._thread
         if thread is not None:
             thread.join(timeout=5)
