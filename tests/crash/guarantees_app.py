@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -38,9 +39,37 @@ from pathlib import Path
 from typing import Any
 
 from seawall import Context, Seawall, _faults
+from seawall.ledger import RunQuery
 
 STEPS = 5
 LEASE = 0.6
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child(ledger: str, log: Path, mode: str, at: int, action: str | None = None) -> int:
+    """Run this app in a child process (``action``: a run id to resume, or ``redrive``).
+
+    Returns:
+        The child's exit code (negative: the signal that killed it).
+    """
+    argv = [sys.executable, "-m", "tests.crash.guarantees_app", ledger, str(log), mode, str(at)]
+    if action is not None:
+        argv.append(action)
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    return done.returncode
+
+
+def lapse() -> None:
+    """Wait until a dead owner's lease has certainly lapsed."""
+    time.sleep(LEASE * 1.5)
+
+
+def the_run(app: Seawall) -> str:
+    """The id of the one run this app recorded (redrives and replays aside)."""
+    [run] = [r for r in app.store.list_runs(RunQuery()) if r.replay_of is None]
+    return run.run_id
 
 
 def effects(log: Path) -> list[dict[str, Any]]:

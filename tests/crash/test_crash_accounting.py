@@ -4,40 +4,17 @@ kills its process at the same point again and again stops as ``crash_loop``."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from seawall import ErrorClass, FailureCause, RunStatus, Seawall
-from seawall.ledger import DeadLetterQuery, RunQuery
+from seawall import ErrorClass, FailureCause, RunStatus
+from seawall.ledger import DeadLetterQuery
 
-from .guarantees_app import LEASE, STEPS, build, effects
+from .guarantees_app import STEPS, build, child, effects, lapse, the_run
 
 LEDGERS = ("sqlite", "postgres")
 pytestmark = pytest.mark.crash
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def child(ledger: str, log: Path, mode: str, at: int, resume: str | None = None) -> int:
-    """Run (or resume) the invoices run in a child process; return its exit code."""
-    argv = [sys.executable, "-m", "tests.crash.guarantees_app", ledger, str(log), mode, str(at)]
-    if resume is not None:
-        argv.append(resume)
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-    return done.returncode
-
-
-def lapse() -> None:
-    """Wait until a dead owner's lease has certainly lapsed."""
-    time.sleep(LEASE * 1.5)
-
-
-def the_run(app: Seawall) -> str:
-    [run] = app.store.list_runs(RunQuery())
-    return run.run_id
 
 
 def test_three_crashes_with_progress_spend_no_retry_budget(tmp_path: Path, ledger_url: str) -> None:

@@ -8,37 +8,18 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from seawall import ErrorClass, FailureCause, RunStatus, Seawall
-from seawall.ledger import DeadLetterQuery, RunQuery
+from seawall import ErrorClass, FailureCause, RunStatus
+from seawall.ledger import DeadLetterQuery
 
-from .guarantees_app import LEASE, STEPS, build, effects
+from .guarantees_app import ROOT, STEPS, build, child, effects, lapse, the_run
 
 LEDGERS = ("sqlite", "postgres")
 pytestmark = pytest.mark.crash
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def child(ledger: str, log: Path, mode: str, at: int, action: str | None = None) -> int:
-    argv = [sys.executable, "-m", "tests.crash.guarantees_app", ledger, str(log), mode, str(at)]
-    if action is not None:
-        argv.append(action)
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-    return done.returncode
-
-
-def lapse() -> None:
-    time.sleep(LEASE * 1.5)
-
-
-def the_run(app: Seawall) -> str:
-    [run] = [r for r in app.store.list_runs(RunQuery()) if r.replay_of is None]
-    return run.run_id
 
 
 def keys(log: Path) -> Counter[str]:

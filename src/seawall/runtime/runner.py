@@ -278,7 +278,7 @@ class _Attempts:
             if interruption is not None:
                 rt.live.leave(run_id)
                 return await self._interrupted(interruption)
-            failure = await self._failure(journal, staging, exc)
+            failure = await endings.failure_of(rt, spec, self.inputs, journal, staging, exc)
         finally:
             rt.live.leave(run_id)
         end = time.time()
@@ -371,12 +371,6 @@ class _Attempts:
                 )
             )
 
-    async def _failure(
-        self, journal: Journal, staging: StagingArea | None, exc: BaseException
-    ) -> Failure:
-        """Classify what ended the attempt (a BaseException that is not ours is re-raised)."""
-        return await endings.failure_of(self.rt, self.spec, self.inputs, journal, staging, exc)
-
     async def _after_failure(  # noqa: C901 - decide, record, then settle: read top-down
         self,
         journal: Journal,
@@ -435,7 +429,7 @@ class _Attempts:
                 return await settle_failure(rt, spec, journal, attempt, failure, compensate=False)
             if drift:
                 return await verification.settle_drift(
-                    rt, spec, run_id, journal, attempt, failure, output, staging, self.inputs
+                    rt, spec, journal, attempt, failure, output, staging, self.inputs
                 )
             if staging is not None:
                 staging.discard()

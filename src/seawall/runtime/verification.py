@@ -124,7 +124,6 @@ async def verify_output(
 async def settle_drift(
     rt: Runtime,
     spec: AgentSpec,
-    run_id: str,
     journal: Journal,
     attempt: int,
     failure: Failure,
@@ -133,6 +132,7 @@ async def settle_drift(
     inputs: dict[str, Any],
 ) -> RunResult:
     """Apply the agent's degradation policy once retries with feedback are spent."""
+    run_id = journal.run_id
     policy = spec.on_drift
     if policy.fallback is not None:
         fallback = rt.registry.agent(policy.fallback)
@@ -164,7 +164,7 @@ async def settle_drift(
         kept = _encoded(journal, output, "quarantined output")
         return await finish(rt, spec, journal, attempt, RunStatus.QUARANTINED, None, kept, failure)
     if policy.then == "handoff":
-        return await _park(rt, spec, run_id, journal, attempt, failure, output, staging)
+        return await _park(rt, spec, journal, attempt, failure, output, staging)
     if staging is not None:
         staging.discard()
     return await settle_failure(rt, spec, journal, attempt, failure)
@@ -179,7 +179,6 @@ def _encoded(journal: Journal, value: Any, where: str) -> Stored:
 async def _park(
     rt: Runtime,
     spec: AgentSpec,
-    run_id: str,
     journal: Journal,
     attempt: int,
     failure: Failure,
@@ -187,6 +186,7 @@ async def _park(
     staging: StagingArea | None,
 ) -> RunResult:
     """Hand the output to a person: the run waits, holding no worker and no lease."""
+    run_id = journal.run_id
     output_hash, column, blobs = _encoded(journal, output, "output handed to a person")
     await rt.io.run(
         rt.store.park_run,
