@@ -11,16 +11,22 @@ which each store implements over its own connection handling:
 
 A write written once this way holds on both databases: where they differ it asks the store's
 :class:`~seawall.ledger._dialect.Dialect`.
+
+:meth:`SQLBase.together` makes several callers' writes in one transaction, each under a
+savepoint: concurrent runs share one commit (one fsync, one WAL append) instead of one each.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
+from seawall.errors import LedgerUnavailableError, SeawallError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._waiting import LedgerWouldBlock
 from seawall.ledger.migrations import META_TABLE, bundled
 
 if TYPE_CHECKING:
@@ -34,6 +40,15 @@ T = TypeVar("T")
 
 MAX_IDS: Final = 500
 """Ids looked up per ``IN (...)`` query (well below either database's limit on parameters)."""
+
+Outcome = tuple[Any, BaseException | None]
+"""What became of one call of :meth:`SQLBase.together`: its value, or the error it raised."""
+
+
+class _Joined(threading.local):
+    """The transaction this thread's writes join while :meth:`SQLBase.together` runs."""
+
+    group: tuple[SQLBase, Any, bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,9 @@ def statements(dialect: Dialect) -> Statements:
     )
 
 
+_JOINED: Final = _Joined()
+
+
 class SQLBase(abc.ABC):
     """What the store's writes stand on: the dialect, the unit of work and a few helpers."""
 
@@ -111,7 +129,6 @@ class SQLBase(abc.ABC):
     migrations_applied: tuple[tuple[int, str], ...]
     """The migrations this store applied when it opened, ``(version, file name)``."""
 
-    @abc.abstractmethod
     def _run(
         self,
         work: Callable[[Any, bool], T],
@@ -123,6 +140,8 @@ class SQLBase(abc.ABC):
     ) -> T:
         """Run ``work(connection, doubt)`` as one write and return its result.
 
+        Inside :meth:`together` the write joins the group's transaction instead.
+
         Args:
             work: The write. ``doubt`` is true when an earlier try may have committed it.
             what: What it does, for error messages ("record run r1").
@@ -130,7 +149,83 @@ class SQLBase(abc.ABC):
             transaction: It needs one transaction (PostgreSQL runs a single statement as an
                 autocommit statement otherwise; SQLite always opens one).
             redo_in_doubt: It may run again after a commit whose outcome is unknown.
+
+        Raises:
+            LedgerUnavailableError: In a group being redone after a commit whose outcome is
+                unknown, a write that may not run twice (``redo_in_doubt=False``).
         """
+        group = _JOINED.group
+        if group is not None and group[0] is self:
+            _, conn, doubt = group
+            if doubt and not redo_in_doubt:
+                raise LedgerUnavailableError(
+                    f"the connection to {self.display} was lost while committing; whether "
+                    f"'{what}' was recorded is unknown and it cannot safely run again"
+                )
+            return work(conn, doubt)
+        return self._run_alone(
+            work, what, durable=durable, transaction=transaction, redo_in_doubt=redo_in_doubt
+        )
+
+    @abc.abstractmethod
+    def _run_alone(
+        self,
+        work: Callable[[Any, bool], T],
+        what: str,
+        *,
+        durable: bool,
+        transaction: bool,
+        redo_in_doubt: bool,
+    ) -> T:
+        """Run ``work(connection, doubt)`` as one write of its own (see :meth:`_run`)."""
+
+    def together(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
+        """Make several callers' writes in one durable transaction: one commit for them all.
+
+        Each call (a store operation, or code making some: ``Runtime.begin_run``) runs under
+        a savepoint, its writes joining the group's transaction. One that fails with a
+        :class:`~seawall.errors.SeawallError` (a run taken over, a duplicate id, an input
+        that does not serialise) has its writes rolled back and gets its error; the others
+        commit. A failure of the transaction itself (the database's error, a lost
+        connection) is every call's: it raises here, and on PostgreSQL the whole group runs
+        again after a lost connection, each write recognising its own in doubt as it does
+        alone.
+
+        Returns:
+            Per call, in order: its value and ``None``, or ``None`` and its error.
+
+        Raises:
+            LedgerWouldBlock: Under ``nowait``, the group would have to wait (nothing written).
+        """
+
+        def work(conn: Any, doubt: bool) -> list[Outcome]:
+            outcomes: list[Outcome] = []
+            _JOINED.group = (self, conn, doubt)
+            try:
+                for call in calls:
+                    conn.execute("SAVEPOINT seawall_call")
+                    try:
+                        value = call()
+                    except LedgerWouldBlock:
+                        raise
+                    except SeawallError as exc:
+                        conn.execute("ROLLBACK TO SAVEPOINT seawall_call")
+                        conn.execute("RELEASE SAVEPOINT seawall_call")
+                        outcomes.append((None, exc))
+                        continue
+                    conn.execute("RELEASE SAVEPOINT seawall_call")
+                    outcomes.append((value, None))
+            finally:
+                _JOINED.group = None
+            return outcomes
+
+        return self._run_alone(
+            work,
+            f"record {len(calls)} writes together",
+            durable=True,
+            transaction=True,
+            redo_in_doubt=True,
+        )
 
     @abc.abstractmethod
     def _newer(self, version: int, known: int) -> SchemaVersionError:

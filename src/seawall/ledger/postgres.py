@@ -169,7 +169,7 @@ class PostgresStore(SQLStore):
 
         return self._db.run(read, what, transaction=False)
 
-    def _run(
+    def _run_alone(
         self, work: Callable[[Any, bool], T], what: str, *, durable: bool = False, **options: bool
     ) -> T:
         """Run ``work`` on a pooled connection, again after a lost one (every commit is durable)."""

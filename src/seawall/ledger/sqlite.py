@@ -368,7 +368,7 @@ class SQLiteStore(SQLStore):
         rows: list[tuple[Any, ...]] = self._read(lambda db: db.execute(sql, params).fetchall())
         return rows
 
-    def _run(
+    def _run_alone(
         self, work: Callable[[Any, bool], T], what: str, *, durable: bool = False, **_: bool
     ) -> T:
         """Run ``work`` in one IMMEDIATE write transaction (never in doubt: one connection)."""

@@ -120,7 +120,7 @@ class Launcher:
         ``cascade``, cause ``breaker_open``.
         """
         rt = self.rt
-        run_id, now, begun = await rt.io.run(
+        run_id, now, begun = await rt.io.together(
             rt.begin_run, spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow
         )
         if isinstance(begun, BreakerOpenError):

@@ -10,6 +10,11 @@ had to wait every later one would pay a thread hop (with 64 runs in flight, a th
 
 A store reached over the network (PostgreSQL) is always called on a ledger thread: its round
 trips, and its retries while the server is away, never hold the loop.
+
+:meth:`LedgerIO.together` groups the writes of concurrent runs (a run's start, its end): the
+calls made while a group is being written, or in the same turn of the loop, are written in the
+next one, in one transaction (:meth:`~seawall.ledger._sqlbase.SQLBase.together`). With 64 runs
+in flight that is a commit per dozens of runs instead of one per run.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import asyncio
 import contextvars
 import functools
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from seawall.ledger._waiting import LedgerWouldBlock, nowait
@@ -27,11 +34,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from seawall.ledger import Store
+    from seawall.ledger._sqlbase import Outcome
 
 T = TypeVar("T")
 
 LEDGER_THREADS = 8
 """Threads that make store calls for async code (the PostgreSQL pool's default size)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Queue:
+    """The calls of one loop waiting to be written together, and the task writing them."""
+
+    calls: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
 
 
 class LedgerIO:
@@ -49,6 +65,14 @@ class LedgerIO:
         """Calls that ran on a ledger thread (for tests and benchmarks)."""
         self._inflight: set[asyncio.Future[Any]] = set()
         """This loop's calls running on a ledger thread now."""
+        self._together: Callable[[list[Callable[[], Any]]], list[Outcome]] | None = getattr(
+            store, "together", None
+        )
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.groups = 0
+        """Transactions that wrote several calls of :meth:`together` (for benchmarks)."""
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Return ``fn(*args, **kwargs)``, a store call, without blocking the running loop."""
@@ -73,6 +97,62 @@ class LedgerIO:
         finally:
             self._inflight.discard(future)
 
+    async def together(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Return ``fn(*args, **kwargs)``, writes of a run, made in one transaction with others'.
+
+        ``fn`` is a store write or code that makes some (its writes join the group's
+        transaction); it runs when the group is written, in the caller's context. Its errors
+        are its own: a call that fails leaves the others' writes in place.
+        """
+        together = self._together
+        if together is None:
+            return await self.run(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue()
+        future: asyncio.Future[T] = loop.create_future()
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        queue.calls.append((call, future))
+        if queue.writer is None:
+            queue.writer = loop.create_task(self._write_queue(queue, together))
+        return await future
+
+    async def _write_queue(
+        self, queue: _Queue, together: Callable[[list[Callable[[], Any]]], list[Outcome]]
+    ) -> None:
+        """Write the queue's calls, a group at a time, until none is left."""
+        batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        try:
+            while queue.calls:
+                batch = [(call, f) for call, f in queue.calls if not f.cancelled()]
+                queue.calls = []
+                if len(batch) == 1:
+                    call, future = batch[0]
+                    try:
+                        value = await self.run(call)
+                    except Exception as exc:  # the caller's to raise
+                        _settle(future, None, exc)
+                    else:
+                        _settle(future, value, None)
+                    continue
+                if not batch:
+                    continue
+                try:
+                    outcomes = await self.run(together, [call for call, _ in batch])
+                except Exception as exc:  # the transaction failed: every caller's error
+                    for _, future in batch:
+                        _settle(future, None, exc)
+                    continue
+                self.groups += 1
+                for (_, future), (value, error) in zip(batch, outcomes, strict=True):
+                    _settle(future, value, error)
+        finally:
+            queue.writer = None
+            for _, future in [*batch, *queue.calls]:
+                future.cancel()  # only those still waiting: the writer itself was cancelled
+            queue.calls = []
+
     def _threads(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
@@ -85,3 +165,13 @@ class LedgerIO:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False)
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    """Hand a caller of :meth:`LedgerIO.together` its call's value or error (unless it left)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)

@@ -312,7 +312,7 @@ class _Attempts:
         rt, spec, run_id, attempt = self.rt, self.spec, self.run_id, self.attempt
         final = outcome(journal, attempt, RunStatus.SUCCEEDED, output_hash, output_column, None)
         steps, blobs = journal.pending, journal.pending_blobs
-        await rt.io.run(
+        await rt.io.together(
             rt.store.end_run,
             run_id,
             attempt,
