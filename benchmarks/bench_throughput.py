@@ -12,6 +12,14 @@ interleaved rounds (see ``_harness``):
 - ``pg_arun64``: ``app.arun``, 64 in flight, on the PostgreSQL ledger;
 - ``in_flight_10k``: 10,000 async runs in flight at once (each awaits an event), peak RSS.
 
+And two floors of our own, to show what the goals leave to Python (printed with the goals):
+
+- ``sqlite_ledger_sql``: the statements the SQLite store executes for one single-step run,
+  captured from a real run and replayed with raw ``sqlite3`` (new run ids), nothing else: the
+  cost of the ledger's own schema (its indexes and the dashboard's counting triggers);
+- ``sync_hops``: the thread hand-offs of a sync ``app.run`` with no work in them (the calling
+  thread -> the app's loop -> an agent thread -> the loop -> the calling thread).
+
 It also counts, for one single-step run on SQLite, the statements the store executed, the
 transactions it committed and the rows it read back (the goal: two commits, no re-read).
 
@@ -31,6 +39,7 @@ import contextlib
 import os
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -255,8 +264,114 @@ def in_flight_10k(n: int, workdir: Path) -> Result:
     }
 
 
+def _captured_run(folder: Path) -> tuple[Path, str, list[tuple[str, str, Any]]]:
+    """A ledger with a few runs, and the statements the store executed for one more run."""
+    ledger = folder / "captured.db"
+    app = _app(f"sqlite:///{ledger}")
+    statements: list[tuple[str, str, Any]] = []
+
+    class Recording:
+        """The store's connection, recording what it executes."""
+
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+            statements.append(("one", sql, tuple(params)))
+            return self.db.execute(sql, params)
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            rows = [tuple(row) for row in rows]
+            statements.append(("many", sql, rows))
+            return self.db.executemany(sql, rows)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.db, name)
+
+    try:
+        for i in range(WARMUP):
+            app.run("one_step", i=i)
+        store: Any = app.store
+        real = store._db  # noqa: SLF001 - a benchmark looking at what the store executes
+        store._db = Recording(real)  # noqa: SLF001
+        try:
+            run_id = app.run("one_step", i=-1).run_id
+        finally:
+            store._db = real  # noqa: SLF001
+    finally:
+        app.close()
+    kept = [s for s in statements if not s[1].lstrip().upper().startswith("PRAGMA")]
+    return ledger, run_id, kept
+
+
+def _renamed(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_renamed(v, old, new) for v in value)
+    return value
+
+
+def sqlite_ledger_sql(n: int, workdir: Path) -> Result:
+    """The SQLite store's own statements for a single-step run, replayed raw: our SQL floor."""
+    ledger, run_id, statements = _captured_run(workdir)
+    db = sqlite3.connect(str(ledger), isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    runs = [
+        [
+            (kind, sql, _renamed(params, run_id, f"{i:08x}" + run_id[8:]))
+            for kind, sql, params in statements
+        ]
+        for i in range(n)
+    ]
+    start = time.perf_counter()
+    for run in runs:
+        for kind, sql, params in run:
+            if kind == "one":
+                db.execute(sql, params)
+            else:
+                db.executemany(sql, params)
+    elapsed = time.perf_counter() - start
+    db.close()
+    return {
+        "us_per_step": elapsed * 1e6 / n,
+        "runs_per_s": n / elapsed,
+        "rss_mb": peak_rss_mb(),
+        "statements": len(statements),
+    }
+
+
+def sync_hops(n: int, _workdir: Path) -> Result:
+    """The thread hand-offs of a sync ``app.run``, with no work: caller -> loop -> agent thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    agents = ThreadPoolExecutor(4)
+
+    def agent() -> int:
+        return 1
+
+    async def run() -> int:
+        return await loop.run_in_executor(agents, agent)
+
+    for _ in range(WARMUP):
+        asyncio.run_coroutine_threadsafe(run(), loop).result()
+    start = time.perf_counter()
+    for _ in range(n):
+        asyncio.run_coroutine_threadsafe(run(), loop).result()
+    elapsed = time.perf_counter() - start
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    agents.shutdown()
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+
+
 WORKERS: dict[str, WorkerFn] = {
     "sqlite_floor": sqlite_floor,
+    "sqlite_ledger_sql": sqlite_ledger_sql,
+    "sync_hops": sync_hops,
     "sqlite_run": sqlite_run,
     "sqlite_arun64": sqlite_arun64,
     "pg_floor": pg_floor,
@@ -364,6 +479,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 value >= share * floor,
                 f"{value:,.0f} runs/s = {value / floor:.0%} of {floor:,.0f}",
             )
+    ours, hops = by.get("sqlite_ledger_sql", {}), by.get("sync_hops", {})
+    if floor and "median_us" in ours and "median_us" in hops:
+        ceiling = 1e6 / (float(ours["median_us"]) + float(hops["median_us"]))
+        print(
+            f"  [info] floor of a sync app.run here, with no Python of ours: the store's "
+            f"statements replayed raw {float(ours['median_us']):.0f} us + the thread "
+            f"hand-offs {float(hops['median_us']):.0f} us = {ceiling:,.0f} runs/s = "
+            f"{ceiling / floor:.0%} of the raw floor"
+        )
     pg64 = rate("pg_arun64")
     if pg64:
         goal("pg_arun64 >= 1,500 runs/s", pg64 >= 1500, f"{pg64:,.0f} runs/s")
