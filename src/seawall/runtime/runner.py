@@ -29,7 +29,7 @@ from seawall.ledger import AttemptOutcome, AttemptRecord
 from seawall.observe.logs import log_run_end, run_fields
 from seawall.observe.logs import logger as run_log
 from seawall.runtime import endings, settle, verification
-from seawall.runtime.children import Children
+from seawall.runtime.children import AgentRunner, Children
 from seawall.runtime.context import AsyncContext, Context, entered
 from seawall.runtime.host import Host
 from seawall.runtime.journal import Journal
@@ -113,6 +113,28 @@ async def execute_run(
 
 class _Attempts:
     """The attempt loop of one run (its state between attempts)."""
+
+    __slots__ = (
+        "attempt",
+        "base",
+        "begun",
+        "drift_retries",
+        "epoch",
+        "errors",
+        "feedback",
+        "host",
+        "inputs",
+        "new_line",
+        "opened",
+        "records",
+        "replay_mutations",
+        "replay_report",
+        "resumed",
+        "rt",
+        "run_id",
+        "spec",
+        "traced",
+    )
 
     def __init__(
         self,
@@ -489,7 +511,7 @@ class _Attempts:
         loop = asyncio.get_running_loop()
         host = self.host
         if spec.is_async:
-            runner = rt.agent_runner(journal.run_id, host)
+            runner = AgentRunner(rt, journal.run_id, host)
             actx = AsyncContext(
                 journal, spec.name, rt.registry.tool, loop, staging, self.inputs, runner, rt.io
             )
@@ -507,7 +529,7 @@ class _Attempts:
                 journal.abandoned = True
                 raise
         thread = Host()
-        runner = rt.agent_runner(journal.run_id, thread)
+        runner = AgentRunner(rt, journal.run_id, thread)
         ctx = Context(journal, spec.name, rt.registry.tool, loop, staging, self.inputs, runner)
         ctx.bind_children(Children(rt, journal, thread))
         call = _SyncCall(spec, ctx, self.inputs, thread)
