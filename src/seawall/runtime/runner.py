@@ -9,9 +9,10 @@ run stays resumable (it is never recorded as the agent's failure).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from seawall import _faults, _payload, _timing
 from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus
@@ -41,7 +42,8 @@ from seawall.runtime.outcome import (
 from seawall.runtime.playback import Playback
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Coroutine, Sequence
+    from contextlib import AbstractContextManager
 
     from seawall._payload import Blob
     from seawall.artifacts import StagingArea
@@ -53,9 +55,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("seawall.runner")
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
+_UNTRACED: Final = contextlib.nullcontext(None)
+"""The context of an untraced run (stateless, so shared by every run)."""
 
 
-async def execute_run(
+def execute_run(
     rt: Runtime,
     spec: AgentSpec,
     run_id: str,
@@ -69,7 +73,7 @@ async def execute_run(
     replay_report: list[dict[str, Any]] | None = None,
     host: Host | None = None,
     begun: str | None = None,
-) -> RunResult:
+) -> Coroutine[Any, Any, RunResult]:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
     The run row must already exist and be leased to this process at ``epoch``. The run is traced
@@ -102,14 +106,8 @@ async def execute_run(
     loop.records = None if begun is None else []
     loop.replay_mutations = replay_mutations
     loop.replay_report = replay_report
-    if rt.telemetry.enabled():
-        with rt.telemetry.run(rt.store, run_id, graph=False) as loop.traced:
-            result = await loop.run(started, replay_source)
-    else:
-        # Untraced, a run holds no context manager (its generator) while it executes.
-        result = await loop.run(started, replay_source)
-    log_run_end(result)
-    return result
+    # The loop's own coroutine, with no frame around it: a run in flight holds one fewer.
+    return loop.run(started, replay_source)
 
 
 class _Attempts:
@@ -172,22 +170,34 @@ class _Attempts:
         """The current attempt's start time, owner and completed steps at its start."""
 
     async def run(self, started: float | None, replay_source: str | None) -> RunResult:
+        """Make attempts until the run ends (traced when telemetry is on); log its end."""
         rt = self.rt
         first_start = started if started is not None else time.time()
-        rt.leases.hold(self.run_id, self.epoch)
-        try:
-            while True:
-                self.attempt += 1
-                try:
-                    journal = await self._journal(first_start, replay_source)
-                except (LeaseLostError, LedgerError) as exc:
-                    return await self._interrupted(exc)
-                outcome = await self._one(journal, first_start)
-                if isinstance(outcome, RunResult):
-                    return outcome
-                await _timing.asleep(outcome)
-        finally:
-            rt.leases.release(self.run_id)
+        # Untraced, a run holds no context manager (a generator) while it executes.
+        tracing: AbstractContextManager[RunTrace | None] = (
+            rt.telemetry.run(rt.store, self.run_id, graph=False)
+            if rt.telemetry.enabled()
+            else _UNTRACED
+        )
+        with tracing as self.traced:
+            rt.leases.hold(self.run_id, self.epoch)
+            try:
+                while True:
+                    self.attempt += 1
+                    try:
+                        journal = await self._journal(first_start, replay_source)
+                    except (LeaseLostError, LedgerError) as exc:
+                        result = await self._interrupted(exc)
+                        break
+                    outcome = await self._one(journal, first_start)
+                    if isinstance(outcome, RunResult):
+                        result = outcome
+                        break
+                    await _timing.asleep(outcome)
+            finally:
+                rt.leases.release(self.run_id)
+        log_run_end(result)
+        return result
 
     async def _journal(self, first_start: float, replay_source: str | None) -> Journal:
         """Load what the journal holds, start the attempt (fenced), and open its journal."""
