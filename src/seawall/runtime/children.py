@@ -77,6 +77,42 @@ class Children:
         return await wait_for_run(rt, run_id, None)
 
 
+class AgentRunner:
+    """Runs registered agents as children of a run: the ``run_agent`` its verifiers are given.
+
+    One is made for every attempt and few attempts use it, so it is three slots (a closure
+    carrying ``is_agent`` cost a function, its cells and an attribute dict per attempt).
+
+    Args:
+        rt: The app's services.
+        parent_run_id: The run whose verifiers start the children.
+        host: The parent's thread when the verifier runs while a sync agent waits for it.
+    """
+
+    __slots__ = ("host", "parent_run_id", "rt")
+
+    def __init__(self, rt: Runtime, parent_run_id: str, host: Host | None = None) -> None:
+        self.rt = rt
+        self.parent_run_id = parent_run_id
+        self.host = host
+
+    async def __call__(self, agent: Any, inputs: dict[str, Any]) -> Any:
+        """Run ``agent`` on ``inputs`` as a child of the run; return its output.
+
+        Raises:
+            RunFailedError: The child did not succeed.
+        """
+        rt = self.rt
+        result = await rt.engine.start_child(
+            rt.registry.agent(agent), inputs, parent_run_id=self.parent_run_id, host=self.host
+        )
+        return result.raise_for_status().output
+
+    def is_agent(self, candidate: Any) -> bool:
+        """Whether ``candidate`` is a registered agent (a verifier may be one)."""
+        return self.rt.registry.is_agent(candidate)
+
+
 def child_run(
     journal: Journal, children: Children, agent: Any, inputs: dict[str, Any]
 ) -> Steps[RunResult]:

@@ -18,6 +18,7 @@ from seawall.errors import BreakerOpenError, WaitTimeoutError
 from seawall.runtime.loop import refuse_inside_loop
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
     from concurrent.futures import Future
 
     from seawall._result import RunResult
@@ -125,7 +126,7 @@ class LocalExecutor:
     def bind(self, rt: Runtime) -> None:
         """Nothing to attach: the app's own threads and loops run the work."""
 
-    async def execute(
+    def execute(
         self,
         rt: Runtime,
         spec: AgentSpec,
@@ -134,9 +135,9 @@ class LocalExecutor:
         parent_run_id: str | None,
         node: str | None,
         workflow: str | None,
-    ) -> RunResult:
-        """Record and execute the run here."""
-        return await rt.engine.start_child(
+    ) -> Coroutine[Any, Any, RunResult]:
+        """Record and execute the run here (the engine's coroutine, with no frame around it)."""
+        return rt.engine.start_child(
             spec, inputs, parent_run_id=parent_run_id, node=node, workflow=workflow
         )
 

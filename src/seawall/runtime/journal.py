@@ -188,13 +188,9 @@ class Journal(ServedSteps):
         self.base = base
         self.line: dict[int, StepRecord] = {s.seq: s for s in recorded if s.seq > base}
         earlier = sorted((s for s in recorded if s.seq <= base), key=lambda s: s.seq)
-        self.effects: deque[StepRecord] = deque(
-            s for s in earlier if s.mutating and s.status in (*_DONE, FAILED)
-        )
-        self.values: dict[str, deque[StepRecord]] = {
-            kind: deque(s for s in earlier if s.kind == kind and s.status == COMPLETED)
-            for kind in VALUE_KINDS
-        }
+        self.effects: deque[StepRecord] | None
+        self.values: dict[str, deque[StepRecord]]
+        self.effects, self.values = _served_again(earlier)
         self.blobs: dict[str, Blob] = dict(blobs or {})
         self.flush_every = flush_every
         self.flush_interval = flush_interval
@@ -526,3 +522,21 @@ class Journal(ServedSteps):
         request = self.decode(step.request)
         response = None if step.response is None else self.decode(step.response)
         return usage_entry(request, response)
+
+
+def _served_again(
+    earlier: list[StepRecord],
+) -> tuple[deque[StepRecord] | None, dict[str, deque[StepRecord]]]:
+    """What earlier lines hold for a new line: their side effects, and their drawn values.
+
+    Made only when there are earlier lines: a first attempt (the usual case, with thousands in
+    flight) keeps no empty deques, each of which allocates a block of its own.
+    """
+    if not earlier:
+        return None, {}
+    effects = deque(s for s in earlier if s.mutating and s.status in (*_DONE, FAILED))
+    values = {
+        kind: deque(s for s in earlier if s.kind == kind and s.status == COMPLETED)
+        for kind in VALUE_KINDS
+    }
+    return effects, values

@@ -9,10 +9,10 @@ run stays resumable (it is never recorded as the agent's failure).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from seawall import _faults, _payload, _timing
 from seawall._failures import MISUSE, ErrorClass, FailureCause, RunStatus
@@ -29,9 +29,7 @@ from seawall.ledger import AttemptOutcome, AttemptRecord
 from seawall.observe.logs import log_run_end, run_fields
 from seawall.observe.logs import logger as run_log
 from seawall.runtime import endings, settle, verification
-from seawall.runtime.children import Children
-from seawall.runtime.context import AsyncContext, Context, entered
-from seawall.runtime.host import Host
+from seawall.runtime.attempt import start_agent
 from seawall.runtime.journal import Journal
 from seawall.runtime.lineage import Lineage
 from seawall.runtime.outcome import (
@@ -44,21 +42,24 @@ from seawall.runtime.outcome import (
 from seawall.runtime.playback import Playback
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Coroutine, Sequence
+    from contextlib import AbstractContextManager
 
     from seawall._payload import Blob
     from seawall.artifacts import StagingArea
     from seawall.ledger import StepRecord
     from seawall.observe.tracing import RunTrace
-    from seawall.runtime.live import LiveRun
+    from seawall.runtime.host import Host
     from seawall.runtime.registry import AgentSpec
     from seawall.runtime.services import Runtime
 
 logger = logging.getLogger("seawall.runner")
 _NEVER_RETRY = (InDoubtError, JournalDivergenceError)
+_UNTRACED: Final = contextlib.nullcontext(None)
+"""The context of an untraced run (stateless, so shared by every run)."""
 
 
-async def execute_run(
+def execute_run(
     rt: Runtime,
     spec: AgentSpec,
     run_id: str,
@@ -72,7 +73,7 @@ async def execute_run(
     replay_report: list[dict[str, Any]] | None = None,
     host: Host | None = None,
     begun: str | None = None,
-) -> RunResult:
+) -> Coroutine[Any, Any, RunResult]:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
     The run row must already exist and be leased to this process at ``epoch``. The run is traced
@@ -100,19 +101,39 @@ async def execute_run(
         The run's result, as recorded. A run whose attempt was interrupted (its lease lost, the
         ledger gone) is returned with status ``running``: it goes on elsewhere, or resumes.
     """
-    with rt.telemetry.run(rt.store, run_id, graph=False) as traced:
-        loop = _Attempts(rt, spec, run_id, inputs, epoch, lineage or Lineage(), traced, host)
-        loop.begun = begun
-        loop.records = None if begun is None else []
-        loop.replay_mutations = replay_mutations
-        loop.replay_report = replay_report
-        result = await loop.run(started, replay_source)
-    log_run_end(result)
-    return result
+    loop = _Attempts(rt, spec, run_id, inputs, epoch, lineage or Lineage(), None, host)
+    loop.begun = begun
+    loop.records = None if begun is None else []
+    loop.replay_mutations = replay_mutations
+    loop.replay_report = replay_report
+    # The loop's own coroutine, with no frame around it: a run in flight holds one fewer.
+    return loop.run(started, replay_source)
 
 
 class _Attempts:
     """The attempt loop of one run (its state between attempts)."""
+
+    __slots__ = (
+        "attempt",
+        "base",
+        "begun",
+        "drift_retries",
+        "epoch",
+        "errors",
+        "feedback",
+        "host",
+        "inputs",
+        "new_line",
+        "opened",
+        "records",
+        "replay_mutations",
+        "replay_report",
+        "resumed",
+        "rt",
+        "run_id",
+        "spec",
+        "traced",
+    )
 
     def __init__(
         self,
@@ -149,22 +170,34 @@ class _Attempts:
         """The current attempt's start time, owner and completed steps at its start."""
 
     async def run(self, started: float | None, replay_source: str | None) -> RunResult:
+        """Make attempts until the run ends (traced when telemetry is on); log its end."""
         rt = self.rt
         first_start = started if started is not None else time.time()
-        rt.leases.hold(self.run_id, self.epoch)
-        try:
-            while True:
-                self.attempt += 1
-                try:
-                    journal = await self._journal(first_start, replay_source)
-                except (LeaseLostError, LedgerError) as exc:
-                    return await self._interrupted(exc)
-                outcome = await self._one(journal, first_start)
-                if isinstance(outcome, RunResult):
-                    return outcome
-                await _timing.asleep(outcome)
-        finally:
-            rt.leases.release(self.run_id)
+        # Untraced, a run holds no context manager (a generator) while it executes.
+        tracing: AbstractContextManager[RunTrace | None] = (
+            rt.telemetry.run(rt.store, self.run_id, graph=False)
+            if rt.telemetry.enabled()
+            else _UNTRACED
+        )
+        with tracing as self.traced:
+            rt.leases.hold(self.run_id, self.epoch)
+            try:
+                while True:
+                    self.attempt += 1
+                    try:
+                        journal = await self._journal(first_start, replay_source)
+                    except (LeaseLostError, LedgerError) as exc:
+                        result = await self._interrupted(exc)
+                        break
+                    outcome = await self._one(journal, first_start)
+                    if isinstance(outcome, RunResult):
+                        result = outcome
+                        break
+                    await _timing.asleep(outcome)
+            finally:
+                rt.leases.release(self.run_id)
+        log_run_end(result)
+        return result
 
     async def _journal(self, first_start: float, replay_source: str | None) -> Journal:
         """Load what the journal holds, start the attempt (fenced), and open its journal."""
@@ -244,7 +277,7 @@ class _Attempts:
         output_blobs: list[Blob] = []
         output_hash = output_column = None
         try:
-            output = await self._attempt(journal, staging, live)
+            output = await start_agent(rt, spec, journal, staging, live, self.inputs, self.host)
             journal.check()
             if journal.playback is not None:
                 journal.playback.finish()
@@ -484,76 +517,11 @@ class _Attempts:
             f"again{served}"
         )
 
-    async def _attempt(self, journal: Journal, staging: StagingArea | None, live: LiveRun) -> Any:
-        rt, spec = self.rt, self.spec
-        loop = asyncio.get_running_loop()
-        host = self.host
-        if spec.is_async:
-            runner = rt.agent_runner(journal.run_id, host)
-            actx = AsyncContext(
-                journal, spec.name, rt.registry.tool, loop, staging, self.inputs, runner, rt.io
-            )
-            actx.bind_children(Children(rt, journal, host))
-            with entered(actx):
-                # The task copies the context variables as they are now.
-                task = asyncio.ensure_future(spec.fn(actx, **self.inputs))
-            live.task = task
-            live.loop = loop
-            if spec.timeout is None:
-                return await task
-            try:
-                return await asyncio.wait_for(task, spec.timeout)
-            except TimeoutError:
-                journal.abandoned = True
-                raise
-        thread = Host()
-        runner = rt.agent_runner(journal.run_id, thread)
-        ctx = Context(journal, spec.name, rt.registry.tool, loop, staging, self.inputs, runner)
-        ctx.bind_children(Children(rt, journal, thread))
-        call = _SyncCall(spec, ctx, self.inputs, thread)
-        future: asyncio.Future[Any]
-        if host is not None:
-            # A child of a sync agent runs in its parent's thread, which waits for it anyway.
-            future = asyncio.wrap_future(host.lend(call))
-        else:
-            future = loop.run_in_executor(rt.agent_threads, call)
-        if spec.timeout is None:
-            return await future
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), spec.timeout)
-        except TimeoutError:
-            # A thread cannot be stopped from outside: fence its journal so anything it still
-            # tries to record is refused, and its next ctx call raises AttemptAbandoned.
-            journal.abandoned = True
-            future.add_done_callback(_ignore_outcome)
-            raise
-
     async def _interrupted(self, error: BaseException) -> RunResult:
         """The attempt stopped for a reason that is not the agent's: leave the run resumable."""
         return await endings.interrupted(
             self.rt, self.spec, self.run_id, self.attempt, self.epoch, error
         )
-
-
-class _SyncCall:
-    """A sync agent's attempt, run in a worker thread (or its parent's)."""
-
-    __slots__ = ("ctx", "inputs", "spec", "thread")
-
-    def __init__(self, spec: AgentSpec, ctx: Context, inputs: dict[str, Any], thread: Host) -> None:
-        self.spec = spec
-        self.ctx = ctx
-        self.inputs = inputs
-        self.thread = thread
-
-    def __call__(self) -> Any:
-        with self.thread.hosting(), entered(self.ctx):
-            return self.spec.fn(self.ctx, **self.inputs)
-
-
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 async def _blobs_of(rt: Runtime, steps: Sequence[StepRecord]) -> dict[str, Blob]:

@@ -302,24 +302,6 @@ class Runtime:
             return None
         return StagingArea(self.staging_root, run_id, attempt, self.max_artifact_bytes)
 
-    def agent_runner(
-        self, parent_run_id: str, host: Host | None = None
-    ) -> Callable[[Any, dict[str, Any]], Any]:
-        """A function verifiers use to run registered agents as children of a run.
-
-        ``host`` is the parent's thread when the verifier runs while a sync agent waits for it.
-        """
-        registry = self.registry
-
-        async def run_agent(agent: Any, inputs: dict[str, Any]) -> Any:
-            result = await self.engine.start_child(
-                registry.agent(agent), inputs, parent_run_id=parent_run_id, host=host
-            )
-            return result.raise_for_status().output
-
-        run_agent.is_agent = registry.is_agent  # type: ignore[attr-defined]
-        return run_agent
-
     # -- recording runs ----------------------------------------------------------------------
 
     def open_run(

@@ -85,7 +85,8 @@ class ServedSteps:
     store: Store
     seq: int
     line: dict[int, StepRecord]
-    effects: deque[StepRecord]
+    effects: deque[StepRecord] | None
+    """The side effects of earlier lines not served yet, in order (``None``: no earlier line)."""
     values: dict[str, deque[StepRecord]]
     blobs: dict[str, Blob]
     trim: int | None
@@ -138,13 +139,14 @@ class ServedSteps:
         request: Asked,
     ) -> Recorded:
         """Match a side effect the code asks for with the next one an earlier line did."""
-        while self.effects:
-            done = self.effects[0]
+        effects = self.effects
+        while effects:
+            done = effects[0]
             if done.name == name and done.request_hash == request_hash:
-                self.effects.popleft()
+                effects.popleft()
                 return self._recorded(done, spec, name)
             if done.status == FAILED:
-                self.effects.popleft()  # it raised: nothing of it to keep
+                effects.popleft()  # it raised: nothing of it to keep
                 continue
             changes = self.changes(done, name, request)
             raise JournalDivergenceError(
@@ -166,7 +168,7 @@ class ServedSteps:
 
         An attempt that ends without asking for them built its result without them.
         """
-        left = [s for s in self.effects if s.status in _DONE]
+        left = [s for s in self.effects or () if s.status in _DONE]
         left += [s for seq, s in sorted(self.line.items()) if seq > self.seq and is_effect(s)]
         return left
 

@@ -23,6 +23,7 @@ from seawall.errors import (
 )
 from seawall.ledger import HandOffRecord
 from seawall.runtime import settle
+from seawall.runtime.children import AgentRunner
 from seawall.runtime.journal import Journal
 from seawall.runtime.outcome import (
     Failure,
@@ -63,7 +64,7 @@ async def judge_output(
     verdicts: list[Verdict] = []
     if spec.verify:
         context = VerifyContext(
-            inputs=inputs, run_id=run_id, facts=facts, run_agent=rt.agent_runner(run_id)
+            inputs=inputs, run_id=run_id, facts=facts, run_agent=AgentRunner(rt, run_id)
         )
         verdicts = await run_verifiers(output, spec.verify, context)
     if spec.min_confidence is not None and confidence is not None:
