@@ -88,6 +88,20 @@ class Breakers:
         cached = self._fresh(name)
         return cached is not None and cached.state == "closed"
 
+    def closed(self, name: str, kind: str) -> bool:
+        """Whether ``name`` is closed, read from the ledger unless known closed right now.
+
+        Reading records no transition: a closed breaker admits without one, so this answers as
+        :meth:`admit` would, and an admission soon after costs no ledger call.
+        """
+        if self.admits(name):
+            return True
+        state = self.store.breaker(name, kind)
+        if state.state != "closed":
+            return False
+        self._remember(state)
+        return True
+
     def quiet(self, name: str) -> bool:
         """Whether a success of ``name`` has nothing to record (known closed, no failures)."""
         cached = self._fresh(name)
