@@ -468,8 +468,8 @@ class Store(WatchStore, Protocol):
         One transaction: the claim (the run pending or its lease lapsed before ``now``, its
         epoch raised), and, for a run that never started an attempt (nor a commit, nor a
         recorded replay), its first attempt started at ``now`` under the new epoch. Returns
-        the run's row as left, its input column and the blobs that column refers to, so the
-        claimer reads nothing more to execute it.
+        the run's row as left, its input column and the blob that column refers to, so the
+        claimer reads nothing more to execute it (but the chunks of a very large input).
 
         Returns:
             The claimed run, or ``None``: another owner holds it, it ended, it is no agent

@@ -150,7 +150,8 @@ class ClaimedRun:
     Attributes:
         run: The run's row as the claim left it: leased to the claimer at ``run.epoch``.
         input: The run's stored input column.
-        blobs: The blobs that column refers to, by hash (empty when the input is inline).
+        blobs: The blob that column refers to, by its hash (none for an inline input; the
+            chunks of an input cut in chunks are read as it is decoded).
         started: Its attempt ``run.attempts`` was started by the claim, at the claim's time: the
             run had never started one. Otherwise the run is to be resumed from its journal.
     """
