@@ -46,6 +46,8 @@ logger = logging.getLogger("seawall")
 
 CLAIMABLE_AGENTS = 500
 """Agents an app registers at most for its workers to claim and start a run in one write."""
+BREAKER_READS = 2
+"""Agent breakers a worker reads before a claim at most, when it has not seen them closed lately."""
 
 
 def start(config: Config, registry: Registry, executor: Executor) -> tuple[Runtime, Launcher]:
@@ -240,7 +242,11 @@ class Launcher:
         rt = self.rt
         rt.check_open()
         now = time.time()
-        agents = self._claimable()
+        agents, unread = self._claimable()
+        if unread:
+            # A breaker or two not read for a moment: reading them costs what reading the run
+            # (the longer way) would.
+            agents += await rt.io.run(self._closed_among, unread)
         if agents:
             claimed = await rt.io.run(
                 rt.store.claim_and_start, run_id, rt.leases.owner, rt.leases.expiry(), now, agents
@@ -269,18 +275,30 @@ class Launcher:
             return None if claimed is None else await self._execute_claimed(claimed, now)
         return await self._take_read(run, now)
 
-    def _claimable(self) -> list[str]:
-        """The agents whose runs this process claims and starts at once (see :meth:`take`)."""
+    def _claimable(self) -> tuple[list[str], list[str]]:
+        """The agents whose runs this process claims and starts at once (see :meth:`take`).
+
+        Returns:
+            Those known to be, and those whose breaker is to be read first (at most
+            :data:`BREAKER_READS`; when more are due, none is read).
+        """
         breakers = self.rt.breakers
         agents = self.rt.registry.agents
         if len(agents) > CLAIMABLE_AGENTS:
-            return []
-        return [
-            name
-            for name, spec in agents.items()
-            if spec.max_concurrency is None
-            and (spec.breaker is None or breakers.admits(f"agent:{name}"))
-        ]
+            return [], []
+        known, unread = [], []
+        for name, spec in agents.items():
+            if spec.max_concurrency is not None:
+                continue
+            if spec.breaker is None or breakers.admits(f"agent:{name}"):
+                known.append(name)
+            else:
+                unread.append(name)
+        return known, unread if len(unread) <= BREAKER_READS else []
+
+    def _closed_among(self, names: list[str]) -> list[str]:
+        """Those of ``names`` whose agent breaker is closed (read from the ledger)."""
+        return [name for name in names if self.rt.breakers.closed(f"agent:{name}", "agent")]
 
     def _admits_now(self, spec: AgentSpec) -> bool:
         """Whether a run of ``spec`` may be claimed and started at once (breaker read if due)."""
