@@ -301,7 +301,8 @@ def _celery(
             SEAWALL_BENCH_QUEUE=queue,
             SEAWALL_BENCH_EFFECTS=str(effects),
             SEAWALL_BENCH_READY=str(ready),
-            PYTHONPATH=str(REPO_ROOT),
+            # The workers import the submitter's seawall (a PYTHONPATH given to it comes first).
+            PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
         )
         workers = Workers(base, env, queue)
         stop = threading.Event()

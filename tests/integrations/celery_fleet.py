@@ -60,7 +60,8 @@ class Fleet:
             SEAWALL_CELERY_PREFIX=self.prefix,
             SEAWALL_CELERY_EFFECTS=str(self.effects),
             SEAWALL_CELERY_VISIBILITY="" if self.visibility is None else str(self.visibility),
-            PYTHONPATH=str(ROOT),
+            # The workers import the tests' seawall (a PYTHONPATH given to them comes first).
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
         )
         return env
 

@@ -7,10 +7,13 @@ refused.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from seawall._payload import Blob, column_ref
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
+from seawall.ledger._records import ClaimedRun
 from seawall.ledger._rows import run_record
 from seawall.ledger._sqlbase import SQLBase
 
@@ -89,6 +92,83 @@ class LeaseWrites(SQLBase):
             return self._claim(conn, doubt, sql, (owner, expires_at, now, run_id, now))
 
         return self._run(write, f"claim run {run_id}", durable=True, transaction=False)
+
+    def claim_and_start(
+        self, run_id: str, owner: str, expires_at: float, now: float, agents: Sequence[str]
+    ) -> ClaimedRun | None:
+        """Claim a run of one of ``agents`` and, when it never started, start its first attempt.
+
+        One transaction, whose claim is :meth:`claim_run`'s update (one winner, the epoch
+        raised), narrowed to agent runs of ``agents``. It returns the run's row and input with
+        the claim, so a worker executes the run on this one round of the ledger.
+        """
+        if not agents:
+            return None
+        claim = self._q(
+            "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
+            "epoch = epoch + 1, updated_at = ? WHERE run_id = ? "
+            "AND status IN ('running', 'pending') "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < ?) "
+            f"AND {queries.among('agent', agents)} AND (workflow IS NULL OR node IS NOT NULL) "
+            f"RETURNING {queries.RUN_COLUMNS}, input"
+        )
+        params = (owner, expires_at, now, run_id, now, *agents)
+
+        def write(conn: Any, doubt: bool) -> ClaimedRun | None:
+            row = conn.execute(claim, params).fetchone()
+            if row is None:
+                return self._claimed_before(conn, doubt, run_id, owner, expires_at, now)
+            run = run_record(row[:-1])
+            started = run.attempts == 0 and run.phase is None and run.replay_mode != "recorded"
+            if started:
+                # The claim locked the row (PostgreSQL) or holds the write lock (SQLite): the
+                # epoch it set is the fence of this attempt.
+                conn.execute(self._q("UPDATE runs SET attempts = 1 WHERE run_id = ?"), (run_id,))
+                conn.execute(
+                    self.statements.upsert_attempt, (run_id, 1, now, owner, 0, 0, run.epoch)
+                )
+                run = dataclasses.replace(run, attempts=1)
+            return self._claimed(conn, run, bytes(row[-1]), started)
+
+        return self._run(write, f"claim run {run_id}", durable=True)
+
+    def _claimed_before(
+        self, conn: Any, doubt: bool, run_id: str, owner: str, expires_at: float, now: float
+    ) -> ClaimedRun | None:
+        """After a commit whose outcome is unknown: the claim this caller may have committed."""
+        if not doubt:
+            return None
+        row = conn.execute(
+            self._q(
+                f"SELECT {queries.RUN_COLUMNS}, input FROM runs WHERE run_id = ? "
+                "AND lease_owner = ? AND lease_expires_at = ? AND status = 'running'"
+            ),
+            (run_id, owner, expires_at),
+        ).fetchone()
+        if row is None:
+            return None
+        run = run_record(row[:-1])
+        started = self._found(
+            conn,
+            doubt,
+            "SELECT 1 FROM attempts WHERE run_id = ? AND attempt = ? AND epoch = ? "
+            "AND start_time = ? AND owner = ?",
+            (run_id, run.attempts, run.epoch, now, owner),
+        )
+        return self._claimed(conn, run, bytes(row[-1]), started)
+
+    def _claimed(self, conn: Any, run: RunRecord, column: bytes, started: bool) -> ClaimedRun:
+        """The claimed run, with the blob its input column refers to (read in the claim)."""
+        ref = column_ref(column)
+        found = (
+            []
+            if ref is None
+            else conn.execute(
+                self._q("SELECT hash, codec, size, data FROM blobs WHERE hash = ?"), (ref,)
+            ).fetchall()
+        )
+        blobs = {h: Blob(h, codec, size, bytes(data)) for h, codec, size, data in found}
+        return ClaimedRun(run, column, blobs, started)
 
     # -- takeover sweeps --------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         ArtifactRecord,
         AttemptRecord,
         BreakerEvent,
+        ClaimedRun,
         CompensationRecord,
         DeadLetter,
         DeadLetterQuery,
@@ -457,6 +458,22 @@ class Store(WatchStore, Protocol):
 
         Returns:
             The new epoch of the run's lease, or ``None`` when another owner holds it.
+        """
+
+    def claim_and_start(
+        self, run_id: str, owner: str, expires_at: float, now: float, agents: Sequence[str]
+    ) -> ClaimedRun | None:
+        """Claim a run of one of ``agents`` as :meth:`claim_run` does, and start it, at once.
+
+        One transaction: the claim (the run pending or its lease lapsed before ``now``, its
+        epoch raised), and, for a run that never started an attempt (nor a commit, nor a
+        recorded replay), its first attempt started at ``now`` under the new epoch. Returns
+        the run's row as left, its input column and the blob that column refers to, so the
+        claimer reads nothing more to execute it (but the chunks of a very large input).
+
+        Returns:
+            The claimed run, or ``None``: another owner holds it, it ended, it is no agent
+            run of ``agents``, or no run has this id (a caller tells these apart by reading it).
         """
 
     # takeover sweeps -----------------------------------------------------------------------

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from seawall._failures import ErrorClass, FailureCause, RunStatus
+    from seawall._payload import Blob
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,25 @@ class AttemptRecord:
     completed_at_start: int | None = None
     fenced_at: float | None = None
     decision: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run a worker claimed, and what executing it needs (``Store.claim_and_start``).
+
+    Attributes:
+        run: The run's row as the claim left it: leased to the claimer at ``run.epoch``.
+        input: The run's stored input column.
+        blobs: The blob that column refers to, by its hash (none for an inline input; the
+            chunks of an input cut in chunks are read as it is decoded).
+        started: Its attempt ``run.attempts`` was started by the claim, at the claim's time: the
+            run had never started one. Otherwise the run is to be resumed from its journal.
+    """
+
+    run: RunRecord
+    input: bytes
+    blobs: Mapping[str, Blob]
+    started: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,24 @@ class Breakers:
         cached = self._fresh(name)
         return cached is not None and cached.state == "closed"
 
+    def closed(self, name: str, kind: str) -> bool:
+        """Whether ``name`` is closed, read from the ledger unless known closed right now.
+
+        A plain read, not the locked update of a transition: a closed breaker admits without
+        one. So this answers as :meth:`admit` would, and an admission soon after is free.
+        """
+        if self.admits(name):
+            return True
+        state = self.store.breaker(name, kind)
+        self._remember(state)
+        return state.state == "closed"
+
+    def _quiet_now(self, name: str, kind: str) -> bool:
+        """:meth:`quiet`, read from the ledger (a plain read) when not known right now."""
+        if self._fresh(name) is None:
+            self._remember(self.store.breaker(name, kind))
+        return self.quiet(name)
+
     def quiet(self, name: str) -> bool:
         """Whether a success of ``name`` has nothing to record (known closed, no failures)."""
         cached = self._fresh(name)
@@ -95,9 +113,8 @@ class Breakers:
 
     def admit(self, name: str, kind: str, policy: Breaker) -> Admission:
         """Whether one run or call may go through now (claims the probe when half-open)."""
-        cached = self._fresh(name)
-        if cached is not None and cached.state == "closed":
-            return Admission(allowed=True, probe=False, state=cached)
+        if self.closed(name, kind):
+            return Admission(allowed=True, probe=False, state=self._cache[name][0])
 
         def change(state: BreakerState) -> tuple[BreakerState, Admission]:
             decision = admit(policy, state, time.time(), self.owner)
@@ -133,8 +150,7 @@ class Breakers:
         self, name: str, kind: str, policy: Breaker, *, success: bool, reason: str = ""
     ) -> None:
         """Record how an admitted run or call ended."""
-        cached = self._fresh(name)
-        if success and cached is not None and cached.state == "closed" and cached.failures == 0:
+        if success and self._quiet_now(name, kind):
             return
 
         def change(state: BreakerState) -> tuple[BreakerState, BreakerState]:

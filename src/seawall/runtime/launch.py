@@ -13,11 +13,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from seawall import _payload
 from seawall._failures import RunStatus
 from seawall.errors import (
     BreakerOpenError,
     ConfigurationError,
     ExecutorError,
+    LeaseLostError,
     LedgerError,
     UsageError,
 )
@@ -28,9 +30,12 @@ from seawall.runtime.services import Runtime
 from seawall.runtime.takeover import Takeover, resumable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from seawall._graph import Graph
+    from seawall._payload import Blob
     from seawall._result import RunResult
-    from seawall.ledger import RunRecord
+    from seawall.ledger import ClaimedRun, RunRecord
     from seawall.runtime.catalog import Registry
     from seawall.runtime.config import Config
     from seawall.runtime.executor import Executor
@@ -38,6 +43,11 @@ if TYPE_CHECKING:
     from seawall.runtime.registry import AgentSpec
 
 logger = logging.getLogger("seawall")
+
+CLAIMABLE_AGENTS = 500
+"""Agents an app registers at most for its workers to claim and start a run in one write."""
+BREAKER_READS = 2
+"""Agent breakers a worker reads before a claim at most, when it has not seen them closed lately."""
 
 
 def start(config: Config, registry: Registry, executor: Executor) -> tuple[Runtime, Launcher]:
@@ -222,15 +232,115 @@ class Launcher:
         A run that already ended is not executed again: its recorded result is returned. A
         run whose agent is not registered here is recorded failed with an error saying so.
 
+        A run of an agent with nothing to wait for before its claim (no concurrency bound,
+        its breaker known closed) is claimed, started and read in one ledger transaction
+        (:meth:`Store.claim_and_start`); any other goes the longer way, run read first.
+
         Raises:
             RunNotFoundError: No run has this id.
         """
         rt = self.rt
         rt.check_open()
+        now = time.time()
+        agents, unread = self._claimable()
+        if unread:
+            # A breaker or two not read for a moment: reading them costs what reading the run
+            # (the longer way) would.
+            agents += await rt.io.run(self._closed_among, unread)
+        if agents:
+            claimed = await rt.io.run(
+                rt.store.claim_and_start, run_id, rt.leases.owner, rt.leases.expiry(), now, agents
+            )
+            if claimed is not None:
+                return await self._execute_claimed(claimed, now)
         run = await rt.io.run(rt.get_run, run_id)
         if run.status.final or run.status is RunStatus.AWAITING_HUMAN:
             return await rt.io.run(rt.result_of, run_id)
-        now = time.time()
+        spec = rt.registry.agents.get(run.agent)
+        if (
+            spec is not None
+            and spec.name not in agents
+            and (run.workflow is None or run.node is not None)
+            and await rt.io.run(self._admits_now, spec)
+        ):
+            # Its breaker was not known closed a moment ago; it is now.
+            claimed = await rt.io.run(
+                rt.store.claim_and_start,
+                run_id,
+                rt.leases.owner,
+                rt.leases.expiry(),
+                now,
+                [spec.name],
+            )
+            return None if claimed is None else await self._execute_claimed(claimed, now)
+        return await self._take_read(run, now)
+
+    def _claimable(self) -> tuple[list[str], list[str]]:
+        """The agents whose runs this process claims and starts at once (see :meth:`take`).
+
+        Returns:
+            Those known to be, and those whose breaker is to be read first (at most
+            :data:`BREAKER_READS`; when more are due, none is read).
+        """
+        breakers = self.rt.breakers
+        agents = self.rt.registry.agents
+        if len(agents) > CLAIMABLE_AGENTS:
+            return [], []
+        known, unread = [], []
+        for name, spec in agents.items():
+            if spec.max_concurrency is not None:
+                continue
+            if spec.breaker is None or breakers.admits(f"agent:{name}"):
+                known.append(name)
+            else:
+                unread.append(name)
+        return known, unread if len(unread) <= BREAKER_READS else []
+
+    def _closed_among(self, names: list[str]) -> list[str]:
+        """Those of ``names`` whose agent breaker is closed (read from the ledger)."""
+        return [name for name in names if self.rt.breakers.closed(f"agent:{name}", "agent")]
+
+    def _admits_now(self, spec: AgentSpec) -> bool:
+        """Whether a run of ``spec`` may be claimed and started at once (breaker read if due)."""
+        if spec.max_concurrency is not None:
+            return False
+        return spec.breaker is None or self.rt.breakers.closed(f"agent:{spec.name}", "agent")
+
+    async def _execute_claimed(self, claimed: ClaimedRun, now: float) -> RunResult | None:
+        """Execute a run :meth:`Store.claim_and_start` claimed for this process."""
+        rt, run = self.rt, claimed.run
+        spec = rt.registry.agent(run.agent)
+        if claimed.started:
+            blobs = claimed.blobs
+
+            def fetch(hashes: list[str]) -> Mapping[str, Blob]:
+                missing = [h for h in hashes if h not in blobs]
+                found = dict(rt.store.get_blobs(missing)) if missing else {}
+                return {**found, **{h: blobs[h] for h in hashes if h in blobs}}
+
+            inputs = _payload.unpack(claimed.input, fetch)
+            try:
+                result: RunResult | None = await execute_run(
+                    rt,
+                    spec,
+                    run.run_id,
+                    inputs,
+                    epoch=run.epoch,
+                    started=run.start_time,
+                    begun=run.input_hash,
+                    begun_at=now,
+                )
+            except LeaseLostError:
+                return None  # as resume_agent_run: the run is another owner's now
+        else:
+            result = await resume_agent_run(rt, run, now, epoch=run.epoch)
+        if result is not None and spec.breaker is not None:
+            await rt.io.run(rt.count, spec, result)
+        return result
+
+    async def _take_read(self, run: RunRecord, now: float) -> RunResult | None:
+        """Take a run read from the ledger: claim it, ask its breaker, wait for a slot."""
+        rt, run_id = self.rt, run.run_id
         spec = rt.registry.agents.get(run.agent)
         claim = rt.store.claim_run
         if spec is None or (run.workflow is not None and run.node is None):

@@ -73,6 +73,7 @@ def execute_run(
     replay_report: list[dict[str, Any]] | None = None,
     host: Host | None = None,
     begun: str | None = None,
+    begun_at: float | None = None,
 ) -> Coroutine[Any, Any, RunResult]:
     """Run attempts of ``spec`` on ``inputs`` until one succeeds or the policies give up.
 
@@ -96,6 +97,8 @@ def execute_run(
         begun: For a run recorded with its first attempt started (``Runtime.begin_run``): its
             input hash. That attempt is not started again, and the run's result is built from
             what this process recorded, without reading it back.
+        begun_at: When that attempt started, when not at ``started`` (a queued run a worker
+            claimed and started at once: ``Store.claim_and_start``).
 
     Returns:
         The run's result, as recorded. A run whose attempt was interrupted (its lease lost, the
@@ -103,6 +106,7 @@ def execute_run(
     """
     loop = _Attempts(rt, spec, run_id, inputs, epoch, lineage or Lineage(), None, host)
     loop.begun = begun
+    loop.begun_at = begun_at
     loop.records = None if begun is None else []
     loop.replay_mutations = replay_mutations
     loop.replay_report = replay_report
@@ -117,6 +121,7 @@ class _Attempts:
         "attempt",
         "base",
         "begun",
+        "begun_at",
         "drift_retries",
         "epoch",
         "errors",
@@ -164,6 +169,7 @@ class _Attempts:
         self.replay_report: list[dict[str, Any]] | None = None
         self.begun: str | None = None
         """The input hash of a run recorded with its first attempt started."""
+        self.begun_at: float | None = None
         self.records: list[AttemptRecord] | None = None
         """Every ended attempt of the run as recorded, when this process recorded them all."""
         self.opened: tuple[float, str, int] = (0.0, "", 0)
@@ -229,7 +235,8 @@ class _Attempts:
         )
         completed = sum(1 for s in recorded if s.status == "completed")
         if self.begun is not None and self.attempt == 1:
-            start = first_start  # recorded with the run (create and start)
+            # Recorded with the run (create and start), or with its claim (claim and start).
+            start = first_start if self.begun_at is None else self.begun_at
         else:
             start = time.time()
             await io.run(
