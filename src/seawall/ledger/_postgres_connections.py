@@ -42,7 +42,7 @@ T = TypeVar("T")
 INSTALL_HINT: Final = "pip install 'seawall[postgres]'"
 # SQLSTATEs after which the connection is gone but the server may come back.
 _LOST_STATES: Final = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"})
-CONFLICT_STATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_CONFLICT_STATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _INHERITED: list[Any] = []
 """Pools a forked child inherited: kept, never closed (their sockets are the parent's)."""
 
@@ -166,7 +166,6 @@ class Connections:
         *,
         transaction: bool = True,
         redo_in_doubt: bool = True,
-        doubt: bool = False,
     ) -> T:
         """Run ``work(connection, doubt)`` and return its result, across lost connections.
 
@@ -175,7 +174,6 @@ class Connections:
             what: What it does, for error messages ("record run r1").
             transaction: Run it in one transaction; otherwise it is one autocommit statement.
             redo_in_doubt: Whether it may run again after a commit with an unknown outcome.
-            doubt: An earlier try (a group commit) may already have committed it.
 
         Raises:
             LedgerUnavailableError: The server stayed unreachable for ``retry_timeout``
@@ -184,6 +182,7 @@ class Connections:
         """
         deadline: float | None = None
         delay = 0.05
+        doubt = False
         while True:
             self.ensure_open()
             attempt = _Try()
@@ -238,9 +237,9 @@ class Connections:
             InDoubtWriteError: A write that cannot be redone may or may not have committed.
             LedgerError: The database refused the operation (not a lost connection).
         """
-        if getattr(exc, "sqlstate", None) in CONFLICT_STATES:
+        if getattr(exc, "sqlstate", None) in _CONFLICT_STATES:
             return False  # rolled back by the server: nothing was written, run it again
-        if not lost(exc, attempt.connection, self.psycopg):
+        if not _lost(exc, attempt.connection, self.psycopg):
             raise self.translate(exc, what) from exc
         if not attempt.committing:
             return False
@@ -309,7 +308,7 @@ class _Try:
         self.committing = False
 
 
-def lost(exc: BaseException, connection: Any, psycopg: Any) -> bool:
+def _lost(exc: BaseException, connection: Any, psycopg: Any) -> bool:
     """Whether ``exc`` means the connection (not the statement) failed."""
     if connection is not None and connection.broken:
         return True

@@ -48,7 +48,7 @@ class RunWrites(LeaseWrites):
                     run_id=run.run_id,
                 )
 
-        self._run(write, f"record run {run.run_id}", durable=True, group=True)
+        self._run(write, f"record run {run.run_id}", durable=True)
 
     def create_and_start(self, run: NewRun, blobs: Sequence[Blob]) -> None:
         """Record a new run leased to its owner and start its first attempt, in one transaction.
@@ -80,7 +80,7 @@ class RunWrites(LeaseWrites):
             # The run was inserted at epoch 1 in this very transaction: no fence to check.
             conn.execute(self.statements.upsert_attempt, attempt)
 
-        self._run(write, f"record run {run.run_id}", durable=True, group=True)
+        self._run(write, f"record run {run.run_id}", durable=True)
 
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
@@ -98,7 +98,7 @@ class RunWrites(LeaseWrites):
             self._put_blobs(conn, blobs)
             writes.finish_run(conn, self.dialect, run_id, outcome, epoch)
 
-        self._run(write, f"record the end of run {run_id}", durable=True, group=True)
+        self._run(write, f"record the end of run {run_id}", durable=True)
 
     def end_run(
         self,
@@ -134,7 +134,7 @@ class RunWrites(LeaseWrites):
                     raise writes.refusal(conn, self.dialect, run_id, epoch)
             writes.finish_run(conn, self.dialect, run_id, outcome, epoch)
 
-        self._run(write, f"record the end of run {run_id}", durable=True, group=True)
+        self._run(write, f"record the end of run {run_id}", durable=True)
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run."""
@@ -440,7 +440,7 @@ class RunWrites(LeaseWrites):
             if rows and self._put_fenced_steps(conn, rows, run_id, epoch) != len(rows):
                 raise writes.refusal(conn, self.dialect, run_id, epoch)
 
-        self._run(write, f"write journal steps of run {run_id}", group=True)
+        self._run(write, f"write journal steps of run {run_id}")
 
     def _put_fenced_steps(self, conn: Any, rows: Sequence[StepRow], run_id: str, epoch: int) -> int:
         """Write one run's steps, each only while the run is held at ``epoch``; return how many."""

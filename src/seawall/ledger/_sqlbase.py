@@ -120,7 +120,6 @@ class SQLBase(abc.ABC):
         durable: bool = False,
         transaction: bool = True,
         redo_in_doubt: bool = True,
-        group: bool = False,
     ) -> T:
         """Run ``work(connection, doubt)`` as one write and return its result.
 
@@ -131,8 +130,6 @@ class SQLBase(abc.ABC):
             transaction: It needs one transaction (PostgreSQL runs a single statement as an
                 autocommit statement otherwise; SQLite always opens one).
             redo_in_doubt: It may run again after a commit whose outcome is unknown.
-            group: It may share its transaction with concurrent callers' writes (PostgreSQL's
-                group commit; each under a savepoint of its own, so a refusal undoes only it).
         """
 
     @abc.abstractmethod

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from seawall.errors import LedgerCorruptedError, SchemaVersionError
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._postgres_connections import Connections
-from seawall.ledger._postgres_group import GroupCommitter
 from seawall.ledger._postgres_url import PostgresTarget, parse_url
 from seawall.ledger._sqlbase import statements
 from seawall.ledger._sqlstore import SQLStore
@@ -73,8 +72,6 @@ class PostgresStore(SQLStore):
     statements = _STATEMENTS
     local = False
     """Calls cross the network: async code makes them on a ledger thread."""
-    ledger_threads = 64
-    """Ledger threads async code may use: as many as writes a group commit may carry."""
 
     def __init__(self, url: str, **options: Any) -> None:
         self.target: PostgresTarget = parse_url(url, **options)
@@ -82,7 +79,6 @@ class PostgresStore(SQLStore):
         self.schema = self.target.schema
         self.display = self.target.display
         self._db = Connections(self.target)
-        self._group = GroupCommitter(self._db)
         self.migrated_from = 0
         self.migrations_applied = ()
         self._migrate()
@@ -174,22 +170,10 @@ class PostgresStore(SQLStore):
         return self._db.run(read, what, transaction=False)
 
     def _run(
-        self,
-        work: Callable[[Any, bool], T],
-        what: str,
-        *,
-        durable: bool = False,
-        group: bool = False,
-        **options: bool,
+        self, work: Callable[[Any, bool], T], what: str, *, durable: bool = False, **options: bool
     ) -> T:
-        """Run ``work`` on a pooled connection, again after a lost one (every commit is durable).
-
-        A write that may be grouped joins the next group commit
-        (:mod:`seawall.ledger._postgres_group`) with the writes of concurrent callers.
-        """
+        """Run ``work`` on a pooled connection, again after a lost one (every commit is durable)."""
         del durable
-        if group and options.get("transaction", True) and options.get("redo_in_doubt", True):
-            return self._group.run(work, what)
         return self._db.run(work, what, **options)
 
     # -- leases -----------------------------------------------------------------------------

@@ -43,7 +43,6 @@ class LedgerIO:
 
     def __init__(self, store: Store) -> None:
         self.inline = bool(getattr(store, "local", False))
-        self._size = int(getattr(store, "ledger_threads", LEDGER_THREADS))
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.hops = 0
@@ -77,7 +76,7 @@ class LedgerIO:
     def _threads(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._size, thread_name_prefix="seawall-ledger")
+                self._pool = ThreadPoolExecutor(LEDGER_THREADS, thread_name_prefix="seawall-ledger")
             return self._pool
 
     def close(self) -> None:
