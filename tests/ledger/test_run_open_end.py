@@ -13,7 +13,14 @@ import pytest
 
 import seawall
 from seawall._failures import ErrorClass, RunStatus
-from seawall.ledger import AttemptOutcome, DeadLetterQuery, PostgresStore, Store, open_store
+from seawall.ledger import (
+    LATENCY_BOUNDS,
+    AttemptOutcome,
+    DeadLetterQuery,
+    PostgresStore,
+    Store,
+    open_store,
+)
 from tests.ledger.rows import OWNER, create, finish, new_run, outcome_of, step
 
 if TYPE_CHECKING:
@@ -129,20 +136,73 @@ def test_a_stale_end_writes_nothing_anywhere(store: Store, buffered: bool) -> No
     assert [None] == [a.committed_at for a in store.list_artifacts("redo")]
 
 
-def test_an_opening_redone_in_doubt_recognises_its_own_run(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run opened, whose commit's answer was lost, is found again by the redo: no error."""
+def _committed_then_redone(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store's next writes commit, then run again in doubt (the answer was lost)."""
     if not isinstance(store, PostgresStore):
         pytest.skip("only PostgreSQL redoes a write whose commit is in doubt")
     connections = store._db  # the retry loop is what is exercised
     real = connections.run
 
-    def committed_then_redone(work: Callable[[Any, bool], Any], what: str, **kw: Any) -> Any:
+    def twice(work: Callable[[Any, bool], Any], what: str, **kw: Any) -> Any:
         real(work, what, **kw)  # committed, but say the connection died before the answer
         return real(lambda conn, _doubt: work(conn, True), what, **kw)
 
-    monkeypatch.setattr(connections, "run", committed_then_redone)
+    monkeypatch.setattr(connections, "run", twice)
+
+
+def test_an_opening_redone_in_doubt_recognises_its_own_run(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run opened, whose commit's answer was lost, is found again by the redo: no error."""
+    _committed_then_redone(store, monkeypatch)
     _opened(store, "r1")
     monkeypatch.undo()
     assert [1] == [a.attempt for a in store.list_attempts("r1")]
+
+
+def test_an_ending_redone_in_doubt_changes_nothing_more(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ending applied twice (its commit in doubt) leaves one ended run, counted once."""
+    _opened(store, "r1")
+    _committed_then_redone(store, monkeypatch)
+    outcome, _ = outcome_of(output="done")
+    store.end_run("r1", 1, ENDED, outcome, [step("r1", 1)[0]], [], epoch=1)
+    monkeypatch.undo()
+    record = store.get_run("r1") or pytest.fail("run lost")
+    assert (RunStatus.SUCCEEDED, ["succeeded"], [1]) == (
+        record.status,
+        [a.status for a in store.list_attempts("r1")],
+        [s.seq for s in store.load_steps("r1")],
+    )
+    assert [1] == [r.runs for r in store.run_stats()]
+    assert [1] == [c.calls for c in store.step_latency(bounds=LATENCY_BOUNDS)]
+
+
+@pytest.mark.parametrize("count", [1, 3, 12], ids=["one", "three", "past-the-inline-few"])
+def test_the_steps_an_ending_writes_are_in_the_journal_and_counted(
+    store: Store, count: int
+) -> None:
+    """Every buffered step lands (a step buffered twice: its last row) and joins the counts."""
+    _opened(store, "r1")
+    rows = [step("r1", seq)[0] for seq in range(1, count + 1)]
+    rows.append(step("r1", 1, response=b"J2")[0])  # seq 1 again, replaced
+    outcome, _ = outcome_of(output="done")
+    store.end_run("r1", 1, ENDED, outcome, rows, [], epoch=1)
+    assert [(seq, b"J2" if seq == 1 else b"J1") for seq in range(1, count + 1)] == [
+        (s.seq, s.response) for s in store.load_steps("r1")
+    ]
+    (kept,) = store.step_latency(bounds=LATENCY_BOUNDS)
+    (scanned,) = store.step_latency(bounds=LATENCY_BOUNDS, since=0.5)
+    assert (count, count) == (kept.calls, scanned.calls)
+
+
+def test_a_few_distinct_steps_end_in_one_statement_too(store: Store) -> None:
+    """Steps with distinct numbers are written by the ending's own statement, and counted."""
+    _opened(store, "r1")
+    rows = [step("r1", seq)[0] for seq in (1, 2)]
+    outcome, _ = outcome_of(output="done")
+    store.end_run("r1", 1, ENDED, outcome, rows, [], epoch=1)
+    assert [1, 2] == [s.seq for s in store.load_steps("r1")]
+    (kept,) = store.step_latency(bounds=LATENCY_BOUNDS)
+    assert 2 == kept.calls

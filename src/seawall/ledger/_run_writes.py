@@ -160,18 +160,23 @@ class RunWrites(LeaseWrites):
         *,
         epoch: int,
     ) -> None:
-        """:meth:`end_run` of a succeeded run on PostgreSQL: the steps, then one statement."""
-        sql = pg_writes.end_run_sql(self.dialect)
-        params = pg_writes.end_run_params(run_id, attempt, ended, outcome, epoch)
+        """:meth:`end_run` of a succeeded run on PostgreSQL: one statement (see _pg_writes)."""
+        # A statement must not write one row twice: a step buffered twice goes first, alone.
+        inline = len({row[1] for row in steps}) == len(steps) <= pg_writes.INLINE_STEPS
+        sql = pg_writes.end_run_sql(self.dialect, len(steps) if inline else 0)
+        params = pg_writes.end_run_params(
+            run_id, attempt, ended, outcome, steps if inline else (), epoch
+        )
 
         def write(conn: Any, _doubt: bool) -> None:
             self._put_blobs(conn, blobs)
-            if steps and self._put_fenced_steps(conn, steps, run_id, epoch) != len(steps):
+            if not inline and self._put_fenced_steps(conn, steps, run_id, epoch) != len(steps):
                 raise writes.refusal(conn, self.dialect, run_id, epoch)
             if tuple(conn.execute(sql, params).fetchone()) != (1, 1):
                 raise writes.refusal(conn, self.dialect, run_id, epoch)
 
-        self._run(write, f"record the end of run {run_id}", durable=True)
+        alone = inline and not blobs  # one statement: atomic without a transaction
+        self._run(write, f"record the end of run {run_id}", durable=True, transaction=not alone)
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run."""
