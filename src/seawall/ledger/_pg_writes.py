@@ -40,15 +40,17 @@ def open_run_sql(dialect: Dialect) -> str:
     """The statement of :func:`open_run_params`: insert a run, and its attempt if it was new."""
     opened = f"WITH opened AS ({writes.INSERT_RUN} ON CONFLICT (run_id) DO NOTHING "
     opened += "RETURNING run_id) "
-    return dialect.sql(opened) + upsert_attempt(
-        dialect, "SELECT run_id, 1, ?, 'running', ?, 0, 0, 1 FROM opened"
+    return (
+        dialect.sql(opened)
+        + upsert_attempt(dialect, "SELECT run_id, 1, ?, 'running', ?, 0, 0, 1 FROM opened")
+        + " RETURNING 1"
     )
 
 
 def open_run_params(run: NewRun) -> tuple[object, ...]:
     """The parameters of :func:`open_run_sql`: the run (one attempt started) and the attempt's.
 
-    Its row count is 1 when the run was inserted, 0 when its id was taken.
+    It returns one row, ``(1,)``, when the run was inserted; none when its id was taken.
     """
     return (*writes.new_run_params(run, attempts=1), run.start_time, run.owner)
 

@@ -90,7 +90,10 @@ class RunWrites(LeaseWrites):
                 # The run was inserted at epoch 1 in this very transaction: no fence to check.
                 conn.execute(self.statements.upsert_attempt, attempt)
 
-        self._run(write, f"record run {run.run_id}", durable=True, transaction=not alone)
+        if alone:
+            self._statement(write, f"record run {run.run_id}", insert, params)
+        else:
+            self._run(write, f"record run {run.run_id}", durable=True)
 
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
@@ -175,8 +178,10 @@ class RunWrites(LeaseWrites):
             if tuple(conn.execute(sql, params).fetchone()) != (1, 1):
                 raise writes.refusal(conn, self.dialect, run_id, epoch)
 
-        alone = inline and not blobs  # one statement: atomic without a transaction
-        self._run(write, f"record the end of run {run_id}", durable=True, transaction=not alone)
+        if inline and not blobs:  # one statement: atomic without a transaction
+            self._statement(write, f"record the end of run {run_id}", sql, params)
+        else:
+            self._run(write, f"record the end of run {run_id}", durable=True)
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run."""

@@ -141,6 +141,18 @@ class SQLBase(abc.ABC):
             redo_in_doubt: It may run again after a commit whose outcome is unknown.
         """
 
+    def _statement(
+        self, work: Callable[[Any, bool], None], what: str, sql: str, params: Sequence[Any]
+    ) -> None:
+        """Run ``work``, a durable write that is the one statement ``sql``, as an autocommit write.
+
+        ``sql`` applies whole, returning one row of ones, or writes nothing; ``work`` runs it
+        and says why it did not apply. A store may commit such writes of concurrent callers
+        together (PostgreSQL's group commit).
+        """
+        del sql, params
+        self._run(work, what, durable=True, transaction=False)
+
     @abc.abstractmethod
     def _newer(self, version: int, known: int) -> SchemaVersionError:
         """The error refusing a ledger at schema ``version``, newer than the ``known`` one."""

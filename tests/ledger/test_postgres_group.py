@@ -1,0 +1,173 @@
+"""PostgreSQL's group commit: concurrent runs' one-statement writes committed together.
+
+Each write learns what it would have learnt alone: a fenced one is refused (to its caller only)
+while the others commit; a commit whose answer is lost leaves every write of the group in
+doubt, and each is redone alone, recognising its own committed write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+import seawall
+from seawall._failures import RunStatus
+from seawall.ledger import LATENCY_BOUNDS, AttemptOutcome, PostgresStore
+from tests.ledger.rows import new_run, outcome_of, step
+from tests.postgres_schemas import drop_schema, new_schema_name, with_schema
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+ENDED = AttemptOutcome("succeeded", 1999.0, None, None, None, None, None)
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[PostgresStore]:
+    """A PostgreSQL store on a schema of its own, dropped after the test."""
+    name = new_schema_name("pgg")
+    opened = PostgresStore(with_schema(postgres_url, name))
+    try:
+        yield opened
+    finally:
+        opened.close()
+        drop_schema(postgres_url, name)
+
+
+def _together(
+    store: PostgresStore, calls: list[Callable[[], object]]
+) -> list[BaseException | None]:
+    """Make ``calls`` from threads of their own, all queued before one group takes them."""
+    group = store._group
+    with group._lock:  # every lead is taken: the calls queue up
+        group._leaders = group.in_flight
+    outcomes: list[BaseException | None] = [None] * len(calls)
+
+    def call(index: int) -> None:
+        try:
+            calls[index]()
+        except BaseException as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    while True:
+        with group._lock:
+            if len(group._waiting) == len(calls):
+                group._leaders = 1  # the lead now passes to the first writer, then frees
+                heir = group._waiting[0]
+                heir.lead = True
+                heir.wake.set()
+                break
+        time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_a_fenced_write_is_refused_alone_and_the_rest_of_its_group_commits(
+    store: PostgresStore,
+) -> None:
+    """Three runs end in one group; the one taken over raises to its caller, two end."""
+    for run_id in ("a", "b", "c"):
+        run, blobs = new_run(run_id, lease_expires_at=1000.0)
+        store.create_and_start(run, blobs)
+    store.claim_run("b", "heir", 3000.0, now=1500.0)
+    outcome, _ = outcome_of()
+    before = (store._group.groups, store._group.grouped)
+
+    def end(run_id: str) -> Callable[[], object]:
+        row = step(run_id, 1)[0]
+        return lambda: store.end_run(run_id, 1, ENDED, outcome, [row], [], epoch=1)
+
+    outcomes = _together(store, [end("a"), end("b"), end("c")])
+    assert (before[0] + 1, before[1] + 3) == (store._group.groups, store._group.grouped)
+    assert [None, seawall.LeaseLostError, None] == [
+        None if o is None else type(o) for o in outcomes
+    ]
+    statuses = {r: (store.get_run(r) or pytest.fail("lost")).status for r in ("a", "b", "c")}
+    assert {"a": RunStatus.SUCCEEDED, "b": RunStatus.RUNNING, "c": RunStatus.SUCCEEDED} == statuses
+    assert ([1], [], [1]) == tuple([s.seq for s in store.load_steps(r)] for r in ("a", "b", "c"))
+    assert [2] == [c.calls for c in store.step_latency(bounds=LATENCY_BOUNDS)]
+
+
+def test_a_taken_run_id_is_refused_alone_in_its_group(store: PostgresStore) -> None:
+    """Two new runs and one reusing an id open in one group: only the reused id is refused."""
+    taken, blobs = new_run("taken", start=1.0)
+    store.create_and_start(taken, blobs)
+    again, _ = new_run("taken", start=2.0, owner="other:1")
+    fresh = [new_run(r)[0] for r in ("x", "y")]
+    outcomes = _together(
+        store,
+        [
+            lambda: store.create_and_start(fresh[0], []),
+            lambda: store.create_and_start(again, []),
+            lambda: store.create_and_start(fresh[1], []),
+        ],
+    )
+    assert [None, seawall.LedgerError, None] == [None if o is None else type(o) for o in outcomes]
+    assert 1.0 == (store.get_run("taken") or pytest.fail("lost")).start_time
+    assert [[1], [1]] == [[a.attempt for a in store.list_attempts(r)] for r in ("x", "y")]
+
+
+class _CommitThenLost:
+    """A pooled connection whose next transaction commits, then reports the connection lost."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._connection.transaction() as block:
+            yield block
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+def test_a_group_whose_commit_answer_is_lost_is_redone_alone_in_doubt(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write of the group is in doubt; each redone alone finds its own: no error, once."""
+    for run_id in ("a", "b"):
+        run, blobs = new_run(run_id)
+        store.create_and_start(run, blobs)
+    pool = store._db.pool
+    real = pool.connection
+    lost: list[int] = []
+
+    @contextlib.contextmanager
+    def connection(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(*args, **kwargs) as conn:
+            if lost:  # only the group's: the redos alone get a sound connection
+                yield conn
+                return
+            lost.append(1)
+            yield _CommitThenLost(conn)
+
+    monkeypatch.setattr(pool, "connection", connection)
+    outcome, _ = outcome_of()
+    fresh, _ = new_run("c")
+    outcomes = _together(
+        store,
+        [
+            lambda: store.end_run("a", 1, ENDED, outcome, [step("a", 1)[0]], [], epoch=1),
+            lambda: store.end_run("b", 1, ENDED, outcome, [], [], epoch=1),
+            lambda: store.create_and_start(fresh, []),
+        ],
+    )
+    monkeypatch.undo()
+    assert [None, None, None] == outcomes
+    assert [1] == lost  # the group ran once, and lost its answer
+    statuses = [(store.get_run(r) or pytest.fail("lost")).status for r in ("a", "b", "c")]
+    assert [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED, RunStatus.RUNNING] == statuses
+    assert [[1], [1], [1]] == [[a.attempt for a in store.list_attempts(r)] for r in "abc"]
+    assert [1] == [c.calls for c in store.step_latency(bounds=LATENCY_BOUNDS)]
+    assert 3 == sum(r.runs for r in store.run_stats())
