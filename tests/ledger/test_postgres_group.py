@@ -20,6 +20,7 @@ from seawall._failures import RunStatus
 from seawall.ledger import LATENCY_BOUNDS, AttemptOutcome, PostgresStore
 from tests.ledger.rows import new_run, outcome_of, step
 from tests.postgres_schemas import drop_schema, new_schema_name, with_schema
+from tests.servers import ThrowawayPostgres
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -171,3 +172,66 @@ def test_a_group_whose_commit_answer_is_lost_is_redone_alone_in_doubt(
     assert [[1], [1], [1]] == [[a.attempt for a in store.list_attempts(r)] for r in "abc"]
     assert [1] == [c.calls for c in store.step_latency(bounds=LATENCY_BOUNDS)]
     assert 3 == sum(r.runs for r in store.run_stats())
+
+
+class _KilledAtCommit:
+    """A pooled connection whose server side is killed just before its transaction commits."""
+
+    def __init__(self, connection: Any, server: ThrowawayPostgres) -> None:
+        self._connection = connection
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._connection.transaction() as block:
+            yield block
+            assert self._server.terminate_connections() >= 1  # then COMMIT meets a dead socket
+
+
+@pytest.mark.slow
+def test_a_group_whose_connection_is_killed_at_commit_is_redone_alone(
+    throwaway_postgres: ThrowawayPostgres,
+    throwaway_postgres_ledger: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real server kill during the group's COMMIT: each write, in doubt, is redone alone."""
+    store = PostgresStore(throwaway_postgres_ledger)
+    try:
+        run, blobs = new_run("a")
+        store.create_and_start(run, blobs)
+        pool = store._db.pool
+        real = pool.connection
+        killed: list[int] = []
+
+        @contextlib.contextmanager
+        def connection(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with real(*args, **kwargs) as conn:
+                if killed:
+                    yield conn
+                    return
+                killed.append(1)
+                yield _KilledAtCommit(conn, throwaway_postgres)
+
+        monkeypatch.setattr(pool, "connection", connection)
+        outcome, _ = outcome_of()
+        fresh = [new_run(r)[0] for r in ("b", "c")]
+        outcomes = _together(
+            store,
+            [
+                lambda: store.end_run("a", 1, ENDED, outcome, [step("a", 1)[0]], [], epoch=1),
+                lambda: store.create_and_start(fresh[0], []),
+                lambda: store.create_and_start(fresh[1], []),
+            ],
+        )
+        monkeypatch.undo()
+        assert ([None, None, None], [1]) == (outcomes, killed)
+        assert store.reconnects >= 1
+        statuses = [(store.get_run(r) or pytest.fail("lost")).status for r in "abc"]
+        assert [RunStatus.SUCCEEDED, RunStatus.RUNNING, RunStatus.RUNNING] == statuses
+        assert [[1], [1], [1]] == [[a.attempt for a in store.list_attempts(r)] for r in "abc"]
+        assert [1] == [s.seq for s in store.load_steps("a")]
+    finally:
+        store.close()
