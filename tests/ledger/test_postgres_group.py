@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 import pytest
@@ -235,3 +235,119 @@ def test_a_group_whose_connection_is_killed_at_commit_is_redone_alone(
         assert [1] == [s.seq for s in store.load_steps("a")]
     finally:
         store.close()
+
+
+class _Cursor:
+    """A cursor that applies every statement it is sent (one row of ones each)."""
+
+    def __init__(self, log: list[object]) -> None:
+        self._log = log
+        self._results: list[list[tuple[int]]] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def executemany(self, _sql: str, rows: list[tuple[object]], *, returning: bool) -> None:
+        assert returning
+        time.sleep(0.001)  # a round trip: the next writes queue up meanwhile
+        self._log.extend(row[0] for row in rows)
+        self._results = [[(1,)] for _ in rows]
+
+    def fetchall(self) -> list[tuple[int]]:
+        return self._results[0]
+
+    def nextset(self) -> bool:
+        self._results.pop(0)
+        return bool(self._results)
+
+
+class _Connections:
+    """The part of ``Connections`` a group committer uses, with no server behind it."""
+
+    psycopg = psycopg
+
+    def __init__(self) -> None:
+        self.target = type("Target", (), {"pool_timeout": 5.0, "pool_max_size": 8})()
+        self.grouped: list[object] = []
+        self.alone: list[object] = []
+        self.pool = self
+
+    @contextlib.contextmanager
+    def connection(self, timeout: float) -> Iterator[Any]:
+        del timeout
+        log = self.grouped
+        yield type(
+            "Conn",
+            (),
+            {
+                "transaction": staticmethod(contextlib.nullcontext),
+                "cursor": staticmethod(lambda: _Cursor(log)),
+            },
+        )()
+
+    def ensure_open(self) -> None:
+        return None
+
+    def run(self, work: Callable[[Any, bool], Any], what: str, **_: Any) -> Any:
+        del what
+        time.sleep(0.001)  # a round trip
+        return work(None, False)
+
+
+def test_under_contention_each_write_is_written_once_and_every_caller_answered() -> None:
+    """32 threads writing at once: each write lands once (grouped or alone), none waits on."""
+    from seawall.ledger._postgres_group import GroupCommitter
+
+    connections = _Connections()
+    committer = GroupCommitter(connections)  # type: ignore[arg-type]
+
+    def writer(base: int) -> None:
+        for i in range(base, base + 50):
+            committer.run(lambda _conn, _doubt, i=i: connections.alone.append(i), "w", "S", (i,))
+
+    threads = [threading.Thread(target=writer, args=(t * 1000,)) for t in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    written = connections.grouped + connections.alone
+    assert sorted(written) == sorted(t * 1000 + i for t in range(32) for i in range(50))
+    assert committer.groups > 0
+
+
+def test_a_leader_whose_write_another_leader_took_waits_for_that_group() -> None:
+    """Two writers both lead; the second takes both writes: the first is answered by its group."""
+    from seawall.ledger._postgres_group import GroupCommitter
+
+    connections = _Connections()
+    committer = GroupCommitter(connections)  # type: ignore[arg-type]
+    real_lead = committer._lead
+    paused, resume = threading.Event(), threading.Event()
+    leads: list[int] = []
+
+    def lead() -> None:
+        leads.append(1)
+        if len(leads) == 1:  # the first leader stops before taking its group
+            paused.set()
+            resume.wait()
+        real_lead()
+
+    committer._lead = lead  # type: ignore[method-assign]
+    outcomes: list[object] = []
+
+    def write(i: int) -> None:
+        outcomes.append(committer.run(lambda *_: connections.alone.append(i), "w", "S", (i,)))
+
+    first = threading.Thread(target=write, args=(1,))
+    first.start()
+    paused.wait()
+    second = threading.Thread(target=write, args=(2,))
+    second.start()
+    second.join()  # it led a group of both writes
+    resume.set()
+    first.join()
+    assert ([None, None], [1, 2], []) == (outcomes, sorted(connections.grouped), connections.alone)

@@ -52,6 +52,7 @@ class _Write:
         "lead",
         "params",
         "result",
+        "settled",
         "sql",
         "wake",
         "what",
@@ -68,6 +69,8 @@ class _Write:
         self.wake = threading.Event()
         self.lead = False
         """Woken to lead the next group rather than with an outcome."""
+        self.settled = False
+        """Its group is done: ``done``, ``error`` and ``doubt`` say how."""
         self.done = False
         """It was written (by its group, or alone while it led), or refused: see ``error``."""
         self.result: Any = None
@@ -125,10 +128,15 @@ class GroupCommitter:
             self._waiting.append(write)
             lead = self._leaders < self.in_flight
             self._leaders += lead
-        if not lead:
+        if lead:
+            self._lead()
+        while not write.settled:  # woken when its group is done, or to lead the next one
             write.wake.wait()
-        if lead or write.lead:
-            self._lead()  # a leader's own write is the first of its group: answered now
+            with self._lock:
+                write.wake.clear()
+                lead, write.lead = write.lead, False
+            if lead:  # the lead was handed to it: lead (its own write may be in another group)
+                self._lead()
         if write.error is not None:
             raise write.error
         if write.done:
@@ -144,10 +152,11 @@ class GroupCommitter:
         try:
             if len(group) > 1:
                 self._commit(group)
-            else:  # alone, a write runs as it would without a group (holding the lead meanwhile)
+            elif group:  # alone, a write runs as it would without a group (holding the lead)
                 self._alone(group[0])
         finally:
             for write in group:
+                write.settled = True
                 write.wake.set()
             with self._lock:
                 if self._waiting:
