@@ -10,6 +10,12 @@ interleaved rounds (see ``_harness``):
 - ``pg_floor``: the same three statements on PostgreSQL (psycopg 3, autocommit), sequential;
 - ``pg_run``: sequential ``app.run`` on the PostgreSQL ledger;
 - ``pg_arun64``: ``app.arun``, 64 in flight, on the PostgreSQL ledger;
+- ``pg_floor64``: the raw floor under ``pg_arun64``: psycopg's async connections (a pool of 8,
+  as the ledger's) replaying, 64 runs in flight, the exact statements and transactions the
+  store executed for one single-step run (traced), with no Seawall code in the way;
+- ``pg_floor_grouped``: those statements for 64 runs at a time on one connection: each write
+  of the 64 runs in one transaction, each statement sent for all of them at once (psycopg's
+  pipelined ``executemany``): the floor of the store's group commit, one group at a time;
 - ``in_flight_10k``: 10,000 async runs in flight at once (each awaits an event), peak RSS.
 
 And two floors of our own, to show what the goals leave to Python (printed with the goals):
@@ -203,6 +209,141 @@ def pg_floor(n: int, _workdir: Path) -> Result:
     return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
 
 
+class _Recorder:
+    """A psycopg connection that notes the statements run on it (``pg_floor64``'s trace)."""
+
+    def __init__(self, conn: Any, notes: list[tuple[str, str, Any]]) -> None:
+        self._conn, self._notes = conn, notes
+
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        self._notes.append(("one", sql, params))
+        return self._conn.execute(sql, params)
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[Any]:
+        notes = self._notes
+
+        class Many:
+            rowcount = 0
+
+            def executemany(self, sql: Any, rows: Any) -> None:
+                notes.append(("many", sql, list(rows)))
+                with real_cursor as cur:
+                    cur.executemany(sql, rows)
+                    self.rowcount = cur.rowcount
+
+        real_cursor = self._conn.cursor()
+        yield Many()
+
+
+def _trace(url: str) -> tuple[str, list[tuple[bool, list[tuple[str, str, Any]]]]]:
+    """The writes (transaction or not, statements) the store makes for one single-step run."""
+    app = _app(url)
+    try:
+        app.run("one_step", i=0).raise_for_status()
+        store, ops = app.store, []
+        write = store._run  # noqa: SLF001 - the trace taps the store's unit of work
+
+        def traced(work: Any, what: str, **options: Any) -> Any:
+            notes: list[tuple[str, str, Any]] = []
+            ops.append((options.get("transaction", True), notes))
+            return write(lambda conn, doubt: work(_Recorder(conn, notes), doubt), what, **options)
+
+        store._run = traced  # noqa: SLF001
+        # A one-statement write, grouped by the store, is traced as the write it is alone.
+        store._statement = lambda work, what, _sql, _params: traced(  # noqa: SLF001
+            work, what, durable=True, transaction=False
+        )
+        run_id = app.run("one_step", i=1).raise_for_status().run_id
+    finally:
+        app.close()
+    # The run's own writes (an occasional breaker flush, say, is not one run's cost).
+    return run_id, [op for op in ops if any(_renamed(p, run_id, "") != p for _, _, p in op[1])]
+
+
+def _renamed(value: Any, old: str, new: str) -> Any:
+    if value == old:
+        return new
+    if isinstance(value, list | tuple):
+        return type(value)(_renamed(v, old, new) for v in value)
+    return value
+
+
+def pg_floor64(n: int, _workdir: Path) -> Result:
+    """The store's own statements for a run, replayed by raw async psycopg, 64 runs in flight."""
+    from psycopg_pool import AsyncConnectionPool
+
+    with _schema() as schema:
+        url = f"{SERVER}?schema={schema}"
+        traced_id, ops = _trace(url)
+        conninfo = f"{SERVER}?options=-csearch_path%3D{schema}"
+
+        async def drive(start: int, count: int) -> float:
+            async with AsyncConnectionPool(
+                conninfo, min_size=8, max_size=8, kwargs={"autocommit": True}
+            ) as pool:
+                gate = asyncio.Semaphore(CONCURRENCY)
+
+                async def statement(conn: Any, kind: str, sql: str, params: Any) -> None:
+                    if kind == "one":
+                        await conn.execute(sql, params)
+                    else:
+                        async with conn.cursor() as cur:
+                            await cur.executemany(sql, params)
+
+                async def one(i: int) -> None:
+                    run_id = f"floor{i:027d}"
+                    async with gate:
+                        for transaction, notes in ops:
+                            async with pool.connection() as conn:
+                                block = conn.transaction() if transaction else _nothing()
+                                async with block:
+                                    for kind, sql, traced_params in notes:
+                                        params = _renamed(traced_params, traced_id, run_id)
+                                        await statement(conn, kind, sql, params)
+
+                began = time.perf_counter()
+                await asyncio.gather(*(one(i) for i in range(start, start + count)))
+                return time.perf_counter() - began
+
+        asyncio.run(drive(0, WARMUP))
+        elapsed = asyncio.run(drive(WARMUP, n))
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+
+
+def pg_floor_grouped(n: int, _workdir: Path) -> Result:
+    """The store's statements for 64 runs at a time, each batched across the group."""
+    import psycopg
+
+    with _schema() as schema:
+        traced_id, ops = _trace(f"{SERVER}?schema={schema}")
+        conninfo = f"{SERVER}?options=-csearch_path%3D{schema}"
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+
+            def group(start: int, count: int) -> None:
+                ids = [f"floor{i:027d}" for i in range(start, start + count)]
+                for _, notes in ops:  # a group's writes commit together, whatever they are alone
+                    with conn.transaction():
+                        for kind, sql, params in notes:
+                            rows = [_renamed(params, traced_id, run_id) for run_id in ids]
+                            if kind == "many":
+                                rows = [row for batch in rows for row in batch]
+                            with conn.cursor() as cursor:
+                                cursor.executemany(sql, rows)
+
+            group(0, WARMUP)
+            began = time.perf_counter()
+            for start in range(WARMUP, WARMUP + n, CONCURRENCY):
+                group(start, min(CONCURRENCY, WARMUP + n - start))
+            elapsed = time.perf_counter() - began
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+
+
+@contextlib.asynccontextmanager
+async def _nothing() -> Any:
+    yield
+
+
 def sqlite_run(n: int, workdir: Path) -> Result:
     """Sequential app.run of a one-step sync agent on SQLite."""
     return _sequential(f"sqlite:///{workdir / 'ledger.db'}", n)
@@ -377,6 +518,8 @@ WORKERS: dict[str, WorkerFn] = {
     "pg_floor": pg_floor,
     "pg_run": pg_run,
     "pg_arun64": pg_arun64,
+    "pg_floor64": pg_floor64,
+    "pg_floor_grouped": pg_floor_grouped,
 }
 
 
@@ -491,6 +634,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg64 = rate("pg_arun64")
     if pg64:
         goal("pg_arun64 >= 1,500 runs/s", pg64 >= 1500, f"{pg64:,.0f} runs/s")
+    floor64 = rate("pg_floor64")
+    if pg64 and floor64:
+        print(
+            f"  [info] pg_arun64: {pg64 / floor64:.0%} of pg_floor64 ({floor64:,.0f} runs/s: "
+            "raw async psycopg doing the store's statements, 64 in flight)"
+        )
+    grouped = rate("pg_floor_grouped")
+    if grouped:
+        print(f"  [info] pg_floor_grouped: {grouped:,.0f} runs/s (the same, written set-wise)")
     pg_seq, pg_raw = rate("pg_run"), rate("pg_floor")
     if pg_seq and pg_raw:
         print(f"  [info] pg_run: {pg_seq:,.0f} runs/s = {pg_seq / pg_raw:.0%} of the raw floor")

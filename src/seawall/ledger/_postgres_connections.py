@@ -166,6 +166,7 @@ class Connections:
         *,
         transaction: bool = True,
         redo_in_doubt: bool = True,
+        doubt: bool = False,
     ) -> T:
         """Run ``work(connection, doubt)`` and return its result, across lost connections.
 
@@ -174,6 +175,7 @@ class Connections:
             what: What it does, for error messages ("record run r1").
             transaction: Run it in one transaction; otherwise it is one autocommit statement.
             redo_in_doubt: Whether it may run again after a commit with an unknown outcome.
+            doubt: An earlier try (in a group commit) may have committed it already.
 
         Raises:
             LedgerUnavailableError: The server stayed unreachable for ``retry_timeout``
@@ -182,7 +184,6 @@ class Connections:
         """
         deadline: float | None = None
         delay = 0.05
-        doubt = False
         while True:
             self.ensure_open()
             attempt = _Try()
@@ -239,7 +240,7 @@ class Connections:
         """
         if getattr(exc, "sqlstate", None) in _CONFLICT_STATES:
             return False  # rolled back by the server: nothing was written, run it again
-        if not _lost(exc, attempt.connection, self.psycopg):
+        if not lost(exc, attempt.connection, self.psycopg):
             raise self.translate(exc, what) from exc
         if not attempt.committing:
             return False
@@ -308,7 +309,7 @@ class _Try:
         self.committing = False
 
 
-def _lost(exc: BaseException, connection: Any, psycopg: Any) -> bool:
+def lost(exc: BaseException, connection: Any, psycopg: Any) -> bool:
     """Whether ``exc`` means the connection (not the statement) failed."""
     if connection is not None and connection.broken:
         return True

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from seawall._failures import RunStatus
 from seawall._payload import Blob
 from seawall.errors import LedgerError
+from seawall.ledger import _pg_writes as pg_writes
 from seawall.ledger import _writes as writes
 from seawall.ledger._lease_writes import LeaseWrites
 
@@ -55,12 +57,19 @@ class RunWrites(LeaseWrites):
 
         The attempt starts at the run's start time, at epoch 1, its journal line at 0.
         """
-        insert = self._q(writes.INSERT_RUN + " ON CONFLICT (run_id) DO NOTHING")
+        # On PostgreSQL, with no blob to store first, one statement inserts the run and its
+        # attempt (see _pg_writes); elsewhere, one transaction.
+        alone = not self.dialect.serialized and not blobs
+        if alone:
+            insert, params = pg_writes.open_run_sql(self.dialect), pg_writes.open_run_params(run)
+        else:
+            insert = self._q(writes.INSERT_RUN + " ON CONFLICT (run_id) DO NOTHING")
+            params = writes.new_run_params(run, attempts=1)
         attempt = (run.run_id, 1, run.start_time, run.owner, 0, 0, 1)
 
         def write(conn: Any, doubt: bool) -> None:
             self._put_blobs(conn, blobs)
-            if conn.execute(insert, writes.new_run_params(run, attempts=1)).rowcount != 1:
+            if conn.execute(insert, params).rowcount != 1:
                 # Only a redo in doubt of this very write may find its run: then it committed,
                 # its attempt with it.
                 mine = self._found(
@@ -77,10 +86,14 @@ class RunWrites(LeaseWrites):
                         run_id=run.run_id,
                     )
                 return
-            # The run was inserted at epoch 1 in this very transaction: no fence to check.
-            conn.execute(self.statements.upsert_attempt, attempt)
+            if not alone:
+                # The run was inserted at epoch 1 in this very transaction: no fence to check.
+                conn.execute(self.statements.upsert_attempt, attempt)
 
-        self._run(write, f"record run {run.run_id}", durable=True)
+        if alone:
+            self._statement(write, f"record run {run.run_id}", insert, params)
+        else:
+            self._run(write, f"record run {run.run_id}", durable=True)
 
     def get_run_io(self, run_id: str) -> tuple[bytes, bytes | None] | None:
         """Return the stored input and output columns of a run."""
@@ -120,6 +133,9 @@ class RunWrites(LeaseWrites):
             LeaseLostError: Another owner took the run over.
         """
         params = writes.attempt_outcome_params(run_id, attempt, ended, epoch)
+        if not self.dialect.serialized and outcome.status is RunStatus.SUCCEEDED:
+            self._end_in_one(run_id, attempt, ended, outcome, steps, blobs, epoch=epoch)
+            return
 
         def write(conn: Any, _doubt: bool) -> None:
             self._put_blobs(conn, blobs)
@@ -135,6 +151,37 @@ class RunWrites(LeaseWrites):
             writes.finish_run(conn, self.dialect, run_id, outcome, epoch)
 
         self._run(write, f"record the end of run {run_id}", durable=True)
+
+    def _end_in_one(
+        self,
+        run_id: str,
+        attempt: int,
+        ended: AttemptOutcome,
+        outcome: RunOutcome,
+        steps: Sequence[StepRow],
+        blobs: Sequence[Blob],
+        *,
+        epoch: int,
+    ) -> None:
+        """:meth:`end_run` of a succeeded run on PostgreSQL: one statement (see _pg_writes)."""
+        # A statement must not write one row twice: a step buffered twice goes first, alone.
+        inline = len({row[1] for row in steps}) == len(steps) <= pg_writes.INLINE_STEPS
+        sql = pg_writes.end_run_sql(self.dialect, len(steps) if inline else 0)
+        params = pg_writes.end_run_params(
+            run_id, attempt, ended, outcome, steps if inline else (), epoch
+        )
+
+        def write(conn: Any, _doubt: bool) -> None:
+            self._put_blobs(conn, blobs)
+            if not inline and self._put_fenced_steps(conn, steps, run_id, epoch) != len(steps):
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+            if tuple(conn.execute(sql, params).fetchone()) != (1, 1):
+                raise writes.refusal(conn, self.dialect, run_id, epoch)
+
+        if inline and not blobs:  # one statement: atomic without a transaction
+            self._statement(write, f"record the end of run {run_id}", sql, params)
+        else:
+            self._run(write, f"record the end of run {run_id}", durable=True)
 
     def set_trace(self, run_id: str, trace_id: str, span_id: str) -> None:
         """Record the OpenTelemetry span of a traced run."""

@@ -98,19 +98,28 @@ def statements(dialect: Dialect) -> Statements:
             "UPDATE steps SET status = ?, response = ?, end_time = ?, error_type = ?, "
             f"error_message = ?, tries = ? WHERE run_id = ? AND seq = ? AND {writes.fence(dialect)}"
         ),
-        upsert_attempt=dialect.replace(
-            "attempts",
-            "run_id, attempt, start_time, status, owner, base_seq, completed_at_start, epoch",
-            "run_id, attempt",
-            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-            reset="end_time = NULL, error_class = NULL, failure_cause = NULL, "
-            "error_type = NULL, error_message = NULL, retry_delay = NULL, decision = NULL, "
-            "fenced_at = NULL",
-        ),
+        upsert_attempt=upsert_attempt(dialect, "VALUES (?, ?, ?, 'running', ?, ?, ?, ?)"),
         finish_attempt=dialect.sql(writes.FINISH_ATTEMPT + writes.fence(dialect)),
         insert_blob=dialect.ignore(
             "blobs", "hash, codec, size, data", "hash", "VALUES (?, ?, ?, ?)"
         ),
+    )
+
+
+def upsert_attempt(dialect: Dialect, source: str) -> str:
+    """An attempt's start, its row given by ``source`` (``VALUES`` or ``SELECT``), in ``dialect``.
+
+    The row's columns: run_id, attempt, start_time, status, owner, base_seq, completed_at_start,
+    epoch. An attempt started again is reset to a started one.
+    """
+    return dialect.replace(
+        "attempts",
+        "run_id, attempt, start_time, status, owner, base_seq, completed_at_start, epoch",
+        "run_id, attempt",
+        source,
+        reset="end_time = NULL, error_class = NULL, failure_cause = NULL, "
+        "error_type = NULL, error_message = NULL, retry_delay = NULL, decision = NULL, "
+        "fenced_at = NULL",
     )
 
 
@@ -226,6 +235,18 @@ class SQLBase(abc.ABC):
             transaction=True,
             redo_in_doubt=True,
         )
+
+    def _statement(
+        self, work: Callable[[Any, bool], None], what: str, sql: str, params: Sequence[Any]
+    ) -> None:
+        """Run ``work``, a durable write that is the one statement ``sql``, as an autocommit write.
+
+        ``sql`` applies whole, returning one row of ones, or writes nothing; ``work`` runs it
+        and says why it did not apply. A store may commit such writes of concurrent callers
+        together (PostgreSQL's group commit).
+        """
+        del sql, params
+        self._run(work, what, durable=True, transaction=False)
 
     @abc.abstractmethod
     def _newer(self, version: int, known: int) -> SchemaVersionError:

@@ -276,6 +276,17 @@ _SET_OUTCOME: Final = (
     "unknown_usage_calls = ?, unpriced_calls = ?"
 )
 
+FINISH_RUN: Final = (
+    f"status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, lease_expires_at = NULL, "
+    "updated_at = ?, phase = NULL, commit_json = NULL"
+)
+"""The assignments recording a run's end and releasing its lease (:func:`finish_run_params`)."""
+
+
+def finish_run_params(outcome: RunOutcome) -> tuple[object, ...]:
+    """The parameters of :data:`FINISH_RUN`."""
+    return (outcome.status.value, outcome.end_time, *_outcome_fields(outcome), outcome.end_time)
+
 
 def finish_run(
     conn: Connection, dialect: Dialect, run_id: str, outcome: RunOutcome, epoch: int
@@ -287,15 +298,7 @@ def finish_run(
     Raises:
         LeaseLostError: Another owner took the run over: nothing is written.
     """
-    update_held(
-        conn,
-        dialect,
-        f"status = ?, end_time = ?, {_SET_OUTCOME}, lease_owner = NULL, lease_expires_at = NULL, "
-        "updated_at = ?, phase = NULL, commit_json = NULL",
-        (outcome.status.value, outcome.end_time, *_outcome_fields(outcome), outcome.end_time),
-        run_id,
-        epoch,
-    )
+    update_held(conn, dialect, FINISH_RUN, finish_run_params(outcome), run_id, epoch)
     if outcome.status is RunStatus.FAILED or (
         outcome.status is RunStatus.SKIPPED and outcome.failure_cause is FailureCause.BREAKER_OPEN
     ):

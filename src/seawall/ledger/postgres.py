@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from seawall.errors import LedgerCorruptedError, SchemaVersionError
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._postgres_connections import Connections
+from seawall.ledger._postgres_group import GroupCommitter
 from seawall.ledger._postgres_url import PostgresTarget, parse_url
 from seawall.ledger._sqlbase import statements
 from seawall.ledger._sqlstore import SQLStore
@@ -72,6 +73,8 @@ class PostgresStore(SQLStore):
     statements = _STATEMENTS
     local = False
     """Calls cross the network: async code makes them on a ledger thread."""
+    ledger_threads = 64
+    """Ledger threads async code may use: as many writes as a group commit carries."""
 
     def __init__(self, url: str, **options: Any) -> None:
         self.target: PostgresTarget = parse_url(url, **options)
@@ -79,6 +82,7 @@ class PostgresStore(SQLStore):
         self.schema = self.target.schema
         self.display = self.target.display
         self._db = Connections(self.target)
+        self._group = GroupCommitter(self._db)
         self.migrated_from = 0
         self.migrations_applied = ()
         self._migrate()
@@ -175,6 +179,12 @@ class PostgresStore(SQLStore):
         """Run ``work`` on a pooled connection, again after a lost one (every commit is durable)."""
         del durable
         return self._db.run(work, what, **options)
+
+    def _statement(
+        self, work: Callable[[Any, bool], None], what: str, sql: str, params: Sequence[Any]
+    ) -> None:
+        """Run a one-statement write in the next group commit (:mod:`._postgres_group`)."""
+        self._group.run(work, what, sql, params)
 
     # -- leases -----------------------------------------------------------------------------
 

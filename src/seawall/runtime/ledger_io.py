@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 LEDGER_THREADS = 8
-"""Threads that make store calls for async code (the PostgreSQL pool's default size)."""
+"""Threads that make store calls for async code, unless the store says how many
+(``ledger_threads``: PostgreSQL's, as many as the writes one group commit carries)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -59,6 +60,7 @@ class LedgerIO:
 
     def __init__(self, store: Store) -> None:
         self.inline = bool(getattr(store, "local", False))
+        self._size = int(getattr(store, "ledger_threads", LEDGER_THREADS))
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.hops = 0
@@ -159,7 +161,7 @@ class LedgerIO:
     def _threads(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(LEDGER_THREADS, thread_name_prefix="seawall-ledger")
+                self._pool = ThreadPoolExecutor(self._size, thread_name_prefix="seawall-ledger")
             return self._pool
 
     def close(self) -> None:

@@ -1,0 +1,118 @@
+"""A run's opening and a succeeded run's ending in fewer statements, on PostgreSQL.
+
+On SQLite a statement is a call into a library; on PostgreSQL it is a round trip to the server,
+and with many runs in flight those round trips (the client's CPU, the server's, the waiting)
+are most of what a run costs. The two writes of a single-step run are written here as
+data-modifying ``WITH`` queries: the same rows, under the same rules, in fewer statements.
+
+- :func:`open_run_sql`: the run's insert and, only when it was inserted, its first attempt's, in
+  one autocommit statement (it was four round trips: ``BEGIN``, two inserts, ``COMMIT``). A run
+  id already taken inserts nothing, the attempt included.
+- :func:`end_run_sql`: a succeeded run's end, fenced (applied only while the run is held at
+  the writer's epoch and its attempt is recorded) and, only when it was applied, its attempt's
+  end, its buffered steps, the DLQ entry a redrive of it settles and its artifacts committed:
+  one autocommit statement (it was seven round trips). Refused, it wrote nothing. The steps
+  are written by the statement that changes the run's status, whose trigger counts them: a
+  trigger fires when its whole statement is done, and sees all of it. With blobs to store
+  first, or many steps, the same statement ends a transaction that writes them before it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Final
+
+from seawall.ledger import _queries as queries
+from seawall.ledger import _writes as writes
+from seawall.ledger._sqlbase import upsert_attempt
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from seawall.ledger._dialect import Dialect
+    from seawall.ledger._inputs import AttemptOutcome, NewRun, RunOutcome, StepRow
+
+_ENDED: Final = "EXISTS (SELECT 1 FROM ended)"
+
+
+@functools.cache
+def open_run_sql(dialect: Dialect) -> str:
+    """The statement of :func:`open_run_params`: insert a run, and its attempt if it was new."""
+    opened = f"WITH opened AS ({writes.INSERT_RUN} ON CONFLICT (run_id) DO NOTHING "
+    opened += "RETURNING run_id) "
+    return (
+        dialect.sql(opened)
+        + upsert_attempt(dialect, "SELECT run_id, 1, ?, 'running', ?, 0, 0, 1 FROM opened")
+        + " RETURNING 1"
+    )
+
+
+def open_run_params(run: NewRun) -> tuple[object, ...]:
+    """The parameters of :func:`open_run_sql`: the run (one attempt started) and the attempt's.
+
+    It returns one row, ``(1,)``, when the run was inserted; none when its id was taken.
+    """
+    return (*writes.new_run_params(run, attempts=1), run.start_time, run.owner)
+
+
+INLINE_STEPS: Final = 8
+"""Buffered steps an ending writes in its own statement; more go first, in its transaction."""
+
+
+@functools.cache
+def end_run_sql(dialect: Dialect, steps: int) -> str:
+    """The statement of :func:`end_run_params`, writing ``steps`` buffered steps.
+
+    Its one row: (runs ended, attempts ended), both 1 when it was applied.
+    """
+    marks = ", ".join("?" * 16)
+    writes_steps = "".join(
+        f"step{i} AS ("
+        + dialect.replace(
+            "steps", queries.STEP_COLUMNS, "run_id, seq", f"SELECT {marks} WHERE {_ENDED}"
+        )
+        + "), "
+        for i in range(steps)
+    )
+    return (
+        dialect.sql(
+            f"WITH ended AS (UPDATE runs SET {writes.FINISH_RUN} WHERE run_id = ? AND epoch = ? "
+            "AND EXISTS (SELECT 1 FROM attempts WHERE run_id = ? AND attempt = ?) "
+            "RETURNING run_id), "
+            f"attempt AS ({writes.FINISH_ATTEMPT}{_ENDED} RETURNING 1), "
+        )
+        + writes_steps
+        + dialect.sql(
+            "redriven AS (UPDATE dlq SET status = 'redriven', redriven_at = ?, result = ? "
+            f"WHERE redrive_run_id = ? AND status = 'redriving' AND {_ENDED}), "
+            "committed AS (UPDATE artifacts SET committed_at = ? WHERE run_id = ? "
+            f"AND committed_at IS NULL AND {_ENDED}) "
+            "SELECT (SELECT count(*) FROM ended), (SELECT count(*) FROM attempt)"
+        )
+    )
+
+
+def end_run_params(
+    run_id: str,
+    attempt: int,
+    ended: AttemptOutcome,
+    outcome: RunOutcome,
+    steps: Sequence[StepRow],
+    epoch: int,
+) -> tuple[object, ...]:
+    """The parameters of :func:`end_run_sql` for a succeeded run held at ``epoch``."""
+    end = outcome.end_time
+    return (
+        *writes.finish_run_params(outcome),
+        run_id,
+        epoch,
+        run_id,
+        attempt,
+        *writes.attempt_outcome_params(run_id, attempt, ended, epoch)[:-2],  # not its fence
+        *(value for row in steps for value in row),
+        end,
+        outcome.status.value,
+        run_id,
+        end,
+        run_id,
+    )
