@@ -236,6 +236,11 @@ class SQLBase(abc.ABC):
             redo_in_doubt=True,
         )
 
+    def _in_group(self) -> bool:
+        """Whether this thread's writes join a group of :meth:`together` now."""
+        group = _JOINED.group
+        return group is not None and group[0] is self
+
     def _statement(
         self, work: Callable[[Any, bool], None], what: str, sql: str, params: Sequence[Any]
     ) -> None:

@@ -183,7 +183,13 @@ class PostgresStore(SQLStore):
     def _statement(
         self, work: Callable[[Any, bool], None], what: str, sql: str, params: Sequence[Any]
     ) -> None:
-        """Run a one-statement write in the next group commit (:mod:`._postgres_group`)."""
+        """Run a one-statement write in the next group commit (:mod:`._postgres_group`).
+
+        Inside :meth:`together` it joins that group's transaction instead.
+        """
+        if self._in_group():
+            self._run(work, what, durable=True, transaction=False)
+            return
         self._group.run(work, what, sql, params)
 
     # -- leases -----------------------------------------------------------------------------
