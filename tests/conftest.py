@@ -49,6 +49,9 @@ __all__ = [
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the tests of modules that list ``LEDGERS`` once per ledger."""
     backends = getattr(metafunc.module, "LEDGERS", None)
+    only = metafunc.definition.get_closest_marker("ledgers")
+    if backends and only is not None:
+        backends = tuple(b for b in backends if b in only.args)
     if backends and "ledger_url" in metafunc.fixturenames:
         metafunc.parametrize("ledger_url", backends, indirect=True)
 

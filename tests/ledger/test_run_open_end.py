@@ -138,8 +138,7 @@ def test_a_stale_end_writes_nothing_anywhere(store: Store, buffered: bool) -> No
 
 def _committed_then_redone(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the store's next writes commit, then run again in doubt (the answer was lost)."""
-    if not isinstance(store, PostgresStore):
-        pytest.skip("only PostgreSQL redoes a write whose commit is in doubt")
+    assert isinstance(store, PostgresStore)  # only PostgreSQL redoes a write in doubt
     connections = store._db  # the retry loop is what is exercised
     real = connections.run
 
@@ -150,6 +149,7 @@ def _committed_then_redone(store: Store, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(connections, "run", twice)
 
 
+@pytest.mark.ledgers("postgres")
 def test_an_opening_redone_in_doubt_recognises_its_own_run(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,6 +160,7 @@ def test_an_opening_redone_in_doubt_recognises_its_own_run(
     assert [1] == [a.attempt for a in store.list_attempts("r1")]
 
 
+@pytest.mark.ledgers("postgres")
 def test_an_ending_redone_in_doubt_changes_nothing_more(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
