@@ -8,7 +8,7 @@ refused.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from seawall._payload import Blob, column_ref
 from seawall.ledger import _queries as queries
@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from seawall.ledger._records import RunRecord
+
+
+_CLAIM: Final = (
+    "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
+    "epoch = epoch + 1, updated_at = ? WHERE run_id = ? AND status IN ('running', 'pending') "
+    "AND (lease_expires_at IS NULL OR lease_expires_at < ?)"
+)
+"""A claim of one run, pending or with a lapsed lease (params: owner, expires_at, now, run_id,
+now): one claimer wins and the epoch goes up."""
 
 
 class LeaseWrites(SQLBase):
@@ -81,12 +90,7 @@ class LeaseWrites(SQLBase):
         the second re-checking the lease against the first's committed write), so exactly one
         wins.
         """
-        sql = self._q(
-            "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
-            "epoch = epoch + 1, updated_at = ? WHERE run_id = ? "
-            "AND status IN ('running', 'pending') "
-            "AND (lease_expires_at IS NULL OR lease_expires_at < ?) RETURNING epoch"
-        )
+        sql = self._q(f"{_CLAIM} RETURNING epoch")
 
         def write(conn: Any, doubt: bool) -> int | None:
             return self._claim(conn, doubt, sql, (owner, expires_at, now, run_id, now))
@@ -105,12 +109,8 @@ class LeaseWrites(SQLBase):
         if not agents:
             return None
         claim = self._q(
-            "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
-            "epoch = epoch + 1, updated_at = ? WHERE run_id = ? "
-            "AND status IN ('running', 'pending') "
-            "AND (lease_expires_at IS NULL OR lease_expires_at < ?) "
-            f"AND {queries.among('agent', agents)} AND (workflow IS NULL OR node IS NOT NULL) "
-            f"RETURNING {queries.RUN_COLUMNS}, input"
+            f"{_CLAIM} AND {queries.among('agent', agents)} "
+            f"AND (workflow IS NULL OR node IS NOT NULL) RETURNING {queries.RUN_COLUMNS}, input"
         )
         params = (owner, expires_at, now, run_id, now, *agents)
 

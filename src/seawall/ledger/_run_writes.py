@@ -132,10 +132,10 @@ class RunWrites(LeaseWrites):
         Raises:
             LeaseLostError: Another owner took the run over.
         """
-        params = writes.attempt_outcome_params(run_id, attempt, ended, epoch)
         if not self.dialect.serialized and outcome.status is RunStatus.SUCCEEDED:
             self._end_in_one(run_id, attempt, ended, outcome, steps, blobs, epoch=epoch)
             return
+        params = writes.attempt_outcome_params(run_id, attempt, ended, epoch)
 
         def write(conn: Any, _doubt: bool) -> None:
             self._put_blobs(conn, blobs)
