@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import types
 from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
@@ -267,7 +268,10 @@ class _Cursor:
 class _Connections:
     """The part of ``Connections`` a group committer uses, with no server behind it."""
 
-    psycopg = psycopg
+    # The committer's cursors (psycopg.RawCursor(connection)) are the fake connection's.
+    psycopg = types.SimpleNamespace(
+        Error=psycopg.Error, RawCursor=lambda connection: connection.cursor()
+    )
 
     def __init__(self) -> None:
         self.target = type("Target", (), {"pool_timeout": 5.0, "pool_max_size": 8})()

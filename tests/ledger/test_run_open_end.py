@@ -21,6 +21,8 @@ from seawall.ledger import (
     Store,
     open_store,
 )
+from seawall.ledger import _pg_writes as pg_writes
+from seawall.ledger._dialect import POSTGRES
 from tests.ledger.rows import OWNER, create, finish, new_run, outcome_of, step
 
 if TYPE_CHECKING:
@@ -207,3 +209,25 @@ def test_a_few_distinct_steps_end_in_one_statement_too(store: Store) -> None:
     assert [1, 2] == [s.seq for s in store.load_steps("r1")]
     (kept,) = store.step_latency(bounds=LATENCY_BOUNDS)
     assert 2 == kept.calls
+
+
+def test_the_statements_use_numbered_placeholders_one_per_parameter() -> None:
+    """Both statements reach psycopg numbered ($1...), one number per parameter passed."""
+    run, _ = new_run("numbered")
+    opened = pg_writes.open_run_sql(POSTGRES)
+    assert "%s" not in opened
+    assert f"${len(pg_writes.open_run_params(run))}" in opened
+    for steps in (0, 1, pg_writes.INLINE_STEPS):
+        ended = pg_writes.end_run_sql(POSTGRES, steps)
+        rows = [step("numbered", seq)[0] for seq in range(1, steps + 1)]
+        params = pg_writes.end_run_params("numbered", 1, ENDED, outcome_of()[0], rows, 1)
+        assert "%s" not in ended
+        assert f"${len(params)}" in ended
+        assert f"${len(params) + 1}" not in ended
+
+
+def test_numbering_refuses_a_literal_percent() -> None:
+    """A ``%`` that is no placeholder would need escaping: it is refused, not sent."""
+    assert pg_writes.numbered("SELECT %s, %s") == "SELECT $1, $2"
+    with pytest.raises(ValueError, match="literal %"):
+        pg_writes.numbered("SELECT %s WHERE name LIKE 'a%'")

@@ -105,7 +105,8 @@ class GroupCommitter:
     ) -> T | None:
         """Run the write ``work`` (whose statement is ``sql`` with ``params``) in the next group.
 
-        ``sql`` returns one row of ones when it applied, and writes nothing when it did not;
+        ``sql`` (with numbered placeholders, ``$1``: see ``_pg_writes``) returns one row of ones
+        when it applied, and writes nothing when it did not;
         ``work(connection, doubt)`` runs it alone, and says why it did not apply.
 
         Returns:
@@ -189,7 +190,7 @@ class GroupCommitter:
                 for write in group:
                     by_sql.setdefault(write.sql, []).append(write)
                 for sql, writes in by_sql.items():
-                    with connection.cursor() as cursor:
+                    with psycopg.RawCursor(connection) as cursor:  # numbered placeholders
                         cursor.executemany(sql, [w.params for w in writes], returning=True)
                         for write in writes:
                             if _ones(cursor.fetchall()):

@@ -69,7 +69,10 @@ class RunWrites(LeaseWrites):
 
         def write(conn: Any, doubt: bool) -> None:
             self._put_blobs(conn, blobs)
-            if conn.execute(insert, params).rowcount != 1:
+            inserted = (
+                pg_writes.execute(conn, insert, params) if alone else conn.execute(insert, params)
+            )
+            if inserted.rowcount != 1:
                 # Only a redo in doubt of this very write may find its run: then it committed,
                 # its attempt with it.
                 mine = self._found(
@@ -175,7 +178,8 @@ class RunWrites(LeaseWrites):
             self._put_blobs(conn, blobs)
             if not inline and self._put_fenced_steps(conn, steps, run_id, epoch) != len(steps):
                 raise writes.refusal(conn, self.dialect, run_id, epoch)
-            if tuple(conn.execute(sql, params).fetchone()) != (1, 1):
+            row = pg_writes.execute(conn, sql, params).fetchone()
+            if row is None or tuple(row) != (1, 1):
                 raise writes.refusal(conn, self.dialect, run_id, epoch)
 
         if inline and not blobs:  # one statement: atomic without a transaction
