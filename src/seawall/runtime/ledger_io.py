@@ -9,7 +9,9 @@ it to a thread too would hold the store for the next call, and the next, so that
 had to wait every later one would pay a thread hop (with 64 runs in flight, a third of them did).
 
 A store reached over the network (PostgreSQL) is always called on a ledger thread: its round
-trips, and its retries while the server is away, never hold the loop.
+trips, and its retries while the server is away, never hold the loop. A ledger thread hands
+its result back the way :mod:`seawall.runtime.hop` does: with many calls ending together, the
+loop is woken once for them, not once each.
 
 :meth:`LedgerIO.together` groups the writes of concurrent runs (a run's start, its end) on
 SQLite: the calls made while a group is being written, or in the same turn of the loop, are
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from seawall.ledger._waiting import LedgerWouldBlock, nowait
+from seawall.runtime.hop import in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,8 +97,7 @@ class LedgerIO:
                 # Our own ledger thread holds the store: let it finish, then try here again.
                 await asyncio.wait(mine, return_when=asyncio.FIRST_COMPLETED)
         self.hops += 1
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        future = loop.run_in_executor(self._threads(), call)
+        future = in_thread(self._threads(), fn, *args, **kwargs)
         self._inflight.add(future)
         try:
             return await future

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from seawall import _timing
 from seawall.errors import LeaseLostError, LedgerError
 from seawall.ledger._waiting import LedgerWouldBlock
+from seawall.runtime.hop import in_thread, tool_threads
 from seawall.runtime.registry import is_async_callable
 
 if TYPE_CHECKING:
@@ -185,9 +186,7 @@ async def _acarry_out(request: Request, journal: Journal, ledger: LedgerIO) -> A
         if _is_async(request.fn):
             return await request.fn(*request.args, **request.kwargs)
         # A sync tool or hook of an async agent runs on a thread: the loop goes on meanwhile.
-        value = await asyncio.to_thread(
-            functools.partial(request.fn, *request.args, **request.kwargs)
-        )
+        value = await in_thread(tool_threads(), request.fn, *request.args, **request.kwargs)
         return await value if asyncio.iscoroutine(value) else value
     if isinstance(request, Wait):
         await _timing.asleep(request.seconds)
