@@ -159,6 +159,22 @@ def test_snapshot_hashes_the_canonical_form_and_keeps_the_order() -> None:
     assert ["pad", "a", "b"] == list(unpack(column_2, _fetcher(store)))
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [{"c": 2, "d": {"e": None}}]},  # sorted throughout: one encoding
+        {"a": 1, "b": [{"d": 2, "c": {"e": None}}]},  # out of order only deep inside
+        {"a": ({"y": 1}, {"x": {"b": 1, "a": 2}})},  # inside a tuple
+        [{"b": 1, "a": 2}, "é", 1.5],
+    ],
+)
+def test_snapshot_hash_is_of_the_canonical_form_at_every_depth(value: Any) -> None:
+    """Whether the keys come sorted or not, at any depth, the hash is the canonical bytes'."""
+    codec = PayloadCodec()
+    value_hash, _column, _blobs = codec.snapshot(value, "inputs")
+    assert digest(codec.dumps(value, "inputs")) == value_hash
+
+
 def test_chunked_conversation_keeps_message_key_order() -> None:
     """Messages inside a chunked conversation keep their keys in order (an LLM prompt's form)."""
     conversation = [{"role": "user", "content": f"{i} " + "word " * 80} for i in range(60)]

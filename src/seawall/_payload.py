@@ -153,9 +153,12 @@ class PayloadCodec:
             SerializationError: The value cannot be encoded (see :meth:`dumps`).
             PayloadTooLargeError: The encoding is larger than ``max_bytes``.
         """
-        data = self.dumps_as_given(value, where)
-        # A value holding no object has one spelling: its canonical form is the same bytes.
-        canonical = self.dumps(value, where) if b"{" in data else data
+        order = self._key_order(value, where)
+        data = self._encode(self._json_as_given, value, where, order)
+        # A value whose objects all list their keys sorted already (or that holds none) has
+        # one spelling: its canonical form is the same bytes (the two encoders differ only in
+        # sorting, and the one as given uses no custom encoder: it succeeded without them).
+        canonical = data if order == _SORTED else self._encode(self._json, value, where, order)
         column, blobs = pack(data, value)
         return digest(canonical), column, blobs
 
@@ -168,9 +171,13 @@ class PayloadCodec:
         """
         return pack(self.dumps_as_given(value, where), value)
 
-    def _encode(self, encoder: json.JSONEncoder, value: Any, where: str) -> bytes:
+    def _encode(
+        self, encoder: json.JSONEncoder, value: Any, where: str, order: int | None = None
+    ) -> bytes:
+        if order is None:
+            order = self._key_order(value, where)
         try:
-            data = encoder.encode(value).encode("utf-8") if _string_keys(value) else None
+            data = encoder.encode(value).encode("utf-8") if order != _NON_STRING else None
         except (TypeError, ValueError, RecursionError) as exc:
             raise self._explain(value, where) from exc
         if data is None:
@@ -186,6 +193,12 @@ class PayloadCodec:
             )
         return data
 
+    def _key_order(self, value: Any, where: str) -> int:
+        try:
+            return _key_order(value)
+        except RecursionError as exc:  # a value that contains itself, or nested too deep
+            raise self._explain(value, where) from exc
+
     def _explain(self, value: Any, where: str) -> SerializationError:
         path, problem = _first_problem(value, where, self._find_encoder, set())
         return SerializationError(
@@ -196,24 +209,43 @@ class PayloadCodec:
         )
 
 
-def _string_keys(value: Any) -> bool:
-    """Whether every dict inside ``value`` has only string keys.
+_NON_STRING: Final = 0
+"""A dict inside the value has a key that is not a string (refused)."""
+_UNSORTED: Final = 1
+"""Every key is a string; some dict lists its keys out of order."""
+_SORTED: Final = 2
+"""Every key is a string, and every dict lists its keys in sorted order (or there is none)."""
+
+
+def _key_order(value: Any) -> int:
+    """Whether every dict inside ``value`` has only string keys, and lists them sorted.
 
     JSON would silently turn ``{10: "a", 9: "b"}`` into string keys sorted by their numeric
     value, which another process decoding the ledger could never reproduce: the canonical form
     (and so every hash) would depend on the Python types. We refuse non-string keys instead.
+    Key order tells :meth:`PayloadCodec.snapshot` whether the canonical form is the one given.
     """
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _string_keys(item):
-                return False
-        return True
+        keys = list(value)
+        for key in keys:
+            if type(key) is not str:
+                return _NON_STRING
+        return _least(_SORTED if keys == sorted(keys) else _UNSORTED, value.values())
     if kind is list or kind is tuple:
-        for item in value:
-            if not _string_keys(item):
-                return False
-    return True
+        return _least(_SORTED, value)
+    return _SORTED
+
+
+def _least(order: int, items: Iterable[Any]) -> int:
+    """The lowest of ``order`` and the items' own (:func:`_key_order`)."""
+    for item in items:
+        inner = _key_order(item)
+        if inner < order:
+            if inner == _NON_STRING:
+                return _NON_STRING
+            order = inner
+    return order
 
 
 def _first_problem(  # noqa: C901, PLR0911, PLR0912 - one case per JSON type, read top-down
