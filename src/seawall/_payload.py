@@ -237,9 +237,15 @@ def _key_order(value: Any) -> int:
     return _SORTED
 
 
+_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+"""Types holding no key: walking them is skipped (most values are mostly these)."""
+
+
 def _least(order: int, items: Iterable[Any]) -> int:
     """The lowest of ``order`` and the items' own (:func:`_key_order`)."""
     for item in items:
+        if type(item) in _LEAVES:
+            continue
         inner = _key_order(item)
         if inner < order:
             if inner == _NON_STRING:

@@ -703,6 +703,19 @@ def test_renew_leases_extends_only_leases_held_at_their_epoch(store: Store) -> N
     assert (["taken"], {"mine": 5000.0, "taken": 2600.0}) == (lost, expiries)
 
 
+def test_renew_leases_of_many_runs_at_once(store: Store) -> None:
+    """Hundreds of leases in one call: the held ones move, the taken and unknown are reported."""
+    ids = [f'r"{i:03}' for i in range(300)]  # a quote: the ids travel as data, not as SQL
+    for run_id in ids:
+        create(store, run_id, lease_expires_at=2000.0)
+    for run_id in ids[::50]:
+        assert 2 == store.claim_run(run_id, "heir", 2600.0, now=2500.0)
+    lost = store.renew_leases({**dict.fromkeys(ids, 1), "nobody": 1}, 5000.0)
+    expiries = {r.run_id: r.lease_expires_at for r in store.list_runs(RunQuery(limit=1000))}
+    assert [*ids[::50], "nobody"] == lost
+    assert {run_id: 2600.0 if run_id in ids[::50] else 5000.0 for run_id in ids} == expiries
+
+
 def test_every_claim_raises_the_epoch(store: Store) -> None:
     """A run is created at epoch 1 (0 when queued); every takeover raises it by one."""
     create(store, "r1", lease_expires_at=1000.0)

@@ -7,6 +7,7 @@ refused.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,20 +57,13 @@ class LeaseWrites(SQLBase):
 
     # -- leases -----------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def renew_leases(self, leases: Mapping[str, int], expires_at: float) -> list[str]:
-        """Extend the leases held on runs ``{run_id: epoch}``; return the ones taken over."""
-        if not leases:
-            return []
-        sql = self._q("UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND epoch = ?")
+        """Extend the leases held on runs ``{run_id: epoch}``; return the ones taken over.
 
-        def write(conn: Any, _doubt: bool) -> list[str]:
-            return [
-                run_id
-                for run_id, epoch in leases.items()
-                if conn.execute(sql, (expires_at, run_id, epoch)).rowcount != 1
-            ]
-
-        return self._run(write, "renew leases")
+        One statement for them all (a process may hold thousands): each store writes it in
+        its own SQL.
+        """
 
     def expired_runs(self, now: float, limit: int) -> list[RunRecord]:
         """Return unfinished runs whose lease lapsed before ``now``, oldest first."""
