@@ -321,6 +321,9 @@ def test_under_contention_each_write_is_written_once_and_every_caller_answered()
     written = connections.grouped + connections.alone
     assert sorted(written) == sorted(t * 1000 + i for t in range(32) for i in range(50))
     assert committer.groups > 0
+    # Every lead was given back: a lead handed twice to one waiting write was lost, and once
+    # all were lost, no write would ever commit again.
+    assert committer._leaders == 0
 
 
 def test_a_leader_whose_write_another_leader_took_waits_for_that_group() -> None:

@@ -131,13 +131,22 @@ class GroupCommitter:
             self._leaders += lead
         if lead:
             self._lead()
-        while not write.settled:  # woken when its group is done, or to lead the next one
-            write.wake.wait()
+        while True:  # woken when its group is done, or to lead the next one
             with self._lock:
                 write.wake.clear()
                 lead, write.lead = write.lead, False
             if lead:  # the lead was handed to it: lead (its own write may be in another group)
                 self._lead()
+                continue
+            if write.settled:
+                # A lead handed to it just before another group took its write is still
+                # to be passed on (once settled, it is out of the queue: none comes later).
+                with self._lock:
+                    lead, write.lead = write.lead, False
+                if lead:
+                    self._lead()
+                break
+            write.wake.wait()
         if write.error is not None:
             raise write.error
         if write.done:
@@ -160,8 +169,11 @@ class GroupCommitter:
                 write.settled = True
                 write.wake.set()
             with self._lock:
-                if self._waiting:
-                    heir = self._waiting[0]
+                # The first waiting write not handed a lead already: two leaders ending at once
+                # must not both hand theirs to one write (it would lead once, and one lead
+                # would be lost; with every lead lost, nothing would commit again).
+                heir = next((w for w in self._waiting if not w.lead), None)
+                if heir is not None:
                     heir.lead = True
                     heir.wake.set()
                 else:
