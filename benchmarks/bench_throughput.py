@@ -238,7 +238,19 @@ class _Recorder:
 
 def _trace(url: str) -> tuple[str, list[tuple[bool, list[tuple[str, str, Any]]]]]:
     """The writes (transaction or not, statements) the store makes for one single-step run."""
+    from seawall.ledger import _pg_writes as pg_writes
+
     app = _app(url)
+    execute = pg_writes.execute
+
+    def raw(conn: Any, sql: str, params: Any) -> Any:
+        """The store's raw-cursor statements (numbered placeholders), noted as ``raw``."""
+        if isinstance(conn, _Recorder):
+            conn._notes.append(("raw", sql, params))  # noqa: SLF001 - the trace's own notes
+            return execute(conn._conn, sql, params)  # noqa: SLF001
+        return execute(conn, sql, params)
+
+    pg_writes.execute = raw  # type: ignore[assignment]
     try:
         app.run("one_step", i=0).raise_for_status()
         store, ops = app.store, []
@@ -256,6 +268,7 @@ def _trace(url: str) -> tuple[str, list[tuple[bool, list[tuple[str, str, Any]]]]
         )
         run_id = app.run("one_step", i=1).raise_for_status().run_id
     finally:
+        pg_writes.execute = execute  # type: ignore[assignment]
         app.close()
     # The run's own writes (an occasional breaker flush, say, is not one run's cost).
     return run_id, [op for op in ops if any(_renamed(p, run_id, "") != p for _, _, p in op[1])]
@@ -271,6 +284,7 @@ def _renamed(value: Any, old: str, new: str) -> Any:
 
 def pg_floor64(n: int, _workdir: Path) -> Result:
     """The store's own statements for a run, replayed by raw async psycopg, 64 runs in flight."""
+    from psycopg import AsyncRawCursor
     from psycopg_pool import AsyncConnectionPool
 
     with _schema() as schema:
@@ -287,6 +301,8 @@ def pg_floor64(n: int, _workdir: Path) -> Result:
                 async def statement(conn: Any, kind: str, sql: str, params: Any) -> None:
                     if kind == "one":
                         await conn.execute(sql, params)
+                    elif kind == "raw":
+                        await AsyncRawCursor(conn).execute(sql, params)
                     else:
                         async with conn.cursor() as cur:
                             await cur.executemany(sql, params)
@@ -328,7 +344,8 @@ def pg_floor_grouped(n: int, _workdir: Path) -> Result:
                             rows = [_renamed(params, traced_id, run_id) for run_id in ids]
                             if kind == "many":
                                 rows = [row for batch in rows for row in batch]
-                            with conn.cursor() as cursor:
+                            cursor = psycopg.RawCursor(conn) if kind == "raw" else conn.cursor()
+                            with cursor:
                                 cursor.executemany(sql, rows)
 
             group(0, WARMUP)
