@@ -26,7 +26,6 @@ growing WAL and background checkpoints).
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
@@ -50,7 +49,7 @@ from seawall.ledger.migrations import META_TABLE, bundled
 from seawall.ledger.migrations import statements as migration_statements
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from seawall._payload import Blob
     from seawall.ledger._inputs import StepRow
@@ -64,12 +63,6 @@ _STATEMENTS: Final = statements(SQLITE)
 _INSERT_STEP: Final = _STATEMENTS.insert_step
 _INSERT_INTENT: Final = _STATEMENTS.insert_intent
 _COMPLETE_STEP: Final = _STATEMENTS.complete_step
-_RENEW_LEASES: Final = (
-    "UPDATE runs SET lease_expires_at = ? "
-    "FROM (SELECT key AS run_id, value AS epoch FROM json_each(?)) AS held "
-    "WHERE runs.run_id = held.run_id AND runs.epoch = held.epoch RETURNING runs.run_id"
-)
-"""Extends the leases of ``{run_id: epoch}`` (a JSON object) held at those epochs."""
 
 
 class SQLiteStore(SQLStore):
@@ -262,22 +255,6 @@ class SQLiteStore(SQLStore):
                     raise
             time.sleep(min(delay, max(0.0, deadline - now)))
             delay = min(delay * 2, 0.05)
-
-    def renew_leases(self, leases: Mapping[str, int], expires_at: float) -> list[str]:
-        """Extend the leases held on runs ``{run_id: epoch}``; return the ones taken over.
-
-        One statement, the leases passed as one JSON object: with thousands of runs in flight,
-        a statement per run held the ledger for up to seconds, and every write waited.
-        """
-        if not leases:
-            return []
-        held = json.dumps(leases)
-
-        def write(conn: sqlite3.Connection, _doubt: bool) -> list[str]:
-            renewed = {row[0] for row in conn.execute(_RENEW_LEASES, (expires_at, held))}
-            return [run_id for run_id in leases if run_id not in renewed]
-
-        return self._run(write, "renew leases")
 
     def _fenced_statement(self, sql: str, params: Sequence[Any], run_id: str, epoch: int) -> None:
         """Run one fenced autocommit statement of the hot path; refused unless it hit one row.
