@@ -217,7 +217,7 @@ _SORTED: Final = 2
 """Every key is a string, and every dict lists its keys in sorted order (or there is none)."""
 
 
-def _key_order(value: Any) -> int:
+def _key_order(value: Any) -> int:  # noqa: C901 - one walk, written out: it is per step
     """Whether every dict inside ``value`` has only string keys, and lists them sorted.
 
     JSON would silently turn ``{10: "a", 9: "b"}`` into string keys sorted by their numeric
@@ -226,32 +226,34 @@ def _key_order(value: Any) -> int:
     Key order tells :meth:`PayloadCodec.snapshot` whether the canonical form is the one given.
     """
     kind = type(value)
+    order = _SORTED
     if kind is dict:
-        keys = list(value)
-        for key in keys:
+        previous = ""  # no string sorts before it: the first key is never out of order
+        for key, item in value.items():
             if type(key) is not str:
                 return _NON_STRING
-        return _least(_SORTED if keys == sorted(keys) else _UNSORTED, value.values())
-    if kind is list or kind is tuple:
-        return _least(_SORTED, value)
-    return _SORTED
+            if key < previous:
+                order = _UNSORTED
+            previous = key
+            if type(item) not in _LEAVES:
+                inner = _key_order(item)
+                if inner < order:
+                    if inner == _NON_STRING:
+                        return _NON_STRING
+                    order = inner
+    elif kind is list or kind is tuple:
+        for item in value:
+            if type(item) not in _LEAVES:
+                inner = _key_order(item)
+                if inner < order:
+                    if inner == _NON_STRING:
+                        return _NON_STRING
+                    order = inner
+    return order
 
 
 _LEAVES: Final = frozenset({str, int, float, bool, type(None)})
 """Types holding no key: walking them is skipped (most values are mostly these)."""
-
-
-def _least(order: int, items: Iterable[Any]) -> int:
-    """The lowest of ``order`` and the items' own (:func:`_key_order`)."""
-    for item in items:
-        if type(item) in _LEAVES:
-            continue
-        inner = _key_order(item)
-        if inner < order:
-            if inner == _NON_STRING:
-                return _NON_STRING
-            order = inner
-    return order
 
 
 def _first_problem(  # noqa: C901, PLR0911, PLR0912 - one case per JSON type, read top-down
