@@ -1,7 +1,8 @@
 """Writes of several runs in one transaction (``store.together``), on SQLite and PostgreSQL.
 
-Each call runs under a savepoint: its failure (a fenced end, a duplicate id) is its own and
-writes nothing, the other calls commit. The runtime groups concurrent runs' starts and ends this
+The calls run in one transaction; when one fails, the group runs again with each call under a
+savepoint: its failure (a fenced end, a duplicate id) is its own and writes nothing, the other
+calls commit. The runtime groups concurrent runs' starts and ends this
 way (:meth:`~seawall.runtime.ledger_io.LedgerIO.together`).
 """
 
@@ -128,3 +129,33 @@ def test_a_failing_call_has_its_own_writes_rolled_back(store: Store) -> None:
     assert outcomes[1] == (None, None)
     assert store.get_run("half") is None
     assert store.get_run("whole") is not None
+
+
+def test_calls_run_once_unless_one_fails_then_the_group_runs_again(store: Store) -> None:
+    """No failure: each call once, one transaction. A failure: the group again, with savepoints."""
+    ran: list[str] = []
+
+    def create(run_id: str, *, fail: bool = False) -> None:
+        ran.append(run_id)
+        run, blobs = new_run(run_id)
+        store.create_and_start(run, blobs)
+        if fail:
+            raise seawall.LedgerError(f"{run_id} failed after its write")
+
+    outcomes = store.together([functools.partial(create, "a"), functools.partial(create, "b")])
+    assert (ran, outcomes) == (["a", "b"], [(None, None), (None, None)])
+
+    ran.clear()
+    outcomes = store.together(
+        [
+            functools.partial(create, "c"),
+            functools.partial(create, "d", fail=True),
+            functools.partial(create, "e"),
+        ]
+    )
+    # The first pass stopped at d's failure (rolled back, c's write with it); the second ran
+    # all three, each under its savepoint.
+    assert ran == ["c", "d", "c", "d", "e"]
+    assert [type(error) for _, error in outcomes] == [type(None), seawall.LedgerError, type(None)]
+    recorded = {r: store.get_run(r) is not None for r in "cde"}
+    assert recorded == {"c": True, "d": False, "e": True}

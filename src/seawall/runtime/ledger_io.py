@@ -109,7 +109,9 @@ class LedgerIO:
 
         ``fn`` is a store write or code that makes some (its writes join the group's
         transaction); it runs when the group is written, in the caller's context. Its errors
-        are its own: a call that fails leaves the others' writes in place.
+        are its own: a call that fails leaves the others' writes in place. ``fn`` may run twice
+        (once more when another call of its group fails): its effects outside the ledger must
+        bear repeating (see :meth:`~seawall.ledger._sqlbase.SQLBase.together`).
         """
         together = self._together
         if together is None:
