@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from seawall import Seawall
-from seawall.ledger import open_store
+from seawall.ledger import Store, open_store
 from seawall.testing import no_waits
 from tests.postgres_schemas import empty_schema, fresh_postgres_ledger
 from tests.servers import (
@@ -74,6 +74,16 @@ def postgres_session_ledger() -> Iterator[tuple[str, str, str]]:
     with fresh_postgres_ledger(POSTGRES_URL, "session") as url:
         open_store(url).close()
         yield POSTGRES_URL, url.rsplit("schema=", 1)[1], url
+
+
+@pytest.fixture
+def store(ledger_url: str) -> Iterator[Store]:
+    """An open store on a fresh ledger (a module may define its own)."""
+    opened = open_store(ledger_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

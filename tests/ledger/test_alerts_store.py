@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from seawall.ledger import AlertRecord, DriftSample, Store, open_store
 
 LEDGERS = ("sqlite", "postgres")
-
-
-@pytest.fixture
-def store(ledger_url: str) -> Iterator[Store]:
-    instance = open_store(ledger_url)
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def alert(alert_id: str, *, kind: str = "drift", agent: str | None = "a", at: float = 1.0):

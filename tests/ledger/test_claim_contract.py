@@ -21,21 +21,9 @@ from tests.ledger.rows import create, finish, new_run, step
 from tests.ledger.test_contract import race
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from seawall._payload import Blob
 
 LEDGERS = ("sqlite", "postgres")
-
-
-@pytest.fixture
-def store(ledger_url: str) -> Iterator[Store]:
-    """An open store on a fresh ledger."""
-    opened = open_store(ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def queue(store: Store, run_id: str, *, agent: str = "agent", value: object = None) -> None:

@@ -37,20 +37,10 @@ from seawall.policies.breaker import BreakerState
 from tests.ledger.rows import OWNER, create, finish, new_run, outcome_of, payload, step
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 LEDGERS = ("sqlite", "postgres")
 T = TypeVar("T")
-
-
-@pytest.fixture
-def store(ledger_url: str) -> Iterator[Store]:
-    """An open store on a fresh ledger."""
-    opened = open_store(ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def count_rows(store: Store, table: str) -> int:

@@ -15,26 +15,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from seawall._failures import ErrorClass, RunStatus
-from seawall.ledger import DeadLetterQuery, HandOffRecord, RunQuery, Store, open_store
+from seawall.ledger import DeadLetterQuery, HandOffRecord, RunQuery, Store
 from tests.ledger import pg_racers
 from tests.ledger.rows import create, finish
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 LEDGERS = ("postgres",)
 PROCESSES = 4
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def store(ledger_url: str) -> Iterator[Store]:
-    """The ledger the racers share, opened by the test itself."""
-    opened = open_store(ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _race(target: Callable[..., None], url: str, *extra: Any) -> dict[str, Any]:

@@ -19,27 +19,16 @@ from seawall.ledger import (
     DeadLetterQuery,
     PostgresStore,
     Store,
-    open_store,
 )
 from seawall.ledger import _pg_writes as pg_writes
 from seawall.ledger._dialect import POSTGRES
 from tests.ledger.rows import OWNER, create, finish, new_run, outcome_of, step
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 LEDGERS = ("sqlite", "postgres")
 ENDED = AttemptOutcome("succeeded", 1999.0, None, None, None, None, None)
-
-
-@pytest.fixture
-def store(ledger_url: str) -> Iterator[Store]:
-    """An open store on a fresh ledger."""
-    opened = open_store(ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _opened(store: Store, run_id: str, **options: Any) -> None:

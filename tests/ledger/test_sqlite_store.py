@@ -28,23 +28,13 @@ from tests.ledger.rows import create
 LATEST = bundled(SQLITE)[-1][0]
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 
 @pytest.fixture
 def db_path(ledger_url: str) -> Path:
     """The file behind ``ledger_url``."""
     return Path(ledger_url.removeprefix("sqlite:///"))
-
-
-@pytest.fixture
-def store(ledger_url: str) -> Iterator[Store]:
-    """An open store on a fresh ledger."""
-    opened = open_store(ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _raw_count(path: Path, sql: str) -> int:

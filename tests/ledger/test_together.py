@@ -16,25 +16,13 @@ import pytest
 
 import seawall
 from seawall._failures import RunStatus
-from seawall.ledger import AttemptOutcome, Store, open_store
+from seawall.ledger import AttemptOutcome, Store
 from tests.ledger.rows import new_run, outcome_of, step
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from seawall import Seawall
 
 LEDGERS = ("sqlite", "postgres")
-
-
-@pytest.fixture
-def store(ledger_url: str) -> Iterator[Store]:
-    """An open store on a fresh ledger."""
-    opened = open_store(ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _end(store: Store, run_id: str, epoch: int) -> Any:

@@ -12,8 +12,9 @@ which each store implements over its own connection handling:
 A write written once this way holds on both databases: where they differ it asks the store's
 :class:`~seawall.ledger._dialect.Dialect`.
 
-:meth:`SQLBase.together` makes several callers' writes in one transaction, each under a
-savepoint: concurrent runs share one commit (one fsync, one WAL append) instead of one each.
+:meth:`SQLBase.together` makes several callers' writes in one transaction (a savepoint each
+only when one of them fails): concurrent runs share one commit (one fsync, one WAL append)
+instead of one each.
 """
 
 from __future__ import annotations
@@ -167,9 +168,9 @@ class SQLBase(abc.ABC):
             LedgerUnavailableError: In a group being redone after a commit whose outcome is
                 unknown, a write that may not run twice (``redo_in_doubt=False``).
         """
-        group = _JOINED.group
-        if group is not None and group[0] is self:
-            _, conn, doubt = group
+        joined = self._joined()
+        if joined is not None:
+            conn, doubt = joined
             if doubt and not redo_in_doubt:
                 raise LedgerUnavailableError(
                     f"the connection to {self.display} was lost while committing; whether "
@@ -255,10 +256,14 @@ class SQLBase(abc.ABC):
             redo_in_doubt=True,
         )
 
+    def _joined(self) -> tuple[Any, bool] | None:
+        """The connection and doubt of this store's group this thread's writes join now."""
+        group = _JOINED.group
+        return None if group is None or group[0] is not self else group[1:]
+
     def _in_group(self) -> bool:
         """Whether this thread's writes join a group of :meth:`together` now."""
-        group = _JOINED.group
-        return group is not None and group[0] is self
+        return self._joined() is not None
 
     def _statement(
         self, work: Callable[[Any, bool], None], what: str, sql: str, params: Sequence[Any]

@@ -62,13 +62,17 @@ class _Returns:
         self._woken = False
         ready = self._ready
         while ready:
-            future, value, error = ready.popleft()
-            if future.done():  # cancelled meanwhile
-                continue
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+            settle(*ready.popleft())
+
+
+def settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    """Hand a waiting caller its call's value or error (nothing when it left: cancelled)."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
 
 
 _RETURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Returns] = (

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from seawall.ledger._waiting import LedgerWouldBlock, nowait
-from seawall.runtime.hop import in_thread
+from seawall.runtime.hop import in_thread, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -141,9 +141,9 @@ class LedgerIO:
                     try:
                         value = await self.run(call)
                     except Exception as exc:  # the caller's to raise
-                        _settle(future, None, exc)
+                        settle(future, None, exc)
                     else:
-                        _settle(future, value, None)
+                        settle(future, value, None)
                     continue
                 if not batch:
                     continue
@@ -151,11 +151,11 @@ class LedgerIO:
                     outcomes = await self.run(together, [call for call, _ in batch])
                 except Exception as exc:  # the transaction failed: every caller's error
                     for _, future in batch:
-                        _settle(future, None, exc)
+                        settle(future, None, exc)
                     continue
                 self.groups += 1
                 for (_, future), (value, error) in zip(batch, outcomes, strict=True):
-                    _settle(future, value, error)
+                    settle(future, value, error)
         finally:
             queue.writer = None
             for _, future in [*batch, *queue.calls]:
@@ -174,13 +174,3 @@ class LedgerIO:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False)
-
-
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    """Hand a caller of :meth:`LedgerIO.together` its call's value or error (unless it left)."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
