@@ -2,11 +2,14 @@
 
 Each write learns what it would have learnt alone: a fenced one is refused (to its caller only)
 while the others commit; a commit whose answer is lost leaves every write of the group in
-doubt, and each is redone alone, recognising its own committed write.
+doubt, and each is redone alone, recognising its own committed write. The same holds whether
+the writes come from threads waiting for their group or are put off by the calls of one
+``batch`` (the event loop's runs), which the tests of a group run both ways.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -19,6 +22,7 @@ import pytest
 import seawall
 from seawall._failures import RunStatus
 from seawall.ledger import LATENCY_BOUNDS, AttemptOutcome, PostgresStore
+from seawall.ledger._postgres_connections import make_put_off
 from tests.ledger.rows import new_run, outcome_of, step
 from tests.postgres_schemas import drop_schema, new_schema_name, with_schema
 from tests.servers import ThrowawayPostgres
@@ -41,7 +45,18 @@ def store(postgres_url: str) -> Iterator[PostgresStore]:
         drop_schema(postgres_url, name)
 
 
-def _together(
+def _batched(store: PostgresStore, calls: list[Callable[[], object]]) -> list[BaseException | None]:
+    """Make ``calls`` in one ``batch``: their writes put off, then committed as one group."""
+    return [error for _, error in store.batch(calls)]
+
+
+@pytest.fixture(params=["threads", "batch"])
+def grouped(request: pytest.FixtureRequest) -> Callable[..., list[BaseException | None]]:
+    """Make calls in one group: from waiting threads, or put off by one batch."""
+    return _threaded if request.param == "threads" else _batched
+
+
+def _threaded(
     store: PostgresStore, calls: list[Callable[[], object]]
 ) -> list[BaseException | None]:
     """Make ``calls`` from threads of their own, all queued before one group takes them."""
@@ -74,7 +89,7 @@ def _together(
 
 
 def test_a_fenced_write_is_refused_alone_and_the_rest_of_its_group_commits(
-    store: PostgresStore,
+    store: PostgresStore, grouped: Callable[..., list[BaseException | None]]
 ) -> None:
     """Three runs end in one group; the one taken over raises to its caller, two end."""
     for run_id in ("a", "b", "c"):
@@ -88,7 +103,7 @@ def test_a_fenced_write_is_refused_alone_and_the_rest_of_its_group_commits(
         row = step(run_id, 1)[0]
         return lambda: store.end_run(run_id, 1, ENDED, outcome, [row], [], epoch=1)
 
-    outcomes = _together(store, [end("a"), end("b"), end("c")])
+    outcomes = grouped(store, [end("a"), end("b"), end("c")])
     assert (before[0] + 1, before[1] + 3) == (store._group.groups, store._group.grouped)
     assert [None, seawall.LeaseLostError, None] == [
         None if o is None else type(o) for o in outcomes
@@ -99,13 +114,15 @@ def test_a_fenced_write_is_refused_alone_and_the_rest_of_its_group_commits(
     assert [2] == [c.calls for c in store.step_latency(bounds=LATENCY_BOUNDS)]
 
 
-def test_a_taken_run_id_is_refused_alone_in_its_group(store: PostgresStore) -> None:
+def test_a_taken_run_id_is_refused_alone_in_its_group(
+    store: PostgresStore, grouped: Callable[..., list[BaseException | None]]
+) -> None:
     """Two new runs and one reusing an id open in one group: only the reused id is refused."""
     taken, blobs = new_run("taken", start=1.0)
     store.create_and_start(taken, blobs)
     again, _ = new_run("taken", start=2.0, owner="other:1")
     fresh = [new_run(r)[0] for r in ("x", "y")]
-    outcomes = _together(
+    outcomes = grouped(
         store,
         [
             lambda: store.create_and_start(fresh[0], []),
@@ -135,7 +152,9 @@ class _CommitThenLost:
 
 
 def test_a_group_whose_commit_answer_is_lost_is_redone_alone_in_doubt(
-    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+    store: PostgresStore,
+    monkeypatch: pytest.MonkeyPatch,
+    grouped: Callable[..., list[BaseException | None]],
 ) -> None:
     """Every write of the group is in doubt; each redone alone finds its own: no error, once."""
     for run_id in ("a", "b"):
@@ -157,7 +176,7 @@ def test_a_group_whose_commit_answer_is_lost_is_redone_alone_in_doubt(
     monkeypatch.setattr(pool, "connection", connection)
     outcome, _ = outcome_of()
     fresh, _ = new_run("c")
-    outcomes = _together(
+    outcomes = grouped(
         store,
         [
             lambda: store.end_run("a", 1, ENDED, outcome, [step("a", 1)[0]], [], epoch=1),
@@ -197,6 +216,7 @@ def test_a_group_whose_connection_is_killed_at_commit_is_redone_alone(
     throwaway_postgres: ThrowawayPostgres,
     throwaway_postgres_ledger: str,
     monkeypatch: pytest.MonkeyPatch,
+    grouped: Callable[..., list[BaseException | None]],
 ) -> None:
     """A real server kill during the group's COMMIT: each write, in doubt, is redone alone."""
     store = PostgresStore(throwaway_postgres_ledger)
@@ -219,7 +239,7 @@ def test_a_group_whose_connection_is_killed_at_commit_is_redone_alone(
         monkeypatch.setattr(pool, "connection", connection)
         outcome, _ = outcome_of()
         fresh = [new_run(r)[0] for r in ("b", "c")]
-        outcomes = _together(
+        outcomes = grouped(
             store,
             [
                 lambda: store.end_run("a", 1, ENDED, outcome, [step("a", 1)[0]], [], epoch=1),
@@ -297,6 +317,7 @@ class _Connections:
 
     def run(self, work: Callable[[Any, bool], Any], what: str, **_: Any) -> Any:
         del what
+        make_put_off()  # as Connections.run: a write put off first
         time.sleep(0.001)  # a round trip
         return work(None, False)
 
@@ -358,3 +379,96 @@ def test_a_leader_whose_write_another_leader_took_waits_for_that_group() -> None
     resume.set()
     first.join()
     assert ([None, None], [1, 2], []) == (outcomes, sorted(connections.grouped), connections.alone)
+
+
+def test_a_batch_call_that_reads_after_its_write_has_it_made_first(store: PostgresStore) -> None:
+    """The write put off is made alone before the call's read: the read sees it."""
+    runs = [new_run(r)[0] for r in ("a", "b", "c")]
+
+    def open_then_read() -> object:
+        store.create_and_start(runs[0], [])
+        return (store.get_run("a") or pytest.fail("the write put off was not made")).status
+
+    before = (store._group.groups, store._group.grouped)
+    outcomes = store.batch(
+        [
+            open_then_read,
+            lambda: store.create_and_start(runs[1], []),
+            lambda: store.create_and_start(runs[2], []),
+        ]
+    )
+    assert [(RunStatus.RUNNING, None), (None, None), (None, None)] == outcomes
+    assert (before[0] + 1, before[1] + 2) == (store._group.groups, store._group.grouped)
+    assert [[1], [1], [1]] == [[a.attempt for a in store.list_attempts(r)] for r in "abc"]
+
+
+def test_a_batch_call_with_two_writes_makes_them_in_order(store: PostgresStore) -> None:
+    """A call's second write makes its first before it: the end finds the run it ends."""
+    run, _ = new_run("a")
+    outcome, _ = outcome_of()
+
+    def open_and_end() -> None:
+        store.create_and_start(run, [])
+        store.end_run("a", 1, ENDED, outcome, [step("a", 1)[0]], [], epoch=1)
+
+    assert [(None, None)] == store.batch([open_and_end])
+    assert RunStatus.SUCCEEDED == (store.get_run("a") or pytest.fail("lost")).status
+    assert [1] == [s.seq for s in store.load_steps("a")]
+
+
+def test_a_batch_call_failing_after_its_write_keeps_the_write_and_its_error(
+    store: PostgresStore,
+) -> None:
+    """As without a batch: the write was made, and the call's own error is its caller's."""
+    runs = [new_run(r)[0] for r in ("a", "b")]
+
+    def open_then_fail() -> None:
+        store.create_and_start(runs[0], [])
+        raise seawall.LedgerError("failed after its write")
+
+    outcomes = store.batch([open_then_fail, lambda: store.create_and_start(runs[1], [])])
+    assert [seawall.LedgerError, None] == [None if e is None else type(e) for _, e in outcomes]
+    assert [RunStatus.RUNNING, RunStatus.RUNNING] == [
+        (store.get_run(r) or pytest.fail("lost")).status for r in "ab"
+    ]
+
+
+def test_a_batch_of_many_calls_is_one_group_each_write_once() -> None:
+    """200 calls: one group commit of every write put off, none made alone."""
+    from seawall.ledger._postgres_group import GroupCommitter
+
+    connections = _Connections()
+    committer = GroupCommitter(connections)  # type: ignore[arg-type]
+    calls = [
+        lambda i=i: committer.run(lambda *_: connections.alone.append(i), "w", "S", (i,))
+        for i in range(200)
+    ]
+    outcomes = committer.batch(calls)
+    assert [(None, None)] * 200 == outcomes
+    assert (list(range(200)), [], 1) == (connections.grouped, connections.alone, committer.groups)
+
+
+def test_64_concurrent_runs_commit_their_starts_and_ends_in_batches(postgres_url: str) -> None:
+    """The event loop's runs hand their writes over in groups: far fewer commits than writes."""
+    name = new_schema_name("pgb")
+    app = seawall.Seawall(with_schema(postgres_url, name))
+    try:
+
+        @app.agent(name="one")
+        async def one(ctx: Any, i: int) -> int:
+            del ctx
+            return i
+
+        async def main() -> list[seawall.RunResult]:
+            return await asyncio.gather(*(app.arun("one", i=i) for i in range(64)))
+
+        results = asyncio.run(main())
+        assert list(range(64)) == [r.output for r in results]
+        store: Any = app.store
+        assert {RunStatus.SUCCEEDED} == {r.status for r in app.ledger.runs(limit=100)}
+        assert store._group.grouped >= 64  # at least half the 128 writes went in groups
+        assert store._group.groups <= store._group.grouped // 4
+        assert app.runtime.io.hops < 64  # a hand-off per group, not per write
+    finally:
+        app.close()
+        drop_schema(postgres_url, name)

@@ -64,6 +64,24 @@ def import_driver() -> tuple[Any, Any]:
     return psycopg, psycopg_pool
 
 
+class _PutOff(threading.local):
+    """A write this thread put off to commit it in a group, made before the thread's next one."""
+
+    write: Callable[[], object] | None = None
+
+
+PUT_OFF: Final = _PutOff()
+"""This thread's write put off (:meth:`~seawall.ledger._postgres_group.GroupCommitter.batch`)."""
+
+
+def make_put_off() -> None:
+    """Make the write this thread put off, if any, now (its errors are the caller's)."""
+    write = PUT_OFF.write
+    if write is not None:
+        PUT_OFF.write = None
+        write()
+
+
 class InDoubtWriteError(LedgerUnavailableError):
     """Internal marker: the connection died while committing a write that cannot be redone."""
 
@@ -182,6 +200,9 @@ class Connections:
                 seconds, or the outcome of a write that cannot be redone is unknown.
             LedgerError: The database refused the operation.
         """
+        # A thread's operations keep their order: a write it put off to commit in a group
+        # is made first, alone.
+        make_put_off()
         deadline: float | None = None
         delay = 0.05
         while True:

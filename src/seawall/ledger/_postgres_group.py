@@ -21,20 +21,28 @@ What each write learns is what it would have learnt alone:
   runs again alone with ``doubt=True``, exactly as a write that lost its own commit does.
 
 A write alone in its group runs as it would without grouping.
+
+:meth:`GroupCommitter.batch` forms a group from calls handed over together (the event loop's
+runs, gathered by :class:`~seawall.runtime.ledger_io.LedgerIO`): it runs the calls in turn on
+one thread, each call's one-statement write put off rather than waited for, then commits the
+writes put off as one group, with the same rules. So a group of 64 runs' writes costs one
+thread and one hand-off, not 64 threads each waiting for its group.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from seawall.ledger._postgres_connections import lost
+from seawall.ledger._postgres_connections import PUT_OFF, lost, make_put_off
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from seawall.ledger._postgres_connections import Connections
+    from seawall.ledger._sqlbase import Outcome
 
 T = TypeVar("T")
 
@@ -50,6 +58,7 @@ class _Write:
         "doubt",
         "error",
         "lead",
+        "made",
         "params",
         "result",
         "settled",
@@ -77,6 +86,25 @@ class _Write:
         self.error: BaseException | None = None
         self.doubt = False
         """The group's commit may have carried it (the connection died while committing)."""
+        self.made = False
+        """Put off in a batch, it was made alone before its caller's next operation."""
+
+
+class _Batching(threading.local):
+    """The committer whose :meth:`GroupCommitter.batch` this thread runs a call of, if any."""
+
+    committer: GroupCommitter | None = None
+    write: _Write | None = None
+    """The call's write put off."""
+
+    def end(self) -> _Write | None:
+        """End the call: the write it put off (none when it was made already), forgotten."""
+        write, self.committer, self.write = self.write, None, None
+        PUT_OFF.write = None
+        return None if write is None or write.made else write
+
+
+_BATCHING = _Batching()
 
 
 class GroupCommitter:
@@ -125,6 +153,8 @@ class GroupCommitter:
                 0,
             )
         write = _Write(work, what, sql, params)
+        if _BATCHING.committer is self and self._put_off(write):
+            return None
         with self._lock:
             self._waiting.append(write)
             lead = self._leaders < self.in_flight
@@ -153,6 +183,61 @@ class GroupCommitter:
             result: T | None = write.result
             return result
         return self._db.run(work, what, transaction=False, doubt=write.doubt)
+
+    def batch(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
+        """Run ``calls`` in turn, then commit the writes they put off, in one group.
+
+        A call's first one-statement write (:meth:`run`) is put off: the call goes on as if it
+        had been written, and its outcome waits for the group's. An operation the call makes
+        after it (a read, another write) makes it first, alone, so the call's operations keep
+        their order; its code after its last write runs before that write commits, so it
+        must have no effect outside the ledger (the store's writes and ``begin_run`` end with
+        their write). A write the group did not apply runs again alone, as in :meth:`run`.
+
+        Returns:
+            Per call, in order: its value and ``None``, or ``None`` and the error it raised
+            or its write's.
+        """
+        self._db.ensure_open()
+        outcomes: list[Outcome] = []
+        put_off: list[_Write | None] = []
+        batching = _BATCHING
+        for call in calls:
+            batching.committer, batching.write = self, None
+            try:
+                value = call()
+            except Exception as exc:  # the caller's (its write, if put off, is still made)
+                outcomes.append((None, exc))
+            else:
+                outcomes.append((value, None))
+            finally:
+                write = batching.end()
+            put_off.append(write)
+        group = [write for write in put_off if write is not None]
+        if len(group) > 1:
+            self._commit(group)
+        for i, write in enumerate(put_off):
+            if write is None or write.done:
+                continue
+            try:  # not applied in the group (or alone in it): alone, as run() does
+                self._db.run(write.work, write.what, transaction=False, doubt=write.doubt)
+            except Exception as exc:  # its refusal, or the ledger gone: the caller's
+                outcomes[i] = (None, exc)
+        return outcomes
+
+    def _put_off(self, write: _Write) -> bool:
+        """In a call of :meth:`batch`: put its first write off (``True``), or make it first."""
+        make_put_off()  # a later write of the call: the one put off is made first
+        if _BATCHING.write is not None:
+            return False
+        _BATCHING.write = write
+        PUT_OFF.write = functools.partial(self._make, write)
+        return True
+
+    def _make(self, write: _Write) -> None:
+        """Make a write put off alone, now (its caller made another operation)."""
+        write.made = True
+        self._db.run(write.work, write.what, transaction=False)
 
     def _lead(self) -> None:
         """Commit one group, answer its writers, and hand the lead on."""

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
     from psycopg import Connection
 
+    from seawall.ledger._sqlbase import Outcome
+
 T = TypeVar("T")
 
 _MIGRATION_LOCK: Final = 0x5EA1  # first key of the advisory lock serialising migrations
@@ -73,8 +75,11 @@ class PostgresStore(SQLStore):
     statements = _STATEMENTS
     local = False
     """Calls cross the network: async code makes them on a ledger thread."""
-    ledger_threads = 64
-    """Ledger threads async code may use: as many writes as a group commit carries."""
+    ledger_threads = 16
+    """Ledger threads async code may use (two per pooled connection, at the default size)."""
+    batch_writers = 2
+    """Batches (:meth:`batch`) one event loop commits at once: one is sent while the next forms
+    (more only took the same writes in smaller groups)."""
 
     def __init__(self, url: str, **options: Any) -> None:
         self.target: PostgresTarget = parse_url(url, **options)
@@ -191,6 +196,13 @@ class PostgresStore(SQLStore):
             self._run(work, what, durable=True, transaction=False)
             return
         self._group.run(work, what, sql, params)
+
+    def batch(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
+        """Run ``calls`` (store writes, ``begin_run``) and commit their writes as one group.
+
+        See :meth:`~seawall.ledger._postgres_group.GroupCommitter.batch`.
+        """
+        return self._group.batch(calls)
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -173,7 +173,8 @@ class Launcher:
                     rt, spec, run_id, inputs, epoch=1, started=now, begun=begun
                 )
         try:
-            await rt.io.run(rt.count, spec, result)
+            if rt.counted(spec, result):  # a quiet breaker's success costs no ledger call
+                await rt.io.run(rt.count, spec, result)
         except LedgerError:
             # The run's end is recorded; a ledger gone since costs the breaker one count, never
             # the caller its result.

@@ -475,11 +475,21 @@ class Runtime:
         """
         self.not_executed(run_id, error, 0)
 
+    def counted(self, spec: AgentSpec, result: RunResult) -> bool:
+        """Whether :meth:`count` may have to record the outcome (and so reach the ledger).
+
+        A success of an agent whose breaker is known closed with no failures records nothing;
+        neither does a run that is not the agent's to count (no breaker, a caller's mistake).
+        """
+        if spec.breaker is None or result.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            return False
+        if (result.error or {}).get("type") in _MISUSE_NAMES:
+            return False
+        return not (result.ok and self.breakers.quiet(f"agent:{spec.name}"))
+
     def count(self, spec: AgentSpec, result: RunResult) -> None:
         """Feed a finished run's outcome to its agent's breaker (not a caller's mistake)."""
-        if spec.breaker is None or result.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-            return
-        if (result.error or {}).get("type") in _MISUSE_NAMES:
+        if spec.breaker is None or not self.counted(spec, result):
             return
         self.breakers.outcome(
             f"agent:{spec.name}",
