@@ -125,3 +125,43 @@ def test_a_forked_child_gets_its_own_tool_threads(monkeypatch: pytest.MonkeyPatc
     assert hop.tool_threads() is first
     monkeypatch.setattr(hop.os, "getpid", lambda: -1)
     assert hop.tool_threads() is not first
+
+
+def test_an_app_with_tool_threads_runs_that_many_sync_tools_at_once(tmp_path: Any) -> None:
+    """Seawall(tool_threads=N): N sync tools of async agents wait on one barrier together."""
+    import os
+
+    from seawall import Seawall
+
+    parties = min(32, (os.cpu_count() or 1) + 4) + 2  # more than the shared pool has
+    barrier = threading.Barrier(parties, timeout=10)
+    names: set[str] = set()
+    with Seawall(f"sqlite:///{tmp_path / 'l.db'}", tool_threads=parties) as app:
+
+        @app.tool(name="meet")
+        def meet(i: int) -> int:
+            names.add(threading.current_thread().name)
+            barrier.wait()  # broken (raises) unless all of them run at the same time
+            return i
+
+        @app.agent(name="caller")
+        async def caller(ctx: Any, i: int) -> int:
+            return int(await ctx.call(meet, i))
+
+        async def main() -> list[Any]:
+            return await asyncio.gather(*(app.arun("caller", i=i) for i in range(parties)))
+
+        results = asyncio.run(main())
+        assert list(range(parties)) == [r.output for r in results]
+        assert app.runtime.tools is not None  # the app's own pool, not the shared one
+        assert parties == len(names)
+        assert all(name.startswith("seawall-tool") for name in names)
+        assert app.runtime.tools is not hop.tool_threads()
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True, "4"])
+def test_tool_threads_must_be_a_positive_integer(tmp_path: Any, size: Any) -> None:
+    from seawall import ConfigurationError, Seawall
+
+    with pytest.raises(ConfigurationError, match=r"tool_threads=.*positive integer"):
+        Seawall(f"sqlite:///{tmp_path / 'l.db'}", tool_threads=size)

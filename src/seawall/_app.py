@@ -79,6 +79,10 @@ class Seawall(Registrations):
         retry: Default retry policy of agents.
         tool_retry: Default retry policy of tools.
         max_threads: Worker threads for sync agents.
+        tool_threads: Threads for the sync tools (and hooks) of async agents: as many sync
+            calls as run at once. ``None`` (default): a pool shared by the process,
+            ``min(32, CPUs + 4)`` threads, as asyncio's default executor. Raise it when async
+            agents call sync tools that wait on the network.
         artifacts: Where committed artifacts go: a folder (published by an atomic rename) or
             an fsspec URL (published manifest last). ``None``: agents cannot stage artifacts.
         staging: The folder where attempts stage artifacts (local, private to the app).
@@ -120,6 +124,7 @@ class Seawall(Registrations):
         retry: Retry | None = None,
         tool_retry: Retry | None = None,
         max_threads: int = 64,
+        tool_threads: int | None = None,
         artifacts: str | os.PathLike[str] | Destination | None = None,
         staging: str | os.PathLike[str] = DEFAULT_STAGING,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT,
@@ -143,6 +148,7 @@ class Seawall(Registrations):
             retry=retry,
             tool_retry=tool_retry,
             max_threads=max_threads,
+            tool_threads=tool_threads,
             artifacts=artifacts,
             staging=staging,
             max_artifact_bytes=max_artifact_bytes,
@@ -450,6 +456,7 @@ def _configure(
     retry: Retry | None,
     tool_retry: Retry | None,
     max_threads: int,
+    tool_threads: int | None,
     artifacts: str | os.PathLike[str] | Destination | None,
     staging: str | os.PathLike[str],
     max_artifact_bytes: int,
@@ -475,6 +482,13 @@ def _configure(
         )
     if not isinstance(max_threads, int) or max_threads < 1:
         raise ConfigurationError(f"Seawall(max_threads={max_threads!r}) must be a positive integer")
+    if tool_threads is not None and (
+        not isinstance(tool_threads, int) or isinstance(tool_threads, bool) or tool_threads < 1
+    ):
+        raise ConfigurationError(
+            f"Seawall(tool_threads={tool_threads!r}) must be a positive integer, or None for "
+            "the process's shared pool"
+        )
     for label, policy in (("retry", retry), ("tool_retry", tool_retry)):
         if policy is not None and not isinstance(policy, Retry):
             raise ConfigurationError(f"Seawall({label}={policy!r}) must be a seawall.Retry")
@@ -496,6 +510,7 @@ def _configure(
         retry=retry or Retry(),
         tool_retry=tool_retry or DEFAULT_TOOL_RETRY,
         max_threads=max_threads,
+        tool_threads=tool_threads,
         destination=_destination_of(artifacts, sync=durability == "power"),
         staging=Path(staging),
         max_artifact_bytes=max_artifact_bytes,

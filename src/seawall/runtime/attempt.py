@@ -52,7 +52,15 @@ def start_agent(
     if spec.is_async:
         runner = AgentRunner(rt, journal.run_id, host)
         actx = AsyncContext(
-            journal, spec.name, rt.registry.tool, loop, staging, inputs, runner, rt.io
+            journal,
+            spec.name,
+            rt.registry.tool,
+            loop,
+            staging,
+            inputs,
+            runner,
+            rt.io,
+            rt.tool_threads,
         )
         actx.bind_children(Children(rt, journal, host))
         with entered(actx):

@@ -33,6 +33,7 @@ class Config:
     retry: Retry
     tool_retry: Retry
     max_threads: int
+    tool_threads: int | None
     destination: Destination | None
     staging: Path
     max_artifact_bytes: int

@@ -16,7 +16,7 @@ import time
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from seawall import _faults
 from seawall.errors import ConfigurationError, VerificationError
@@ -30,6 +30,7 @@ from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
     import asyncio
+    from concurrent.futures import Executor
 
     from seawall._payload import Blob
     from seawall._result import RunResult
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from seawall.runtime.ledger_io import LedgerIO
     from seawall.runtime.registry import ToolSpec
     from seawall.verify import Verifier
+
+T = TypeVar("T")
 
 ToolRef = Callable[..., Any] | str
 AgentRunner = Callable[[Any, dict[str, Any]], Awaitable[Any]]
@@ -90,6 +93,7 @@ class BaseContext:
         "_resolve",
         "_run_agent",
         "_staging",
+        "_tools",
         "agent",
         "attempt",
         "idempotency_key",
@@ -106,6 +110,7 @@ class BaseContext:
         inputs: Mapping[str, Any] | None = None,
         run_agent: AgentRunner | None = None,
         ledger: LedgerIO | None = None,
+        tools: Executor | None = None,
     ) -> None:
         self._journal = journal
         self._staging = staging
@@ -114,6 +119,7 @@ class BaseContext:
         self._inputs = inputs or {}
         self._run_agent = run_agent
         self._ledger = ledger
+        self._tools = tools
         self._children: Children | None = None
         self._host: Host | None = None
         self.run_id = journal.run_id
@@ -501,15 +507,19 @@ class AsyncContext(BaseContext):
         Returns:
             The tool's result (or, when served from the journal, the value it returned then).
         """
-        return await adrive(self._call_steps(tool, args, kwargs), self._journal, self._io())
+        return await self._drive(self._call_steps(tool, args, kwargs))
 
     async def run(self, agent: Any, /, **inputs: Any) -> RunResult:
         """Run a registered agent as a journaled child of this run; see :meth:`Context.run`."""
-        return await adrive(self._child_steps(agent, inputs), self._journal, self._io())
+        return await self._drive(self._child_steps(agent, inputs))
 
     async def verify(self, value: Any, *verifiers: Verifier) -> Any:
         """A mid-run verification gate; see :meth:`Context.verify`."""
-        return await adrive(self._gate_steps(value, verifiers), self._journal, self._io())
+        return await self._drive(self._gate_steps(value, verifiers))
+
+    async def _drive(self, steps: Steps[T]) -> T:
+        """Carry out ``steps``: store calls through the ledger driver, sync tools on threads."""
+        return await adrive(steps, self._journal, self._io(), self._tools)
 
     def _io(self) -> LedgerIO:
         if self._ledger is None:

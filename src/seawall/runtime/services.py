@@ -37,6 +37,7 @@ from seawall.observe.tracing import Telemetry
 from seawall.runtime.backpressure import Slots
 from seawall.runtime.breakers import Breakers
 from seawall.runtime.budgets import RetryBudgets
+from seawall.runtime.hop import tool_threads as shared_tool_threads
 from seawall.runtime.leases import Leases
 from seawall.runtime.ledger_io import LedgerIO
 from seawall.runtime.live import LiveRuns
@@ -189,6 +190,7 @@ class Runtime:
         self.loop = AppLoop()
         self.lock = threading.Lock()
         self.threads: ThreadPoolExecutor | None = None
+        self.tools: ThreadPoolExecutor | None = None
         self.live = LiveRuns()
         self.slots = Slots(
             config.max_concurrent_runs,
@@ -216,7 +218,9 @@ class Runtime:
         The inherited objects are kept referenced, not closed, so that collecting them does
         not disturb the parent's connections from the child.
         """
-        _INHERITED.append((self.store, self.io, self.loop, self.threads, self.leases, self.monitor))
+        _INHERITED.append(
+            (self.store, self.io, self.loop, self.threads, self.tools, self.leases, self.monitor)
+        )
         self.finalizer.detach()
         config = self.config
         self.open(
@@ -238,8 +242,9 @@ class Runtime:
         self.monitor.close()
         self.finalizer()
         self.io.close()
-        if self.threads is not None:
-            self.threads.shutdown(wait=False, cancel_futures=True)
+        for threads in (self.threads, self.tools):
+            if threads is not None:
+                threads.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
     # -- threads and the app's loop ----------------------------------------------------------
@@ -253,6 +258,20 @@ class Runtime:
                     self.config.max_threads, thread_name_prefix="seawall-agent"
                 )
             return self.threads
+
+    @property
+    def tool_threads(self) -> ThreadPoolExecutor:
+        """The threads the sync tools and hooks of async agents run in.
+
+        The app's own, ``Seawall(tool_threads=N)``; by default the process's shared pool.
+        """
+        size = self.config.tool_threads
+        if size is None:
+            return shared_tool_threads()
+        with self.lock:
+            if self.tools is None:
+                self.tools = ThreadPoolExecutor(size, thread_name_prefix="seawall-tool")
+            return self.tools
 
     def check_open(self) -> None:
         """Refuse to work for a closed app.

@@ -26,7 +26,7 @@ from seawall.runtime.registry import is_async_callable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
-    from concurrent.futures import Future
+    from concurrent.futures import Executor, Future
 
     from seawall.runtime.backpressure import RateLimit
     from seawall.runtime.host import Host
@@ -150,13 +150,16 @@ def _wait(future: Future[T], host: Host | None) -> T:
     return future.result() if host is None else host.wait(future)
 
 
-async def adrive(steps: Steps[T], journal: Journal, ledger: LedgerIO) -> T:
+async def adrive(
+    steps: Steps[T], journal: Journal, ledger: LedgerIO, tools: Executor | None = None
+) -> T:
     """Carry out a step machine on the running event loop; return its value.
 
     Args:
         steps: The step machine.
         journal: The attempt's journal (a lost lease or ledger interrupts it).
         ledger: Runs store calls without making the loop wait.
+        tools: Where sync tools run (default: the process's tool threads).
     """
     answer: Any = None
     error: Exception | None = None
@@ -168,12 +171,14 @@ async def adrive(steps: Steps[T], journal: Journal, ledger: LedgerIO) -> T:
             return result
         answer, error = None, None
         try:
-            answer = await _acarry_out(request, journal, ledger)
+            answer = await _acarry_out(request, journal, ledger, tools)
         except Exception as exc:
             error = exc
 
 
-async def _acarry_out(request: Request, journal: Journal, ledger: LedgerIO) -> Any:
+async def _acarry_out(
+    request: Request, journal: Journal, ledger: LedgerIO, tools: Executor | None
+) -> Any:
     if isinstance(request, Ledger):
         try:
             return await ledger.run(request.fn, *request.args, **request.kwargs)
@@ -186,7 +191,8 @@ async def _acarry_out(request: Request, journal: Journal, ledger: LedgerIO) -> A
         if _is_async(request.fn):
             return await request.fn(*request.args, **request.kwargs)
         # A sync tool or hook of an async agent runs on a thread: the loop goes on meanwhile.
-        value = await in_thread(tool_threads(), request.fn, *request.args, **request.kwargs)
+        threads = tool_threads() if tools is None else tools
+        value = await in_thread(threads, request.fn, *request.args, **request.kwargs)
         return await value if asyncio.iscoroutine(value) else value
     if isinstance(request, Wait):
         await _timing.asleep(request.seconds)
