@@ -226,6 +226,10 @@ def summarize(results: Mapping[Key, Sequence[Result]]) -> list[Result]:
                 journal_rows=ok[-1].get("journal_rows"),
                 version=ok[-1].get("version"),
             )
+        for extra in ("cpu_us", "server_cpu_us"):  # CPU per step, where a worker measured it
+            measured = [float(r[extra]) for r in ok if r.get(extra) is not None]
+            if measured:
+                row[extra] = statistics.median(measured)
         if errors:
             row["status"] = f"error: {errors[-1]}"
         elif ok:

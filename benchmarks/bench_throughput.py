@@ -26,6 +26,10 @@ And two floors of our own, to show what the goals leave to Python (printed with 
 - ``sync_hops``: the thread hand-offs of a sync ``app.run`` with no work in them (the calling
   thread -> the app's loop -> an agent thread -> the loop -> the calling thread).
 
+The PostgreSQL rows running many runs at once also note the CPU per run, this process's and the
+server's (when it runs on this machine: read from ``/proc``), and print the runs per second the
+machine's CPUs could do at that cost, busy all the time: what the goal leaves to gain here.
+
 It also counts, for one single-step run on SQLite, the statements the store executed, the
 transactions it committed and the rows it read back (the goal: two commits, no re-read).
 
@@ -67,6 +71,38 @@ MODULE = "benchmarks.bench_throughput"
 SERVER = os.environ.get("SEAWALL_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CONCURRENCY = 64
 WARMUP = 50
+
+
+def _server_cpu_s() -> float | None:
+    """CPU seconds the PostgreSQL processes of this machine used so far (``None``: not seen).
+
+    Read from ``/proc``: the server's processes and the backends it reaped (``cutime``). Only a
+    server on this machine, visible to this user, is measured; the bench's runs are the only
+    work it is given meanwhile.
+    """
+    total, seen = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.find("(") + 1 : text.rfind(")")] != "postgres":
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        seen = True
+    return total / os.sysconf("SC_CLK_TCK") if seen else None
+
+
+@contextlib.contextmanager
+def _cpu(n: int, result: Result) -> Iterator[None]:
+    """Note in ``result`` the CPU per run of the block: this process's, and the server's."""
+    server, client = _server_cpu_s(), time.process_time()
+    yield
+    result["cpu_us"] = (time.process_time() - client) * 1e6 / n
+    after = _server_cpu_s()
+    if server is not None and after is not None:
+        result["server_cpu_us"] = (after - server) * 1e6 / n
 
 
 def _body(i: int) -> dict[str, Any]:
@@ -139,12 +175,19 @@ def _concurrent(url: str, n: int) -> Result:
         await asyncio.gather(*(one(i) for i in range(count)))
         return time.perf_counter() - start
 
+    cpu: Result = {}
     try:
         asyncio.run(drive(WARMUP))
-        elapsed = asyncio.run(drive(n))
+        with _cpu(n, cpu):
+            elapsed = asyncio.run(drive(n))
     finally:
         app.close()
-    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+    return {
+        "us_per_step": elapsed * 1e6 / n,
+        "runs_per_s": n / elapsed,
+        "rss_mb": peak_rss_mb(),
+        **cpu,
+    }
 
 
 def sqlite_floor(n: int, workdir: Path) -> Result:
@@ -323,8 +366,15 @@ def pg_floor64(n: int, _workdir: Path) -> Result:
                 return time.perf_counter() - began
 
         asyncio.run(drive(0, WARMUP))
-        elapsed = asyncio.run(drive(WARMUP, n))
-    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+        cpu: Result = {}
+        with _cpu(n, cpu):
+            elapsed = asyncio.run(drive(WARMUP, n))
+    return {
+        "us_per_step": elapsed * 1e6 / n,
+        "runs_per_s": n / elapsed,
+        "rss_mb": peak_rss_mb(),
+        **cpu,
+    }
 
 
 def pg_floor_grouped(n: int, _workdir: Path) -> Result:
@@ -349,11 +399,18 @@ def pg_floor_grouped(n: int, _workdir: Path) -> Result:
                                 cursor.executemany(sql, rows)
 
             group(0, WARMUP)
+            cpu: Result = {}
             began = time.perf_counter()
-            for start in range(WARMUP, WARMUP + n, CONCURRENCY):
-                group(start, min(CONCURRENCY, WARMUP + n - start))
+            with _cpu(n, cpu):
+                for start in range(WARMUP, WARMUP + n, CONCURRENCY):
+                    group(start, min(CONCURRENCY, WARMUP + n - start))
             elapsed = time.perf_counter() - began
-    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+    return {
+        "us_per_step": elapsed * 1e6 / n,
+        "runs_per_s": n / elapsed,
+        "rss_mb": peak_rss_mb(),
+        **cpu,
+    }
 
 
 @contextlib.asynccontextmanager
@@ -651,6 +708,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg64 = rate("pg_arun64")
     if pg64:
         goal("pg_arun64 >= 1,500 runs/s", pg64 >= 1500, f"{pg64:,.0f} runs/s")
+    for system in ("pg_arun64", "pg_floor_grouped"):
+        row = by.get(system, {})
+        if "cpu_us" in row and "server_cpu_us" in row:
+            client, server = float(row["cpu_us"]), float(row["server_cpu_us"])
+            ceiling = (os.cpu_count() or 1) * 1e6 / (client + server)
+            print(
+                f"  [info] {system}: CPU per run {client:,.0f} us here + {server:,.0f} us in "
+                f"the server = {client + server:,.0f} us; {os.cpu_count()} CPUs busy all the "
+                f"time would do {ceiling:,.0f} runs/s"
+            )
     floor64 = rate("pg_floor64")
     if pg64 and floor64:
         print(
