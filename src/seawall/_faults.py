@@ -1,4 +1,4 @@
-"""Named fault points on dangerous paths (the artifact commit, compensations).
+"""Named fault points on dangerous paths (the artifact commit, compensations, group commits).
 
 Production code calls :func:`point` at each step whose interruption must be survivable; with no
 hook installed it is one dictionary lookup. Crash tests and the chaos harness install a hook

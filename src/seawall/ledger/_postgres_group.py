@@ -36,6 +36,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from seawall import _faults
 from seawall.ledger._postgres_connections import PUT_OFF, lost, make_put_off
 
 if TYPE_CHECKING:
@@ -293,6 +294,7 @@ class GroupCommitter:
                             if _ones(cursor.fetchall()):
                                 applied.append(write)
                             cursor.nextset()
+                _faults.point("ledger.group.commit")  # every write sent, COMMIT not yet
                 committing = True
             for write in applied:
                 write.done = True

@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
+from seawall import _faults
 from seawall.errors import LedgerUnavailableError, SeawallError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
@@ -244,6 +245,7 @@ class SQLBase(abc.ABC):
                     if savepoints:
                         conn.execute("RELEASE SAVEPOINT seawall_call")
                     outcomes.append((value, None))
+                _faults.point("ledger.group.commit")  # every call written, not committed yet
             finally:
                 _JOINED.group = None
             return outcomes
