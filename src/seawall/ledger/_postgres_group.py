@@ -183,7 +183,8 @@ class GroupCommitter:
         if write.done:
             result: T | None = write.result
             return result
-        return self._db.run(work, what, transaction=False, doubt=write.doubt)
+        redone: T = self._redo(write)
+        return redone
 
     def batch(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
         """Run ``calls`` in turn, then commit the writes they put off, in one group.
@@ -221,7 +222,7 @@ class GroupCommitter:
             if write is None or write.done:
                 continue
             try:  # not applied in the group (or alone in it): alone, as run() does
-                self._db.run(write.work, write.what, transaction=False, doubt=write.doubt)
+                self._redo(write)
             except Exception as exc:  # its refusal, or the ledger gone: the caller's
                 outcomes[i] = (None, exc)
         return outcomes
@@ -238,7 +239,11 @@ class GroupCommitter:
     def _make(self, write: _Write) -> None:
         """Make a write put off alone, now (its caller made another operation)."""
         write.made = True
-        self._db.run(write.work, write.what, transaction=False)
+        self._redo(write)
+
+    def _redo(self, write: _Write) -> Any:
+        """Run ``write`` alone (in doubt when a group's lost commit may have carried it)."""
+        return self._db.run(write.work, write.what, transaction=False, doubt=write.doubt)
 
     def _lead(self) -> None:
         """Commit one group, answer its writers, and hand the lead on."""
@@ -268,7 +273,7 @@ class GroupCommitter:
     def _alone(self, write: _Write) -> None:
         """Run a write by itself, noting its result or its error."""
         try:
-            write.result = self._db.run(write.work, write.what, transaction=False)
+            write.result = self._redo(write)
         except Exception as exc:  # raised to its caller by run()
             write.error = exc
         write.done = True

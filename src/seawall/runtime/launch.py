@@ -173,8 +173,7 @@ class Launcher:
                     rt, spec, run_id, inputs, epoch=1, started=now, begun=begun
                 )
         try:
-            if rt.counted(spec, result):  # a quiet breaker's success costs no ledger call
-                await rt.io.run(rt.count, spec, result)
+            await self._count(spec, result)
         except LedgerError:
             # The run's end is recorded; a ledger gone since costs the breaker one count, never
             # the caller its result.
@@ -335,9 +334,18 @@ class Launcher:
                 return None  # as resume_agent_run: the run is another owner's now
         else:
             result = await resume_agent_run(rt, run, now, epoch=run.epoch)
-        if result is not None and spec.breaker is not None:
-            await rt.io.run(rt.count, spec, result)
+        if result is not None:
+            await self._count(spec, result)
         return result
+
+    async def _count(self, spec: AgentSpec, result: RunResult) -> None:
+        """Feed a run's outcome to its agent's breaker; on a ledger thread only when needed.
+
+        A success of an agent whose breaker is known closed and clean records nothing
+        (:meth:`Runtime.counted`): it costs no ledger call, and no thread hand-off for one.
+        """
+        if self.rt.counted(spec, result):
+            await self.rt.io.run(self.rt.count, spec, result)
 
     async def _take_read(self, run: RunRecord, now: float) -> RunResult | None:
         """Take a run read from the ledger: claim it, ask its breaker, wait for a slot."""
@@ -361,7 +369,7 @@ class Launcher:
         async with rt.slots_of(spec):
             result = await resume_agent_run(rt, run, now, epoch=epoch)
         if result is not None:
-            await rt.io.run(rt.count, spec, result)
+            await self._count(spec, result)
         return result
 
     def _unrunnable(self, run: RunRecord, epoch: int) -> RunResult:
@@ -397,7 +405,7 @@ class Launcher:
             )
         result = await resume_agent_run(rt, run, now, host=host)
         if result is not None:
-            await rt.io.run(rt.count, rt.registry.agents[run.agent], result)
+            await self._count(rt.registry.agents[run.agent], result)
         return result
 
 
