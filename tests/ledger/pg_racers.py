@@ -99,3 +99,19 @@ def handoff_racer(
             )
         ],
     )
+
+
+def verdict_racer(url: str, name: str, barrier: Barrier, results: Queue[Any], n: int) -> None:
+    """Record ``n`` pairs of verdicts on run r1's attempt 1; report their names."""
+
+    def record(store: Any) -> list[str]:
+        names = []
+        for i in range(n):
+            pair = [f"{name}-{i}a", f"{name}-{i}b"]
+            store.record_verdicts(
+                "r1", 1, "gate", [{"name": v, "passed": True} for v in pair], epoch=1
+            )
+            names += pair
+        return names
+
+    _race(url, name, barrier, results, record)

@@ -939,6 +939,30 @@ def test_verdicts_append_in_order(store: Store) -> None:
     ]
 
 
+def test_verdicts_of_one_write_keep_their_order_and_values(store: Store) -> None:
+    """One write of several verdicts: consecutive ordinals; scores of any number type kept."""
+    create(store, "r1")
+    store.record_verdicts(
+        "r1",
+        1,
+        "output",
+        [
+            {"name": "whole", "passed": True, "score": 1},
+            {"name": "half", "passed": False, "score": 0.5, "message": "short", "error": True},
+            {"name": "none", "passed": True, "duration": 2},
+        ],
+        epoch=1,
+    )
+    assert [
+        (1, "whole", True, False, 1.0, None, 0.0),
+        (2, "half", False, True, 0.5, "short", 0.0),
+        (3, "none", True, False, None, None, 2.0),
+    ] == [
+        (v.ordinal, v.name, v.passed, v.error, v.score, v.message, v.duration)
+        for v in store.list_verdicts("r1")
+    ]
+
+
 def test_cancel_is_recorded_once_for_an_unfinished_run(store: Store) -> None:
     """request_cancel keeps the first reason; a finished run cannot be cancelled."""
     create(store, "r1")

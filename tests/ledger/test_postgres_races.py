@@ -97,3 +97,17 @@ def test_handoff_is_decided_once(ledger_url: str, store: Store) -> None:
     assert dict.fromkeys(handoff_ids, 1) == dict(deciders)
     recorded = {h.handoff_id: h.decided_by for h in store.list_handoffs(run_id="r1")}
     assert {h: name for name, ids in decided.items() for h in ids} == recorded
+
+
+def test_verdicts_of_one_attempt_are_numbered_once(ledger_url: str, store: Store) -> None:
+    """4 processes x 25 pairs of verdicts on one attempt: ordinals 1..200, pairs consecutive."""
+    create(store, "r1")
+    recorded = _race(pg_racers.verdict_racer, ledger_url, 25)
+    verdicts = store.list_verdicts("r1")
+    assert list(range(1, 201)) == [v.ordinal for v in verdicts]
+    names = [v.name for v in verdicts]
+    assert sorted(n for ns in recorded.values() for n in ns) == sorted(names)
+    for racer, mine in recorded.items():
+        assert mine == [n for n in names if n.startswith(f"{racer}-")]  # each one's, in order
+        for first in mine[::2]:  # a write's rows are consecutive
+            assert names[names.index(first) + 1] == first[:-1] + "b"

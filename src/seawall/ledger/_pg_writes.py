@@ -8,6 +8,11 @@ data-modifying ``WITH`` queries: the same rows, under the same rules, in fewer s
 - :func:`open_run_sql`: the run's insert and, only when it was inserted, its first attempt's, in
   one autocommit statement (it was four round trips: ``BEGIN``, two inserts, ``COMMIT``). A run
   id already taken inserts nothing, the attempt included.
+- :data:`VERDICTS`: verdicts of an attempt, fenced and numbered after the attempt's last one,
+  in one autocommit statement (it was six round trips: ``BEGIN``, the fence, an advisory lock,
+  the last ordinal, the rows, ``COMMIT``; a read-back verdict after every checked side effect
+  paid them). Concurrent writers of one attempt's verdicts no longer take turns on a lock: the
+  one that numbers its rows second fails on the primary key, writing nothing, and counts again.
 - :func:`end_run_sql`: a succeeded run's end, fenced (applied only while the run is held at
   the writer's epoch and its attempt is recorded) and, only when it was applied, its attempt's
   end, its buffered steps, the DLQ entry a redrive of it settles and its artifacts committed:
@@ -26,6 +31,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Final
 
+from seawall.errors import LedgerError
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
 from seawall.ledger._sqlbase import upsert_attempt
@@ -78,6 +84,84 @@ def open_run_params(run: NewRun) -> tuple[object, ...]:
     It returns one row, ``(1,)``, when the run was inserted; none when its id was taken.
     """
     return (*writes.new_run_params(run, attempts=1), run.start_time, run.owner)
+
+
+VERDICTS: Final = numbered(
+    "WITH held AS (SELECT 1 FROM runs WHERE run_id = %s AND epoch = %s FOR SHARE), "
+    "added AS (INSERT INTO verifications (run_id, attempt, ordinal, kind, name, passed, error, "
+    "score, message, duration, created_at) "
+    "SELECT r.run_id, r.attempt, r.top + v.i, r.kind, v.name, v.passed, v.error, v.score, "
+    "v.message, v.duration, r.created_at "
+    "FROM (SELECT %s::text AS run_id, %s::integer AS attempt, %s::text AS kind, "
+    "%s::double precision AS created_at, (SELECT coalesce(max(ordinal), 0) FROM verifications "
+    "WHERE run_id = %s AND attempt = %s) AS top) r, "
+    "unnest(%s::text[], %s::integer[], %s::integer[], %s::double precision[], %s::text[], "
+    "%s::double precision[]) WITH ORDINALITY AS v(name, passed, error, score, message, "
+    "duration, i) "
+    "WHERE EXISTS (SELECT 1 FROM held) RETURNING 1) "
+    "SELECT (SELECT 1 FROM added LIMIT 1)"
+)
+"""Verdicts of an attempt, numbered after its last one, while the run is held at an epoch.
+
+Its one row is ``(1,)`` when it wrote them, ``(None,)`` when the run is not held at that epoch
+(nothing written). Its parameters: :func:`verdicts_params`.
+"""
+
+
+def verdicts_params(
+    run_id: str,
+    attempt: int,
+    kind: str,
+    rows: Sequence[tuple[str, int, int, float | None, str | None, float]],
+    created_at: float,
+    epoch: int,
+) -> tuple[object, ...]:
+    """The parameters of :data:`VERDICTS`.
+
+    ``rows``: one per verdict, (name, passed, error, score, message, duration).
+    """
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return (
+        run_id,
+        epoch,
+        run_id,
+        attempt,
+        kind,
+        created_at,
+        run_id,
+        attempt,
+        *(list(column) for column in columns),
+    )
+
+
+RENUMBERINGS: Final = 100
+"""Tries of :func:`add_verdicts` before it gives up (each lost to a writer that committed)."""
+
+
+def add_verdicts(conn: Connection[Any], params: Sequence[object]) -> bool:
+    """Run :data:`VERDICTS` until its rows are numbered first; whether the run was held.
+
+    Raises:
+        LedgerError: Other writers of the attempt's verdicts took the next ordinals
+            :data:`RENUMBERINGS` times in a row.
+    """
+    from psycopg import errors  # noqa: PLC0415 - the postgres extra is optional
+    from psycopg.pq import TransactionStatus  # noqa: PLC0415
+
+    for _ in range(RENUMBERINGS):
+        try:
+            if conn.info.transaction_status == TransactionStatus.IDLE:
+                row = execute(conn, VERDICTS, params).fetchone()
+            else:  # in a transaction: a savepoint, so that losing the numbering spoils nothing
+                with conn.transaction():
+                    row = execute(conn, VERDICTS, params).fetchone()
+        except errors.UniqueViolation:
+            continue  # a concurrent writer took those ordinals, and committed: count again
+        return row is not None and row[0] == 1
+    raise LedgerError(
+        f"verdicts of run {params[0]} lost the numbering to concurrent writers "
+        f"{RENUMBERINGS} times in a row; record them again"
+    )
 
 
 INLINE_STEPS: Final = 8

@@ -325,20 +325,41 @@ class RunWrites(LeaseWrites):
         if not verdicts:
             return
         now = time.time()
+        rows = [
+            (
+                str(v["name"]),
+                1 if v["passed"] else 0,
+                1 if v.get("error") else 0,
+                None if v.get("score") is None else float(v["score"]),
+                None if v.get("message") is None else str(v["message"]),
+                float(v.get("duration") or 0.0),
+            )
+            for v in verdicts
+        ]
+        what = f"record verdicts of run {run_id}"
+        found = (
+            (
+                "SELECT 1 FROM verifications WHERE run_id = ? AND attempt = ? AND kind = ? "
+                "AND created_at = ? LIMIT 1"
+            ),
+            (run_id, attempt, kind, now),
+        )
+        if not self.dialect.serialized:  # one statement (see _pg_writes)
+            params = pg_writes.verdicts_params(run_id, attempt, kind, rows, now, epoch)
+
+            def add(conn: Any, doubt: bool) -> None:
+                if self._found(conn, doubt, *found):
+                    return  # the earlier try committed them
+                if not pg_writes.add_verdicts(conn, params):
+                    raise writes.refusal(conn, self.dialect, run_id, epoch)
+
+            self._statement(add, what, pg_writes.VERDICTS, params)
+            return
 
         def write(conn: Any, doubt: bool) -> None:
+            # Writers take turns here: the fence and the last ordinal hold for the transaction.
             writes.check_fence(conn, self.dialect, run_id, epoch)
-            # Ordinals are per (run, attempt): writers of one run's verdicts take turns.
-            self._take_turns(
-                conn, "SELECT pg_advisory_xact_lock(hashtext(?))", (f"seawall.verdicts:{run_id}",)
-            )
-            if self._found(
-                conn,
-                doubt,
-                "SELECT 1 FROM verifications WHERE run_id = ? AND attempt = ? AND kind = ? "
-                "AND created_at = ? LIMIT 1",
-                (run_id, attempt, kind, now),
-            ):
+            if self._found(conn, doubt, *found):
                 return  # the earlier try committed them
             row = conn.execute(
                 self._q(
@@ -356,24 +377,12 @@ class RunWrites(LeaseWrites):
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 [
-                    (
-                        run_id,
-                        attempt,
-                        start + index + 1,
-                        kind,
-                        v["name"],
-                        1 if v["passed"] else 0,
-                        1 if v.get("error") else 0,
-                        v.get("score"),
-                        v.get("message"),
-                        float(v.get("duration") or 0.0),
-                        now,
-                    )
-                    for index, v in enumerate(verdicts)
+                    (run_id, attempt, start + index, kind, *row, now)
+                    for index, row in enumerate(rows, 1)
                 ],
             )
 
-        self._run(write, f"record verdicts of run {run_id}")
+        self._run(write, what)
 
     def request_cancel(self, run_id: str, reason: str, at: float) -> bool:
         """Record an operator's cancellation of an unfinished run; false if it had ended."""
