@@ -8,19 +8,22 @@ refused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import TYPE_CHECKING, Any, Final
 
 from seawall._payload import Blob, column_ref
+from seawall.ledger import _pg_writes as pg_writes
 from seawall.ledger import _queries as queries
 from seawall.ledger import _writes as writes
 from seawall.ledger._records import ClaimedRun
 from seawall.ledger._rows import run_record
-from seawall.ledger._sqlbase import SQLBase
+from seawall.ledger._sqlbase import SQLBase, upsert_attempt
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from seawall.ledger._dialect import Dialect
     from seawall.ledger._records import RunRecord
 
 
@@ -30,13 +33,50 @@ _RENEW_LEASES: Final = (
     "WHERE runs.run_id = held.run_id AND runs.epoch = held.epoch RETURNING runs.run_id"
 )
 """Extends the leases of ``{run_id: epoch}`` (a JSON object) held at those epochs (SQLite)."""
-_CLAIM: Final = (
-    "UPDATE runs SET lease_owner = ?, lease_expires_at = ?, status = 'running', "
-    "epoch = epoch + 1, updated_at = ? WHERE run_id = ? AND status IN ('running', 'pending') "
+_CLAIM_SET: Final = (
+    "lease_owner = ?, lease_expires_at = ?, status = 'running', epoch = epoch + 1, updated_at = ?"
+)
+_CLAIMABLE: Final = (
+    "run_id = ? AND status IN ('running', 'pending') "
     "AND (lease_expires_at IS NULL OR lease_expires_at < ?)"
 )
+_CLAIM: Final = f"UPDATE runs SET {_CLAIM_SET} WHERE {_CLAIMABLE}"
 """A claim of one run, pending or with a lapsed lease (params: owner, expires_at, now, run_id,
 now): one claimer wins and the epoch goes up."""
+
+_FRESH: Final = "attempts = 0 AND phase IS NULL AND replay_mode IS DISTINCT FROM 'recorded'"
+"""A claimed run that never started: its claim starts its first attempt."""
+
+
+@functools.cache
+def _claim_in_one(dialect: Dialect, agents: int) -> str:
+    """:meth:`LeaseWrites.claim_and_start` on PostgreSQL: one autocommit statement.
+
+    It was five round trips (``BEGIN``, the claim, the attempt count, the attempt, ``COMMIT``),
+    paid by every run a worker takes. ``was`` locks the run while it is claimable and reads
+    whether it never started from the version it locked (the newest, after any claimer that
+    committed first: then it is no longer claimable, and nothing is claimed). Its rows: the
+    claimed run's columns, its input column and whether its first attempt was started; none
+    when it was not claimed. Parameters: run_id, now (``was``); owner, expires_at, now,
+    run_id, now, the agents (the claim); now, owner (the attempt).
+    """
+    return pg_writes.numbered(
+        dialect.sql(
+            f"WITH was AS (SELECT run_id AS claim_id, {_FRESH} AS fresh FROM runs "
+            f"WHERE {_CLAIMABLE} FOR UPDATE), "
+            f"claimed AS (UPDATE runs SET {_CLAIM_SET}, "
+            "attempts = CASE WHEN was.fresh THEN 1 ELSE runs.attempts END FROM was "
+            f"WHERE runs.run_id = was.claim_id AND {_CLAIMABLE} "
+            f"AND {queries.among('agent', ['?'] * agents)} "
+            "AND (workflow IS NULL OR node IS NOT NULL) "
+            f"RETURNING {queries.RUN_COLUMNS}, input, was.fresh), "
+            "started AS ("
+        )
+        + upsert_attempt(
+            dialect, "SELECT run_id, 1, ?, 'running', ?, 0, 0, epoch FROM claimed WHERE fresh"
+        )
+        + ") SELECT * FROM claimed"
+    )
 
 
 class LeaseWrites(SQLBase):
@@ -123,6 +163,18 @@ class LeaseWrites(SQLBase):
             f"AND (workflow IS NULL OR node IS NOT NULL) RETURNING {queries.RUN_COLUMNS}, input"
         )
         params = (owner, expires_at, now, run_id, now, *agents)
+
+        if not self.dialect.serialized:
+            in_one = _claim_in_one(self.dialect, len(agents))
+            in_one_params = (run_id, now, *params, now, owner)
+
+            def claim_in_one(conn: Any, doubt: bool) -> ClaimedRun | None:
+                row = pg_writes.execute(conn, in_one, in_one_params).fetchone()
+                if row is None:
+                    return self._claimed_before(conn, doubt, run_id, owner, expires_at, now)
+                return self._claimed(conn, run_record(row[:-2]), bytes(row[-2]), bool(row[-1]))
+
+            return self._run(claim_in_one, f"claim run {run_id}", durable=True, transaction=False)
 
         def write(conn: Any, doubt: bool) -> ClaimedRun | None:
             row = conn.execute(claim, params).fetchone()
