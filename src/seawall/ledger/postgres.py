@@ -17,6 +17,8 @@ from its single writer, PostgreSQL gets from row locks, unique constraints and `
 - breaker transitions read the breaker ``FOR UPDATE`` (a breaker's first row is inserted with
   ``ON CONFLICT DO NOTHING`` and the transition retried when another process inserted it
   first), and retry-budget spending holds a transaction-scoped advisory lock on its name;
+- verdicts of one attempt are numbered by the statement that writes them: a writer that
+  numbers second fails on the primary key, writes nothing, and numbers again;
 - runs, steps and DLQ entries are keyed by primary and unique keys; writes are upserts.
 
 Durability follows the server: every commit is as durable as its ``synchronous_commit``
