@@ -152,18 +152,14 @@ class LeaseWrites(SQLBase):
     ) -> ClaimedRun | None:
         """Claim a run of one of ``agents`` and, when it never started, start its first attempt.
 
-        One transaction, whose claim is :meth:`claim_run`'s update (one winner, the epoch
-        raised), narrowed to agent runs of ``agents``. It returns the run's row and input with
-        the claim, so a worker executes the run on this one round of the ledger.
+        One transaction (on PostgreSQL one statement: :func:`_claim_in_one`), whose claim is
+        :meth:`claim_run`'s update (one winner, the epoch raised), narrowed to agent runs of
+        ``agents``. It returns the run's row and input with the claim, so a worker executes the
+        run on this one round of the ledger.
         """
         if not agents:
             return None
-        claim = self._q(
-            f"{_CLAIM} AND {queries.among('agent', agents)} "
-            f"AND (workflow IS NULL OR node IS NOT NULL) RETURNING {queries.RUN_COLUMNS}, input"
-        )
         params = (owner, expires_at, now, run_id, now, *agents)
-
         if not self.dialect.serialized:
             in_one = _claim_in_one(self.dialect, len(agents))
             in_one_params = (run_id, now, *params, now, owner)
@@ -175,6 +171,11 @@ class LeaseWrites(SQLBase):
                 return self._claimed(conn, run_record(row[:-2]), bytes(row[-2]), bool(row[-1]))
 
             return self._run(claim_in_one, f"claim run {run_id}", durable=True, transaction=False)
+
+        claim = self._q(
+            f"{_CLAIM} AND {queries.among('agent', agents)} "
+            f"AND (workflow IS NULL OR node IS NOT NULL) RETURNING {queries.RUN_COLUMNS}, input"
+        )
 
         def write(conn: Any, doubt: bool) -> ClaimedRun | None:
             row = conn.execute(claim, params).fetchone()
