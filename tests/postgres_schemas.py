@@ -58,3 +58,16 @@ def empty_schema(base_url: str, schema: str) -> None:
         tables.sort(key=lambda table: table.endswith("_counts"))
         if tables:  # DELETE is cheaper than TRUNCATE on tables this small
             connection.execute("; ".join(f"DELETE FROM {schema}.{t}" for t in tables).encode())
+
+
+def waits_on_a_lock(base_url: str, application_name: str) -> bool:
+    """Whether a session named ``application_name`` is waiting for a lock on the server now."""
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True, connect_timeout=10) as connection:
+        found = connection.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND application_name = %s",
+            (application_name,),
+        ).fetchone()
+        return found is not None

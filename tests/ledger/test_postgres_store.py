@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -21,23 +20,10 @@ from seawall.ledger._dialect import POSTGRES, SQLITE
 from seawall.ledger._postgres_url import parse_url, redact
 from seawall.ledger.migrations import bundled, statements
 from tests.ledger.rows import create
-from tests.postgres_schemas import drop_schema, new_schema_name, with_schema
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.postgres_schemas import waits_on_a_lock, with_schema
 
 LATEST = bundled(POSTGRES)[-1][0]
 VERSIONS = [v for v, _, _ in bundled(POSTGRES)]
-
-
-@pytest.fixture
-def schema(postgres_url: str) -> Iterator[str]:
-    """A unique schema name, dropped after the test."""
-    name = new_schema_name("pgs")
-    try:
-        yield name
-    finally:
-        drop_schema(postgres_url, name)
 
 
 @pytest.fixture
@@ -350,11 +336,7 @@ def test_intent_waits_for_a_cancellation_being_written(postgres_url: str, schema
                 writer = threading.Thread(target=write_intent)
                 writer.start()
                 deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and not _sql(
-                    postgres_url,
-                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    f"AND application_name = '{name}'",
-                ):
+                while time.monotonic() < deadline and not waits_on_a_lock(postgres_url, name):
                     time.sleep(0.02)
                 assert not outcome  # still waiting on the cancellation's row lock
             writer.join(30)

@@ -19,22 +19,10 @@ import seawall
 from seawall.ledger import _pg_writes as pg_writes
 from seawall.ledger import open_store
 from tests.ledger.rows import create
-from tests.postgres_schemas import drop_schema, new_schema_name, with_schema
+from tests.postgres_schemas import waits_on_a_lock, with_schema
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from seawall.ledger import PostgresStore
-
-
-@pytest.fixture
-def schema(postgres_url: str) -> Iterator[str]:
-    """A unique schema name, dropped after the test."""
-    name = new_schema_name("pgv")
-    try:
-        yield name
-    finally:
-        drop_schema(postgres_url, name)
 
 
 @pytest.fixture
@@ -62,18 +50,6 @@ def _open(postgres_url: str, schema: str, name: str) -> PostgresStore:
 
 def _verdict(name: str) -> list[dict[str, Any]]:
     return [{"name": name, "passed": True, "duration": 0.01}]
-
-
-def _waiting_on_a_lock(postgres_url: str, name: str) -> bool:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        return (
-            conn.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND application_name = %s",
-                (name,),
-            ).fetchone()
-            is not None
-        )
 
 
 def _rival_takes_ordinal_1(rival: psycopg.Connection[Any], schema: str) -> None:
@@ -115,7 +91,7 @@ def test_a_writer_that_loses_the_numbering_counts_again(
                 writer = threading.Thread(target=record)
                 writer.start()
                 # The writer counted no verdict yet and waits on the rival's row of ordinal 1.
-                _wait_until(lambda: _waiting_on_a_lock(postgres_url, name), "the writer waits")
+                _wait_until(lambda: waits_on_a_lock(postgres_url, name), "the writer waits")
                 assert writer.is_alive()
             writer.join(30)
         assert not errors
@@ -154,7 +130,7 @@ def test_renumbering_inside_a_transaction_keeps_the_transaction(
                     target=lambda: outcome.append(pg_writes.add_verdicts(mine, params))
                 )
                 writer.start()
-                _wait_until(lambda: _waiting_on_a_lock(postgres_url, name), "the writer waits")
+                _wait_until(lambda: waits_on_a_lock(postgres_url, name), "the writer waits")
                 assert writer.is_alive()
             writer.join(30)
         assert [True] == outcome
