@@ -317,14 +317,6 @@ def _trace(url: str) -> tuple[str, list[tuple[bool, list[tuple[str, str, Any]]]]
     return run_id, [op for op in ops if any(_renamed(p, run_id, "") != p for _, _, p in op[1])]
 
 
-def _renamed(value: Any, old: str, new: str) -> Any:
-    if value == old:
-        return new
-    if isinstance(value, list | tuple):
-        return type(value)(_renamed(v, old, new) for v in value)
-    return value
-
-
 def pg_floor64(n: int, _workdir: Path) -> Result:
     """The store's own statements for a run, replayed by raw async psycopg, 64 runs in flight."""
     from psycopg import AsyncRawCursor
@@ -520,6 +512,7 @@ def _captured_run(folder: Path) -> tuple[Path, str, list[tuple[str, str, Any]]]:
 
 
 def _renamed(value: Any, old: str, new: str) -> Any:
+    """``value`` with ``old`` replaced by ``new`` in every string it holds (run ids in params)."""
     if isinstance(value, str):
         return value.replace(old, new)
     if isinstance(value, (tuple, list)):
