@@ -35,6 +35,7 @@ PINNED: Final = {
         12: "2b1d805527b862df",
         13: "91b438ca93f1d2c7",
         14: "7e012fd3c5b37993",
+        15: "e8dfc95a514ee45a",
     },
     "postgresql": {
         1: "b077af4259f48852",
@@ -51,6 +52,7 @@ PINNED: Final = {
         12: "fe62ef79a9601465",
         13: "131db3ab4ebacc21",
         14: "d0ec434260fecdc5",
+        15: "e3b0c44298fc1c14",  # nothing to do: the SQLite twin re-creates triggers
     },
 }
 

@@ -9,6 +9,7 @@ finds what a scan of the error messages finds, with or without the full-text ind
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -22,8 +23,11 @@ from seawall.ledger import (
     StepLatency,
     open_store,
 )
+from seawall.ledger._dialect import SQLITE
+from seawall.ledger.migrations import bundled
 
 LEDGERS = ("sqlite", "postgres")
+LATEST = bundled(SQLITE)[-1][0]
 
 
 def _key(row: RunStats) -> tuple[object, ...]:
@@ -64,6 +68,11 @@ def _call(row: StepLatency) -> tuple[object, ...]:
 
 def test_counts_follow_runs_retries_redrives_and_replays(app: Seawall) -> None:
     """Every change of a run's status, attempts or usage moves it between the counts."""
+    _retries_redrives_and_replays(app)
+
+
+def _retries_redrives_and_replays(app: Seawall) -> None:
+    """Runs retried, failed, redriven and replayed, with the counts checked at each stage."""
     fixed: set[str] = set()
     tries: dict[int, int] = {}
 
@@ -197,18 +206,65 @@ def test_an_existing_ledger_gets_its_counts_and_index_when_migrated(tmp_path: Pa
         "SELECT name FROM sqlite_master WHERE type = 'trigger'"
     ).fetchall():
         db.execute(f"DROP TRIGGER {trigger}")
-    db.execute("DELETE FROM seawall_meta WHERE version = 14")
+    db.execute("DELETE FROM seawall_meta WHERE version >= 14")
     db.commit()
     db.close()
     store = open_store(f"sqlite:///{path}")
     try:
-        assert (13, 14) == (store.migrated_from, store.schema_version())
+        assert (13, LATEST) == (store.migrated_from, store.schema_version())
         assert {("a", "succeeded", 3), ("a", "failed", 3)} == {
             (r.agent, r.status, r.runs) for r in store.run_stats()
         }
         assert 3 == len(store.list_runs(RunQuery(search="odd input")))
     finally:
         store.close()
+
+
+def test_step_counts_kept_by_0014s_triggers_go_on_with_0015s(tmp_path: Path) -> None:
+    """Migration 15 re-creates step_counts' triggers: the counts go on where 0014's left them."""
+    path = tmp_path / "ledger.db"
+    with Seawall(f"sqlite:///{path}") as app:
+        _retries_redrives_and_replays(app)
+    [(_, _, first)] = [m for m in bundled(SQLITE) if m[0] == 14]
+    db = sqlite3.connect(path)
+    for name in ("step_counts_final", "step_counts_unfinal"):
+        db.execute(f"DROP TRIGGER {name}")
+        [trigger] = re.findall(rf"CREATE TRIGGER {name} .*?\nEND;", first, re.DOTALL)
+        db.execute(trigger)
+    db.execute("DELETE FROM seawall_meta WHERE version = 15")
+    db.commit()
+    db.close()
+    with Seawall(f"sqlite:///{path}") as app:
+        assert (14, LATEST) == (app.store.migrated_from, app.store.schema_version())
+        whens = [
+            sql.split("BEGIN", 1)[0]
+            for (sql,) in sqlite3.connect(path).execute(
+                "SELECT sql FROM sqlite_master WHERE name LIKE 'step_counts_%final'"
+            )
+        ]
+        assert 2 == len(whens)
+        assert all(" IN (" not in when and "OR OLD.status" in when for when in whens)
+        assert_counts_match(app)
+        counted = sum(r.calls for r in app.store.step_latency(bounds=LATENCY_BOUNDS))
+
+        @app.tool
+        def echo(n: int) -> int:
+            return n
+
+        @app.agent(name="later", retry=Retry(attempts=1))
+        def later(ctx: Context, n: int) -> int:
+            if not ctx.call(echo, n):
+                raise ValueError("zero")
+            return n
+
+        failed = app.run("later", n=0)
+        assert [RunStatus.FAILED, RunStatus.SUCCEEDED] == [
+            failed.status,
+            app.run("later", n=1).status,
+        ]
+        app.replay(failed.run_id)
+        assert_counts_match(app)
+        assert counted + 3 == sum(r.calls for r in app.store.step_latency(bounds=LATENCY_BOUNDS))
 
 
 def test_reads_do_not_wait_for_a_writer_holding_the_connection(tmp_path: Path) -> None:

@@ -228,4 +228,6 @@ class PostgresStore(SQLStore):
 
 
 def _run_script(conn: Connection[Any], sql: str) -> None:
-    conn.execute(";\n".join(migration_statements(sql)).encode())  # one round trip
+    parts = migration_statements(sql)
+    if parts:  # a version may change nothing here (its twin changes the other database)
+        conn.execute(";\n".join(parts).encode())  # one round trip
