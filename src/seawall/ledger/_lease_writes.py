@@ -37,9 +37,17 @@ _CLAIM_SET: Final = (
     "lease_owner = ?, lease_expires_at = ?, status = 'running', epoch = epoch + 1, updated_at = ?"
 )
 _CLAIMABLE: Final = (
-    "run_id = ? AND status IN ('running', 'pending') "
-    "AND (lease_expires_at IS NULL OR lease_expires_at < ?)"
+    "run_id = ? AND CASE WHEN status IN ('running', 'pending') "
+    "THEN lease_expires_at IS NULL OR lease_expires_at < ? END"
 )
+"""The run ``?``, pending or with a lease lapsed before ``?``.
+
+The status and lease test is a ``CASE`` so that no index but the run's key can serve it. A
+generic PostgreSQL plan of the claim, made while ``runs`` was young, drove it from another
+index of ``runs`` instead (the agent's: the partial one of leases could be another) and
+filtered every run of the agent: 6,000 index entries and 4 ms per claim in bench_celery, and
+growing with the ledger. An expression no index holds leaves the key as the only way in.
+"""
 _CLAIM: Final = f"UPDATE runs SET {_CLAIM_SET} WHERE {_CLAIMABLE}"
 """A claim of one run, pending or with a lapsed lease (params: owner, expires_at, now, run_id,
 now): one claimer wins and the epoch goes up."""
@@ -62,13 +70,13 @@ def _claim_in_one(dialect: Dialect, agents: int) -> str:
     """
     return pg_writes.numbered(
         dialect.sql(
-            f"WITH was AS (SELECT run_id AS claim_id, {_FRESH} AS fresh FROM runs "
-            f"WHERE {_CLAIMABLE} FOR UPDATE), "
+            f"WITH was AS (SELECT {_FRESH} AS fresh FROM runs WHERE {_CLAIMABLE} FOR UPDATE), "
             f"claimed AS (UPDATE runs SET {_CLAIM_SET}, "
             "attempts = CASE WHEN was.fresh THEN 1 ELSE runs.attempts END FROM was "
-            f"WHERE runs.run_id = was.claim_id AND {_CLAIMABLE} "
-            f"AND {queries.among('agent', ['?'] * agents)} "
-            "AND (workflow IS NULL OR node IS NOT NULL) "
+            f"WHERE {_CLAIMABLE} "
+            # A CASE, as in _CLAIMABLE: the agent's index must not be the way in.
+            f"AND CASE WHEN {queries.among('agent', ['?'] * agents)} "
+            "AND (workflow IS NULL OR node IS NOT NULL) THEN true END "
             f"RETURNING {queries.RUN_COLUMNS}, input, was.fresh), "
             "started AS ("
         )
