@@ -3,8 +3,8 @@
 The claim (``claim_and_start``, one statement) is prepared on each worker connection, and its
 generic plan is made once, often while ``runs`` is young. With a young table's statistics the
 planner drove the claim's ``UPDATE`` from the agent's index and filtered every run of the
-agent, so a claim cost more the longer the ledger (6,000 index entries and 4 ms a claim in
-bench_celery). Here ``runs`` is analysed while it holds five runs whose agents the statistics
+agent, so a claim cost more the longer the ledger (by the end of 6,000 runs in bench_celery,
+6,000 index entries and 4-6 ms a claim). Here ``runs`` is analysed while it holds five runs whose agents the statistics
 call distinct, 2,000 more are queued behind them, and the generic plan of the claim is read
 with ``EXPLAIN ANALYZE`` (rolled back). A control statement with a plain agent test shows the
 trap is set: the planner takes the agent's index for it.
