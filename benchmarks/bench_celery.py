@@ -185,7 +185,7 @@ def _wait_all(app: Any, n: int, timeout: float) -> None:
     """Wait until the ledger holds ``n`` runs, all of them in a final status.
 
     It reads the ledger's kept counts (a few rows), not the runs: reading 10,000 runs twice a
-    second took about a fifth of a CPU here, and as much again of PostgreSQL's, from the
+    second took about a fifth of a CPU here (and PostgreSQL's time to serve them) from the
     scenario being measured, and the longer its queue took to drain the more it took.
     """
     from seawall import RunStatus
