@@ -53,8 +53,23 @@ _CLAIM: Final = f"UPDATE runs SET {_CLAIM_SET} WHERE {_CLAIMABLE}"
 """A claim of one run, pending or with a lapsed lease (params: owner, expires_at, now, run_id,
 now): one claimer wins and the epoch goes up."""
 
-_FRESH: Final = "attempts = 0 AND phase IS NULL AND replay_mode IS DISTINCT FROM 'recorded'"
-"""A claimed run that never started: its claim starts its first attempt."""
+_FRESH: Final = "attempts = 0 AND phase IS NULL AND COALESCE(replay_mode, '') <> 'recorded'"
+"""A claimed run that never started: its claim starts its first attempt.
+
+The claim's assignments (``_CLAIM_SET``) change none of these columns, so it reads the same in
+the claim's ``RETURNING`` (SQLite's gives the new values) as before it (PostgreSQL's ``was``).
+"""
+
+
+def _of_agents(agents: int) -> str:
+    """An agent run (not a graph's own) of one of ``agents`` agents (a ``?`` each).
+
+    A ``CASE``, as in ``_CLAIMABLE``: the agent's index must not be the claim's way in.
+    """
+    return (
+        f"CASE WHEN {queries.among('agent', ['?'] * agents)} "
+        "AND (workflow IS NULL OR node IS NOT NULL) THEN true END"
+    )
 
 
 @functools.cache
@@ -74,10 +89,7 @@ def _claim_in_one(dialect: Dialect, agents: int) -> str:
             f"WITH was AS (SELECT {_FRESH} AS fresh FROM runs WHERE {_CLAIMABLE} FOR UPDATE), "
             f"claimed AS (UPDATE runs SET {_CLAIM_SET}, "
             "attempts = CASE WHEN was.fresh THEN 1 ELSE runs.attempts END FROM was "
-            f"WHERE {_CLAIMABLE} "
-            # A CASE, as in _CLAIMABLE: the agent's index must not be the way in.
-            f"AND CASE WHEN {queries.among('agent', ['?'] * agents)} "
-            "AND (workflow IS NULL OR node IS NOT NULL) THEN true END "
+            f"WHERE {_CLAIMABLE} AND {_of_agents(agents)} "
             f"RETURNING {queries.RUN_COLUMNS}, input, was.fresh), "
             "started AS ("
         )
@@ -182,25 +194,24 @@ class LeaseWrites(SQLBase):
             return self._run(claim_in_one, f"claim run {run_id}", durable=True, transaction=False)
 
         claim = self._q(
-            f"{_CLAIM} AND {queries.among('agent', agents)} "
-            f"AND (workflow IS NULL OR node IS NOT NULL) RETURNING {queries.RUN_COLUMNS}, input"
+            f"{_CLAIM} AND {_of_agents(len(agents))} "
+            f"RETURNING {queries.RUN_COLUMNS}, input, {_FRESH}"
         )
 
         def write(conn: Any, doubt: bool) -> ClaimedRun | None:
             row = conn.execute(claim, params).fetchone()
             if row is None:
                 return self._claimed_before(conn, doubt, run_id, owner, expires_at, now)
-            run = run_record(row[:-1])
-            started = run.attempts == 0 and run.phase is None and run.replay_mode != "recorded"
+            run, started = run_record(row[:-2]), bool(row[-1])
             if started:
-                # The claim locked the row (PostgreSQL) or holds the write lock (SQLite): the
-                # epoch it set is the fence of this attempt.
+                # The transaction holds the write lock: the epoch the claim set fences this
+                # attempt.
                 conn.execute(self._q("UPDATE runs SET attempts = 1 WHERE run_id = ?"), (run_id,))
                 conn.execute(
                     self.statements.upsert_attempt, (run_id, 1, now, owner, 0, 0, run.epoch)
                 )
                 run = dataclasses.replace(run, attempts=1)
-            return self._claimed(conn, run, bytes(row[-1]), started)
+            return self._claimed(conn, run, bytes(row[-2]), started)
 
         return self._run(write, f"claim run {run_id}", durable=True)
 
