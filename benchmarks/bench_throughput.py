@@ -525,31 +525,7 @@ def _renamed(value: Any, old: str, new: str) -> Any:
 
 def sqlite_ledger_sql(n: int, workdir: Path) -> Result:
     """The SQLite store's own statements for a single-step run, replayed raw: our SQL floor."""
-    ledger, run_id, statements = _captured_run(workdir)
-    db = sqlite3.connect(str(ledger), isolation_level=None)
-    db.execute("PRAGMA synchronous=NORMAL")
-    runs = [
-        [
-            (kind, sql, _renamed(params, run_id, f"{i:08x}" + run_id[8:]))
-            for kind, sql, params in statements
-        ]
-        for i in range(n)
-    ]
-    start = time.perf_counter()
-    for run in runs:
-        for kind, sql, params in run:
-            if kind == "one":
-                db.execute(sql, params)
-            else:
-                db.executemany(sql, params)
-    elapsed = time.perf_counter() - start
-    db.close()
-    return {
-        "us_per_step": elapsed * 1e6 / n,
-        "runs_per_s": n / elapsed,
-        "rss_mb": peak_rss_mb(),
-        "statements": len(statements),
-    }
+    return _replayed(n, workdir, 1)
 
 
 def sqlite_ledger_sql64(n: int, workdir: Path) -> Result:
@@ -558,33 +534,37 @@ def sqlite_ledger_sql64(n: int, workdir: Path) -> Result:
     Each of a run's transactions (its opening, its ending) is written for 64 runs at once, in
     one transaction, as the SQLite group commit does when 64 runs are in flight.
     """
+    return _replayed(n, workdir, CONCURRENCY)
+
+
+def _replayed(n: int, workdir: Path, group: int) -> Result:
+    """The captured run's statements for ``n`` runs, each transaction written for ``group``."""
     ledger, run_id, statements = _captured_run(workdir)
-    transactions: list[list[tuple[str, str, Any]]] = []
+    transactions: list[list[tuple[str, str, Any]]] = []  # BEGIN IMMEDIATE ... COMMIT each
     for kind, sql, params in statements:
         word = sql.split(None, 1)[0].upper()
         if word == "BEGIN":
             transactions.append([])
         elif word != "COMMIT":
             transactions[-1].append((kind, sql, params))
-    db = sqlite3.connect(str(ledger), isolation_level=None)
-    db.execute("PRAGMA synchronous=NORMAL")
-    groups = [
+    runs = [
         [
             [
-                [(kind, sql, _renamed(params, run_id, f"{i:08x}" + run_id[8:]))]
-                for kind, sql, params in transaction
+                (kind, sql, _renamed(params, run_id, f"{i:08x}" + run_id[8:]))
+                for kind, sql, params in t
             ]
-            for transaction in transactions
+            for t in transactions
         ]
         for i in range(n)
     ]
+    db = sqlite3.connect(str(ledger), isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
     start = time.perf_counter()
-    for first in range(0, n, CONCURRENCY):
-        runs = groups[first : first + CONCURRENCY]
+    for first in range(0, n, group):
         for t in range(len(transactions)):
             db.execute("BEGIN IMMEDIATE")
-            for run in runs:
-                for [(kind, sql, params)] in run[t]:
+            for run in runs[first : first + group]:
+                for kind, sql, params in run[t]:
                     if kind == "one":
                         db.execute(sql, params)
                     else:
@@ -592,7 +572,12 @@ def sqlite_ledger_sql64(n: int, workdir: Path) -> Result:
             db.execute("COMMIT")
     elapsed = time.perf_counter() - start
     db.close()
-    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
+    return {
+        "us_per_step": elapsed * 1e6 / n,
+        "runs_per_s": n / elapsed,
+        "rss_mb": peak_rss_mb(),
+        "statements": len(statements),
+    }
 
 
 def sync_hops(n: int, _workdir: Path) -> Result:
