@@ -26,6 +26,10 @@ And two floors of our own, to show what the goals leave to Python (printed with 
 - ``sync_hops``: the thread hand-offs of a sync ``app.run`` with no work in them (the calling
   thread -> the app's loop -> an agent thread -> the loop -> the calling thread).
 
+And what a sync tool's hop to a thread and back costs with 64 in flight, on Seawall's tool
+threads (``tool_hop64``) and on a ``ThreadPoolExecutor`` of the same size
+(``tool_hop64_executor``), which they replace.
+
 The PostgreSQL rows running many runs at once also note the CPU per run, this process's and the
 server's (when it runs on this machine: read from ``/proc``), and print the runs per second the
 machine's CPUs could do at that cost, busy all the time: what the goal leaves to gain here.
@@ -607,11 +611,52 @@ def sync_hops(n: int, _workdir: Path) -> Result:
     return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
 
 
+def _tool_hops(n: int, pool: Any) -> Result:
+    """``n`` hops of a sync call (a tool's body) from 64 coroutines to ``pool`` and back."""
+    from seawall.runtime.hop import in_thread
+
+    async def drive(count: int) -> float:
+        numbers = iter(range(count))
+
+        async def worker() -> None:
+            for i in numbers:
+                await in_thread(pool, _body, i)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - start
+
+    asyncio.run(drive(WARMUP))
+    cpu: Result = {}
+    with _cpu(n, cpu):
+        elapsed = asyncio.run(drive(n))
+    return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, **cpu}
+
+
+def tool_hop64(n: int, _workdir: Path) -> Result:
+    """A sync tool's hop from an async agent, 64 in flight: Seawall's tool threads."""
+    from seawall.runtime.hop import tool_threads
+
+    return _tool_hops(n, tool_threads())
+
+
+def tool_hop64_executor(n: int, _workdir: Path) -> Result:
+    """The same hops to a ``ThreadPoolExecutor`` of the same size (what the threads replace)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seawall.runtime.hop import tool_threads
+
+    with ThreadPoolExecutor(tool_threads().size) as pool:
+        return _tool_hops(n, pool)
+
+
 WORKERS: dict[str, WorkerFn] = {
     "sqlite_floor": sqlite_floor,
     "sqlite_ledger_sql": sqlite_ledger_sql,
     "sqlite_ledger_sql64": sqlite_ledger_sql64,
     "sync_hops": sync_hops,
+    "tool_hop64": tool_hop64,
+    "tool_hop64_executor": tool_hop64_executor,
     "sqlite_run": sqlite_run,
     "sqlite_arun64": sqlite_arun64,
     "pg_floor": pg_floor,
@@ -739,6 +784,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"runs/s = {1e6 / sql_us / floor:.0%} of the raw floor; 35% leaves "
             f"{1e6 / (0.35 * floor) - sql_us:.0f} us for the rest of a run, which takes "
             f"{run_us - sql_us:.0f} us"
+        )
+    threads, executor = by.get("tool_hop64", {}), by.get("tool_hop64_executor", {})
+    if "median_us" in threads and "median_us" in executor:
+        print(
+            f"  [info] a sync tool's hop from an async agent, 64 in flight: "
+            f"{float(threads['median_us']):.1f} us on Seawall's tool threads, "
+            f"{float(executor['median_us']):.1f} us on a ThreadPoolExecutor of the same size"
         )
     pg64 = rate("pg_arun64")
     if pg64:

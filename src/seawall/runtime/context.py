@@ -30,11 +30,11 @@ from seawall.verify import Verdict, VerifyContext, run_verifiers
 
 if TYPE_CHECKING:
     import asyncio
-    from concurrent.futures import Executor
 
     from seawall._payload import Blob
     from seawall._result import RunResult
     from seawall.artifacts import StagingArea
+    from seawall.runtime.hop import Submits
     from seawall.runtime.host import Host
     from seawall.runtime.journal import Journal
     from seawall.runtime.ledger_io import LedgerIO
@@ -110,7 +110,7 @@ class BaseContext:
         inputs: Mapping[str, Any] | None = None,
         run_agent: AgentRunner | None = None,
         ledger: LedgerIO | None = None,
-        tools: Executor | None = None,
+        tools: Submits | None = None,
     ) -> None:
         self._journal = journal
         self._staging = staging

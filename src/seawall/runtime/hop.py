@@ -6,7 +6,8 @@
 or a pooled database, that was about 80 us a call here, most of it waking a loop that was awake
 anyway. Here a thread that finishes a call puts its outcome in its loop's queue and wakes the
 loop only when the queue was empty; the loop then settles every outcome waiting at once (about
-40 us a call). The threads are still a ``ThreadPoolExecutor``'s.
+40 us a call). The threads are :class:`~seawall.runtime.threads.Threads`: a
+``ThreadPoolExecutor`` would make a second future per call, which nobody reads.
 
 What a caller sees is what ``run_in_executor`` gives: the call runs in a copy of the caller's
 context variables; its value or exception is the future's; a future cancelled before its
@@ -22,16 +23,23 @@ import contextvars
 import os
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from seawall.runtime.threads import Threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from concurrent.futures import Executor
 
 T = TypeVar("T")
 
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+class Submits(Protocol):
+    """Where :func:`in_thread` sends a call: :class:`Threads` (or any ``Executor``)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> object:
+        """Run ``fn(*args)`` on another thread."""
 
 
 class _Returns:
@@ -92,16 +100,16 @@ def _returns(loop: asyncio.AbstractEventLoop) -> _Returns:
 
 
 def in_thread(
-    executor: Executor, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    threads: Submits, fn: Callable[..., T], /, *args: Any, **kwargs: Any
 ) -> asyncio.Future[T]:
-    """Run ``fn(*args, **kwargs)`` in one of ``executor``'s threads; its future on this loop.
+    """Run ``fn(*args, **kwargs)`` in one of ``threads``; its future on this loop.
 
     Raises:
-        RuntimeError: The executor was shut down (as ``run_in_executor`` raises).
+        RuntimeError: The threads were shut down (as ``run_in_executor`` raises).
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
-    executor.submit(_call, _returns(loop), future, contextvars.copy_context(), fn, args, kwargs)
+    threads.submit(_call, _returns(loop), future, contextvars.copy_context(), fn, args, kwargs)
     return future
 
 
@@ -124,10 +132,10 @@ def _call(
 
 
 _TOOLS_LOCK = threading.Lock()
-_tools: tuple[int, ThreadPoolExecutor] | None = None
+_tools: tuple[int, Threads] | None = None
 
 
-def tool_threads() -> ThreadPoolExecutor:
+def tool_threads() -> Threads:
     """The threads the sync tools (and hooks) of async agents run in, one pool per process.
 
     As many as asyncio's default executor would have (``min(32, CPUs + 4)``); a forked child
@@ -137,5 +145,5 @@ def tool_threads() -> ThreadPoolExecutor:
     with _TOOLS_LOCK:
         if _tools is None or _tools[0] != os.getpid():
             size = min(32, (os.cpu_count() or 1) + 4)
-            _tools = (os.getpid(), ThreadPoolExecutor(size, thread_name_prefix="seawall-tool"))
+            _tools = (os.getpid(), Threads(size, "seawall-tool"))
         return _tools[1]

@@ -31,12 +31,12 @@ import contextvars
 import functools
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from seawall.ledger._waiting import LedgerWouldBlock, nowait
 from seawall.runtime.hop import in_thread, settle
+from seawall.runtime.threads import Threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -73,7 +73,7 @@ class LedgerIO:
     def __init__(self, store: Store) -> None:
         self.inline = bool(getattr(store, "local", False))
         self._size = int(getattr(store, "ledger_threads", LEDGER_THREADS))
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Threads | None = None
         self._lock = threading.Lock()
         self.hops = 0
         """Calls that ran on a ledger thread (for tests and benchmarks)."""
@@ -190,10 +190,10 @@ class LedgerIO:
         for (_, future), (value, error) in zip(batch, outcomes, strict=True):
             settle(future, value, error)
 
-    def _threads(self) -> ThreadPoolExecutor:
+    def _threads(self) -> Threads:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._size, thread_name_prefix="seawall-ledger")
+                self._pool = Threads(self._size, "seawall-ledger")
             return self._pool
 
     def close(self) -> None:

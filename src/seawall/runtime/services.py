@@ -42,6 +42,7 @@ from seawall.runtime.leases import Leases
 from seawall.runtime.ledger_io import LedgerIO
 from seawall.runtime.live import LiveRuns
 from seawall.runtime.loop import AppLoop, refuse_inside_loop
+from seawall.runtime.threads import Threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -190,7 +191,7 @@ class Runtime:
         self.loop = AppLoop()
         self.lock = threading.Lock()
         self.threads: ThreadPoolExecutor | None = None
-        self.tools: ThreadPoolExecutor | None = None
+        self.tools: Threads | None = None
         self.live = LiveRuns()
         self.slots = Slots(
             config.max_concurrent_runs,
@@ -260,7 +261,7 @@ class Runtime:
             return self.threads
 
     @property
-    def tool_threads(self) -> ThreadPoolExecutor:
+    def tool_threads(self) -> Threads:
         """The threads the sync tools and hooks of async agents run in.
 
         The app's own, ``Seawall(tool_threads=N)``; by default the process's shared pool.
@@ -270,7 +271,7 @@ class Runtime:
             return shared_tool_threads()
         with self.lock:
             if self.tools is None:
-                self.tools = ThreadPoolExecutor(size, thread_name_prefix="seawall-tool")
+                self.tools = Threads(size, "seawall-tool")
             return self.tools
 
     def check_open(self) -> None:

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from seawall import _timing
 from seawall.errors import LeaseLostError, LedgerError
 from seawall.ledger._waiting import LedgerWouldBlock
-from seawall.runtime.hop import in_thread, tool_threads
+from seawall.runtime.hop import Submits, in_thread, tool_threads
 from seawall.runtime.registry import is_async_callable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
-    from concurrent.futures import Executor, Future
+    from concurrent.futures import Future
 
     from seawall.runtime.backpressure import RateLimit
     from seawall.runtime.host import Host
@@ -151,7 +151,7 @@ def _wait(future: Future[T], host: Host | None) -> T:
 
 
 async def adrive(
-    steps: Steps[T], journal: Journal, ledger: LedgerIO, tools: Executor | None = None
+    steps: Steps[T], journal: Journal, ledger: LedgerIO, tools: Submits | None = None
 ) -> T:
     """Carry out a step machine on the running event loop; return its value.
 
@@ -177,7 +177,7 @@ async def adrive(
 
 
 async def _acarry_out(
-    request: Request, journal: Journal, ledger: LedgerIO, tools: Executor | None
+    request: Request, journal: Journal, ledger: LedgerIO, tools: Submits | None
 ) -> Any:
     if isinstance(request, Ledger):
         try:
