@@ -585,19 +585,26 @@ def _replayed(n: int, workdir: Path, group: int) -> Result:
 
 
 def sync_hops(n: int, _workdir: Path) -> Result:
-    """The thread hand-offs of a sync ``app.run``, with no work: caller -> loop -> agent thread."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The thread hand-offs of a sync ``app.run``, with no work: caller -> loop -> agent thread.
+
+    Made as the app makes them: ``run_coroutine_threadsafe`` to the loop, then the agent's hop
+    to one of Seawall's threads, in a context of its own.
+    """
+    import contextvars
+
+    from seawall.runtime.hop import in_context
+    from seawall.runtime.threads import Threads
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    agents = ThreadPoolExecutor(4)
+    agents = Threads(4, "bench-agent")
 
     def agent() -> int:
         return 1
 
     async def run() -> int:
-        return await loop.run_in_executor(agents, agent)
+        return await in_context(agents, contextvars.Context(), agent)
 
     for _ in range(WARMUP):
         asyncio.run_coroutine_threadsafe(run(), loop).result()

@@ -9,10 +9,12 @@ still tries to record.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import TYPE_CHECKING, Any
 
 from seawall.runtime.children import AgentRunner, Children
 from seawall.runtime.context import AsyncContext, Context, entered
+from seawall.runtime.hop import in_context
 from seawall.runtime.host import Host
 
 if TYPE_CHECKING:
@@ -81,7 +83,8 @@ def start_agent(
         # A child of a sync agent runs in its parent's thread, which waits for it anyway.
         future = asyncio.wrap_future(host.lend(call))
     else:
-        future = loop.run_in_executor(rt.agent_threads, call)
+        # In a context of its own, as an executor's thread would run it (not the loop's).
+        future = in_context(rt.agent_threads, contextvars.Context(), call)
     if spec.timeout is None:
         return future
     return _thread_within(journal, future, spec.timeout)

@@ -107,9 +107,21 @@ def in_thread(
     Raises:
         RuntimeError: The threads were shut down (as ``run_in_executor`` raises).
     """
+    return in_context(threads, contextvars.copy_context(), fn, *args, **kwargs)
+
+
+def in_context(
+    threads: Submits,
+    context: contextvars.Context,
+    fn: Callable[..., T],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> asyncio.Future[T]:
+    """As :func:`in_thread`, in ``context`` instead of a copy of the caller's."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
-    threads.submit(_call, _returns(loop), future, contextvars.copy_context(), fn, args, kwargs)
+    threads.submit(_call, _returns(loop), future, context, fn, args, kwargs)
     return future
 
 

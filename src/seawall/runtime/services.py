@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from seawall import _payload
@@ -190,7 +189,7 @@ class Runtime:
         """Runs store calls for async code without making its event loop wait."""
         self.loop = AppLoop()
         self.lock = threading.Lock()
-        self.threads: ThreadPoolExecutor | None = None
+        self.threads: Threads | None = None
         self.tools: Threads | None = None
         self.live = LiveRuns()
         self.slots = Slots(
@@ -251,13 +250,11 @@ class Runtime:
     # -- threads and the app's loop ----------------------------------------------------------
 
     @property
-    def agent_threads(self) -> ThreadPoolExecutor:
+    def agent_threads(self) -> Threads:
         """The worker threads sync agents run in."""
         with self.lock:
             if self.threads is None:
-                self.threads = ThreadPoolExecutor(
-                    self.config.max_threads, thread_name_prefix="seawall-agent"
-                )
+                self.threads = Threads(self.config.max_threads, "seawall-agent")
             return self.threads
 
     @property

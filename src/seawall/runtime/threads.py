@@ -140,11 +140,16 @@ def _serve(calls: queue.SimpleQueue[_Call | None], idle: list[None]) -> None:
 _POOLS: weakref.WeakSet[Threads] = weakref.WeakSet()
 
 
-@atexit.register
 def _finish_at_exit() -> None:
     """Let every pool's threads finish their calls before the interpreter stops them."""
     for pool in list(_POOLS):
         pool.shutdown(wait=True)
 
+
+# Run when the main thread ends, before the interpreter joins threads and runs ``atexit``'s
+# handlers: the hook ``concurrent.futures`` uses for its threads. A call in flight then ends
+# while the app's loop (a daemon thread) still runs to record it; under ``atexit`` it could end
+# after ``weakref.finalize``'s handler had stopped that loop.
+getattr(threading, "_register_atexit", atexit.register)(_finish_at_exit)
 
 __all__ = ["Threads"]
