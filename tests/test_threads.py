@@ -180,3 +180,25 @@ started.wait(10)
     )
     assert 0 == done.returncode, done.stderr
     assert "finished and the queued call" == out.read_text()
+
+
+def test_a_sync_agent_runs_in_a_fresh_context_each_time(tmp_path: Path) -> None:
+    """A context variable a sync agent sets is not seen by the next run on its thread."""
+    import contextvars
+
+    from seawall import Seawall
+
+    mark: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="unset")
+    seen: list[tuple[str, str]] = []
+    with Seawall(f"sqlite:///{tmp_path / 'l.db'}", max_threads=1) as app:
+
+        @app.agent(name="marks")
+        def marks(ctx: object, label: str) -> str:
+            seen.append((mark.get(), threading.current_thread().name))
+            mark.set(label)
+            return label
+
+        for label in ("first", "second"):
+            app.run("marks", label=label).raise_for_status()
+    assert ["unset", "unset"] == [value for value, _ in seen]
+    assert seen[0][1] == seen[1][1]  # the same thread both times
