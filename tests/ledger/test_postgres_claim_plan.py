@@ -65,9 +65,9 @@ def test_the_claim_reads_runs_by_key_with_a_young_tables_statistics(
         conn.execute("ALTER TABLE runs ALTER COLUMN agent SET (n_distinct = -1)")
         conn.execute("ANALYZE runs")
         conn.execute(
-            "INSERT INTO runs SELECT (jsonb_populate_record(NULL::runs, to_jsonb(r) "
-            "|| jsonb_build_object('run_id', 'queued' || g))).* "
-            "FROM runs r, generate_series(1, %s) g WHERE r.run_id = 'young0'",
+            "INSERT INTO runs SELECT x.* FROM runs r, generate_series(1, %s) g, LATERAL "
+            "jsonb_populate_record(NULL::runs, to_jsonb(r) || jsonb_build_object("
+            "'run_id', 'queued' || g)) x WHERE r.run_id = 'young0'",
             (QUEUED,),
         )
         target, now = f"queued{QUEUED // 2}", time.time()

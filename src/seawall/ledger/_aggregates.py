@@ -57,7 +57,7 @@ def usage_by_model(
     whose model name made it too long to inline is left out.
     """
     where, params = _run_range(since, until, agent, "r.")
-    join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
+    steps = dialect.run_steps if where else "steps s"
     request, response = "s.request", "s.response"
 
     def field(column: str, name: str) -> str:
@@ -70,7 +70,7 @@ def usage_by_model(
         f"SUM({number.format(field(request, 'input_tokens'))}), "
         f"SUM({number.format(field(request, 'output_tokens'))}), "
         f"SUM({number.format(cost)}), SUM(CASE WHEN {cost} IS NULL THEN 1 ELSE 0 END) "
-        f"FROM steps s{join}"
+        f"FROM {steps}"
         + (where + " AND" if where else " WHERE")
         + f" s.kind = 'usage' AND s.status = 'completed' AND {dialect.inline.format(request)} "
         f"AND {dialect.inline.format(response)} GROUP BY model ORDER BY model"

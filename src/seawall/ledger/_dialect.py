@@ -61,6 +61,8 @@ class Dialect:
     inline: str
     field: str
     text_index: str = ""
+    run_steps: str = "runs r JOIN steps s ON s.run_id = r.run_id"
+    """``FROM`` the steps (``s``) of the runs (``r``) a ``WHERE`` selects, read run by run."""
     serialized: bool = False
     share: str = ""
     for_update: str = ""
@@ -169,4 +171,12 @@ POSTGRES: Final = Dialect(
     share=" FOR SHARE",
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    # Each selected run's steps by its key: PostgreSQL cannot estimate the tests on a step's
+    # stored bytes (``get_byte``), took them for rare, and drove a plain join from a scan of
+    # every step ever recorded, probing the run of each (300,000 steps and 400,000 blocks for
+    # a day's usage at 100,000 runs, 320-385 ms; this way, 64 ms). The ``OFFSET 0`` keeps the
+    # subquery from being flattened back into that join.
+    run_steps=(
+        "runs r CROSS JOIN LATERAL (SELECT * FROM steps WHERE steps.run_id = r.run_id OFFSET 0) s"
+    ),
 )

@@ -296,7 +296,7 @@ def step_latency(
     if edges == LATENCY_BOUNDS and all(e is None or e % HOUR == 0 for e in (since, until)):
         return (*_counted_step_latency(dialect, since, until, agent), edges)
     where, params = _run_range(since, until, agent, "r.")
-    join = " JOIN runs r ON r.run_id = s.run_id" if where else ""
+    steps = dialect.run_steps if where else "steps s"
     where = (where + " AND" if where else " WHERE") + (
         " s.kind IN ('tool', 'llm') AND s.end_time IS NOT NULL"
     )
@@ -306,7 +306,7 @@ def step_latency(
     sql = (
         "SELECT s.kind, s.name, COUNT(*), SUM(CASE WHEN s.status = 'failed' THEN 1 ELSE 0 "
         "END), SUM(s.tries - 1), SUM(s.end_time - s.start_time)"
-        f"{counts} FROM steps s{join}{where} GROUP BY s.kind, s.name ORDER BY s.kind, s.name"
+        f"{counts} FROM {steps}{where} GROUP BY s.kind, s.name ORDER BY s.kind, s.name"
     )
     return dialect.sql(sql), [*edges, *params], edges
 
