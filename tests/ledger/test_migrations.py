@@ -36,6 +36,7 @@ PINNED: Final = {
         13: "91b438ca93f1d2c7",
         14: "7e012fd3c5b37993",
         15: "e8dfc95a514ee45a",
+        16: "c501c817b55f466a",
     },
     "postgresql": {
         1: "b077af4259f48852",
@@ -53,6 +54,7 @@ PINNED: Final = {
         13: "131db3ab4ebacc21",
         14: "d0ec434260fecdc5",
         15: "e3b0c44298fc1c14",  # nothing to do: the SQLite twin re-creates triggers
+        16: "c501c817b55f466a",
     },
 }
 

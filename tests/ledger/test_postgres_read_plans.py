@@ -154,6 +154,22 @@ SPACING = 130.0
 """Seconds between the start of one old run and the next: 20,000 runs over 30 days."""
 
 
+def _copies(conn: psycopg.Connection[Any], template: str) -> None:
+    """``RUNS`` copies of run ``template`` (``old1``...) and its steps, each older by SPACING."""
+    conn.execute(
+        "INSERT INTO runs SELECT x.* FROM runs r, generate_series(1, %s) g, LATERAL "
+        "jsonb_populate_record(NULL::runs, to_jsonb(r) || jsonb_build_object("
+        "'run_id', 'old' || g, 'start_time', r.start_time - %s * g)) x WHERE r.run_id = %s",
+        (RUNS, SPACING, template),
+    )
+    conn.execute(
+        "INSERT INTO steps SELECT x.* FROM steps s, generate_series(1, %s) g, LATERAL "
+        "jsonb_populate_record(NULL::steps, to_jsonb(s) || jsonb_build_object("
+        "'run_id', 'old' || g)) x WHERE s.run_id = %s",
+        (RUNS, template),
+    )
+
+
 def test_a_range_of_runs_reads_the_steps_of_those_runs_only(postgres_url: str, schema: str) -> None:
     """Usage by model and step latency of a day and a half read that range's steps by key.
 
@@ -181,18 +197,7 @@ def test_a_range_of_runs_reads_the_steps_of_those_runs_only(postgres_url: str, s
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"SET search_path TO {schema}")
         [(template,)] = conn.execute("SELECT run_id FROM runs").fetchall()
-        conn.execute(
-            "INSERT INTO runs SELECT x.* FROM runs r, generate_series(1, %s) g, LATERAL "
-            "jsonb_populate_record(NULL::runs, to_jsonb(r) || jsonb_build_object("
-            "'run_id', 'old' || g, 'start_time', r.start_time - %s * g)) x WHERE r.run_id = %s",
-            (RUNS, SPACING, template),
-        )
-        conn.execute(
-            "INSERT INTO steps SELECT x.* FROM steps s, generate_series(1, %s) g, LATERAL "
-            "jsonb_populate_record(NULL::steps, to_jsonb(s) || jsonb_build_object("
-            "'run_id', 'old' || g)) x WHERE s.run_id = %s",
-            (RUNS, template),
-        )
+        _copies(conn, template)
         [(per_run,)] = conn.execute(
             "SELECT count(*) FROM steps WHERE run_id = %s", (template,)
         ).fetchall()
@@ -209,3 +214,27 @@ def test_a_range_of_runs_reads_the_steps_of_those_runs_only(postgres_url: str, s
             assert all(scan["Node Type"] != "Seq Scan" for scan in steps), sql
             read = sum(int(s["Actual Rows"]) * int(s["Actual Loops"]) for s in steps)
             assert read <= 1001 * per_run, f"{read} steps read for 1,001 runs"
+
+
+def test_the_retried_runs_are_listed_from_their_own_index(postgres_url: str, schema: str) -> None:
+    """The runs page filtered on retried runs reads those runs, not every run (migration 16)."""
+    from seawall.ledger import RunQuery
+    from seawall.ledger._queries import list_runs
+
+    store = open_store(with_schema(postgres_url, schema))
+    try:
+        store.create_run(*new_run("template", start=time.time()))
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        _copies(conn, "template")
+        retried = ("old17000", "old18000", "old19000")  # the newest of them 25 days old
+        conn.execute("UPDATE runs SET attempts = 2 WHERE run_id = ANY(%s)", (list(retried),))
+        conn.execute("ANALYZE runs")
+        sql, params = list_runs(RunQuery(retried=True, limit=51), POSTGRES)
+        [(explained,)] = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchall()
+        [found] = conn.execute(f"SELECT count(*) FROM ({sql}) listed", params).fetchall()
+    scans = list(_scans(explained[0]["Plan"]))
+    assert [("runs_retried", 3)] == [(s.get("Index Name"), _rows_read(s)) for s in scans]
+    assert (3,) == found

@@ -282,3 +282,24 @@ def test_a_migration_below_the_newest_applied_is_not_skipped(
         assert [] == again.list_breakers()
     finally:
         again.close()
+
+
+def test_the_retried_runs_are_listed_from_their_own_index(store: Store, db_path: Path) -> None:
+    """The runs page filtered on retried runs walks the retried runs' index (migration 16)."""
+    from seawall.ledger import RunQuery
+    from seawall.ledger._queries import list_runs
+
+    create(store, "once")
+    create(store, "twice")
+    connection = sqlite3.connect(db_path)
+    try:
+        connection.execute("UPDATE runs SET attempts = 2 WHERE run_id = 'twice'")
+        connection.commit()
+        sql, params = list_runs(RunQuery(retried=True, limit=51), SQLITE)
+        plan = " ".join(
+            str(row[-1]) for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        )
+    finally:
+        connection.close()
+    assert "runs_retried" in plan
+    assert ["twice"] == [run.run_id for run in store.list_runs(RunQuery(retried=True))]
