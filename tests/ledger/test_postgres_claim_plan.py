@@ -21,21 +21,14 @@ import psycopg.sql
 from seawall.ledger import open_store
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._lease_writes import _claim_in_one
+from tests.ledger.plans import table_scans
 from tests.ledger.test_claim_contract import queue
 from tests.postgres_schemas import with_schema
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
 QUEUED = 2000
-
-
-def _scans_of_runs(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every node of ``plan`` that scans the runs table."""
-    if plan.get("Relation Name") == "runs" and "Scan" in plan["Node Type"]:
-        yield plan
-    for child in plan.get("Plans", []):
-        yield from _scans_of_runs(child)
 
 
 def _generic_plan(conn: psycopg.Connection[Any], sql: str, params: Sequence[object]) -> Any:
@@ -77,13 +70,13 @@ def test_the_claim_reads_runs_by_key_with_a_young_tables_statistics(
             "UPDATE runs SET updated_at = $3 WHERE run_id = $1 AND agent IN ($2)",
             (target, "agent", now),
         )
-        [trap] = list(_scans_of_runs(control))
+        [trap] = list(table_scans(control))
         assert trap.get("Index Name") != "runs_pkey", "the trap is not set: nothing to prove"
         assert trap["Rows Removed by Filter"] >= QUEUED
 
         params = (target, now, "worker", now + 2, now, target, now, "agent", now, "worker")
         plan = _generic_plan(conn, _claim_in_one(POSTGRES, 1), params)
-        scans = list(_scans_of_runs(plan))
+        scans = list(table_scans(plan))
         assert 2 == len(scans)  # the lock of the run (was), and its update (claimed)
         assert [("runs_pkey", 0)] * 2 == [
             (scan.get("Index Name"), scan.get("Rows Removed by Filter", 0)) for scan in scans

@@ -24,22 +24,15 @@ import psycopg.sql
 from seawall.ledger import open_store
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._queries import run_stats
+from tests.ledger.plans import table_scans
 from tests.ledger.rows import new_run
 from tests.postgres_schemas import with_schema
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
 OLD = 20_000
 READS = 12
-
-
-def _scans(plan: dict[str, Any], table: str = "runs") -> Iterator[dict[str, Any]]:
-    """Every node of ``plan`` that scans ``table``."""
-    if plan.get("Relation Name") == table and "Scan" in plan["Node Type"]:
-        yield plan
-    for child in plan.get("Plans", []):
-        yield from _scans(child, table)
 
 
 def _rows_read(plan: dict[str, Any]) -> int:
@@ -47,7 +40,7 @@ def _rows_read(plan: dict[str, Any]) -> int:
     return sum(
         int(scan["Actual Rows"]) * int(scan.get("Actual Loops", 1))
         + int(scan.get("Rows Removed by Filter", 0))
-        for scan in _scans(plan)
+        for scan in table_scans(plan)
     )
 
 
@@ -146,7 +139,7 @@ def test_a_read_is_planned_with_todays_statistics_not_kept_prepared(
     assert _rows_read(control) > OLD, "the kept plan does not scan runs: the trap is not set"
     [plan] = plans
     assert _rows_read(plan) <= 10, plan
-    assert all(scan.get("Index Name") for scan in _scans(plan))
+    assert all(scan.get("Index Name") for scan in table_scans(plan))
 
 
 RUNS = 20_000
@@ -209,7 +202,7 @@ def test_a_range_of_runs_reads_the_steps_of_those_runs_only(postgres_url: str, s
             [(explained,)] = conn.execute(
                 f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params
             ).fetchall()
-            steps = list(_scans(explained[0]["Plan"], "steps"))
+            steps = list(table_scans(explained[0]["Plan"], "steps"))
             assert steps, "the steps table is not read"
             assert all(scan["Node Type"] != "Seq Scan" for scan in steps), sql
             read = sum(int(s["Actual Rows"]) * int(s["Actual Loops"]) for s in steps)
@@ -235,6 +228,6 @@ def test_the_retried_runs_are_listed_from_their_own_index(postgres_url: str, sch
         sql, params = list_runs(RunQuery(retried=True, limit=51), POSTGRES)
         [(explained,)] = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchall()
         [found] = conn.execute(f"SELECT count(*) FROM ({sql}) listed", params).fetchall()
-    scans = list(_scans(explained[0]["Plan"]))
+    scans = list(table_scans(explained[0]["Plan"]))
     assert [("runs_retried", 3)] == [(s.get("Index Name"), _rows_read(s)) for s in scans]
     assert (3,) == found
