@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -303,3 +303,42 @@ def test_the_retried_runs_are_listed_from_their_own_index(store: Store, db_path:
         connection.close()
     assert "runs_retried" in plan
     assert ["twice"] == [run.run_id for run in store.list_runs(RunQuery(retried=True))]
+
+
+def test_a_range_of_runs_reads_the_steps_of_those_runs_only(tmp_path: Path) -> None:
+    """Usage by model and step latency over a range start from its runs, not every step.
+
+    The ledger never runs ANALYZE; without statistics SQLite drove a plain join from a scan of
+    every step recorded.
+    """
+    from seawall import Seawall
+    from seawall.ledger._aggregates import usage_by_model
+    from seawall.ledger._queries import step_latency
+
+    path = tmp_path / "l.db"
+    with Seawall(f"sqlite:///{path}") as app:
+        look = app.tool(name="lookup")(lambda i: i)
+
+        @app.agent(name="spender")
+        def spender(ctx: Any, i: int) -> int:
+            ctx.call(look, i)
+            ctx.record_usage(model="m", input_tokens=1, output_tokens=1, cost_usd=0.1)
+            return i
+
+        for i in range(3):
+            app.run("spender", i=i).raise_for_status()
+    since = time.time() - 5000.5  # not on the hour: latency from the steps
+    connection = sqlite3.connect(path)
+    try:
+        plans = [
+            [str(row[-1]) for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            for sql, params in (
+                usage_by_model(SQLITE, since, None, None),
+                step_latency(SQLITE, (0.1, 1.0), since, None, None)[:2],
+            )
+        ]
+    finally:
+        connection.close()
+    for plan in plans:
+        assert plan[0].startswith("SEARCH r USING INDEX runs_by_start"), plan
+        assert "SEARCH s USING PRIMARY KEY (run_id=?)" in plan

@@ -151,6 +151,9 @@ SQLITE: Final = Dialect(
     field="json_extract(CAST(substr({column}, 2) AS TEXT), '$.{name}')",
     text_index="run_id IN (SELECT run_id FROM runs_search WHERE runs_search MATCH {})",
     serialized=True,
+    # SQLite keeps the tables of a CROSS JOIN in the order written. With no ANALYZE statistics
+    # (the ledger never runs it) a plain join scanned every step and looked each one's run up.
+    run_steps="runs r CROSS JOIN steps s ON s.run_id = r.run_id",
 )
 POSTGRES: Final = Dialect(
     name="postgresql",
