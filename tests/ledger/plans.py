@@ -1,4 +1,4 @@
-"""Reading PostgreSQL plans (``EXPLAIN (FORMAT JSON)``) in the plan tests."""
+"""What the plan tests share: runs to plan over, the reads they plan, a plan's scans."""
 
 from __future__ import annotations
 
@@ -6,6 +6,34 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from seawall.ledger._dialect import Dialect
+
+
+def spending_runs(url: str, count: int) -> None:
+    """Record ``count`` runs in the ledger at ``url``, each with a tool step and a usage step."""
+    from seawall import Seawall
+
+    with Seawall(url) as app:
+        look = app.tool(name="lookup")(lambda i: i)
+
+        @app.agent(name="spender")
+        def spender(ctx: Any, i: int) -> int:
+            ctx.call(look, i)
+            ctx.record_usage(model="m", input_tokens=10, output_tokens=1, cost_usd=0.1)
+            return i
+
+        for i in range(count):
+            app.run("spender", i=i).raise_for_status()
+
+
+def range_reads(dialect: Dialect, since: float) -> list[tuple[str, list[Any]]]:
+    """The reads over the runs since ``since`` that join their steps: usage, step latency."""
+    from seawall.ledger._aggregates import usage_by_model
+    from seawall.ledger._queries import step_latency
+
+    sql, params, _ = step_latency(dialect, (0.1, 1.0), since, None, None)
+    return [usage_by_model(dialect, since, None, None), (sql, params)]
 
 
 def table_scans(plan: dict[str, Any], table: str = "runs") -> Iterator[dict[str, Any]]:

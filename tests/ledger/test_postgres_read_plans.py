@@ -24,7 +24,7 @@ import psycopg.sql
 from seawall.ledger import open_store
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._queries import run_stats
-from tests.ledger.plans import table_scans
+from tests.ledger.plans import range_reads, spending_runs, table_scans
 from tests.ledger.rows import new_run
 from tests.postgres_schemas import with_schema
 
@@ -170,21 +170,7 @@ def test_a_range_of_runs_reads_the_steps_of_those_runs_only(postgres_url: str, s
     plain join of steps and runs scanned every step ever recorded (here 20,001, each probing
     its run) for the 1,000 runs of the range.
     """
-    from seawall import Seawall
-    from seawall.ledger._aggregates import usage_by_model
-    from seawall.ledger._queries import step_latency
-
-    url = with_schema(postgres_url, schema)
-    with Seawall(url) as app:
-        look = app.tool(name="lookup")(lambda i: i)
-
-        @app.agent(name="spender")
-        def spender(ctx: Any, i: int) -> int:
-            ctx.call(look, i)
-            ctx.record_usage(model="m", input_tokens=10, output_tokens=1, cost_usd=0.1)
-            return i
-
-        app.run("spender", i=1).raise_for_status()
+    spending_runs(with_schema(postgres_url, schema), 1)
     now = time.time()
     since = now - 1000 * SPACING - SPACING / 2  # not on the hour: latency from the steps
     with psycopg.connect(postgres_url, autocommit=True) as conn:
@@ -195,10 +181,7 @@ def test_a_range_of_runs_reads_the_steps_of_those_runs_only(postgres_url: str, s
             "SELECT count(*) FROM steps WHERE run_id = %s", (template,)
         ).fetchall()
         conn.execute("ANALYZE")
-        for sql, params in (
-            usage_by_model(POSTGRES, since, None, None),
-            step_latency(POSTGRES, (0.1, 1.0), since, None, None)[:2],
-        ):
+        for sql, params in range_reads(POSTGRES, since):
             [(explained,)] = conn.execute(
                 f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params
             ).fetchall()

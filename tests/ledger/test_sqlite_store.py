@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -311,31 +311,16 @@ def test_a_range_of_runs_reads_the_steps_of_those_runs_only(tmp_path: Path) -> N
     The ledger never runs ANALYZE; without statistics SQLite drove a plain join from a scan of
     every step recorded.
     """
-    from seawall import Seawall
-    from seawall.ledger._aggregates import usage_by_model
-    from seawall.ledger._queries import step_latency
+    from tests.ledger.plans import range_reads, spending_runs
 
     path = tmp_path / "l.db"
-    with Seawall(f"sqlite:///{path}") as app:
-        look = app.tool(name="lookup")(lambda i: i)
-
-        @app.agent(name="spender")
-        def spender(ctx: Any, i: int) -> int:
-            ctx.call(look, i)
-            ctx.record_usage(model="m", input_tokens=1, output_tokens=1, cost_usd=0.1)
-            return i
-
-        for i in range(3):
-            app.run("spender", i=i).raise_for_status()
+    spending_runs(f"sqlite:///{path}", 3)
     since = time.time() - 5000.5  # not on the hour: latency from the steps
     connection = sqlite3.connect(path)
     try:
         plans = [
             [str(row[-1]) for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
-            for sql, params in (
-                usage_by_model(SQLITE, since, None, None),
-                step_latency(SQLITE, (0.1, 1.0), since, None, None)[:2],
-            )
+            for sql, params in range_reads(SQLITE, since)
         ]
     finally:
         connection.close()
