@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,22 +165,28 @@ def _sequential(url: str, n: int) -> Result:
     return {"us_per_step": elapsed * 1e6 / n, "runs_per_s": n / elapsed, "rss_mb": peak_rss_mb()}
 
 
+async def _at64(count: int, one: Callable[[int], Awaitable[object]]) -> float:
+    """Seconds to await ``one(i)`` for each ``i < count``, CONCURRENCY at a time.
+
+    CONCURRENCY coroutines take the numbers in turn. (A task per number waiting on a semaphore
+    cost the driver itself about 7 us an item here: waking and unlinking thousands of waiters.)
+    """
+    numbers = iter(range(count))
+
+    async def worker() -> None:
+        for i in numbers:
+            await one(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - start
+
+
 def _concurrent(url: str, n: int) -> Result:
     app = _app(url)
 
-    async def drive(count: int) -> float:
-        # CONCURRENCY coroutines take the runs in turn. (A task per run waiting on a semaphore
-        # cost the driver itself about 7 us a run here: waking and unlinking thousands of
-        # waiters.)
-        numbers = iter(range(count))
-
-        async def worker() -> None:
-            for i in numbers:
-                await app.arun("one_step_async", i=i)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - start
+    def drive(count: int) -> Awaitable[float]:
+        return _at64(count, lambda i: app.arun("one_step_async", i=i))
 
     cpu: Result = {}
     try:
@@ -622,16 +628,8 @@ def _tool_hops(n: int, pool: Any) -> Result:
     """``n`` hops of a sync call (a tool's body) from 64 coroutines to ``pool`` and back."""
     from seawall.runtime.hop import in_thread
 
-    async def drive(count: int) -> float:
-        numbers = iter(range(count))
-
-        async def worker() -> None:
-            for i in numbers:
-                await in_thread(pool, _body, i)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - start
+    def drive(count: int) -> Awaitable[float]:
+        return _at64(count, lambda i: in_thread(pool, _body, i))
 
     asyncio.run(drive(WARMUP))
     cpu: Result = {}
