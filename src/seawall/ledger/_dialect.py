@@ -31,8 +31,12 @@ class Dialect:
         mark: The placeholder of the driver (``?`` or ``%s``).
         like: The case-insensitive ``LIKE`` (SQLite's ``LIKE`` ignores ASCII case already).
         floor: An integer floor of a non-negative number, ``{}`` standing for the number.
-        starts_with: The case-sensitive prefix match that can use the column's index: SQLite's
-            ``GLOB`` (its ``LIKE`` ignores case), PostgreSQL's ``LIKE``.
+        starts_with: The case-sensitive prefix match: SQLite's ``GLOB`` (its ``LIKE`` ignores
+            case), PostgreSQL's ``LIKE``.
+        ranges_prefixes: ``starts_with`` uses the column's index only under some collations
+            (PostgreSQL's ``LIKE``: ``C`` alone, not ``C.UTF-8`` or ``en_US.UTF-8``): a prefix
+            of an id is also bounded by a range the index serves, where the database sorts ids
+            as their bytes (:data:`~seawall.ledger._queries.ID_ORDER_PROBE`).
         inline: Whether a payload column (``{}``) holds its JSON inline (see
             ``seawall._payload.pack``: a ``J`` byte, then the JSON).
         field: A field of an inline payload column's JSON object as text: ``{column}`` and
@@ -61,6 +65,7 @@ class Dialect:
     inline: str
     field: str
     text_index: str = ""
+    ranges_prefixes: bool = False
     run_steps: str = "runs r JOIN steps s ON s.run_id = r.run_id"
     """``FROM`` the steps (``s``) of the runs (``r``) a ``WHERE`` selects, read run by run."""
     serialized: bool = False
@@ -169,6 +174,7 @@ POSTGRES: Final = Dialect(
     like="ILIKE",
     floor="floor({})::bigint",
     starts_with="LIKE",
+    ranges_prefixes=True,
     inline="get_byte({}, 0) = 74",
     field="(convert_from(substring({column} from 2), 'UTF8')::jsonb ->> '{name}')",
     share=" FOR SHARE",

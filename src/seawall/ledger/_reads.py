@@ -91,14 +91,25 @@ class SharedReads(SQLBase):
     def ids_with_prefix(self, kind: IdKind, prefix: str, limit: int = 10) -> list[str]:
         """Return the ids of ``kind`` (``run`` or ``handoff``) starting with ``prefix``, sorted.
 
-        The match is exact and case-sensitive (``%``, ``_``, ``*``... are plain characters);
-        it uses the id's index (on PostgreSQL, where the database's collation is ``C``, else
-        it scans). At most ``limit`` ids are returned.
+        The match is exact and case-sensitive (``%``, ``_``, ``*``... are plain characters).
+        It reads the id's index: on PostgreSQL, whose ``LIKE`` uses an index under the ``C``
+        collation only, by a range of ids, once the database showed that it sorts ids as their
+        bytes (else it scans). At most ``limit`` ids are returned.
         """
         if kind not in queries.ID_KINDS:
             raise UsageError(f"no id kind {kind!r}; use one of {sorted(queries.ID_KINDS)}")
-        sql, params = queries.ids_with_prefix(self.dialect, kind, prefix, limit)
+        ranged = self.dialect.ranges_prefixes and self._ids_sort_as_bytes()
+        sql, params = queries.ids_with_prefix(self.dialect, kind, prefix, limit, ranged=ranged)
         return [str(row[0]) for row in self._fetchall(sql, params, f"find {kind} ids")]
+
+    _ids_sorted: bool | None = None
+
+    def _ids_sort_as_bytes(self) -> bool:
+        """Whether the database sorts ids as their bytes (asked once per store)."""
+        if self._ids_sorted is None:
+            probe = queries.ID_ORDER_PROBE.format(collation="")
+            self._ids_sorted = bool(self._fetchall(probe, (), "ask how ids are sorted")[0][0])
+        return self._ids_sorted
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Return runs matching ``query``, newest first."""
