@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -145,6 +146,51 @@ def test_handoff_raises_an_alert(watched: Seawall, received: list[AlertRecord]) 
     [alert] = watched.ledger.alerts(kind="handoff_waiting")
     assert "writer" == alert.agent
     assert result.run_id == alert.details["run_id"]
+
+
+def test_handoff_alert_counts_every_open_handoff(
+    watched: Seawall, received: list[AlertRecord]
+) -> None:
+    """The alert says how many hand-offs are open, every agent's, however many (no cap)."""
+    from seawall import HandOffRecord
+
+    @watched.agent(name="seed")
+    def seed(ctx) -> str:
+        return "run of the parked hand-offs"
+
+    parked = watched.run(seed).run_id
+    store = watched.store
+    epoch = (store.get_run(parked) or pytest.fail("no run")).epoch
+    many = 10_001
+
+    def opening(i: int) -> Callable[[], None]:
+        record = HandOffRecord(
+            handoff_id=f"parked{i:05d}",
+            run_id=parked,
+            kind="low_confidence",
+            reason="check it",
+            subject={"i": i},
+            status="open",
+            created_at=1.0 + i,
+        )
+        return functools.partial(store.open_handoff, record, epoch=epoch)
+
+    for start in range(0, many, 2_000):
+        store.together([opening(i) for i in range(start, min(many, start + 2_000))])
+    store.decide_handoff("parked00000", decision="approved", decided_by="ada", note=None, at=2.0)
+
+    @watched.agent(
+        name="writer", verify=verify.rule(lambda out: False, "never"), on_drift="handoff"
+    )
+    def writer(ctx) -> str:
+        return "bad"
+
+    assert "awaiting_human" == watched.run(writer).status.value
+    watched.runtime.monitor.flush()
+    [alert] = watched.ledger.alerts(kind="handoff_waiting")
+    assert float(many) == alert.statistic  # 10,000 parked still open, and the writer's
+    assert f"{many} hand-off(s) open" in alert.message
+    assert [alert.alert_id] == [a.alert_id for a in received if a.kind == "handoff_waiting"]
 
 
 def test_run_past_its_deadline_raises_an_alert(ledger_url: str) -> None:

@@ -309,7 +309,9 @@ class Monitor:
         )
 
     def _check_handoffs(self, handoff: HandOffRecord, agent: str | None) -> None:
-        waiting = len(self.store.list_handoffs(status="open", limit=10_000))
+        # Counted by the ledger: reading the open hand-offs to count them read up to 10,000
+        # rows (subjects and all) for each new hand-off, and said 10,000 when more were open.
+        waiting = sum(c.count for c in self.store.backlog() if c.queue == "handoff")
         self._once_per_cooldown(
             f"handoff_waiting:{agent}",
             AlertRecord(
