@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import psycopg
+    import psycopg.errors
 
     from seawall.ledger._dialect import Dialect
 
@@ -42,3 +46,30 @@ def table_scans(plan: dict[str, Any], table: str = "runs") -> Iterator[dict[str,
         yield plan
     for child in plan.get("Plans", []):
         yield from table_scans(child, table)
+
+
+def explain_store(store: Any, plans: list[dict[str, Any]], *, mentioning: str = "") -> None:
+    """Collect into ``plans`` the plan of each statement a PostgreSQL store runs from now on.
+
+    The store must have one pooled connection (``pool_min_size=1&pool_max_size=1``):
+    ``auto_explain`` is loaded on it and sends each plan back as a notice. Only the plans of
+    statements whose text holds ``mentioning`` are kept.
+    """
+
+    def explained(notice: psycopg.errors.Diagnostic) -> None:
+        text = notice.message_primary or ""
+        if '"Plan"' in text and mentioning in text:
+            plans.append(json.loads(text[text.index("{") :])["Plan"])
+
+    def explain_here(conn: psycopg.Connection[Any], _doubt: bool) -> None:
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_level = notice",
+            "SET auto_explain.log_format = json",
+            "SET auto_explain.log_analyze = on",
+        ):
+            conn.execute(setting)
+        conn.add_notice_handler(explained)
+
+    store._db.run(explain_here, "explain", transaction=False)

@@ -10,7 +10,6 @@ plan test too; CI's and this project's databases use ``C.UTF-8``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 
 from seawall.ledger import open_store
 from seawall.ledger._queries import ID_ORDER_PROBE
-from tests.ledger.plans import table_scans
+from tests.ledger.plans import explain_store, table_scans
 from tests.ledger.rows import new_run
 from tests.postgres_schemas import with_schema
 
@@ -53,25 +52,8 @@ def test_an_id_prefix_is_read_from_the_ids_index(postgres_url: str, schema: str)
     url = with_schema(postgres_url, schema) + "&pool_min_size=1&pool_max_size=1"
     store = open_store(url)
     plans: list[dict[str, Any]] = []
-
-    def explained(notice: psycopg.errors.Diagnostic) -> None:
-        text = notice.message_primary or ""
-        if '"Plan"' in text and "FROM runs" in text:
-            plans.append(json.loads(text[text.index("{") :])["Plan"])
-
-    def explain_here(conn: psycopg.Connection[Any], _doubt: bool) -> None:
-        for setting in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_level = notice",
-            "SET auto_explain.log_format = json",
-            "SET auto_explain.log_analyze = on",
-        ):
-            conn.execute(setting)
-        conn.add_notice_handler(explained)
-
     try:
-        store._db.run(explain_here, "explain", transaction=False)
+        explain_store(store, plans, mentioning="FROM runs")
         prefix = ids[IDS // 2][:3]
         found = store.ids_with_prefix("run", prefix, 11)
     finally:

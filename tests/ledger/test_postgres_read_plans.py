@@ -14,7 +14,6 @@ prepared on another connection still scans the table: the trap was set.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ import psycopg.sql
 from seawall.ledger import open_store
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._queries import run_stats
-from tests.ledger.plans import range_reads, spending_runs, table_scans
+from tests.ledger.plans import explain_store, range_reads, spending_runs, table_scans
 from tests.ledger.rows import new_run
 from tests.postgres_schemas import with_schema
 
@@ -74,22 +73,6 @@ def test_a_read_is_planned_with_todays_statistics_not_kept_prepared(
     store = open_store(url)
     plans: list[dict[str, Any]] = []
 
-    def explained(notice: psycopg.errors.Diagnostic) -> None:
-        text = notice.message_primary or ""
-        if '"Plan"' in text:
-            plans.append(json.loads(text[text.index("{") :])["Plan"])
-
-    def explain_here(conn: psycopg.Connection[Any], _doubt: bool) -> None:
-        for setting in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_level = notice",
-            "SET auto_explain.log_format = json",
-            "SET auto_explain.log_analyze = on",
-        ):
-            conn.execute(setting)
-        conn.add_notice_handler(explained)
-
     now = time.time()
     try:
         for i in range(5):
@@ -111,7 +94,7 @@ def test_a_read_is_planned_with_todays_statistics_not_kept_prepared(
             sql, params = run_stats(POSTGRES, since, None, None, None)
             with psycopg.connect(url.split("?")[0], autocommit=True) as kept:
                 kept.execute(f"SET search_path TO {schema}")
-                store._db.run(explain_here, "explain", transaction=False)
+                explain_store(store, plans)
                 for conn_run in (_on(kept), _on_store(store)):
                     conn_run(_SCANS_ONLY)
                 for _ in range(READS):
