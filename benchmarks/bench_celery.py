@@ -94,12 +94,13 @@ def ledger_for(kind: str, folder: Path) -> Iterator[tuple[str, str]]:
 def _postgres_available() -> bool:
     if not _reachable(5432):
         return False
+    # A connection is enough: opening a store here created the default `seawall` schema (an
+    # empty ledger) in the server's database and left it there.
     try:
-        import psycopg  # noqa: F401
+        import psycopg
 
-        from seawall.ledger import open_store
-
-        open_store(POSTGRES).close()
+        with psycopg.connect(POSTGRES, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
     except Exception:
         return False
     return True
