@@ -11,6 +11,7 @@ import pytest
 from seawall import Context, RunStatus, Seawall
 from seawall.runtime.resume import resume_agent_run
 from seawall.runtime.takeover import lost_messages, resumable
+from seawall.runtime.upkeep import FOLD_EVERY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -196,3 +197,25 @@ def test_a_resumer_claimed_over_before_its_first_write_gives_the_run_up(
     assert (fresh, refused_before.status) == (after.epoch, after.status)
     attempts = survivor.ledger.attempts(run_id)
     assert [("running", dead.runtime.leases.owner)] == [(a.status, a.owner) for a in attempts]
+
+
+def test_the_sweeper_folds_the_counters_of_ended_hours(pair: tuple[Seawall, Seawall]) -> None:
+    """After its takeover work the sweeper folds the ended hours' counters, once per FOLD_EVERY.
+
+    Rows of keys every run passes through (pending, running) net to zero, and on PostgreSQL each
+    writing connection has its slot: the fold leaves a row per key, and the same figures.
+    """
+    app, _ = pair
+    for x in range(5):
+        assert app.run("double", x=x).ok
+    counted = [(r.agent, r.status, r.runs) for r in app.store.run_stats()]
+    takeover = app.runtime.takeover
+    later = time.time() + 3600  # the runs' hour has ended
+    first = takeover.sweep(later)
+    again = takeover.sweep(later + takeover.every)
+    due = takeover.sweep(later + FOLD_EVERY)
+    assert (True, True, True) == (first.swept, again.swept, due.swept)
+    assert first.folded > 0
+    assert (0, 0) == (again.folded, due.folded)  # not due yet; then nothing left to fold
+    assert [("double", "succeeded", 5)] == counted
+    assert counted == [(r.agent, r.status, r.runs) for r in app.store.run_stats()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from seawall import Context, Retry, RunStatus, Seawall, verify
@@ -23,8 +24,11 @@ from seawall.ledger import (
     StepLatency,
     open_store,
 )
+from seawall.ledger._counts_upkeep import COUNTERS, FOLDED_SLOT
 from seawall.ledger._dialect import SQLITE
 from seawall.ledger.migrations import bundled
+from seawall.testing import no_waits
+from tests.ledger.rows import new_run
 
 LEDGERS = ("sqlite", "postgres")
 LATEST = bundled(SQLITE)[-1][0]
@@ -280,3 +284,135 @@ def test_reads_do_not_wait_for_a_writer_holding_the_connection(tmp_path: Path) -
             assert [0] == read
     finally:
         store.close()
+
+
+def _count_rows(app: Seawall) -> dict[str, tuple[int, int]]:
+    """Each counters table's rows, and those a fold would take (zero, or in a writer's slot)."""
+    store = app.store
+    folded = 0 if store.dialect.serialized else FOLDED_SLOT  # type: ignore[attr-defined]
+    found = {}
+    for table, _key_columns, figures in COUNTERS:
+        zero = " AND ".join(f"{f} = 0" for f in figures)
+        sql = (
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN slot <> {folded} OR ({zero}) THEN 1 "
+            f"ELSE 0 END), 0) FROM {table}"
+        )
+        [(rows, unfolded)] = store._fetchall(sql, (), "count counter rows")  # type: ignore[attr-defined]
+        found[table] = (int(rows), int(unfolded))
+    return found
+
+
+def test_folding_the_counters_keeps_every_sum(app: Seawall) -> None:
+    """compact_counts drops the rows netting to zero and folds slots; every read stays the same.
+
+    The fold here takes the current hour too (the runtime folds only ended ones): the triggers
+    must go on keeping the counts of runs that change after it, a retried and a redriven run.
+    """
+    _retries_redrives_and_replays(app)
+    before = _count_rows(app)
+    # SQLite: rows netting to zero (pending, running); PostgreSQL: rows in connections' slots.
+    assert before["run_counts"][1] > 0, f"nothing to fold: {before}"
+    folded = app.store.compact_counts(time.time() + 2 * 3600)
+    after = _count_rows(app)
+    assert folded > 0
+    assert all(unfolded == 0 for _rows, unfolded in after.values()), after
+    assert after["run_counts"][0] < before["run_counts"][0]
+    assert_counts_match(app)
+    assert 0 == app.store.compact_counts(time.time() + 2 * 3600)  # nothing left to fold
+
+    again = app.run("flaky", n=4)
+    assert RunStatus.SUCCEEDED == again.status, again.error
+    assert RunStatus.SUCCEEDED == app.run("broken", n=5).status  # fixed before the redrive
+    assert_counts_match(app)
+
+
+def test_counters_folded_while_runs_change_keep_every_sum(postgres_url: str, schema: str) -> None:
+    """PostgreSQL: folds racing the triggers of four connections lose and double nothing.
+
+    Four writers, each on its own connection (so its own slot), flip the status of runs of
+    three hours back and forth while another connection folds those hours again and again.
+    Afterwards the counts must equal a count of the runs.
+    """
+    import psycopg
+
+    from tests.postgres_schemas import with_schema
+
+    url = with_schema(postgres_url, schema)
+    now = time.time()
+    starts = [now - 3 * 3600 + 3600 * (i % 3) for i in range(60)]
+    with no_waits(), Seawall(url) as app:
+        store = app.store
+        for i, start in enumerate(starts):
+            run, blobs = new_run(f"r{i:02d}", agent=f"agent{i % 2}", start=start)
+            store.create_run(run, blobs)
+        stop = threading.Event()
+        flips = [0] * 4
+        folds: list[int] = []
+        errors: list[BaseException] = []
+
+        def flip(writer: int) -> None:
+            try:
+                with psycopg.connect(postgres_url, autocommit=True) as conn:
+                    conn.execute(f"SET search_path TO {schema}")
+                    while not stop.is_set() or flips[writer] < 200:
+                        run_id = f"r{(writer * 7 + flips[writer]) % 60:02d}"
+                        conn.execute(
+                            "UPDATE runs SET status = CASE status WHEN 'succeeded' "
+                            "THEN 'failed' ELSE 'succeeded' END, attempts = attempts + 1 "
+                            "WHERE run_id = %s",
+                            (run_id,),
+                        )
+                        flips[writer] += 1
+            except BaseException as exc:  # reported by the test below
+                errors.append(exc)
+
+        writers = [threading.Thread(target=flip, args=(w,)) for w in range(4)]
+        for thread in writers:
+            thread.start()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline or len(folds) < 20:
+            folds.append(store.compact_counts(now + 3600, since=now - 4 * 3600))
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=30)
+        assert not errors, errors
+        folds.append(store.compact_counts(now + 3600, since=now - 4 * 3600))
+        assert sum(flips) >= 800
+        assert sum(folds[:-1]) > 0, "no fold took a row while the writers ran"
+        assert_counts_match(app)
+        assert 60 == sum(r.runs for r in store.run_stats())
+
+
+def test_a_fold_drops_a_key_whose_slots_cancel_and_sums_the_others(
+    postgres_url: str, schema: str
+) -> None:
+    """PostgreSQL: a key whose slots cancel leaves no row; another becomes one folded row.
+
+    The key's already folded row counts too: one that the new rows cancel goes. Hours outside
+    the fold's range are left as they are.
+    """
+    from tests.postgres_schemas import with_schema
+
+    seeded = [
+        (10, "a", "running", "", FOLDED_SLOT, 3, 0, 0, 0, 0.0),
+        (10, "a", "running", "", 5, -3, 0, 0, 0, 0.0),
+        (10, "a", "succeeded", "", 0, 2, 1, 20, 2, 0.5),
+        (10, "a", "succeeded", "", 9, 1, 0, 10, 1, 0.25),
+        (12, "a", "running", "", 5, 0, 0, 0, 0, 0.0),
+    ]
+    store = open_store(with_schema(postgres_url, schema))
+    try:
+        insert = store._q(f"INSERT INTO run_counts VALUES ({', '.join('?' * 10)})")  # type: ignore[attr-defined]
+        store._run(  # type: ignore[attr-defined]
+            lambda conn, _doubt: conn.cursor().executemany(insert, seeded), "seed the counts"
+        )
+        assert 3 == store.compact_counts(11 * 3600, since=10 * 3600)  # the rows taken
+        left = store._fetchall(  # type: ignore[attr-defined]
+            "SELECT * FROM run_counts ORDER BY hour, status", (), "read the counts"
+        )
+    finally:
+        store.close()
+    assert [
+        (10, "a", "succeeded", "", FOLDED_SLOT, 3, 1, 30, 3, 0.75),
+        (12, "a", "running", "", 5, 0, 0, 0, 0, 0.0),
+    ] == [tuple(row) for row in left]

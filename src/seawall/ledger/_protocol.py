@@ -498,6 +498,14 @@ class Store(WatchStore, Protocol):
     ) -> list[RunRecord]:
         """Return the runs of ``agents`` on ``route`` (``None``: local) whose lease lapsed."""
 
+    def compact_counts(self, before: float, since: float = 0.0) -> int:
+        """Fold the dashboard's counters of the hours that ended by ``before`` (from ``since``).
+
+        Each key's rows become one and keys netting to zero lose theirs; every sum a read takes
+        is unchanged. Safe beside other folds and while runs are written. Returns the rows
+        folded.
+        """
+
     def count_unclaimed(self, route: str | None, agents: Sequence[str], sent_before: float) -> int:
         """Count the runs of ``agents`` sent to ``route`` that no worker claimed yet.
 

@@ -8,7 +8,8 @@
   over :class:`~seawall.ledger._lease_writes.LeaseWrites`: leases, claims, takeover sweeps;
 - :class:`~seawall.ledger._queue_writes.QueueWrites`: hand-offs, the DLQ, breakers, retry
   budgets, alerts, drift;
-- :class:`~seawall.ledger._operators.OperatorRecords`: what operators decide.
+- :class:`~seawall.ledger._operators.OperatorRecords`: what operators decide;
+- :class:`~seawall.ledger._counts_upkeep.CountsUpkeep`: the folding of the dashboard's counters.
 
 A database's store (:class:`~seawall.ledger.SQLiteStore`, :class:`~seawall.ledger.PostgresStore`)
 adds only its dialect and its connection handling: how a write runs
@@ -23,11 +24,12 @@ differ, and such a subclass; then add it to the storage contract tests
 
 from __future__ import annotations
 
+from seawall.ledger._counts_upkeep import CountsUpkeep
 from seawall.ledger._operators import OperatorRecords
 from seawall.ledger._queue_writes import QueueWrites
 from seawall.ledger._reads import SharedReads
 from seawall.ledger._run_writes import RunWrites
 
 
-class SQLStore(RunWrites, QueueWrites, SharedReads, OperatorRecords):
+class SQLStore(RunWrites, QueueWrites, SharedReads, OperatorRecords, CountsUpkeep):
     """A :class:`~seawall.ledger.Store` over SQL: every query, for a dialect's database."""

@@ -23,10 +23,14 @@ delivers in order, so when it holds fewer messages than there are unclaimed runs
 messages are those of the runs sent first. A run is re-sent only when two sweeps in a row (half
 a lease apart) find it among them, so a message a worker is picking up at that instant is not
 mistaken for a lost one.
+
+After its takeover work the sweeper also keeps the ledger's counters small
+(:mod:`seawall.runtime.upkeep`): one process does it, on a thread that is already there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -36,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from seawall.errors import BrokerUnavailableError
+from seawall.runtime.upkeep import Upkeep
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -87,6 +92,8 @@ class Sweep:
         resent: Runs whose owner died whose ids were sent to the workers again.
         lost: Unclaimed runs whose message was lost, sent again.
         suspected: Unclaimed runs that look lost, sent again if the next sweep agrees.
+        folded: Rows of the dashboard's counters folded after the takeover work
+            (:mod:`seawall.runtime.upkeep`).
     """
 
     swept: bool
@@ -94,6 +101,7 @@ class Sweep:
     resent: tuple[str, ...] = ()
     lost: tuple[str, ...] = ()
     suspected: tuple[str, ...] = ()
+    folded: int = 0
 
 
 def lost_messages(unclaimed: int, queued: int) -> int:
@@ -137,6 +145,8 @@ class Takeover:
         self.serving = False
         """Sweep even without runs in flight (a worker's main process)."""
         self._next = 0.0
+        self.upkeep = Upkeep()
+        """The ledger upkeep the sweeper does after its takeover work."""
         self._suspects: frozenset[str] = frozenset()
         self._taking: set[str] = set()
         self._lock = threading.Lock()
@@ -201,8 +211,11 @@ class Takeover:
     def sweep(self, now: float | None = None) -> Sweep:
         """Sweep once, if this process holds (or can take) the sweeper lease.
 
+        After the takeover work the sweeper folds the dashboard's counters when a fold is due
+        (:class:`~seawall.runtime.upkeep.Upkeep`; a failed fold is logged, not raised).
+
         Returns:
-            What was handed over.
+            What was handed over, and the counter rows folded.
 
         Raises:
             LedgerError: The ledger could not be read or written.
@@ -219,6 +232,12 @@ class Takeover:
         if not rt.store.claim_sweeper(name, rt.leases.owner, now, now + 2 * self.every):
             self._suspects = frozenset()
             return Sweep(swept=False)
+        swept = self._hand_over(relay, agents, now)
+        return dataclasses.replace(swept, folded=self.upkeep.fold(rt.store, now))
+
+    def _hand_over(self, relay: Relay | None, agents: list[str], now: float) -> Sweep:
+        """The sweeper's takeover work: resume or re-send the stranded runs."""
+        rt = self.rt
         if relay is None:
             return Sweep(swept=True, resumed=tuple(self._resume_lapsed(now)))
         resent = rt.store.resend_lapsed(relay.route, now, agents, now - self.bound, BATCH)
