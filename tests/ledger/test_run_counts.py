@@ -24,7 +24,7 @@ from seawall.ledger import (
     StepLatency,
     open_store,
 )
-from seawall.ledger._counts_upkeep import COUNTERS, FOLDED_SLOT
+from seawall.ledger._counts_upkeep import COUNTERS, FOLDED_SLOT, all_zero
 from seawall.ledger._dialect import SQLITE
 from seawall.ledger.migrations import bundled
 from seawall.testing import no_waits
@@ -292,7 +292,7 @@ def _count_rows(app: Seawall) -> dict[str, tuple[int, int]]:
     folded = 0 if store.dialect.serialized else FOLDED_SLOT  # type: ignore[attr-defined]
     found = {}
     for table, _key_columns, figures in COUNTERS:
-        zero = " AND ".join(f"{f} = 0" for f in figures)
+        zero = all_zero(figures)
         sql = (
             f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN slot <> {folded} OR ({zero}) THEN 1 "
             f"ELSE 0 END), 0) FROM {table}"

@@ -28,9 +28,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Final
 
-from seawall.ledger._queries import HOUR
+from seawall.ledger._queries import HOUR, LATENCY_COLUMNS
 from seawall.ledger._sqlbase import SQLBase
-from seawall.ledger._stats import LATENCY_BOUNDS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,19 +43,18 @@ COUNTERS: Final = (
     (
         "step_counts",
         ("hour", "agent", "kind", "name"),
-        (
-            "calls",
-            "errors",
-            "retries",
-            "seconds",
-            *(f"b{i:02d}" for i in range(len(LATENCY_BOUNDS) + 1)),
-        ),
+        ("calls", "errors", "retries", "seconds", *LATENCY_COLUMNS),
     ),
 )
 """Each counters table: its key (without the slot) and its figures."""
 _FOLD_LOCK: Final = 0x5EA3  # the advisory lock one PostgreSQL fold at a time holds
 FOLDED_SLOT: Final = -1
 """PostgreSQL: the slot of the folded rows (the triggers write 0-63: a connection's)."""
+
+
+def all_zero(figures: Sequence[str]) -> str:
+    """The condition of a counters row whose ``figures`` are all zero (a row with nothing)."""
+    return " AND ".join(f"{figure} = 0" for figure in figures)
 
 
 class CountsUpkeep(SQLBase):
@@ -94,7 +92,7 @@ class CountsUpkeep(SQLBase):
         figures: Sequence[str],
         hours: tuple[int, int],
     ) -> int:
-        zero = " AND ".join(f"{figure} = 0" for figure in figures)
+        zero = all_zero(figures)
         if self.dialect.serialized:
             # SQLite: every row is in slot 0, and a trigger takes one off a key only in its row
             # there, while a run holds that key (so the row is not zero): only rows netting to

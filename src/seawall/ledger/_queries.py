@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 HOUR: Final = 3600.0
 """The width of ``run_counts``' buckets: ranges and buckets in whole hours are summed from it."""
+LATENCY_COLUMNS: Final = tuple(f"b{i:02d}" for i in range(len(LATENCY_BOUNDS) + 1))
+"""``step_counts``' histogram columns: ``bNN`` counts the calls above bound ``NN - 1`` and
+within bound ``NN`` of :data:`~seawall.ledger.LATENCY_BOUNDS`; the last, those above them all."""
 TRIGRAM: Final = 3
 """The shortest text search the full-text index answers (it indexes trigrams)."""
 FEW_MATCHES: Final = 1000
@@ -271,7 +274,7 @@ def _counted_step_latency(
     runs (a run's calls join them when it ends or waits for a person).
     """
     where, params = _hours(since, until, agent)
-    columns = [f"b{i:02d}" for i in range(len(LATENCY_BOUNDS))]
+    columns = LATENCY_COLUMNS[:-1]  # a bound's cumulative count: its column and those below
     counts = "".join(f", SUM({' + '.join(columns[: i + 1])})" for i in range(len(columns)))
     sql = (
         f"SELECT kind, name, SUM(calls), SUM(errors), SUM(retries), SUM(seconds){counts} "

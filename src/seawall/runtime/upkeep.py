@@ -22,6 +22,9 @@ logger = logging.getLogger("seawall.upkeep")
 
 FOLD_EVERY: Final = 600.0
 """Seconds between two folds of the counters by one sweeper."""
+OVERLAP: Final = 7200.0
+"""Seconds before a fold from which the next fold of recent hours starts: the hour that ended
+at the fold too, for the runs that changed late in it."""
 WHOLE_EVERY: Final = 86_400.0
 """Seconds between two folds of every hour. The others fold the hours ended since the last
 fold: an older hour gains rows only when a run started then changes (a resume, a redrive)."""
@@ -59,6 +62,6 @@ class Upkeep:
             return 0
         if whole:
             self._whole_next = now + WHOLE_EVERY
-        self._since = now - 2 * 3600
+        self._since = now - OVERLAP
         logger.debug("folded %d counter rows of ended hours", folded)
         return folded
