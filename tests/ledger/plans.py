@@ -73,3 +73,21 @@ def explain_store(store: Any, plans: list[dict[str, Any]], *, mentioning: str = 
         conn.add_notice_handler(explained)
 
     store._db.run(explain_here, "explain", transaction=False)
+
+
+def copy_rows(
+    conn: psycopg.Connection[Any], table: str, run_id: str, count: int, changes: dict[str, str]
+) -> None:
+    """``count`` copies of the rows of run ``run_id`` in ``table``, each changed by ``changes``.
+
+    ``changes`` maps a column to an SQL expression over the row copied (``t``) and the copy's
+    number (``g``, from 1). One ``LATERAL`` call a row: as a ``SELECT (...).*`` PostgreSQL would
+    evaluate ``jsonb_populate_record`` once per column (20 times slower for ``runs``).
+    """
+    changed = ", ".join(f"'{column}', {expression}" for column, expression in changes.items())
+    conn.execute(
+        f"INSERT INTO {table} SELECT x.* FROM {table} t, generate_series(1, %s) g, LATERAL "
+        f"jsonb_populate_record(NULL::{table}, to_jsonb(t) || jsonb_build_object({changed})) x "
+        "WHERE t.run_id = %s",
+        (count, run_id),
+    )

@@ -21,7 +21,7 @@ import psycopg.sql
 from seawall.ledger import open_store
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._lease_writes import _claim_in_one
-from tests.ledger.plans import table_scans
+from tests.ledger.plans import copy_rows, table_scans
 from tests.ledger.test_claim_contract import queue
 from tests.postgres_schemas import with_schema
 
@@ -57,12 +57,7 @@ def test_the_claim_reads_runs_by_key_with_a_young_tables_statistics(
         conn.execute("ALTER TABLE runs SET (autovacuum_enabled = false)")
         conn.execute("ALTER TABLE runs ALTER COLUMN agent SET (n_distinct = -1)")
         conn.execute("ANALYZE runs")
-        conn.execute(
-            "INSERT INTO runs SELECT x.* FROM runs r, generate_series(1, %s) g, LATERAL "
-            "jsonb_populate_record(NULL::runs, to_jsonb(r) || jsonb_build_object("
-            "'run_id', 'queued' || g)) x WHERE r.run_id = 'young0'",
-            (QUEUED,),
-        )
+        copy_rows(conn, "runs", "young0", QUEUED, {"run_id": "'queued' || g"})
         target, now = f"queued{QUEUED // 2}", time.time()
 
         control = _generic_plan(

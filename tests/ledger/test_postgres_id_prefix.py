@@ -20,7 +20,7 @@ import pytest
 
 from seawall.ledger import open_store
 from seawall.ledger._queries import ID_ORDER_PROBE
-from tests.ledger.plans import explain_store, table_scans
+from tests.ledger.plans import copy_rows, explain_store, table_scans
 from tests.ledger.rows import new_run
 from tests.postgres_schemas import with_schema
 
@@ -36,12 +36,7 @@ def _seed(postgres_url: str, schema: str) -> list[str]:
         store.close()
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"SET search_path TO {schema}")
-        conn.execute(
-            "INSERT INTO runs SELECT x.* FROM runs r, generate_series(1, %s) g, LATERAL "
-            "jsonb_populate_record(NULL::runs, to_jsonb(r) || jsonb_build_object("
-            "'run_id', md5(g::text))) x WHERE r.run_id = %s",
-            (IDS, "0" * 32),
-        )
+        copy_rows(conn, "runs", "0" * 32, IDS, {"run_id": "md5(g::text)"})
         conn.execute("ANALYZE runs")
         return sorted(row[0] for row in conn.execute("SELECT run_id FROM runs").fetchall())
 

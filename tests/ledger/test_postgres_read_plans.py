@@ -23,7 +23,13 @@ import psycopg.sql
 from seawall.ledger import open_store
 from seawall.ledger._dialect import POSTGRES
 from seawall.ledger._queries import run_stats
-from tests.ledger.plans import explain_store, range_reads, spending_runs, table_scans
+from tests.ledger.plans import (
+    copy_rows,
+    explain_store,
+    range_reads,
+    spending_runs,
+    table_scans,
+)
 from tests.ledger.rows import new_run
 from tests.postgres_schemas import with_schema
 
@@ -81,12 +87,12 @@ def test_a_read_is_planned_with_todays_statistics_not_kept_prepared(
             admin.execute(f"SET search_path TO {schema}")
             admin.execute("ALTER TABLE runs SET (autovacuum_enabled = false)")
             admin.execute("ANALYZE runs")
-            admin.execute(
-                "INSERT INTO runs SELECT x.* FROM runs r, generate_series(1, %s) g, LATERAL "
-                "jsonb_populate_record(NULL::runs, to_jsonb(r) || jsonb_build_object("
-                "'run_id', 'old' || g, 'start_time', r.start_time - 86400 - g)) x "
-                "WHERE r.run_id = 'young0'",
-                (OLD,),
+            copy_rows(
+                admin,
+                "runs",
+                "young0",
+                OLD,
+                {"run_id": "'old' || g", "start_time": "t.start_time - 86400 - g"},
             )
             admin.execute("VACUUM runs")
 
@@ -132,18 +138,9 @@ SPACING = 130.0
 
 def _copies(conn: psycopg.Connection[Any], template: str) -> None:
     """``RUNS`` copies of run ``template`` (``old1``...) and its steps, each older by SPACING."""
-    conn.execute(
-        "INSERT INTO runs SELECT x.* FROM runs r, generate_series(1, %s) g, LATERAL "
-        "jsonb_populate_record(NULL::runs, to_jsonb(r) || jsonb_build_object("
-        "'run_id', 'old' || g, 'start_time', r.start_time - %s * g)) x WHERE r.run_id = %s",
-        (RUNS, SPACING, template),
-    )
-    conn.execute(
-        "INSERT INTO steps SELECT x.* FROM steps s, generate_series(1, %s) g, LATERAL "
-        "jsonb_populate_record(NULL::steps, to_jsonb(s) || jsonb_build_object("
-        "'run_id', 'old' || g)) x WHERE s.run_id = %s",
-        (RUNS, template),
-    )
+    older = {"run_id": "'old' || g", "start_time": f"t.start_time - {SPACING} * g"}
+    copy_rows(conn, "runs", template, RUNS, older)
+    copy_rows(conn, "steps", template, RUNS, {"run_id": "'old' || g"})
 
 
 def test_a_range_of_runs_reads_the_steps_of_those_runs_only(postgres_url: str, schema: str) -> None:
